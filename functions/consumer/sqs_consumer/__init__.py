@@ -1,0 +1,1 @@
+"""SQS consumer for AWS Lambda: typed events, routing and per-record dispositions."""

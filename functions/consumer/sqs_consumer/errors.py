@@ -1,0 +1,44 @@
+"""Exceptions that decide a record's disposition.
+
+Delivery is at-least-once. A handler that raises any exception other than
+``NonRetryableError`` leaves the message on the queue: it comes back after the
+visibility timeout and reaches the DLQ through the redrive policy once
+``maxReceiveCount`` is exhausted. ``NonRetryableError`` says that retrying can
+never succeed, so the message is quarantined to the DLQ at once.
+"""
+
+from __future__ import annotations
+
+
+class RetryableError(Exception):
+    """A transient failure: the message is retried after the visibility timeout.
+
+    Any exception other than ``NonRetryableError`` is treated the same way; this
+    class only makes the intent explicit in handlers.
+    """
+
+
+class NonRetryableError(Exception):
+    """A failure that retrying cannot fix: the message is quarantined to the DLQ."""
+
+
+class PoisonMessageError(Exception):
+    """The body cannot become a typed event (bad JSON, envelope, payload or type)."""
+
+    def __init__(self, kind: str, reason: str, event_type: str | None = None) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+        self.event_type = event_type
+
+
+class DeadlineReachedError(Exception):
+    """The function is too close to its timeout to start this record."""
+
+
+class QuarantineFailedError(Exception):
+    """The DLQ did not accept a quarantined message; the record is retried instead."""
+
+
+class SettingsError(ValueError):
+    """The function's environment does not hold valid settings."""

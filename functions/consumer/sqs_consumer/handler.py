@@ -1,0 +1,41 @@
+"""Lambda entry point: wires settings, the registry and the DLQ, then delegates.
+
+Nothing heavy happens at import: settings are read and the consumer built on
+the first invocation, and boto3 only when a message must be quarantined.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from sqs_consumer.observability import build_metrics, logger
+from sqs_consumer.processing import BatchConsumer
+from sqs_consumer.quarantine import SqsQuarantine
+from sqs_consumer.registry import EventRegistry
+from sqs_consumer.routes import REGISTRY
+from sqs_consumer.settings import ConsumerSettings, get_settings
+
+
+def build_consumer(settings: ConsumerSettings, registry: EventRegistry = REGISTRY) -> BatchConsumer:
+    logger.setLevel(settings.log_level)
+    return BatchConsumer(
+        registry,
+        SqsQuarantine(settings.dlq_url, endpoint_url=settings.sqs_endpoint_url),
+        metrics=build_metrics(settings.metrics_namespace, settings.service_name),
+        time_reserve_ms=settings.time_reserve_ms,
+        max_concurrent_records=settings.max_concurrent_records,
+    )
+
+
+@cache
+def _consumer() -> BatchConsumer:
+    return build_consumer(get_settings())
+
+
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    return _consumer().handle(event, context)

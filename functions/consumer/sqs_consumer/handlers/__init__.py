@@ -1,0 +1,1 @@
+"""Event handlers: plain functions ``(event, record_info) -> None``, sync or async."""

@@ -1,0 +1,130 @@
+"""Routing: a mapping from ``event_type`` to its model and handler.
+
+The registry also owns the parser: one ``TypeAdapter`` over a discriminated
+union of the registered models, so a body is decoded and validated in a single
+pass (``validate_json``) and every way it can be malformed is told apart.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Annotated, Any, Generic, TypeVar, Union
+
+from pydantic import Field, TypeAdapter, ValidationError
+
+from sqs_consumer.errors import PoisonMessageError
+from sqs_consumer.models.base import BaseEvent
+
+EventT = TypeVar("EventT", bound=BaseEvent)
+
+# Quarantine kinds: the reasons a message goes to the DLQ without a retry.
+MALFORMED_JSON = "malformed_json"
+INVALID_ENVELOPE = "invalid_envelope"
+INVALID_PAYLOAD = "invalid_payload"
+UNKNOWN_EVENT_TYPE = "unknown_event_type"
+NON_RETRYABLE = "non_retryable"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordInfo:
+    """What a handler may need to know about the SQS message carrying its event."""
+
+    message_id: str
+    receive_count: int
+    sent_timestamp_ms: int
+    message_group_id: str | None = None
+
+
+Handler = Callable[[EventT, RecordInfo], None | Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route(Generic[EventT]):
+    """One registration: an event model and the handler that processes it."""
+
+    model: type[EventT]
+    handler: Handler[EventT]
+
+    @property
+    def event_type(self) -> str:
+        return event_type_of(self.model)
+
+
+def event_type_of(model: type[BaseEvent]) -> str:
+    """The ``event_type`` literal a model accepts: written once, on the model."""
+    annotation = model.model_fields["event_type"].annotation
+    values = typing.get_args(annotation)
+    if typing.get_origin(annotation) is not typing.Literal or len(values) != 1:
+        raise TypeError(f"{model.__name__}.event_type must be a single Literal value")
+    value = values[0]
+    if not isinstance(value, str):
+        raise TypeError(f"{model.__name__}.event_type must be a string literal")
+    return value
+
+
+class EventRegistry:
+    """Maps event types to routes and parses bodies into the matching model."""
+
+    def __init__(self, routes: Iterable[Route[Any]]) -> None:
+        by_type: dict[str, Route[Any]] = {}
+        for route in routes:
+            if route.event_type in by_type:
+                raise ValueError(f"event type {route.event_type!r} is registered twice")
+            by_type[route.event_type] = route
+        if not by_type:
+            raise ValueError("an event registry needs at least one route")
+        self._routes: Mapping[str, Route[Any]] = by_type
+
+    @property
+    def routes(self) -> Mapping[str, Route[Any]]:
+        return self._routes
+
+    def __contains__(self, event_type: object) -> bool:
+        return event_type in self._routes
+
+    def route_for(self, event: BaseEvent) -> Route[Any]:
+        return self._routes[event.event_type]
+
+    @cached_property
+    def adapter(self) -> TypeAdapter[BaseEvent]:
+        """The discriminated union of every registered model (built on first use)."""
+        models = tuple(route.model for route in self._routes.values())
+        union: Any = models[0] if len(models) == 1 else Union[models]  # noqa: UP007
+        if len(models) > 1:
+            union = Annotated[union, Field(discriminator="event_type")]
+        return TypeAdapter(union)
+
+    def parse(self, body: str | bytes) -> BaseEvent:
+        """Decode and validate a message body, or raise ``PoisonMessageError``."""
+        try:
+            return self.adapter.validate_json(body)
+        except ValidationError as exc:
+            raise _classify(exc, tagged=len(self._routes) > 1) from exc
+
+    def json_schema(self) -> dict[str, Any]:
+        """The event contract as JSON Schema, for producers in other languages."""
+        return self.adapter.json_schema()
+
+
+def _classify(exc: ValidationError, *, tagged: bool) -> PoisonMessageError:
+    """Tell apart the ways a body can be malformed, for the quarantine reason."""
+    errors = exc.errors(include_url=False, include_input=False)
+    first = errors[0]
+    if first["type"] == "json_invalid":
+        return PoisonMessageError(MALFORMED_JSON, first["msg"])
+    if first["type"] == "union_tag_invalid":
+        tag = str((first.get("ctx") or {}).get("tag", ""))
+        return PoisonMessageError(UNKNOWN_EVENT_TYPE, f"unknown event_type {tag!r}", event_type=tag)
+    # With a discriminated union, a field error's location starts with the matched tag.
+    skip = 1 if tagged else 0
+    tag = str(first["loc"][0]) if tagged and first["loc"] else None
+    fields = [error["loc"][skip:] for error in errors]
+    detail = "; ".join(
+        f"{'.'.join(str(part) for part in loc) or '<body>'}: {error['msg']}"
+        for loc, error in zip(fields, errors, strict=True)
+    )
+    payload_only = all(loc and loc[0] == "payload" for loc in fields)
+    return PoisonMessageError(INVALID_PAYLOAD if payload_only else INVALID_ENVELOPE, detail, event_type=tag)

@@ -1,0 +1,19 @@
+"""The registrations: one line per event type.
+
+Adding an event type: a model in ``models/``, a handler in ``handlers/``, one
+``Route`` here, and one sample event in ``events/`` (a test checks all four).
+"""
+
+from __future__ import annotations
+
+from sqs_consumer.handlers.document_processed import handle_document_processed
+from sqs_consumer.handlers.hello import handle_hello
+from sqs_consumer.models import DocumentProcessedEvent, HelloEvent
+from sqs_consumer.registry import EventRegistry, Route
+
+REGISTRY = EventRegistry(
+    [
+        Route(HelloEvent, handle_hello),
+        Route(DocumentProcessedEvent, handle_document_processed),
+    ]
+)

@@ -1,0 +1,84 @@
+"""The function's settings: one typed object, read once from the environment.
+
+The environment variable names are part of the contract with the stack:
+``infra/`` builds the function's environment from ``ConsumerSettings.env_name``
+so no name is written twice.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Literal
+
+from pydantic import AliasChoices, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from sqs_consumer.errors import SettingsError
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class ConsumerSettings(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=True, populate_by_name=True)
+
+    service_name: str = Field(
+        default="sqs-consumer", min_length=1, validation_alias=AliasChoices("POWERTOOLS_SERVICE_NAME", "service_name")
+    )
+    metrics_namespace: str = Field(
+        default="SqsConsumer",
+        min_length=1,
+        validation_alias=AliasChoices("POWERTOOLS_METRICS_NAMESPACE", "metrics_namespace"),
+    )
+    log_level: LogLevel = Field(default="INFO", validation_alias=AliasChoices("POWERTOOLS_LOG_LEVEL", "log_level"))
+    dlq_url: str = Field(
+        pattern=r"^https?://\S+$",
+        description="Where quarantined messages are sent.",
+        validation_alias=AliasChoices("DLQ_URL", "dlq_url"),
+    )
+    time_reserve_ms: int = Field(
+        default=5_000,
+        ge=0,
+        le=900_000,
+        description="Records are not started once the remaining time is below this (the seed's WORKER_SHUTDOWN_TIMEOUT).",
+        validation_alias=AliasChoices("TIME_RESERVE_MS", "time_reserve_ms"),
+    )
+    max_concurrent_records: int = Field(
+        default=10,
+        ge=1,
+        le=10_000,
+        description="How many records of a standard-queue batch may run their async handlers at once.",
+        validation_alias=AliasChoices("MAX_CONCURRENT_RECORDS", "max_concurrent_records"),
+    )
+    sqs_endpoint_url: str | None = Field(
+        default=None,
+        description="Only for local runs: the SQS endpoint of the emulated queues.",
+        validation_alias=AliasChoices("SQS_ENDPOINT_URL", "sqs_endpoint_url"),
+    )
+
+    @classmethod
+    def env_name(cls, field: str) -> str:
+        """The environment variable that sets ``field``."""
+        alias = cls.model_fields[field].validation_alias
+        assert isinstance(alias, AliasChoices)
+        first = alias.choices[0]
+        assert isinstance(first, str)
+        return first
+
+    @classmethod
+    def from_env(cls) -> ConsumerSettings:
+        """Read and validate the environment, with one readable error."""
+        try:
+            return cls()  # type: ignore[call-arg]  # fields come from the environment
+        except ValidationError as exc:
+            # Each error's location is the environment variable that was read.
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+                for error in exc.errors(include_url=False)
+            )
+            raise SettingsError(f"invalid consumer settings: {problems}") from None
+
+
+@cache
+def get_settings() -> ConsumerSettings:
+    """The settings of this execution environment, read on first use."""
+    return ConsumerSettings.from_env()
