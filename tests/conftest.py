@@ -1,7 +1,14 @@
 from __future__ import annotations
 
+import io
+import json
+import logging
+from collections.abc import Iterator, Mapping
+from typing import Any
+
 import pytest
 
+from sqs_consumer.observability import logger
 from sqs_consumer.processing import BatchConsumer
 from sqs_consumer.routes import REGISTRY
 from tests.support.fakes import FakeContext, FakeQuarantine
@@ -22,5 +29,32 @@ def consumer(quarantine: FakeQuarantine) -> BatchConsumer:
     return BatchConsumer(REGISTRY, quarantine, time_reserve_ms=1_000)
 
 
-def failed_ids(response: dict) -> list[str]:
+def failed_ids(response: Mapping[str, Any]) -> list[str]:
     return [item["itemIdentifier"] for item in response["batchItemFailures"]]
+
+
+class LogCapture:
+    """The consumer's structured log lines, parsed."""
+
+    def __init__(self, stream: io.StringIO) -> None:
+        self._stream = stream
+
+    @property
+    def lines(self) -> list[dict]:
+        return [json.loads(line) for line in self._stream.getvalue().splitlines() if line.strip()]
+
+    def clear(self) -> None:
+        self._stream.seek(0)
+        self._stream.truncate()
+
+
+@pytest.fixture
+def logs() -> Iterator[LogCapture]:
+    handler = logger.registered_handler
+    assert isinstance(handler, logging.StreamHandler)
+    stream = io.StringIO()
+    previous = handler.setStream(stream)
+    try:
+        yield LogCapture(stream)
+    finally:
+        handler.setStream(previous)

@@ -54,13 +54,22 @@ def test_consumer_flaky_record_fails_first_receive_then_succeeds(consumer, conte
     [
         pytest.param('{"event_id": "e1", "event_type": ', "malformed_json", None, id="malformed-json"),
         pytest.param("[1, 2]", "invalid_envelope", None, id="not-an-object"),
-        pytest.param(json.dumps({"event_type": "hello", "payload": {"name": "x"}}), "invalid_envelope", "hello",
-                     id="missing-event-id"),
+        pytest.param(
+            json.dumps({"event_type": "hello", "payload": {"name": "x"}}),
+            "invalid_envelope",
+            "hello",
+            id="missing-event-id",
+        ),
         pytest.param(json.dumps({"event_id": "e1", "payload": {}}), "invalid_envelope", None, id="missing-event-type"),
-        pytest.param(sqs.body("hello", {"name": "x", "simulate": "explode"}), "invalid_payload", "hello",
-                     id="invalid-payload"),
-        pytest.param(sqs.body("document.processed", {"document_id": ""}), "invalid_payload", "document.processed",
-                     id="empty-document-id"),
+        pytest.param(
+            sqs.body("hello", {"name": "x", "simulate": "explode"}), "invalid_payload", "hello", id="invalid-payload"
+        ),
+        pytest.param(
+            sqs.body("document.processed", {"document_id": ""}),
+            "invalid_payload",
+            "document.processed",
+            id="empty-document-id",
+        ),
         pytest.param(sqs.body("invoice.paid", {"id": 1}), "unknown_event_type", "invoice.paid", id="unknown-type"),
     ],
 )
@@ -99,8 +108,11 @@ def test_consumer_non_retryable_handler_error_is_quarantined(context, quarantine
     # THEN the record is acknowledged after the DLQ took it, with the handler's reason
     assert failed_ids(response) == []
     [sent] = quarantine.sent
-    assert (sent.kind, sent.reason, sent.event_type) == ("non_retryable", "document was deleted upstream",
-                                                         "document.processed")
+    assert (sent.kind, sent.reason, sent.event_type) == (
+        "non_retryable",
+        "document was deleted upstream",
+        "document.processed",
+    )
 
 
 def test_consumer_failed_quarantine_becomes_retryable_failure(consumer, context):

@@ -59,28 +59,30 @@ class BatchReport:
     def add(self, event_type: str, outcome: Outcome, *, age_ms: float, processing_ms: float | None = None) -> None:
         stats = self._stats[event_type]
         stats.counts[outcome] += 1
-        if age_ms > stats.age_ms_max:
-            stats.age_ms_max = age_ms
+        stats.age_ms_max = max(stats.age_ms_max, age_ms)
         if processing_ms is not None:
             stats.timed += 1
             stats.processing_ms_total += processing_ms
-            if processing_ms > stats.processing_ms_max:
-                stats.processing_ms_max = processing_ms
+            stats.processing_ms_max = max(stats.processing_ms_max, processing_ms)
 
     def count(self, outcome: Outcome) -> int:
         return sum(stats.counts[outcome] for stats in self._stats.values())
 
     def log_summary(self, records: int) -> None:
-        counts = {outcome.value: self.count(outcome) for outcome in Outcome}
+        succeeded, failed, quarantined, skipped, duplicate = (self.count(outcome) for outcome in Outcome)
         logger.info(
             "Batch complete: %d succeeded, %d failed, %d quarantined, %d skipped, %d duplicate",
-            counts["succeeded"],
-            counts["failed"],
-            counts["quarantined"],
-            counts["skipped"],
-            counts["duplicate"],
+            succeeded,
+            failed,
+            quarantined,
+            skipped,
+            duplicate,
             records=records,
-            **counts,
+            succeeded=succeeded,
+            failed=failed,
+            quarantined=quarantined,
+            skipped=skipped,
+            duplicate=duplicate,
         )
 
     def publish(self, metrics: Metrics) -> None:

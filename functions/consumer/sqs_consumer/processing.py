@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -38,8 +38,8 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from sqs_consumer.models.base import BaseEvent
 from sqs_consumer.errors import DeadlineReachedError, NonRetryableError, PoisonMessageError
+from sqs_consumer.models.base import BaseEvent
 from sqs_consumer.observability import UNRECOGNIZED_TYPE, BatchReport, Outcome, logger
 from sqs_consumer.quarantine import Quarantine, QuarantinedMessage
 from sqs_consumer.registry import NON_RETRYABLE, EventRegistry, RecordInfo, Route
@@ -162,7 +162,9 @@ class BatchConsumer:
         try:
             event = self._registry.parse(record.body)
         except PoisonMessageError as poison:
-            self._quarantine_record(record, info, poison.kind, poison.reason, poison.event_type, age_ms, run)
+            self._quarantine_record(
+                record, info, run, kind=poison.kind, reason=poison.reason, event_type=poison.event_type, age_ms=age_ms
+            )
             return None
         logger.debug("Record started", message_id=info.message_id, event_id=event.event_id, event_type=event.event_type)
         return _Job(record, info, event, self._registry.route_for(event), age_ms, self._timer())
@@ -177,7 +179,14 @@ class BatchConsumer:
         elapsed_ms = (self._timer() - job.started) * 1000
         if isinstance(exc, NonRetryableError):
             self._quarantine_record(
-                job.record, job.info, NON_RETRYABLE, str(exc), job.event.event_type, job.age_ms, run, elapsed_ms
+                job.record,
+                job.info,
+                run,
+                kind=NON_RETRYABLE,
+                reason=str(exc),
+                event_type=job.event.event_type,
+                age_ms=job.age_ms,
+                processing_ms=elapsed_ms,
             )
             return
         run.report.add(job.event.event_type, Outcome.FAILED, age_ms=job.age_ms, processing_ms=elapsed_ms)
@@ -195,15 +204,16 @@ class BatchConsumer:
         self,
         record: SQSRecord,
         info: RecordInfo,
+        run: _Run,
+        *,
         kind: str,
         reason: str,
         event_type: str | None,
         age_ms: float,
-        run: _Run,
         processing_ms: float | None = None,
     ) -> None:
         """Send to the DLQ, then acknowledge; raise (a retryable failure) if the DLQ refuses."""
-        metric_type = event_type if event_type in self._registry else UNRECOGNIZED_TYPE
+        metric_type = event_type if event_type is not None and event_type in self._registry else UNRECOGNIZED_TYPE
         message = QuarantinedMessage(
             body=record.body,
             kind=kind,

@@ -38,7 +38,7 @@ class RecordInfo:
     message_group_id: str | None = None
 
 
-Handler = Callable[[EventT, RecordInfo], None | Awaitable[None]]
+Handler = Callable[[EventT, RecordInfo], Awaitable[None] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,15 +116,15 @@ def _classify(exc: ValidationError, *, tagged: bool) -> PoisonMessageError:
     if first["type"] == "json_invalid":
         return PoisonMessageError(MALFORMED_JSON, first["msg"])
     if first["type"] == "union_tag_invalid":
-        tag = str((first.get("ctx") or {}).get("tag", ""))
-        return PoisonMessageError(UNKNOWN_EVENT_TYPE, f"unknown event_type {tag!r}", event_type=tag)
+        unknown = str((first.get("ctx") or {}).get("tag", ""))
+        return PoisonMessageError(UNKNOWN_EVENT_TYPE, f"unknown event_type {unknown!r}", event_type=unknown)
     # With a discriminated union, a field error's location starts with the matched tag.
     skip = 1 if tagged else 0
-    tag = str(first["loc"][0]) if tagged and first["loc"] else None
+    matched = str(first["loc"][0]) if tagged and first["loc"] else None
     fields = [error["loc"][skip:] for error in errors]
     detail = "; ".join(
         f"{'.'.join(str(part) for part in loc) or '<body>'}: {error['msg']}"
         for loc, error in zip(fields, errors, strict=True)
     )
     payload_only = all(loc and loc[0] == "payload" for loc in fields)
-    return PoisonMessageError(INVALID_PAYLOAD if payload_only else INVALID_ENVELOPE, detail, event_type=tag)
+    return PoisonMessageError(INVALID_PAYLOAD if payload_only else INVALID_ENVELOPE, detail, event_type=matched)

@@ -39,7 +39,7 @@ class ConsumerSettings(BaseSettings):
         default=5_000,
         ge=0,
         le=900_000,
-        description="Records are not started once the remaining time is below this (the seed's WORKER_SHUTDOWN_TIMEOUT).",
+        description="No record starts once the remaining time is below this (the seed's WORKER_SHUTDOWN_TIMEOUT).",
         validation_alias=AliasChoices("TIME_RESERVE_MS", "time_reserve_ms"),
     )
     max_concurrent_records: int = Field(
@@ -68,7 +68,7 @@ class ConsumerSettings(BaseSettings):
     def from_env(cls) -> ConsumerSettings:
         """Read and validate the environment, with one readable error."""
         try:
-            return cls()  # type: ignore[call-arg]  # fields come from the environment
+            return cls()
         except ValidationError as exc:
             # Each error's location is the environment variable that was read.
             problems = "; ".join(

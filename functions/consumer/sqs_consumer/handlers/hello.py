@@ -19,4 +19,4 @@ async def handle_hello(event: HelloEvent, record: RecordInfo) -> None:
         raise RetryableError("simulated transient failure on the first receive")
     elif simulate == "fail":
         raise RetryableError("simulated failure on every receive")
-    logger.debug("Hello", name=event.payload.name, event_id=event.event_id)
+    logger.debug("Hello", greeted=event.payload.name, event_id=event.event_id)

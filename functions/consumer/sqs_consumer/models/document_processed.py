@@ -6,7 +6,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-
 from sqs_consumer.models.base import BaseEvent
 
 
