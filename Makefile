@@ -6,30 +6,51 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+STAGE ?= dev
+EVENT ?= events/hello.json
+export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 export PYTHONPATH := $(CURDIR):$(CURDIR)/functions/consumer
-export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 1
+# jsii prints a banner on Node 20 unless its major version is listed here.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: help setup test lint typecheck unit
+.PHONY: help setup test lint typecheck unit synth diff deploy destroy
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-setup: $(STAMP) ## Create .venv with the pinned requirements (idempotent)
+setup: $(STAMP) $(NODE_STAMP) ## Create .venv and node_modules with the pinned versions (idempotent)
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-lint: setup ## ruff lint and format check
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: setup ## mypy (strict, pydantic plugin)
+typecheck: $(STAMP) ## mypy (strict, pydantic plugin)
 	$(BIN)/mypy .
 
-test: lint typecheck ## The whole suite: lint, types, unit, infra, integration, e2e
+test: setup lint typecheck ## The whole suite: lint, types, unit, infra, integration, e2e
 	$(BIN)/python -m pytest
 
-unit: setup ## Unit tests only (fast)
+unit: $(STAMP) ## Unit tests only (fast)
 	$(BIN)/python -m pytest tests/unit
+
+synth: setup ## Synthesize the stack of STAGE (default dev) into cdk.out/
+	cdk synth --quiet -c stage=$(STAGE)
+
+diff: setup ## Compare STAGE with what is deployed
+	cdk diff -c stage=$(STAGE)
+
+deploy: setup ## Deploy STAGE to the current AWS account and region
+	cdk deploy -c stage=$(STAGE) --require-approval broadening --outputs-file cdk.out/outputs-$(STAGE).json
+
+destroy: setup ## Delete the stack of STAGE (the DLQ is retained)
+	cdk destroy -c stage=$(STAGE)

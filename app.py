@@ -1,0 +1,20 @@
+#!/usr/bin/env python3
+"""CDK entry point: `cdk synth -c stage=dev` (the stage's settings are in cdk.json)."""
+
+import sys
+from pathlib import Path
+
+# The function's settings class names its environment; the stack reuses it.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "functions" / "consumer"))
+
+from aws_cdk import App
+
+from infra.app import build_app
+from infra.settings import StackSettingsError
+
+app = App()
+try:
+    build_app(app)
+except StackSettingsError as error:
+    sys.exit(f"error: {error}")
+app.synth()

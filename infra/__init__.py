@@ -1,0 +1,1 @@
+"""The CDK stack: queues, consumer function, event source mapping, monitoring."""

@@ -1,0 +1,17 @@
+"""Builds the CDK app for a stage: settings, stack and cdk-nag checks."""
+
+from __future__ import annotations
+
+from aws_cdk import App, Validations
+from cdk_nag import AwsSolutionsChecks
+
+from infra.settings import DEFAULT_STAGE, StackSettings
+from infra.stack import ConsumerStack, stack_name
+
+
+def build_app(app: App) -> ConsumerStack:
+    stage = str(app.node.try_get_context("stage") or DEFAULT_STAGE)
+    settings = StackSettings.for_stage(stage, app.node.try_get_context("stages"))
+    stack = ConsumerStack(app, stack_name(stage), settings=settings, description=f"SQS consumer on Lambda ({stage})")
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    return stack

@@ -1,0 +1,93 @@
+"""The consumer function and its SQS event source mapping."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra.packaging import Target, build_function_asset
+from infra.queues import QueuesConstruct
+from infra.settings import StackSettings
+from sqs_consumer.settings import ConsumerSettings
+
+# The latest Lambda Python runtime that the pinned dependencies ship wheels for.
+RUNTIME = lambda_.Runtime.PYTHON_3_14
+ARCHITECTURE = lambda_.Architecture.ARM_64
+TARGET = Target(python_version="3.14", architecture="arm64")
+HANDLER = "sqs_consumer.handler.lambda_handler"
+
+_RETENTION = {
+    1: "ONE_DAY", 3: "THREE_DAYS", 5: "FIVE_DAYS", 7: "ONE_WEEK", 14: "TWO_WEEKS", 30: "ONE_MONTH",
+    60: "TWO_MONTHS", 90: "THREE_MONTHS", 120: "FOUR_MONTHS", 150: "FIVE_MONTHS", 180: "SIX_MONTHS",
+    365: "ONE_YEAR", 400: "THIRTEEN_MONTHS", 545: "EIGHTEEN_MONTHS", 731: "TWO_YEARS", 1096: "THREE_YEARS",
+    1827: "FIVE_YEARS", 2192: "SIX_YEARS", 2557: "SEVEN_YEARS", 2922: "EIGHT_YEARS", 3288: "NINE_YEARS",
+    3653: "TEN_YEARS",
+}  # fmt: skip
+
+
+def function_environment(settings: StackSettings, dlq_url: str) -> dict[str, str]:
+    """The variables ``ConsumerSettings`` reads, named by the function's own settings class."""
+    values = {
+        "service_name": settings.service_name,
+        "metrics_namespace": settings.metrics_namespace,
+        "log_level": settings.log_level,
+        "dlq_url": dlq_url,
+        "time_reserve_ms": str(int(settings.time_reserve_seconds * 1000)),
+        "max_concurrent_records": str(settings.max_concurrent_records),
+    }
+    return {ConsumerSettings.env_name(field): value for field, value in values.items()}
+
+
+class ConsumerFunctionConstruct(Construct):
+    """The Lambda function, its log group and role, and the SQS event source mapping."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, settings: StackSettings, queues: QueuesConstruct
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.log_group = logs.LogGroup(
+            self,
+            "LogGroup",
+            retention=logs.RetentionDays[_RETENTION[settings.log_retention_days]],
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        # An explicit role: writing its own logs and sending quarantined messages to
+        # the DLQ; the event source adds what polling the queue needs. Nothing else.
+        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+        self.log_group.grant_write(self.role)
+        self.role.add_to_policy(
+            iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[queues.dead_letter_queue.queue_arn])
+        )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            handler=HANDLER,
+            code=lambda_.Code.from_asset(str(build_function_asset(TARGET)), exclude=[".complete"]),
+            memory_size=settings.function_memory_mb,
+            timeout=Duration.seconds(settings.function_timeout_seconds),
+            reserved_concurrent_executions=settings.reserved_concurrency,
+            role=self.role,
+            log_group=self.log_group,
+            logging_format=lambda_.LoggingFormat.JSON,
+            application_log_level_v2=lambda_.ApplicationLogLevel[settings.log_level.replace("WARNING", "WARN")],
+            system_log_level_v2=lambda_.SystemLogLevel.WARN,
+            environment=function_environment(settings, queues.dead_letter_queue.queue_url),
+            description="Consumes the SQS queue with partial batch responses",
+        )
+        self.event_source = sources.SqsEventSource(
+            queues.queue,
+            batch_size=settings.batch_size,
+            max_batching_window=(
+                Duration.seconds(settings.max_batching_window_seconds) if settings.max_batching_window_seconds else None
+            ),
+            report_batch_item_failures=True,
+            max_concurrency=settings.max_concurrency,
+            metrics_config=lambda_.MetricsConfig(metrics=[lambda_.MetricType.EVENT_COUNT]),
+        )
+        self.function.add_event_source(self.event_source)

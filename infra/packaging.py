@@ -1,0 +1,116 @@
+"""Builds the consumer function's asset without Docker.
+
+The pinned runtime dependencies (requirements.txt) are installed with pip for
+the function's platform (``--platform``, ``--python-version``,
+``--only-binary``), never in a container. The dependency layer is cached under
+``.cache/`` keyed by the requirements, the target and pip's version, so a
+repeated synth is fast and works offline once the cache is warm. The code is
+copied beside the dependencies into a staging folder keyed by both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FUNCTION_SOURCE = ROOT / "functions" / "consumer"
+REQUIREMENTS = ROOT / "requirements.txt"
+CACHE_DIR = ROOT / ".cache" / "assets"
+_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", "tests")
+
+
+class PackagingError(RuntimeError):
+    """The dependencies could not be installed for the function's platform."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """The Lambda platform: CPython version and CPU architecture."""
+
+    python_version: str  # "3.14"
+    architecture: str  # "arm64" or "x86_64"
+
+    @property
+    def pip_platform(self) -> str:
+        return "manylinux2014_aarch64" if self.architecture == "arm64" else "manylinux2014_x86_64"
+
+    @property
+    def abi_tag(self) -> str:
+        """The tag in compiled extension names, e.g. ``cpython-314-aarch64-linux-gnu``."""
+        machine = "aarch64" if self.architecture == "arm64" else "x86_64"
+        return f"cpython-{self.python_version.replace('.', '')}-{machine}-linux-gnu"
+
+
+def _digest(*parts: bytes) -> str:
+    sha = hashlib.sha256()
+    for part in parts:
+        sha.update(len(part).to_bytes(8, "big"))
+        sha.update(part)
+    return sha.hexdigest()[:16]
+
+
+def _tree_digest(root: Path) -> bytes:
+    parts = []
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+            parts.append(str(path.relative_to(root)).encode())
+            parts.append(path.read_bytes())
+    return _digest(*parts).encode()
+
+
+def _pip_version() -> bytes:
+    from importlib.metadata import version  # noqa: PLC0415
+
+    return version("pip").encode()
+
+
+def build_dependencies(target: Target, requirements: Path = REQUIREMENTS, cache_dir: Path = CACHE_DIR) -> Path:
+    """Install the pinned requirements for ``target`` once; return the folder."""
+    key = _digest(requirements.read_bytes(), target.python_version.encode(), target.architecture.encode(),
+                  _pip_version())  # fmt: skip
+    folder = cache_dir / f"deps-{target.architecture}-py{target.python_version}-{key}"
+    if (folder / ".complete").is_file():
+        return folder
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    command = [
+        sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
+        "--target", str(partial), "--platform", target.pip_platform, "--implementation", "cp",
+        "--python-version", target.python_version, "--only-binary=:all:", "--requirement", str(requirements),
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
+    if result.returncode != 0:
+        raise PackagingError(
+            f"pip could not install {requirements.name} for Python {target.python_version} on "
+            f"{target.architecture} (needs network once, then the cache in {cache_dir} is used):\n{result.stderr}"
+        )
+    shutil.rmtree(folder, ignore_errors=True)
+    partial.rename(folder)
+    (folder / ".complete").write_text("ok\n")
+    return folder
+
+
+def build_function_asset(target: Target, source: Path = FUNCTION_SOURCE, cache_dir: Path = CACHE_DIR) -> Path:
+    """A folder holding the function's code and its dependencies for ``target``."""
+    dependencies = build_dependencies(target, cache_dir=cache_dir)
+    key = _digest(dependencies.name.encode(), _tree_digest(source))
+    staging = cache_dir / f"consumer-{key}"
+    if (staging / ".complete").is_file():
+        return staging
+    partial = staging.with_name(staging.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(dependencies, partial, ignore=shutil.ignore_patterns(".complete"))
+    shutil.copytree(source, partial, ignore=_IGNORED, dirs_exist_ok=True)
+    shutil.rmtree(staging, ignore_errors=True)
+    partial.rename(staging)
+    for stale in cache_dir.glob("consumer-*"):
+        if stale != staging:
+            shutil.rmtree(stale, ignore_errors=True)
+    # The marker is excluded from the asset by the stack (see consumer_function.py).
+    (staging / ".complete").write_text("ok\n")
+    return staging

@@ -1,0 +1,133 @@
+"""Stack settings: one typed object per stage, read from cdk.json context.
+
+Defaults mirror the seed worker (SQS_MAX_MESSAGES=10, SQS_VISIBILITY_TIMEOUT=300,
+SQS_WAIT_TIME_SECONDS=20, WORKER_MAX_RETRIES=3). The AWS rules of DESIGN.md §5
+are checked here, so a wrong setting fails `cdk synth` with a message that names
+the setting and the bound.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from sqs_consumer.settings import ConsumerSettings
+
+DEFAULT_STAGE = "dev"
+# CloudWatch Logs accepts only these retention periods (days).
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+                      3288, 3653)  # fmt: skip
+
+
+class StackSettingsError(ValueError):
+    """A stage's settings break an AWS rule; the message says what to change."""
+
+
+class StackSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    service_name: str = Field(default="sqs-consumer", pattern=r"^[a-z][a-z0-9-]{0,39}$")
+    metrics_namespace: str = Field(default=ConsumerSettings.model_fields["metrics_namespace"].default, min_length=1)
+    # The queue (seed: SQS_VISIBILITY_TIMEOUT, SQS_WAIT_TIME_SECONDS).
+    visibility_timeout_seconds: int = Field(default=300, ge=0, le=43_200)
+    receive_wait_time_seconds: int = Field(default=20, ge=0, le=20)
+    retention_period_seconds: int = Field(default=4 * 86_400, ge=60, le=14 * 86_400)
+    dlq_retention_period_seconds: int = Field(default=14 * 86_400, ge=60, le=14 * 86_400)
+    # Retries before the redrive policy moves a message to the DLQ (seed: WORKER_MAX_RETRIES).
+    max_retries: int = Field(default=3, ge=0, le=999)
+    fifo: bool = False
+    content_based_deduplication: bool = False
+    # The event source mapping (seed: SQS_MAX_MESSAGES, WORKER_POLL_INTERVAL, replicas).
+    batch_size: int = Field(default=10, ge=1, le=10_000)
+    max_batching_window_seconds: int = Field(default=0, ge=0, le=300)
+    max_concurrency: int = Field(default=3, ge=2, le=1_000)
+    # The function.
+    reserved_concurrency: int = Field(default=5, ge=1)
+    function_timeout_seconds: int = Field(default=30, ge=1, le=900)
+    function_memory_mb: int = Field(default=256, ge=128, le=10_240)
+    # Seed: WORKER_SHUTDOWN_TIMEOUT, the time kept in reserve before the function's timeout.
+    time_reserve_seconds: float = Field(default=5, ge=0)
+    max_concurrent_records: int = Field(default=10, ge=1, le=10_000)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_retention_days: int = 30
+    # Monitoring and producers.
+    oldest_message_age_alarm_seconds: int = Field(default=600, ge=60)
+    alarm_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    producer_principals: tuple[str, ...] = ()
+
+    @property
+    def max_receive_count(self) -> int:
+        """Receives before the DLQ: the first one plus ``max_retries``."""
+        return self.max_retries + 1
+
+    @model_validator(mode="after")
+    def _aws_rules(self) -> StackSettings:
+        problems = list(_rule_violations(self))
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @classmethod
+    def for_stage(cls, stage: str, stages: dict[str, Any] | None) -> StackSettings:
+        """The settings of ``stage`` from the ``stages`` context of cdk.json."""
+        stages = stages or {}
+        if stage not in stages:
+            known = ", ".join(sorted(stages)) or "none"
+            raise StackSettingsError(
+                f"unknown stage {stage!r}: add it under context.stages in cdk.json (known: {known})"
+            )
+        try:
+            return cls.model_validate(stages[stage] or {})
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}"
+                for error in exc.errors(include_url=False)
+            )
+            raise StackSettingsError(f"invalid settings for stage {stage!r}: {problems}") from None
+
+
+def _rule_violations(s: StackSettings) -> list[str]:
+    problems: list[str] = []
+    # AWS: a visibility timeout of at least six times the function timeout, plus the
+    # batching window, so a message is not redelivered while a batch holding it runs
+    # (and throttled retries have room).
+    needed = 6 * s.function_timeout_seconds + s.max_batching_window_seconds
+    if s.visibility_timeout_seconds < needed:
+        problems.append(
+            f"visibility_timeout_seconds ({s.visibility_timeout_seconds}) must be >= 6 x function_timeout_seconds "
+            f"({s.function_timeout_seconds}) + max_batching_window_seconds ({s.max_batching_window_seconds}) = "
+            f"{needed}: raise visibility_timeout_seconds or lower function_timeout_seconds"
+        )
+    # Reserved concurrency below the mapping's maximum throttles invocations, and
+    # throttled receives push good messages to the DLQ unprocessed.
+    if s.reserved_concurrency < s.max_concurrency:
+        problems.append(
+            f"reserved_concurrency ({s.reserved_concurrency}) must be >= max_concurrency ({s.max_concurrency})"
+        )
+    # A standard queue's DLQ keeps the original enqueue time: it must keep messages longer.
+    if s.dlq_retention_period_seconds <= s.retention_period_seconds:
+        problems.append(
+            f"dlq_retention_period_seconds ({s.dlq_retention_period_seconds}) must be > "
+            f"retention_period_seconds ({s.retention_period_seconds})"
+        )
+    if s.fifo:
+        if s.batch_size > 10:
+            problems.append(f"batch_size ({s.batch_size}) must be <= 10 for a FIFO queue")
+        if s.max_batching_window_seconds:
+            problems.append(f"max_batching_window_seconds ({s.max_batching_window_seconds}) must be 0 for a FIFO queue")
+    elif s.batch_size > 10 and s.max_batching_window_seconds < 1:
+        problems.append(
+            f"batch_size ({s.batch_size}) > 10 needs max_batching_window_seconds >= 1 "
+            f"(got {s.max_batching_window_seconds})"
+        )
+    if s.content_based_deduplication and not s.fifo:
+        problems.append("content_based_deduplication needs fifo = true")
+    if s.time_reserve_seconds >= s.function_timeout_seconds:
+        problems.append(
+            f"time_reserve_seconds ({s.time_reserve_seconds}) must be < function_timeout_seconds "
+            f"({s.function_timeout_seconds}), or no record would ever start"
+        )
+    if s.log_retention_days not in LOG_RETENTION_DAYS:
+        problems.append(f"log_retention_days ({s.log_retention_days}) must be one of {LOG_RETENTION_DAYS}")
+    return problems

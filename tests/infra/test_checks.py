@@ -1,0 +1,60 @@
+"""cdk-nag (AwsSolutions) and cfn-lint on the synthesized app, and the asset's platform."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from aws_cdk import App, Stack, Validations
+from aws_cdk import aws_sqs as sqs
+from cdk_nag import AwsSolutionsChecks
+
+from infra.consumer_function import TARGET
+from infra.packaging import build_function_asset
+from tests.infra.conftest import synth
+
+
+def test_cdk_nag_reports_no_findings(tmp_path):
+    # GIVEN the app with the AwsSolutions pack registered (build_app does it)
+    app, _ = synth()
+    # WHEN it synthesizes (a finding would raise ValidationFailed)
+    assembly = app.synth()
+    # THEN the validation report holds no finding
+    report = json.loads((Path(assembly.directory) / "validation-report.json").read_text())
+    assert report["pluginReports"] == []
+
+
+def test_cdk_nag_is_active_on_such_an_app():
+    # A deliberately non-compliant queue must be caught, or the test above proves nothing.
+    app = App()
+    stack = Stack(app, "Bad")
+    sqs.Queue(stack, "Plain")
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    with pytest.raises(RuntimeError, match=r"ValidationFailed(.|\n)*AwsSolutions-SQS4"):
+        app.synth()
+
+
+def test_cfn_lint_finds_no_errors(tmp_path):
+    app, stack = synth()
+    assembly = app.synth()
+    template = Path(assembly.directory) / f"{stack.stack_name}.template.json"
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("cfn-lint")), "--format", "parseable", str(template)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    errors = [line for line in result.stdout.splitlines() if ":E" in line]
+    assert errors == [], result.stdout
+    # 0: clean, 4: warnings only; errors set bit 2.
+    assert result.returncode in (0, 4), result.stdout + result.stderr
+
+
+def test_asset_compiled_dependency_matches_function_platform():
+    asset = build_function_asset(TARGET)
+    compiled = list(asset.glob("pydantic_core/_pydantic_core.*.so"))
+    assert [path.name for path in compiled] == [f"_pydantic_core.{TARGET.abi_tag}.so"]
+    assert TARGET.abi_tag == "cpython-314-aarch64-linux-gnu"
+    assert (asset / "sqs_consumer" / "handler.py").is_file()
+    assert not list(asset.rglob("__pycache__"))

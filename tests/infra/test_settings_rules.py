@@ -1,0 +1,85 @@
+"""Each synth-time rule (DESIGN.md §5) fails with a message naming the setting and the bound."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from infra.settings import StackSettings, StackSettingsError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def settings(**values: object) -> StackSettings:
+    return StackSettings.for_stage("test", {"test": values})
+
+
+def test_defaults_mirror_the_seed():
+    s = settings()
+    assert (s.batch_size, s.visibility_timeout_seconds, s.receive_wait_time_seconds, s.max_retries) == (10, 300, 20, 3)
+    assert s.max_receive_count == 4
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        pytest.param({"function_timeout_seconds": 60}, r"visibility_timeout_seconds \(300\) must be >= 6 x "
+                     r"function_timeout_seconds \(60\) \+ max_batching_window_seconds \(0\) = 360", id="visibility"),
+        pytest.param({"max_batching_window_seconds": 130, "batch_size": 100},
+                     r"visibility_timeout_seconds \(300\) must be >= .* = 310", id="visibility-with-window"),
+        pytest.param({"reserved_concurrency": 2}, r"reserved_concurrency \(2\) must be >= max_concurrency \(3\)",
+                     id="reserved-below-max"),
+        pytest.param({"dlq_retention_period_seconds": 345_600},
+                     r"dlq_retention_period_seconds \(345600\) must be > retention_period_seconds \(345600\)",
+                     id="dlq-retention"),
+        pytest.param({"fifo": True, "batch_size": 11, "max_batching_window_seconds": 1},
+                     r"batch_size \(11\) must be <= 10 for a FIFO queue", id="fifo-batch"),
+        pytest.param({"fifo": True, "max_batching_window_seconds": 1},
+                     r"max_batching_window_seconds \(1\) must be 0 for a FIFO queue", id="fifo-window"),
+        pytest.param({"batch_size": 11}, r"batch_size \(11\) > 10 needs max_batching_window_seconds >= 1",
+                     id="large-batch-needs-window"),
+        pytest.param({"time_reserve_seconds": 30}, r"time_reserve_seconds \(30.0\) must be < function_timeout_seconds",
+                     id="reserve"),
+        pytest.param({"content_based_deduplication": True}, r"content_based_deduplication needs fifo", id="dedup"),
+        pytest.param({"max_concurrency": 1}, r"max_concurrency: Input should be greater than or equal to 2",
+                     id="esm-min-concurrency"),
+        pytest.param({"batch_size": 10_001}, r"batch_size: Input should be less than or equal to 10000",
+                     id="batch-max"),
+        pytest.param({"log_retention_days": 31}, r"log_retention_days \(31\) must be one of", id="log-retention"),
+        pytest.param({"bacth_size": 5}, r"bacth_size: Extra inputs are not permitted", id="typo"),
+    ],
+)  # fmt: skip
+def test_rule_violation_names_setting_and_bound(values, message):
+    with pytest.raises(StackSettingsError, match=message):
+        settings(**values)
+
+
+def test_unknown_stage_lists_known_ones():
+    with pytest.raises(StackSettingsError, match=r"unknown stage 'qa'.*known: dev, prod"):
+        StackSettings.for_stage("qa", {"dev": {}, "prod": {}})
+
+
+def test_every_stage_in_cdk_json_is_valid():
+    stages = json.loads((ROOT / "cdk.json").read_text())["context"]["stages"]
+    for stage in stages:
+        StackSettings.for_stage(stage, stages)
+
+
+def test_app_exits_non_zero_with_the_message_on_a_bad_setting(tmp_path):
+    # GIVEN the CDK app run as `cdk synth` runs it, with a stage that breaks a rule
+    context = {"stage": "bad", "stages": {"bad": {"reserved_concurrency": 1}}}
+    env = {**os.environ, "CDK_CONTEXT_JSON": json.dumps(context), "CDK_OUTDIR": str(tmp_path)}
+
+    # WHEN it runs
+    result = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+
+    # THEN it fails with one readable line, not a traceback
+    assert result.returncode != 0
+    assert "error: invalid settings for stage 'bad': " in result.stderr
+    assert "reserved_concurrency (1) must be >= max_concurrency (3)" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,197 @@
+"""The synthesized template holds the contract (DESIGN.md §5), asserted property by property."""
+
+from __future__ import annotations
+
+import json
+
+from aws_cdk.assertions import Match, Template
+
+from infra.stack import ConsumerStack
+from tests.infra.conftest import synth
+
+
+def queue_logical_id(template: Template, dlq: bool) -> str:
+    queues = template.find_resources("AWS::SQS::Queue")
+    [logical_id] = [lid for lid, q in queues.items() if ("RedrivePolicy" in q["Properties"]) != dlq]
+    return logical_id
+
+
+def test_queue_redrives_to_dlq_after_retries_plus_one(template: Template):
+    dlq = queue_logical_id(template, dlq=True)
+    template.has_resource_properties(
+        "AWS::SQS::Queue",
+        {
+            "VisibilityTimeout": 300,
+            "ReceiveMessageWaitTimeSeconds": 20,
+            "MessageRetentionPeriod": 4 * 86_400,
+            "SqsManagedSseEnabled": True,
+            "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": [dlq, "Arn"]}, "maxReceiveCount": 4},
+        },
+    )
+
+
+def test_dlq_is_encrypted_and_keeps_messages_longer(template: Template):
+    template.has_resource_properties(
+        "AWS::SQS::Queue",
+        {"MessageRetentionPeriod": 14 * 86_400, "SqsManagedSseEnabled": True, "RedrivePolicy": Match.absent()},
+    )
+
+
+def test_both_queues_deny_requests_without_tls(template: Template):
+    for dlq in (True, False):
+        template.has_resource_properties(
+            "AWS::SQS::QueuePolicy",
+            {
+                "Queues": [{"Ref": queue_logical_id(template, dlq)}],
+                "PolicyDocument": {
+                    "Statement": Match.array_with(
+                        [
+                            Match.object_like(
+                                {
+                                    "Effect": "Deny",
+                                    "Action": "sqs:*",
+                                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                                }
+                            )
+                        ]
+                    )
+                },
+            },
+        )
+
+
+def test_function_runtime_memory_timeout_concurrency_and_logs(template: Template):
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Runtime": "python3.14",
+            "Architectures": ["arm64"],
+            "Handler": "sqs_consumer.handler.lambda_handler",
+            "MemorySize": 256,
+            "Timeout": 30,
+            "ReservedConcurrentExecutions": 5,
+            "LoggingConfig": Match.object_like({"LogFormat": "JSON", "ApplicationLogLevel": "INFO"}),
+        },
+    )
+    template.has_resource_properties("AWS::Logs::LogGroup", {"RetentionInDays": 30})
+
+
+def test_function_environment_is_what_the_handler_settings_read(template: Template):
+    dlq = queue_logical_id(template, dlq=True)
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Environment": {
+                "Variables": {
+                    "DLQ_URL": {"Ref": dlq},
+                    "TIME_RESERVE_MS": "5000",
+                    "MAX_CONCURRENT_RECORDS": "10",
+                    "POWERTOOLS_SERVICE_NAME": "sqs-consumer",
+                    "POWERTOOLS_METRICS_NAMESPACE": "SqsConsumer",
+                    "POWERTOOLS_LOG_LEVEL": "INFO",
+                }
+            }
+        },
+    )
+
+
+def test_event_source_mapping_reports_partial_failures_with_bounded_concurrency(template: Template):
+    template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {
+            "BatchSize": 10,
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            "ScalingConfig": {"MaximumConcurrency": 3},
+            "MetricsConfig": {"Metrics": ["EventCount"]},
+            "MaximumBatchingWindowInSeconds": Match.absent(),
+        },
+    )
+
+
+def test_function_role_may_only_send_to_the_dlq_beyond_polling_and_logs(template: Template):
+    dlq = queue_logical_id(template, dlq=True)
+    queue = queue_logical_id(template, dlq=False)
+    [policy] = template.find_resources("AWS::IAM::Policy").values()
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    by_resource = {json.dumps(s["Resource"], sort_keys=True): s for s in statements}
+    for statement in statements:
+        assert statement["Resource"] != "*", statement
+    send = [s for s in statements if "sqs:SendMessage" in json.dumps(s["Action"])]
+    assert [s["Resource"] for s in send] == [{"Fn::GetAtt": [dlq, "Arn"]}]
+    consume = by_resource[json.dumps({"Fn::GetAtt": [queue, "Arn"]}, sort_keys=True)]
+    assert "sqs:SendMessage" not in consume["Action"]
+    assert "sqs:DeleteMessage" in consume["Action"]
+
+
+def test_alarms_cover_dlq_age_errors_throttles_and_polling(template: Template):
+    alarms = template.find_resources("AWS::CloudWatch::Alarm")
+    by_metric = {a["Properties"].get("MetricName"): a["Properties"] for a in alarms.values()}
+    assert by_metric["ApproximateNumberOfMessagesVisible"]["Threshold"] == 0
+    assert by_metric["ApproximateAgeOfOldestMessage"]["Threshold"] == 600
+    assert by_metric["Errors"]["ComparisonOperator"] == "GreaterThanThreshold"
+    assert by_metric["Throttles"]["Threshold"] == 0
+    [polling] = [a["Properties"] for a in alarms.values() if "Metrics" in a["Properties"]]
+    expressions = [m.get("Expression", "") for m in polling["Metrics"]]
+    assert any("polled" in e for e in expressions)
+    assert any(m.get("MetricStat", {}).get("Metric", {}).get("MetricName") == "PolledEventCount"
+               for m in polling["Metrics"])  # fmt: skip
+    [topic] = template.find_resources("AWS::SNS::Topic")
+    for alarm in alarms.values():
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic}]
+
+
+def test_dashboard_shows_the_five_seed_metrics(template: Template):
+    [dashboard] = template.find_resources("AWS::CloudWatch::Dashboard").values()
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    for title in ("Messages processed", "Processing time", "Queue depth", "Error rate", "Worker health"):
+        assert title in body
+
+
+def test_outputs_for_upstream_services(template: Template):
+    outputs = template.find_outputs("*")
+    assert {"QueueUrl", "QueueArn", "DeadLetterQueueUrl", "FunctionName"} <= set(outputs)
+
+
+def test_stack_name_carries_the_stage(dev_stack: ConsumerStack):
+    assert dev_stack.stack_name == "SqsConsumer-dev"
+
+
+def test_fifo_stage_makes_both_queues_fifo():
+    _, stack = synth("orders", fifo=True, content_based_deduplication=True)
+    template = Template.from_stack(stack)
+    queues = template.find_resources("AWS::SQS::Queue")
+    assert len(queues) == 2
+    for queue in queues.values():
+        assert queue["Properties"]["FifoQueue"] is True
+        assert queue["Properties"]["ContentBasedDeduplication"] is True
+
+
+def test_batching_window_and_email_subscription_and_producers():
+    producer = "arn:aws:iam::111122223333:role/orders-api"
+    _, stack = synth(
+        "big", batch_size=100, max_batching_window_seconds=5, visibility_timeout_seconds=185,
+        alarm_email="oncall@example.com", producer_principals=[producer],
+    )  # fmt: skip
+    template = Template.from_stack(stack)
+    template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping", {"BatchSize": 100, "MaximumBatchingWindowInSeconds": 5}
+    )
+    template.has_resource_properties("AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "oncall@example.com"})
+    template.has_resource_properties(
+        "AWS::SQS::QueuePolicy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"AWS": producer},
+                                "Action": Match.array_with(["sqs:SendMessage"]),
+                            }
+                        )
+                    ]
+                )
+            }
+        },
+    )
