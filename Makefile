@@ -14,7 +14,11 @@ export PYTHONPATH := $(CURDIR):$(CURDIR)/functions/consumer
 # jsii prints a banner on Node 20 unless its major version is listed here.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: help setup test lint typecheck unit synth diff deploy destroy
+LOCAL_STAGE ?= local
+LOCAL_TEMPLATE := cdk.out/SqsConsumer-$(LOCAL_STAGE).template.json
+SOURCES := app.py cdk.json requirements.txt $(wildcard infra/*.py) $(shell find functions -name '*.py')
+
+.PHONY: help setup test lint typecheck unit synth diff deploy destroy local invoke schema
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -42,6 +46,18 @@ test: setup lint typecheck ## The whole suite: lint, types, unit, infra, integra
 
 unit: $(STAMP) ## Unit tests only (fast)
 	$(BIN)/python -m pytest tests/unit
+
+local: setup $(LOCAL_TEMPLATE) ## Run the whole system locally: publish a demo mix, account for it (ARGS=--serve keeps it running)
+	$(BIN)/python -m local --template $(LOCAL_TEMPLATE) demo $(ARGS)
+
+invoke: setup $(LOCAL_TEMPLATE) ## Invoke the function once under the Lambda emulator: make invoke EVENT=events/hello.json
+	$(BIN)/python -m local --template $(LOCAL_TEMPLATE) invoke $(EVENT)
+
+$(LOCAL_TEMPLATE): $(SOURCES) | setup
+	cdk synth --quiet -c stage=$(LOCAL_STAGE) > /dev/null
+
+schema: $(STAMP) ## Regenerate schema/events.schema.json from the event models
+	$(BIN)/python -m publisher.schema > schema/events.schema.json
 
 synth: setup ## Synthesize the stack of STAGE (default dev) into cdk.out/
 	cdk synth --quiet -c stage=$(STAGE)

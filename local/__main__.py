@@ -1,0 +1,184 @@
+"""Run the system locally: `python -m local demo|serve|invoke` (see `make local`, `make invoke`)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from rich.console import Console
+from rich.table import Table
+
+from local import demo
+from local.emulator import rie_binary
+from local.pipeline import running_pipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+LOG_DIR = ROOT / ".cache" / "local"
+console = Console(highlight=False)
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _stop_event() -> threading.Event:
+    """Set on Ctrl-C or SIGTERM: polling stops, in-flight invocations finish."""
+    stop = threading.Event()
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            return
+        console.print("\n[bold]Stopping[/]: no new polls; waiting for in-flight invocations…")
+        stop.set()
+
+    signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGTERM, handle)
+    return stop
+
+
+def run_demo(template: Path, timeout: float) -> int:
+    stop = _stop_event()
+    ledger = demo.Ledger()
+    started = time.monotonic()
+    with running_pipeline(template, LOG_DIR, on_batch=ledger.on_batch) as pipeline:
+        plan = pipeline.plan
+        console.print(
+            f"[bold]Local pipeline[/] from {template.name}: moto on {pipeline.server.endpoint_url}, "
+            f"{len(pipeline.functions)} function instance(s) (timeout {plan.function.timeout_seconds} s, "
+            f"{plan.function.memory_mb} MB), batch {plan.mapping.batch_size}, window "
+            f"{plan.mapping.batching_window_seconds} s, max receives {plan.source_queue.max_receive_count}, "
+            f"visibility {plan.source_queue.attributes.get('VisibilityTimeout')} s. Logs in {LOG_DIR}."
+        )
+        messages = demo.demo_mix()
+        group_id = "demo" if plan.source_queue.fifo else None
+        published = demo.publish(pipeline.client, pipeline.queue.url, messages, group_id)
+        expected = {message_id: m.expected for (message_id, _), m in zip(published.items(), messages, strict=True)}
+        console.print(f"Published {len(published)} messages: {', '.join(sorted(set(published.values())))}")
+        states: dict[str, str] = {}
+        last = ""
+        while not stop.is_set() and time.monotonic() - started < timeout:
+            dead = demo.peek_dead_letters(pipeline.client, pipeline.dead_letter_queue.url)
+            states = demo.final_states(published, ledger, dead)
+            counts = Counter(states.values())
+            line = (
+                f"succeeded {counts[demo.SUCCEEDED]}, retried {len(ledger.failures)}, quarantined "
+                f"{counts[demo.QUARANTINED]}, dead-lettered {counts[demo.DEAD_LETTERED]}, "
+                f"in flight {counts[demo.IN_FLIGHT]}"
+            )
+            if line != last:
+                console.print(f"  [dim]{time.monotonic() - started:5.1f} s[/]  {line}")
+                last = line
+            if counts[demo.IN_FLIGHT] == 0:
+                break
+            stop.wait(1.0)
+    elapsed = time.monotonic() - started
+    return _summary(published, expected, states, ledger, elapsed)
+
+
+def _summary(
+    published: dict[str, str], expected: dict[str, str], states: dict[str, str], ledger: demo.Ledger, elapsed: float
+) -> int:
+    counts = Counter(states.values())
+    table = Table(title=f"Local run ({elapsed:.0f} s)")
+    table.add_column("outcome")
+    table.add_column("messages", justify="right")
+    table.add_row("published", str(len(published)))
+    table.add_row("succeeded", str(counts[demo.SUCCEEDED]))
+    table.add_row("retried (listed at least once)", str(len(ledger.failures)))
+    table.add_row("quarantined", str(counts[demo.QUARANTINED]))
+    table.add_row("dead-lettered after retries", str(counts[demo.DEAD_LETTERED]))
+    table.add_row("still in flight", str(counts[demo.IN_FLIGHT]))
+    console.print(table)
+    wrong = {mid: (published[mid], expected[mid], states.get(mid)) for mid in published
+             if states.get(mid) != expected[mid]}  # fmt: skip
+    for message_id, (label, want, got) in wrong.items():
+        console.print(f"[red]unexpected[/]: {label} ({message_id}) is {got}, expected {want}")
+    if counts[demo.IN_FLIGHT] or counts[demo.INCONSISTENT] or wrong:
+        console.print("[red]Not every message reached its expected state.[/]")
+        return 1
+    console.print("[green]Every message is accounted for.[/]")
+    return 0
+
+
+def run_serve(template: Path) -> int:
+    stop = _stop_event()
+    with running_pipeline(template, LOG_DIR) as pipeline:
+        fifo = " --group-id demo" if pipeline.plan.source_queue.fifo else ""
+        console.print(
+            f"[bold]Serving[/]: queue {pipeline.queue.url}\n"
+            f"  DLQ {pipeline.dead_letter_queue.url}\n"
+            f"  function logs in {LOG_DIR}\n"
+            f"Publish from another terminal:\n"
+            f"  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local .venv/bin/python -m publisher "
+            f"--endpoint-url {pipeline.server.endpoint_url} --region us-east-1 --queue-url {pipeline.queue.url}{fifo} "
+            f'\'{{"event_id": "evt_1", "event_type": "hello", "payload": {{"name": "you"}}}}\'\n'
+            f"Ctrl-C stops."
+        )
+        stop.wait()
+    console.print("Stopped: no process left behind.")
+    return 0
+
+
+def run_invoke(template: Path, event_path: Path) -> int:
+    import json  # noqa: PLC0415
+
+    try:
+        event = json.loads(event_path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        console.print(f"[red]cannot read {event_path}: {error}[/]")
+        return 2
+    with running_pipeline(template, LOG_DIR, poll=False, instances=1) as pipeline:
+        log_path = LOG_DIR / "function-0.log"
+        offset = log_path.stat().st_size if log_path.exists() else 0
+        invocation = pipeline.functions[0].invoke(event)
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and "REPORT RequestId" not in log_path.read_text()[offset:]:
+            time.sleep(0.05)
+        console.rule("function logs")
+        console.out(log_path.read_text()[offset:].rstrip(), highlight=False)
+        console.rule("response")
+        console.out(json.dumps(invocation.payload, indent=2), highlight=False)
+        dead = demo.peek_dead_letters(pipeline.client, pipeline.dead_letter_queue.url)
+        if dead:
+            console.print(f"DLQ: {len(dead)} quarantined message(s): " + ", ".join(
+                f"{source} ({letter.quarantine_kind})" for source, letter in dead.items()))  # fmt: skip
+    if invocation.function_error:
+        console.print("[red]The invocation failed (function error).[/]")
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _ArgumentParser(prog="python -m local", description=__doc__)
+    parser.add_argument(
+        "--template", type=Path, required=True, help="synthesized template (cdk.out/<stack>.template.json)"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo_parser = commands.add_parser("demo", help="publish the demo mix and account for every message")
+    demo_parser.add_argument("--timeout", type=float, default=170.0, help="seconds before giving up (default 170)")
+    demo_parser.add_argument("--serve", action="store_true", help="publish nothing; keep running until Ctrl-C")
+    invoke_parser = commands.add_parser("invoke", help="invoke the function once with an event file")
+    invoke_parser.add_argument("event", type=Path, help="an event file, e.g. events/hello.json")
+    commands.add_parser("fetch-emulator", help="download the emulator binary into .cache/ and exit")
+    args = parser.parse_args(argv)
+    if not args.template.is_file() and args.command != "fetch-emulator":
+        parser.error(f"no template at {args.template}: run `make synth STAGE=local` first")
+    if args.command == "demo":
+        return run_serve(args.template) if args.serve else run_demo(args.template, args.timeout)
+    if args.command == "invoke":
+        return run_invoke(args.template, args.event)
+    console.print(str(rie_binary()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""The function under the Lambda Runtime Interface Emulator, as `sam local invoke` runs it.
+
+The emulator binary is the one inside the aws-sam-cli wheel (the same one SAM
+starts in its container). Only that binary is needed, so it is extracted from
+the pinned wheel into ``.cache/`` instead of installing SAM and its pins.
+The handler runs under ``awslambdaric``, the runtime client Lambda uses, with
+the template's environment, timeout and memory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from local.processes import LOOPBACK, ChildProcess, free_port, wait_for_port
+from local.template import FunctionSpec
+
+ROOT = Path(__file__).resolve().parents[1]
+SAM_CLI_VERSION = "1.170.0"
+CACHE = ROOT / ".cache" / "rie"
+FUNCTION_CODE = ROOT / "functions" / "consumer"
+INVOKE_PATH = "/2015-03-31/functions/function/invocations"
+
+
+def rie_binary(cache: Path = CACHE) -> Path:
+    """The emulator for this machine, extracted once from the pinned aws-sam-cli wheel."""
+    arch = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}[platform.machine().lower()]
+    binary = cache / SAM_CLI_VERSION / f"aws-lambda-rie-{arch}"
+    if binary.is_file():
+        return binary
+    with tempfile.TemporaryDirectory() as download:
+        subprocess.run(  # noqa: S603
+            [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--no-deps",
+             "--only-binary=:all:", "--dest", download, f"aws-sam-cli=={SAM_CLI_VERSION}"],
+            check=True,
+        )  # fmt: skip
+        [wheel] = Path(download).glob("aws_sam_cli-*.whl")
+        with zipfile.ZipFile(wheel) as archive, archive.open(f"samcli/local/rapid/aws-lambda-rie-{arch}") as source:
+            binary.parent.mkdir(parents=True, exist_ok=True)
+            partial = binary.with_suffix(".partial")
+            with partial.open("wb") as target:
+                shutil.copyfileobj(source, target)
+            partial.chmod(0o755)
+            partial.rename(binary)
+    return binary
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """What an invocation returned: the payload, or the function error."""
+
+    payload: Any
+    function_error: bool
+    duration_seconds: float
+
+
+class FunctionEmulator:
+    """One execution environment: invocations are served one at a time."""
+
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        environment: dict[str, str],
+        *,
+        log_path: Path | None = None,
+        name: str = "consumer",
+    ) -> None:
+        self.spec = spec
+        self.port = free_port()
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": os.environ.get("HOME", "/tmp"),  # noqa: S108
+            "PYTHONPATH": str(FUNCTION_CODE),
+            "AWS_LAMBDA_FUNCTION_NAME": name,
+            "AWS_LAMBDA_FUNCTION_TIMEOUT": str(spec.timeout_seconds),
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
+            "AWS_LAMBDA_FUNCTION_HANDLER": spec.handler,
+            **environment,
+        }
+        command = [
+            str(rie_binary()),
+            "--runtime-interface-emulator-address", f"{LOOPBACK}:{self.port}",
+            "--runtime-api-address", f"{LOOPBACK}:{free_port()}",
+            sys.executable, "-m", "awslambdaric", spec.handler,
+        ]  # fmt: skip
+        self._child = ChildProcess(command, env=env, log_path=log_path)
+        wait_for_port(self.port, self._child.process)
+
+    def invoke(self, event: dict[str, Any]) -> Invocation:
+        request = urllib.request.Request(  # loopback emulator URL
+            f"http://{LOOPBACK}:{self.port}{INVOKE_PATH}",
+            data=json.dumps(event).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        started = time.monotonic()
+        # The emulator enforces the function timeout; give the HTTP call a little more.
+        with urllib.request.urlopen(request, timeout=self.spec.timeout_seconds + 30) as response:  # noqa: S310
+            raw = response.read()
+            error_header = response.headers.get("X-Amz-Function-Error")
+        elapsed = time.monotonic() - started
+        try:
+            payload = json.loads(raw) if raw.strip() else None
+        except json.JSONDecodeError:
+            # Only the emulator itself answers in plain text: "Task timed out after 3.00 seconds".
+            return Invocation(raw.decode(errors="replace"), function_error=True, duration_seconds=elapsed)
+        # The emulator answers 200 for function errors; the body says so.
+        is_error = bool(error_header) or (
+            isinstance(payload, dict) and "errorType" in payload and "errorMessage" in payload
+        )
+        return Invocation(payload, function_error=is_error, duration_seconds=elapsed)
+
+    def stop(self) -> None:
+        self._child.stop()

@@ -1,0 +1,84 @@
+"""The whole system on loopback, built from the synthesized template."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from local.emulator import FunctionEmulator
+from local.event_source import BatchResult, EventSourceMapping
+from local.sqs_server import LOCAL_CREDENTIALS, Queue, SqsServer, create_queues
+from local.template import LocalPlan, TemplateError, load_plan
+from sqs_consumer.settings import ConsumerSettings
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+
+@dataclass
+class Pipeline:
+    plan: LocalPlan
+    server: SqsServer
+    client: SQSClient
+    queue: Queue
+    dead_letter_queue: Queue
+    functions: list[FunctionEmulator]
+    mapping: EventSourceMapping | None
+
+
+def resolve_environment(plan: LocalPlan, queues: dict[str, Queue], endpoint_url: str) -> dict[str, str]:
+    """The function's template environment with queue references resolved to the local queues."""
+
+    def resolve(name: str, value: Any) -> str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, dict) and "Ref" in value and value["Ref"] in queues:
+            return queues[value["Ref"]].url
+        if isinstance(value, dict) and "Fn::GetAtt" in value and value["Fn::GetAtt"][0] in queues:
+            return queues[value["Fn::GetAtt"][0]].arn
+        raise TemplateError(f"cannot resolve {name}={value!r} locally")
+
+    environment = {name: resolve(name, value) for name, value in plan.function.environment.items()}
+    environment[ConsumerSettings.env_name("sqs_endpoint_url")] = endpoint_url
+    return {**environment, **LOCAL_CREDENTIALS}
+
+
+@contextlib.contextmanager
+def running_pipeline(
+    template: Path,
+    log_dir: Path,
+    *,
+    poll: bool = True,
+    instances: int | None = None,
+    on_batch: Callable[[BatchResult], None] = lambda _: None,
+) -> Iterator[Pipeline]:
+    """Start moto, the queues, the function instances and (if ``poll``) the mapping; stop all on exit."""
+    plan = load_plan(template)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    server = SqsServer(log_path=log_dir / "moto.log")
+    functions: list[FunctionEmulator] = []
+    mapping: EventSourceMapping | None = None
+    try:
+        client = server.client()
+        queues = create_queues(client, plan)
+        environment = resolve_environment(plan, queues, server.endpoint_url)
+        count = instances or plan.mapping.max_concurrency
+        for index in range(count):
+            functions.append(FunctionEmulator(plan.function, environment, log_path=log_dir / f"function-{index}.log"))
+        queue = queues[plan.source_queue.logical_id]
+        if poll:
+            wait = int(plan.source_queue.attributes.get("ReceiveMessageWaitTimeSeconds", "0"))
+            mapping = EventSourceMapping(
+                client, queue, plan.mapping, functions, wait_time_seconds=wait, on_batch=on_batch
+            )
+            mapping.start()
+        yield Pipeline(plan, server, client, queue, queues[plan.dead_letter_queue.logical_id], functions, mapping)
+    finally:
+        if mapping is not None:
+            mapping.stop()
+        for function in functions:
+            function.stop()
+        server.stop()

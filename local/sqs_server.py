@@ -1,0 +1,85 @@
+"""moto's SQS server on loopback, with the queues of the synthesized template."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+
+from local.processes import LOOPBACK, ChildProcess, free_port, wait_for_port
+from local.template import LocalPlan, QueueSpec
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+REGION = "us-east-1"
+# moto accepts any credentials; these keep boto3 from looking for real ones.
+LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": REGION}
+
+
+@dataclass(frozen=True)
+class Queue:
+    url: str
+    arn: str
+
+
+class SqsServer:
+    """Starts ``moto_server`` on a free loopback port."""
+
+    def __init__(self, log_path: Path | None = None) -> None:
+        self.port = free_port()
+        self.endpoint_url = f"http://{LOOPBACK}:{self.port}"
+        moto_server = Path(sys.executable).with_name("moto_server")
+        env = {**os.environ, **LOCAL_CREDENTIALS}
+        self._child = ChildProcess([str(moto_server), "-H", LOOPBACK, "-p", str(self.port)], env=env, log_path=log_path)
+        wait_for_port(self.port, self._child.process)
+
+    def client(self) -> SQSClient:
+        return sqs_client(self.endpoint_url)
+
+    def stop(self) -> None:
+        self._child.stop()
+
+
+def sqs_client(endpoint_url: str) -> SQSClient:
+    return boto3.client(
+        "sqs",
+        endpoint_url=endpoint_url,
+        region_name=REGION,
+        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        config=Config(retries={"mode": "standard", "max_attempts": 3}, max_pool_connections=50),
+    )
+
+
+def _queue_name(stack_name: str, spec: QueueSpec) -> str:
+    name = f"{stack_name}-{spec.logical_id}"[:75]
+    return name + ".fifo" if spec.fifo else name
+
+
+def create_queues(client: SQSClient, plan: LocalPlan) -> dict[str, Queue]:
+    """Create the DLQ, then the source queue with its redrive policy, as the template says."""
+    created: dict[str, Queue] = {}
+
+    def create(spec: QueueSpec) -> Queue:
+        attributes: dict[Any, str] = dict(spec.attributes)
+        if spec.dead_letter_target is not None:
+            target = created.get(spec.dead_letter_target) or create(plan.queues[spec.dead_letter_target])
+            attributes["RedrivePolicy"] = json.dumps(
+                {"deadLetterTargetArn": target.arn, "maxReceiveCount": spec.max_receive_count}
+            )
+        url = client.create_queue(QueueName=_queue_name(plan.stack_name, spec), Attributes=attributes)["QueueUrl"]
+        arn = client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        created[spec.logical_id] = Queue(url, arn)
+        return created[spec.logical_id]
+
+    for spec in plan.queues.values():
+        if spec.logical_id not in created:
+            create(spec)
+    return created

@@ -1,0 +1,124 @@
+"""Reads what the local pipeline needs from a synthesized CloudFormation template."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# CloudFormation properties of AWS::SQS::Queue that are CreateQueue attributes.
+_QUEUE_ATTRIBUTES = (
+    "VisibilityTimeout",
+    "MessageRetentionPeriod",
+    "ReceiveMessageWaitTimeSeconds",
+    "DelaySeconds",
+    "MaximumMessageSize",
+    "FifoQueue",
+    "ContentBasedDeduplication",
+)
+
+
+class TemplateError(ValueError):
+    """The template lacks what the local pipeline needs."""
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    logical_id: str
+    attributes: dict[str, str]
+    dead_letter_target: str | None = None  # logical id of the DLQ
+    max_receive_count: int | None = None
+
+    @property
+    def fifo(self) -> bool:
+        return self.attributes.get("FifoQueue") == "true"
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    logical_id: str
+    handler: str
+    timeout_seconds: int
+    memory_mb: int
+    environment: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MappingSpec:
+    queue_logical_id: str
+    batch_size: int
+    batching_window_seconds: int
+    max_concurrency: int
+    report_batch_item_failures: bool
+
+
+@dataclass(frozen=True)
+class LocalPlan:
+    stack_name: str
+    queues: dict[str, QueueSpec]
+    function: FunctionSpec
+    mapping: MappingSpec
+
+    @property
+    def source_queue(self) -> QueueSpec:
+        return self.queues[self.mapping.queue_logical_id]
+
+    @property
+    def dead_letter_queue(self) -> QueueSpec:
+        target = self.source_queue.dead_letter_target
+        if target is None:
+            raise TemplateError("the mapped queue has no redrive policy")
+        return self.queues[target]
+
+
+def _cfn_string(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _only(resources: dict[str, Any], kind: str) -> tuple[str, dict[str, Any]]:
+    found = [(lid, r) for lid, r in resources.items() if r["Type"] == kind]
+    if len(found) != 1:
+        raise TemplateError(f"expected one {kind} in the template, found {len(found)}")
+    return found[0]
+
+
+def load_plan(template_path: Path) -> LocalPlan:
+    template = json.loads(template_path.read_text())
+    resources: dict[str, Any] = template["Resources"]
+    queues = {}
+    for logical_id, resource in resources.items():
+        if resource["Type"] != "AWS::SQS::Queue":
+            continue
+        props = resource.get("Properties", {})
+        redrive = props.get("RedrivePolicy") or {}
+        target = redrive.get("deadLetterTargetArn", {}).get("Fn::GetAtt", [None])[0]
+        queues[logical_id] = QueueSpec(
+            logical_id=logical_id,
+            attributes={name: _cfn_string(props[name]) for name in _QUEUE_ATTRIBUTES if name in props},
+            dead_letter_target=target,
+            max_receive_count=int(redrive["maxReceiveCount"]) if redrive else None,
+        )
+    function_id, function = _only(resources, "AWS::Lambda::Function")
+    props = function["Properties"]
+    function_spec = FunctionSpec(
+        logical_id=function_id,
+        handler=props["Handler"],
+        timeout_seconds=int(props.get("Timeout", 3)),
+        memory_mb=int(props.get("MemorySize", 128)),
+        environment=dict(props.get("Environment", {}).get("Variables", {})),
+    )
+    _, mapping = _only(resources, "AWS::Lambda::EventSourceMapping")
+    mprops = mapping["Properties"]
+    queue_id = mprops["EventSourceArn"]["Fn::GetAtt"][0]
+    if queue_id not in queues:
+        raise TemplateError(f"the event source mapping reads {queue_id}, which is not a queue of this template")
+    mapping_spec = MappingSpec(
+        queue_logical_id=queue_id,
+        batch_size=int(mprops.get("BatchSize", 10)),
+        batching_window_seconds=int(mprops.get("MaximumBatchingWindowInSeconds", 0)),
+        # Lambda's default for SQS without a maximum is up to 1,000; locally, two.
+        max_concurrency=int(mprops.get("ScalingConfig", {}).get("MaximumConcurrency", 2)),
+        report_batch_item_failures="ReportBatchItemFailures" in mprops.get("FunctionResponseTypes", []),
+    )
+    return LocalPlan(template_path.name.removesuffix(".template.json"), queues, function_spec, mapping_spec)

@@ -1,0 +1,145 @@
+"""The whole system on loopback: moto, the Lambda emulator and the emulated mapping."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from local import demo
+from local.event_source import BatchResult
+from local.pipeline import Pipeline, running_pipeline
+from publisher.client import EventPublisher
+from tests.unit.test_sample_events import SAMPLE_EVENTS, expected_for
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def invoker(local_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    with running_pipeline(local_template, tmp_path_factory.mktemp("logs"), poll=False, instances=1) as pipeline:
+        yield pipeline
+
+
+def drain(pipeline: Pipeline) -> None:
+    """Empty the DLQ (PurgeQueue is rate-limited to once a minute)."""
+    while messages := pipeline.client.receive_message(
+        QueueUrl=pipeline.dead_letter_queue.url, MaxNumberOfMessages=10
+    ).get("Messages", []):
+        for message in messages:
+            pipeline.client.delete_message(
+                QueueUrl=pipeline.dead_letter_queue.url, ReceiptHandle=message["ReceiptHandle"]
+            )
+
+
+@pytest.mark.parametrize("path", SAMPLE_EVENTS, ids=lambda p: p.name)
+def test_emulator_invocation_of_sample_event_gives_expected_response(invoker: Pipeline, path: Path):
+    # GIVEN a sample event and an empty DLQ
+    drain(invoker)
+    expected = expected_for(path)
+
+    # WHEN the function runs it under the Lambda emulator, as `make invoke` does
+    invocation = invoker.functions[0].invoke(json.loads(path.read_text()))
+
+    # THEN the response is the expected one and the poison went to the local DLQ
+    assert not invocation.function_error, invocation.payload
+    assert invocation.payload == {"batchItemFailures": expected["batchItemFailures"]}
+    dead = demo.peek_dead_letters(invoker.client, invoker.dead_letter_queue.url)
+    assert sorted(dead) == sorted(expected["quarantined"])
+
+
+def test_demo_mix_every_message_reaches_its_expected_state(local_template: Path, tmp_path: Path):
+    # GIVEN the local pipeline and the demo mix (successes, slow, flaky, failing, poison)
+    ledger = demo.Ledger()
+    messages = demo.demo_mix()
+    with running_pipeline(local_template, tmp_path, on_batch=ledger.on_batch) as pipeline:
+        published = demo.publish(pipeline.client, pipeline.queue.url, messages, None)
+        expected = {mid: m.expected for mid, m in zip(published, messages, strict=True)}
+        receives = pipeline.plan.source_queue.max_receive_count or 1
+        visibility = int(pipeline.plan.source_queue.attributes["VisibilityTimeout"])
+        deadline = time.monotonic() + receives * visibility + 60
+
+        # WHEN the mapping polls until nothing is in flight (bounded in time)
+        while time.monotonic() < deadline:
+            dead = demo.peek_dead_letters(pipeline.client, pipeline.dead_letter_queue.url)
+            states = demo.final_states(published, ledger, dead)
+            if demo.IN_FLIGHT not in states.values():
+                break
+            time.sleep(1)
+
+    # THEN every message is in exactly its expected final state: none lost, none twice
+    assert states == expected
+    assert sum(ledger.invocations.values()) >= 2
+    assert ledger.invocations["function_error"] == 0
+    flaky = next(mid for mid, label in published.items() if label == "hello flaky")
+    assert ledger.failures[flaky] == 1
+    failing = next(mid for mid, label in published.items() if label == "hello fail")
+    assert ledger.failures[failing] == receives
+
+
+def test_function_timeout_deletes_nothing(local_template: Path, tmp_path: Path):
+    # GIVEN a batch holding a record that sleeps past the function's timeout
+    results: list[BatchResult] = []
+    with running_pipeline(local_template, tmp_path, on_batch=results.append) as pipeline:
+        timeout_ms = pipeline.plan.function.timeout_seconds * 1000
+        slow = {"event_id": "evt_slow", "event_type": "hello",
+                "payload": {"name": "slow", "simulate": "slow", "delay_ms": timeout_ms + 2000}}  # fmt: skip
+        [sent] = EventPublisher(pipeline.queue.url, pipeline.client).publish([slow])
+
+        # WHEN the mapping invokes the function and the invocation times out
+        deadline = time.monotonic() + timeout_ms / 1000 + 30
+        while not results and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+        # THEN the batch failed as a whole and the message is still on the queue, not deleted
+        assert results, "no invocation happened"
+        assert results[0].reason == "function_error"
+        assert results[0].deleted == ()
+        attributes = pipeline.client.get_queue_attributes(
+            QueueUrl=pipeline.queue.url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"]
+        )["Attributes"]
+        assert int(attributes["ApproximateNumberOfMessagesNotVisible"]) == 1
+        assert sent.ok
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_serve_mode_stops_cleanly_on_ctrl_c(local_template: Path):
+    # GIVEN `make local ARGS=--serve`, running
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'functions' / 'consumer'}", "COLUMNS": "400"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "local", "--template", str(local_template), "demo", "--serve"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if "Ctrl-C stops" in line:
+            break
+    output = "".join(lines)
+    endpoint = next(word for word in output.split() if word.startswith("http://127.0.0.1:"))
+    port = int(endpoint.split(":")[2].split("/")[0])
+    assert _port_open(port)
+
+    # WHEN it receives Ctrl-C
+    process.send_signal(signal.SIGINT)
+    remaining, _ = process.communicate(timeout=30)
+
+    # THEN it exits 0 and leaves nothing listening
+    assert process.returncode == 0, output + remaining
+    assert "no process left behind" in remaining
+    assert not _port_open(port)
