@@ -25,9 +25,13 @@ help: ## List the targets
 
 setup: $(STAMP) $(NODE_STAMP) ## Create .venv and node_modules with the pinned versions (idempotent)
 
+# uv installs the pinned set in seconds (pip takes minutes, mostly compiling aws-cdk-lib).
+UV_VERSION := 0.13.8
+
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/uv pip install --quiet -r requirements-dev.txt
 	touch $@
 
 $(NODE_STAMP): package.json package-lock.json
