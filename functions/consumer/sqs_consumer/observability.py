@@ -90,7 +90,9 @@ class BatchReport:
         for event_type, stats in self._stats.items():
             metrics.add_dimension(name="event_type", value=event_type)
             for outcome, name in _COUNT_METRICS.items():
-                metrics.add_metric(name=name, unit=MetricUnit.Count, value=stats.counts[outcome])
+                # Zero counts are left out (each metric costs a few µs); dashboards FILL them.
+                if stats.counts[outcome] or outcome is Outcome.SUCCEEDED:
+                    metrics.add_metric(name=name, unit=MetricUnit.Count, value=stats.counts[outcome])
             if stats.timed:
                 metrics.add_metric(
                     name="ProcessingTime",

@@ -22,17 +22,17 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.utilities.batch import (
-    AsyncBatchProcessor,
+    BatchProcessor,
     EventType,
     SqsFifoPartialProcessor,
-    async_process_partial_response,
     process_partial_response,
 )
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
@@ -55,6 +55,8 @@ class _Run:
 
     context: LambdaContextLike
     report: BatchReport
+    # Per-record lines are built only when they would be written.
+    debug: bool = False
 
 
 @dataclass(slots=True)
@@ -90,12 +92,13 @@ class BatchConsumer:
         self._max_concurrent = max_concurrent_records
         self._timer = timer
         self._wall_clock_ms = wall_clock_ms
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def handle(self, event: dict[str, Any], context: LambdaContextLike) -> PartialItemFailureResponse:
         records = event.get("Records") or []
         if not records:
             return {"batchItemFailures": []}
-        run = _Run(context, BatchReport())
+        run = _Run(context, BatchReport(), debug=logger.log_level <= logging.DEBUG)
         if str(records[0].get("eventSourceARN", "")).endswith(".fifo"):
             response = self._handle_fifo(event, run)
         else:
@@ -106,59 +109,95 @@ class BatchConsumer:
         return response
 
     def _handle_standard(self, event: dict[str, Any], run: _Run) -> PartialItemFailureResponse:
-        # Every failure is listed, even when all records fail: the response
-        # always follows the ReportBatchItemFailures contract (docs/decisions.md).
-        processor = AsyncBatchProcessor(EventType.SQS, raise_on_entire_batch_failure=False)
-        semaphore = asyncio.Semaphore(self._max_concurrent)
+        """Run every record to its disposition, then let Powertools build the response.
 
-        async def record_handler(record: SQSRecord) -> None:
-            async with semaphore:
+        Sync handlers run inline. Async handlers are awaited afterwards by a pool
+        of ``max_concurrent_records`` workers on a persistent event loop, so I/O
+        overlaps while a batch without async work never touches the loop. Every
+        failure is listed, even when all records fail (docs/decisions.md).
+        """
+        outcomes: dict[str, Exception | None] = {}
+        suspended: list[tuple[_Job, Awaitable[None]]] = []
+        for raw in event["Records"]:
+            record = SQSRecord(raw)
+            try:
                 job = self._start(record, run)
-                if job is None:
-                    return
-                try:
-                    result = job.route.handler(job.event, job.info)
-                    if inspect.isawaitable(result):
-                        await result
-                except Exception as exc:
-                    self._settle_failure(job, exc, run)
-                else:
-                    self._settle_success(job, run)
+                awaitable = self._call_handler(job, run) if job is not None else None
+            except Exception as exc:  # retryable, or a bug in our bookkeeping: never lose the record
+                outcomes[record.message_id] = exc
+                continue
+            if awaitable is not None and job is not None:
+                suspended.append((job, awaitable))
+            else:
+                outcomes[record.message_id] = None
+        if suspended:
+            self._event_loop().run_until_complete(self._await_all(suspended, outcomes, run))
 
-        return async_process_partial_response(event, record_handler, processor, None)
+        def record_handler(record: SQSRecord) -> None:
+            error = outcomes[record.message_id]
+            if error is not None:
+                raise error
+
+        processor = BatchProcessor(EventType.SQS, raise_on_entire_batch_failure=False)
+        return process_partial_response(event, record_handler, processor, None)
 
     def _handle_fifo(self, event: dict[str, Any], run: _Run) -> PartialItemFailureResponse:
-        # Records stay in order: async handlers run one at a time on a private loop.
+        """One record at a time, in order; after a failure, the rest of its group is listed unprocessed."""
         processor = SqsFifoPartialProcessor(skip_group_on_error=True)
         processor.raise_on_entire_batch_failure = False
-        loop = asyncio.new_event_loop()
 
         def record_handler(record: SQSRecord) -> None:
             job = self._start(record, run)
-            if job is None:
-                return
+            awaitable = self._call_handler(job, run) if job is not None else None
+            if awaitable is not None and job is not None:
+                error = self._event_loop().run_until_complete(self._await_one(job, awaitable, run))
+                if error is not None:
+                    raise error
+
+        return process_partial_response(event, record_handler, processor, None)
+
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        # One loop for the life of the execution environment: creating one per
+        # invocation (asyncio.run) costs more than a small batch's records.
+        if self._loop is None or self._loop.is_closed():
+            self._loop = asyncio.new_event_loop()
+        return self._loop
+
+    async def _await_all(
+        self, suspended: list[tuple[_Job, Awaitable[None]]], outcomes: dict[str, Exception | None], run: _Run
+    ) -> None:
+        pending = iter(suspended)
+
+        async def worker() -> None:
+            for job, awaitable in pending:
+                outcomes[job.info.message_id] = await self._await_one(job, awaitable, run)
+
+        await asyncio.gather(*(worker() for _ in range(min(self._max_concurrent, len(suspended)))))
+
+    async def _await_one(self, job: _Job, awaitable: Awaitable[None], run: _Run) -> Exception | None:
+        """Await an async handler; the exception returned means "list it as failed"."""
+        try:
+            if run.context.get_remaining_time_in_millis() < self._time_reserve_ms:
+                if inspect.iscoroutine(awaitable):
+                    awaitable.close()
+                self._skip(job.info, job.age_ms, run)
+            job.started = self._timer()
             try:
-                result = job.route.handler(job.event, job.info)
-                if inspect.isawaitable(result):
-                    loop.run_until_complete(result)
+                await awaitable
             except Exception as exc:
                 self._settle_failure(job, exc, run)
             else:
                 self._settle_success(job, run)
-
-        try:
-            return process_partial_response(event, record_handler, processor, None)
-        finally:
-            loop.close()
+        except Exception as exc:  # retryable, or a bug in our bookkeeping: never lose the record
+            return exc
+        return None
 
     def _start(self, record: SQSRecord, run: _Run) -> _Job | None:
         """Deadline check and parsing; ``None`` when the record was quarantined."""
         info = _record_info(record)
         age_ms = max(0.0, self._wall_clock_ms() - info.sent_timestamp_ms) if info.sent_timestamp_ms else 0.0
         if run.context.get_remaining_time_in_millis() < self._time_reserve_ms:
-            run.report.add(UNRECOGNIZED_TYPE, Outcome.SKIPPED, age_ms=age_ms)
-            logger.warning("Record not started: the function is close to its timeout", message_id=info.message_id)
-            raise DeadlineReachedError("not started: the function is close to its timeout")
+            self._skip(info, age_ms, run)
         try:
             event = self._registry.parse(record.body)
         except PoisonMessageError as poison:
@@ -166,13 +205,34 @@ class BatchConsumer:
                 record, info, run, kind=poison.kind, reason=poison.reason, event_type=poison.event_type, age_ms=age_ms
             )
             return None
-        logger.debug("Record started", message_id=info.message_id, event_id=event.event_id, event_type=event.event_type)
+        if run.debug:
+            logger.debug(
+                "Record started", message_id=info.message_id, event_id=event.event_id, event_type=event.event_type
+            )
         return _Job(record, info, event, self._registry.route_for(event), age_ms, self._timer())
+
+    def _skip(self, info: RecordInfo, age_ms: float, run: _Run) -> NoReturn:
+        run.report.add(UNRECOGNIZED_TYPE, Outcome.SKIPPED, age_ms=age_ms)
+        logger.warning("Record not started: the function is close to its timeout", message_id=info.message_id)
+        raise DeadlineReachedError("not started: the function is close to its timeout")
+
+    def _call_handler(self, job: _Job, run: _Run) -> Awaitable[None] | None:
+        """Call the handler; settle a sync outcome now, or return what remains to await."""
+        try:
+            result = job.route.handler(job.event, job.info)
+        except Exception as exc:
+            self._settle_failure(job, exc, run)
+            return None
+        if inspect.isawaitable(result):
+            return result
+        self._settle_success(job, run)
+        return None
 
     def _settle_success(self, job: _Job, run: _Run) -> None:
         elapsed_ms = (self._timer() - job.started) * 1000
         run.report.add(job.event.event_type, Outcome.SUCCEEDED, age_ms=job.age_ms, processing_ms=elapsed_ms)
-        logger.debug("Record succeeded", message_id=job.info.message_id, event_id=job.event.event_id)
+        if run.debug:
+            logger.debug("Record succeeded", message_id=job.info.message_id, event_id=job.event.event_id)
 
     def _settle_failure(self, job: _Job, exc: Exception, run: _Run) -> None:
         """Quarantine a non-retryable error; re-raise anything else (a retryable failure)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 
 from sqs_consumer.errors import RetryableError
 from sqs_consumer.models.hello import HelloEvent
@@ -10,13 +11,14 @@ from sqs_consumer.observability import logger
 from sqs_consumer.registry import RecordInfo
 
 
-async def handle_hello(event: HelloEvent, record: RecordInfo) -> None:
+def handle_hello(event: HelloEvent, record: RecordInfo) -> Awaitable[None] | None:
     simulate = event.payload.simulate
     if simulate == "slow":
-        # An awaited sleep: other records of the batch run meanwhile.
-        await asyncio.sleep(event.payload.delay_ms / 1000)
-    elif simulate == "flaky" and record.receive_count <= 1:
+        # Returned, not awaited here: the consumer awaits it while other records run.
+        return asyncio.sleep(event.payload.delay_ms / 1000)
+    if simulate == "flaky" and record.receive_count <= 1:
         raise RetryableError("simulated transient failure on the first receive")
-    elif simulate == "fail":
+    if simulate == "fail":
         raise RetryableError("simulated failure on every receive")
     logger.debug("Hello", greeted=event.payload.name, event_id=event.event_id)
+    return None
