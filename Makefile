@@ -18,7 +18,7 @@ LOCAL_STAGE ?= local
 LOCAL_TEMPLATE := cdk.out/SqsConsumer-$(LOCAL_STAGE).template.json
 SOURCES := app.py cdk.json requirements.txt $(wildcard infra/*.py) $(shell find functions -name '*.py')
 
-.PHONY: help setup test lint typecheck unit synth diff deploy destroy local invoke schema
+.PHONY: help setup test lint typecheck unit synth diff deploy destroy local invoke schema bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -59,6 +59,9 @@ invoke: setup $(LOCAL_TEMPLATE) ## Invoke the function once under the Lambda emu
 
 $(LOCAL_TEMPLATE): $(SOURCES) | setup
 	cdk synth --quiet -c stage=$(LOCAL_STAGE) > /dev/null
+
+bench: $(STAMP) ## Benchmarks beside their references; writes docs/cost.md (takes a few minutes)
+	$(BIN)/python -m benchmarks
 
 schema: $(STAMP) ## Regenerate schema/events.schema.json from the event models
 	$(BIN)/python -m publisher.schema > schema/events.schema.json
