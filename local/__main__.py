@@ -66,7 +66,7 @@ def run_demo(template: Path, timeout: float) -> int:
         states: dict[str, str] = {}
         last = ""
         while not stop.is_set() and time.monotonic() - started < timeout:
-            dead = demo.peek_dead_letters(pipeline.client, pipeline.dead_letter_queue.url)
+            dead = demo.dead_letters(pipeline.client, pipeline.dead_letter_queue.url)
             states = demo.final_states(published, ledger, dead)
             counts = Counter(states.values())
             line = (
@@ -147,10 +147,10 @@ def run_invoke(template: Path, event_path: Path) -> int:
         console.out(log_path.read_text()[offset:].rstrip(), highlight=False)
         console.rule("response")
         console.out(json.dumps(invocation.payload, indent=2), highlight=False)
-        dead = demo.peek_dead_letters(pipeline.client, pipeline.dead_letter_queue.url)
+        dead = demo.dead_letters(pipeline.client, pipeline.dead_letter_queue.url)
         if dead:
             console.print(f"DLQ: {len(dead)} quarantined message(s): " + ", ".join(
-                f"{source} ({letter.quarantine_kind})" for source, letter in dead.items()))  # fmt: skip
+                f"{source} ({letter.kind})" for source, letter in dead.items()))  # fmt: skip
     if invocation.function_error:
         console.print("[red]The invocation failed (function error).[/]")
         return 1

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from local.event_source import BatchResult
+from operations.dlq import DeadLetter, peek
 from publisher.client import EventPublisher
-from sqs_consumer.quarantine import ATTRIBUTE_PREFIX
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -81,40 +81,9 @@ def publish(client: SQSClient, queue_url: str, messages: list[DemoMessage], grou
     return published
 
 
-@dataclass
-class DeadLetter:
-    message_id: str
-    quarantine_kind: str | None
-    reason: str | None
-
-
-def peek_dead_letters(client: SQSClient, queue_url: str) -> dict[str, DeadLetter]:
-    """Every DLQ message, left in place: received with a short visibility, then made visible again."""
-    found: dict[str, DeadLetter] = {}
-    handles: list[str] = []
-    while True:
-        messages = client.receive_message(
-            QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=30, MessageAttributeNames=["All"]
-        ).get("Messages", [])
-        if not messages:
-            break
-        for message in messages:
-            attributes = {
-                name.removeprefix(ATTRIBUTE_PREFIX): value.get("StringValue")
-                for name, value in message.get("MessageAttributes", {}).items()
-            }
-            source, kind, reason = attributes.get("source_message_id"), attributes.get("kind"), attributes.get("reason")
-            found[source or message["MessageId"]] = DeadLetter(message["MessageId"], kind, reason)
-            handles.append(message["ReceiptHandle"])
-    for start in range(0, len(handles), 10):
-        client.change_message_visibility_batch(
-            QueueUrl=queue_url,
-            Entries=[
-                {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0}
-                for i, h in enumerate(handles[start : start + 10])
-            ],
-        )
-    return found
+def dead_letters(client: SQSClient, queue_url: str) -> dict[str, DeadLetter]:
+    """The DLQ's messages by the id they had on the source queue, left in place."""
+    return {letter.source_message_id: letter for letter in peek(client, queue_url)}
 
 
 @dataclass
@@ -138,7 +107,7 @@ def final_states(published: dict[str, str], ledger: Ledger, dead: dict[str, Dead
     states = {}
     for message_id in published:
         letter = dead.get(message_id)
-        if letter is not None and letter.quarantine_kind:
+        if letter is not None and letter.quarantined:
             states[message_id] = QUARANTINED
         elif letter is not None:
             states[message_id] = INCONSISTENT if message_id in ledger.deleted else DEAD_LETTERED

@@ -53,7 +53,7 @@ def test_emulator_invocation_of_sample_event_gives_expected_response(invoker: Pi
     # THEN the response is the expected one and the poison went to the local DLQ
     assert not invocation.function_error, invocation.payload
     assert invocation.payload == {"batchItemFailures": expected["batchItemFailures"]}
-    dead = demo.peek_dead_letters(invoker.client, invoker.dead_letter_queue.url)
+    dead = demo.dead_letters(invoker.client, invoker.dead_letter_queue.url)
     assert sorted(dead) == sorted(expected["quarantined"])
 
 
@@ -70,7 +70,7 @@ def test_demo_mix_every_message_reaches_its_expected_state(local_template: Path,
 
         # WHEN the mapping polls until nothing is in flight (bounded in time)
         while time.monotonic() < deadline:
-            dead = demo.peek_dead_letters(pipeline.client, pipeline.dead_letter_queue.url)
+            dead = demo.dead_letters(pipeline.client, pipeline.dead_letter_queue.url)
             states = demo.final_states(published, ledger, dead)
             if demo.IN_FLIGHT not in states.values():
                 break
