@@ -38,6 +38,8 @@ def function_environment(settings: StackSettings, dlq_url: str) -> dict[str, str
         "dlq_url": dlq_url,
         "time_reserve_ms": str(int(settings.time_reserve_seconds * 1000)),
         "max_concurrent_records": str(settings.max_concurrent_records),
+        "retry_backoff_base_seconds": f"{settings.retry_backoff_base_seconds:g}",
+        "retry_backoff_cap_seconds": f"{settings.retry_backoff_cap_seconds:g}",
     }
     return {ConsumerSettings.env_name(field): value for field, value in values.items()}
 

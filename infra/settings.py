@@ -49,6 +49,10 @@ class StackSettings(BaseModel):
     # Seed: WORKER_SHUTDOWN_TIMEOUT, the time kept in reserve before the function's timeout.
     time_reserve_seconds: float = Field(default=5, ge=0)
     max_concurrent_records: int = Field(default=10, ge=1, le=10_000)
+    # Retry with backoff: a failed record returns after base x 2^(receives - 1), jittered, capped.
+    # 0 leaves retries to the visibility timeout.
+    retry_backoff_base_seconds: float = Field(default=10, ge=0, le=43_200)
+    retry_backoff_cap_seconds: float = Field(default=300, ge=0, le=43_200)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_retention_days: int = 30
     # Monitoring and producers.
@@ -127,6 +131,11 @@ def _rule_violations(s: StackSettings) -> list[str]:
         problems.append(
             f"time_reserve_seconds ({s.time_reserve_seconds}) must be < function_timeout_seconds "
             f"({s.function_timeout_seconds}), or no record would ever start"
+        )
+    if s.retry_backoff_base_seconds > s.retry_backoff_cap_seconds:
+        problems.append(
+            f"retry_backoff_base_seconds ({s.retry_backoff_base_seconds:g}) must be <= retry_backoff_cap_seconds "
+            f"({s.retry_backoff_cap_seconds:g})"
         )
     if s.log_retention_days not in LOG_RETENTION_DAYS:
         problems.append(f"log_retention_days ({s.log_retention_days}) must be one of {LOG_RETENTION_DAYS}")

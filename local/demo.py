@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -93,12 +94,17 @@ class Ledger:
     deleted: set[str] = field(default_factory=set)
     failures: Counter[str] = field(default_factory=Counter)
     invocations: Counter[str] = field(default_factory=Counter)
+    # When each message was listed (monotonic seconds), to check the retry backoff.
+    failure_times: dict[str, list[float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def on_batch(self, result: BatchResult) -> None:
         with self._lock:
             self.deleted.update(result.deleted)
             self.failures.update(result.failed)
+            now = time.monotonic()
+            for message_id in result.failed:
+                self.failure_times.setdefault(message_id, []).append(now)
             self.invocations[result.reason] += 1
 
 

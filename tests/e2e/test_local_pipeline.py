@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -84,6 +85,14 @@ def test_demo_mix_every_message_reaches_its_expected_state(local_template: Path,
     assert ledger.failures[flaky] == 1
     failing = next(mid for mid, label in published.items() if label == "hello fail")
     assert ledger.failures[failing] == receives
+    # AND each retry came back after its backoff (base x 2^(n-1), jittered down to half), not the visibility timeout
+    env = pipeline.plan.function.environment
+    base, cap = float(env["RETRY_BACKOFF_BASE_SECONDS"]), float(env["RETRY_BACKOFF_CAP_SECONDS"])
+    times = ledger.failure_times[failing]
+    polling_slack = 2.5  # long poll of the emulated mapping plus one invocation
+    for attempt, (earlier, later) in enumerate(itertools.pairwise(times), start=1):
+        ceiling = min(cap, base * 2 ** (attempt - 1))
+        assert ceiling / 2 - 0.2 <= later - earlier <= ceiling + polling_slack, (attempt, later - earlier)
 
 
 def test_function_timeout_deletes_nothing(local_template: Path, tmp_path: Path):

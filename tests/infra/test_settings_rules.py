@@ -51,6 +51,9 @@ def test_defaults_mirror_the_seed():
         pytest.param({"batch_size": 10_001}, r"batch_size: Input should be less than or equal to 10000",
                      id="batch-max"),
         pytest.param({"log_retention_days": 31}, r"log_retention_days \(31\) must be one of", id="log-retention"),
+        pytest.param({"retry_backoff_base_seconds": 400},
+                     r"retry_backoff_base_seconds \(400\) must be <= retry_backoff_cap_seconds \(300\)",
+                     id="backoff"),
         pytest.param({"bacth_size": 5}, r"bacth_size: Extra inputs are not permitted", id="typo"),
     ],
 )  # fmt: skip

@@ -89,6 +89,8 @@ def test_function_environment_is_what_the_handler_settings_read(template: Templa
                     "POWERTOOLS_SERVICE_NAME": "sqs-consumer",
                     "POWERTOOLS_METRICS_NAMESPACE": "SqsConsumer",
                     "POWERTOOLS_LOG_LEVEL": "INFO",
+                    "RETRY_BACKOFF_BASE_SECONDS": "10",
+                    "RETRY_BACKOFF_CAP_SECONDS": "300",
                 }
             }
         },

@@ -105,3 +105,26 @@ def test_handler_import_is_light():
         env={"PYTHONPATH": str(ROOT / "functions" / "consumer"), "PATH": "/usr/bin:/bin"},
     ).stdout
     assert json.loads(out) == []
+
+
+def test_handler_backoff_hides_a_failed_message_for_its_delay(aws, handler_module, monkeypatch):
+    # GIVEN a real queue holding a message that fails, and a 2 s backoff base
+    import time
+
+    queue_url = aws.create_queue(QueueName="orders", Attributes={"VisibilityTimeout": "300"})["QueueUrl"]
+    arn = aws.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    monkeypatch.setenv("DLQ_URL", aws.create_queue(QueueName="orders-dlq")["QueueUrl"])
+    monkeypatch.setenv("RETRY_BACKOFF_BASE_SECONDS", "2")
+    aws.send_message(QueueUrl=queue_url, MessageBody=sqs.body("hello", {"name": "x", "simulate": "fail"}))
+    [message] = aws.receive_message(QueueUrl=queue_url, AttributeNames=["All"])["Messages"]
+    record = sqs.record(message["Body"], message_id=message["MessageId"], queue_arn=arn)
+    record["receiptHandle"] = message["ReceiptHandle"]
+
+    # WHEN the handler lists it
+    response = handler_module.lambda_handler(sqs.event(record), FakeContext())
+
+    # THEN it comes back after 1-2 s, not after the 300 s visibility timeout
+    assert failed_ids(response) == [message["MessageId"]]
+    assert aws.receive_message(QueueUrl=queue_url).get("Messages", []) == []
+    time.sleep(2.2)
+    assert [m["MessageId"] for m in aws.receive_message(QueueUrl=queue_url)["Messages"]] == [message["MessageId"]]

@@ -16,6 +16,7 @@ from sqs_consumer.observability import build_metrics, logger
 from sqs_consumer.processing import BatchConsumer
 from sqs_consumer.quarantine import SqsQuarantine
 from sqs_consumer.registry import EventRegistry
+from sqs_consumer.retry import Backoff, SqsVisibility
 from sqs_consumer.routes import REGISTRY
 from sqs_consumer.settings import ConsumerSettings, get_settings
 
@@ -28,6 +29,8 @@ def build_consumer(settings: ConsumerSettings, registry: EventRegistry = REGISTR
         metrics=build_metrics(settings.metrics_namespace, settings.service_name),
         time_reserve_ms=settings.time_reserve_ms,
         max_concurrent_records=settings.max_concurrent_records,
+        backoff=Backoff(settings.retry_backoff_base_seconds, settings.retry_backoff_cap_seconds),
+        visibility=SqsVisibility(endpoint_url=settings.sqs_endpoint_url),
     )
 
 

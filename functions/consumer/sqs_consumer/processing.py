@@ -25,7 +25,7 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NoReturn, Protocol
 
 from aws_lambda_powertools import Metrics
@@ -43,6 +43,7 @@ from sqs_consumer.models.base import BaseEvent
 from sqs_consumer.observability import UNRECOGNIZED_TYPE, BatchReport, Outcome, logger
 from sqs_consumer.quarantine import Quarantine, QuarantinedMessage
 from sqs_consumer.registry import NON_RETRYABLE, EventRegistry, RecordInfo, Route
+from sqs_consumer.retry import NO_BACKOFF, Backoff, VisibilityChange, VisibilitySetter
 
 
 class LambdaContextLike(Protocol):
@@ -57,6 +58,8 @@ class _Run:
     report: BatchReport
     # Per-record lines are built only when they would be written.
     debug: bool = False
+    # Backoff (seconds) of each record that failed with a retryable error.
+    retry_delays: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -82,6 +85,8 @@ class BatchConsumer:
         metrics: Metrics | None = None,
         time_reserve_ms: int = 5_000,
         max_concurrent_records: int = 10,
+        backoff: Backoff = NO_BACKOFF,
+        visibility: VisibilitySetter | None = None,
         timer: Callable[[], float] = time.perf_counter,
         wall_clock_ms: Callable[[], float] = lambda: time.time() * 1000,
     ) -> None:
@@ -93,6 +98,8 @@ class BatchConsumer:
         self._timer = timer
         self._wall_clock_ms = wall_clock_ms
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._backoff = backoff
+        self._visibility = visibility
 
     def handle(self, event: dict[str, Any], context: LambdaContextLike) -> PartialItemFailureResponse:
         records = event.get("Records") or []
@@ -103,6 +110,7 @@ class BatchConsumer:
             response = self._handle_fifo(event, run)
         else:
             response = self._handle_standard(event, run)
+        self._apply_backoff(records, response, run)
         run.report.log_summary(len(records))
         if self._metrics is not None:
             run.report.publish(self._metrics)
@@ -155,6 +163,18 @@ class BatchConsumer:
                     raise error
 
         return process_partial_response(event, record_handler, processor, None)
+
+    def _apply_backoff(self, records: list[dict[str, Any]], response: PartialItemFailureResponse, run: _Run) -> None:
+        """Listed records come back after their backoff; records never started, at once."""
+        if not (self._backoff.enabled and self._visibility is not None and response["batchItemFailures"]):
+            return
+        by_id = {record["messageId"]: record for record in records}
+        changes = []
+        for item in response["batchItemFailures"]:
+            record = by_id[item["itemIdentifier"]]
+            delay = run.retry_delays.get(record["messageId"], 0)
+            changes.append(VisibilityChange(record["eventSourceARN"], record["receiptHandle"], delay))
+        self._visibility.change(changes)
 
     def _event_loop(self) -> asyncio.AbstractEventLoop:
         # One loop for the life of the execution environment: creating one per
@@ -250,6 +270,7 @@ class BatchConsumer:
             )
             return
         run.report.add(job.event.event_type, Outcome.FAILED, age_ms=job.age_ms, processing_ms=elapsed_ms)
+        run.retry_delays[job.info.message_id] = self._backoff.delay(job.info.receive_count)
         logger.warning(
             "Record failed; it will be retried",
             message_id=job.info.message_id,
@@ -289,6 +310,7 @@ class BatchConsumer:
             self._quarantine.send(message)
         except Exception as exc:
             run.report.add(metric_type, Outcome.FAILED, age_ms=age_ms, processing_ms=processing_ms)
+            run.retry_delays[info.message_id] = self._backoff.delay(info.receive_count)
             logger.error(
                 "Quarantine failed; the record will be retried",
                 message_id=info.message_id,

@@ -3,7 +3,7 @@
 A quarantined record is acknowledged (deleted from the source queue) only after
 the DLQ accepted the copy; a failed send makes it a retryable failure, so a
 message is never dropped. boto3 is imported and its client created only here,
-on first use: it costs ~200 ms of billed INIT that most invocations never need.
+on first use (see sqs_client.py).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from sqs_consumer.errors import QuarantineFailedError
 from sqs_consumer.observability import logger
+from sqs_consumer.sqs_client import default_client
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -79,16 +80,6 @@ class Quarantine(Protocol):
         """Store the message in the DLQ or raise ``QuarantineFailedError``."""
 
 
-def _default_client(endpoint_url: str | None) -> SQSClient:
-    import boto3  # noqa: PLC0415  # deferred: see module docstring
-    from botocore.config import Config  # noqa: PLC0415
-
-    # Short timeouts and botocore's standard retry mode: a DLQ outage must not
-    # eat the function's time budget; the record is retried instead.
-    config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=5)
-    return boto3.client("sqs", endpoint_url=endpoint_url, config=config)
-
-
 class SqsQuarantine:
     """Sends quarantined messages to the DLQ with ``SendMessage``."""
 
@@ -97,7 +88,7 @@ class SqsQuarantine:
         queue_url: str,
         *,
         endpoint_url: str | None = None,
-        client_factory: Callable[[str | None], SQSClient] = _default_client,
+        client_factory: Callable[[str | None], SQSClient] = default_client,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._queue_url = queue_url

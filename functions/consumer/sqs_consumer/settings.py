@@ -49,6 +49,20 @@ class ConsumerSettings(BaseSettings):
         description="How many records of a standard-queue batch may run their async handlers at once.",
         validation_alias=AliasChoices("MAX_CONCURRENT_RECORDS", "max_concurrent_records"),
     )
+    retry_backoff_base_seconds: float = Field(
+        default=0,
+        ge=0,
+        le=43_200,
+        description="First retry delay; doubles with each receive. 0 leaves retries to the visibility timeout.",
+        validation_alias=AliasChoices("RETRY_BACKOFF_BASE_SECONDS", "retry_backoff_base_seconds"),
+    )
+    retry_backoff_cap_seconds: float = Field(
+        default=300,
+        ge=0,
+        le=43_200,
+        description="Longest retry delay.",
+        validation_alias=AliasChoices("RETRY_BACKOFF_CAP_SECONDS", "retry_backoff_cap_seconds"),
+    )
     sqs_endpoint_url: str | None = Field(
         default=None,
         description="Only for local runs: the SQS endpoint of the emulated queues.",
