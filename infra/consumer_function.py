@@ -9,6 +9,7 @@ from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from infra.idempotency_table import IdempotencyTableConstruct
 from infra.packaging import Target, build_function_asset
 from infra.queues import QueuesConstruct
 from infra.settings import StackSettings
@@ -29,7 +30,7 @@ _RETENTION = {
 }  # fmt: skip
 
 
-def function_environment(settings: StackSettings, dlq_url: str) -> dict[str, str]:
+def function_environment(settings: StackSettings, dlq_url: str, table_name: str | None) -> dict[str, str]:
     """The variables ``ConsumerSettings`` reads, named by the function's own settings class."""
     values = {
         "service_name": settings.service_name,
@@ -41,6 +42,9 @@ def function_environment(settings: StackSettings, dlq_url: str) -> dict[str, str
         "retry_backoff_base_seconds": f"{settings.retry_backoff_base_seconds:g}",
         "retry_backoff_cap_seconds": f"{settings.retry_backoff_cap_seconds:g}",
     }
+    if table_name is not None:
+        values["idempotency_table"] = table_name
+        values["idempotency_ttl_seconds"] = str(settings.idempotency_ttl_seconds)
     return {ConsumerSettings.env_name(field): value for field, value in values.items()}
 
 
@@ -48,7 +52,13 @@ class ConsumerFunctionConstruct(Construct):
     """The Lambda function, its log group and role, and the SQS event source mapping."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, settings: StackSettings, queues: QueuesConstruct
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: StackSettings,
+        queues: QueuesConstruct,
+        idempotency: IdempotencyTableConstruct | None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.log_group = logs.LogGroup(
@@ -64,6 +74,10 @@ class ConsumerFunctionConstruct(Construct):
         self.role.add_to_policy(
             iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[queues.dead_letter_queue.queue_arn])
         )
+        table = idempotency.table if idempotency is not None else None
+        if table is not None:
+            # What the Powertools persistence layer calls, on this table only.
+            table.grant(self.role, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
         self.function = lambda_.Function(
             self,
             "Function",
@@ -79,7 +93,9 @@ class ConsumerFunctionConstruct(Construct):
             logging_format=lambda_.LoggingFormat.JSON,
             application_log_level_v2=lambda_.ApplicationLogLevel[settings.log_level.replace("WARNING", "WARN")],
             system_log_level_v2=lambda_.SystemLogLevel.WARN,
-            environment=function_environment(settings, queues.dead_letter_queue.queue_url),
+            environment=function_environment(
+                settings, queues.dead_letter_queue.queue_url, table.table_name if table is not None else None
+            ),
             description="Consumes the SQS queue with partial batch responses",
         )
         self.event_source = sources.SqsEventSource(

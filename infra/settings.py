@@ -53,12 +53,19 @@ class StackSettings(BaseModel):
     # 0 leaves retries to the visibility timeout.
     retry_backoff_base_seconds: float = Field(default=10, ge=0, le=43_200)
     retry_backoff_cap_seconds: float = Field(default=300, ge=0, le=43_200)
+    # Exactly-once effects per event_id, remembered in a DynamoDB table.
+    idempotency: bool = True
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_retention_days: int = 30
     # Monitoring and producers.
     oldest_message_age_alarm_seconds: int = Field(default=600, ge=60)
     alarm_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     producer_principals: tuple[str, ...] = ()
+
+    @property
+    def idempotency_ttl_seconds(self) -> int:
+        """A message can wait its retention in the queue, then the DLQ's before a redrive."""
+        return self.retention_period_seconds + self.dlq_retention_period_seconds
 
     @property
     def max_receive_count(self) -> int:

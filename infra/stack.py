@@ -9,6 +9,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from infra.consumer_function import ConsumerFunctionConstruct
+from infra.idempotency_table import IdempotencyTableConstruct
 from infra.monitoring import MonitoringConstruct
 from infra.queues import QueuesConstruct
 from infra.settings import StackSettings
@@ -23,7 +24,12 @@ class ConsumerStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         self.settings = settings
         self.queues = QueuesConstruct(self, "Queues", settings=settings)
-        self.consumer = ConsumerFunctionConstruct(self, "Consumer", settings=settings, queues=self.queues)
+        self.idempotency = (
+            IdempotencyTableConstruct(self, "Idempotency", settings=settings) if settings.idempotency else None
+        )
+        self.consumer = ConsumerFunctionConstruct(
+            self, "Consumer", settings=settings, queues=self.queues, idempotency=self.idempotency
+        )
         self.monitoring = MonitoringConstruct(
             self, "Monitoring", settings=settings, queues=self.queues, consumer=self.consumer
         )

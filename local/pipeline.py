@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from local.emulator import FunctionEmulator
 from local.event_source import BatchResult, EventSourceMapping
-from local.sqs_server import LOCAL_CREDENTIALS, Queue, SqsServer, create_queues
+from local.sqs_server import LOCAL_CREDENTIALS, Queue, SqsServer, create_queues, create_tables
 from local.template import LocalPlan, TemplateError, load_plan
 from sqs_consumer.settings import ConsumerSettings
 
@@ -29,12 +29,16 @@ class Pipeline:
     mapping: EventSourceMapping | None
 
 
-def resolve_environment(plan: LocalPlan, queues: dict[str, Queue], endpoint_url: str) -> dict[str, str]:
-    """The function's template environment with queue references resolved to the local queues."""
+def resolve_environment(
+    plan: LocalPlan, queues: dict[str, Queue], tables: dict[str, str], endpoint_url: str
+) -> dict[str, str]:
+    """The function's template environment with references resolved to the local queues and tables."""
 
     def resolve(name: str, value: Any) -> str:
         if isinstance(value, str):
             return value
+        if isinstance(value, dict) and value.get("Ref") in tables:
+            return tables[value["Ref"]]
         if isinstance(value, dict) and "Ref" in value and value["Ref"] in queues:
             return queues[value["Ref"]].url
         if isinstance(value, dict) and "Fn::GetAtt" in value and value["Fn::GetAtt"][0] in queues:
@@ -42,7 +46,7 @@ def resolve_environment(plan: LocalPlan, queues: dict[str, Queue], endpoint_url:
         raise TemplateError(f"cannot resolve {name}={value!r} locally")
 
     environment = {name: resolve(name, value) for name, value in plan.function.environment.items()}
-    environment[ConsumerSettings.env_name("sqs_endpoint_url")] = endpoint_url
+    environment[ConsumerSettings.env_name("aws_endpoint_url")] = endpoint_url
     return {**environment, **LOCAL_CREDENTIALS}
 
 
@@ -64,7 +68,8 @@ def running_pipeline(
     try:
         client = server.client()
         queues = create_queues(client, plan)
-        environment = resolve_environment(plan, queues, server.endpoint_url)
+        tables = create_tables(server.endpoint_url, plan)
+        environment = resolve_environment(plan, queues, tables, server.endpoint_url)
         count = instances or plan.mapping.max_concurrency
         for index in range(count):
             functions.append(FunctionEmulator(plan.function, environment, log_path=log_dir / f"function-{index}.log"))

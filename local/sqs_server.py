@@ -1,4 +1,4 @@
-"""moto's SQS server on loopback, with the queues of the synthesized template."""
+"""moto's server on loopback (SQS and DynamoDB), with the queues and tables of the synthesized template."""
 
 from __future__ import annotations
 
@@ -56,6 +56,32 @@ def sqs_client(endpoint_url: str) -> SQSClient:
         aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         config=Config(retries={"mode": "standard", "max_attempts": 3}, max_pool_connections=50),
     )
+
+
+def create_tables(endpoint_url: str, plan: LocalPlan) -> dict[str, str]:
+    """Create the template's DynamoDB tables; returns logical id -> table name."""
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=endpoint_url,
+        region_name=REGION,
+        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
+    names = {}
+    for spec in plan.tables.values():
+        name = f"{plan.stack_name}-{spec.logical_id}"[:255]
+        client.create_table(
+            TableName=name,
+            KeySchema=spec.key_schema,  # type: ignore[arg-type]
+            AttributeDefinitions=spec.attribute_definitions,  # type: ignore[arg-type]
+            BillingMode="PAY_PER_REQUEST",
+        )
+        if spec.ttl_attribute:
+            client.update_time_to_live(
+                TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": spec.ttl_attribute}
+            )
+        names[spec.logical_id] = name
+    return names
 
 
 def _queue_name(stack_name: str, spec: QueueSpec) -> str:

@@ -36,6 +36,14 @@ class QueueSpec:
 
 
 @dataclass(frozen=True)
+class TableSpec:
+    logical_id: str
+    key_schema: list[dict[str, str]]
+    attribute_definitions: list[dict[str, str]]
+    ttl_attribute: str | None = None
+
+
+@dataclass(frozen=True)
 class FunctionSpec:
     logical_id: str
     handler: str
@@ -59,6 +67,7 @@ class LocalPlan:
     queues: dict[str, QueueSpec]
     function: FunctionSpec
     mapping: MappingSpec
+    tables: dict[str, TableSpec] = field(default_factory=dict)
 
     @property
     def source_queue(self) -> QueueSpec:
@@ -99,6 +108,18 @@ def load_plan(template_path: Path) -> LocalPlan:
             dead_letter_target=target,
             max_receive_count=int(redrive["maxReceiveCount"]) if redrive else None,
         )
+    tables = {}
+    for logical_id, resource in resources.items():
+        if resource["Type"] not in ("AWS::DynamoDB::Table", "AWS::DynamoDB::GlobalTable"):
+            continue
+        props = resource.get("Properties", {})
+        ttl = props.get("TimeToLiveSpecification") or {}
+        tables[logical_id] = TableSpec(
+            logical_id=logical_id,
+            key_schema=props["KeySchema"],
+            attribute_definitions=props["AttributeDefinitions"],
+            ttl_attribute=ttl.get("AttributeName") if ttl.get("Enabled") else None,
+        )
     function_id, function = _only(resources, "AWS::Lambda::Function")
     props = function["Properties"]
     function_spec = FunctionSpec(
@@ -121,4 +142,5 @@ def load_plan(template_path: Path) -> LocalPlan:
         max_concurrency=int(mprops.get("ScalingConfig", {}).get("MaximumConcurrency", 2)),
         report_batch_item_failures="ReportBatchItemFailures" in mprops.get("FunctionResponseTypes", []),
     )
-    return LocalPlan(template_path.name.removesuffix(".template.json"), queues, function_spec, mapping_spec)
+    stack_name = template_path.name.removesuffix(".template.json")
+    return LocalPlan(stack_name, queues, function_spec, mapping_spec, tables)

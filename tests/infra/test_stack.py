@@ -197,3 +197,46 @@ def test_batching_window_and_email_subscription_and_producers():
             }
         },
     )
+
+
+def test_idempotency_table_outlives_queue_and_dlq_retention(template: Template):
+    [table_id] = template.find_resources("AWS::DynamoDB::GlobalTable")
+    template.has_resource_properties(
+        "AWS::DynamoDB::GlobalTable",
+        {
+            "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+            "TimeToLiveSpecification": {"AttributeName": "expiration", "Enabled": True},
+            "BillingMode": "PAY_PER_REQUEST",
+        },
+    )
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Environment": {
+                "Variables": {
+                    "IDEMPOTENCY_TABLE": {"Ref": table_id},
+                    # queue retention (4 days) + DLQ retention (14 days)
+                    "IDEMPOTENCY_TTL_SECONDS": str(18 * 86_400),
+                }
+            }
+        },
+    )
+
+
+def test_function_role_uses_only_item_calls_on_the_table(template: Template):
+    [table_id] = template.find_resources("AWS::DynamoDB::GlobalTable")
+    [policy] = template.find_resources("AWS::IAM::Policy").values()
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    [table_statement] = [s for s in statements if "dynamodb" in json.dumps(s["Action"])]
+    assert sorted(table_statement["Action"]) == [
+        "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+    ]  # fmt: skip
+    assert table_id in json.dumps(table_statement["Resource"])
+
+
+def test_idempotency_can_be_turned_off():
+    _, stack = synth("plain", idempotency=False)
+    template = Template.from_stack(stack)
+    assert template.find_resources("AWS::DynamoDB::GlobalTable") == {}
+    [function] = template.find_resources("AWS::Lambda::Function").values()
+    assert "IDEMPOTENCY_TABLE" not in function["Properties"]["Environment"]["Variables"]

@@ -12,6 +12,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from sqs_consumer.idempotency import PowertoolsIdempotency, dynamodb_persistence
 from sqs_consumer.observability import build_metrics, logger
 from sqs_consumer.processing import BatchConsumer
 from sqs_consumer.quarantine import SqsQuarantine
@@ -25,13 +26,21 @@ def build_consumer(settings: ConsumerSettings, registry: EventRegistry = REGISTR
     logger.setLevel(settings.log_level)
     return BatchConsumer(
         registry,
-        SqsQuarantine(settings.dlq_url, endpoint_url=settings.sqs_endpoint_url),
+        SqsQuarantine(settings.dlq_url, endpoint_url=settings.aws_endpoint_url),
         metrics=build_metrics(settings.metrics_namespace, settings.service_name),
         time_reserve_ms=settings.time_reserve_ms,
         max_concurrent_records=settings.max_concurrent_records,
         backoff=Backoff(settings.retry_backoff_base_seconds, settings.retry_backoff_cap_seconds),
-        visibility=SqsVisibility(endpoint_url=settings.sqs_endpoint_url),
+        visibility=SqsVisibility(endpoint_url=settings.aws_endpoint_url),
+        idempotency=_idempotency(settings),
     )
+
+
+def _idempotency(settings: ConsumerSettings) -> PowertoolsIdempotency | None:
+    table, ttl = settings.idempotency_table, settings.idempotency_ttl_seconds
+    if table is None:
+        return None
+    return PowertoolsIdempotency(lambda: dynamodb_persistence(table, ttl))
 
 
 @cache

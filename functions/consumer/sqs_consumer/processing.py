@@ -39,6 +39,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from sqs_consumer.errors import DeadlineReachedError, NonRetryableError, PoisonMessageError
+from sqs_consumer.idempotency import Idempotency
 from sqs_consumer.models.base import BaseEvent
 from sqs_consumer.observability import UNRECOGNIZED_TYPE, BatchReport, Outcome, logger
 from sqs_consumer.quarantine import Quarantine, QuarantinedMessage
@@ -72,6 +73,8 @@ class _Job:
     route: Route[Any]
     age_ms: float
     started: float
+    # True once this execution holds the event's in-progress idempotency record.
+    acquired: bool = False
 
 
 class BatchConsumer:
@@ -87,6 +90,7 @@ class BatchConsumer:
         max_concurrent_records: int = 10,
         backoff: Backoff = NO_BACKOFF,
         visibility: VisibilitySetter | None = None,
+        idempotency: Idempotency | None = None,
         timer: Callable[[], float] = time.perf_counter,
         wall_clock_ms: Callable[[], float] = lambda: time.time() * 1000,
     ) -> None:
@@ -100,6 +104,7 @@ class BatchConsumer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._backoff = backoff
         self._visibility = visibility
+        self._idempotency = idempotency
 
     def handle(self, event: dict[str, Any], context: LambdaContextLike) -> PartialItemFailureResponse:
         records = event.get("Records") or []
@@ -200,6 +205,7 @@ class BatchConsumer:
             if run.context.get_remaining_time_in_millis() < self._time_reserve_ms:
                 if inspect.iscoroutine(awaitable):
                     awaitable.close()
+                self._release(job, DeadlineReachedError("not started"))
                 self._skip(job.info, job.age_ms, run)
             job.started = self._timer()
             try:
@@ -238,6 +244,20 @@ class BatchConsumer:
 
     def _call_handler(self, job: _Job, run: _Run) -> Awaitable[None] | None:
         """Call the handler; settle a sync outcome now, or return what remains to await."""
+        if self._idempotency is not None:
+            try:
+                job.acquired = self._idempotency.begin(job.event, run.context.get_remaining_time_in_millis())
+            except Exception as exc:  # in progress elsewhere, or the store is unreachable: retry later
+                self._settle_failure(job, exc, run)
+                return None
+            if not job.acquired:
+                run.report.add(job.event.event_type, Outcome.DUPLICATE, age_ms=job.age_ms)
+                logger.info(
+                    "Duplicate acknowledged without running its handler",
+                    message_id=job.info.message_id,
+                    event_id=job.event.event_id,
+                )
+                return None
         try:
             result = job.route.handler(job.event, job.info)
         except Exception as exc:
@@ -248,8 +268,15 @@ class BatchConsumer:
         self._settle_success(job, run)
         return None
 
+    def _release(self, job: _Job, exc: Exception) -> None:
+        if job.acquired and self._idempotency is not None:
+            self._idempotency.release(job.event, exc)
+            job.acquired = False
+
     def _settle_success(self, job: _Job, run: _Run) -> None:
         elapsed_ms = (self._timer() - job.started) * 1000
+        if job.acquired and self._idempotency is not None:
+            self._idempotency.succeed(job.event)
         run.report.add(job.event.event_type, Outcome.SUCCEEDED, age_ms=job.age_ms, processing_ms=elapsed_ms)
         if run.debug:
             logger.debug("Record succeeded", message_id=job.info.message_id, event_id=job.event.event_id)
@@ -257,6 +284,7 @@ class BatchConsumer:
     def _settle_failure(self, job: _Job, exc: Exception, run: _Run) -> None:
         """Quarantine a non-retryable error; re-raise anything else (a retryable failure)."""
         elapsed_ms = (self._timer() - job.started) * 1000
+        self._release(job, exc)
         if isinstance(exc, NonRetryableError):
             self._quarantine_record(
                 job.record,

@@ -63,10 +63,22 @@ class ConsumerSettings(BaseSettings):
         description="Longest retry delay.",
         validation_alias=AliasChoices("RETRY_BACKOFF_CAP_SECONDS", "retry_backoff_cap_seconds"),
     )
-    sqs_endpoint_url: str | None = Field(
+    idempotency_table: str | None = Field(
         default=None,
-        description="Only for local runs: the SQS endpoint of the emulated queues.",
-        validation_alias=AliasChoices("SQS_ENDPOINT_URL", "sqs_endpoint_url"),
+        min_length=3,
+        description="DynamoDB table of processed event_ids; unset turns idempotency off.",
+        validation_alias=AliasChoices("IDEMPOTENCY_TABLE", "idempotency_table"),
+    )
+    idempotency_ttl_seconds: int = Field(
+        default=18 * 86_400,
+        ge=60,
+        description="How long a processed event_id is remembered.",
+        validation_alias=AliasChoices("IDEMPOTENCY_TTL_SECONDS", "idempotency_ttl_seconds"),
+    )
+    aws_endpoint_url: str | None = Field(
+        default=None,
+        description="Only for local runs: botocore's own variable, pointing every client at the emulated services.",
+        validation_alias=AliasChoices("AWS_ENDPOINT_URL", "aws_endpoint_url"),
     )
 
     @classmethod
