@@ -18,7 +18,7 @@ LOCAL_STAGE ?= local
 LOCAL_TEMPLATE := cdk.out/SqsConsumer-$(LOCAL_STAGE).template.json
 SOURCES := app.py cdk.json requirements.txt $(wildcard infra/*.py) $(shell find functions -name '*.py')
 
-.PHONY: help setup test lint typecheck unit synth diff deploy destroy local invoke schema bench
+.PHONY: help setup test lint typecheck unit synth diff deploy destroy local invoke schema bench chaos
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ unit: $(STAMP) ## Unit tests only (fast)
 
 local: setup $(LOCAL_TEMPLATE) ## Run the whole system locally: publish a demo mix, account for it (ARGS=--serve keeps it running)
 	$(BIN)/python -m local --template $(LOCAL_TEMPLATE) demo $(ARGS)
+
+chaos: setup $(LOCAL_TEMPLATE) ## Fault run: 1,000 messages of every fault through the local pipeline, then the accounting
+	$(BIN)/python -m local.fault_run --template $(LOCAL_TEMPLATE) --messages 1000
 
 invoke: setup $(LOCAL_TEMPLATE) ## Invoke the function once under the Lambda emulator: make invoke EVENT=events/hello.json
 	$(BIN)/python -m local --template $(LOCAL_TEMPLATE) invoke $(EVENT)

@@ -58,8 +58,12 @@ def running_pipeline(
     poll: bool = True,
     instances: int | None = None,
     on_batch: Callable[[BatchResult], None] = lambda _: None,
+    log_level: str | None = None,
 ) -> Iterator[Pipeline]:
-    """Start moto, the queues, the function instances and (if ``poll``) the mapping; stop all on exit."""
+    """Start moto, the queues, the function instances and (if ``poll``) the mapping; stop all on exit.
+
+    ``log_level`` overrides the template's, e.g. DEBUG to observe each handler's effect.
+    """
     plan = load_plan(template)
     log_dir.mkdir(parents=True, exist_ok=True)
     server = SqsServer(log_path=log_dir / "moto.log")
@@ -70,6 +74,8 @@ def running_pipeline(
         queues = create_queues(client, plan)
         tables = create_tables(server.endpoint_url, plan)
         environment = resolve_environment(plan, queues, tables, server.endpoint_url)
+        if log_level is not None:
+            environment[ConsumerSettings.env_name("log_level")] = log_level
         count = instances or plan.mapping.max_concurrency
         for index in range(count):
             functions.append(FunctionEmulator(plan.function, environment, log_path=log_dir / f"function-{index}.log"))

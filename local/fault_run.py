@@ -1,0 +1,243 @@
+"""A fault run through the local pipeline: a seeded mix of every fault, then the accounting.
+
+    python -m local.fault_run --template cdk.out/SqsConsumer-local.template.json [--messages 1000] [--seed 7]
+
+The mix: successes, duplicates (same event_id, another message), flaky records, always-failing
+records, slow records that meet the near-timeout guard, malformed JSON, invalid payloads and
+unknown types. The run checks that every handler effect happened exactly once per event_id,
+every poison message reached the DLQ with its reason after one receive, every always-failing
+record reached it after maxReceiveCount, no message was lost, and no batch was redelivered
+because of a function timeout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from local import demo
+from local.pipeline import running_pipeline
+from publisher.client import EventPublisher
+
+ROOT = Path(__file__).resolve().parents[1]
+LOG_DIR = ROOT / ".cache" / "fault-run"
+# Log lines the handlers write when their effect happens (seen at DEBUG).
+EFFECT_MESSAGES = ("Hello", "Document processed")
+# Mix weights; a duplicate repeats an earlier success's event_id in a new message.
+MIX = {
+    "success": 55, "duplicate": 10, "flaky": 8, "failing": 3, "slow": 1,
+    "malformed": 6, "invalid_payload": 5, "unknown_type": 5,
+}  # fmt: skip
+EXPECTED = {
+    "success": demo.SUCCEEDED, "duplicate": demo.SUCCEEDED, "flaky": demo.SUCCEEDED, "slow": demo.SUCCEEDED,
+    "failing": demo.DEAD_LETTERED, "malformed": demo.QUARANTINED, "invalid_payload": demo.QUARANTINED,
+    "unknown_type": demo.QUARANTINED,
+}  # fmt: skip
+POISON = {"malformed", "invalid_payload", "unknown_type"}
+# Slow records come in bursts so that one batch holds more than its workers finish before
+# the time reserve: the later ones meet the near-timeout guard and return at once.
+SLOW_BURST = 8
+
+
+@dataclass
+class Planned:
+    kind: str
+    body: str
+    event_id: str | None
+
+
+@dataclass
+class FaultReport:
+    published: dict[str, Planned] = field(default_factory=dict)
+    states: dict[str, str] = field(default_factory=dict)
+    effects: Counter[str] = field(default_factory=Counter)
+    problems: list[str] = field(default_factory=list)
+    function_errors: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+Payload = tuple[str, dict[str, Any]]
+# event_type and payload of each kind, given its event_id and the slow delay.
+_BUILDERS: dict[str, Any] = {
+    "success": lambda eid, slow_ms: ("hello", {"name": eid}),
+    "flaky": lambda eid, slow_ms: ("hello", {"name": eid, "simulate": "flaky"}),
+    "failing": lambda eid, slow_ms: ("hello", {"name": eid, "simulate": "fail"}),
+    "slow": lambda eid, slow_ms: ("hello", {"name": eid, "simulate": "slow", "delay_ms": slow_ms}),
+    "invalid_payload": lambda eid, slow_ms: ("document.processed", {"document_id": ""}),
+    "unknown_type": lambda eid, slow_ms: ("invoice.paid", {"name": eid}),
+}
+
+
+def plan_messages(count: int, seed: int, slow_ms: int) -> list[Planned]:
+    rng = random.Random(seed)  # noqa: S311  # a reproducible mix, not a secret
+    planned: list[Planned] = []
+    done_ids: list[str] = []
+
+    def add(kind: str, event_id: str) -> None:
+        if kind == "malformed":
+            planned.append(Planned(kind, '{"event_id": "' + event_id + '", "event_type": "hello", ', None))
+            return
+        event_type, payload = _BUILDERS[kind](event_id, slow_ms)
+        if kind == "success" and rng.random() < 0.3:
+            event_type, payload = "document.processed", {"document_id": event_id}
+        planned.append(Planned(kind, json.dumps({"event_id": event_id, "event_type": event_type, "payload": payload}),
+                               event_id))  # fmt: skip
+
+    for choice in rng.choices(list(MIX), weights=list(MIX.values()), k=count):
+        if len(planned) >= count:
+            break
+        new_id = f"evt_{uuid.UUID(int=rng.getrandbits(128)).hex[:16]}"
+        if choice == "duplicate" and done_ids:
+            event_id = rng.choice(done_ids)
+            planned.append(Planned("duplicate", json.dumps(
+                {"event_id": event_id, "event_type": "hello", "payload": {"name": event_id}}), event_id))  # fmt: skip
+            continue
+        kind = "success" if choice == "duplicate" else choice
+        burst = min(SLOW_BURST, count - len(planned)) if kind == "slow" else 1
+        for index in range(burst):
+            add(kind, new_id if index == 0 else f"evt_{uuid.UUID(int=rng.getrandbits(128)).hex[:16]}")
+        if kind == "success":
+            done_ids.append(new_id)
+    return planned
+
+
+def _publish(client: Any, queue_url: str, planned: list[Planned]) -> dict[str, Planned]:
+    """Valid events through the validating publisher, poison as a careless producer sends it."""
+    valid = [item for item in planned if item.kind not in POISON]
+    results = EventPublisher(queue_url, client).publish([json.loads(item.body) for item in valid])
+    published: dict[str, Planned] = {}
+    for item, result in zip(valid, results, strict=True):
+        if result.message_id is None:
+            raise RuntimeError(f"publish failed: {result.error}")
+        published[result.message_id] = item
+    poison = [item for item in planned if item.kind in POISON]
+    for start in range(0, len(poison), 10):
+        chunk = poison[start : start + 10]
+        response = client.send_message_batch(
+            QueueUrl=queue_url, Entries=[{"Id": str(i), "MessageBody": p.body} for i, p in enumerate(chunk)]
+        )
+        for sent in response["Successful"]:
+            published[sent["MessageId"]] = chunk[int(sent["Id"])]
+    return published
+
+
+def _effects(log_dir: Path) -> Counter[str]:
+    effects: Counter[str] = Counter()
+    for path in log_dir.glob("function-*.log"):
+        for line in path.read_text(errors="replace").splitlines():
+            if line.startswith("{") and any(f'"message":"{m}"' in line for m in EFFECT_MESSAGES):
+                effects[json.loads(line)["event_id"]] += 1
+    return effects
+
+
+def run(template: Path, count: int, seed: int, timeout: float, log_dir: Path = LOG_DIR) -> FaultReport:
+    report = FaultReport()
+    ledger = demo.Ledger()
+    for old in log_dir.glob("function-*.log"):
+        old.unlink()
+    started = time.monotonic()
+    with running_pipeline(template, log_dir, on_batch=ledger.on_batch, log_level="DEBUG") as pipeline:
+        plan = pipeline.plan
+        # A slow record takes half the time reserve: a burst of them in one batch outlasts the
+        # workers, so the later ones meet the near-timeout guard, while a record started just
+        # before the guard still ends, with its store calls, before the timeout.
+        reserve_ms = int(plan.function.environment.get("TIME_RESERVE_MS", "1000"))
+        planned = plan_messages(count, seed, slow_ms=reserve_ms // 2)
+        report.published = _publish(pipeline.client, pipeline.queue.url, planned)
+        while time.monotonic() - started < timeout:
+            dead = demo.dead_letters(pipeline.client, pipeline.dead_letter_queue.url)
+            states = demo.final_states({mid: p.kind for mid, p in report.published.items()}, ledger, dead)
+            if demo.IN_FLIGHT not in states.values():
+                break
+            time.sleep(1.0)
+        max_receives = plan.source_queue.max_receive_count
+    report.seconds = time.monotonic() - started
+    report.states = states
+    report.function_errors = ledger.invocations["function_error"]
+    report.effects = _effects(log_dir)
+    _check(report, dead, ledger, max_receives)
+    return report
+
+
+def _check(report: FaultReport, dead: dict[str, Any], ledger: demo.Ledger, max_receives: int | None) -> None:
+    problems = report.problems
+    for message_id, item in report.published.items():
+        state = report.states.get(message_id)
+        if state != EXPECTED[item.kind]:
+            problems.append(f"{item.kind} message {message_id} is {state}, expected {EXPECTED[item.kind]}")
+        letter = dead.get(message_id)
+        if item.kind in POISON and letter is not None and letter.receive_count != "1":
+            problems.append(f"poison message {message_id} was quarantined after {letter.receive_count} receives")
+        if item.kind in POISON and letter is not None and not letter.reason:
+            problems.append(f"poison message {message_id} carries no reason")
+        if item.kind == "failing" and ledger.failures[message_id] != max_receives:
+            problems.append(f"failing message {message_id} was listed {ledger.failures[message_id]} times")
+    expected_effects = {p.event_id or "" for p in report.published.values() if EXPECTED[p.kind] == demo.SUCCEEDED}
+    for event_id in filter(None, expected_effects):
+        if report.effects[event_id] != 1:
+            problems.append(f"event {event_id} had {report.effects[event_id]} effects, expected exactly 1")
+    extra = set(report.effects) - expected_effects
+    if extra:
+        problems.append(f"effects for events that should have none: {sorted(extra)[:5]}")
+    if report.function_errors:
+        problems.append(f"{report.function_errors} invocation(s) failed as a whole (timeout or crash)")
+
+
+def render(report: FaultReport, console: Console) -> None:
+    kinds = Counter(item.kind for item in report.published.values())
+    table = Table(title=f"Fault run: {len(report.published)} messages in {report.seconds:.0f} s")
+    for column in ("kind", "published", "expected", "reached it", "effects"):
+        table.add_column(column, justify="left" if column in ("kind", "expected") else "right")
+    for kind in MIX:
+        ids = [mid for mid, item in report.published.items() if item.kind == kind]
+        reached = sum(report.states.get(mid) == EXPECTED[kind] for mid in ids)
+        effects = sum(report.effects[report.published[mid].event_id or ""] for mid in ids)
+        table.add_row(
+            kind, str(kinds[kind]), EXPECTED[kind], str(reached), str(effects) if kind != "duplicate" else "0 new"
+        )
+    console.print(table)
+    counts = Counter(report.states.values())
+    console.print(
+        f"succeeded {counts[demo.SUCCEEDED]}, quarantined {counts[demo.QUARANTINED]}, dead-lettered "
+        f"{counts[demo.DEAD_LETTERED]}, lost or in flight {counts[demo.IN_FLIGHT]}, inconsistent "
+        f"{counts[demo.INCONSISTENT]}; distinct effects {len(report.effects)}, duplicate effects "
+        f"{sum(1 for n in report.effects.values() if n > 1)}; invocations failed as a whole {report.function_errors}"
+    )
+    for problem in report.problems[:20]:
+        console.print(f"[red]{problem}[/]")
+    console.print("[green]All accounted for.[/]" if report.ok else f"[red]{len(report.problems)} problem(s).[/]")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local.fault_run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--template", type=Path, required=True)
+    parser.add_argument("--messages", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--timeout", type=float, default=280.0)
+    args = parser.parse_args(argv)
+    if args.messages < 1:
+        parser.error("--messages must be >= 1")
+    report = run(args.template, args.messages, args.seed, args.timeout)
+    render(report, Console(highlight=False))
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
