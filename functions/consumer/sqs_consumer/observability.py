@@ -23,12 +23,15 @@ logger = Logger()
 UNRECOGNIZED_TYPE = "unrecognized"
 
 
-class Outcome(enum.Enum):
+class Outcome(enum.StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     QUARANTINED = "quarantined"
     SKIPPED = "skipped"
     DUPLICATE = "duplicate"
+
+    # Counted once per record: str's C-level hash, not Enum's Python-level one.
+    __hash__ = str.__hash__
 
 
 # Metric name for the count of each outcome.

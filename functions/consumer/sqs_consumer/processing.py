@@ -133,16 +133,17 @@ class BatchConsumer:
         suspended: list[tuple[_Job, Awaitable[None]]] = []
         for raw in event["Records"]:
             record = SQSRecord(raw)
+            message_id = raw["messageId"]
             try:
                 job = self._start(record, run)
                 awaitable = self._call_handler(job, run) if job is not None else None
             except Exception as exc:  # retryable, or a bug in our bookkeeping: never lose the record
-                outcomes[record.message_id] = exc
+                outcomes[message_id] = exc
                 continue
             if awaitable is not None and job is not None:
                 suspended.append((job, awaitable))
             else:
-                outcomes[record.message_id] = None
+                outcomes[message_id] = None
         if suspended:
             self._event_loop().run_until_complete(self._await_all(suspended, outcomes, run))
 
@@ -220,7 +221,7 @@ class BatchConsumer:
 
     def _start(self, record: SQSRecord, run: _Run) -> _Job | None:
         """Deadline check and parsing; ``None`` when the record was quarantined."""
-        info = _record_info(record)
+        info = _record_info(record.raw_event)
         age_ms = max(0.0, self._wall_clock_ms() - info.sent_timestamp_ms) if info.sent_timestamp_ms else 0.0
         if run.context.get_remaining_time_in_millis() < self._time_reserve_ms:
             self._skip(info, age_ms, run)
@@ -263,7 +264,7 @@ class BatchConsumer:
         except Exception as exc:
             self._settle_failure(job, exc, run)
             return None
-        if inspect.isawaitable(result):
+        if result is not None and inspect.isawaitable(result):
             return result
         self._settle_success(job, run)
         return None
@@ -357,10 +358,11 @@ class BatchConsumer:
         )
 
 
-def _record_info(record: SQSRecord) -> RecordInfo:
+def _record_info(record: dict[str, Any]) -> RecordInfo:
+    # The raw dict: Powertools' data class wrapper costs more per key than the rest of this function.
     attributes = record.get("attributes") or {}
     return RecordInfo(
-        message_id=record.message_id,
+        message_id=record["messageId"],
         receive_count=int(attributes.get("ApproximateReceiveCount", 1)),
         sent_timestamp_ms=int(attributes.get("SentTimestamp", 0)),
         message_group_id=attributes.get("MessageGroupId"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from sqs_consumer.models.document_processed import DocumentProcessedEvent
 from sqs_consumer.observability import logger
 from sqs_consumer.registry import RecordInfo
@@ -10,4 +12,5 @@ from sqs_consumer.registry import RecordInfo
 def handle_document_processed(event: DocumentProcessedEvent, record: RecordInfo) -> None:
     # Business logic goes here (store, notify...). Raise NonRetryableError when
     # retrying cannot help, any other exception to have the message retried.
-    logger.debug("Document processed", document_id=event.payload.document_id, event_id=event.event_id)
+    if logger.log_level <= logging.DEBUG:
+        logger.debug("Document processed", document_id=event.payload.document_id, event_id=event.event_id)
