@@ -43,66 +43,59 @@ class MonitoringConstruct(Construct):
             period=FIVE_MINUTES,
             statistic="Sum",
         )
+        above_zero = cw.ComparisonOperator.GREATER_THAN_THRESHOLD
         self.alarms = {
-            "DeadLetterQueueNotEmpty": cw.Alarm(
+            name: cw.Alarm(
                 self,
-                "DeadLetterQueueNotEmpty",
-                alarm_description="Messages are in the DLQ: quarantined or out of retries. Inspect and redrive.",
-                metric=dlq.metric_approximate_number_of_messages_visible(period=ONE_MINUTE, statistic="Maximum"),
-                threshold=0,
-                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=1,
+                name,
+                alarm_description=description,
+                metric=metric,
+                threshold=threshold,
+                comparison_operator=operator,
+                evaluation_periods=periods,
+                datapoints_to_alarm=datapoints,
                 treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
-            ),
-            "OldestMessageTooOld": cw.Alarm(
-                self,
-                "OldestMessageTooOld",
-                alarm_description="The queue is falling behind: its oldest message is older than the threshold.",
-                metric=queue.metric_approximate_age_of_oldest_message(period=ONE_MINUTE, statistic="Maximum"),
-                threshold=settings.oldest_message_age_alarm_seconds,
-                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=5,
-                datapoints_to_alarm=3,
-                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
-            ),
-            "FunctionErrors": cw.Alarm(
-                self,
-                "FunctionErrors",
-                alarm_description="The function itself failed (crash, timeout, bad deploy); record failures are "
-                "reported in the batch response, not here.",
-                metric=function.metric_errors(period=FIVE_MINUTES, statistic="Sum"),
-                threshold=0,
-                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
-            ),
-            "FunctionThrottles": cw.Alarm(
-                self,
-                "FunctionThrottles",
-                alarm_description="Invocations are throttled: throttled receives still count toward maxReceiveCount.",
-                metric=function.metric_throttles(period=FIVE_MINUTES, statistic="Sum"),
-                threshold=0,
-                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
-            ),
-            "MappingNotPolling": cw.Alarm(
-                self,
-                "MappingNotPolling",
-                alarm_description="Messages wait but the event source mapping polls none (disabled, broken "
-                "permissions or a deleted function).",
-                metric=cw.MathExpression(
-                    expression="IF(visible > 0 AND FILL(polled, 0) == 0, 1, 0)",
-                    using_metrics={"visible": visible, "polled": polled},
-                    period=FIVE_MINUTES,
-                    label="Messages waiting while the mapping polls none",
+            )
+            for name, description, metric, threshold, operator, periods, datapoints in (
+                (
+                    "DeadLetterQueueNotEmpty",
+                    "Messages are in the DLQ: quarantined or out of retries. Inspect and redrive.",
+                    dlq.metric_approximate_number_of_messages_visible(period=ONE_MINUTE, statistic="Maximum"),
+                    0, above_zero, 1, None,
                 ),
-                threshold=1,
-                comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                evaluation_periods=3,
-                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
-            ),
-        }
+                (
+                    "OldestMessageTooOld",
+                    "The queue is falling behind: its oldest message is older than the threshold.",
+                    queue.metric_approximate_age_of_oldest_message(period=ONE_MINUTE, statistic="Maximum"),
+                    settings.oldest_message_age_alarm_seconds, above_zero, 5, 3,
+                ),
+                (
+                    "FunctionErrors",
+                    "The function itself failed (crash, timeout, bad deploy); record failures are reported "
+                    "in the batch response, not here.",
+                    function.metric_errors(period=FIVE_MINUTES, statistic="Sum"),
+                    0, above_zero, 1, None,
+                ),
+                (
+                    "FunctionThrottles",
+                    "Invocations are throttled: throttled receives still count toward maxReceiveCount.",
+                    function.metric_throttles(period=FIVE_MINUTES, statistic="Sum"),
+                    0, above_zero, 1, None,
+                ),
+                (
+                    "MappingNotPolling",
+                    "Messages wait but the event source mapping polls none (disabled, broken permissions or a "
+                    "deleted function).",
+                    cw.MathExpression(
+                        expression="IF(visible > 0 AND FILL(polled, 0) == 0, 1, 0)",
+                        using_metrics={"visible": visible, "polled": polled},
+                        period=FIVE_MINUTES,
+                        label="Messages waiting while the mapping polls none",
+                    ),
+                    1, cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD, 3, None,
+                ),
+            )
+        }  # fmt: skip
         for alarm in self.alarms.values():
             alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
             alarm.add_ok_action(cw_actions.SnsAction(self.topic))

@@ -13,10 +13,7 @@ from sqs_consumer.quarantine import QuarantinedMessage, SqsQuarantine
 
 
 @pytest.fixture
-def queues(monkeypatch):
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+def queues(aws_credentials):
     with mock_aws():
         client = boto3.client("sqs", region_name="us-east-1")
         dlq_url = client.create_queue(QueueName="orders-dlq")["QueueUrl"]

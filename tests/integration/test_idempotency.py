@@ -23,10 +23,7 @@ TTL = 18 * 86_400
 
 
 @pytest.fixture
-def dynamodb(monkeypatch):
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+def dynamodb(aws_credentials):
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
         client.create_table(
@@ -127,9 +124,8 @@ def test_records_expire_after_ttl_and_in_progress_with_the_function_timeout(dyna
     assert before + TTL - 5 <= int(completed["expiration"]["N"]) <= time.time() + TTL + 5
 
 
-def test_unreachable_store_makes_the_record_retryable(monkeypatch):
+def test_unreachable_store_makes_the_record_retryable(aws_credentials):
     # GIVEN a table that does not exist (moto, nothing created)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     with mock_aws():
         effects = Effects()
         message = copy_of("evt_1")
