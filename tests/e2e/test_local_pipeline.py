@@ -93,7 +93,10 @@ def test_demo_mix_every_message_reaches_its_expected_state(local_template: Path,
     slack = 5.0  # the emulated mapping's long poll plus one invocation on a loaded machine
     for attempt, (earlier, later) in enumerate(itertools.pairwise(times), start=1):
         ceiling = min(cap, base * 2 ** (attempt - 1))
-        assert ceiling / 2 - 0.2 <= later - earlier <= min(ceiling + slack, visibility_seconds), (attempt, later - earlier)
+        assert ceiling / 2 - 0.2 <= later - earlier <= min(ceiling + slack, visibility_seconds), (
+            attempt,
+            later - earlier,
+        )
 
 
 def test_function_timeout_deletes_nothing(local_template: Path, tmp_path: Path):
