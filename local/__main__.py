@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import threading
@@ -129,8 +130,6 @@ def run_serve(template: Path) -> int:
 
 
 def run_invoke(template: Path, event_path: Path) -> int:
-    import json  # noqa: PLC0415
-
     try:
         event = json.loads(event_path.read_text())
     except (OSError, json.JSONDecodeError) as error:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -61,8 +62,6 @@ def demo_mix() -> list[DemoMessage]:
 
 def publish(client: SQSClient, queue_url: str, messages: list[DemoMessage], group_id: str | None) -> dict[str, str]:
     """Send the mix; returns message id -> label. Poison bypasses the publisher, as a careless producer would."""
-    import json  # noqa: PLC0415
-
     published: dict[str, str] = {}
     for message in messages:
         valid = isinstance(message.body, dict) and message.expected != QUARANTINED

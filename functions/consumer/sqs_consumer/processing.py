@@ -12,7 +12,11 @@ Delivery is at-least-once; per record, exactly one of:
 - the function is within ``time_reserve_ms`` of its timeout: not started and
   listed as a failure, so a timeout cannot redeliver records that succeeded;
 - FIFO: once a record of a message group fails, the group's later records are
-  listed as failures (``skip_group_on_error``); other groups go on.
+  listed as failures (``skip_group_on_error``); other groups go on;
+- with idempotency on: an ``event_id`` already processed is acknowledged without
+  running its handler; one in progress elsewhere is listed for retry.
+
+Listed records then come back after their retry backoff (``retry.py``).
 
 A record is never both deleted and listed: Powertools lists exactly the records
 whose record handler raised.
