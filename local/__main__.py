@@ -62,8 +62,7 @@ def run_demo(template: Path, timeout: float) -> int:
         messages = demo.demo_mix()
         group_id = "demo" if plan.source_queue.fifo else None
         published = demo.publish(pipeline.client, pipeline.queue.url, messages, group_id)
-        expected = {message_id: m.expected for (message_id, _), m in zip(published.items(), messages, strict=True)}
-        console.print(f"Published {len(published)} messages: {', '.join(sorted(set(published.values())))}")
+        console.print(f"Published {len(published)} messages: {', '.join(sorted({m.label for m in messages}))}")
         states: dict[str, str] = {}
         last = ""
         while not stop.is_set() and time.monotonic() - started < timeout:
@@ -82,11 +81,11 @@ def run_demo(template: Path, timeout: float) -> int:
                 break
             stop.wait(1.0)
     elapsed = time.monotonic() - started
-    return _summary(published, expected, states, ledger, elapsed)
+    return _summary(published, states, ledger, elapsed)
 
 
 def _summary(
-    published: dict[str, str], expected: dict[str, str], states: dict[str, str], ledger: demo.Ledger, elapsed: float
+    published: dict[str, demo.DemoMessage], states: dict[str, str], ledger: demo.Ledger, elapsed: float
 ) -> int:
     counts = Counter(states.values())
     table = Table(title=f"Local run ({elapsed:.0f} s)")
@@ -99,10 +98,12 @@ def _summary(
     table.add_row("dead-lettered after retries", str(counts[demo.DEAD_LETTERED]))
     table.add_row("still in flight", str(counts[demo.IN_FLIGHT]))
     console.print(table)
-    wrong = {mid: (published[mid], expected[mid], states.get(mid)) for mid in published
-             if states.get(mid) != expected[mid]}  # fmt: skip
-    for message_id, (label, want, got) in wrong.items():
-        console.print(f"[red]unexpected[/]: {label} ({message_id}) is {got}, expected {want}")
+    wrong = {mid: message for mid, message in published.items() if states.get(mid) != message.expected}
+    for message_id, message in wrong.items():
+        console.print(
+            f"[red]unexpected[/]: {message.label} ({message_id}) is {states.get(message_id)}, "
+            f"expected {message.expected}"
+        )
     if counts[demo.IN_FLIGHT] or counts[demo.INCONSISTENT] or wrong:
         console.print("[red]Not every message reached its expected state.[/]")
         return 1

@@ -7,8 +7,9 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from local.event_source import BatchResult
 from operations.dlq import DeadLetter, peek
@@ -16,6 +17,9 @@ from publisher.client import EventPublisher
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
+
+T = TypeVar("T")
 
 # Final states, and what each demo message is expected to reach.
 SUCCEEDED = "succeeded"
@@ -60,25 +64,54 @@ def demo_mix() -> list[DemoMessage]:
     ]
 
 
-def publish(client: SQSClient, queue_url: str, messages: list[DemoMessage], group_id: str | None) -> dict[str, str]:
-    """Send the mix; returns message id -> label. Poison bypasses the publisher, as a careless producer would."""
-    published: dict[str, str] = {}
-    for message in messages:
-        valid = isinstance(message.body, dict) and message.expected != QUARANTINED
-        if valid:
-            assert isinstance(message.body, dict)
-            [result] = EventPublisher(queue_url, client).publish([message.body], group_id=group_id)
-            if not result.ok or result.message_id is None:
-                raise RuntimeError(f"could not publish {message.label}: {result.error}")
-            published[result.message_id] = message.label
-        else:
-            body = message.body if isinstance(message.body, str) else json.dumps(message.body)
-            extra: dict[str, Any] = {}
+def send(
+    client: SQSClient,
+    queue_url: str,
+    items: Sequence[T],
+    *,
+    body: Callable[[T], str],
+    poison: Callable[[T], bool],
+    group_id: str | None = None,
+) -> dict[str, T]:
+    """Send valid events through the validating publisher and poison raw, as a careless producer
+    would; returns message id -> item. Raises if SQS refuses any of them."""
+    published: dict[str, T] = {}
+    valid = [item for item in items if not poison(item)]
+    results = EventPublisher(queue_url, client).publish([json.loads(body(item)) for item in valid], group_id=group_id)
+    for item, result in zip(valid, results, strict=True):
+        if result.message_id is None:
+            raise RuntimeError(f"could not publish {body(item)[:80]}: {result.error}")
+        published[result.message_id] = item
+    raw = [item for item in items if poison(item)]
+    for start in range(0, len(raw), 10):
+        chunk = raw[start : start + 10]
+        entries: list[SendMessageBatchRequestEntryTypeDef] = []
+        for index, item in enumerate(chunk):
+            entry: SendMessageBatchRequestEntryTypeDef = {"Id": str(index), "MessageBody": body(item)}
             if group_id:
-                extra = {"MessageGroupId": group_id, "MessageDeduplicationId": uuid.uuid4().hex}
-            sent = client.send_message(QueueUrl=queue_url, MessageBody=body, **extra)
-            published[sent["MessageId"]] = message.label
+                entry["MessageGroupId"] = group_id
+                entry["MessageDeduplicationId"] = uuid.uuid4().hex
+            entries.append(entry)
+        response = client.send_message_batch(QueueUrl=queue_url, Entries=entries)
+        if response.get("Failed"):
+            raise RuntimeError(f"SQS refused poison messages: {response['Failed']}")
+        for sent in response["Successful"]:
+            published[sent["MessageId"]] = chunk[int(sent["Id"])]
     return published
+
+
+def publish(
+    client: SQSClient, queue_url: str, messages: list[DemoMessage], group_id: str | None
+) -> dict[str, DemoMessage]:
+    """Send the demo mix; returns message id -> demo message."""
+    return send(
+        client,
+        queue_url,
+        messages,
+        body=lambda m: m.body if isinstance(m.body, str) else json.dumps(m.body),
+        poison=lambda m: m.expected == QUARANTINED,
+        group_id=group_id,
+    )
 
 
 def dead_letters(client: SQSClient, queue_url: str) -> dict[str, DeadLetter]:
@@ -107,8 +140,8 @@ class Ledger:
             self.invocations[result.reason] += 1
 
 
-def final_states(published: dict[str, str], ledger: Ledger, dead: dict[str, DeadLetter]) -> dict[str, str]:
-    """Where each published message is: exactly one state each."""
+def final_states(published: Iterable[str], ledger: Ledger, dead: dict[str, DeadLetter]) -> dict[str, str]:
+    """Where each published message (by id) is: exactly one state each."""
     states = {}
     for message_id in published:
         letter = dead.get(message_id)

@@ -29,7 +29,6 @@ from rich.table import Table
 
 from local import demo
 from local.pipeline import running_pipeline
-from publisher.client import EventPublisher
 
 ROOT = Path(__file__).resolve().parents[1]
 LOG_DIR = ROOT / ".cache" / "fault-run"
@@ -117,26 +116,6 @@ def plan_messages(count: int, seed: int, slow_ms: int) -> list[Planned]:
     return planned
 
 
-def _publish(client: Any, queue_url: str, planned: list[Planned]) -> dict[str, Planned]:
-    """Valid events through the validating publisher, poison as a careless producer sends it."""
-    valid = [item for item in planned if item.kind not in POISON]
-    results = EventPublisher(queue_url, client).publish([json.loads(item.body) for item in valid])
-    published: dict[str, Planned] = {}
-    for item, result in zip(valid, results, strict=True):
-        if result.message_id is None:
-            raise RuntimeError(f"publish failed: {result.error}")
-        published[result.message_id] = item
-    poison = [item for item in planned if item.kind in POISON]
-    for start in range(0, len(poison), 10):
-        chunk = poison[start : start + 10]
-        response = client.send_message_batch(
-            QueueUrl=queue_url, Entries=[{"Id": str(i), "MessageBody": p.body} for i, p in enumerate(chunk)]
-        )
-        for sent in response["Successful"]:
-            published[sent["MessageId"]] = chunk[int(sent["Id"])]
-    return published
-
-
 def _effects(log_dir: Path) -> Counter[str]:
     effects: Counter[str] = Counter()
     for path in log_dir.glob("function-*.log"):
@@ -159,10 +138,16 @@ def run(template: Path, count: int, seed: int, timeout: float, log_dir: Path = L
         # before the guard still ends, with its store calls, before the timeout.
         reserve_ms = int(plan.function.environment.get("TIME_RESERVE_MS", "1000"))
         planned = plan_messages(count, seed, slow_ms=reserve_ms // 2)
-        report.published = _publish(pipeline.client, pipeline.queue.url, planned)
+        report.published = demo.send(
+            pipeline.client,
+            pipeline.queue.url,
+            planned,
+            body=lambda item: item.body,
+            poison=lambda item: item.kind in POISON,
+        )
         while time.monotonic() - started < timeout:
             dead = demo.dead_letters(pipeline.client, pipeline.dead_letter_queue.url)
-            states = demo.final_states({mid: p.kind for mid, p in report.published.items()}, ledger, dead)
+            states = demo.final_states(report.published, ledger, dead)
             if demo.IN_FLIGHT not in states.values():
                 break
             time.sleep(1.0)

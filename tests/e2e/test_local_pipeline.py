@@ -64,7 +64,7 @@ def test_demo_mix_every_message_reaches_its_expected_state(local_template: Path,
     messages = demo.demo_mix()
     with running_pipeline(local_template, tmp_path, on_batch=ledger.on_batch) as pipeline:
         published = demo.publish(pipeline.client, pipeline.queue.url, messages, None)
-        expected = {mid: m.expected for mid, m in zip(published, messages, strict=True)}
+        expected = {mid: m.expected for mid, m in published.items()}
         receives = pipeline.plan.source_queue.max_receive_count or 1
         visibility = int(pipeline.plan.source_queue.attributes["VisibilityTimeout"])
         deadline = time.monotonic() + receives * visibility + 60
@@ -81,9 +81,9 @@ def test_demo_mix_every_message_reaches_its_expected_state(local_template: Path,
     assert states == expected
     assert sum(ledger.invocations.values()) >= 2
     assert ledger.invocations["function_error"] == 0
-    flaky = next(mid for mid, label in published.items() if label == "hello flaky")
+    flaky = next(mid for mid, m in published.items() if m.label == "hello flaky")
     assert ledger.failures[flaky] == 1
-    failing = next(mid for mid, label in published.items() if label == "hello fail")
+    failing = next(mid for mid, m in published.items() if m.label == "hello fail")
     assert ledger.failures[failing] == receives
     # AND each retry came back after its backoff (base x 2^(n-1), jittered down to half), not the visibility timeout
     env = pipeline.plan.function.environment
