@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqs_consumer.quarantine import ATTRIBUTE_PREFIX
+from sqs_consumer.retry import queue_url_from_arn
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -136,11 +137,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _queue_url_from_arn(client: SQSClient, arn: str) -> str:
-    _, _, _, _, account, name = arn.split(":", 5)
-    return client.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -162,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "redrive":
         if args.dry_run:
-            letters = peek(client, _queue_url_from_arn(client, args.dlq_arn), 1_000)
+            letters = peek(client, queue_url_from_arn(args.dlq_arn, args.endpoint_url), 1_000)
             kinds = Counter(letter.kind or "out_of_retries" for letter in letters)
             target = args.destination_arn or "each message's source queue"
             breakdown = ", ".join(f"{n} {k}" for k, n in kinds.most_common())
