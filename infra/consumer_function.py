@@ -39,6 +39,8 @@ def function_environment(settings: StackSettings, dlq_url: str, table_name: str 
         "dlq_url": dlq_url,
         "time_reserve_ms": str(int(settings.time_reserve_seconds * 1000)),
         "max_concurrent_records": str(settings.max_concurrent_records),
+        "max_receive_count": str(settings.max_receive_count),
+        "dlq_max_message_bytes": str(settings.dlq_max_message_size_bytes),
         "retry_backoff_base_seconds": f"{settings.retry_backoff_base_seconds:g}",
         "retry_backoff_cap_seconds": f"{settings.retry_backoff_cap_seconds:g}",
     }

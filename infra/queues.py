@@ -27,6 +27,7 @@ class QueuesConstruct(Construct):
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
             retention_period=Duration.seconds(settings.dlq_retention_period_seconds),
+            max_message_size_bytes=settings.dlq_max_message_size_bytes,
             fifo=fifo,
             content_based_deduplication=dedup,
             removal_policy=RemovalPolicy.RETAIN,
@@ -39,6 +40,7 @@ class QueuesConstruct(Construct):
             visibility_timeout=Duration.seconds(settings.visibility_timeout_seconds),
             receive_message_wait_time=Duration.seconds(settings.receive_wait_time_seconds),
             retention_period=Duration.seconds(settings.retention_period_seconds),
+            max_message_size_bytes=settings.max_message_size_bytes,
             dead_letter_queue=sqs.DeadLetterQueue(
                 queue=self.dead_letter_queue, max_receive_count=settings.max_receive_count
             ),

@@ -12,7 +12,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from sqs_consumer.retry import MAX_BACKOFF_SECONDS
 from sqs_consumer.settings import ConsumerSettings
+from sqs_consumer.sqs_limits import DEFAULT_MAX_MESSAGE_BYTES, LARGEST_MAX_MESSAGE_BYTES
 
 DEFAULT_STAGE = "dev"
 # CloudWatch Logs accepts only these retention periods (days).
@@ -34,6 +36,9 @@ class StackSettings(BaseModel):
     receive_wait_time_seconds: int = Field(default=20, ge=0, le=20)
     retention_period_seconds: int = Field(default=4 * 86_400, ge=60, le=14 * 86_400)
     dlq_retention_period_seconds: int = Field(default=14 * 86_400, ge=60, le=14 * 86_400)
+    # SQS's MaximumMessageSize of the queue; the DLQ's must hold the largest message plus its reason.
+    max_message_size_bytes: int = Field(default=DEFAULT_MAX_MESSAGE_BYTES, ge=1_024, le=LARGEST_MAX_MESSAGE_BYTES)
+    dlq_max_message_size_bytes: int = Field(default=LARGEST_MAX_MESSAGE_BYTES, ge=1_024, le=LARGEST_MAX_MESSAGE_BYTES)
     # Retries before the redrive policy moves a message to the DLQ (seed: WORKER_MAX_RETRIES).
     max_retries: int = Field(default=3, ge=0, le=999)
     fifo: bool = False
@@ -51,8 +56,8 @@ class StackSettings(BaseModel):
     max_concurrent_records: int = Field(default=10, ge=1, le=10_000)
     # Retry with backoff: a failed record returns after base x 2^(receives - 1), jittered, capped.
     # 0 leaves retries to the visibility timeout.
-    retry_backoff_base_seconds: float = Field(default=10, ge=0, le=43_200)
-    retry_backoff_cap_seconds: float = Field(default=300, ge=0, le=43_200)
+    retry_backoff_base_seconds: float = Field(default=10, ge=0, le=MAX_BACKOFF_SECONDS)
+    retry_backoff_cap_seconds: float = Field(default=300, gt=0, le=MAX_BACKOFF_SECONDS)
     # Exactly-once effects per event_id, remembered in a DynamoDB table.
     idempotency: bool = True
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -143,6 +148,11 @@ def _rule_violations(s: StackSettings) -> list[str]:
         problems.append(
             f"retry_backoff_base_seconds ({s.retry_backoff_base_seconds:g}) must be <= retry_backoff_cap_seconds "
             f"({s.retry_backoff_cap_seconds:g})"
+        )
+    if s.dlq_max_message_size_bytes < s.max_message_size_bytes:
+        problems.append(
+            f"dlq_max_message_size_bytes ({s.dlq_max_message_size_bytes}) must be >= max_message_size_bytes "
+            f"({s.max_message_size_bytes}): a poison message must fit in the DLQ with its reason"
         )
     if s.log_retention_days not in LOG_RETENTION_DAYS:
         problems.append(f"log_retention_days ({s.log_retention_days}) must be one of {LOG_RETENTION_DAYS}")

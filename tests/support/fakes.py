@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from sqs_consumer.budget import Deadline
 from sqs_consumer.errors import QuarantineFailedError
 from sqs_consumer.quarantine import QuarantinedMessage
 
@@ -29,11 +31,15 @@ class FakeQuarantine:
 
     fail: bool = False
     sent: list[QuarantinedMessage] = field(default_factory=list)
+    # How many messages each send_batch call carried.
+    calls: list[int] = field(default_factory=list)
 
-    def send(self, message: QuarantinedMessage) -> None:
+    def send_batch(self, messages: Sequence[QuarantinedMessage], deadline: Deadline) -> list[Exception | None]:
+        self.calls.append(len(messages))
         if self.fail:
-            raise QuarantineFailedError("DLQ unavailable")
-        self.sent.append(message)
+            return [QuarantineFailedError("DLQ unavailable") for _ in messages]
+        self.sent.extend(messages)
+        return [None for _ in messages]
 
     @property
     def message_ids(self) -> list[str]:

@@ -7,18 +7,25 @@ from typing import Any, cast
 
 import pytest
 
+import threading
+import time
+
+from sqs_consumer.budget import Deadline
 from sqs_consumer.processing import BatchConsumer
-from sqs_consumer.retry import Backoff, SqsVisibility, VisibilityChange, queue_url_from_arn
+from sqs_consumer.retry import MAX_BACKOFF_SECONDS, Backoff, SqsVisibility, VisibilityChange, queue_url_from_arn
 from sqs_consumer.routes import REGISTRY
 from tests.support import sqs_events as sqs
 from tests.support.fakes import FakeContext, FakeQuarantine
+
+
+DEADLINE = Deadline(lambda: 30_000, 1_000)
 
 
 @dataclass
 class RecordingVisibility:
     changes: list[VisibilityChange] = field(default_factory=list)
 
-    def change(self, changes: list[VisibilityChange]) -> None:
+    def change(self, changes: list[VisibilityChange], deadline: Deadline) -> None:
         self.changes.extend(changes)
 
 
@@ -87,7 +94,7 @@ def test_sqs_visibility_never_raises_when_sqs_fails():
             raise OSError("SQS unreachable")
 
     setter = SqsVisibility(client_factory=lambda _: cast(Any, Broken()))
-    setter.change([VisibilityChange(sqs.QUEUE_ARN, "rh", 10)])  # no exception: the timeout is the fallback
+    setter.change([VisibilityChange(sqs.QUEUE_ARN, "rh", 10)], DEADLINE)  # no exception: the timeout is the fallback
 
 
 def test_sqs_visibility_batches_ten_per_call_per_queue():
@@ -99,8 +106,8 @@ def test_sqs_visibility_batches_ten_per_call_per_queue():
             return {"Successful": [], "Failed": []}
 
     setter = SqsVisibility(client_factory=lambda _: cast(Any, Recording()))
-    setter.change([VisibilityChange(sqs.QUEUE_ARN, f"rh-{i}", i) for i in range(23)])
-    assert [len(call["Entries"]) for call in calls] == [10, 10, 3]
+    setter.change([VisibilityChange(sqs.QUEUE_ARN, f"rh-{i}", i) for i in range(23)], DEADLINE)
+    assert sorted(len(call["Entries"]) for call in calls) == [3, 10, 10]
     assert calls[0]["QueueUrl"] == "https://sqs.us-east-1.amazonaws.com/123456789012/orders-queue"
 
 
@@ -108,3 +115,94 @@ def test_queue_url_from_arn_with_and_without_endpoint():
     arn = "arn:aws:sqs:eu-west-1:111122223333:orders.fifo"
     assert queue_url_from_arn(arn, None) == "https://sqs.eu-west-1.amazonaws.com/111122223333/orders.fifo"
     assert queue_url_from_arn(arn, "http://127.0.0.1:5000/") == "http://127.0.0.1:5000/111122223333/orders.fifo"
+
+
+def test_queue_url_follows_the_partition_of_the_arn():
+    arn = "arn:aws-cn:sqs:cn-north-1:111122223333:orders"
+    assert queue_url_from_arn(arn) == "https://sqs.cn-north-1.amazonaws.com.cn/111122223333/orders"
+
+
+class SlowSqs:
+    """ChangeMessageVisibilityBatch that takes ``seconds`` and counts calls in flight."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.calls = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._lock = threading.Lock()
+
+    def change_message_visibility_batch(self, **params: Any) -> Any:
+        with self._lock:
+            self.calls += 1
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        time.sleep(self.seconds)
+        with self._lock:
+            self.in_flight -= 1
+        return {"Successful": [], "Failed": []}
+
+
+def test_sqs_visibility_calls_run_in_parallel():
+    client = SlowSqs(0.05)
+    setter = SqsVisibility(client_factory=lambda _: cast(Any, client))
+    setter.change([VisibilityChange(sqs.QUEUE_ARN, f"rh-{i}", 5) for i in range(100)], DEADLINE)
+    assert client.calls == 10
+    assert client.max_in_flight > 1
+
+
+def test_sqs_visibility_makes_no_call_past_the_deadline():
+    client = SlowSqs(0.0)
+    setter = SqsVisibility(client_factory=lambda _: cast(Any, client))
+    setter.change([VisibilityChange(sqs.QUEUE_ARN, "rh", 5)], Deadline(lambda: 999, 1_000))
+    assert client.calls == 0
+
+
+def test_sqs_visibility_stops_waiting_at_the_deadline():
+    # GIVEN 1,000 changes (100 requests) against an SQS that takes a second a call, and a 0.2 s budget
+    client = SlowSqs(1.0)
+    setter = SqsVisibility(client_factory=lambda _: cast(Any, client))
+    clock_end = time.monotonic() + 0.2
+
+    def remaining_ms() -> int:
+        return int((clock_end - time.monotonic()) * 1000) + 1_000
+
+    setter.change([VisibilityChange(sqs.QUEUE_ARN, f"rh-{i}", 5) for i in range(1_000)], Deadline(remaining_ms, 1_000))
+
+    # THEN the requests queued behind the first ones are never made
+    time.sleep(1.2)
+    assert client.calls <= 10
+
+
+def test_consumer_counts_the_backoff_calls_in_its_time_reserve():
+    # GIVEN every record fails and the function is already inside its reserve's floor when the records end
+    visibility = RecordingDeadlines()
+    consumer = BatchConsumer(REGISTRY, FakeQuarantine(), time_reserve_ms=4_000, backoff=Backoff(1, 8),
+                             visibility=visibility)  # fmt: skip
+    failing = [sqs.record(sqs.body("hello", {"name": "x", "simulate": "fail"})) for _ in range(3)]
+    context = FakeContext(remaining_ms=[20_000, 20_000, 20_000, 900])
+
+    consumer.handle(sqs.event(*failing), context)
+
+    # THEN the backoff got the reserve's deadline: nothing left to spend on it
+    [deadline] = visibility.deadlines
+    assert deadline.passed
+
+
+@dataclass
+class RecordingDeadlines:
+    deadlines: list[Deadline] = field(default_factory=list)
+
+    def change(self, changes: list[VisibilityChange], deadline: Deadline) -> None:
+        self.deadlines.append(deadline)
+
+
+@pytest.mark.parametrize(("base", "cap"), [(10, 5), (10, 0), (1, MAX_BACKOFF_SECONDS + 1)])
+def test_backoff_refuses_a_cap_below_its_base_or_beyond_what_sqs_allows(base, cap):
+    with pytest.raises(ValueError, match="retry backoff"):
+        Backoff(base, cap)
+
+
+def test_backoff_never_exceeds_what_sqs_accepts():
+    backoff = Backoff(base_seconds=MAX_BACKOFF_SECONDS, cap_seconds=MAX_BACKOFF_SECONDS)
+    assert backoff.delay(1_000, rand=lambda low, high: high) == MAX_BACKOFF_SECONDS

@@ -1,10 +1,10 @@
 """Exceptions that decide a record's disposition.
 
 Delivery is at-least-once. A handler that raises any exception other than
-``NonRetryableError`` leaves the message on the queue: it comes back after the
-visibility timeout and reaches the DLQ through the redrive policy once
-``maxReceiveCount`` is exhausted. ``NonRetryableError`` says that retrying can
-never succeed, so the message is quarantined to the DLQ at once.
+``NonRetryableError`` leaves the message on the queue: it comes back after its
+retry backoff, and on its last allowed receive (``maxReceiveCount``) it is
+quarantined to the DLQ with the last error as its reason. ``NonRetryableError``
+says that retrying can never succeed, so the message is quarantined at once.
 """
 
 from __future__ import annotations
@@ -34,6 +34,13 @@ class PoisonMessageError(Exception):
 
 class DeadlineReachedError(Exception):
     """The function is too close to its timeout to start this record."""
+
+
+class HandlerAbortedError(Exception):
+    """A handler raised a ``BaseException`` that is not a process exit (``asyncio.CancelledError``...).
+
+    It is contained to its record, as a retryable failure, instead of failing the whole batch.
+    """
 
 
 class QuarantineFailedError(Exception):

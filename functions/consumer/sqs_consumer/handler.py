@@ -26,10 +26,13 @@ def build_consumer(settings: ConsumerSettings, registry: EventRegistry = REGISTR
     logger.setLevel(settings.log_level)
     return BatchConsumer(
         registry,
-        SqsQuarantine(settings.dlq_url, endpoint_url=settings.aws_endpoint_url),
+        SqsQuarantine(
+            settings.dlq_url, max_message_bytes=settings.dlq_max_message_bytes, endpoint_url=settings.aws_endpoint_url
+        ),
         metrics=build_metrics(settings.metrics_namespace, settings.service_name),
         time_reserve_ms=settings.time_reserve_ms,
         max_concurrent_records=settings.max_concurrent_records,
+        max_receive_count=settings.max_receive_count,
         backoff=Backoff(settings.retry_backoff_base_seconds, settings.retry_backoff_cap_seconds),
         visibility=SqsVisibility(endpoint_url=settings.aws_endpoint_url),
         idempotency=_idempotency(settings),

@@ -1,25 +1,27 @@
-"""Every record's disposition (DESIGN.md §4), on top of the Powertools batch utility.
+"""Every record's disposition (docs/design.md §4), on top of the Powertools batch utility.
 
 Delivery is at-least-once; per record, exactly one of:
 
 - the handler returns: success, the message is deleted;
-- the handler raises: retryable failure, listed in ``batchItemFailures``; the
-  message returns after the visibility timeout and the redrive policy moves it
-  to the DLQ after ``maxReceiveCount`` receives;
+- the handler raises (any exception, or a ``BaseException`` that is not a process
+  exit): retryable failure, listed in ``batchItemFailures``; it returns after its
+  retry backoff (``retry.py``). On its last allowed receive (``maxReceiveCount``) it
+  is quarantined instead, with the last error as its reason;
 - the body cannot be parsed or validated, its type is unknown, or the handler
-  raises ``NonRetryableError``: quarantined, i.e. sent to the DLQ at once with
-  the reason, then deleted; if the DLQ refuses it, a retryable failure;
+  raises ``NonRetryableError``: quarantined, i.e. sent to the DLQ with the reason,
+  then deleted; if the DLQ refuses it, a retryable failure;
 - the function is within ``time_reserve_ms`` of its timeout: not started and
-  listed as a failure, so a timeout cannot redeliver records that succeeded;
+  listed, so a timeout cannot redeliver records that succeeded; on its last
+  allowed receive, quarantined with the reason it never ran;
 - FIFO: once a record of a message group fails, the group's later records are
-  listed as failures (``skip_group_on_error``); other groups go on;
+  listed unprocessed (``skip_group_on_error``), or quarantined on their last receive;
 - with idempotency on: an ``event_id`` already processed is acknowledged without
   running its handler; one in progress elsewhere is listed for retry.
 
-Listed records then come back after their retry backoff (``retry.py``).
-
-A record is never both deleted and listed: Powertools lists exactly the records
-whose record handler raised.
+Quarantine sends are gathered and made together after the records, then the
+visibility of the listed records is set (retry backoff): both in parallel, within
+the time reserve (``budget.py``). A record is never both deleted and listed:
+Powertools lists exactly the records whose recorded outcome is an error.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, Protocol
+from typing import Any, Protocol
 
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.utilities.batch import (
@@ -42,13 +44,23 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from sqs_consumer.errors import DeadlineReachedError, NonRetryableError, PoisonMessageError
+from sqs_consumer.budget import Deadline
+from sqs_consumer.errors import DeadlineReachedError, HandlerAbortedError, NonRetryableError, PoisonMessageError
 from sqs_consumer.idempotency import Idempotency
 from sqs_consumer.models.base import BaseEvent
 from sqs_consumer.observability import UNRECOGNIZED_TYPE, BatchReport, Outcome, logger
 from sqs_consumer.quarantine import Quarantine, QuarantinedMessage
-from sqs_consumer.registry import NON_RETRYABLE, EventRegistry, RecordInfo, Route
+from sqs_consumer.registry import NON_RETRYABLE, NOT_STARTED, RETRIES_EXHAUSTED, EventRegistry, RecordInfo, Route
 from sqs_consumer.retry import NO_BACKOFF, Backoff, VisibilityChange, VisibilitySetter
+from sqs_consumer.sqs_limits import trim_utf8
+
+# Values quoted in log lines are cut to this many bytes: a poison body may hold megabytes.
+LOG_VALUE_BYTES = 512
+# The part of the time reserve kept for building the response and flushing metrics.
+MAX_RETURN_FLOOR_MS = 1_000
+# How long leftover tasks of a handler get to finish after being cancelled.
+LEFTOVER_TASK_GRACE_SECONDS = 1.0
+_NEAR_TIMEOUT = "the function was close to its timeout"
 
 
 class LambdaContextLike(Protocol):
@@ -56,14 +68,29 @@ class LambdaContextLike(Protocol):
 
 
 @dataclass(slots=True)
+class _Quarantining:
+    """A record on its way to the DLQ: its outcome waits for the DLQ's answer."""
+
+    message: QuarantinedMessage
+    metric_type: str
+    age_ms: float
+    processing_ms: float | None
+    retry_delay: int
+
+
+@dataclass(slots=True)
 class _Run:
-    """One invocation: its context (for the deadline) and its report."""
+    """One invocation: its context (for the deadline), its report and each record's outcome."""
 
     context: LambdaContextLike
     report: BatchReport
     # Per-record lines are built only when they would be written.
     debug: bool = False
-    # Backoff (seconds) of each record that failed with a retryable error.
+    # None: deleted (succeeded, duplicate or quarantined). An exception: listed.
+    outcomes: dict[str, Exception | None] = field(default_factory=dict)
+    # Records whose disposition is "quarantine", until the DLQ answers.
+    quarantining: dict[str, _Quarantining] = field(default_factory=dict)
+    # Backoff (seconds) of each listed record that ran and failed; the others return at once.
     retry_delays: dict[str, int] = field(default_factory=dict)
 
 
@@ -92,6 +119,7 @@ class BatchConsumer:
         metrics: Metrics | None = None,
         time_reserve_ms: int = 5_000,
         max_concurrent_records: int = 10,
+        max_receive_count: int | None = None,
         backoff: Backoff = NO_BACKOFF,
         visibility: VisibilitySetter | None = None,
         idempotency: Idempotency | None = None,
@@ -102,7 +130,9 @@ class BatchConsumer:
         self._quarantine = quarantine
         self._metrics = metrics
         self._time_reserve_ms = time_reserve_ms
+        self._return_floor_ms = min(MAX_RETURN_FLOOR_MS, time_reserve_ms // 4)
         self._max_concurrent = max_concurrent_records
+        self._max_receive_count = max_receive_count
         self._timer = timer
         self._wall_clock_ms = wall_clock_ms
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -115,10 +145,13 @@ class BatchConsumer:
         if not records:
             return {"batchItemFailures": []}
         run = _Run(context, BatchReport(), debug=logger.log_level <= logging.DEBUG)
-        if str(records[0].get("eventSourceARN", "")).endswith(".fifo"):
-            response = self._handle_fifo(event, run)
-        else:
-            response = self._handle_standard(event, run)
+        try:
+            if str(records[0].get("eventSourceARN", "")).endswith(".fifo"):
+                response = self._handle_fifo(event, run)
+            else:
+                response = self._handle_standard(event, run)
+        finally:
+            self._cancel_leftover_tasks()
         self._apply_backoff(records, response, run)
         run.report.log_summary(len(records))
         if self._metrics is not None:
@@ -130,29 +163,26 @@ class BatchConsumer:
 
         Sync handlers run inline. Async handlers are awaited afterwards by a pool
         of ``max_concurrent_records`` workers on a persistent event loop, so I/O
-        overlaps while a batch without async work never touches the loop. Every
-        failure is listed, even when all records fail (docs/decisions.md).
+        overlaps while a batch without async work never touches the loop. The
+        batch's quarantines are then sent together. Every failure is listed, even
+        when all records fail (docs/decisions.md).
         """
-        outcomes: dict[str, Exception | None] = {}
         suspended: list[tuple[_Job, Awaitable[None]]] = []
         for raw in event["Records"]:
-            record = SQSRecord(raw)
-            message_id = raw["messageId"]
             try:
-                job = self._start(record, run)
+                job = self._start(SQSRecord(raw), run)
                 awaitable = self._call_handler(job, run) if job is not None else None
-            except Exception as exc:  # retryable, or a bug in our bookkeeping: never lose the record
-                outcomes[message_id] = exc
+            except Exception as exc:  # a bug in our bookkeeping: never lose the record
+                self._list_unsettled(raw["messageId"], exc, run)
                 continue
             if awaitable is not None and job is not None:
                 suspended.append((job, awaitable))
-            else:
-                outcomes[message_id] = None
         if suspended:
-            self._event_loop().run_until_complete(self._await_all(suspended, outcomes, run))
+            self._event_loop().run_until_complete(self._await_all(suspended, run))
+        self._send_quarantined(run)
 
         def record_handler(record: SQSRecord) -> None:
-            error = outcomes[record.message_id]
+            error = run.outcomes.get(record.message_id, _UNSETTLED)
             if error is not None:
                 raise error
 
@@ -160,19 +190,49 @@ class BatchConsumer:
         return process_partial_response(event, record_handler, processor, None)
 
     def _handle_fifo(self, event: dict[str, Any], run: _Run) -> PartialItemFailureResponse:
-        """One record at a time, in order; after a failure, the rest of its group is listed unprocessed."""
+        """One record at a time, in order; after a failure, the rest of its group is listed unprocessed.
+
+        A quarantine is sent before the next record starts: if the DLQ refuses it, the
+        record failed and its group stops there.
+        """
         processor = SqsFifoPartialProcessor(skip_group_on_error=True)
         processor.raise_on_entire_batch_failure = False
 
         def record_handler(record: SQSRecord) -> None:
-            job = self._start(record, run)
-            awaitable = self._call_handler(job, run) if job is not None else None
-            if awaitable is not None and job is not None:
-                error = self._event_loop().run_until_complete(self._await_one(job, awaitable, run))
-                if error is not None:
-                    raise error
+            try:
+                job = self._start(record, run)
+                awaitable = self._call_handler(job, run) if job is not None else None
+                if awaitable is not None and job is not None:
+                    self._event_loop().run_until_complete(self._await_one(job, awaitable, run))
+            except Exception as exc:  # a bug in our bookkeeping: never lose the record
+                self._list_unsettled(record.message_id, exc, run)
+            self._send_quarantined(run)
+            error = run.outcomes.get(record.message_id, _UNSETTLED)
+            if error is not None:
+                raise error
 
-        return process_partial_response(event, record_handler, processor, None)
+        response = process_partial_response(event, record_handler, processor, None)
+        return self._settle_never_started(event, response, run)
+
+    def _settle_never_started(
+        self, event: dict[str, Any], response: PartialItemFailureResponse, run: _Run
+    ) -> PartialItemFailureResponse:
+        """FIFO records listed behind a failed record of their group: quarantined on their last receive."""
+        by_id = {raw["messageId"]: raw for raw in event["Records"]}
+        for item in response["batchItemFailures"]:
+            message_id = item["itemIdentifier"]
+            if message_id in run.outcomes or message_id not in by_id:
+                continue
+            record = SQSRecord(by_id[message_id])
+            info = _record_info(record.raw_event)
+            why = f"behind a failed record of message group {info.message_group_id}"
+            self._not_started(record, info, self._age_ms(info), run, why)
+        self._send_quarantined(run)
+        return {
+            "batchItemFailures": [
+                item for item in response["batchItemFailures"] if run.outcomes.get(item["itemIdentifier"], _UNSETTLED)
+            ]
+        }
 
     def _apply_backoff(self, records: list[dict[str, Any]], response: PartialItemFailureResponse, run: _Run) -> None:
         """Listed records come back after their backoff; records never started, at once."""
@@ -184,7 +244,10 @@ class BatchConsumer:
             record = by_id[item["itemIdentifier"]]
             delay = run.retry_delays.get(record["messageId"], 0)
             changes.append(VisibilityChange(record["eventSourceARN"], record["receiptHandle"], delay))
-        self._visibility.change(changes)
+        self._visibility.change(changes, self._deadline(run))
+
+    def _deadline(self, run: _Run) -> Deadline:
+        return Deadline(run.context.get_remaining_time_in_millis, self._return_floor_ms)
 
     def _event_loop(self) -> asyncio.AbstractEventLoop:
         # One loop for the life of the execution environment: creating one per
@@ -193,42 +256,59 @@ class BatchConsumer:
             self._loop = asyncio.new_event_loop()
         return self._loop
 
-    async def _await_all(
-        self, suspended: list[tuple[_Job, Awaitable[None]]], outcomes: dict[str, Exception | None], run: _Run
-    ) -> None:
+    def _cancel_leftover_tasks(self) -> None:
+        """Tasks a handler left running must not run on during the next invocation."""
+        if self._loop is None or self._loop.is_closed():
+            return
+        leftover = [task for task in asyncio.all_tasks(self._loop) if not task.done()]
+        if not leftover:
+            return
+        for task in leftover:
+            task.cancel()
+        _, still_running = self._loop.run_until_complete(asyncio.wait(leftover, timeout=LEFTOVER_TASK_GRACE_SECONDS))
+        logger.warning("Cancelled tasks that handlers left running", tasks=len(leftover), ignored=len(still_running))
+        if still_running:
+            # A task that ignores cancellation: a fresh loop keeps it out of later invocations.
+            self._loop = None
+
+    async def _await_all(self, suspended: list[tuple[_Job, Awaitable[None]]], run: _Run) -> None:
         pending = iter(suspended)
 
         async def worker() -> None:
             for job, awaitable in pending:
-                outcomes[job.info.message_id] = await self._await_one(job, awaitable, run)
+                await self._await_one(job, awaitable, run)
 
         await asyncio.gather(*(worker() for _ in range(min(self._max_concurrent, len(suspended)))))
 
-    async def _await_one(self, job: _Job, awaitable: Awaitable[None], run: _Run) -> Exception | None:
-        """Await an async handler; the exception returned means "list it as failed"."""
+    async def _await_one(self, job: _Job, awaitable: Awaitable[None], run: _Run) -> None:
+        """Await an async handler and record its outcome."""
+        message_id = job.info.message_id
         try:
             if run.context.get_remaining_time_in_millis() < self._time_reserve_ms:
                 if inspect.iscoroutine(awaitable):
                     awaitable.close()
                 self._release(job, DeadlineReachedError("not started"))
-                self._skip(job.info, job.age_ms, run)
+                self._not_started(job.record, job.info, job.age_ms, run, _NEAR_TIMEOUT, job.event.event_type)
+                return
             job.started = self._timer()
             try:
                 await awaitable
-            except Exception as exc:
-                self._settle_failure(job, exc, run)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:  # contained to its record (CancelledError included)
+                self._settle_failure(job, _as_exception(exc), run)
             else:
                 self._settle_success(job, run)
-        except Exception as exc:  # retryable, or a bug in our bookkeeping: never lose the record
-            return exc
-        return None
+        except Exception as exc:  # a bug in our bookkeeping: never lose the record
+            self._list_unsettled(message_id, exc, run)
 
     def _start(self, record: SQSRecord, run: _Run) -> _Job | None:
-        """Deadline check and parsing; ``None`` when the record was quarantined."""
+        """Deadline check and parsing; ``None`` when the record's disposition is already decided."""
         info = _record_info(record.raw_event)
-        age_ms = max(0.0, self._wall_clock_ms() - info.sent_timestamp_ms) if info.sent_timestamp_ms else 0.0
+        age_ms = self._age_ms(info)
         if run.context.get_remaining_time_in_millis() < self._time_reserve_ms:
-            self._skip(info, age_ms, run)
+            self._not_started(record, info, age_ms, run, _NEAR_TIMEOUT)
+            return None
         try:
             event = self._registry.parse(record.body)
         except PoisonMessageError as poison:
@@ -242,10 +322,38 @@ class BatchConsumer:
             )
         return _Job(record, info, event, self._registry.route_for(event), age_ms, self._timer())
 
-    def _skip(self, info: RecordInfo, age_ms: float, run: _Run) -> NoReturn:
-        run.report.add(UNRECOGNIZED_TYPE, Outcome.SKIPPED, age_ms=age_ms)
-        logger.warning("Record not started: the function is close to its timeout", message_id=info.message_id)
-        raise DeadlineReachedError("not started: the function is close to its timeout")
+    def _age_ms(self, info: RecordInfo) -> float:
+        return max(0.0, self._wall_clock_ms() - info.sent_timestamp_ms) if info.sent_timestamp_ms else 0.0
+
+    def _last_receive(self, info: RecordInfo) -> bool:
+        return self._max_receive_count is not None and info.receive_count >= self._max_receive_count
+
+    def _not_started(
+        self, record: SQSRecord, info: RecordInfo, age_ms: float, run: _Run, why: str, event_type: str | None = None
+    ) -> None:
+        """Listed to return at once; on its last receive, quarantined with the reason it never ran."""
+        if event_type is None:
+            event_type = self._event_type_of(record.body)
+        if self._last_receive(info):
+            self._quarantine_record(
+                record,
+                info,
+                run,
+                kind=NOT_STARTED,
+                reason=f"never started in {info.receive_count} receive(s); on the last one, {why}",
+                event_type=event_type,
+                age_ms=age_ms,
+            )
+            return
+        run.report.add(event_type if event_type in self._registry else UNRECOGNIZED_TYPE, Outcome.SKIPPED, age_ms=age_ms)
+        logger.warning(f"Record not started: {why}", message_id=info.message_id, event_type=event_type)
+        run.outcomes[info.message_id] = DeadlineReachedError(f"not started: {why}")
+
+    def _event_type_of(self, body: str) -> str:
+        try:
+            return self._registry.parse(body).event_type
+        except PoisonMessageError:
+            return UNRECOGNIZED_TYPE
 
     def _call_handler(self, job: _Job, run: _Run) -> Awaitable[None] | None:
         """Call the handler; settle a sync outcome now, or return what remains to await."""
@@ -262,11 +370,14 @@ class BatchConsumer:
                     message_id=job.info.message_id,
                     event_id=job.event.event_id,
                 )
+                run.outcomes[job.info.message_id] = None
                 return None
         try:
             result = job.route.handler(job.event, job.info)
-        except Exception as exc:
-            self._settle_failure(job, exc, run)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # contained to its record (CancelledError included)
+            self._settle_failure(job, _as_exception(exc), run)
             return None
         if result is not None and inspect.isawaitable(result):
             return result
@@ -283,20 +394,25 @@ class BatchConsumer:
         if job.acquired and self._idempotency is not None:
             self._idempotency.succeed(job.event)
         run.report.add(job.event.event_type, Outcome.SUCCEEDED, age_ms=job.age_ms, processing_ms=elapsed_ms)
+        run.outcomes[job.info.message_id] = None
         if run.debug:
             logger.debug("Record succeeded", message_id=job.info.message_id, event_id=job.event.event_id)
 
     def _settle_failure(self, job: _Job, exc: Exception, run: _Run) -> None:
-        """Quarantine a non-retryable error; re-raise anything else (a retryable failure)."""
+        """Quarantine a non-retryable error, or one on the last receive; list anything else."""
         elapsed_ms = (self._timer() - job.started) * 1000
         self._release(job, exc)
-        if isinstance(exc, NonRetryableError):
+        error = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, NonRetryableError) or self._last_receive(job.info):
+            retries_exhausted = not isinstance(exc, NonRetryableError)
             self._quarantine_record(
                 job.record,
                 job.info,
                 run,
-                kind=NON_RETRYABLE,
-                reason=str(exc),
+                kind=RETRIES_EXHAUSTED if retries_exhausted else NON_RETRYABLE,
+                reason=f"failed on each of {job.info.receive_count} receive(s); last error: {error}"
+                if retries_exhausted
+                else str(exc),
                 event_type=job.event.event_type,
                 age_ms=job.age_ms,
                 processing_ms=elapsed_ms,
@@ -304,15 +420,20 @@ class BatchConsumer:
             return
         run.report.add(job.event.event_type, Outcome.FAILED, age_ms=job.age_ms, processing_ms=elapsed_ms)
         run.retry_delays[job.info.message_id] = self._backoff.delay(job.info.receive_count)
+        run.outcomes[job.info.message_id] = exc
         logger.warning(
             "Record failed; it will be retried",
             message_id=job.info.message_id,
             event_id=job.event.event_id,
             event_type=job.event.event_type,
             receive_count=job.info.receive_count,
-            error=f"{type(exc).__name__}: {exc}",
+            error=trim_utf8(error, LOG_VALUE_BYTES),
         )
-        raise exc
+
+    def _list_unsettled(self, message_id: str, exc: Exception, run: _Run) -> None:
+        run.quarantining.pop(message_id, None)
+        run.outcomes[message_id] = exc
+        logger.exception("Record listed after an internal error", message_id=message_id)
 
     def _quarantine_record(
         self,
@@ -326,7 +447,7 @@ class BatchConsumer:
         age_ms: float,
         processing_ms: float | None = None,
     ) -> None:
-        """Send to the DLQ, then acknowledge; raise (a retryable failure) if the DLQ refuses."""
+        """Queue the copy for the DLQ; the record is acknowledged once the DLQ accepted it."""
         metric_type = event_type if event_type is not None and event_type in self._registry else UNRECOGNIZED_TYPE
         message = QuarantinedMessage(
             body=record.body,
@@ -339,27 +460,56 @@ class BatchConsumer:
             message_group_id=info.message_group_id,
             original_attributes=record.get("messageAttributes") or None,
         )
+        # Failing to quarantine a record that never ran lets it return at once; otherwise, its backoff.
+        retry_delay = 0 if kind == NOT_STARTED else self._backoff.delay(info.receive_count)
+        run.quarantining[info.message_id] = _Quarantining(message, metric_type, age_ms, processing_ms, retry_delay)
+
+    def _send_quarantined(self, run: _Run) -> None:
+        """Send every queued copy together; acknowledge those the DLQ accepted, list the others."""
+        if not run.quarantining:
+            return
+        queued = list(run.quarantining.values())
+        run.quarantining.clear()
         try:
-            self._quarantine.send(message)
-        except Exception as exc:
-            run.report.add(metric_type, Outcome.FAILED, age_ms=age_ms, processing_ms=processing_ms)
-            run.retry_delays[info.message_id] = self._backoff.delay(info.receive_count)
+            results = self._quarantine.send_batch([item.message for item in queued], self._deadline(run))
+        except Exception as exc:  # an adapter that raises instead of answering: every record stays
+            results = [exc] * len(queued)
+        for item, error in zip(queued, results, strict=True):
+            message = item.message
+            message_id = message.source_message_id
+            reason = trim_utf8(message.reason, LOG_VALUE_BYTES)
+            event_type = trim_utf8(message.event_type, LOG_VALUE_BYTES) if message.event_type is not None else None
+            if error is None:
+                run.outcomes[message_id] = None
+                run.report.add(item.metric_type, Outcome.QUARANTINED, age_ms=item.age_ms, processing_ms=item.processing_ms)
+                logger.warning(
+                    "Record quarantined to the DLQ",
+                    message_id=message_id,
+                    event_type=event_type,
+                    kind=message.kind,
+                    reason=reason,
+                )
+                continue
+            run.outcomes[message_id] = error
+            run.retry_delays[message_id] = item.retry_delay
+            run.report.add(item.metric_type, Outcome.FAILED, age_ms=item.age_ms, processing_ms=item.processing_ms)
             logger.error(
                 "Quarantine failed; the record will be retried",
-                message_id=info.message_id,
-                kind=kind,
+                message_id=message_id,
+                kind=message.kind,
                 reason=reason,
-                error=str(exc),
+                error=trim_utf8(str(error), LOG_VALUE_BYTES),
             )
-            raise
-        run.report.add(metric_type, Outcome.QUARANTINED, age_ms=age_ms, processing_ms=processing_ms)
-        logger.warning(
-            "Record quarantined to the DLQ",
-            message_id=info.message_id,
-            event_type=event_type,
-            kind=kind,
-            reason=reason,
-        )
+
+
+# The outcome of a record that no path settled: listed, never silently deleted.
+_UNSETTLED = DeadlineReachedError("not settled")
+
+
+def _as_exception(exc: BaseException) -> Exception:
+    if isinstance(exc, Exception):
+        return exc
+    return HandlerAbortedError(f"the handler raised {type(exc).__name__}: {exc}")
 
 
 def _record_info(record: dict[str, Any]) -> RecordInfo:

@@ -1,31 +1,49 @@
 """Sending poison messages to the dead-letter queue, with the reason attached.
 
 A quarantined record is acknowledged (deleted from the source queue) only after
-the DLQ accepted the copy; a failed send makes it a retryable failure, so a
-message is never dropped. boto3 is imported and its client created only here,
-on first use (see sqs_client.py).
+the DLQ accepted the copy; a failed or unconfirmed send makes it a retryable
+failure, so a message is never dropped. The copy is built to be accepted by SQS
+whatever the poison looks like (sqs_limits.py): the body is sent unchanged, the
+attributes keep to SQS's characters and count, and the reason is trimmed so that
+body and attributes fit the DLQ's maximum message size. The sends of a batch go
+out together (SendMessageBatch, in parallel) within the time reserve (budget.py).
+boto3 is imported and its client created only here, on first use.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from sqs_consumer.budget import Deadline, run_parallel
 from sqs_consumer.errors import QuarantineFailedError
 from sqs_consumer.observability import logger
 from sqs_consumer.sqs_client import default_client
+from sqs_consumer.sqs_limits import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    MAX_MESSAGE_ATTRIBUTES,
+    attribute_size,
+    deduplication_id,
+    message_size,
+    sqs_safe,
+    trim_utf8,
+    utf8_size,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
 
-# SQS allows 10 message attributes; the quarantine attributes leave room for
-# the original ones.
-MAX_MESSAGE_ATTRIBUTES = 10
-MAX_REASON_CHARS = 1024
 ATTRIBUTE_PREFIX = "quarantine."
+MAX_REASON_BYTES = 1024
+MAX_EVENT_TYPE_BYTES = 256
+# A value cut shorter than this says nothing: it is left out instead.
+MIN_REASON_BYTES = 16
+SEND_BATCH_ENTRIES = 10
+_STRING = "String"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,32 +60,68 @@ class QuarantinedMessage:
     message_group_id: str | None = None
     original_attributes: dict[str, Any] | None = None
 
-    def attributes(self, now: datetime) -> dict[str, dict[str, Any]]:
-        """SendMessage attributes: the reason first, then original ones while room is left."""
-        ours = {
-            "kind": self.kind,
-            "reason": self.reason[:MAX_REASON_CHARS] or "-",
-            "source_message_id": self.source_message_id,
-            "source_queue_arn": self.source_queue_arn or "-",
-            "receive_count": str(self.receive_count),
-            "quarantined_at": now.isoformat(timespec="milliseconds"),
-        }
+    def attributes(self, now: datetime, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> dict[str, dict[str, Any]]:
+        """SendMessage attributes that SQS accepts beside the unchanged body.
+
+        In order of importance, each while it fits: what identifies the copy, the reason
+        (trimmed to the room left), the event type, then the original attributes. The
+        original's own ``quarantine.*`` attributes (a copy redriven and quarantined again)
+        are replaced by the new ones.
+        """
+        room = max_message_bytes - utf8_size(self.body)
+        if room < 0:
+            raise QuarantineFailedError(
+                f"the body ({utf8_size(self.body)} bytes) is larger than the DLQ's maximum message size "
+                f"({max_message_bytes} bytes): raise the DLQ's MaximumMessageSize"
+            )
+        attributes: dict[str, dict[str, Any]] = {}
+
+        def add(name: str, value: str, *, trim_to: int | None = None) -> None:
+            nonlocal room
+            name = ATTRIBUTE_PREFIX + name
+            value = sqs_safe(value)
+            overhead = utf8_size(name) + len(_STRING)
+            limit = min(trim_to, room - overhead) if trim_to is not None else None
+            if limit is not None and utf8_size(value) > limit:
+                if limit < MIN_REASON_BYTES:
+                    return
+                value = trim_utf8(value, limit)
+            cost = overhead + utf8_size(value)
+            if cost <= room and len(attributes) < MAX_MESSAGE_ATTRIBUTES:
+                attributes[name] = {"DataType": _STRING, "StringValue": value}
+                room -= cost
+
+        add("kind", self.kind)
+        add("source_message_id", self.source_message_id)
+        add("source_queue_arn", self.source_queue_arn or "-")
+        add("receive_count", str(self.receive_count))
+        add("reason", self.reason or "-", trim_to=MAX_REASON_BYTES)
         if self.event_type:
-            ours["event_type"] = self.event_type
-        attributes: dict[str, dict[str, Any]] = {
-            ATTRIBUTE_PREFIX + name: {"DataType": "String", "StringValue": value} for name, value in ours.items()
-        }
+            add("event_type", self.event_type, trim_to=MAX_EVENT_TYPE_BYTES)
+        add("quarantined_at", now.isoformat(timespec="milliseconds"))
+        dropped = []
         for name, value in (self.original_attributes or {}).items():
-            if len(attributes) >= MAX_MESSAGE_ATTRIBUTES:
-                logger.warning("Original message attribute dropped on quarantine", attribute=name)
+            if name.startswith(ATTRIBUTE_PREFIX):
                 continue
-            attributes[name] = _to_send_format(value)
+            converted = _to_send_format(value)
+            cost = attribute_size(name, converted)
+            if len(attributes) < MAX_MESSAGE_ATTRIBUTES and cost <= room:
+                attributes[name] = converted
+                room -= cost
+            else:
+                dropped.append(name)
+        if dropped:
+            logger.warning(
+                "Original message attributes dropped on quarantine: SQS allows 10 and the size limit",
+                message_id=self.source_message_id,
+                attributes=trim_utf8(",".join(dropped), 256),
+            )
         return attributes
 
 
 def _to_send_format(value: dict[str, Any]) -> dict[str, Any]:
     """Lambda's event shape (camelCase, base64 binary) to SendMessage's."""
-    converted: dict[str, Any] = {"DataType": value.get("dataType", "String")}
+    converted: dict[str, Any] = {"DataType": value.get("dataType", _STRING)}
     if value.get("stringValue") is not None:
         converted["StringValue"] = value["stringValue"]
     elif value.get("binaryValue") is not None:
@@ -76,41 +130,91 @@ def _to_send_format(value: dict[str, Any]) -> dict[str, Any]:
 
 
 class Quarantine(Protocol):
-    def send(self, message: QuarantinedMessage) -> None:
-        """Store the message in the DLQ or raise ``QuarantineFailedError``."""
+    def send_batch(self, messages: Sequence[QuarantinedMessage], deadline: Deadline) -> list[Exception | None]:
+        """Store each message in the DLQ: ``None`` where accepted, the error where not (same order)."""
 
 
 class SqsQuarantine:
-    """Sends quarantined messages to the DLQ with ``SendMessage``."""
+    """Sends quarantined messages to the DLQ with ``SendMessageBatch``, requests in parallel."""
 
     def __init__(
         self,
         queue_url: str,
         *,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         endpoint_url: str | None = None,
         client_factory: Callable[[str | None], SQSClient] = default_client,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._queue_url = queue_url
+        self._max_message_bytes = max_message_bytes
         self._endpoint_url = endpoint_url
         self._client_factory = client_factory
         self._client: SQSClient | None = None
         self._clock = clock
         self._fifo = queue_url.endswith(".fifo")
 
-    def send(self, message: QuarantinedMessage) -> None:
-        params: dict[str, Any] = {
-            "QueueUrl": self._queue_url,
-            "MessageBody": message.body,
-            "MessageAttributes": message.attributes(self._clock()),
-        }
-        if self._fifo:
-            params["MessageGroupId"] = message.message_group_id or "quarantine"
-            # The source message id deduplicates a quarantine retried after a failed send.
-            params["MessageDeduplicationId"] = message.source_message_id
+    def send_batch(self, messages: Sequence[QuarantinedMessage], deadline: Deadline) -> list[Exception | None]:
+        results: list[Exception | None] = [None] * len(messages)
+        now = self._clock()
+        requests: list[list[tuple[int, SendMessageBatchRequestEntryTypeDef]]] = []
+        request_bytes = 0
+        for index, message in enumerate(messages):
+            try:
+                attributes = message.attributes(now, self._max_message_bytes)
+            except QuarantineFailedError as exc:
+                results[index] = exc
+                continue
+            entry: SendMessageBatchRequestEntryTypeDef = {
+                "Id": str(index),
+                "MessageBody": message.body,
+                "MessageAttributes": attributes,  # type: ignore[typeddict-item]
+            }
+            if self._fifo:
+                entry["MessageGroupId"] = message.message_group_id or "quarantine"
+                # The source message id deduplicates a quarantine retried after an unconfirmed send.
+                entry["MessageDeduplicationId"] = deduplication_id(message.source_message_id)
+            size = message_size(message.body, attributes)
+            # A request holds 10 entries at most, and no more bytes than one message may have.
+            if not requests or len(requests[-1]) == SEND_BATCH_ENTRIES or request_bytes + size > self._max_message_bytes:
+                requests.append([])
+                request_bytes = 0
+            requests[-1].append((index, entry))
+            request_bytes += size
+        if not requests:
+            return results
         try:
-            if self._client is None:
-                self._client = self._client_factory(self._endpoint_url)
-            self._client.send_message(**params)
-        except Exception as exc:  # any failure: the record must stay on the queue
-            raise QuarantineFailedError(f"DLQ did not accept message: {exc}") from exc
+            client = self._sqs()
+        except Exception as exc:  # no client, no send: every record stays on the queue
+            error = QuarantineFailedError(f"DLQ client unavailable: {exc}")
+            return [error if result is None else result for result in results]
+        outcomes = run_parallel([_sender(client, self._queue_url, request) for request in requests], deadline)
+        for request, outcome in zip(requests, outcomes, strict=True):
+            for index, _ in request:
+                if isinstance(outcome, BaseException):
+                    results[index] = QuarantineFailedError(f"DLQ did not accept message: {outcome}")
+                else:
+                    results[index] = outcome.get(index)
+        return results
+
+    def _sqs(self) -> SQSClient:
+        if self._client is None:
+            self._client = self._client_factory(self._endpoint_url)
+        return self._client
+
+
+def _sender(
+    client: SQSClient, queue_url: str, request: list[tuple[int, SendMessageBatchRequestEntryTypeDef]]
+) -> Callable[[], dict[int, Exception | None]]:
+    def send() -> dict[int, Exception | None]:
+        response = client.send_message_batch(QueueUrl=queue_url, Entries=[entry for _, entry in request])
+        outcome: dict[int, Exception | None] = {int(ok["Id"]): None for ok in response.get("Successful", [])}
+        for failed in response.get("Failed", []):
+            outcome[int(failed["Id"])] = QuarantineFailedError(
+                f"DLQ did not accept message: {failed.get('Code')}: {failed.get('Message', '')}"
+            )
+        for index, _ in request:
+            outcome.setdefault(index, QuarantineFailedError("DLQ gave no answer for this message"))
+        return outcome
+
+    return send

@@ -26,6 +26,12 @@ INVALID_ENVELOPE = "invalid_envelope"
 INVALID_PAYLOAD = "invalid_payload"
 UNKNOWN_EVENT_TYPE = "unknown_event_type"
 NON_RETRYABLE = "non_retryable"
+# Failed on every allowed receive, or never started on any of them (near the timeout, or
+# behind a failed record of its FIFO group): quarantined on the last receive with the reason.
+RETRIES_EXHAUSTED = "retries_exhausted"
+NOT_STARTED = "not_started"
+# An unknown event_type is quoted in the reason only this far: the body carries it whole.
+MAX_QUOTED_TYPE_CHARS = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +122,7 @@ def _classify(exc: ValidationError, *, tagged: bool) -> PoisonMessageError:
     if first["type"] == "json_invalid":
         return PoisonMessageError(MALFORMED_JSON, first["msg"])
     if first["type"] == "union_tag_invalid":
-        unknown = str((first.get("ctx") or {}).get("tag", ""))
+        unknown = str((first.get("ctx") or {}).get("tag", ""))[:MAX_QUOTED_TYPE_CHARS]
         return PoisonMessageError(UNKNOWN_EVENT_TYPE, f"unknown event_type {unknown!r}", event_type=unknown)
     # With a discriminated union, a field error's location starts with the matched tag.
     skip = 1 if tagged else 0

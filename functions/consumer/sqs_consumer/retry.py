@@ -3,8 +3,9 @@
 Without it, every retry waits out the whole visibility timeout. After the batch, the
 consumer sets the visibility of each listed record with ChangeMessageVisibilityBatch:
 exponential in the receive count, with jitter, capped; zero for records that were not
-started (near the timeout, or behind a failed record of their FIFO group). If the
-change fails, the record still comes back after the normal visibility timeout.
+started (near the timeout, or behind a failed record of their FIFO group). The calls run
+in parallel within the time reserve (budget.py). If a change fails or is cut off, the
+record still comes back after the normal visibility timeout.
 """
 
 from __future__ import annotations
@@ -14,14 +15,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from sqs_consumer.budget import Deadline, run_parallel
 from sqs_consumer.observability import logger
 from sqs_consumer.sqs_client import default_client
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
+# SQS refuses a visibility that ends more than 12 hours after the message was received.
+# The mapping may have received it up to its 300 s batching window before the invocation,
+# which may itself run 900 s: a delay within this bound is always accepted.
 MAX_VISIBILITY_SECONDS = 43_200
+MAX_BACKOFF_SECONDS = MAX_VISIBILITY_SECONDS - 300 - 900
 BATCH_ENTRIES = 10
+# The DNS suffix of SQS endpoints in each partition (the partition is the ARN's second field).
+_DNS_SUFFIX = {"aws-cn": "amazonaws.com.cn", "aws-iso": "c2s.ic.gov", "aws-iso-b": "sc2s.sgov.gov"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,14 +37,21 @@ class Backoff:
     base_seconds: float
     cap_seconds: float
 
+    def __post_init__(self) -> None:
+        if self.base_seconds and not 0 < self.base_seconds <= self.cap_seconds <= MAX_BACKOFF_SECONDS:
+            raise ValueError(
+                f"retry backoff needs 0 < base ({self.base_seconds:g}) <= cap ({self.cap_seconds:g}) "
+                f"<= {MAX_BACKOFF_SECONDS}"
+            )
+
     @property
     def enabled(self) -> bool:
         return self.base_seconds > 0
 
     def delay(self, receive_count: int, rand: Callable[[float, float], float] = random.uniform) -> int:
         """Equal jitter: between half and all of ``base * 2**(receive_count - 1)``, capped."""
-        ceiling = min(self.cap_seconds, self.base_seconds * 2 ** max(0, receive_count - 1))
-        return int(min(MAX_VISIBILITY_SECONDS, round(rand(ceiling / 2, ceiling))))
+        ceiling = min(self.cap_seconds, self.base_seconds * 2 ** min(64, max(0, receive_count - 1)))
+        return int(min(MAX_BACKOFF_SECONDS, round(rand(ceiling / 2, ceiling))))
 
 
 NO_BACKOFF = Backoff(0, 0)
@@ -50,14 +65,19 @@ class VisibilityChange:
 
 
 class VisibilitySetter(Protocol):
-    def change(self, changes: list[VisibilityChange]) -> None:
-        """Apply what it can; never raise (the normal timeout is the fallback)."""
+    def change(self, changes: list[VisibilityChange], deadline: Deadline) -> None:
+        """Apply what it can before the deadline; never raise (the normal timeout is the fallback)."""
 
 
-def queue_url_from_arn(arn: str, endpoint_url: str | None) -> str:
-    _, _, _, region, account, name = arn.split(":", 5)
-    base = endpoint_url.rstrip("/") if endpoint_url else f"https://sqs.{region}.amazonaws.com"
+def queue_url_from_arn(arn: str, endpoint_url: str | None = None) -> str:
+    """The queue URL of an SQS ARN, on ``endpoint_url`` or on the regional endpoint of its partition."""
+    _, partition, _, region, account, name = arn.split(":", 5)
+    base = endpoint_url.rstrip("/") if endpoint_url else f"https://sqs.{region}.{dns_suffix(partition)}"
     return f"{base}/{account}/{name}"
+
+
+def dns_suffix(partition: str) -> str:
+    return _DNS_SUFFIX.get(partition, "amazonaws.com")
 
 
 class SqsVisibility:
@@ -73,27 +93,45 @@ class SqsVisibility:
         self._client_factory = client_factory
         self._client: SQSClient | None = None
 
-    def change(self, changes: list[VisibilityChange]) -> None:
+    def change(self, changes: list[VisibilityChange], deadline: Deadline) -> None:
+        if not changes:
+            return
+        try:
+            if self._client is None:
+                self._client = self._client_factory(self._endpoint_url)
+        except Exception as exc:  # the visibility timeout still brings the messages back
+            logger.warning("Retry backoff not applied", records=len(changes), error=str(exc))
+            return
+        client = self._client
         by_queue: dict[str, list[VisibilityChange]] = {}
         for change in changes:
             by_queue.setdefault(change.queue_arn, []).append(change)
+        calls = []
         for arn, queue_changes in by_queue.items():
             url = queue_url_from_arn(arn, self._endpoint_url)
             for start in range(0, len(queue_changes), BATCH_ENTRIES):
-                chunk = queue_changes[start : start + BATCH_ENTRIES]
-                try:
-                    if self._client is None:
-                        self._client = self._client_factory(self._endpoint_url)
-                    response = self._client.change_message_visibility_batch(
-                        QueueUrl=url,
-                        Entries=[
-                            {"Id": str(i), "ReceiptHandle": c.receipt_handle, "VisibilityTimeout": c.seconds}
-                            for i, c in enumerate(chunk)
-                        ],
-                    )
-                    failed = response.get("Failed", [])
-                except Exception as exc:  # the visibility timeout still brings the messages back
-                    logger.warning("Retry backoff not applied", queue=url, records=len(chunk), error=str(exc))
-                    continue
-                if failed:
-                    logger.warning("Retry backoff not applied to some records", queue=url, failed=len(failed))
+                calls.append(_changer(client, url, queue_changes[start : start + BATCH_ENTRIES]))
+        outcomes = run_parallel(calls, deadline)
+        errors = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+        refused = sum(outcome for outcome in outcomes if isinstance(outcome, int))
+        if errors or refused:
+            logger.warning(
+                "Retry backoff not applied to some records; the visibility timeout brings them back",
+                requests_failed=len(errors),
+                records_refused=refused,
+                error=str(errors[0]) if errors else None,
+            )
+
+
+def _changer(client: SQSClient, url: str, chunk: list[VisibilityChange]) -> Callable[[], int]:
+    def change() -> int:
+        response = client.change_message_visibility_batch(
+            QueueUrl=url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": c.receipt_handle, "VisibilityTimeout": c.seconds}
+                for i, c in enumerate(chunk)
+            ],
+        )
+        return len(response.get("Failed", []))
+
+    return change

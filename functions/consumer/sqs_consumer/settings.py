@@ -10,10 +10,12 @@ from __future__ import annotations
 from functools import cache
 from typing import Literal
 
-from pydantic import AliasChoices, Field, ValidationError
+from pydantic import AliasChoices, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sqs_consumer.errors import SettingsError
+from sqs_consumer.retry import MAX_BACKOFF_SECONDS
+from sqs_consumer.sqs_limits import DEFAULT_MAX_MESSAGE_BYTES, LARGEST_MAX_MESSAGE_BYTES
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
@@ -52,16 +54,33 @@ class ConsumerSettings(BaseSettings):
     retry_backoff_base_seconds: float = Field(
         default=0,
         ge=0,
-        le=43_200,
+        le=MAX_BACKOFF_SECONDS,
         description="First retry delay; doubles with each receive. 0 leaves retries to the visibility timeout.",
         validation_alias=AliasChoices("RETRY_BACKOFF_BASE_SECONDS", "retry_backoff_base_seconds"),
     )
     retry_backoff_cap_seconds: float = Field(
         default=300,
-        ge=0,
-        le=43_200,
-        description="Longest retry delay.",
+        gt=0,
+        le=MAX_BACKOFF_SECONDS,
+        description="Longest retry delay (SQS refuses a visibility that ends 12 h after the receive).",
         validation_alias=AliasChoices("RETRY_BACKOFF_CAP_SECONDS", "retry_backoff_cap_seconds"),
+    )
+    max_receive_count: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_000,
+        description=(
+            "The queue's redrive maxReceiveCount: on this receive, a record that fails (or never starts) is"
+            " quarantined with its reason instead of being left to SQS's redrive. Unset leaves it to the redrive."
+        ),
+        validation_alias=AliasChoices("MAX_RECEIVE_COUNT", "max_receive_count"),
+    )
+    dlq_max_message_bytes: int = Field(
+        default=DEFAULT_MAX_MESSAGE_BYTES,
+        ge=1_024,
+        le=LARGEST_MAX_MESSAGE_BYTES,
+        description="The DLQ's MaximumMessageSize: a quarantined copy's body and attributes fit within it.",
+        validation_alias=AliasChoices("DLQ_MAX_MESSAGE_BYTES", "dlq_max_message_bytes"),
     )
     idempotency_table: str | None = Field(
         default=None,
@@ -80,6 +99,15 @@ class ConsumerSettings(BaseSettings):
         description="Only for local runs: botocore's own variable, pointing every client at the emulated services.",
         validation_alias=AliasChoices("AWS_ENDPOINT_URL", "aws_endpoint_url"),
     )
+
+    @model_validator(mode="after")
+    def _backoff_cap_covers_base(self) -> ConsumerSettings:
+        if self.retry_backoff_base_seconds > self.retry_backoff_cap_seconds:
+            raise ValueError(
+                f"RETRY_BACKOFF_BASE_SECONDS ({self.retry_backoff_base_seconds:g}) must be <= "
+                f"RETRY_BACKOFF_CAP_SECONDS ({self.retry_backoff_cap_seconds:g})"
+            )
+        return self
 
     @classmethod
     def env_name(cls, field: str) -> str:

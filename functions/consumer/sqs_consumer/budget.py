@@ -1,0 +1,77 @@
+"""The time left for the calls made after the records: quarantine sends and retry backoff.
+
+No record starts once the remaining time is below the time reserve. What follows the
+records (the DLQ sends, the visibility changes) runs within that reserve: in parallel,
+and never past ``floor_ms`` before the timeout, which is kept for building the response
+and flushing metrics. A call still running then counts as not made: a quarantine not
+confirmed leaves its record listed (a retryable failure), a visibility change not made
+leaves the record to the visibility timeout. Nothing is lost either way.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from functools import cache
+from typing import TypeVar
+
+from sqs_consumer.errors import DeadlineReachedError
+
+T = TypeVar("T")
+
+# Enough threads to overlap SQS round trips; each holds one connection of the client's pool.
+MAX_PARALLEL_CALLS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """``remaining_ms`` is the Lambda context's clock; ``floor_ms`` is kept for returning."""
+
+    remaining_ms: Callable[[], int]
+    floor_ms: int
+
+    def seconds_left(self) -> float:
+        return max(0.0, (self.remaining_ms() - self.floor_ms) / 1000)
+
+    @property
+    def passed(self) -> bool:
+        return self.seconds_left() <= 0
+
+
+@cache
+def _executor() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=MAX_PARALLEL_CALLS, thread_name_prefix="sqs-call")
+
+
+def run_parallel(calls: Sequence[Callable[[], T]], deadline: Deadline) -> list[T | BaseException]:
+    """Each call's result or exception, in order; ``DeadlineReachedError`` for a call the deadline cut off.
+
+    Calls not yet started at the deadline are never started.
+    """
+    if not calls:
+        return []
+    if deadline.passed:
+        return [DeadlineReachedError("not attempted: the function is close to its timeout") for _ in calls]
+    stop = threading.Event()
+
+    def guarded(call: Callable[[], T]) -> T:
+        if stop.is_set():
+            raise DeadlineReachedError("not attempted: the function is close to its timeout")
+        return call()
+
+    futures: list[Future[T]] = [_executor().submit(guarded, call) for call in calls]
+    wait(futures, timeout=deadline.seconds_left())
+    stop.set()
+    results: list[T | BaseException] = []
+    for future in futures:
+        if not future.done():
+            future.cancel()
+            results.append(DeadlineReachedError("not confirmed before the function's timeout"))
+        elif future.cancelled():
+            results.append(DeadlineReachedError("not attempted: the function is close to its timeout"))
+        else:
+            error = future.exception()
+            results.append(error if error is not None else future.result())
+    return results
