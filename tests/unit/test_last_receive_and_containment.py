@@ -1,0 +1,223 @@
+"""What reaches the DLQ says why; nothing a handler raises escapes its record.
+
+- a record that fails on its last allowed receive is quarantined with the last error;
+- a record that never ran (near the timeout, or behind a failed record of its FIFO group)
+  is quarantined on its last receive with the reason it never ran;
+- a handler raising a BaseException (CancelledError...) fails its record alone, and no
+  task of the invocation runs on into the next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from sqs_consumer.models import HelloEvent
+from sqs_consumer.observability import Outcome
+from sqs_consumer.processing import BatchConsumer
+from sqs_consumer.registry import EventRegistry, RecordInfo, Route
+from sqs_consumer.routes import REGISTRY
+from tests.conftest import failed_ids
+from tests.support import sqs_events as sqs
+from tests.support.fakes import FakeContext, FakeQuarantine
+
+MAX_RECEIVES = 4
+
+
+def failing(receive_count: int, **fields) -> dict:
+    return sqs.record(sqs.body("hello", {"name": "x", "simulate": "fail"}, **fields), receive_count=receive_count)
+
+
+@pytest.fixture
+def consumer(quarantine: FakeQuarantine) -> BatchConsumer:
+    return BatchConsumer(REGISTRY, quarantine, time_reserve_ms=5_000, max_receive_count=MAX_RECEIVES)
+
+
+def test_failure_before_the_last_receive_is_retried(consumer, quarantine):
+    record = failing(MAX_RECEIVES - 1)
+    assert failed_ids(consumer.handle(sqs.event(record), FakeContext())) == [record["messageId"]]
+    assert quarantine.sent == []
+
+
+def test_failure_on_the_last_receive_is_quarantined_with_the_last_error(consumer, quarantine):
+    # GIVEN a record on its last allowed receive whose handler still fails
+    record = failing(MAX_RECEIVES)
+
+    # WHEN it is handled
+    response = consumer.handle(sqs.event(record), FakeContext())
+
+    # THEN it is acknowledged after the DLQ took it, with the last error as its reason
+    assert failed_ids(response) == []
+    [sent] = quarantine.sent
+    assert sent.kind == "retries_exhausted"
+    assert "4 receive(s)" in sent.reason
+    assert "RetryableError" in sent.reason or "simulated" in sent.reason
+    assert sent.receive_count == MAX_RECEIVES
+    assert sent.event_type == "hello"
+
+
+def test_failure_on_the_last_receive_stays_listed_when_the_dlq_refuses_it():
+    consumer = BatchConsumer(REGISTRY, FakeQuarantine(fail=True), max_receive_count=MAX_RECEIVES)
+    record = failing(MAX_RECEIVES)
+    assert failed_ids(consumer.handle(sqs.event(record), FakeContext())) == [record["messageId"]]
+
+
+def test_without_max_receive_count_the_redrive_stays_in_charge(quarantine):
+    consumer = BatchConsumer(REGISTRY, quarantine)
+    record = failing(MAX_RECEIVES)
+    assert failed_ids(consumer.handle(sqs.event(record), FakeContext())) == [record["messageId"]]
+    assert quarantine.sent == []
+
+
+def test_record_skipped_near_the_timeout_on_its_last_receive_is_quarantined(consumer, quarantine):
+    # GIVEN two records, the second met by the near-timeout guard: once early, once on its last receive
+    ran = sqs.record(sqs.body("hello"))
+    early = sqs.record(sqs.body("hello"), receive_count=1)
+    last = sqs.record(sqs.body("document.processed", {"document_id": "d"}), receive_count=MAX_RECEIVES)
+    context = FakeContext(remaining_ms=[20_000, 1_000])
+
+    # WHEN the batch is handled
+    response = consumer.handle(sqs.event(ran, early, last), context)
+
+    # THEN the early one returns for another try, the last one reaches the DLQ saying it never ran
+    assert failed_ids(response) == [early["messageId"]]
+    [sent] = quarantine.sent
+    assert sent.source_message_id == last["messageId"]
+    assert sent.kind == "not_started"
+    assert "close to its timeout" in sent.reason
+    assert sent.event_type == "document.processed"
+
+
+def test_fifo_record_behind_a_failed_one_on_its_last_receive_is_quarantined(consumer, quarantine):
+    # GIVEN a FIFO group whose first record fails, the second being on its last receive
+    first = sqs.record(sqs.body("hello", {"name": "a", "simulate": "fail"}), group_id="g", sequence_number=1)
+    behind = sqs.record(sqs.body("hello"), group_id="g", sequence_number=2, receive_count=MAX_RECEIVES)
+    other = sqs.record(sqs.body("hello"), group_id="g", sequence_number=3, receive_count=1)
+
+    response = consumer.handle(sqs.event(first, behind, other), FakeContext())
+
+    # THEN the failed one and the one still having receives are listed; the last-receive one is quarantined
+    assert failed_ids(response) == [first["messageId"], other["messageId"]]
+    [sent] = quarantine.sent
+    assert sent.source_message_id == behind["messageId"]
+    assert sent.kind == "not_started"
+    assert "message group g" in sent.reason
+
+
+def test_skipped_records_are_counted_under_their_own_type(quarantine):
+    consumer = BatchConsumer(REGISTRY, quarantine, time_reserve_ms=5_000)
+    records = [sqs.record(sqs.body("document.processed", {"document_id": "d"})), sqs.record("not json")]
+    run_report = []
+    original = consumer._not_started
+
+    def spy(*args, **kwargs):
+        original(*args, **kwargs)
+        run_report.append(args[3].report)
+
+    consumer._not_started = spy  # type: ignore[method-assign]
+    consumer.handle(sqs.event(*records), FakeContext(remaining_ms=[1_000]))
+
+    report = run_report[0]
+    assert report._stats["document.processed"].counts[Outcome.SKIPPED] == 1
+    assert report._stats["unrecognized"].counts[Outcome.SKIPPED] == 1
+
+
+def test_quarantines_of_a_batch_are_sent_together(consumer, quarantine):
+    records = [sqs.record("not json") for _ in range(25)]
+    assert failed_ids(consumer.handle(sqs.event(*records), FakeContext())) == []
+    assert quarantine.calls == [25]
+
+
+class Cancelled:
+    """Handlers that raise BaseExceptions which are not process exits."""
+
+    def __init__(self) -> None:
+        self.ran: list[str] = []
+
+    def sync(self, event: HelloEvent, record: RecordInfo) -> None:
+        self.ran.append(event.payload.name)
+        if event.payload.name == "cancel":
+            raise asyncio.CancelledError
+        if event.payload.name == "generator-exit":
+            raise GeneratorExit
+
+    async def async_(self, event: HelloEvent, record: RecordInfo) -> None:
+        if event.payload.name == "cancel":
+            raise asyncio.CancelledError
+        if event.payload.name == "fire-and-forget":
+            asyncio.get_running_loop().create_task(self._late(event.payload.name))
+            return
+        await asyncio.sleep(0.3 if event.payload.name == "next" else 0)
+        self.ran.append(event.payload.name)
+
+    async def _late(self, name: str) -> None:
+        await asyncio.sleep(0.2)
+        self.ran.append(f"late:{name}")
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async_"])
+def test_base_exception_in_a_handler_fails_its_record_only(flavour):
+    handlers = Cancelled()
+    consumer = BatchConsumer(EventRegistry([Route(HelloEvent, getattr(handlers, flavour))]), FakeQuarantine())
+    ok = sqs.record(sqs.body("hello", {"name": "ok"}))
+    cancelled = sqs.record(sqs.body("hello", {"name": "cancel"}))
+    after = sqs.record(sqs.body("hello", {"name": "after"}))
+
+    response = consumer.handle(sqs.event(ok, cancelled, after), FakeContext())
+
+    assert failed_ids(response) == [cancelled["messageId"]]
+    assert {"ok", "after"} <= set(handlers.ran)
+
+
+def test_generator_exit_in_a_sync_handler_fails_its_record_only():
+    handlers = Cancelled()
+    consumer = BatchConsumer(EventRegistry([Route(HelloEvent, handlers.sync)]), FakeQuarantine())
+    record = sqs.record(sqs.body("hello", {"name": "generator-exit"}))
+    assert failed_ids(consumer.handle(sqs.event(record), FakeContext())) == [record["messageId"]]
+
+
+def test_process_exits_are_not_swallowed():
+    def exit_now(event: HelloEvent, record: RecordInfo) -> None:
+        raise SystemExit(3)
+
+    consumer = BatchConsumer(EventRegistry([Route(HelloEvent, exit_now)]), FakeQuarantine())
+    with pytest.raises(SystemExit):
+        consumer.handle(sqs.event(sqs.record(sqs.body("hello"))), FakeContext())
+
+
+def test_cancelled_record_releases_its_idempotency_record():
+    class Store:
+        def __init__(self) -> None:
+            self.released: list[str] = []
+
+        def begin(self, event, remaining_ms):
+            return True
+
+        def succeed(self, event):
+            pass
+
+        def release(self, event, error):
+            self.released.append(event.event_id)
+
+    store = Store()
+    handlers = Cancelled()
+    consumer = BatchConsumer(EventRegistry([Route(HelloEvent, handlers.async_)]), FakeQuarantine(), idempotency=store)
+    consumer.handle(sqs.event(sqs.record(sqs.body("hello", {"name": "cancel"}, event_id="e-1"))), FakeContext())
+    assert store.released == ["e-1"]
+
+
+def test_no_task_of_an_invocation_runs_during_the_next_one():
+    # GIVEN an async handler that leaves a task behind on the loop
+    handlers = Cancelled()
+    consumer = BatchConsumer(EventRegistry([Route(HelloEvent, handlers.async_)]), FakeQuarantine())
+    consumer.handle(sqs.event(sqs.record(sqs.body("hello", {"name": "fire-and-forget"}))), FakeContext())
+
+    # WHEN the next invocation runs long enough for that task to have finished
+    slow = sqs.record(sqs.body("hello", {"name": "next"}))
+    consumer.handle(sqs.event(slow), FakeContext())
+    asyncio.set_event_loop(None)
+
+    # THEN the leftover task was cancelled at the end of its own invocation
+    assert "late:fire-and-forget" not in handlers.ran
+    assert consumer._loop is None or not [t for t in asyncio.all_tasks(consumer._loop) if not t.done()]
