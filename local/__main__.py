@@ -71,7 +71,7 @@ def run_demo(template: Path, timeout: float) -> int:
             counts = Counter(states.values())
             line = (
                 f"succeeded {counts[demo.SUCCEEDED]}, retried {len(ledger.failures)}, quarantined "
-                f"{counts[demo.QUARANTINED]}, dead-lettered {counts[demo.DEAD_LETTERED]}, "
+                f"{counts[demo.QUARANTINED]}, quarantined after retries {counts[demo.RETRIES_EXHAUSTED]}, "
                 f"in flight {counts[demo.IN_FLIGHT]}"
             )
             if line != last:
@@ -95,7 +95,8 @@ def _summary(
     table.add_row("succeeded", str(counts[demo.SUCCEEDED]))
     table.add_row("retried (listed at least once)", str(len(ledger.failures)))
     table.add_row("quarantined", str(counts[demo.QUARANTINED]))
-    table.add_row("dead-lettered after retries", str(counts[demo.DEAD_LETTERED]))
+    table.add_row("quarantined after retries", str(counts[demo.RETRIES_EXHAUSTED]))
+    table.add_row("in the DLQ without a reason", str(counts[demo.NO_REASON]))
     table.add_row("still in flight", str(counts[demo.IN_FLIGHT]))
     console.print(table)
     wrong = {mid: message for mid, message in published.items() if states.get(mid) != message.expected}

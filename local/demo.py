@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from local.event_source import BatchResult
 from operations.dlq import DeadLetter, peek
 from publisher.client import EventPublisher
+from sqs_consumer.registry import NOT_STARTED as NOT_STARTED_KIND
+from sqs_consumer.registry import RETRIES_EXHAUSTED as RETRIES_EXHAUSTED_KIND
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -24,7 +26,10 @@ T = TypeVar("T")
 # Final states, and what each demo message is expected to reach.
 SUCCEEDED = "succeeded"
 QUARANTINED = "quarantined"
-DEAD_LETTERED = "dead-lettered after retries"
+RETRIES_EXHAUSTED = "quarantined after retries"
+NEVER_STARTED = "quarantined, never started"
+# In the DLQ with no reason: SQS's redrive moved it (a crash or a timeout on its last receive).
+NO_REASON = "dead-lettered without a reason"
 IN_FLIGHT = "still in flight"
 # A redriven message that was also deleted after success: must never happen.
 INCONSISTENT = "inconsistent"
@@ -47,7 +52,7 @@ def _event(event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def demo_mix() -> list[DemoMessage]:
-    """Successes, a slow one, a flaky one, a failing one and four kinds of poison."""
+    """Successes, a slow one, a flaky one, one failing on every receive and four kinds of poison."""
     return [
         *(DemoMessage("hello", _event("hello", {"name": f"user-{i}"}), SUCCEEDED) for i in range(4)),
         *(
@@ -56,7 +61,7 @@ def demo_mix() -> list[DemoMessage]:
         ),
         DemoMessage("hello slow", _event("hello", {"name": "slow", "simulate": "slow", "delay_ms": 300}), SUCCEEDED),
         DemoMessage("hello flaky", _event("hello", {"name": "flaky", "simulate": "flaky"}), SUCCEEDED),
-        DemoMessage("hello fail", _event("hello", {"name": "doomed", "simulate": "fail"}), DEAD_LETTERED),
+        DemoMessage("hello fail", _event("hello", {"name": "doomed", "simulate": "fail"}), RETRIES_EXHAUSTED),
         DemoMessage("malformed JSON", '{"event_id": "evt_broken", "event_type": "hello", ', QUARANTINED),
         DemoMessage("unknown event_type", _event("invoice.paid", {"invoice_id": "inv-1"}), QUARANTINED),
         DemoMessage("invalid payload", _event("document.processed", {"document_id": ""}), QUARANTINED),
@@ -115,8 +120,11 @@ def publish(
 
 
 def dead_letters(client: SQSClient, queue_url: str) -> dict[str, DeadLetter]:
-    """The DLQ's messages by the id they had on the source queue, left in place."""
-    return {letter.source_message_id: letter for letter in peek(client, queue_url)}
+    """The DLQ's messages by the id they had on the source queue, left in place.
+
+    moto is a single server, so a short poll sees every visible message (SQS needs a long poll).
+    """
+    return {letter.source_message_id: letter for letter in peek(client, queue_url, wait_seconds=0)}
 
 
 @dataclass
@@ -140,15 +148,18 @@ class Ledger:
             self.invocations[result.reason] += 1
 
 
+_QUARANTINE_STATES = {RETRIES_EXHAUSTED_KIND: RETRIES_EXHAUSTED, NOT_STARTED_KIND: NEVER_STARTED}
+
+
 def final_states(published: Iterable[str], ledger: Ledger, dead: dict[str, DeadLetter]) -> dict[str, str]:
     """Where each published message (by id) is: exactly one state each."""
     states = {}
     for message_id in published:
         letter = dead.get(message_id)
         if letter is not None and letter.quarantined:
-            states[message_id] = QUARANTINED
+            states[message_id] = _QUARANTINE_STATES.get(letter.kind or "", QUARANTINED)
         elif letter is not None:
-            states[message_id] = INCONSISTENT if message_id in ledger.deleted else DEAD_LETTERED
+            states[message_id] = INCONSISTENT if message_id in ledger.deleted else NO_REASON
         elif message_id in ledger.deleted:
             states[message_id] = SUCCEEDED
         else:

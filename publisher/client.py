@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from sqs_consumer.errors import PoisonMessageError
 from sqs_consumer.registry import EventRegistry
 from sqs_consumer.routes import REGISTRY
+from sqs_consumer.sqs_limits import deduplication_id
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -100,7 +101,7 @@ class EventPublisher:
             except Exception as error:  # botocore already retried transient errors
                 last_error = f"{type(error).__name__}: {error}"
                 failed_ids = set(pending)
-                retryable = True
+                retryable = not is_permanent(error)
             else:
                 for success in response.get("Successful", []):
                     entry = pending.pop(success["Id"])
@@ -138,9 +139,26 @@ class EventPublisher:
         }
         if self._fifo and group_id:
             request["MessageGroupId"] = group_id
-            # The business id deduplicates a producer's retries within SQS's 5-minute window.
-            request["MessageDeduplicationId"] = entry.event_id[:128]
+            # The business id deduplicates a producer's retries within SQS's 5-minute window;
+            # an id SQS cannot take as it is (too long, other characters) is hashed, never cut.
+            request["MessageDeduplicationId"] = deduplication_id(entry.event_id)
         return request
+
+
+# Errors that no retry can fix: the request, the queue or the caller's rights are wrong.
+_RETRYABLE_CLIENT_CODES = frozenset(
+    {"RequestThrottled", "ThrottlingException", "KmsThrottled", "KMS.ThrottlingException"}
+)
+
+
+def is_permanent(error: Exception) -> bool:
+    """A client error (HTTP 4xx) other than throttling: AccessDenied, a queue that does not exist..."""
+    response = getattr(error, "response", None)
+    if not isinstance(response, dict):
+        return False
+    code = str(response.get("Error", {}).get("Code", ""))
+    status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    return 400 <= status < 500 and code not in _RETRYABLE_CLIENT_CODES and "Throttl" not in code
 
 
 def _chunks(entries: Sequence[_Entry]) -> Iterator[list[_Entry]]:

@@ -8,6 +8,7 @@ that copies the poison into its attributes as it came.
 from __future__ import annotations
 
 import json
+from typing import Any, cast
 
 import boto3
 import pytest
@@ -36,7 +37,7 @@ def dlq(strict: StrictSqs, max_bytes: int) -> str:
 
 
 def consumer_for(strict: StrictSqs, dlq_url: str, max_bytes: int) -> BatchConsumer:
-    quarantine = SqsQuarantine(dlq_url, max_message_bytes=max_bytes, client_factory=lambda _: strict)
+    quarantine = SqsQuarantine(dlq_url, max_message_bytes=max_bytes, client_factory=lambda _: cast(Any, strict))
     return BatchConsumer(REGISTRY, quarantine, max_receive_count=4)
 
 

@@ -23,14 +23,12 @@ from sqs_consumer.sqs_limits import (
     message_size,
 )
 
-_DEDUPLICATION_ID = re.compile(r"^[!-~]{1,%d}$" % MAX_DEDUPLICATION_ID_CHARS)
+_DEDUPLICATION_ID = re.compile(rf"^[!-~]{{1,{MAX_DEDUPLICATION_ID_CHARS}}}$")
 
 
 def _client_error(code: str, message: str, operation: str) -> ClientError:
-    return ClientError(
-        {"Error": {"Code": code, "Message": message, "Type": "Sender"}, "ResponseMetadata": {"HTTPStatusCode": 400}},
-        operation,
-    )
+    response: Any = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 400}}
+    return ClientError(response, operation)
 
 
 class StrictSqs:

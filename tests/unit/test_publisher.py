@@ -117,3 +117,53 @@ def test_cli_bad_arguments_print_usage_and_exit_2(argv, capsys):
         main(argv)
     assert exited.value.code == 2
     assert "usage:" in capsys.readouterr().err
+
+
+class RefusingSqs:
+    """SendMessageBatch that always raises the given client error."""
+
+    def __init__(self, code: str, status: int) -> None:
+        self.calls = 0
+        self.code, self.status = code, status
+
+    def send_message_batch(self, **params: Any) -> Any:
+        from botocore.exceptions import ClientError
+
+        self.calls += 1
+        response: Any = {
+            "Error": {"Code": self.code, "Message": "no"},
+            "ResponseMetadata": {"HTTPStatusCode": self.status},
+        }
+        raise ClientError(response, "SendMessageBatch")
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "calls"),
+    [
+        ("AccessDenied", 403, 1),
+        ("AWS.SimpleQueueService.NonExistentQueue", 400, 1),
+        ("RequestThrottled", 400, 5),
+        ("InternalError", 500, 5),
+    ],
+)
+def test_publisher_does_not_retry_permanent_errors(code, status, calls):
+    client = RefusingSqs(code, status)
+    [result] = EventPublisher("https://sqs/q", cast(Any, client), sleep=lambda _: None).publish(events(1))
+    assert not result.ok
+    assert code in (result.error or "")
+    assert client.calls == calls
+
+
+def test_publisher_fifo_deduplication_ids_never_collide_or_break_sqs_rules():
+    # GIVEN distinct event ids that share their first 128 characters, and one with characters SQS refuses
+    client = FakeSqs()
+    long_a, long_b = "a" * 128 + "-1", "a" * 128 + "-2"
+    documents = [json.loads(sqs.body("hello", event_id=event_id)) for event_id in (long_a, long_b, "évt 1", "evt_1")]
+
+    EventPublisher("https://sqs/q.fifo", cast(Any, client), sleep=lambda _: None).publish(documents, group_id="g")
+
+    ids = [entry["MessageDeduplicationId"] for call in client.calls for entry in call]
+    # THEN each event has its own id, SQS accepts each, and a plain id is kept as it is
+    assert len(set(ids)) == 4
+    assert all(len(i) <= 128 and all(33 <= ord(c) <= 126 for c in i) for i in ids)
+    assert ids[3] == "evt_1"

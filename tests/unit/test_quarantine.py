@@ -11,8 +11,8 @@ import pytest
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
-from sqs_consumer.errors import DeadlineReachedError, QuarantineFailedError
 from sqs_consumer.budget import Deadline
+from sqs_consumer.errors import DeadlineReachedError, QuarantineFailedError
 from sqs_consumer.quarantine import MAX_REASON_BYTES, QuarantinedMessage, SqsQuarantine
 from sqs_consumer.sqs_limits import MAX_MESSAGE_ATTRIBUTES, has_forbidden_characters, message_size
 
@@ -69,9 +69,7 @@ def test_attributes_truncate_a_long_reason():
 def test_attributes_of_a_requarantined_copy_carry_the_new_reason():
     # GIVEN a DLQ copy that was redriven (its quarantine.* attributes came along) and failed again
     old = message(kind="malformed_json", reason="old reason", source_message_id="m-old").attributes(NOW)
-    as_received = {
-        name: {"stringValue": value["StringValue"], "dataType": "String"} for name, value in old.items()
-    }
+    as_received = {name: {"stringValue": value["StringValue"], "dataType": "String"} for name, value in old.items()}
 
     # WHEN it is quarantined again
     attributes = message(
@@ -151,7 +149,9 @@ def test_sqs_quarantine_creates_its_client_once_and_batches_ten_per_request():
 
 def test_sqs_quarantine_keeps_a_request_within_the_size_limit():
     client = RecordingClient()
-    quarantine = SqsQuarantine("https://sqs/dlq", max_message_bytes=262_144, client_factory=lambda _: client)
+    quarantine = SqsQuarantine(
+        "https://sqs/dlq", max_message_bytes=262_144, client_factory=lambda _: cast("SQSClient", client)
+    )
     quarantine.send_batch([message(body="x" * 100_000, source_message_id=f"m-{i}") for i in range(5)], DEADLINE)
     assert sorted(len(call["Entries"]) for call in client.calls) == [1, 2, 2]
 
@@ -165,12 +165,16 @@ def test_sqs_quarantine_fifo_keeps_group_and_deduplicates_on_source_id():
 
 
 def test_sqs_quarantine_reports_each_entry_and_wraps_errors():
-    partly = SqsQuarantine("https://sqs/dlq", client_factory=lambda _: RecordingClient(failed_ids=("1",)))
+    partly = SqsQuarantine(
+        "https://sqs/dlq", client_factory=lambda _: cast("SQSClient", RecordingClient(failed_ids=("1",)))
+    )
     results = partly.send_batch([message(source_message_id="a"), message(source_message_id="b")], DEADLINE)
     assert results[0] is None
     assert isinstance(results[1], QuarantineFailedError)
 
-    down = SqsQuarantine("https://sqs/dlq", client_factory=lambda _: RecordingClient(OSError("down")))
+    down = SqsQuarantine(
+        "https://sqs/dlq", client_factory=lambda _: cast("SQSClient", RecordingClient(OSError("down")))
+    )
     [error] = down.send_batch([message()], DEADLINE)
     assert isinstance(error, QuarantineFailedError)
     assert "down" in str(error)
@@ -178,7 +182,7 @@ def test_sqs_quarantine_reports_each_entry_and_wraps_errors():
 
 def test_sqs_quarantine_sends_nothing_once_the_deadline_passed():
     client = RecordingClient()
-    quarantine = SqsQuarantine("https://sqs/dlq", client_factory=lambda _: client)
+    quarantine = SqsQuarantine("https://sqs/dlq", client_factory=lambda _: cast("SQSClient", client))
     [error] = quarantine.send_batch([message()], Deadline(lambda: 900, 1_000))
     assert isinstance(error, QuarantineFailedError)
     assert isinstance(error.__cause__, DeadlineReachedError) or "timeout" in str(error)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import pytest
-
-import threading
-import time
 
 from sqs_consumer.budget import Deadline
 from sqs_consumer.processing import BatchConsumer
@@ -16,7 +15,6 @@ from sqs_consumer.retry import MAX_BACKOFF_SECONDS, Backoff, SqsVisibility, Visi
 from sqs_consumer.routes import REGISTRY
 from tests.support import sqs_events as sqs
 from tests.support.fakes import FakeContext, FakeQuarantine
-
 
 DEADLINE = Deadline(lambda: 30_000, 1_000)
 

@@ -220,7 +220,7 @@ class BatchConsumer:
         """FIFO records listed behind a failed record of their group: quarantined on their last receive."""
         by_id = {raw["messageId"]: raw for raw in event["Records"]}
         for item in response["batchItemFailures"]:
-            message_id = item["itemIdentifier"]
+            message_id = str(item["itemIdentifier"])
             if message_id in run.outcomes or message_id not in by_id:
                 continue
             record = SQSRecord(by_id[message_id])
@@ -230,7 +230,9 @@ class BatchConsumer:
         self._send_quarantined(run)
         return {
             "batchItemFailures": [
-                item for item in response["batchItemFailures"] if run.outcomes.get(item["itemIdentifier"], _UNSETTLED)
+                item
+                for item in response["batchItemFailures"]
+                if run.outcomes.get(str(item["itemIdentifier"]), _UNSETTLED)
             ]
         }
 
@@ -288,7 +290,7 @@ class BatchConsumer:
                 if inspect.iscoroutine(awaitable):
                     awaitable.close()
                 self._release(job, DeadlineReachedError("not started"))
-                self._not_started(job.record, job.info, job.age_ms, run, _NEAR_TIMEOUT, job.event.event_type)
+                self._not_started(job.record, job.info, job.age_ms, run, _NEAR_TIMEOUT, event_type=job.event.event_type)
                 return
             job.started = self._timer()
             try:
@@ -329,7 +331,7 @@ class BatchConsumer:
         return self._max_receive_count is not None and info.receive_count >= self._max_receive_count
 
     def _not_started(
-        self, record: SQSRecord, info: RecordInfo, age_ms: float, run: _Run, why: str, event_type: str | None = None
+        self, record: SQSRecord, info: RecordInfo, age_ms: float, run: _Run, why: str, *, event_type: str | None = None
     ) -> None:
         """Listed to return at once; on its last receive, quarantined with the reason it never ran."""
         if event_type is None:
@@ -345,7 +347,9 @@ class BatchConsumer:
                 age_ms=age_ms,
             )
             return
-        run.report.add(event_type if event_type in self._registry else UNRECOGNIZED_TYPE, Outcome.SKIPPED, age_ms=age_ms)
+        run.report.add(
+            event_type if event_type in self._registry else UNRECOGNIZED_TYPE, Outcome.SKIPPED, age_ms=age_ms
+        )
         logger.warning(f"Record not started: {why}", message_id=info.message_id, event_type=event_type)
         run.outcomes[info.message_id] = DeadlineReachedError(f"not started: {why}")
 
@@ -481,7 +485,9 @@ class BatchConsumer:
             event_type = trim_utf8(message.event_type, LOG_VALUE_BYTES) if message.event_type is not None else None
             if error is None:
                 run.outcomes[message_id] = None
-                run.report.add(item.metric_type, Outcome.QUARANTINED, age_ms=item.age_ms, processing_ms=item.processing_ms)
+                run.report.add(
+                    item.metric_type, Outcome.QUARANTINED, age_ms=item.age_ms, processing_ms=item.processing_ms
+                )
                 logger.warning(
                     "Record quarantined to the DLQ",
                     message_id=message_id,

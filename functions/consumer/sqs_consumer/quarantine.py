@@ -60,7 +60,9 @@ class QuarantinedMessage:
     message_group_id: str | None = None
     original_attributes: dict[str, Any] | None = None
 
-    def attributes(self, now: datetime, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> dict[str, dict[str, Any]]:
+    def attributes(
+        self, now: datetime, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    ) -> dict[str, dict[str, Any]]:
         """SendMessage attributes that SQS accepts beside the unchanged body.
 
         In order of importance, each while it fits: what identifies the copy, the reason
@@ -176,7 +178,11 @@ class SqsQuarantine:
                 entry["MessageDeduplicationId"] = deduplication_id(message.source_message_id)
             size = message_size(message.body, attributes)
             # A request holds 10 entries at most, and no more bytes than one message may have.
-            if not requests or len(requests[-1]) == SEND_BATCH_ENTRIES or request_bytes + size > self._max_message_bytes:
+            if (
+                not requests
+                or len(requests[-1]) == SEND_BATCH_ENTRIES
+                or request_bytes + size > self._max_message_bytes
+            ):
                 requests.append([])
                 request_bytes = 0
             requests[-1].append((index, entry))
