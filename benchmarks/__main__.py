@@ -4,7 +4,9 @@
 2. cold start (fresh process: import + one batch of 10) vs the naive handler;
 3. concurrency: 10 records whose async handler waits 50 ms, vs one at a time;
 4. peak RSS while handling 10,000 records, vs the BatchProcessor reference;
-5. cost per million messages (written to docs/cost.md by benchmarks.cost).
+5. exactly-once cost: batches of new events against an idempotency store with 25 ms of latency
+   per call, with idempotency on and off (benchmarks.exactly_once);
+6. cost per million messages (written to docs/cost.md by benchmarks.cost).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
-from benchmarks import cost
+from benchmarks import cost, exactly_once
 from sqs_consumer.models import HelloEvent
 from sqs_consumer.observability import build_metrics, logger
 from sqs_consumer.processing import BatchConsumer
@@ -220,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'figure':<40} {'ours':>9} {'reference':>10} {'ratio':>6}  {'target':<7} reference")
     for name, ours, ref, target, what in rows:
         print(f"{name:<40} {ours:>9.2f} {ref:>10.2f} {ours / ref:>6.2f}  {target:<7} {what}")
+    print()
+    print(exactly_once.render(exactly_once.run(latency_ms=25.0, repeats=2 if quick else 9)))
     cpu_ms_per_record = {size: measured[size][0] / 1000 for size in (10, 100)}
     print()
     print("Cost per million messages (Lambda arm64, 256 MB, + SQS requests):")

@@ -82,16 +82,26 @@ def test_duplicate_in_the_same_batch_runs_once(dynamodb):
     assert effects.count == {"evt_1": 1}
 
 
-def test_duplicate_while_first_is_in_progress_is_retried_not_dropped(dynamodb):
-    # GIVEN two copies of one event in a batch, handled by an async handler still running when the copy starts
+def test_copies_in_one_batch_run_once_and_follow_the_first_ones_outcome(dynamodb):
+    # GIVEN two copies of one event in a batch, handled by an async handler
     effects = Effects(wait=0.05)
     first, copy = copy_of("evt_1"), copy_of("evt_1")
 
     # WHEN the batch is handled
     response = consumer(effects.slow).handle(sqs.event(first, copy), FakeContext())
 
-    # THEN the copy is listed for retry, and the effect happened once
-    assert failed_ids(response) == [copy["messageId"]]
+    # THEN the effect happened once and the copy is acknowledged with it
+    assert failed_ids(response) == []
+    assert effects.count == {"evt_1": 1}
+
+
+def test_copy_of_a_failed_event_in_the_same_batch_is_retried_not_dropped(dynamodb):
+    effects = Effects(fail_first=True)
+    first, copy = copy_of("evt_1"), copy_of("evt_1")
+
+    response = consumer(effects.sync).handle(sqs.event(first, copy), FakeContext())
+
+    assert failed_ids(response) == [first["messageId"], copy["messageId"]]
     assert effects.count == {"evt_1": 1}
 
 

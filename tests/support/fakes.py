@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 from sqs_consumer.budget import Deadline
 from sqs_consumer.errors import QuarantineFailedError
+from sqs_consumer.idempotency import Claim, ClaimState, EventInProgressError
+from sqs_consumer.models.base import BaseEvent
 from sqs_consumer.quarantine import QuarantinedMessage
 
 
@@ -44,3 +46,48 @@ class FakeQuarantine:
     @property
     def message_ids(self) -> list[str]:
         return [message.source_message_id for message in self.sent]
+
+
+@dataclass
+class FakeIdempotency:
+    """An in-memory idempotency store with the semantics of the DynamoDB one.
+
+    ``claim``: a new event is acquired (in progress); a completed one is a duplicate; one in
+    progress is reported with the seconds left; a stored event of the same id with another
+    type or payload is reused. ``settle`` completes and releases.
+    """
+
+    records: dict[str, tuple[str, tuple[str, str]]] = field(default_factory=dict)  # id -> (status, fingerprint)
+    in_progress_left_s: int = 30
+    claims: list[list[str]] = field(default_factory=list)
+    completed: list[str] = field(default_factory=list)
+    released: list[str] = field(default_factory=list)
+
+    @staticmethod
+    def fingerprint(event: BaseEvent) -> tuple[str, str]:
+        return event.event_type, repr(getattr(event, "payload", None))
+
+    def claim(self, events: Sequence[BaseEvent], remaining_ms: int, deadline: Deadline) -> list[Claim]:
+        self.claims.append([event.event_id for event in events])
+        claims = []
+        for event in events:
+            stored = self.records.get(event.event_id)
+            if stored is None:
+                self.records[event.event_id] = ("INPROGRESS", self.fingerprint(event))
+                claims.append(Claim(ClaimState.ACQUIRED))
+            elif stored[1] != self.fingerprint(event):
+                claims.append(Claim(ClaimState.REUSED))
+            elif stored[0] == "COMPLETED":
+                claims.append(Claim(ClaimState.DUPLICATE))
+            else:
+                error = EventInProgressError("in progress elsewhere", retry_after_seconds=self.in_progress_left_s)
+                claims.append(Claim(ClaimState.IN_PROGRESS, error))
+        return claims
+
+    def settle(self, succeeded: Sequence[BaseEvent], released: Sequence[BaseEvent], deadline: Deadline) -> None:
+        for event in succeeded:
+            self.records[event.event_id] = ("COMPLETED", self.fingerprint(event))
+            self.completed.append(event.event_id)
+        for event in released:
+            self.records.pop(event.event_id, None)
+            self.released.append(event.event_id)

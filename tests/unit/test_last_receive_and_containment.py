@@ -20,7 +20,7 @@ from sqs_consumer.registry import EventRegistry, RecordInfo, Route
 from sqs_consumer.routes import REGISTRY
 from tests.conftest import failed_ids
 from tests.support import sqs_events as sqs
-from tests.support.fakes import FakeContext, FakeQuarantine
+from tests.support.fakes import FakeContext, FakeIdempotency, FakeQuarantine
 
 MAX_RECEIVES = 4
 
@@ -187,24 +187,12 @@ def test_process_exits_are_not_swallowed():
 
 
 def test_cancelled_record_releases_its_idempotency_record():
-    class Store:
-        def __init__(self) -> None:
-            self.released: list[str] = []
-
-        def begin(self, event, remaining_ms):
-            return True
-
-        def succeed(self, event):
-            pass
-
-        def release(self, event, error):
-            self.released.append(event.event_id)
-
-    store = Store()
+    store = FakeIdempotency()
     handlers = Cancelled()
     consumer = BatchConsumer(EventRegistry([Route(HelloEvent, handlers.async_)]), FakeQuarantine(), idempotency=store)
     consumer.handle(sqs.event(sqs.record(sqs.body("hello", {"name": "cancel"}, event_id="e-1"))), FakeContext())
     assert store.released == ["e-1"]
+    assert "e-1" not in store.records
 
 
 def test_no_task_of_an_invocation_runs_during_the_next_one():

@@ -21,8 +21,8 @@ from sqs_consumer.errors import DeadlineReachedError
 
 T = TypeVar("T")
 
-# Enough threads to overlap SQS round trips; each holds one connection of the client's pool.
-MAX_PARALLEL_CALLS = 10
+# Enough threads to overlap the round trips of a batch (SQS, DynamoDB); each holds one pooled connection.
+MAX_PARALLEL_CALLS = 32
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,105 +1,337 @@
-"""Exactly-once effects per business ``event_id`` (SQS delivers at least once).
+"""Exactly-once effects per business event (SQS delivers at least once), at the cost of a batch.
 
-Built on the Powertools idempotency persistence layer (DynamoDB). Its decorators
-cannot wrap async handlers, so the consumer drives the three steps itself:
+Built on the Powertools idempotency persistence layer (DynamoDB), whose table format it keeps.
+Its decorators cannot wrap async handlers nor a batch, so the consumer drives the steps itself,
+for all the records of a batch together:
 
-- ``begin``: write an in-progress record keyed on ``event_id`` that expires with the
-  function's remaining time. An event already completed is a duplicate: acknowledged
-  without running its handler. One still in progress elsewhere raises, so the copy is
-  retried, not dropped.
-- ``succeed``: mark it completed; the record lives ``expires_after_seconds`` (the stack
-  sets queue retention + DLQ retention, so a redriven copy is still recognised).
-- ``release``: delete the in-progress record after a failure, so the retry may run.
+- ``claim``: one conditional in-progress write per distinct event, 100 to a ``TransactWriteItems``
+  (transactions in parallel), each expiring with the function's remaining time. A write refused
+  by its condition cancels the transaction; DynamoDB returns the record that refused it, and the
+  other writes go again together. An event already completed is a duplicate: acknowledged
+  without running its handler. One in progress elsewhere is retried no sooner than its in-progress
+  record expires. One whose stored fingerprint differs (the same ``event_id`` with another
+  ``event_type`` or payload) is a producer bug: quarantined, never acknowledged.
+- ``settle``: the completions and the releases of the batch in ``BatchWriteItem`` requests of 25,
+  in parallel. A completed record lives ``expires_after_seconds`` (queue + DLQ retention, so a
+  redriven copy is still recognised); a released one lets the retry run.
 
+The record is looked up by ``event_id`` (as before, so a deployed table keeps its records) and
+carries a fingerprint of ``[event_type, payload]`` in Powertools' payload-validation attribute.
+Every call runs within the time reserve (budget.py) on a client with short timeouts: a store that
+does not answer makes the records retryable and never lets the function time out.
 The persistence layer (and boto3) is created on first use, never at import.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Callable
+import enum
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from sqs_consumer.budget import MAX_PARALLEL_CALLS, Deadline, run_parallel
+from sqs_consumer.errors import DeadlineReachedError
 from sqs_consumer.models.base import BaseEvent
 from sqs_consumer.observability import logger
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+    from aws_lambda_powertools.utilities.idempotency.persistence.dynamodb import DynamoDBPersistenceLayer
 
-# The namespace of the keys: "<function>#<md5 of event_id>".
+# The namespace of the keys: "<function>.<namespace>#<md5 of event_id>".
 KEY_NAMESPACE = "sqs_consumer.events"
+# What the fingerprint covers: a reused event_id with another type or payload is told apart.
+FINGERPRINT_JMESPATH = "[event_type, payload]"
+BATCH_WRITE_ITEMS = 25
+TRANSACT_ITEMS = 100
+TRANSACT_ATTEMPTS = 3
+CONNECT_TIMEOUT_SECONDS = 1
+READ_TIMEOUT_SECONDS = 2
+MAX_ATTEMPTS = 2
+REUSED_REASON = "event_id reused with a different payload"
 
 
 class EventInProgressError(Exception):
-    """Another execution is processing the same event_id: retry later."""
+    """Another execution is processing the same event: retry no sooner than ``retry_after_seconds``."""
+
+    def __init__(self, message: str, retry_after_seconds: int = 0) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
+class StoreUnavailableError(Exception):
+    """The idempotency store did not answer in time: the record is retried."""
+
+
+class ClaimState(enum.Enum):
+    ACQUIRED = "acquired"  # run the handler
+    DUPLICATE = "duplicate"  # completed before: acknowledge
+    IN_PROGRESS = "in_progress"  # held elsewhere: retry after it expires
+    REUSED = "reused"  # same event_id, other type or payload: quarantine
+    UNAVAILABLE = "unavailable"  # the store failed: retry
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    state: ClaimState
+    error: Exception | None = None
 
 
 class Idempotency(Protocol):
-    def begin(self, event: BaseEvent, remaining_ms: int) -> bool:
-        """True: run the handler. False: a duplicate of a completed event. Raises if in progress."""
+    def claim(self, events: Sequence[BaseEvent], remaining_ms: int, deadline: Deadline) -> list[Claim]:
+        """One claim per event (distinct event_ids), in order."""
 
-    def succeed(self, event: BaseEvent) -> None: ...
+    def settle(self, succeeded: Sequence[BaseEvent], released: Sequence[BaseEvent], deadline: Deadline) -> None:
+        """Mark ``succeeded`` completed and delete the in-progress records of ``released``; never raise."""
 
-    def release(self, event: BaseEvent, error: Exception) -> None: ...
 
-
-def dynamodb_persistence(table_name: str, expires_after_seconds: int) -> BasePersistenceLayer:
+def dynamodb_persistence(table_name: str, expires_after_seconds: int) -> DynamoDBPersistenceLayer:
     from aws_lambda_powertools.utilities.idempotency import (  # noqa: PLC0415  # deferred: imports boto3
         DynamoDBPersistenceLayer,
         IdempotencyConfig,
     )
+    from botocore.config import Config  # noqa: PLC0415
 
-    persistence = DynamoDBPersistenceLayer(table_name=table_name)
-    config = IdempotencyConfig(event_key_jmespath="event_id", expires_after_seconds=expires_after_seconds)
-    persistence.configure(config, function_name=KEY_NAMESPACE)
+    config = Config(
+        retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+        connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        read_timeout=READ_TIMEOUT_SECONDS,
+        max_pool_connections=MAX_PARALLEL_CALLS,
+    )
+    persistence = DynamoDBPersistenceLayer(table_name=table_name, boto_config=config)
+    persistence.configure(
+        IdempotencyConfig(
+            event_key_jmespath="event_id",
+            payload_validation_jmespath=FINGERPRINT_JMESPATH,
+            expires_after_seconds=expires_after_seconds,
+        ),
+        function_name=KEY_NAMESPACE,
+    )
     return persistence
 
 
-class PowertoolsIdempotency:
-    def __init__(self, persistence_factory: Callable[[], BasePersistenceLayer]) -> None:
-        self._factory = persistence_factory
-        self._persistence: BasePersistenceLayer | None = None
+def _data(event: BaseEvent) -> dict[str, Any]:
+    return event.model_dump(mode="json", include={"event_id", "event_type", "payload"})
 
-    def _store(self) -> BasePersistenceLayer:
+
+class PowertoolsIdempotency:
+    def __init__(
+        self,
+        persistence_factory: Callable[[], DynamoDBPersistenceLayer],
+        clock_ms: Callable[[], float] = lambda: time.time() * 1000,
+    ) -> None:
+        self._factory = persistence_factory
+        self._persistence: DynamoDBPersistenceLayer | None = None
+        self._clock_ms = clock_ms
+
+    def _store(self) -> DynamoDBPersistenceLayer:
         if self._persistence is None:
             self._persistence = self._factory()
         return self._persistence
 
-    @staticmethod
-    def _data(event: BaseEvent) -> dict[str, Any]:
-        return {"event_id": event.event_id}
+    def claim(self, events: Sequence[BaseEvent], remaining_ms: int, deadline: Deadline) -> list[Claim]:
+        if not events:
+            return []
+        try:
+            store = self._store()
+        except Exception as exc:  # no store, no run: every record is retried
+            unavailable = StoreUnavailableError(f"idempotency store unavailable: {exc}")
+            return [Claim(ClaimState.UNAVAILABLE, unavailable) for _ in events]
+        chunks = [list(events[start : start + TRANSACT_ITEMS]) for start in range(0, len(events), TRANSACT_ITEMS)]
+        outcomes = run_parallel([self._claimer(store, chunk, remaining_ms) for chunk in chunks], deadline)
+        claims: list[Claim] = []
+        for chunk, outcome in zip(chunks, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                claims += [Claim(ClaimState.UNAVAILABLE, _unavailable(event, outcome)) for event in chunk]
+            else:
+                claims += outcome
+        return claims
 
-    def begin(self, event: BaseEvent, remaining_ms: int) -> bool:
-        from aws_lambda_powertools.utilities.idempotency.exceptions import (  # noqa: PLC0415
-            IdempotencyItemAlreadyExistsError,
-        )
+    def _claimer(
+        self, store: DynamoDBPersistenceLayer, events: list[BaseEvent], remaining_ms: int
+    ) -> Callable[[], list[Claim]]:
+        """One transaction of conditional in-progress writes; the events that conflict are told apart
+        from the reasons DynamoDB gives, and the others written again together."""
+
+        def claim() -> list[Claim]:
+            from botocore.exceptions import ClientError  # noqa: PLC0415
+
+            puts = [_in_progress_put(store, event, remaining_ms) for event in events]
+            claims: dict[int, Claim] = {}
+            pending = list(range(len(events)))
+            for _ in range(TRANSACT_ATTEMPTS):
+                try:
+                    store.client.transact_write_items(TransactItems=[puts[index] for index in pending])  # type: ignore[misc]
+                except ClientError as exc:
+                    if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                        raise
+                    reasons = exc.response.get("CancellationReasons") or []
+                    for index, reason in zip(pending, reasons, strict=False):
+                        if reason.get("Code") == "ConditionalCheckFailed":
+                            item = reason.get("Item")
+                            claims[index] = self._existing(store, events[index], dict(item) if item else None)
+                    # The others were cancelled with them (or raced another writer): written again together.
+                    pending = [index for index in pending if index not in claims]
+                    if not pending:
+                        break
+                    continue
+                claims.update({index: Claim(ClaimState.ACQUIRED) for index in pending})
+                pending = []
+                break
+            for index in pending:
+                claims[index] = Claim(
+                    ClaimState.UNAVAILABLE, StoreUnavailableError("idempotency claim kept conflicting")
+                )
+            return [claims[index] for index in range(len(events))]
+
+        return claim
+
+    def _existing(self, store: DynamoDBPersistenceLayer, event: BaseEvent, item: dict[str, Any] | None) -> Claim:
+        """What the record that refused our in-progress write says about ``event``."""
         from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import (  # noqa: PLC0415
             STATUS_CONSTANTS,
         )
 
-        store = self._store()
-        try:
-            store.save_inprogress(data=self._data(event), remaining_time_in_millis=remaining_ms)
-        except IdempotencyItemAlreadyExistsError as exists:
-            record = exists.old_data_record or store.get_record(data=self._data(event))
-            if record is not None and record.status == STATUS_CONSTANTS["COMPLETED"]:
-                return False
-            now_ms = int(dt.datetime.now().timestamp() * 1000)
-            expiry = record.in_progress_expiry_timestamp if record is not None else None
-            raise EventInProgressError(
+        data = _data(event)
+        if item is None:  # an older DynamoDB answer without the item: read it
+            key = store._get_hashed_idempotency_key(data=data)
+            item = store.client.get_item(
+                TableName=store.table_name, Key=store._get_key(key or ""), ConsistentRead=True
+            ).get("Item")
+        if item is None:  # gone since: whoever held it released it; retry at once
+            return Claim(ClaimState.IN_PROGRESS, EventInProgressError("its record changed meanwhile", 1))
+        record = store._item_to_data_record(item)
+        # A record written before fingerprints were stored has none: it is the same event.
+        if record.payload_hash and record.payload_hash != store._get_hashed_payload(data=data):
+            return Claim(ClaimState.REUSED, ReusedEventIdError(REUSED_REASON))
+        if record.status == STATUS_CONSTANTS["COMPLETED"]:
+            return Claim(ClaimState.DUPLICATE)
+        expiry_ms = record.in_progress_expiry_timestamp
+        left_s = max(0, math.ceil((expiry_ms - self._clock_ms()) / 1000)) if expiry_ms else 0
+        return Claim(
+            ClaimState.IN_PROGRESS,
+            EventInProgressError(
                 f"event_id {event.event_id!r} is being processed elsewhere"
-                + (f" (in-progress record expires in {(expiry - now_ms) / 1000:.0f} s)" if expiry else "")
-            ) from None
-        return True
+                + (f" (its in-progress record expires in {left_s} s)" if expiry_ms else ""),
+                retry_after_seconds=left_s + 1,
+            ),
+        )
 
-    def succeed(self, event: BaseEvent) -> None:
+    def settle(self, succeeded: Sequence[BaseEvent], released: Sequence[BaseEvent], deadline: Deadline) -> None:
+        if not succeeded and not released:
+            return
         try:
-            self._store().save_success(data=self._data(event), result={})
-        except Exception as exc:  # the effect happened; the in-progress record expires with the timeout
-            logger.error("Could not mark event completed", event_id=event.event_id, error=str(exc))
+            store = self._store()
+            requests = [_completed(store, event) for event in succeeded] + [_released(store, e) for e in released]
+        except Exception as exc:  # the in-progress records expire with the function's timeout instead
+            logger.error("Could not settle idempotency records", error=str(exc))
+            return
+        chunks = [requests[start : start + BATCH_WRITE_ITEMS] for start in range(0, len(requests), BATCH_WRITE_ITEMS)]
+        outcomes = run_parallel([_writer(store, chunk, deadline) for chunk in chunks], deadline)
+        failed = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+        left = sum(outcome for outcome in outcomes if isinstance(outcome, int))
+        if failed or left:
+            # Completed effects stay effective; their in-progress records expire with the function's
+            # timeout, and released ones likewise: a retry then runs.
+            logger.error(
+                "Idempotency records not settled; they expire with the function's timeout",
+                requests_failed=len(failed),
+                items_left=left,
+                error=str(failed[0]) if failed else None,
+            )
 
-    def release(self, event: BaseEvent, error: Exception) -> None:
-        try:
-            self._store().delete_record(data=self._data(event), exception=error)
-        except Exception as exc:  # the in-progress record expires with the function's timeout instead
-            logger.error("Could not release in-progress event", event_id=event.event_id, error=str(exc))
+
+class ReusedEventIdError(Exception):
+    """The same event_id came with another event_type or payload: a producer bug, quarantined."""
+
+
+def _unavailable(event: BaseEvent, error: BaseException | None) -> Exception:
+    if isinstance(error, DeadlineReachedError):
+        return StoreUnavailableError(f"idempotency store did not answer in time for event_id {event.event_id!r}")
+    return StoreUnavailableError(f"idempotency store failed for event_id {event.event_id!r}: {error}")
+
+
+def _in_progress_put(store: DynamoDBPersistenceLayer, event: BaseEvent, remaining_ms: int) -> dict[str, Any]:
+    """The item and condition of Powertools' ``save_inprogress``, as a transaction's Put."""
+    from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import (  # noqa: PLC0415
+        STATUS_CONSTANTS,
+    )
+
+    data = _data(event)
+    key = store._get_hashed_idempotency_key(data=data)
+    assert key is not None
+    now = time.time()
+    item: dict[str, Any] = {
+        **store._get_key(key),
+        store.expiry_attr: {"N": str(store._get_expiry_timestamp())},
+        store.status_attr: {"S": STATUS_CONSTANTS["INPROGRESS"]},
+        store.in_progress_expiry_attr: {"N": str(int(now * 1000) + remaining_ms)},
+        store.validation_key_attr: {"S": store._get_hashed_payload(data=data)},
+    }
+    # Free, expired, or in progress past its expiry (a timed-out execution): Powertools' condition.
+    condition = (
+        "attribute_not_exists(#id) OR #expiry < :now OR "
+        "(#status = :inprogress AND attribute_exists(#in_progress_expiry) AND #in_progress_expiry < :now_in_millis)"
+    )
+    return {
+        "Put": {
+            "TableName": store.table_name,
+            "Item": item,
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": {
+                "#id": store.key_attr,
+                "#expiry": store.expiry_attr,
+                "#in_progress_expiry": store.in_progress_expiry_attr,
+                "#status": store.status_attr,
+            },
+            "ExpressionAttributeValues": {
+                ":now": {"N": str(int(now))},
+                ":now_in_millis": {"N": str(int(now * 1000))},
+                ":inprogress": {"S": STATUS_CONSTANTS["INPROGRESS"]},
+            },
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+    }
+
+
+def _completed(store: DynamoDBPersistenceLayer, event: BaseEvent) -> dict[str, Any]:
+    """The item Powertools' ``save_success`` leaves, written whole (BatchWriteItem has no update)."""
+    from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import (  # noqa: PLC0415
+        STATUS_CONSTANTS,
+    )
+
+    data = _data(event)
+    key = store._get_hashed_idempotency_key(data=data)
+    assert key is not None
+    item: dict[str, Any] = {
+        **store._get_key(key),
+        store.expiry_attr: {"N": str(store._get_expiry_timestamp())},
+        store.status_attr: {"S": STATUS_CONSTANTS["COMPLETED"]},
+        store.data_attr: {"S": json.dumps({})},
+        store.validation_key_attr: {"S": store._get_hashed_payload(data=data)},
+    }
+    return {"PutRequest": {"Item": item}}
+
+
+def _released(store: DynamoDBPersistenceLayer, event: BaseEvent) -> dict[str, Any]:
+    key = store._get_hashed_idempotency_key(data=_data(event))
+    assert key is not None
+    return {"DeleteRequest": {"Key": store._get_key(key)}}
+
+
+def _writer(store: DynamoDBPersistenceLayer, requests: list[dict[str, Any]], deadline: Deadline) -> Callable[[], int]:
+    """One BatchWriteItem, its unprocessed items retried while time is left; returns how many were left."""
+
+    def write() -> int:
+        pending = requests
+        for attempt in range(MAX_ATTEMPTS + 1):
+            response = store.client.batch_write_item(RequestItems={store.table_name: pending})  # type: ignore[dict-item]
+            pending = [dict(item) for item in response.get("UnprocessedItems", {}).get(store.table_name, [])]
+            if not pending or deadline.passed:
+                break
+            time.sleep(min(0.05 * 2**attempt, deadline.seconds_left()))
+        return len(pending)
+
+    return write

@@ -15,12 +15,15 @@ Delivery is at-least-once; per record, exactly one of:
   allowed receive, quarantined with the reason it never ran;
 - FIFO: once a record of a message group fails, the group's later records are
   listed unprocessed (``skip_group_on_error``), or quarantined on their last receive;
-- with idempotency on: an ``event_id`` already processed is acknowledged without
-  running its handler; one in progress elsewhere is listed for retry.
+- with idempotency on: an event already processed is acknowledged without
+  running its handler; one in progress elsewhere is retried no sooner than its
+  in-progress record expires; an ``event_id`` reused with another type or payload
+  is quarantined. Copies of one event within a batch run once.
 
-Quarantine sends are gathered and made together after the records, then the
-visibility of the listed records is set (retry backoff): both in parallel, within
-the time reserve (``budget.py``). A record is never both deleted and listed:
+The batch's work around the handlers is done together, in parallel, within the
+time reserve (``budget.py``): the idempotency claims before the handlers, then the
+idempotency settlements, the quarantine sends and the visibility changes of the
+listed records (retry backoff). A record is never both deleted and listed:
 Powertools lists exactly the records whose recorded outcome is an error.
 """
 
@@ -46,12 +49,20 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from sqs_consumer.budget import Deadline
 from sqs_consumer.errors import DeadlineReachedError, HandlerAbortedError, NonRetryableError, PoisonMessageError
-from sqs_consumer.idempotency import Idempotency
+from sqs_consumer.idempotency import REUSED_REASON, Claim, ClaimState, EventInProgressError, Idempotency
 from sqs_consumer.models.base import BaseEvent
 from sqs_consumer.observability import UNRECOGNIZED_TYPE, BatchReport, Outcome, logger
 from sqs_consumer.quarantine import Quarantine, QuarantinedMessage
-from sqs_consumer.registry import NON_RETRYABLE, NOT_STARTED, RETRIES_EXHAUSTED, EventRegistry, RecordInfo, Route
-from sqs_consumer.retry import NO_BACKOFF, Backoff, VisibilityChange, VisibilitySetter
+from sqs_consumer.registry import (
+    NON_RETRYABLE,
+    NOT_STARTED,
+    RETRIES_EXHAUSTED,
+    REUSED_EVENT_ID,
+    EventRegistry,
+    RecordInfo,
+    Route,
+)
+from sqs_consumer.retry import MAX_BACKOFF_SECONDS, NO_BACKOFF, Backoff, VisibilityChange, VisibilitySetter
 from sqs_consumer.sqs_limits import trim_utf8
 
 # Values quoted in log lines are cut to this many bytes: a poison body may hold megabytes.
@@ -79,6 +90,22 @@ class _Quarantining:
 
 
 @dataclass(slots=True)
+class _Job:
+    """A parsed record, ready for its handler."""
+
+    record: SQSRecord
+    info: RecordInfo
+    event: BaseEvent
+    route: Route[Any]
+    age_ms: float
+    started: float
+    # True while this execution holds the event's in-progress idempotency record.
+    claimed: bool = False
+    # Another record of this batch carrying the same event_id: this one follows its outcome.
+    leader: _Job | None = None
+
+
+@dataclass(slots=True)
 class _Run:
     """One invocation: its context (for the deadline), its report and each record's outcome."""
 
@@ -92,20 +119,9 @@ class _Run:
     quarantining: dict[str, _Quarantining] = field(default_factory=dict)
     # Backoff (seconds) of each listed record that ran and failed; the others return at once.
     retry_delays: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class _Job:
-    """A parsed record, ready for its handler."""
-
-    record: SQSRecord
-    info: RecordInfo
-    event: BaseEvent
-    route: Route[Any]
-    age_ms: float
-    started: float
-    # True once this execution holds the event's in-progress idempotency record.
-    acquired: bool = False
+    # Idempotency records to mark completed, and to release, once the handlers are done.
+    completed: list[BaseEvent] = field(default_factory=list)
+    released: list[BaseEvent] = field(default_factory=list)
 
 
 class BatchConsumer:
@@ -161,24 +177,37 @@ class BatchConsumer:
     def _handle_standard(self, event: dict[str, Any], run: _Run) -> PartialItemFailureResponse:
         """Run every record to its disposition, then let Powertools build the response.
 
-        Sync handlers run inline. Async handlers are awaited afterwards by a pool
-        of ``max_concurrent_records`` workers on a persistent event loop, so I/O
-        overlaps while a batch without async work never touches the loop. The
-        batch's quarantines are then sent together. Every failure is listed, even
-        when all records fail (docs/decisions.md).
+        The batch is parsed and its events claimed together. Sync handlers then run
+        inline; async handlers are awaited afterwards by a pool of
+        ``max_concurrent_records`` workers on a persistent event loop, so I/O overlaps
+        while a batch without async work never touches the loop. The idempotency
+        records are settled and the quarantines sent together. Every failure is
+        listed, even when all records fail (docs/decisions.md).
         """
-        suspended: list[tuple[_Job, Awaitable[None]]] = []
+        jobs = []
         for raw in event["Records"]:
             try:
-                job = self._start(SQSRecord(raw), run)
-                awaitable = self._call_handler(job, run) if job is not None else None
+                job = self._parse(SQSRecord(raw), run)
             except Exception as exc:  # a bug in our bookkeeping: never lose the record
                 self._list_unsettled(raw["messageId"], exc, run)
                 continue
-            if awaitable is not None and job is not None:
+            if job is not None:
+                jobs.append(job)
+        suspended: list[tuple[_Job, Awaitable[None]]] = []
+        for job in self._claim(jobs, run):
+            try:
+                awaitable = self._run_job(job, run)
+            except Exception as exc:  # a bug in our bookkeeping: never lose the record
+                self._list_unsettled(job.info.message_id, exc, run)
+                continue
+            if awaitable is not None:
                 suspended.append((job, awaitable))
         if suspended:
             self._event_loop().run_until_complete(self._await_all(suspended, run))
+        for job in jobs:
+            if job.leader is not None:
+                self._follow(job, run)
+        self._settle_idempotency(jobs, run)
         self._send_quarantined(run)
 
         def record_handler(record: SQSRecord) -> None:
@@ -192,26 +221,42 @@ class BatchConsumer:
     def _handle_fifo(self, event: dict[str, Any], run: _Run) -> PartialItemFailureResponse:
         """One record at a time, in order; after a failure, the rest of its group is listed unprocessed.
 
-        A quarantine is sent before the next record starts: if the DLQ refuses it, the
-        record failed and its group stops there.
+        The events are claimed together first. A quarantine is sent before the next record
+        starts: if the DLQ refuses it, the record failed and its group stops there.
         """
+        parsed: dict[str, _Job | PoisonMessageError] = {}
+        for raw in event["Records"]:
+            record = SQSRecord(raw)
+            try:
+                parsed[record.message_id] = self._job(record)
+            except PoisonMessageError as poison:
+                parsed[record.message_id] = poison
+        runnable = {id(job) for job in self._claim([j for j in parsed.values() if isinstance(j, _Job)], run)}
         processor = SqsFifoPartialProcessor(skip_group_on_error=True)
         processor.raise_on_entire_batch_failure = False
 
         def record_handler(record: SQSRecord) -> None:
+            message_id = record.message_id
             try:
-                job = self._start(record, run)
-                awaitable = self._call_handler(job, run) if job is not None else None
-                if awaitable is not None and job is not None:
-                    self._event_loop().run_until_complete(self._await_one(job, awaitable, run))
+                job = parsed[message_id]
+                if isinstance(job, PoisonMessageError):
+                    info = _record_info(record.raw_event)
+                    self._quarantine_poison(record, info, self._age_ms(info), job, run)
+                elif job.leader is not None:
+                    self._follow(job, run)
+                elif id(job) in runnable:
+                    awaitable = self._run_job(job, run)
+                    if awaitable is not None:
+                        self._event_loop().run_until_complete(self._await_one(job, awaitable, run))
             except Exception as exc:  # a bug in our bookkeeping: never lose the record
-                self._list_unsettled(record.message_id, exc, run)
+                self._list_unsettled(message_id, exc, run)
             self._send_quarantined(run)
-            error = run.outcomes.get(record.message_id, _UNSETTLED)
+            error = run.outcomes.get(message_id, _UNSETTLED)
             if error is not None:
                 raise error
 
         response = process_partial_response(event, record_handler, processor, None)
+        self._settle_idempotency([job for job in parsed.values() if isinstance(job, _Job)], run)
         return self._settle_never_started(event, response, run)
 
     def _settle_never_started(
@@ -248,8 +293,9 @@ class BatchConsumer:
             changes.append(VisibilityChange(record["eventSourceARN"], record["receiptHandle"], delay))
         self._visibility.change(changes, self._deadline(run))
 
-    def _deadline(self, run: _Run) -> Deadline:
-        return Deadline(run.context.get_remaining_time_in_millis, self._return_floor_ms)
+    def _deadline(self, run: _Run, floor_ms: int | None = None) -> Deadline:
+        floor = self._return_floor_ms if floor_ms is None else floor_ms
+        return Deadline(run.context.get_remaining_time_in_millis, floor)
 
     def _event_loop(self) -> asyncio.AbstractEventLoop:
         # One loop for the life of the execution environment: creating one per
@@ -289,7 +335,7 @@ class BatchConsumer:
             if run.context.get_remaining_time_in_millis() < self._time_reserve_ms:
                 if inspect.iscoroutine(awaitable):
                     awaitable.close()
-                self._release(job, DeadlineReachedError("not started"))
+                self._release(job, run)
                 self._not_started(job.record, job.info, job.age_ms, run, _NEAR_TIMEOUT, event_type=job.event.event_type)
                 return
             job.started = self._timer()
@@ -304,25 +350,129 @@ class BatchConsumer:
         except Exception as exc:  # a bug in our bookkeeping: never lose the record
             self._list_unsettled(message_id, exc, run)
 
-    def _start(self, record: SQSRecord, run: _Run) -> _Job | None:
-        """Deadline check and parsing; ``None`` when the record's disposition is already decided."""
+    def _job(self, record: SQSRecord) -> _Job:
+        """The record parsed into its event and route, or ``PoisonMessageError``."""
         info = _record_info(record.raw_event)
-        age_ms = self._age_ms(info)
-        if run.context.get_remaining_time_in_millis() < self._time_reserve_ms:
-            self._not_started(record, info, age_ms, run, _NEAR_TIMEOUT)
-            return None
+        event = self._registry.parse(record.body)
+        return _Job(record, info, event, self._registry.route_for(event), self._age_ms(info), self._timer())
+
+    def _parse(self, record: SQSRecord, run: _Run) -> _Job | None:
+        """The record's job, or ``None`` when it is poison (queued for quarantine)."""
         try:
-            event = self._registry.parse(record.body)
+            return self._job(record)
         except PoisonMessageError as poison:
-            self._quarantine_record(
-                record, info, run, kind=poison.kind, reason=poison.reason, event_type=poison.event_type, age_ms=age_ms
+            info = _record_info(record.raw_event)
+            self._quarantine_poison(record, info, self._age_ms(info), poison, run)
+            return None
+
+    def _quarantine_poison(
+        self, record: SQSRecord, info: RecordInfo, age_ms: float, poison: PoisonMessageError, run: _Run
+    ) -> None:
+        if run.context.get_remaining_time_in_millis() < self._time_reserve_ms:
+            self._not_started(record, info, age_ms, run, _NEAR_TIMEOUT, event_type=UNRECOGNIZED_TYPE)
+            return
+        self._quarantine_record(
+            record, info, run, kind=poison.kind, reason=poison.reason, event_type=poison.event_type, age_ms=age_ms
+        )
+
+    def _claim(self, jobs: list[_Job], run: _Run) -> list[_Job]:
+        """Claim the batch's events together; the jobs whose handler may run, in order.
+
+        Copies of one event_id within the batch follow the first one's outcome.
+        """
+        if self._idempotency is None or not jobs:
+            return jobs
+        leaders: dict[str, _Job] = {}
+        for job in jobs:
+            leader = leaders.setdefault(job.event.event_id, job)
+            if leader is not job:
+                job.leader = leader
+        remaining_ms = run.context.get_remaining_time_in_millis()
+        try:
+            claims = self._idempotency.claim(
+                [job.event for job in leaders.values()], remaining_ms, self._deadline(run, self._time_reserve_ms)
             )
+        except Exception as exc:  # an adapter that raises instead of answering: nothing runs, all retry
+            claims = [_failed_claim(exc)] * len(leaders)
+        runnable = set()
+        for job, claim in zip(leaders.values(), claims, strict=True):
+            if claim.state is ClaimState.ACQUIRED:
+                job.claimed = True
+                runnable.add(id(job))
+            elif claim.state is ClaimState.DUPLICATE:
+                self._duplicate(job, run)
+            elif claim.state is ClaimState.REUSED:
+                self._reused(job, run, "the stored event has another event_type or payload")
+            else:
+                self._settle_failure(job, claim.error or RuntimeError("idempotency claim failed"), run)
+        return [job for job in jobs if id(job) in runnable]
+
+    def _follow(self, job: _Job, run: _Run) -> None:
+        """A copy of an event that another record of this batch carries: it shares that record's outcome."""
+        leader = job.leader
+        assert leader is not None
+        if _fingerprint(job.event) != _fingerprint(leader.event):
+            self._reused(job, run, f"message {leader.info.message_id} of this batch carries another one")
+        elif leader.info.message_id in run.outcomes and run.outcomes[leader.info.message_id] is None:
+            self._duplicate(job, run)
+        else:
+            self._settle_failure(job, EventInProgressError("a copy of this event in the same batch did not succeed"),
+                                 run)  # fmt: skip
+
+    def _duplicate(self, job: _Job, run: _Run) -> None:
+        run.report.add(job.event.event_type, Outcome.DUPLICATE, age_ms=job.age_ms)
+        logger.info(
+            "Duplicate acknowledged without running its handler",
+            message_id=job.info.message_id,
+            event_id=job.event.event_id,
+        )
+        run.outcomes[job.info.message_id] = None
+
+    def _reused(self, job: _Job, run: _Run, detail: str) -> None:
+        self._quarantine_record(
+            job.record,
+            job.info,
+            run,
+            kind=REUSED_EVENT_ID,
+            reason=f"{REUSED_REASON}: {detail} (event_id {job.event.event_id!r})",
+            event_type=job.event.event_type,
+            age_ms=job.age_ms,
+        )
+
+    def _settle_idempotency(self, jobs: list[_Job], run: _Run) -> None:
+        """Record the batch's outcomes in the store together; claims never used are released."""
+        if self._idempotency is None:
+            return
+        for job in jobs:
+            self._release(job, run)
+        if run.completed or run.released:
+            self._idempotency.settle(run.completed, run.released, self._deadline(run))
+
+    def _run_job(self, job: _Job, run: _Run) -> Awaitable[None] | None:
+        """Deadline check, then the handler: settle a sync outcome now, or return what remains to await."""
+        if run.context.get_remaining_time_in_millis() < self._time_reserve_ms:
+            self._release(job, run)
+            self._not_started(job.record, job.info, job.age_ms, run, _NEAR_TIMEOUT, event_type=job.event.event_type)
             return None
         if run.debug:
             logger.debug(
-                "Record started", message_id=info.message_id, event_id=event.event_id, event_type=event.event_type
+                "Record started",
+                message_id=job.info.message_id,
+                event_id=job.event.event_id,
+                event_type=job.event.event_type,
             )
-        return _Job(record, info, event, self._registry.route_for(event), age_ms, self._timer())
+        job.started = self._timer()
+        try:
+            result = job.route.handler(job.event, job.info)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # contained to its record (CancelledError included)
+            self._settle_failure(job, _as_exception(exc), run)
+            return None
+        if result is not None and inspect.isawaitable(result):
+            return result
+        self._settle_success(job, run)
+        return None
 
     def _age_ms(self, info: RecordInfo) -> float:
         return max(0.0, self._wall_clock_ms() - info.sent_timestamp_ms) if info.sent_timestamp_ms else 0.0
@@ -359,44 +509,16 @@ class BatchConsumer:
         except PoisonMessageError:
             return UNRECOGNIZED_TYPE
 
-    def _call_handler(self, job: _Job, run: _Run) -> Awaitable[None] | None:
-        """Call the handler; settle a sync outcome now, or return what remains to await."""
-        if self._idempotency is not None:
-            try:
-                job.acquired = self._idempotency.begin(job.event, run.context.get_remaining_time_in_millis())
-            except Exception as exc:  # in progress elsewhere, or the store is unreachable: retry later
-                self._settle_failure(job, exc, run)
-                return None
-            if not job.acquired:
-                run.report.add(job.event.event_type, Outcome.DUPLICATE, age_ms=job.age_ms)
-                logger.info(
-                    "Duplicate acknowledged without running its handler",
-                    message_id=job.info.message_id,
-                    event_id=job.event.event_id,
-                )
-                run.outcomes[job.info.message_id] = None
-                return None
-        try:
-            result = job.route.handler(job.event, job.info)
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException as exc:  # contained to its record (CancelledError included)
-            self._settle_failure(job, _as_exception(exc), run)
-            return None
-        if result is not None and inspect.isawaitable(result):
-            return result
-        self._settle_success(job, run)
-        return None
-
-    def _release(self, job: _Job, exc: Exception) -> None:
-        if job.acquired and self._idempotency is not None:
-            self._idempotency.release(job.event, exc)
-            job.acquired = False
+    def _release(self, job: _Job, run: _Run) -> None:
+        if job.claimed:
+            run.released.append(job.event)
+            job.claimed = False
 
     def _settle_success(self, job: _Job, run: _Run) -> None:
         elapsed_ms = (self._timer() - job.started) * 1000
-        if job.acquired and self._idempotency is not None:
-            self._idempotency.succeed(job.event)
+        if job.claimed:
+            run.completed.append(job.event)
+            job.claimed = False
         run.report.add(job.event.event_type, Outcome.SUCCEEDED, age_ms=job.age_ms, processing_ms=elapsed_ms)
         run.outcomes[job.info.message_id] = None
         if run.debug:
@@ -405,7 +527,7 @@ class BatchConsumer:
     def _settle_failure(self, job: _Job, exc: Exception, run: _Run) -> None:
         """Quarantine a non-retryable error, or one on the last receive; list anything else."""
         elapsed_ms = (self._timer() - job.started) * 1000
-        self._release(job, exc)
+        self._release(job, run)
         error = f"{type(exc).__name__}: {exc}"
         if isinstance(exc, NonRetryableError) or self._last_receive(job.info):
             retries_exhausted = not isinstance(exc, NonRetryableError)
@@ -423,7 +545,11 @@ class BatchConsumer:
             )
             return
         run.report.add(job.event.event_type, Outcome.FAILED, age_ms=job.age_ms, processing_ms=elapsed_ms)
-        run.retry_delays[job.info.message_id] = self._backoff.delay(job.info.receive_count)
+        delay = self._backoff.delay(job.info.receive_count)
+        if isinstance(exc, EventInProgressError):
+            # Not before the other execution's in-progress record expires: the copy must not use up its receives.
+            delay = min(MAX_BACKOFF_SECONDS, max(delay, exc.retry_after_seconds))
+        run.retry_delays[job.info.message_id] = delay
         run.outcomes[job.info.message_id] = exc
         logger.warning(
             "Record failed; it will be retried",
@@ -506,6 +632,14 @@ class BatchConsumer:
                 reason=reason,
                 error=trim_utf8(str(error), LOG_VALUE_BYTES),
             )
+
+
+def _fingerprint(event: BaseEvent) -> tuple[str, Any]:
+    return event.event_type, getattr(event, "payload", None)
+
+
+def _failed_claim(exc: Exception) -> Claim:
+    return Claim(ClaimState.UNAVAILABLE, exc)
 
 
 # The outcome of a record that no path settled: listed, never silently deleted.

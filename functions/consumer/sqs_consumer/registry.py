@@ -30,6 +30,8 @@ NON_RETRYABLE = "non_retryable"
 # behind a failed record of its FIFO group): quarantined on the last receive with the reason.
 RETRIES_EXHAUSTED = "retries_exhausted"
 NOT_STARTED = "not_started"
+# The same event_id came with another event_type or payload: a producer bug.
+REUSED_EVENT_ID = "reused_event_id"
 # An unknown event_type is quoted in the reason only this far: the body carries it whole.
 MAX_QUOTED_TYPE_CHARS = 200
 

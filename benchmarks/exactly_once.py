@@ -1,0 +1,177 @@
+"""Exactly-once cost: what the idempotency store adds to a batch, against a store with network latency.
+
+moto answers in microseconds, and spends more CPU per call than DynamoDB's client does, so it
+shows neither cost. Here the persistence layer's own botocore client serializes every call as
+usual, then a ``before-send`` hook answers it after ``latency`` (the answer a table gives for new
+events: the conditional write succeeds, nothing is left unprocessed). A design that pays the
+store once per record in series shows it. For batches of new events, with sync handlers and with
+async handlers that each wait 50 ms, it reports the wall time with idempotency on and off, the
+store calls, and the difference in round trips of store latency.
+
+    python -m benchmarks.exactly_once [--latency-ms 25] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import logging
+import os
+import statistics
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stdout
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.awsrequest import AWSResponse
+
+from sqs_consumer.idempotency import PowertoolsIdempotency, dynamodb_persistence
+from sqs_consumer.models import HelloEvent
+from sqs_consumer.observability import logger
+from sqs_consumer.processing import BatchConsumer
+from sqs_consumer.registry import EventRegistry, RecordInfo, Route
+from tests.support import sqs_events as sqs
+from tests.support.fakes import FakeContext, FakeQuarantine
+
+TABLE = "bench-idempotency"
+ASYNC_WAIT_SECONDS = 0.05
+
+
+@dataclass(frozen=True)
+class Row:
+    size: int
+    handlers: str
+    on_ms: float
+    off_ms: float
+    store_calls: int
+    latency_ms: float
+
+    @property
+    def round_trips(self) -> float:
+        """The store's share of the wall time, in round trips of its latency."""
+        return max(0.0, self.on_ms - self.off_ms) / self.latency_ms
+
+
+class _Body:
+    def __init__(self, content: bytes) -> None:
+        self._content = content
+
+    def stream(self, **kwargs: Any) -> Iterator[bytes]:
+        yield self._content
+
+
+class LatencyStore:
+    """Answers each DynamoDB call after ``seconds``, as a table does for new events; counts the calls."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, request: Any, **kwargs: Any) -> AWSResponse:
+        with self._lock:
+            self.calls += 1
+        time.sleep(self.seconds)
+        operation = str(request.headers.get("X-Amz-Target", b""))
+        body = b'{"UnprocessedItems": {}}' if "BatchWriteItem" in operation else b"{}"
+        return AWSResponse(request.url, 200, {"x-amzn-requestid": "bench"}, _Body(body))
+
+
+def sync_handler(event: HelloEvent, record: RecordInfo) -> None:
+    return None
+
+
+async def async_handler(event: HelloEvent, record: RecordInfo) -> None:
+    await asyncio.sleep(ASYNC_WAIT_SECONDS)
+
+
+def new_events(size: int) -> dict[str, Any]:
+    run = uuid.uuid4().hex[:8]
+    return sqs.event(*(sqs.record(sqs.body("hello", {"name": "n"}, event_id=f"{run}-{i}")) for i in range(size)))
+
+
+@contextmanager
+def quiet() -> Iterator[None]:
+    """Fake credentials (nothing leaves the process), EMF and log lines formatted but not shown."""
+    for name, value in {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "bench",
+                        "AWS_SECRET_ACCESS_KEY": "bench"}.items():  # fmt: skip
+        os.environ.setdefault(name, value)
+    handler = logger.registered_handler
+    assert isinstance(handler, logging.StreamHandler)
+    previous = handler.setStream(io.StringIO())
+    try:
+        with redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        handler.setStream(previous)
+
+
+def measure(size: int, handler: Any, latency_ms: float, repeats: int) -> Row:
+    hook = LatencyStore(latency_ms / 1000)
+
+    def persistence() -> Any:
+        layer = dynamodb_persistence(TABLE, 86_400)
+        layer.client.meta.events.register("before-send.dynamodb", hook)
+        return layer
+
+    registry = EventRegistry([Route(HelloEvent, handler)])
+    on = BatchConsumer(registry, FakeQuarantine(), max_concurrent_records=size,
+                       idempotency=PowertoolsIdempotency(persistence))  # fmt: skip
+    off = BatchConsumer(registry, FakeQuarantine(), max_concurrent_records=size)
+    on.handle(new_events(1), FakeContext())  # the client is created once per execution environment
+    timings: dict[str, list[float]] = {"on": [], "off": []}
+    calls = []
+    for _ in range(repeats):
+        for name, consumer in (("on", on), ("off", off)):
+            event = new_events(size)
+            before = hook.calls
+            started = time.perf_counter()
+            response = consumer.handle(event, FakeContext())
+            timings[name].append((time.perf_counter() - started) * 1000)
+            assert response == {"batchItemFailures": []}, response
+            if name == "on":
+                calls.append(hook.calls - before)
+    return Row(size, "sync" if handler is sync_handler else f"async, {ASYNC_WAIT_SECONDS * 1000:.0f} ms wait",
+               statistics.median(timings["on"]), statistics.median(timings["off"]), max(calls), latency_ms)  # fmt: skip
+
+
+def run(latency_ms: float, repeats: int) -> list[Row]:
+    rows = []
+    with quiet():
+        for size in (10, 100):
+            for handler in (sync_handler, async_handler):
+                rows.append(measure(size, handler, latency_ms, repeats))
+    return rows
+
+
+def render(rows: list[Row]) -> str:
+    lines = [
+        f"Exactly-once cost ({rows[0].latency_ms:g} ms per store call; target: <= 4 round trips at 10, <= 8 at 100)",
+        f"{'batch':>6} {'handlers':<22} {'idempotency on':>15} {'off':>9} {'store calls':>12} {'round trips':>12}",
+    ]
+    for row in rows:
+        lines.append(
+            f"{row.size:>6} {row.handlers:<22} {row.on_ms:>12.1f} ms {row.off_ms:>6.1f} ms "
+            f"{row.store_calls:>12} {row.round_trips:>12.1f}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.exactly_once", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--latency-ms", type=float, default=25.0, help="wait before each store call (default 25)")
+    parser.add_argument("--repeats", type=int, default=5, help="batches measured per figure (default 5)")
+    args = parser.parse_args(argv)
+    if args.latency_ms <= 0 or args.repeats < 1:
+        parser.error("--latency-ms must be > 0 and --repeats >= 1")
+    print(render(run(args.latency_ms, args.repeats)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
