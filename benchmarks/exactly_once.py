@@ -25,9 +25,9 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from botocore.awsrequest import AWSResponse
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 
 from sqs_consumer.idempotency import PowertoolsIdempotency, dynamodb_persistence
 from sqs_consumer.models import HelloEvent
@@ -78,7 +78,7 @@ class LatencyStore:
         time.sleep(self.seconds)
         operation = str(request.headers.get("X-Amz-Target", b""))
         body = b'{"UnprocessedItems": {}}' if "BatchWriteItem" in operation else b"{}"
-        return AWSResponse(request.url, 200, {"x-amzn-requestid": "bench"}, _Body(body))
+        return AWSResponse(request.url, 200, HTTPHeaders.from_pairs([("x-amzn-requestid", "bench")]), _Body(body))
 
 
 def sync_handler(event: HelloEvent, record: RecordInfo) -> None:
@@ -115,7 +115,7 @@ def measure(size: int, handler: Any, latency_ms: float, repeats: int) -> Row:
 
     def persistence() -> Any:
         layer = dynamodb_persistence(TABLE, 86_400)
-        layer.client.meta.events.register("before-send.dynamodb", hook)
+        layer.client.meta.events.register("before-send.dynamodb", cast(Any, hook))
         return layer
 
     registry = EventRegistry([Route(HelloEvent, handler)])

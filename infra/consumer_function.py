@@ -78,8 +78,10 @@ class ConsumerFunctionConstruct(Construct):
         )
         table = idempotency.table if idempotency is not None else None
         if table is not None:
-            # What the Powertools persistence layer calls, on this table only.
-            table.grant(self.role, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+            # What the consumer's idempotency calls, on this table only: conditional puts in
+            # TransactWriteItems (authorized as PutItem), reads of a refusing record, and the
+            # completions and releases in BatchWriteItem.
+            table.grant(self.role, "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:BatchWriteItem")
         self.function = lambda_.Function(
             self,
             "Function",

@@ -84,7 +84,12 @@ def test_demo_mix_every_message_reaches_its_expected_state(local_template: Path,
     flaky = next(mid for mid, m in published.items() if m.label == "hello flaky")
     assert ledger.failures[flaky] == 1
     failing = next(mid for mid, m in published.items() if m.label == "hello fail")
-    assert ledger.failures[failing] == receives
+    # AND the always-failing one was listed on every receive but its last, when it was quarantined with its error
+    assert ledger.failures[failing] == receives - 1
+    letter = dead[failing]
+    assert letter.kind == "retries_exhausted"
+    assert letter.receive_count == str(receives)
+    assert "simulated failure on every receive" in (letter.reason or "")
     # AND each retry came back after its backoff (base x 2^(n-1), jittered down to half), not the visibility timeout
     env = pipeline.plan.function.environment
     base, cap = float(env["RETRY_BACKOFF_BASE_SECONDS"]), float(env["RETRY_BACKOFF_CAP_SECONDS"])

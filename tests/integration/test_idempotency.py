@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from sqs_consumer.idempotency import PowertoolsIdempotency, dynamodb_persistence
+from sqs_consumer.idempotency import PowertoolsIdempotency, dynamodb_persistence, event_data
 from sqs_consumer.models import HelloEvent
 from sqs_consumer.processing import BatchConsumer
 from sqs_consumer.registry import EventRegistry, RecordInfo, Route
+from sqs_consumer.retry import Backoff
+from sqs_consumer.routes import REGISTRY
 from tests.conftest import failed_ids
 from tests.support import sqs_events as sqs
 from tests.support.fakes import FakeContext, FakeQuarantine
@@ -142,3 +147,187 @@ def test_unreachable_store_makes_the_record_retryable(aws_credentials):
         response = consumer(effects.sync).handle(sqs.event(message), FakeContext())
     assert failed_ids(response) == [message["messageId"]]
     assert effects.count == {}
+
+
+class StoreCalls:
+    """Counts the DynamoDB calls of the persistence layer's client, by operation."""
+
+    def __init__(self) -> None:
+        self.operations: list[str] = []
+
+    def __call__(self, model, **kwargs) -> None:
+        self.operations.append(model.name)
+
+
+def counted_consumer(handler, calls: StoreCalls, **kwargs) -> BatchConsumer:
+    def persistence():
+        layer = dynamodb_persistence(TABLE, TTL)
+        layer.client.meta.events.register("before-call.dynamodb", calls)
+        return layer
+
+    registry = EventRegistry([Route(HelloEvent, handler)])
+    return BatchConsumer(registry, FakeQuarantine(), idempotency=PowertoolsIdempotency(persistence), **kwargs)
+
+
+@pytest.mark.parametrize(("size", "expected"), [(10, ["TransactWriteItems", "BatchWriteItem"]), (100, None)])
+def test_a_batch_pays_the_store_a_few_calls_not_two_per_record(dynamodb, size, expected):
+    # GIVEN a batch of new events
+    calls = StoreCalls()
+    effects = Effects()
+    event = sqs.event(*(copy_of(f"evt_{i}") for i in range(size)))
+
+    # WHEN it is handled
+    response = counted_consumer(effects.sync, calls).handle(event, FakeContext())
+
+    # THEN every event ran once, claimed in one transaction per 100 and settled 25 to a request
+    assert failed_ids(response) == []
+    assert len(effects.count) == size
+    assert calls.operations.count("TransactWriteItems") == -(-size // 100)
+    assert calls.operations.count("BatchWriteItem") == -(-size // 25)
+    assert set(calls.operations) == {"TransactWriteItems", "BatchWriteItem"}
+    if expected is not None:
+        assert calls.operations == expected
+    statuses = {item["status"]["S"] for item in dynamodb.scan(TableName=TABLE)["Items"]}
+    assert statuses == {"COMPLETED"}
+
+
+def test_a_batch_with_processed_and_new_events_runs_only_the_new_ones(dynamodb):
+    effects = Effects()
+    subject = consumer(effects.sync)
+    subject.handle(sqs.event(copy_of("evt_1"), copy_of("evt_2")), FakeContext())
+
+    response = subject.handle(sqs.event(*(copy_of(f"evt_{i}") for i in range(1, 6))), FakeContext())
+
+    assert failed_ids(response) == []
+    assert effects.count == {f"evt_{i}": 1 for i in range(1, 6)}
+
+
+def quarantining_consumer(quarantine: FakeQuarantine) -> BatchConsumer:
+    idempotency = PowertoolsIdempotency(lambda: dynamodb_persistence(TABLE, TTL))
+    return BatchConsumer(REGISTRY, quarantine, idempotency=idempotency)
+
+
+@pytest.mark.parametrize(
+    "second",
+    [
+        pytest.param(sqs.body("document.processed", {"document_id": "d-1"}, event_id="42"), id="another-type"),
+        pytest.param(sqs.body("hello", {"name": "someone else"}, event_id="42"), id="another-payload"),
+    ],
+)
+def test_an_event_id_reused_for_another_event_is_quarantined_never_acknowledged(dynamodb, second):
+    # GIVEN a hello with id 42 already processed
+    quarantine = FakeQuarantine()
+    subject = quarantining_consumer(quarantine)
+    subject.handle(sqs.event(sqs.record(sqs.body("hello", {"name": "x"}, event_id="42"))), FakeContext())
+
+    # WHEN another event arrives with the same id
+    record = sqs.record(second)
+    response = subject.handle(sqs.event(record), FakeContext())
+
+    # THEN it is quarantined with the reason, not acknowledged as a duplicate
+    assert failed_ids(response) == []
+    [sent] = quarantine.sent
+    assert sent.source_message_id == record["messageId"]
+    assert sent.kind == "reused_event_id"
+    assert sent.reason.startswith("event_id reused with a different payload")
+
+
+def test_an_event_id_reused_within_one_batch_is_quarantined(dynamodb):
+    quarantine = FakeQuarantine()
+    first = sqs.record(sqs.body("hello", {"name": "x"}, event_id="42"))
+    other = sqs.record(sqs.body("document.processed", {"document_id": "d"}, event_id="42"))
+
+    response = quarantining_consumer(quarantine).handle(sqs.event(first, other), FakeContext())
+
+    assert failed_ids(response) == []
+    assert quarantine.message_ids == [other["messageId"]]
+    assert quarantine.sent[0].kind == "reused_event_id"
+
+
+def test_a_record_stored_before_fingerprints_is_still_a_duplicate(dynamodb):
+    # GIVEN a completed record as the previous release wrote it: no fingerprint
+    effects = Effects()
+    layer = dynamodb_persistence(TABLE, TTL)
+    key = layer._get_hashed_idempotency_key({"event_id": "evt_old"})
+    dynamodb.put_item(TableName=TABLE, Item={
+        "id": {"S": key}, "expiration": {"N": str(int(time.time()) + 3600)},
+        "status": {"S": "COMPLETED"}, "data": {"S": "{}"}})  # fmt: skip
+
+    response = consumer(effects.sync).handle(sqs.event(copy_of("evt_old")), FakeContext())
+
+    assert failed_ids(response) == []
+    assert effects.count == {}
+
+
+@dataclass
+class RecordingVisibility:
+    changes: list = field(default_factory=list)
+
+    def change(self, changes, deadline) -> None:
+        self.changes.extend(changes)
+
+
+def test_a_copy_in_progress_elsewhere_waits_for_that_record_to_expire(dynamodb):
+    # GIVEN the event held in progress by another execution for 90 more seconds
+    layer = dynamodb_persistence(TABLE, TTL)
+    message = copy_of("evt_1")
+    layer.save_inprogress(data=event_data(REGISTRY.parse(message["body"])), remaining_time_in_millis=90_000)
+    visibility = RecordingVisibility()
+    effects = Effects()
+    subject = counted_consumer(effects.sync, StoreCalls(), backoff=Backoff(1, 8), visibility=visibility,
+                               max_receive_count=4)  # fmt: skip
+
+    # WHEN a copy arrives
+    response = subject.handle(sqs.event(message), FakeContext())
+
+    # THEN it is retried no sooner than the in-progress record expires, whatever its backoff
+    assert failed_ids(response) == [message["messageId"]]
+    [change] = visibility.changes
+    assert 90 <= change.seconds <= 92
+    assert effects.count == {}
+
+
+class RealClock:
+    """A Lambda context whose remaining time runs down with the wall clock."""
+
+    def __init__(self, remaining_ms: int) -> None:
+        self._end = time.monotonic() + remaining_ms / 1000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int((self._end - time.monotonic()) * 1000)
+
+
+def test_a_store_that_does_not_answer_makes_records_retryable_within_the_reserve(dynamodb):
+    # GIVEN a store whose calls hang until released
+    released = threading.Event()
+
+    def hang(**kwargs) -> None:
+        released.wait(10)
+
+    def persistence():
+        layer = dynamodb_persistence(TABLE, TTL)
+        layer.client.meta.events.register("before-call.dynamodb", hang)
+        return layer
+
+    effects = Effects()
+    subject = BatchConsumer(EventRegistry([Route(HelloEvent, effects.sync)]), FakeQuarantine(), time_reserve_ms=1_000,
+                            idempotency=PowertoolsIdempotency(persistence))  # fmt: skip
+    message = copy_of("evt_1")
+    try:
+        # WHEN a batch arrives with 1.5 s left
+        response = subject.handle(sqs.event(message), RealClock(1_500))
+        returned_while_hanging = not released.is_set()
+    finally:
+        released.set()
+
+    # THEN the function returned while the call still hung: the record is listed, its handler never ran
+    assert returned_while_hanging
+    assert failed_ids(response) == [message["messageId"]]
+    assert effects.count == {}
+
+
+def test_the_store_client_has_short_timeouts_and_standard_retries(aws_credentials):
+    config: Any = dynamodb_persistence(TABLE, TTL).client.meta.config
+    assert (config.connect_timeout, config.read_timeout) == (1, 2)
+    assert config.retries["mode"] == "standard"
+    assert config.retries["total_max_attempts"] <= 3

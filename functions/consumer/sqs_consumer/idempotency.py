@@ -112,8 +112,13 @@ def dynamodb_persistence(table_name: str, expires_after_seconds: int) -> DynamoD
     return persistence
 
 
-def _data(event: BaseEvent) -> dict[str, Any]:
-    return event.model_dump(mode="json", include={"event_id", "event_type", "payload"})
+def event_data(event: BaseEvent) -> dict[str, Any]:
+    """What the key and the fingerprint are computed from: the fields as the producer sent them.
+
+    Defaults are left out, so that a field added to a model later does not change the
+    fingerprint of events stored before it.
+    """
+    return event.model_dump(mode="json", include={"event_id", "event_type", "payload"}, exclude_unset=True)
 
 
 class PowertoolsIdempotency:
@@ -194,7 +199,7 @@ class PowertoolsIdempotency:
             STATUS_CONSTANTS,
         )
 
-        data = _data(event)
+        data = event_data(event)
         if item is None:  # an older DynamoDB answer without the item: read it
             key = store._get_hashed_idempotency_key(data=data)
             item = store.client.get_item(
@@ -209,7 +214,7 @@ class PowertoolsIdempotency:
         if record.status == STATUS_CONSTANTS["COMPLETED"]:
             return Claim(ClaimState.DUPLICATE)
         expiry_ms = record.in_progress_expiry_timestamp
-        left_s = max(0, math.ceil((expiry_ms - self._clock_ms()) / 1000)) if expiry_ms else 0
+        left_s = max(0, math.ceil((float(expiry_ms) - self._clock_ms()) / 1000)) if expiry_ms else 0
         return Claim(
             ClaimState.IN_PROGRESS,
             EventInProgressError(
@@ -259,7 +264,7 @@ def _in_progress_put(store: DynamoDBPersistenceLayer, event: BaseEvent, remainin
         STATUS_CONSTANTS,
     )
 
-    data = _data(event)
+    data = event_data(event)
     key = store._get_hashed_idempotency_key(data=data)
     assert key is not None
     now = time.time()
@@ -302,7 +307,7 @@ def _completed(store: DynamoDBPersistenceLayer, event: BaseEvent) -> dict[str, A
         STATUS_CONSTANTS,
     )
 
-    data = _data(event)
+    data = event_data(event)
     key = store._get_hashed_idempotency_key(data=data)
     assert key is not None
     item: dict[str, Any] = {
@@ -316,7 +321,7 @@ def _completed(store: DynamoDBPersistenceLayer, event: BaseEvent) -> dict[str, A
 
 
 def _released(store: DynamoDBPersistenceLayer, event: BaseEvent) -> dict[str, Any]:
-    key = store._get_hashed_idempotency_key(data=_data(event))
+    key = store._get_hashed_idempotency_key(data=event_data(event))
     assert key is not None
     return {"DeleteRequest": {"Key": store._get_key(key)}}
 

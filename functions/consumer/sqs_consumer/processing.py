@@ -49,7 +49,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from sqs_consumer.budget import Deadline
 from sqs_consumer.errors import DeadlineReachedError, HandlerAbortedError, NonRetryableError, PoisonMessageError
-from sqs_consumer.idempotency import REUSED_REASON, Claim, ClaimState, EventInProgressError, Idempotency
+from sqs_consumer.idempotency import REUSED_REASON, Claim, ClaimState, EventInProgressError, Idempotency, event_data
 from sqs_consumer.models.base import BaseEvent
 from sqs_consumer.observability import UNRECOGNIZED_TYPE, BatchReport, Outcome, logger
 from sqs_consumer.quarantine import Quarantine, QuarantinedMessage
@@ -634,8 +634,10 @@ class BatchConsumer:
             )
 
 
-def _fingerprint(event: BaseEvent) -> tuple[str, Any]:
-    return event.event_type, getattr(event, "payload", None)
+def _fingerprint(event: BaseEvent) -> dict[str, Any]:
+    data = event_data(event)
+    data.pop("event_id", None)
+    return data
 
 
 def _failed_claim(exc: Exception) -> Claim:
