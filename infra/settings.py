@@ -1,7 +1,7 @@
 """Stack settings: one typed object per stage, read from cdk.json context.
 
 Defaults mirror the seed worker (SQS_MAX_MESSAGES=10, SQS_VISIBILITY_TIMEOUT=300,
-SQS_WAIT_TIME_SECONDS=20, WORKER_MAX_RETRIES=3). The AWS rules of DESIGN.md §5
+SQS_WAIT_TIME_SECONDS=20, WORKER_MAX_RETRIES=3). The AWS rules of docs/design.md §5
 are checked here, so a wrong setting fails `cdk synth` with a message that names
 the setting and the bound.
 """

@@ -98,7 +98,8 @@ _BUILDERS: dict[str, Any] = {
 def plan_messages(count: int, seed: int, slow_ms: int) -> list[Planned]:
     rng = random.Random(seed)  # noqa: S311  # a reproducible mix, not a secret
     planned: list[Planned] = []
-    done_ids: list[str] = []
+    # Successes a duplicate may repeat: the same event (id, type and payload) in a new message.
+    done: list[Planned] = []
 
     def add(kind: str, event_id: str) -> None:
         if kind == "malformed":
@@ -117,10 +118,9 @@ def plan_messages(count: int, seed: int, slow_ms: int) -> list[Planned]:
         if len(planned) >= count:
             break
         new_id = f"evt_{uuid.UUID(int=rng.getrandbits(128)).hex[:16]}"
-        if choice == "duplicate" and done_ids:
-            event_id = rng.choice(done_ids)
-            planned.append(Planned("duplicate", json.dumps(
-                {"event_id": event_id, "event_type": "hello", "payload": {"name": event_id}}), event_id))  # fmt: skip
+        if choice == "duplicate" and done:
+            original = rng.choice(done)
+            planned.append(Planned("duplicate", original.body, original.event_id))
             continue
         kind = "success" if choice == "duplicate" else choice
         bursts = {"slow": SLOW_BURST, "late": LATE_BURST}
@@ -128,7 +128,7 @@ def plan_messages(count: int, seed: int, slow_ms: int) -> list[Planned]:
         for index in range(burst):
             add(kind, new_id if index == 0 else f"evt_{uuid.UUID(int=rng.getrandbits(128)).hex[:16]}")
         if kind == "success":
-            done_ids.append(new_id)
+            done.append(planned[-1])
     return planned
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from sqs_consumer.errors import PoisonMessageError
 from sqs_consumer.registry import EventRegistry
 from sqs_consumer.routes import REGISTRY
-from sqs_consumer.sqs_limits import deduplication_id
+from sqs_consumer.sqs_limits import deduplication_id, message_size
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -43,7 +43,8 @@ class _Entry:
     event_type: str
 
     def size(self) -> int:
-        return len(self.body.encode()) + len(EVENT_TYPE_ATTRIBUTE) + len(self.event_type.encode()) + len("String")
+        attribute = {"DataType": "String", "StringValue": self.event_type}
+        return message_size(self.body, {EVENT_TYPE_ATTRIBUTE: attribute})
 
 
 class EventPublisher:
@@ -57,7 +58,10 @@ class EventPublisher:
         base_delay: float = 0.1,
         max_delay: float = 5.0,
         sleep: Callable[[float], None] = time.sleep,
+        max_message_bytes: int | None = None,
     ) -> None:
+        """``max_message_bytes``: the queue's MaximumMessageSize; read from the queue when not given
+        (SQS's largest, 1 MiB, when the caller may not read the queue's attributes)."""
         self._queue_url = queue_url
         self._client = client
         self._registry = registry
@@ -66,6 +70,7 @@ class EventPublisher:
         self._base_delay = base_delay
         self._max_delay = max_delay
         self._sleep = sleep
+        self._max_message_bytes = max_message_bytes
 
     def publish(self, events: Iterable[Mapping[str, Any]], *, group_id: str | None = None) -> list[PublishResult]:
         """Validate and send; one result per event, in order."""
@@ -82,11 +87,16 @@ class EventPublisher:
                 results[index] = PublishResult(str(event_id) if event_id else None, error=f"{error.kind}: {error}")
                 continue
             entry = _Entry(index, event.event_id, body, event.event_type)
-            if entry.size() > MAX_BATCH_BYTES:
-                results[index] = PublishResult(event.event_id, error=f"message is larger than {MAX_BATCH_BYTES} bytes")
+            limit = self._queue_max_bytes()
+            if entry.size() > limit:
+                results[index] = PublishResult(
+                    event.event_id, error=f"message is larger than the queue's maximum of {limit} bytes"
+                )
                 continue
             entries.append(entry)
-        for chunk in _chunks(entries):
+        # A request carries no more bytes than one message may have (conservative where the queue's
+        # maximum is below SQS's 1 MiB batch limit).
+        for chunk in _chunks(entries, self._queue_max_bytes() if entries else MAX_BATCH_BYTES):
             results.update(self._send_with_retries(chunk, group_id))
         return [results[index] for index in sorted(results)]
 
@@ -127,6 +137,17 @@ class EventPublisher:
             results[entry.index] = PublishResult(entry.event_id, error=f"not sent after retries: {last_error}")
         return results
 
+    def _queue_max_bytes(self) -> int:
+        if self._max_message_bytes is None:
+            try:
+                attributes = self._client.get_queue_attributes(
+                    QueueUrl=self._queue_url, AttributeNames=["MaximumMessageSize"]
+                ).get("Attributes", {})
+                self._max_message_bytes = int(attributes.get("MaximumMessageSize", MAX_BATCH_BYTES))
+            except Exception:  # no permission to read it, or a stand-in without it: SQS's own limit
+                self._max_message_bytes = MAX_BATCH_BYTES
+        return self._max_message_bytes
+
     def _backoff(self, attempt: int) -> float:
         """Full jitter: uniform between 0 and the capped exponential delay."""
         return random.uniform(0, min(self._max_delay, self._base_delay * 2 ** (attempt - 1)))  # noqa: S311
@@ -161,11 +182,11 @@ def is_permanent(error: Exception) -> bool:
     return 400 <= status < 500 and code not in _RETRYABLE_CLIENT_CODES and "Throttl" not in code
 
 
-def _chunks(entries: Sequence[_Entry]) -> Iterator[list[_Entry]]:
+def _chunks(entries: Sequence[_Entry], max_bytes: int = MAX_BATCH_BYTES) -> Iterator[list[_Entry]]:
     chunk: list[_Entry] = []
     size = 0
     for entry in entries:
-        if chunk and (len(chunk) == MAX_BATCH_ENTRIES or size + entry.size() > MAX_BATCH_BYTES):
+        if chunk and (len(chunk) == MAX_BATCH_ENTRIES or size + entry.size() > max_bytes):
             yield chunk
             chunk, size = [], 0
         chunk.append(entry)

@@ -1,4 +1,4 @@
-"""Each synth-time rule (DESIGN.md §5) fails with a message naming the setting and the bound."""
+"""Each synth-time rule (docs/design.md §5) fails with a message naming the setting and the bound."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The synthesized template holds the contract (DESIGN.md §5), asserted property by property."""
+"""The synthesized template holds the contract (docs/design.md §5), asserted property by property."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ SENT_AT_MS = 1_795_000_000_000
 
 
 def body(event_type: str = "hello", payload: dict[str, Any] | None = None, **fields: Any) -> str:
-    """A message body following the contract (DESIGN.md §3)."""
+    """A message body following the contract (docs/design.md §3)."""
     document: dict[str, Any] = {
         "event_id": fields.pop("event_id", f"evt_{uuid.uuid4().hex[:12]}"),
         "event_type": event_type,

@@ -1,4 +1,4 @@
-"""Each row of DESIGN.md §4, on the consumer with in-memory adapters."""
+"""Each row of docs/design.md §4, on the consumer with in-memory adapters."""
 
 from __future__ import annotations
 

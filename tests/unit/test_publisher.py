@@ -167,3 +167,18 @@ def test_publisher_fifo_deduplication_ids_never_collide_or_break_sqs_rules():
     assert len(set(ids)) == 4
     assert all(len(i) <= 128 and all(33 <= ord(c) <= 126 for c in i) for i in ids)
     assert ids[3] == "evt_1"
+
+
+def test_publisher_refuses_a_message_over_the_queues_own_maximum_without_sending():
+    class SmallQueue(FakeSqs):
+        def get_queue_attributes(self, **params: Any) -> Any:
+            return {"Attributes": {"MaximumMessageSize": "1024"}}
+
+    client = SmallQueue()
+    big, small = events(1, note="x" * 2_000)[0], events(1)[0]
+
+    results = publisher(client).publish([big, small])
+
+    assert not results[0].ok and "1024" in (results[0].error or "")
+    assert results[1].ok
+    assert [len(call) for call in client.calls] == [1]

@@ -1,4 +1,4 @@
-"""Handler for ``hello``: shows every disposition on demand (DESIGN.md §3)."""
+"""Handler for ``hello``: shows every disposition on demand (docs/design.md §3)."""
 
 from __future__ import annotations
 

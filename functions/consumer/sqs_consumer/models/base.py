@@ -1,4 +1,4 @@
-"""The message envelope shared by every event type (DESIGN.md §3)."""
+"""The message envelope shared by every event type (docs/design.md §3)."""
 
 from __future__ import annotations
 
