@@ -53,10 +53,11 @@ POISON = {"malformed", "invalid_payload", "unknown_type"}
 # Slow records come in bursts so that one batch holds more than its workers finish before
 # the time reserve: the later ones meet the near-timeout guard and return at once.
 SLOW_BURST = 8
-# Late records: a burst of slow records sent first and together, so that batch after batch holds
-# more of them than its workers run before the reserve. Each either runs once or, met by the
-# guard on every receive, is quarantined on its last one saying it never started. (Which of the
-# two depends on how the mapping's pollers split the burst; the unit tests pin each path.)
+# Late records: a burst sent first, so that moto hands them out first on every receive. Each takes
+# longer than the time left above the reserve once it starts, so a batch runs one per worker and the
+# guard stops the rest; those return at once, together, to the next batch. With more late records
+# than workers x maxReceiveCount, the last ones meet the guard on every receive and are quarantined
+# saying they never started; the others run once.
 LATE_BURST = 10
 
 
@@ -89,13 +90,13 @@ _BUILDERS: dict[str, Any] = {
     "flaky": lambda eid, slow_ms: ("hello", {"name": eid, "simulate": "flaky"}),
     "failing": lambda eid, slow_ms: ("hello", {"name": eid, "simulate": "fail"}),
     "slow": lambda eid, slow_ms: ("hello", {"name": eid, "simulate": "slow", "delay_ms": slow_ms}),
-    "late": lambda eid, slow_ms: ("hello", {"name": eid, "simulate": "slow", "delay_ms": slow_ms}),
+    "late": lambda eid, late_ms: ("hello", {"name": eid, "simulate": "slow", "delay_ms": late_ms}),
     "invalid_payload": lambda eid, slow_ms: ("document.processed", {"document_id": ""}),
     "unknown_type": lambda eid, slow_ms: ("invoice.paid", {"name": eid}),
 }
 
 
-def plan_messages(count: int, seed: int, slow_ms: int) -> list[Planned]:
+def plan_messages(count: int, seed: int, slow_ms: int, late_ms: int | None = None) -> list[Planned]:
     rng = random.Random(seed)  # noqa: S311  # a reproducible mix, not a secret
     planned: list[Planned] = []
     # Successes a duplicate may repeat: the same event (id, type and payload) in a new message.
@@ -105,7 +106,7 @@ def plan_messages(count: int, seed: int, slow_ms: int) -> list[Planned]:
         if kind == "malformed":
             planned.append(Planned(kind, '{"event_id": "' + event_id + '", "event_type": "hello", ', None))
             return
-        event_type, payload = _BUILDERS[kind](event_id, slow_ms)
+        event_type, payload = _BUILDERS[kind](event_id, late_ms if kind == "late" and late_ms else slow_ms)
         if kind == "success" and rng.random() < 0.3:
             event_type, payload = "document.processed", {"document_id": event_id}
         planned.append(Planned(kind, json.dumps({"event_id": event_id, "event_type": event_type, "payload": payload}),
@@ -153,7 +154,8 @@ def run(template: Path, count: int, seed: int, timeout: float, log_dir: Path = L
         # workers, so the later ones meet the near-timeout guard, while a record started just
         # before the guard still ends, with its store calls, before the timeout.
         reserve_ms = int(plan.function.environment.get("TIME_RESERVE_MS", "1000"))
-        planned = plan_messages(count, seed, slow_ms=reserve_ms // 2)
+        timeout_ms = plan.function.timeout_seconds * 1000
+        planned = plan_messages(count, seed, slow_ms=reserve_ms // 2, late_ms=timeout_ms - reserve_ms + 500)
         report.published = demo.send(
             pipeline.client,
             pipeline.queue.url,

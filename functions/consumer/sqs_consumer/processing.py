@@ -68,7 +68,7 @@ from sqs_consumer.sqs_limits import trim_utf8
 # Values quoted in log lines are cut to this many bytes: a poison body may hold megabytes.
 LOG_VALUE_BYTES = 512
 # The part of the time reserve kept for building the response and flushing metrics.
-MAX_RETURN_FLOOR_MS = 1_000
+MAX_RETURN_FLOOR_MS = 500
 # How long leftover tasks of a handler get to finish after being cancelled.
 LEFTOVER_TASK_GRACE_SECONDS = 1.0
 _NEAR_TIMEOUT = "the function was close to its timeout"
