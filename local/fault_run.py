@@ -31,6 +31,7 @@ from rich.table import Table
 
 from local import demo
 from local.pipeline import running_pipeline
+from operations.dlq import approximate_count
 
 ROOT = Path(__file__).resolve().parents[1]
 LOG_DIR = ROOT / ".cache" / "fault-run"
@@ -166,7 +167,9 @@ def run(template: Path, count: int, seed: int, timeout: float, log_dir: Path = L
         while time.monotonic() - started < timeout:
             dead = demo.dead_letters(pipeline.client, pipeline.dead_letter_queue.url)
             states = demo.final_states(report.published, ledger, dead)
-            if demo.IN_FLIGHT not in states.values():
+            # A DLQ message hidden (received and not yet released) is not in what peek saw.
+            dlq_hidden = approximate_count(pipeline.client, pipeline.dead_letter_queue.url).in_flight
+            if demo.IN_FLIGHT not in states.values() and not dlq_hidden:
                 break
             time.sleep(1.0)
         max_receives = plan.source_queue.max_receive_count

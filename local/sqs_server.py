@@ -18,6 +18,7 @@ from local.template import LocalPlan, QueueSpec
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
+ROOT = Path(__file__).resolve().parents[1]
 REGION = "us-east-1"
 # moto accepts any credentials; these keep boto3 from looking for real ones.
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": REGION}
@@ -30,14 +31,15 @@ class Queue:
 
 
 class SqsServer:
-    """Starts ``moto_server`` on a free loopback port."""
+    """Starts moto's server (local/moto_server.py) on a free loopback port."""
 
     def __init__(self, log_path: Path | None = None) -> None:
         self.port = free_port()
         self.endpoint_url = f"http://{LOOPBACK}:{self.port}"
-        moto_server = Path(sys.executable).with_name("moto_server")
-        env = {**os.environ, **LOCAL_CREDENTIALS}
-        self._child = ChildProcess([str(moto_server), "-H", LOOPBACK, "-p", str(self.port)], env=env, log_path=log_path)
+        paths = [str(ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+        env = {**os.environ, **LOCAL_CREDENTIALS, "PYTHONPATH": os.pathsep.join(paths)}
+        command = [sys.executable, "-m", "local.moto_server", "-H", LOOPBACK, "-p", str(self.port)]
+        self._child = ChildProcess(command, env=env, log_path=log_path)
         wait_for_port(self.port, self._child.process)
 
     def client(self) -> SQSClient:

@@ -178,7 +178,7 @@ def test_consumer_counts_the_backoff_calls_in_its_time_reserve():
     consumer = BatchConsumer(REGISTRY, FakeQuarantine(), time_reserve_ms=4_000, backoff=Backoff(1, 8),
                              visibility=visibility)  # fmt: skip
     failing = [sqs.record(sqs.body("hello", {"name": "x", "simulate": "fail"})) for _ in range(3)]
-    context = FakeContext(remaining_ms=[20_000, 20_000, 20_000, 900])
+    context = FakeContext(remaining_ms=[20_000, 20_000, 20_000, 400])
 
     consumer.handle(sqs.event(*failing), context)
 

@@ -1,0 +1,44 @@
+"""The local moto server answers concurrent DynamoDB transactions and batch writes as DynamoDB does."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import boto3
+import pytest
+
+from local.sqs_server import LOCAL_CREDENTIALS, SqsServer
+
+pytestmark = pytest.mark.e2e
+
+
+def test_concurrent_transactions_and_batch_writes_all_succeed(tmp_path):
+    server = SqsServer(tmp_path / "moto.log")
+    try:
+        client = boto3.client("dynamodb", endpoint_url=server.endpoint_url, region_name="us-east-1",
+                              aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                              aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])  # fmt: skip
+        client.create_table(
+            TableName="t",
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+
+        def transaction(n: int) -> None:
+            client.transact_write_items(TransactItems=[
+                {"Put": {"TableName": "t", "Item": {"id": {"S": f"tx-{n}-{i}"}},
+                         "ConditionExpression": "attribute_not_exists(id)"}} for i in range(100)])  # fmt: skip
+
+        def batch_write(n: int) -> None:
+            client.batch_write_item(
+                RequestItems={"t": [{"PutRequest": {"Item": {"id": {"S": f"bw-{n}-{i}"}}}} for i in range(25)]}
+            )
+
+        with ThreadPoolExecutor(8) as pool:
+            futures = [pool.submit(transaction, n) for n in range(4)] + [pool.submit(batch_write, n) for n in range(8)]
+            for future in futures:
+                future.result()
+        assert client.scan(TableName="t", Select="COUNT")["Count"] == 4 * 100 + 8 * 25
+    finally:
+        server.stop()
