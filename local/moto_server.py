@@ -11,7 +11,6 @@ moto's DynamoDB write operations restores isolation; SQS, long polls included, s
 from __future__ import annotations
 
 import functools
-import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -39,4 +38,4 @@ def isolate_dynamodb_writes() -> None:
 
 if __name__ == "__main__":
     isolate_dynamodb_writes()
-    sys.exit(main())
+    main()
