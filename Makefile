@@ -18,7 +18,7 @@ LOCAL_STAGE ?= local
 LOCAL_TEMPLATE := cdk.out/SqsConsumer-$(LOCAL_STAGE).template.json
 SOURCES := app.py cdk.json requirements.txt $(wildcard infra/*.py) $(shell find functions -name '*.py')
 
-.PHONY: help setup test lint typecheck unit synth diff deploy destroy local invoke schema bench chaos
+.PHONY: help setup clean test lint typecheck unit synth diff deploy destroy local invoke schema bench chaos
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -28,11 +28,17 @@ setup: $(STAMP) $(NODE_STAMP) ## Create .venv and node_modules with the pinned v
 # uv installs the pinned set in seconds (pip takes minutes, mostly compiling aws-cdk-lib).
 UV_VERSION := 0.13.8
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/uv pip install --quiet -r requirements-dev.txt
+	# The project itself, editable: the sqs-publish and sqs-dlq commands.
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/uv pip install --quiet --no-deps -e .
 	touch $@
+
+clean: ## Remove what setup, synth and the local runs made (.venv, node_modules, cdk.out, .cache)
+	rm -rf $(VENV) node_modules cdk.out .cache .mypy_cache .ruff_cache .pytest_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error

@@ -1,9 +1,10 @@
 """Dead-letter queue operations: peek (decoded, nothing deleted), redrive, and status.
 
-    python -m operations.dlq peek     --queue-url DLQ_URL [--max 50] [--json]
-    python -m operations.dlq redrive  --dlq-arn DLQ_ARN [--destination-arn ARN] [--rate 10] [--dry-run]
-    python -m operations.dlq status   --dlq-arn DLQ_ARN
+    sqs-dlq peek     --queue-url DLQ_URL [--max 50] [--json]
+    sqs-dlq redrive  --dlq-arn DLQ_ARN [--destination-arn ARN] [--rate 10] [--dry-run]
+    sqs-dlq status   --dlq-arn DLQ_ARN
 
+(`make setup` installs sqs-dlq into .venv/bin; `python -m operations.dlq` is the same.)
 --endpoint-url (the local moto server) and --region go before or after the command.
 
 Redrive moves each message back to where it came from: a quarantined copy names its
@@ -27,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from operations.errors import hint, one_line
 from sqs_consumer.quarantine import ATTRIBUTE_PREFIX
 from sqs_consumer.retry import queue_url_from_arn
 
@@ -236,7 +238,7 @@ def _move(client: SQSClient, dlq_url: str, destination_url: str, message: dict[s
     try:
         client.send_message(**params)
     except Exception as exc:  # left in the DLQ, reported
-        return _one_line(exc)
+        return one_line(exc)
     client.delete_message(QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"])
     return None
 
@@ -244,14 +246,6 @@ def _move(client: SQSClient, dlq_url: str, destination_url: str, message: dict[s
 def redrive_status(client: SQSClient, dlq_arn: str) -> list[dict[str, Any]]:
     """SQS's message move tasks of this DLQ (started from the console or by SQS's API)."""
     return [dict(task) for task in client.list_message_move_tasks(SourceArn=dlq_arn, MaxResults=10).get("Results", [])]
-
-
-def _one_line(exc: BaseException) -> str:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict) and "Error" in response:
-        error = response["Error"]
-        return f"{error.get('Code', type(exc).__name__)}: {error.get('Message', '')}".rstrip(": ")
-    return f"{type(exc).__name__}: {exc}"
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -265,7 +259,7 @@ def _parser() -> argparse.ArgumentParser:
     common = _ArgumentParser(add_help=False)
     common.add_argument("--endpoint-url", default=argparse.SUPPRESS, help="an SQS endpoint, e.g. the local moto server")
     common.add_argument("--region", default=argparse.SUPPRESS, help="AWS region (default: environment or profile)")
-    parser = _ArgumentParser(prog="python -m operations.dlq", description=__doc__, parents=[common],
+    parser = _ArgumentParser(prog="sqs-dlq", description=__doc__, parents=[common],
                              formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     commands = parser.add_subparsers(dest="command", required=True)
     peek_parser = commands.add_parser(
@@ -299,22 +293,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _run(args)
     except Exception as exc:  # one line that says what to do, never a traceback
-        print(f"{parser.prog} {args.command}: {_one_line(exc)}{_hint(exc)}", file=sys.stderr)
+        print(f"{parser.prog} {args.command}: {one_line(exc)}{hint(exc)}", file=sys.stderr)
         return 1
-
-
-def _hint(exc: Exception) -> str:
-    text = _one_line(exc)
-    name = type(exc).__name__
-    if name == "NoRegionError":
-        return " (pass --region or set AWS_REGION)"
-    if name in ("NoCredentialsError", "PartialCredentialsError"):
-        return " (configure AWS credentials, e.g. AWS_PROFILE)"
-    if name == "EndpointConnectionError":
-        return " (is the endpoint running? check --endpoint-url)"
-    if "NonExistentQueue" in text or "QueueDoesNotExist" in text:
-        return " (check --queue-url / --dlq-arn: the stack outputs DeadLetterQueueUrl and DeadLetterQueueArn)"
-    return ""
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -360,7 +340,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         tasks = redrive_status(client, args.dlq_arn)
     except Exception as exc:  # moto, and some partitions, have no move tasks
-        print(f"SQS move tasks: not available from this endpoint ({_one_line(exc)})")
+        print(f"SQS move tasks: not available from this endpoint ({one_line(exc)})")
         return 0
     for task in tasks:
         print(json.dumps(task, default=str))

@@ -1,10 +1,12 @@
 """CLI: validate and publish events to the queue.
 
-    python -m publisher --queue-url URL '{"event_id": ...}' ...
-    python -m publisher --queue-url URL --file events.json
-    some-producer | python -m publisher --queue-url URL          (JSON lines on stdin)
+    sqs-publish --queue-url URL '{"event_id": ...}' ...
+    sqs-publish --queue-url URL --file events.json
+    some-producer | sqs-publish --queue-url URL          (JSON lines on stdin)
 
-Prints one line per event and exits 1 if any event was not sent.
+(`make setup` installs sqs-publish into .venv/bin; `python -m publisher` is the same.)
+Prints one line per event and exits 1 if any event was not sent; an expected failure (no region,
+no credentials, a queue that does not exist) is one line saying what to do, and exit code 1.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from operations.errors import hint, one_line
 from publisher.client import EventPublisher
 
 
@@ -29,7 +32,7 @@ class _ArgumentParser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _ArgumentParser(prog="python -m publisher", description="Validate events and send them to the queue.")
+    parser = _ArgumentParser(prog="sqs-publish", description="Validate events and send them to the queue.")
     parser.add_argument("events", nargs="*", help="events as JSON objects (default: JSON lines on stdin)")
     parser.add_argument("--queue-url", required=True, help="the QueueUrl output of the stack, or a local queue")
     parser.add_argument("--file", type=Path, help="a JSON file holding one event or a list of events")
@@ -62,13 +65,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     events = _read_events(args, parser)
     if not events:
         parser.error("no events to publish")
-    client = boto3.client(
-        "sqs",
-        endpoint_url=args.endpoint_url,
-        region_name=args.region,
-        config=Config(retries={"mode": "standard", "max_attempts": 5}),
-    )
-    results = EventPublisher(args.queue_url, client).publish(events, group_id=args.group_id)
+    try:
+        client = boto3.client(
+            "sqs",
+            endpoint_url=args.endpoint_url,
+            region_name=args.region,
+            config=Config(retries={"mode": "standard", "max_attempts": 5}),
+        )
+        results = EventPublisher(args.queue_url, client).publish(events, group_id=args.group_id)
+    except Exception as error:  # one line that says what to do, never a traceback
+        print(f"{parser.prog}: {one_line(error)}{hint(error)}", file=sys.stderr)
+        return 1
     for result in results:
         if result.ok:
             print(f"sent    {result.event_id}  message_id={result.message_id}")

@@ -175,7 +175,7 @@ def test_cli_a_wrong_queue_is_one_line_with_what_to_do(queues, capsys):
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
-    assert "check --queue-url" in err
+    assert "check the queue URL" in err
 
 
 def test_peek_reports_the_queue_count_beside_what_it_saw(queues, capsys):
