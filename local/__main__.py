@@ -12,16 +12,20 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from local import demo
 from local.emulator import rie_binary
+from local.event_source import BatchResult
 from local.pipeline import running_pipeline
+from sqs_consumer.settings import ConsumerSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 LOG_DIR = ROOT / ".cache" / "local"
+SCRIPTS = Path(sys.executable).parent
 console = Console(highlight=False)
 
 
@@ -114,21 +118,55 @@ def _summary(
 
 def run_serve(template: Path) -> int:
     stop = _stop_event()
-    with running_pipeline(template, LOG_DIR) as pipeline:
-        fifo = " --group-id demo" if pipeline.plan.source_queue.fifo else ""
+
+    def feed(result: BatchResult) -> None:
         console.print(
-            f"[bold]Serving[/]: queue {pipeline.queue.url}\n"
-            f"  DLQ {pipeline.dead_letter_queue.url}\n"
-            f"  function logs in {LOG_DIR}\n"
-            f"Publish from another terminal:\n"
-            f"  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local .venv/bin/python -m publisher "
-            f"--endpoint-url {pipeline.server.endpoint_url} --region us-east-1 --queue-url {pipeline.queue.url}{fifo} "
-            f'\'{{"event_id": "evt_1", "event_type": "hello", "payload": {{"name": "you"}}}}\'\n'
-            f"Ctrl-C stops."
+            f"  batch of {len(result.message_ids)}: {len(result.deleted)} deleted, {len(result.failed)} listed "
+            f"for retry ({result.reason}) in {result.duration_seconds * 1000:.0f} ms",
+            soft_wrap=True,
         )
+
+    with running_pipeline(template, LOG_DIR, on_batch=feed) as pipeline:
+        group = " --group-id demo" if pipeline.plan.source_queue.fifo else ""
+        connection = f"--endpoint-url {pipeline.server.endpoint_url} --region us-east-1"
+        event = '\'{"event_id": "evt_1", "event_type": "hello", "payload": {"name": "you"}}\''
+        credentials = "AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local"
+        # Printed whole, never wrapped: each command pastes as one line.
+        lines = [
+            "Serving (Ctrl-C stops):",
+            f"  queue      {pipeline.queue.url}",
+            f"  DLQ        {pipeline.dead_letter_queue.url}",
+            f"  DLQ ARN    {pipeline.dead_letter_queue.arn}",
+            f"  logs       {LOG_DIR}",
+            "Publish from another terminal:",
+            f"  {credentials} {SCRIPTS}/sqs-publish {connection} --queue-url {pipeline.queue.url}{group} {event}",
+            "See what was quarantined:",
+            f"  {credentials} {SCRIPTS}/sqs-dlq peek {connection} --queue-url {pipeline.dead_letter_queue.url}",
+            "Each batch is shown below as it settles.",
+        ]
+        for line in lines:
+            console.out(line, highlight=False)
         stop.wait()
     console.print("Stopped: no process left behind.")
     return 0
+
+
+def sqs_event_problem(event: object) -> str | None:
+    """Why ``event`` is not an SQS event as the mapping delivers it, or None."""
+    if not isinstance(event, dict) or not isinstance(event.get("Records"), list) or not event["Records"]:
+        return 'not an SQS event: expected {"Records": [...]} with at least one record'
+    for index, record in enumerate(event["Records"]):
+        if not isinstance(record, dict) or record.get("eventSource") != "aws:sqs":
+            return f'not an SQS event: Records[{index}] has no "eventSource": "aws:sqs"'
+        missing = [key for key in ("messageId", "receiptHandle", "body", "eventSourceARN") if key not in record]
+        if missing:
+            return f"not an SQS event: Records[{index}] lacks {', '.join(missing)}"
+    return None
+
+
+def expected_for(event_path: Path) -> dict[str, Any] | None:
+    expected = event_path.with_name(event_path.name.removesuffix(".json") + ".expected.json")
+    return json.loads(expected.read_text()) if expected.is_file() else None
 
 
 def run_invoke(template: Path, event_path: Path) -> int:
@@ -137,15 +175,25 @@ def run_invoke(template: Path, event_path: Path) -> int:
     except (OSError, json.JSONDecodeError) as error:
         console.print(f"[red]cannot read {event_path}: {error}[/]")
         return 2
-    with running_pipeline(template, LOG_DIR, poll=False, instances=1) as pipeline:
+    problem = sqs_event_problem(event)
+    if problem is not None:
+        console.print(f"[red]{event_path}: {problem}[/] (see events/ for samples, or make event)")
+        return 2
+    # Delivered now: the message age is measured from this invocation, not the sample's fixed time.
+    now_ms = str(int(time.time() * 1000))
+    for record in event["Records"]:
+        attributes = record.setdefault("attributes", {})
+        attributes["SentTimestamp"] = attributes["ApproximateFirstReceiveTimestamp"] = now_ms
+    # A sample's receipt handles are not real: no retry backoff (it would change their visibility).
+    overrides = {ConsumerSettings.env_name("retry_backoff_base_seconds"): "0"}
+    with running_pipeline(template, LOG_DIR, poll=False, instances=1, environment_overrides=overrides) as pipeline:
         log_path = LOG_DIR / "function-0.log"
-        offset = log_path.stat().st_size if log_path.exists() else 0
         invocation = pipeline.functions[0].invoke(event)
         deadline = time.monotonic() + 3
-        while time.monotonic() < deadline and "REPORT RequestId" not in log_path.read_text()[offset:]:
+        while time.monotonic() < deadline and "REPORT RequestId" not in log_path.read_text():
             time.sleep(0.05)
         console.rule("function logs")
-        console.out(log_path.read_text()[offset:].rstrip(), highlight=False)
+        console.out(log_path.read_text().rstrip(), highlight=False)
         console.rule("response")
         console.out(json.dumps(invocation.payload, indent=2), highlight=False)
         dead = demo.dead_letters(pipeline.client, pipeline.dead_letter_queue.url)
@@ -155,6 +203,20 @@ def run_invoke(template: Path, event_path: Path) -> int:
     if invocation.function_error:
         console.print("[red]The invocation failed (function error).[/]")
         return 1
+    expected = expected_for(event_path)
+    if expected is None:
+        console.print(f"No {event_path.stem}.expected.json beside the event: the response was not checked.")
+        return 0
+    differences = []
+    if invocation.payload != {"batchItemFailures": expected["batchItemFailures"]}:
+        differences.append(f"response: expected {json.dumps(expected['batchItemFailures'])}")
+    if sorted(dead) != sorted(expected["quarantined"]):
+        differences.append(f"quarantined: {sorted(dead)}, expected {sorted(expected['quarantined'])}")
+    if differences:
+        for difference in differences:
+            console.print(f"[red]Differs from {event_path.stem}.expected.json: {difference}[/]", soft_wrap=True)
+        return 1
+    console.print(f"[green]As expected[/] ({event_path.stem}.expected.json): response and quarantined messages match.")
     return 0
 
 

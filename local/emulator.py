@@ -88,8 +88,11 @@ class FunctionEmulator:
             "AWS_LAMBDA_FUNCTION_HANDLER": spec.handler,
             **environment,
         }
+        # The emulator's own "(rapid)" lines only when asked: LOCAL_EMULATOR_LOG_LEVEL=info (or debug).
+        emulator_log_level = os.environ.get("LOCAL_EMULATOR_LOG_LEVEL", "error")
         command = [
             str(rie_binary()),
+            "--log-level", emulator_log_level,
             "--runtime-interface-emulator-address", f"{LOOPBACK}:{self.port}",
             "--runtime-api-address", f"{LOOPBACK}:{free_port()}",
             sys.executable, "-m", "awslambdaric", spec.handler,

@@ -50,6 +50,7 @@ class BatchResult:
     deleted: tuple[str, ...]
     failed: tuple[str, ...]
     reason: str  # "ok", "partial", "function_error", "invalid_response"
+    duration_seconds: float = 0.0
 
 
 def to_lambda_record(message: MessageTypeDef, queue_arn: str) -> dict[str, Any]:
@@ -183,4 +184,5 @@ class EventSourceMapping:
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],
             )
         deleted = tuple(message["MessageId"] for message in to_delete)
-        self._on_batch(BatchResult(tuple(ids), deleted, tuple(i for i in ids if i in failed), reason))
+        listed = tuple(i for i in ids if i in failed)
+        self._on_batch(BatchResult(tuple(ids), deleted, listed, reason, invocation.duration_seconds))

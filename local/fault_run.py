@@ -146,8 +146,6 @@ def _effects(log_dir: Path) -> Counter[str]:
 def run(template: Path, count: int, seed: int, timeout: float, log_dir: Path = LOG_DIR) -> FaultReport:
     report = FaultReport()
     ledger = demo.Ledger()
-    for old in log_dir.glob("function-*.log"):
-        old.unlink()
     started = time.monotonic()
     with running_pipeline(template, log_dir, on_batch=ledger.on_batch, log_level="DEBUG") as pipeline:
         plan = pipeline.plan

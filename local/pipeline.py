@@ -59,13 +59,17 @@ def running_pipeline(
     instances: int | None = None,
     on_batch: Callable[[BatchResult], None] = lambda _: None,
     log_level: str | None = None,
+    environment_overrides: dict[str, str] | None = None,
 ) -> Iterator[Pipeline]:
     """Start moto, the queues, the function instances and (if ``poll``) the mapping; stop all on exit.
 
-    ``log_level`` overrides the template's, e.g. DEBUG to observe each handler's effect.
+    ``log_level`` overrides the template's, e.g. DEBUG to observe each handler's effect. Each run
+    starts with fresh logs in ``log_dir``.
     """
     plan = load_plan(template)
     log_dir.mkdir(parents=True, exist_ok=True)
+    for old in log_dir.glob("*.log"):
+        old.unlink()
     server = SqsServer(log_path=log_dir / "moto.log")
     functions: list[FunctionEmulator] = []
     mapping: EventSourceMapping | None = None
@@ -76,6 +80,7 @@ def running_pipeline(
         environment = resolve_environment(plan, queues, tables, server.endpoint_url)
         if log_level is not None:
             environment[ConsumerSettings.env_name("log_level")] = log_level
+        environment.update(environment_overrides or {})
         count = instances or plan.mapping.max_concurrency
         for index in range(count):
             functions.append(FunctionEmulator(plan.function, environment, log_path=log_dir / f"function-{index}.log"))
