@@ -18,7 +18,7 @@ LOCAL_STAGE ?= local
 LOCAL_TEMPLATE := cdk.out/SqsConsumer-$(LOCAL_STAGE).template.json
 SOURCES := app.py cdk.json requirements.txt $(wildcard infra/*.py) $(shell find functions -name '*.py')
 
-.PHONY: help setup clean test lint typecheck unit synth diff deploy destroy local invoke schema bench chaos
+.PHONY: help setup clean event test lint typecheck unit synth diff deploy destroy local invoke schema bench chaos
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -71,6 +71,9 @@ $(LOCAL_TEMPLATE): $(SOURCES) | setup
 
 bench: $(STAMP) ## Benchmarks beside their references; writes docs/cost.md (takes a few minutes)
 	$(BIN)/python -m benchmarks
+
+event: $(STAMP) ## Write a sample event and its expected outcome: make event TYPE=hello PAYLOAD='{"name": "x"}' [NAME=...]
+	$(BIN)/python -m local.sample_event --type "$(TYPE)" --payload '$(PAYLOAD)' $(if $(NAME),--name "$(NAME)") $(if $(FORCE),--force)
 
 schema: $(STAMP) ## Regenerate schema/events.schema.json from the event models
 	$(BIN)/python -m publisher.schema > schema/events.schema.json

@@ -22,4 +22,4 @@ except StackSettingsError as error:
 assembly = app.synth()
 report = Path(assembly.directory) / "validation-report.json"
 findings = len(json.loads(report.read_text()).get("pluginReports", [])) if report.exists() else 0
-print(f"cdk-nag (AwsSolutions): {findings or 'no'} findings in {stack.stack_name}", file=sys.stderr)
+sys.stderr.write(f"cdk-nag (AwsSolutions): {findings or 'no'} findings in {stack.stack_name}\n")

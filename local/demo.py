@@ -16,6 +16,7 @@ from operations.dlq import DeadLetter, peek
 from publisher.client import EventPublisher
 from sqs_consumer.registry import NOT_STARTED as NOT_STARTED_KIND
 from sqs_consumer.registry import RETRIES_EXHAUSTED as RETRIES_EXHAUSTED_KIND
+from sqs_consumer.registry import UNREGISTERED_TYPE
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -63,7 +64,7 @@ def demo_mix() -> list[DemoMessage]:
         DemoMessage("hello flaky", _event("hello", {"name": "flaky", "simulate": "flaky"}), SUCCEEDED),
         DemoMessage("hello fail", _event("hello", {"name": "doomed", "simulate": "fail"}), RETRIES_EXHAUSTED),
         DemoMessage("malformed JSON", '{"event_id": "evt_broken", "event_type": "hello", ', QUARANTINED),
-        DemoMessage("unknown event_type", _event("invoice.paid", {"invoice_id": "inv-1"}), QUARANTINED),
+        DemoMessage("unknown event_type", _event(UNREGISTERED_TYPE, {"invoice_id": "inv-1"}), QUARANTINED),
         DemoMessage("invalid payload", _event("document.processed", {"document_id": ""}), QUARANTINED),
         DemoMessage("missing event_id", {"event_type": "hello", "payload": {"name": "x"}}, QUARANTINED),
     ]

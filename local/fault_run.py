@@ -32,6 +32,7 @@ from rich.table import Table
 from local import demo
 from local.pipeline import running_pipeline
 from operations.dlq import approximate_count
+from sqs_consumer.registry import UNREGISTERED_TYPE
 
 ROOT = Path(__file__).resolve().parents[1]
 LOG_DIR = ROOT / ".cache" / "fault-run"
@@ -93,7 +94,7 @@ _BUILDERS: dict[str, Any] = {
     "slow": lambda eid, slow_ms: ("hello", {"name": eid, "simulate": "slow", "delay_ms": slow_ms}),
     "late": lambda eid, late_ms: ("hello", {"name": eid, "simulate": "slow", "delay_ms": late_ms}),
     "invalid_payload": lambda eid, slow_ms: ("document.processed", {"document_id": ""}),
-    "unknown_type": lambda eid, slow_ms: ("invoice.paid", {"name": eid}),
+    "unknown_type": lambda eid, slow_ms: (UNREGISTERED_TYPE, {"name": eid}),
 }
 
 

@@ -9,7 +9,7 @@ import pytest
 from sqs_consumer.errors import NonRetryableError
 from sqs_consumer.models import DocumentProcessedEvent, HelloEvent
 from sqs_consumer.processing import BatchConsumer
-from sqs_consumer.registry import EventRegistry, RecordInfo, Route
+from sqs_consumer.registry import UNREGISTERED_TYPE, EventRegistry, RecordInfo, Route
 from sqs_consumer.routes import REGISTRY
 from tests.conftest import failed_ids
 from tests.support import sqs_events as sqs
@@ -70,7 +70,9 @@ def test_consumer_flaky_record_fails_first_receive_then_succeeds(consumer, conte
             "document.processed",
             id="empty-document-id",
         ),
-        pytest.param(sqs.body("invoice.paid", {"id": 1}), "unknown_event_type", "invoice.paid", id="unknown-type"),
+        pytest.param(
+            sqs.body(UNREGISTERED_TYPE, {"id": 1}), "unknown_event_type", UNREGISTERED_TYPE, id="unknown-type"
+        ),
     ],
 )
 def test_consumer_poison_message_is_quarantined_and_acknowledged(
@@ -194,7 +196,7 @@ def test_consumer_never_lists_a_quarantined_or_successful_record(consumer, conte
         sqs.record(sqs.body("hello")),
         sqs.record(sqs.body("hello", {"name": "x", "simulate": "fail"})),
         sqs.record("garbage"),
-        sqs.record(sqs.body("invoice.paid", {})),
+        sqs.record(sqs.body(UNREGISTERED_TYPE, {})),
     ]
 
     # WHEN handled

@@ -32,6 +32,9 @@ RETRIES_EXHAUSTED = "retries_exhausted"
 NOT_STARTED = "not_started"
 # The same event_id came with another event_type or payload: a producer bug.
 REUSED_EVENT_ID = "reused_event_id"
+# Reserved: never registered. Samples and tests of the unknown-type path use it, so adding an
+# event type can never silently change what they exercise.
+UNREGISTERED_TYPE = "example.unregistered"
 # An unknown event_type is quoted in the reason only this far: the body carries it whole.
 MAX_QUOTED_TYPE_CHARS = 200
 
@@ -81,6 +84,8 @@ class EventRegistry:
         for route in routes:
             if route.event_type in by_type:
                 raise ValueError(f"event type {route.event_type!r} is registered twice")
+            if route.event_type == UNREGISTERED_TYPE:
+                raise ValueError(f"event type {UNREGISTERED_TYPE!r} is reserved for the unknown-type samples and tests")
             by_type[route.event_type] = route
         if not by_type:
             raise ValueError("an event registry needs at least one route")
