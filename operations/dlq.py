@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections import Counter
@@ -300,7 +301,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     import boto3  # noqa: PLC0415  # only once the arguments are valid
 
-    endpoint_url = getattr(args, "endpoint_url", None)
+    # botocore's own variables also point every client at another endpoint (the local pipeline).
+    endpoint_url = (
+        getattr(args, "endpoint_url", None)
+        or os.environ.get("AWS_ENDPOINT_URL_SQS")
+        or os.environ.get("AWS_ENDPOINT_URL")
+    )
     client = boto3.client("sqs", endpoint_url=endpoint_url, region_name=getattr(args, "region", None))
     if args.command == "peek":
         letters = peek(client, args.queue_url, args.max)
