@@ -34,6 +34,8 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/uv pip install --quiet -r requirements-dev.txt
 	# The project itself, editable: the sqs-publish and sqs-dlq commands.
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/uv pip install --quiet --no-deps -e .
+	# The Lambda emulator, taken once from the pinned aws-sam-cli wheel into .cache/rie/.
+	$(BIN)/python -c "from local.emulator import rie_binary; rie_binary()"
 	touch $@
 
 clean: ## Remove what setup, synth and the local runs made (.venv, node_modules, cdk.out, .cache)

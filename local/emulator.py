@@ -40,11 +40,14 @@ def rie_binary(cache: Path = CACHE) -> Path:
     if binary.is_file():
         return binary
     with tempfile.TemporaryDirectory() as download:
-        subprocess.run(  # noqa: S603
+        # pip's own output (warnings included) is shown only if the download fails.
+        result = subprocess.run(  # noqa: S603
             [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--no-deps",
              "--only-binary=:all:", "--dest", download, f"aws-sam-cli=={SAM_CLI_VERSION}"],
-            check=True,
+            capture_output=True, text=True, check=False,
         )  # fmt: skip
+        if result.returncode != 0:
+            raise RuntimeError(f"could not download aws-sam-cli=={SAM_CLI_VERSION}: {result.stderr.strip()}")
         [wheel] = Path(download).glob("aws_sam_cli-*.whl")
         with zipfile.ZipFile(wheel) as archive, archive.open(f"samcli/local/rapid/aws-lambda-rie-{arch}") as source:
             binary.parent.mkdir(parents=True, exist_ok=True)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from local import demo
@@ -144,11 +145,22 @@ def _effects(log_dir: Path) -> Counter[str]:
     return effects
 
 
-def run(template: Path, count: int, seed: int, timeout: float, log_dir: Path = LOG_DIR) -> FaultReport:
+def run(
+    template: Path, count: int, seed: int, timeout: float, log_dir: Path = LOG_DIR, *, console: Console | None = None
+) -> FaultReport:
+    """The fault run; with a ``console``, a live progress bar of settled messages."""
     report = FaultReport()
     ledger = demo.Ledger()
     started = time.monotonic()
-    with running_pipeline(template, log_dir, on_batch=ledger.on_batch, log_level="DEBUG") as pipeline:
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(), console=console, disable=console is None, transient=False,
+    )  # fmt: skip
+    with (
+        progress,
+        running_pipeline(template, log_dir, on_batch=ledger.on_batch, log_level="DEBUG") as pipeline,
+    ):
+        task = progress.add_task("publishing", total=count, detail="")
         plan = pipeline.plan
         # A slow record takes half the time reserve: a burst of them in one batch outlasts the
         # workers, so the later ones meet the near-timeout guard, while a record started just
@@ -163,9 +175,17 @@ def run(template: Path, count: int, seed: int, timeout: float, log_dir: Path = L
             body=lambda item: item.body,
             poison=lambda item: item.kind in POISON,
         )
+        progress.update(task, description="settling", total=len(report.published), completed=0)
         while time.monotonic() - started < timeout:
             dead = demo.dead_letters(pipeline.client, pipeline.dead_letter_queue.url)
             states = demo.final_states(report.published, ledger, dead)
+            in_flight = sum(state == demo.IN_FLIGHT for state in states.values())
+            progress.update(
+                task,
+                completed=len(states) - in_flight,
+                detail=f"published {len(report.published)}, in flight {in_flight}, "
+                f"invocations {sum(ledger.invocations.values())}",
+            )
             # A DLQ message hidden (received and not yet released) is not in what peek saw.
             dlq_hidden = approximate_count(pipeline.client, pipeline.dead_letter_queue.url).in_flight
             if demo.IN_FLIGHT not in states.values() and not dlq_hidden:
@@ -257,9 +277,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.messages < 1:
         parser.error("--messages must be >= 1")
-    report = run(args.template, args.messages, args.seed, args.timeout)
     # Wide enough for the table when the output is not a terminal (CI logs, a pipe).
-    render(report, Console(highlight=False, width=None if sys.stdout.isatty() else 140))
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
+    report = run(args.template, args.messages, args.seed, args.timeout, console=console)
+    render(report, console)
     return 0 if report.ok else 1
 
 
