@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import signal
 import sys
 import threading
@@ -192,8 +193,14 @@ def run_invoke(template: Path, event_path: Path) -> int:
         deadline = time.monotonic() + 3
         while time.monotonic() < deadline and "REPORT RequestId" not in log_path.read_text():
             time.sleep(0.05)
+        logs = log_path.read_text().rstrip()
+        peak = pipeline.functions[0].runtime_peak_memory_mb()
+        if peak is not None:
+            logs = re.sub(
+                r"Max Memory Used: \d+ MB", f"Max Memory Used: {peak} MB (measured: the runtime's peak RSS)", logs
+            )
         console.rule("function logs")
-        console.out(log_path.read_text().rstrip(), highlight=False)
+        console.out(logs, highlight=False)
         console.rule("response")
         console.out(json.dumps(invocation.payload, indent=2), highlight=False)
         dead = demo.dead_letters(pipeline.client, pipeline.dead_letter_queue.url)

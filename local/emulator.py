@@ -127,5 +127,25 @@ class FunctionEmulator:
         )
         return Invocation(payload, function_error=is_error, duration_seconds=elapsed)
 
+    def runtime_peak_memory_mb(self) -> int | None:
+        """The runtime process's peak resident memory (VmHWM), which the emulator does not measure:
+        its REPORT line gives the memory size as "Max Memory Used". None where /proc cannot tell."""
+        emulator = self._child.process.pid
+        try:
+            # The emulator is a Go program: any of its threads may have started the runtime.
+            children = {
+                child
+                for task in Path(f"/proc/{emulator}/task").iterdir()
+                for child in (task / "children").read_text().split()
+            }
+            peaks = []
+            for child in children:
+                for line in Path(f"/proc/{child}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peaks.append(int(line.split()[1]))
+        except (OSError, ValueError):
+            return None
+        return max(peaks) // 1024 if peaks else None
+
     def stop(self) -> None:
         self._child.stop()
