@@ -146,9 +146,14 @@ def test_serve_mode_stops_cleanly_on_ctrl_c(local_template: Path):
     lines = []
     for line in process.stdout:
         lines.append(line)
-        if "Ctrl-C stops" in line:
+        if "Each batch is shown below" in line:
             break
     output = "".join(lines)
+    # AND it printed the queue, the DLQ's URL and ARN, and one-line publish and peek commands
+    assert {"queue", "DLQ", "DLQ ARN"} <= {line.split("  ")[1].strip() for line in lines if line.startswith("  ") and
+                                         not line.startswith("  AWS_")}  # fmt: skip
+    commands = [line.strip() for line in lines if line.startswith("  AWS_ACCESS_KEY_ID=")]
+    assert [command.split()[2].rsplit("/", 1)[1] for command in commands] == ["sqs-publish", "sqs-dlq"]
     endpoint = next(word for word in output.split() if word.startswith("http://127.0.0.1:"))
     port = int(endpoint.split(":")[2].split("/")[0])
     assert _port_open(port)

@@ -75,3 +75,25 @@ def run_parallel(calls: Sequence[Callable[[], T]], deadline: Deadline) -> list[T
             error = future.exception()
             results.append(error if error is not None else future.result())
     return results
+
+
+@dataclass(frozen=True, slots=True)
+class Shortfall:
+    """What a set of parallel batch calls left undone: requests that failed, items refused."""
+
+    requests_failed: int
+    items_left: int
+    first_error: str | None
+
+    def __bool__(self) -> bool:
+        return bool(self.requests_failed or self.items_left)
+
+    def fields(self) -> dict[str, object]:
+        return {"requests_failed": self.requests_failed, "items_left": self.items_left, "error": self.first_error}
+
+
+def shortfall(outcomes: Sequence[int | BaseException]) -> Shortfall:
+    """Of calls that return how many of their items were refused, or raise."""
+    errors = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+    left = sum(outcome for outcome in outcomes if isinstance(outcome, int))
+    return Shortfall(len(errors), left, str(errors[0]) if errors else None)

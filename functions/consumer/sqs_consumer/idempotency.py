@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqs_consumer.budget import MAX_PARALLEL_CALLS, Deadline, run_parallel
+from sqs_consumer.budget import MAX_PARALLEL_CALLS, Deadline, run_parallel, shortfall
 from sqs_consumer.errors import DeadlineReachedError
 from sqs_consumer.models.base import BaseEvent
 from sqs_consumer.observability import logger
@@ -234,17 +234,12 @@ class PowertoolsIdempotency:
             logger.error("Could not settle idempotency records", error=str(exc))
             return
         chunks = [requests[start : start + BATCH_WRITE_ITEMS] for start in range(0, len(requests), BATCH_WRITE_ITEMS)]
-        outcomes = run_parallel([_writer(store, chunk, deadline) for chunk in chunks], deadline)
-        failed = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
-        left = sum(outcome for outcome in outcomes if isinstance(outcome, int))
-        if failed or left:
+        missed = shortfall(run_parallel([_writer(store, chunk, deadline) for chunk in chunks], deadline))
+        if missed:
             # Completed effects stay effective; their in-progress records expire with the function's
             # timeout, and released ones likewise: a retry then runs.
             logger.error(
-                "Idempotency records not settled; they expire with the function's timeout",
-                requests_failed=len(failed),
-                items_left=left,
-                error=str(failed[0]) if failed else None,
+                "Idempotency records not settled; they expire with the function's timeout", extra=missed.fields()
             )
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from sqs_consumer.budget import Deadline, run_parallel
+from sqs_consumer.budget import Deadline, run_parallel, shortfall
 from sqs_consumer.observability import logger
 from sqs_consumer.sqs_client import default_client
 
@@ -111,15 +111,11 @@ class SqsVisibility:
             url = queue_url_from_arn(arn, self._endpoint_url)
             for start in range(0, len(queue_changes), BATCH_ENTRIES):
                 calls.append(_changer(client, url, queue_changes[start : start + BATCH_ENTRIES]))
-        outcomes = run_parallel(calls, deadline)
-        errors = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
-        refused = sum(outcome for outcome in outcomes if isinstance(outcome, int))
-        if errors or refused:
+        missed = shortfall(run_parallel(calls, deadline))
+        if missed:
             logger.warning(
                 "Retry backoff not applied to some records; the visibility timeout brings them back",
-                requests_failed=len(errors),
-                records_refused=refused,
-                error=str(errors[0]) if errors else None,
+                extra=missed.fields(),
             )
 
 
