@@ -71,8 +71,7 @@ def run_demo(template: Path, timeout: float) -> int:
         states: dict[str, str] = {}
         last = ""
         while not stop.is_set() and time.monotonic() - started < timeout:
-            dead = demo.dead_letters(pipeline.client, pipeline.dead_letter_queue.url)
-            states = demo.final_states(published, ledger, dead)
+            states, _ = demo.observe(pipeline.client, pipeline.dead_letter_queue.url, published, ledger)
             counts = Counter(states.values())
             line = (
                 f"succeeded {counts[demo.SUCCEEDED]}, retried {len(ledger.failures)}, quarantined "

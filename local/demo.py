@@ -139,6 +139,10 @@ class Ledger:
     failure_times: dict[str, list[float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def deleted_so_far(self) -> set[str]:
+        with self._lock:
+            return set(self.deleted)
+
     def on_batch(self, result: BatchResult) -> None:
         with self._lock:
             self.deleted.update(result.deleted)
@@ -152,7 +156,21 @@ class Ledger:
 _QUARANTINE_STATES = {RETRIES_EXHAUSTED_KIND: RETRIES_EXHAUSTED, NOT_STARTED_KIND: NEVER_STARTED}
 
 
-def final_states(published: Iterable[str], ledger: Ledger, dead: dict[str, DeadLetter]) -> dict[str, str]:
+def observe(
+    client: SQSClient, dlq_url: str, published: Iterable[str], ledger: Ledger
+) -> tuple[dict[str, str], dict[str, DeadLetter]]:
+    """The state of each published message, and the DLQ's messages.
+
+    The deletions are read before the DLQ: a record is sent to the DLQ before the mapping deletes
+    it, so every deletion read here has its DLQ copy (if any) in what the DLQ read then returns.
+    Read the other way round, a message quarantined in between would look deleted after success.
+    """
+    deleted = ledger.deleted_so_far()
+    dead = dead_letters(client, dlq_url)
+    return final_states(published, deleted, dead), dead
+
+
+def final_states(published: Iterable[str], deleted: set[str], dead: dict[str, DeadLetter]) -> dict[str, str]:
     """Where each published message (by id) is: exactly one state each."""
     states = {}
     for message_id in published:
@@ -160,8 +178,8 @@ def final_states(published: Iterable[str], ledger: Ledger, dead: dict[str, DeadL
         if letter is not None and letter.quarantined:
             states[message_id] = _QUARANTINE_STATES.get(letter.kind or "", QUARANTINED)
         elif letter is not None:
-            states[message_id] = INCONSISTENT if message_id in ledger.deleted else NO_REASON
-        elif message_id in ledger.deleted:
+            states[message_id] = INCONSISTENT if message_id in deleted else NO_REASON
+        elif message_id in deleted:
             states[message_id] = SUCCEEDED
         else:
             states[message_id] = IN_FLIGHT

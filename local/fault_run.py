@@ -177,8 +177,7 @@ def run(
         )
         progress.update(task, description="settling", total=len(report.published), completed=0)
         while time.monotonic() - started < timeout:
-            dead = demo.dead_letters(pipeline.client, pipeline.dead_letter_queue.url)
-            states = demo.final_states(report.published, ledger, dead)
+            states, dead = demo.observe(pipeline.client, pipeline.dead_letter_queue.url, report.published, ledger)
             in_flight = sum(state == demo.IN_FLIGHT for state in states.values())
             progress.update(
                 task,

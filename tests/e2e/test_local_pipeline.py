@@ -71,8 +71,7 @@ def test_demo_mix_every_message_reaches_its_expected_state(local_template: Path,
 
         # WHEN the mapping polls until nothing is in flight (bounded in time)
         while time.monotonic() < deadline:
-            dead = demo.dead_letters(pipeline.client, pipeline.dead_letter_queue.url)
-            states = demo.final_states(published, ledger, dead)
+            states, dead = demo.observe(pipeline.client, pipeline.dead_letter_queue.url, published, ledger)
             if demo.IN_FLIGHT not in states.values():
                 break
             time.sleep(1)
