@@ -37,6 +37,15 @@ def test_dlq_is_encrypted_and_keeps_messages_longer(template: Template):
     )
 
 
+def test_dlq_holds_the_largest_message_with_its_reason(template: Template):
+    template.has_resource_properties(
+        "AWS::SQS::Queue", {"MaximumMessageSize": 262_144, "RedrivePolicy": Match.any_value()}
+    )
+    template.has_resource_properties(
+        "AWS::SQS::Queue", {"MaximumMessageSize": 1_048_576, "RedrivePolicy": Match.absent()}
+    )
+
+
 def test_both_queues_deny_requests_without_tls(template: Template):
     for dlq in (True, False):
         template.has_resource_properties(
@@ -91,6 +100,9 @@ def test_function_environment_is_what_the_handler_settings_read(template: Templa
                     "POWERTOOLS_LOG_LEVEL": "INFO",
                     "RETRY_BACKOFF_BASE_SECONDS": "10",
                     "RETRY_BACKOFF_CAP_SECONDS": "300",
+                    # The redrive's maxReceiveCount, from the one max_retries setting, and the DLQ's size.
+                    "MAX_RECEIVE_COUNT": "4",
+                    "DLQ_MAX_MESSAGE_BYTES": "1048576",
                 }
             }
         },

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -209,3 +210,12 @@ def test_no_task_of_an_invocation_runs_during_the_next_one():
     # THEN the leftover task was cancelled at the end of its own invocation
     assert "late:fire-and-forget" not in handlers.ran
     assert consumer._loop is None or not [t for t in asyncio.all_tasks(consumer._loop) if not t.done()]
+
+
+def test_a_huge_unknown_type_is_logged_in_bounded_lines(consumer, quarantine, logs):
+    record = sqs.record(sqs.body("t" * 300_000, {}))
+
+    consumer.handle(sqs.event(record), FakeContext())
+
+    assert quarantine.message_ids == [record["messageId"]]
+    assert max(len(json.dumps(line)) for line in logs.lines) < 4_096

@@ -59,3 +59,16 @@ def test_settings_invalid_value_names_the_variable(monkeypatch, name, value):
 def test_settings_env_name_is_the_first_alias():
     assert ConsumerSettings.env_name("dlq_url") == "DLQ_URL"
     assert ConsumerSettings.env_name("service_name") == "POWERTOOLS_SERVICE_NAME"
+
+
+@pytest.mark.parametrize(
+    ("base", "cap"),
+    [("10", "5"), ("1", "0"), ("1", "43200")],
+    ids=["cap-below-base", "zero-cap", "beyond-12-hours"],
+)
+def test_settings_refuse_a_backoff_that_would_loop_hot_or_that_sqs_refuses(monkeypatch, base, cap):
+    monkeypatch.setenv("DLQ_URL", DLQ)
+    monkeypatch.setenv("RETRY_BACKOFF_BASE_SECONDS", base)
+    monkeypatch.setenv("RETRY_BACKOFF_CAP_SECONDS", cap)
+    with pytest.raises(SettingsError, match="RETRY_BACKOFF"):
+        ConsumerSettings.from_env()
