@@ -61,7 +61,7 @@ SLOW_BURST = 8
 # guard stops the rest; those return at once, together, to the next batch. With more late records
 # than workers x maxReceiveCount, the last ones meet the guard on every receive and are quarantined
 # saying they never started; the others run once.
-LATE_BURST = 10
+LATE_BURST = 24
 
 
 @dataclass
