@@ -33,7 +33,7 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -184,17 +184,13 @@ class BatchConsumer:
         records are settled and the quarantines sent together. Every failure is
         listed, even when all records fail (docs/decisions.md).
         """
-        jobs = []
-        for raw in event["Records"]:
-            try:
-                job = self._parse(SQSRecord(raw), run)
-            except Exception as exc:  # a bug in our bookkeeping: never lose the record
-                self._list_unsettled(raw["messageId"], exc, run)
-                continue
-            if job is not None:
-                jobs.append(job)
+        # Without idempotency each record runs as soon as it is parsed, and is let go once settled;
+        # with it, the batch is parsed and claimed first.
+        jobs: list[_Job] = []
+        parsed = self._parsed(event["Records"], run)
+        runnable = parsed if self._idempotency is None else self._claim(jobs := list(parsed), run)
         suspended: list[tuple[_Job, Awaitable[None]]] = []
-        for job in self._claim(jobs, run):
+        for job in runnable:
             try:
                 awaitable = self._run_job(job, run)
             except Exception as exc:  # a bug in our bookkeeping: never lose the record
@@ -217,6 +213,17 @@ class BatchConsumer:
 
         processor = BatchProcessor(EventType.SQS, raise_on_entire_batch_failure=False)
         return process_partial_response(event, record_handler, processor, None)
+
+    def _parsed(self, records: list[dict[str, Any]], run: _Run) -> Iterator[_Job]:
+        """The records' jobs, in order; poison is queued for quarantine on the way."""
+        for raw in records:
+            try:
+                job = self._parse(SQSRecord(raw), run)
+            except Exception as exc:  # a bug in our bookkeeping: never lose the record
+                self._list_unsettled(raw["messageId"], exc, run)
+                continue
+            if job is not None:
+                yield job
 
     def _handle_fifo(self, event: dict[str, Any], run: _Run) -> PartialItemFailureResponse:
         """One record at a time, in order; after a failure, the rest of its group is listed unprocessed.
