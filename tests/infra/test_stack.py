@@ -250,3 +250,15 @@ def test_idempotency_can_be_turned_off():
     assert template.find_resources("AWS::DynamoDB::GlobalTable") == {}
     [function] = template.find_resources("AWS::Lambda::Function").values()
     assert "IDEMPOTENCY_TABLE" not in function["Properties"]["Environment"]["Variables"]
+
+
+def test_alarm_topic_lets_cloudwatch_alarms_of_this_account_publish(template: Template):
+    # A topic policy replaces SNS's default: the TLS Deny alone would leave CloudWatch no Allow.
+    [policy] = template.find_resources("AWS::SNS::TopicPolicy").values()
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    [allow] = [s for s in statements if s["Effect"] == "Allow"]
+    assert allow["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert allow["Action"] == "sns:Publish"
+    assert allow["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    source = json.dumps(allow["Condition"]["ArnLike"]["aws:SourceArn"])
+    assert ":cloudwatch:" in source and ":alarm:*" in source
