@@ -83,6 +83,14 @@ class MonitoringConstruct(Construct):
                     0, above_zero, 1, None,
                 ),
                 (
+                    "DeadLetterQueueArrivals",
+                    "New messages reached the DLQ in the last minute (every quarantine is a SendMessage, so each "
+                    "arrival notifies, even while the backlog alarm stays in ALARM). Moves by SQS's own redrive "
+                    "(a crash or timeout on the last receive) are not counted here; the backlog alarm covers them.",
+                    dlq.metric_number_of_messages_sent(period=ONE_MINUTE, statistic="Sum"),
+                    0, above_zero, 1, None,
+                ),
+                (
                     "OldestMessageTooOld",
                     "The queue is falling behind: its oldest message is older than the threshold.",
                     queue.metric_approximate_age_of_oldest_message(period=ONE_MINUTE, statistic="Maximum"),

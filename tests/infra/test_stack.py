@@ -262,3 +262,20 @@ def test_alarm_topic_lets_cloudwatch_alarms_of_this_account_publish(template: Te
     assert allow["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
     source = json.dumps(allow["Condition"]["ArnLike"]["aws:SourceArn"])
     assert ":cloudwatch:" in source and ":alarm:*" in source
+
+
+def test_every_new_dlq_arrival_raises_an_alarm(template: Template):
+    dlq = queue_logical_id(template, dlq=True)
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "MetricName": "NumberOfMessagesSent",
+            "Namespace": "AWS/SQS",
+            "Statistic": "Sum",
+            "Period": 60,
+            "Threshold": 0,
+            "ComparisonOperator": "GreaterThanThreshold",
+            "Dimensions": [{"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq, "QueueName"]}}],
+            "AlarmActions": Match.any_value(),
+        },
+    )
