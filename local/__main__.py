@@ -227,26 +227,35 @@ def run_invoke(template: Path, event_path: Path) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _ArgumentParser(prog="python -m local", description=__doc__)
-    parser.add_argument(
-        "--template", type=Path, required=True, help="synthesized template (cdk.out/<stack>.template.json)"
+    # --template is accepted before or after the command.
+    common = _ArgumentParser(add_help=False)
+    common.add_argument(
+        "--template", type=Path, default=argparse.SUPPRESS, help="synthesized template (cdk.out/<stack>.template.json)"
     )
+    parser = _ArgumentParser(prog="python -m local", description=__doc__, parents=[common])
     commands = parser.add_subparsers(dest="command", required=True)
-    demo_parser = commands.add_parser("demo", help="publish the demo mix and account for every message")
+    demo_parser = commands.add_parser("demo", parents=[common], help="publish the demo mix and account for it")
     demo_parser.add_argument("--timeout", type=float, default=170.0, help="seconds before giving up (default 170)")
     demo_parser.add_argument("--serve", action="store_true", help="publish nothing; keep running until Ctrl-C")
-    invoke_parser = commands.add_parser("invoke", help="invoke the function once with an event file")
+    invoke_parser = commands.add_parser("invoke", parents=[common], help="invoke the function once with an event file")
     invoke_parser.add_argument("event", type=Path, help="an event file, e.g. events/hello.json")
-    commands.add_parser("fetch-emulator", help="download the emulator binary into .cache/ and exit")
+    commands.add_parser("fetch-emulator", parents=[common], help="download the emulator binary into .cache/ and exit")
     args = parser.parse_args(argv)
-    if not args.template.is_file() and args.command != "fetch-emulator":
-        parser.error(f"no template at {args.template}: run `make synth STAGE=local` first")
+    if args.command == "fetch-emulator":
+        console.print(str(rie_binary()))
+        return 0
+    template: Path | None = getattr(args, "template", None)
+    if template is None:
+        parser.error("--template is required (make local passes cdk.out/SqsConsumer-local.template.json)")
+        return 2
+    if not template.is_file():
+        parser.error(f"no template at {template}: run `make synth STAGE=local` first")
+    args.template = template
     if args.command == "demo":
         return run_serve(args.template) if args.serve else run_demo(args.template, args.timeout)
     if args.command == "invoke":
         return run_invoke(args.template, args.event)
-    console.print(str(rie_binary()))
-    return 0
+    raise AssertionError(args.command)
 
 
 if __name__ == "__main__":
