@@ -15,14 +15,36 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from functools import cache
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from sqs_consumer.errors import DeadlineReachedError
+
+if TYPE_CHECKING:
+    from botocore.config import Config
 
 T = TypeVar("T")
 
 # Enough threads to overlap the round trips of a batch (SQS, DynamoDB); each holds one pooled connection.
 MAX_PARALLEL_CALLS = 32
+
+
+# Every AWS call of the function (SQS, DynamoDB) answers in milliseconds: short timeouts and
+# botocore's standard retries, and run_parallel cuts off whatever is still waiting at the deadline.
+CONNECT_TIMEOUT_SECONDS = 1
+READ_TIMEOUT_SECONDS = 2
+MAX_ATTEMPTS = 2
+
+
+def client_config() -> Config:
+    """The botocore config of the function's clients (botocore imported here, on first use)."""
+    from botocore.config import Config  # noqa: PLC0415  # deferred: botocore is not on the import path
+
+    return Config(
+        retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+        connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        read_timeout=READ_TIMEOUT_SECONDS,
+        max_pool_connections=MAX_PARALLEL_CALLS,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqs_consumer.budget import MAX_PARALLEL_CALLS, Deadline, run_parallel, shortfall
+from sqs_consumer.budget import MAX_ATTEMPTS, Deadline, client_config, run_parallel, shortfall
 from sqs_consumer.errors import DeadlineReachedError
 from sqs_consumer.models.base import BaseEvent
 from sqs_consumer.observability import logger
@@ -47,9 +47,6 @@ FINGERPRINT_JMESPATH = "[event_type, payload]"
 BATCH_WRITE_ITEMS = 25
 TRANSACT_ITEMS = 100
 TRANSACT_ATTEMPTS = 3
-CONNECT_TIMEOUT_SECONDS = 1
-READ_TIMEOUT_SECONDS = 2
-MAX_ATTEMPTS = 2
 REUSED_REASON = "event_id reused with a different payload"
 
 
@@ -92,15 +89,8 @@ def dynamodb_persistence(table_name: str, expires_after_seconds: int) -> DynamoD
         DynamoDBPersistenceLayer,
         IdempotencyConfig,
     )
-    from botocore.config import Config  # noqa: PLC0415
 
-    config = Config(
-        retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
-        connect_timeout=CONNECT_TIMEOUT_SECONDS,
-        read_timeout=READ_TIMEOUT_SECONDS,
-        max_pool_connections=MAX_PARALLEL_CALLS,
-    )
-    persistence = DynamoDBPersistenceLayer(table_name=table_name, boto_config=config)
+    persistence = DynamoDBPersistenceLayer(table_name=table_name, boto_config=client_config())
     persistence.configure(
         IdempotencyConfig(
             event_key_jmespath="event_id",
@@ -210,7 +200,7 @@ class PowertoolsIdempotency:
         record = store._item_to_data_record(item)
         # A record written before fingerprints were stored has none: it is the same event.
         if record.payload_hash and record.payload_hash != store._get_hashed_payload(data=data):
-            return Claim(ClaimState.REUSED, ReusedEventIdError(REUSED_REASON))
+            return Claim(ClaimState.REUSED)
         if record.status == STATUS_CONSTANTS["COMPLETED"]:
             return Claim(ClaimState.DUPLICATE)
         expiry_ms = record.in_progress_expiry_timestamp
@@ -241,10 +231,6 @@ class PowertoolsIdempotency:
             logger.error(
                 "Idempotency records not settled; they expire with the function's timeout", extra=missed.fields()
             )
-
-
-class ReusedEventIdError(Exception):
-    """The same event_id came with another event_type or payload: a producer bug, quarantined."""
 
 
 def _unavailable(event: BaseEvent, error: BaseException | None) -> Exception:

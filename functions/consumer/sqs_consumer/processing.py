@@ -400,7 +400,7 @@ class BatchConsumer:
                 [job.event for job in leaders.values()], remaining_ms, self._deadline(run, self._time_reserve_ms)
             )
         except Exception as exc:  # an adapter that raises instead of answering: nothing runs, all retry
-            claims = [_failed_claim(exc)] * len(leaders)
+            claims = [Claim(ClaimState.UNAVAILABLE, exc)] * len(leaders)
         runnable = set()
         for job, claim in zip(leaders.values(), claims, strict=True):
             if claim.state is ClaimState.ACQUIRED:
@@ -645,10 +645,6 @@ def _fingerprint(event: BaseEvent) -> dict[str, Any]:
     data = event_data(event)
     data.pop("event_id", None)
     return data
-
-
-def _failed_claim(exc: Exception) -> Claim:
-    return Claim(ClaimState.UNAVAILABLE, exc)
 
 
 # The outcome of a record that no path settled: listed, never silently deleted.
