@@ -36,6 +36,8 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/uv pip install --quiet --no-deps -e .
 	# The Lambda emulator, taken once from the pinned aws-sam-cli wheel into .cache/rie/.
 	$(BIN)/python -c "from local.emulator import rie_binary; rie_binary()"
+	# CPython 3.14, the runtime's Python, into .cache/python3.14/ when none is found (infra/runtime_python.py).
+	$(BIN)/python -m infra.runtime_python install > /dev/null
 	touch $@
 
 clean: ## Remove what setup, synth and the local runs made (.venv, node_modules, cdk.out, .cache)
@@ -53,8 +55,9 @@ lint: $(STAMP) ## ruff lint and format check
 typecheck: $(STAMP) ## mypy (strict, pydantic plugin)
 	$(BIN)/mypy .
 
-test: setup lint typecheck ## The whole suite: lint, types, unit, infra, integration, e2e
+test: setup lint typecheck ## The whole suite: lint, types, unit, infra, integration, e2e; the function's tests on 3.14
 	$(BIN)/python -m pytest
+	$(BIN)/python -m tests.runtime
 
 unit: $(STAMP) ## Unit tests only (fast)
 	$(BIN)/python -m pytest tests/unit

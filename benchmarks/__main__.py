@@ -1,7 +1,9 @@
 """`python -m benchmarks [--quick]`: every figure beside its reference, as a ratio of medians.
 
-1. per-record cost of the full pipeline vs a Powertools BatchProcessor that only validates;
-2. cold start (fresh process: import + one batch of 10) vs the naive handler;
+1-2. as Lambda runs it (benchmarks.lambda_runtime): the built asset, read-only, under CPython 3.14;
+   cold start (fresh process: import + one batch of 10, idempotency on) vs the naive handler
+   deployed as users deploy it, and per-record cost through the entry point on SAM-shaped events
+   vs a bare Powertools BatchProcessor parsing the same contract;
 3. concurrency: 10 records whose async handler waits 50 ms, vs one at a time;
 4. peak RSS while handling 10,000 records, vs the BatchProcessor reference;
 5. exactly-once cost: batches of new events against an idempotency store with 25 ms of latency
@@ -13,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import io
 import json
 import logging
@@ -25,17 +26,17 @@ import sys
 import time
 from collections.abc import Callable
 from contextlib import redirect_stdout
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
-from benchmarks import cost, exactly_once
+from benchmarks import cost, exactly_once, lambda_runtime
 from sqs_consumer.models import HelloEvent
-from sqs_consumer.observability import build_metrics, logger
+from sqs_consumer.observability import logger
 from sqs_consumer.processing import BatchConsumer
 from sqs_consumer.registry import EventRegistry, RecordInfo, Route
-from sqs_consumer.routes import REGISTRY
 from tests.support import sqs_events as sqs
 from tests.support.fakes import FakeContext, FakeQuarantine
 
@@ -58,68 +59,6 @@ def median_seconds(action: Callable[[], Any], repeats: int) -> float:
         started = time.perf_counter()
         action()
         samples.append(time.perf_counter() - started)
-    return statistics.median(samples)
-
-
-def per_record(size: int, repeats: int) -> tuple[float, float]:
-    """Microseconds per record: ours (logs at INFO, EMF metrics), the reference.
-
-    The two alternate, so drift on a noisy machine hits both alike. The garbage collector
-    stays on, as in Lambda (it is part of what a batch costs); a full collection runs between
-    samples every so often so that neither inherits the other's garbage.
-    """
-    consumer = BatchConsumer(REGISTRY, FakeQuarantine(), metrics=build_metrics("Bench", "bench"))
-    event = hello_batch(size)
-    ours: list[float] = []
-    reference: list[float] = []
-    with redirect_stdout(io.StringIO()):  # EMF documents; the logger's stream is swapped in main()
-        for repeat in range(repeats):
-            if repeat % 50 == 0:
-                gc.collect()
-            for samples, action in ((ours, lambda: consumer.handle(event, FakeContext())),
-                                    (reference, lambda: reference_handler(event))):  # fmt: skip
-                started = time.perf_counter()
-                action()
-                samples.append(time.perf_counter() - started)
-    return statistics.median(ours) / size * 1e6, statistics.median(reference) / size * 1e6
-
-
-COLD_START = """
-import time, json, os, sys, io
-started = time.perf_counter()
-import {module} as handler_module
-event = json.loads(os.environ["BENCH_EVENT"])
-class Context:
-    function_name = "bench"; memory_limit_in_mb = 256; aws_request_id = "r"
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
-    def get_remaining_time_in_millis(self): return 30000
-out = sys.stdout; sys.stdout = io.StringIO()
-handler_module.lambda_handler(event, Context())
-sys.stdout = out
-print((time.perf_counter() - started) * 1000)
-"""
-
-
-def cold_start(module: str, runs: int) -> float:
-    """Median milliseconds for a fresh process to import ``module`` and handle a batch of 10."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": f"{ROOT}:{ROOT / 'functions' / 'consumer'}",
-        "BENCH_EVENT": json.dumps(hello_batch(10)),
-        "DLQ_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/bench-dlq",
-        "AWS_REGION": "us-east-1",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "POWERTOOLS_METRICS_NAMESPACE": "Bench",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_LOG_LEVEL": "INFO",
-    }
-    samples = []
-    for _ in range(runs):
-        out = subprocess.run(
-            [sys.executable, "-c", COLD_START.format(module=module)],
-            env=env, capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
-        samples.append(float(out.strip().splitlines()[-1]))
     return statistics.median(samples)
 
 
@@ -196,17 +135,11 @@ def main(argv: list[str] | None = None) -> int:
     handler.setStream(io.StringIO())  # logs are formatted, as in Lambda, but not shown
 
     rows: list[tuple[str, float, float, str, str]] = []
-    reference = "Powertools BatchProcessor + model_validate_json"
-    measured: dict[int, tuple[float, float]] = {}
-    for size, repeats in ((10, 30 if quick else 2000), (100, 5 if quick else 300), (10_000, 1 if quick else 7)):
-        measured[size] = per_record(size, repeats)
-    rows.append(("per-record cost, batch of 10 (us)", *measured[10], "<= 2.0", reference))
-    rows.append(("per-record cost, batch of 10,000 (us)", *measured[10_000], "<= 1.5", reference))
-    runs = 2 if quick else 11
-    ours_cold = cold_start("sqs_consumer.handler", runs)
-    naive_cold = cold_start("benchmarks.naive_handler", runs)
-    naive = "boto3 client, Logger/Metrics/Tracer at import, parser models"
-    rows.append(("cold start: import + batch of 10 (ms)", ours_cold, naive_cold, "<= 0.5", naive))
+    sizes = ((10, 50), (100, 10), (10_000, 1)) if quick else ((10, 3000), (100, 300), (10_000, 9))
+    cold, per_record, store_calls = lambda_runtime.measure(2 if quick else 15, sizes)
+    print(lambda_runtime.render(cold, [row for row in per_record if row.size != 100], store_calls))
+    print()
+    measured = {row.size: row for row in per_record}
     together, serial = concurrency(3 if quick else 15)
     rows.append(
         ("10 records x 50 ms async wait (ms)", together, 50.0, "<= 1.3", f"50 ms; one at a time: {serial:.0f} ms")
@@ -224,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<40} {ours:>9.2f} {ref:>10.2f} {ours / ref:>6.2f}  {target:<7} {what}")
     print()
     print(exactly_once.render(exactly_once.run(latency_ms=25.0, repeats=2 if quick else 9)))
-    cpu_ms_per_record = {size: measured[size][0] / 1000 for size in (10, 100)}
+    cpu_ms_per_record = {size: measured[size].ours_us / 1000 for size in (10, 100)}
     print()
     print("Cost per million messages (Lambda arm64, 256 MB, + SQS requests):")
     print(cost.render_summary(cost.scenarios(cpu_ms_per_record)))
@@ -234,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if not quick:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps({"machine": machine(), "rows": rows}, indent=2))
+        RESULTS.write_text(json.dumps({"machine": machine(), "rows": rows, "cold_start": asdict(cold),
+                                       "per_record": [asdict(row) for row in per_record]}, indent=2))  # fmt: skip
         cost.write_document(cpu_ms_per_record, machine())
         print(f"Wrote {cost.DOCUMENT.relative_to(ROOT)} and {RESULTS.relative_to(ROOT)}")
     return 0

@@ -6,6 +6,13 @@ the function's platform (``--platform``, ``--python-version``,
 ``.cache/`` keyed by the requirements, the target and pip's version, so a
 repeated synth is fast and works offline once the cache is warm. The code is
 copied beside the dependencies into a staging folder keyed by both.
+
+Lambda runs the asset from a read-only ``/var/task``, where Python cannot cache
+bytecode: without ``.pyc`` files every cold start compiles every module it imports.
+So the staging folder is compiled by a CPython of the runtime's exact minor version
+(infra/runtime_python.py) with hash-based, unchecked ``.pyc`` files, which zip
+timestamps cannot invalidate. Where no such Python is found, the asset is built
+without bytecode and one line says so.
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from infra import runtime_python
 
 ROOT = Path(__file__).resolve().parents[1]
 FUNCTION_SOURCE = ROOT / "functions" / "consumer"
@@ -95,20 +104,54 @@ def build_dependencies(target: Target, requirements: Path = REQUIREMENTS, cache_
     return folder
 
 
+def bytecode_compiler(target: Target) -> list[str] | None:
+    """A CPython of ``target``'s minor version, installed if needed; None (said in one line) if none."""
+    if target.python_version != runtime_python.VERSION:
+        print(f"asset built without bytecode: no CPython {target.python_version} is looked for", file=sys.stderr)
+        return None
+    try:
+        return runtime_python.install()
+    except (runtime_python.RuntimePythonError, OSError, subprocess.CalledProcessError) as exc:
+        print(f"asset built without bytecode: no CPython {target.python_version} found ({exc})", file=sys.stderr)
+        return None
+
+
+def _compiler_identity(compiler: list[str] | None) -> bytes:
+    if compiler is None:
+        return b"no-bytecode"
+    result = subprocess.run([*compiler, "-c", "import sys; print(sys.version)"],  # noqa: S603
+                            capture_output=True, text=True, check=True)  # fmt: skip
+    return result.stdout.encode()
+
+
+def compile_bytecode(compiler: list[str], folder: Path) -> None:
+    """``.pyc`` for every module in ``folder``, valid whatever the files' timestamps."""
+    result = subprocess.run(  # noqa: S603
+        [*compiler, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash", str(folder)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise PackagingError(f"compileall failed in {folder}:\n{result.stdout}{result.stderr}")
+
+
 def build_function_asset(target: Target, source: Path = FUNCTION_SOURCE, cache_dir: Path = CACHE_DIR) -> Path:
-    """A folder holding the function's code and its dependencies for ``target``."""
+    """A folder holding the function's code and its dependencies for ``target``, compiled for it."""
     dependencies = build_dependencies(target, cache_dir=cache_dir)
-    key = _digest(dependencies.name.encode(), _tree_digest(source))
-    staging = cache_dir / f"consumer-{key}"
+    compiler = bytecode_compiler(target)
+    key = _digest(dependencies.name.encode(), _tree_digest(source), _compiler_identity(compiler))
+    prefix = f"consumer-{target.architecture}-py{target.python_version}-"
+    staging = cache_dir / f"{prefix}{key}"
     if (staging / ".complete").is_file():
         return staging
     partial = staging.with_name(staging.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     shutil.copytree(dependencies, partial, ignore=shutil.ignore_patterns(".complete"))
     shutil.copytree(source, partial, ignore=_IGNORED, dirs_exist_ok=True)
+    if compiler is not None:
+        compile_bytecode(compiler, partial)
     shutil.rmtree(staging, ignore_errors=True)
     partial.rename(staging)
-    for stale in cache_dir.glob("consumer-*"):
+    for stale in cache_dir.glob(f"{prefix}*"):
         if stale != staging:
             shutil.rmtree(stale, ignore_errors=True)
     # The marker is excluded from the asset by the stack (see consumer_function.py).
