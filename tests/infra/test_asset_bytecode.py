@@ -62,4 +62,3 @@ def test_every_module_of_the_cold_path_has_unchecked_314_bytecode_in_the_deploye
             stale.append(name)
     assert not missing, f"{len(missing)} cold-path modules have no 3.14 .pyc in the asset: {missing[:10]}"
     assert not stale, f"{len(stale)} .pyc files are not 3.14 unchecked-hash bytecode: {stale[:10]}"
-
