@@ -20,6 +20,7 @@ RUNTIME = lambda_.Runtime.PYTHON_3_14
 ARCHITECTURE = lambda_.Architecture.ARM_64
 TARGET = Target(python_version="3.14", architecture="arm64")
 HANDLER = "sqs_consumer.handler.lambda_handler"
+LIVE_ALIAS = "live"
 
 _RETENTION = {
     1: "ONE_DAY", 3: "THREE_DAYS", 5: "FIVE_DAYS", 7: "ONE_WEEK", 14: "TWO_WEEKS", 30: "ONE_MONTH",
@@ -101,7 +102,15 @@ class ConsumerFunctionConstruct(Construct):
                 settings, queues.dead_letter_queue.queue_url, table.table_name if table is not None else None
             ),
             description="Consumes the SQS queue with partial batch responses",
+            snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if settings.snap_start else None,
         )
+        # SnapStart restores published versions only: the mapping invokes an alias of the current one.
+        self.target: lambda_.IFunction = self.function
+        if settings.snap_start:
+            self.target = lambda_.Alias(
+                self, "Live", alias_name=LIVE_ALIAS, version=self.function.current_version,
+                description="The published version the queue's event source mapping invokes",
+            )  # fmt: skip
         self.event_source = sources.SqsEventSource(
             queues.queue,
             batch_size=settings.batch_size,
@@ -112,4 +121,4 @@ class ConsumerFunctionConstruct(Construct):
             max_concurrency=settings.max_concurrency,
             metrics_config=lambda_.MetricsConfig(metrics=[lambda_.MetricType.EVENT_COUNT]),
         )
-        self.function.add_event_source(self.event_source)
+        self.target.add_event_source(self.event_source)

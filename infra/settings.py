@@ -58,6 +58,9 @@ class StackSettings(BaseModel):
     # 0 leaves retries to the visibility timeout.
     retry_backoff_base_seconds: float = Field(default=10, ge=0, le=MAX_BACKOFF_SECONDS)
     retry_backoff_cap_seconds: float = Field(default=300, gt=0, le=MAX_BACKOFF_SECONDS)
+    # SnapStart: a snapshot of the initialized function per published version; the event source
+    # mapping invokes the "live" alias of the latest version (docs/decisions.md: when to turn it on).
+    snap_start: bool = False
     # Exactly-once effects per event_id, remembered in a DynamoDB table.
     idempotency: bool = True
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -34,6 +34,7 @@ FUNCTION_TESTS = (
     "tests/unit/test_retry_backoff.py",
     "tests/unit/test_sample_events.py",
     "tests/unit/test_settings.py",
+    "tests/unit/test_snapstart.py",
 )
 TEST_TOOLS = ("pytest", "pytest-asyncio", "hypothesis", "iniconfig", "packaging", "pluggy", "pygments", "attrs",
               "sortedcontainers")  # fmt: skip

@@ -279,3 +279,29 @@ def test_every_new_dlq_arrival_raises_an_alarm(template: Template):
             "AlarmActions": Match.any_value(),
         },
     )
+
+
+def test_snap_start_publishes_a_version_and_the_mapping_invokes_its_alias():
+    _, stack = synth("snap", snap_start=True)
+    template = Template.from_stack(stack)
+    [(function_id, function)] = template.find_resources("AWS::Lambda::Function").items()
+    assert function["Properties"]["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    [(version_id, version)] = template.find_resources("AWS::Lambda::Version").items()
+    assert version["Properties"]["FunctionName"] == {"Ref": function_id}
+    [(alias_id, alias)] = template.find_resources("AWS::Lambda::Alias").items()
+    assert alias["Properties"]["Name"] == "live"
+    assert alias["Properties"]["FunctionVersion"] == {"Fn::GetAtt": [version_id, "Version"]}
+    [mapping] = template.find_resources("AWS::Lambda::EventSourceMapping").values()
+    # The alias's qualified name: <function name>:live, taken from the alias's ARN.
+    target = json.dumps(mapping["Properties"]["FunctionName"])
+    assert alias_id in target and '":live"' in target
+
+
+def test_snap_start_is_off_by_default(template: Template):
+    [function] = template.find_resources("AWS::Lambda::Function").values()
+    assert "SnapStart" not in function["Properties"]
+    assert template.find_resources("AWS::Lambda::Alias") == {}
+    [mapping] = template.find_resources("AWS::Lambda::EventSourceMapping").values()
+    assert mapping["Properties"]["FunctionName"] == {
+        "Ref": next(iter(template.find_resources("AWS::Lambda::Function")))
+    }

@@ -164,6 +164,10 @@ class BatchConsumer:
         self._visibility = visibility
         self._idempotency = idempotency
 
+    @property
+    def uses_idempotency(self) -> bool:
+        return self._idempotency is not None
+
     def handle(self, event: dict[str, Any], context: LambdaContextLike) -> PartialItemFailureResponse:
         records = event.get("Records") or []
         if not records:
@@ -214,13 +218,7 @@ class BatchConsumer:
         self._settle_idempotency(jobs, run)
         self._send_quarantined(run)
 
-        def record_handler(record: SQSRecord) -> None:
-            error = run.outcomes.get(record.message_id, _UNSETTLED)
-            if error is not None:
-                raise error
-
-        processor = BatchProcessor(EventType.SQS, raise_on_entire_batch_failure=False)
-        return process_partial_response(event, record_handler, processor, None)
+        return process_partial_response(event, _settled, _SettledBatchProcessor(run.outcomes), None)
 
     def _parsed(self, records: list[dict[str, Any]], run: _Run) -> Iterator[_Job]:
         """The records' jobs, in order; poison is queued for quarantine on the way."""
@@ -650,6 +648,34 @@ class BatchConsumer:
                 reason=reason,
                 error=trim_utf8(str(error), LOG_VALUE_BYTES),
             )
+
+
+class _SettledBatchProcessor(BatchProcessor):
+    """Powertools' SQS batch processor over a batch whose records are already settled.
+
+    The records ran before (parsed, claimed and awaited together, which a per-record
+    handler cannot do); here each one's recorded outcome is reported. Only the records
+    to list go through Powertools' ``failure_handler``, and Powertools builds the
+    response from them as it does for any processor: a success needs no bookkeeping, and
+    going through the handler call for each one cost as much as validating its body.
+    """
+
+    def __init__(self, outcomes: dict[str, Exception | None]) -> None:
+        super().__init__(EventType.SQS, raise_on_entire_batch_failure=False)
+        self._outcomes = outcomes
+
+    def process(self) -> list[tuple[Any, ...]]:
+        results: list[tuple[Any, ...]] = []
+        for raw in self.records:
+            error = self._outcomes.get(raw["messageId"], _UNSETTLED)
+            if error is not None:
+                results.append(self.failure_handler(SQSRecord(raw), (type(error), error, error.__traceback__)))
+        return results
+
+
+def _settled(record: SQSRecord) -> None:
+    """The record handler Powertools is given: never called, every record being settled already."""
+    raise AssertionError(f"record {record.message_id} was not settled before the response")
 
 
 def _fingerprint(event: BaseEvent) -> dict[str, Any]:

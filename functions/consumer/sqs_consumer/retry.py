@@ -48,10 +48,15 @@ class Backoff:
     def enabled(self) -> bool:
         return self.base_seconds > 0
 
-    def delay(self, receive_count: int, rand: Callable[[float, float], float] = random.uniform) -> int:
+    def delay(self, receive_count: int, rand: Callable[[float, float], float] | None = None) -> int:
         """Equal jitter: between half and all of ``base * 2**(receive_count - 1)``, capped."""
         ceiling = min(self.cap_seconds, self.base_seconds * 2 ** min(64, max(0, receive_count - 1)))
-        return int(min(MAX_BACKOFF_SECONDS, round(rand(ceiling / 2, ceiling))))
+        return int(min(MAX_BACKOFF_SECONDS, round((rand or _JITTER.uniform)(ceiling / 2, ceiling))))
+
+
+# The OS's randomness, not the random module's state: environments restored from one SnapStart
+# snapshot share that state, and would all pick the same jitter (their retries would arrive together).
+_JITTER = random.SystemRandom()
 
 
 NO_BACKOFF = Backoff(0, 0)

@@ -3,15 +3,20 @@
 The environment variable names are part of the contract with the stack:
 ``infra/`` builds the function's environment from ``ConsumerSettings.env_name``
 so no name is written twice.
+
+A plain pydantic model validated from ``os.environ``, not pydantic-settings: the
+function reads nothing but flat variables, and importing pydantic-settings cost
+~30 ms of every cold start (docs/decisions.md).
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from functools import cache
 from typing import Literal
 
-from pydantic import AliasChoices, Field, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sqs_consumer.errors import SettingsError
 from sqs_consumer.retry import MAX_BACKOFF_SECONDS
@@ -20,8 +25,8 @@ from sqs_consumer.sqs_limits import DEFAULT_MAX_MESSAGE_BYTES, LARGEST_MAX_MESSA
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
-class ConsumerSettings(BaseSettings):
-    model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=True, populate_by_name=True)
+class ConsumerSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
     service_name: str = Field(
         default="sqs-consumer", min_length=1, validation_alias=AliasChoices("POWERTOOLS_SERVICE_NAME", "service_name")
@@ -119,10 +124,10 @@ class ConsumerSettings(BaseSettings):
         return first
 
     @classmethod
-    def from_env(cls) -> ConsumerSettings:
-        """Read and validate the environment, with one readable error."""
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ConsumerSettings:
+        """Read and validate the environment (names are case-sensitive), with one readable error."""
         try:
-            return cls()
+            return cls.model_validate(dict(os.environ if environ is None else environ))
         except ValidationError as exc:
             # Each error's location is the environment variable that was read.
             problems = "; ".join(
