@@ -29,7 +29,7 @@ from typing import Any, cast
 
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 
-from sqs_consumer.idempotency import PowertoolsIdempotency, dynamodb_persistence
+from sqs_consumer.idempotency import DynamoDBIdempotency, dynamodb_store
 from sqs_consumer.models import HelloEvent
 from sqs_consumer.observability import logger
 from sqs_consumer.processing import BatchConsumer
@@ -114,13 +114,13 @@ def measure(size: int, handler: Any, latency_ms: float, repeats: int) -> Row:
     hook = LatencyStore(latency_ms / 1000)
 
     def persistence() -> Any:
-        layer = dynamodb_persistence(TABLE, 86_400)
+        layer = dynamodb_store(TABLE, 86_400)
         layer.client.meta.events.register("before-send.dynamodb", cast(Any, hook))
         return layer
 
     registry = EventRegistry([Route(HelloEvent, handler)])
     on = BatchConsumer(registry, FakeQuarantine(), max_concurrent_records=size,
-                       idempotency=PowertoolsIdempotency(persistence))  # fmt: skip
+                       idempotency=DynamoDBIdempotency(persistence))  # fmt: skip
     off = BatchConsumer(registry, FakeQuarantine(), max_concurrent_records=size)
     on.handle(new_events(1), FakeContext())  # the client is created once per execution environment
     timings: dict[str, list[float]] = {"on": [], "off": []}

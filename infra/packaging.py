@@ -18,6 +18,7 @@ without bytecode and one line says so.
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import subprocess
 import sys
@@ -31,6 +32,11 @@ FUNCTION_SOURCE = ROOT / "functions" / "consumer"
 REQUIREMENTS = ROOT / "requirements.txt"
 CACHE_DIR = ROOT / ".cache" / "assets"
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", "tests")
+# The AWS services whose botocore models the asset keeps: the ones the function's clients call
+# (sqs_consumer/clients.py). botocore lists every model folder it ships when it makes a client,
+# and 400-odd folders cost a cold start some 40 ms; a handler that calls another service adds
+# it here (botocore's UnknownServiceError names the services the asset has).
+BOTOCORE_SERVICES = ("dynamodb", "sqs")
 
 
 class PackagingError(RuntimeError):
@@ -81,7 +87,7 @@ def _pip_version() -> bytes:
 def build_dependencies(target: Target, requirements: Path = REQUIREMENTS, cache_dir: Path = CACHE_DIR) -> Path:
     """Install the pinned requirements for ``target`` once; return the folder."""
     key = _digest(requirements.read_bytes(), target.python_version.encode(), target.architecture.encode(),
-                  _pip_version())  # fmt: skip
+                  _pip_version(), " ".join(BOTOCORE_SERVICES).encode())  # fmt: skip
     folder = cache_dir / f"deps-{target.architecture}-py{target.python_version}-{key}"
     if (folder / ".complete").is_file():
         return folder
@@ -98,10 +104,32 @@ def build_dependencies(target: Target, requirements: Path = REQUIREMENTS, cache_
             f"pip could not install {requirements.name} for Python {target.python_version} on "
             f"{target.architecture} (needs network once, then the cache in {cache_dir} is used):\n{result.stderr}"
         )
+    _prune_botocore_models(partial)
     shutil.rmtree(folder, ignore_errors=True)
     partial.rename(folder)
     (folder / ".complete").write_text("ok\n")
     return folder
+
+
+def _prune_botocore_models(site: Path) -> None:
+    """Keep the service models of ``BOTOCORE_SERVICES`` (and botocore's shared data files) only."""
+    data = site / "botocore" / "data"
+    if not data.is_dir():
+        return
+    unknown = [name for name in BOTOCORE_SERVICES if not (data / name).is_dir()]
+    if unknown:
+        raise PackagingError(f"BOTOCORE_SERVICES names services botocore does not have: {', '.join(unknown)}")
+    for entry in data.iterdir():
+        if entry.is_dir() and entry.name not in BOTOCORE_SERVICES:
+            shutil.rmtree(entry)
+    # The legacy endpoint data (1.2 MB, decoded whole when the first client is made): the kept
+    # services' entries and every partition's own data, unchanged.
+    endpoints_file = data / "endpoints.json"
+    endpoints = json.loads(endpoints_file.read_text())
+    for partition in endpoints["partitions"]:
+        partition["services"] = {name: value for name, value in partition["services"].items()
+                                 if name in BOTOCORE_SERVICES}  # fmt: skip
+    endpoints_file.write_text(json.dumps(endpoints, separators=(",", ":")))
 
 
 def bytecode_compiler(target: Target) -> list[str] | None:

@@ -13,7 +13,7 @@ from aws_cdk import aws_sqs as sqs
 from cdk_nag import AwsSolutionsChecks
 
 from infra.consumer_function import TARGET
-from infra.packaging import build_function_asset
+from infra.packaging import BOTOCORE_SERVICES, build_function_asset
 from tests.infra.conftest import synth
 
 
@@ -59,3 +59,33 @@ def test_asset_compiled_dependency_matches_function_platform():
     assert (asset / "sqs_consumer" / "handler.py").is_file()
     # Bytecode of the runtime's Python only: nothing compiled by the Python that ran the build.
     assert {path.name.split(".")[-2] for path in asset.rglob("*.pyc")} == {"cpython-314"}
+
+
+def _client_endpoint(data: Path, service: str, region: str, *, fips: bool = False) -> str:
+    import botocore.loaders
+    import botocore.session
+    from botocore.config import Config
+
+    session = botocore.session.Session()
+    session.register_component(
+        "data_loader", botocore.loaders.Loader(extra_search_paths=[str(data)], include_default_search_paths=False)
+    )
+    client = session.create_client(service, region_name=region, aws_access_key_id="a", aws_secret_access_key="b",
+                                   config=Config(use_fips_endpoint=fips))  # fmt: skip
+    return str(client.meta.endpoint_url)
+
+
+def test_the_asset_keeps_only_its_botocore_models_and_resolves_their_endpoints_as_botocore_does():
+    import botocore
+
+    asset = build_function_asset(TARGET)
+    kept = asset / "botocore" / "data"
+    assert (asset / "botocore" / "__init__.py").read_text().count(f"__version__ = '{botocore.__version__}'") == 1
+    assert sorted(path.name for path in kept.iterdir() if path.is_dir()) == sorted(BOTOCORE_SERVICES)
+    full = Path(botocore.__file__).parent / "data"
+    for service in BOTOCORE_SERVICES:
+        for region, fips in (("us-east-1", False), ("us-east-1", True), ("eu-central-1", False), ("cn-north-1", False),
+                             ("us-gov-west-1", True), ("us-isob-east-1", False), ("eusc-de-east-1", False)):  # fmt: skip
+            assert _client_endpoint(kept, service, region, fips=fips) == _client_endpoint(
+                full, service, region, fips=fips
+            )

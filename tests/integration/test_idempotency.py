@@ -1,4 +1,8 @@
-"""Exactly-once effects per event_id, with the Powertools persistence layer on moto's DynamoDB."""
+"""Exactly-once effects per event_id, in Powertools' table format, on moto's DynamoDB.
+
+Records written by Powertools' own persistence layer (configured as the store is) are read by
+the consumer, and the consumer's records by Powertools: the format is checked, not assumed.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,17 @@ from typing import Any
 
 import boto3
 import pytest
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyItemAlreadyExistsError
 from moto import mock_aws
 
-from sqs_consumer.idempotency import PowertoolsIdempotency, dynamodb_persistence, event_data
+from sqs_consumer.idempotency import (
+    FINGERPRINT_JMESPATH,
+    KEY_NAMESPACE,
+    DynamoDBIdempotency,
+    dynamodb_store,
+    event_data,
+)
 from sqs_consumer.models import HelloEvent
 from sqs_consumer.processing import BatchConsumer
 from sqs_consumer.registry import EventRegistry, RecordInfo, Route
@@ -58,8 +70,20 @@ class Effects:
         self.count[event.event_id] += 1
 
 
+def powertools_layer() -> DynamoDBPersistenceLayer:
+    """Powertools' own persistence layer, configured as the consumer's store is."""
+    layer = DynamoDBPersistenceLayer(table_name=TABLE)
+    layer.configure(
+        IdempotencyConfig(
+            event_key_jmespath="event_id", payload_validation_jmespath=FINGERPRINT_JMESPATH, expires_after_seconds=TTL
+        ),
+        function_name=KEY_NAMESPACE,
+    )
+    return layer
+
+
 def consumer(handler) -> BatchConsumer:
-    idempotency = PowertoolsIdempotency(lambda: dynamodb_persistence(TABLE, TTL))
+    idempotency = DynamoDBIdempotency(lambda: dynamodb_store(TABLE, TTL))
     return BatchConsumer(EventRegistry([Route(HelloEvent, handler)]), FakeQuarantine(), idempotency=idempotency)
 
 
@@ -161,12 +185,12 @@ class StoreCalls:
 
 def counted_consumer(handler, calls: StoreCalls, **kwargs) -> BatchConsumer:
     def persistence():
-        layer = dynamodb_persistence(TABLE, TTL)
+        layer = dynamodb_store(TABLE, TTL)
         layer.client.meta.events.register("before-call.dynamodb", calls)
         return layer
 
     registry = EventRegistry([Route(HelloEvent, handler)])
-    return BatchConsumer(registry, FakeQuarantine(), idempotency=PowertoolsIdempotency(persistence), **kwargs)
+    return BatchConsumer(registry, FakeQuarantine(), idempotency=DynamoDBIdempotency(persistence), **kwargs)
 
 
 @pytest.mark.parametrize(("size", "expected"), [(10, ["TransactWriteItems", "BatchWriteItem"]), (100, None)])
@@ -203,7 +227,7 @@ def test_a_batch_with_processed_and_new_events_runs_only_the_new_ones(dynamodb):
 
 
 def quarantining_consumer(quarantine: FakeQuarantine) -> BatchConsumer:
-    idempotency = PowertoolsIdempotency(lambda: dynamodb_persistence(TABLE, TTL))
+    idempotency = DynamoDBIdempotency(lambda: dynamodb_store(TABLE, TTL))
     return BatchConsumer(REGISTRY, quarantine, idempotency=idempotency)
 
 
@@ -247,7 +271,7 @@ def test_an_event_id_reused_within_one_batch_is_quarantined(dynamodb):
 def test_a_record_stored_before_fingerprints_is_still_a_duplicate(dynamodb):
     # GIVEN a completed record as the previous release wrote it: no fingerprint
     effects = Effects()
-    layer = dynamodb_persistence(TABLE, TTL)
+    layer = powertools_layer()
     key = layer._get_hashed_idempotency_key({"event_id": "evt_old"})
     dynamodb.put_item(TableName=TABLE, Item={
         "id": {"S": key}, "expiration": {"N": str(int(time.time()) + 3600)},
@@ -269,7 +293,7 @@ class RecordingVisibility:
 
 def test_a_copy_in_progress_elsewhere_waits_for_that_record_to_expire(dynamodb):
     # GIVEN the event held in progress by another execution for 90 more seconds
-    layer = dynamodb_persistence(TABLE, TTL)
+    layer = powertools_layer()
     message = copy_of("evt_1")
     layer.save_inprogress(data=event_data(REGISTRY.parse(message["body"])), remaining_time_in_millis=90_000)
     visibility = RecordingVisibility()
@@ -305,13 +329,13 @@ def test_a_store_that_does_not_answer_makes_records_retryable_within_the_reserve
         released.wait(10)
 
     def persistence():
-        layer = dynamodb_persistence(TABLE, TTL)
+        layer = dynamodb_store(TABLE, TTL)
         layer.client.meta.events.register("before-call.dynamodb", hang)
         return layer
 
     effects = Effects()
     subject = BatchConsumer(EventRegistry([Route(HelloEvent, effects.sync)]), FakeQuarantine(), time_reserve_ms=1_000,
-                            idempotency=PowertoolsIdempotency(persistence))  # fmt: skip
+                            idempotency=DynamoDBIdempotency(persistence))  # fmt: skip
     message = copy_of("evt_1")
     try:
         # WHEN a batch arrives with 1.5 s left
@@ -327,7 +351,39 @@ def test_a_store_that_does_not_answer_makes_records_retryable_within_the_reserve
 
 
 def test_the_store_client_has_short_timeouts_and_standard_retries(aws_credentials):
-    config: Any = dynamodb_persistence(TABLE, TTL).client.meta.config
+    config: Any = dynamodb_store(TABLE, TTL).client.meta.config
     assert (config.connect_timeout, config.read_timeout) == (1, 2)
     assert config.retries["mode"] == "standard"
     assert config.retries["total_max_attempts"] <= 3
+
+
+def test_keys_and_fingerprints_are_powertools_own(dynamodb):
+    store, layer = dynamodb_store(TABLE, TTL), powertools_layer()
+    for body in (sqs.body("hello", {"name": "x"}, event_id="evt_1"), sqs.body("hello", {"name": "é"}, event_id="évt")):
+        data = event_data(REGISTRY.parse(body))
+        key = layer._get_hashed_idempotency_key(data)
+        assert key is not None
+        assert store.key(data) == layer._get_key(key)
+        assert store.fingerprint(data) == layer._get_hashed_payload(data)
+
+
+def test_an_event_completed_by_powertools_is_a_duplicate_and_ours_is_one_for_powertools(dynamodb):
+    # GIVEN an event Powertools' own utility completed, and one the consumer completed
+    layer, effects = powertools_layer(), Effects()
+    by_powertools, by_us = copy_of("evt_pt"), copy_of("evt_us")
+    data = event_data(REGISTRY.parse(by_powertools["body"]))
+    layer.save_inprogress(data=data, remaining_time_in_millis=60_000)
+    layer.save_success(data=data, result={})
+    consumer(effects.sync).handle(sqs.event(by_us), FakeContext())
+
+    # WHEN copies of both arrive
+    response = consumer(effects.sync).handle(sqs.event(copy_of("evt_pt"), copy_of("evt_us")), FakeContext())
+
+    # THEN neither runs again, and Powertools sees the consumer's record as completed
+    assert failed_ids(response) == []
+    assert effects.count == {"evt_us": 1}
+    with pytest.raises(IdempotencyItemAlreadyExistsError):
+        layer.save_inprogress(data=event_data(REGISTRY.parse(by_us["body"])), remaining_time_in_millis=60_000)
+    record = layer.get_record(event_data(REGISTRY.parse(by_us["body"])))
+    assert record is not None
+    assert record.status == "COMPLETED"

@@ -1,11 +1,11 @@
 """Lambda entry point: wires settings, the registry and the DLQ, then delegates.
 
 Nothing heavy happens at import: settings are read and the consumer built on
-the first invocation, and boto3 only when a message must be quarantined.
+the first invocation, and botocore's clients when first needed (clients.py).
 
 Under SnapStart (``AWS_LAMBDA_INITIALIZATION_TYPE=snap-start``) the init phase is
 snapshotted once per published version, so it does what the first invocation would:
-settings, the consumer, the parser, and the imports of the store and SQS clients.
+settings, the consumer, the parser, botocore and the service models of its clients.
 Nothing made then must break on restore: no client, connection or credentials are
 created at init, and the retry jitter draws from the OS (retry.py).
 """
@@ -19,7 +19,8 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sqs_consumer.idempotency import PowertoolsIdempotency, dynamodb_persistence
+from sqs_consumer.clients import preload_service_models
+from sqs_consumer.idempotency import DynamoDBIdempotency, dynamodb_store
 from sqs_consumer.observability import build_metrics, logger
 from sqs_consumer.processing import BatchConsumer
 from sqs_consumer.quarantine import SqsQuarantine
@@ -46,11 +47,11 @@ def build_consumer(settings: ConsumerSettings, registry: EventRegistry = REGISTR
     )
 
 
-def _idempotency(settings: ConsumerSettings) -> PowertoolsIdempotency | None:
+def _idempotency(settings: ConsumerSettings) -> DynamoDBIdempotency | None:
     table, ttl = settings.idempotency_table, settings.idempotency_ttl_seconds
     if table is None:
         return None
-    return PowertoolsIdempotency(lambda: dynamodb_persistence(table, ttl))
+    return DynamoDBIdempotency(lambda: dynamodb_store(table, ttl))
 
 
 @cache
@@ -62,9 +63,9 @@ def _prepare_snapshot() -> None:
     """What the first invocation would do, minus anything that must not outlive a restore."""
     consumer = _consumer()
     _ = REGISTRY.adapter  # the parser's validator, built from the models
-    if consumer.uses_idempotency:
-        import aws_lambda_powertools.utilities.idempotency  # noqa: F401, PLC0415
-    import boto3  # noqa: F401, PLC0415  # the quarantine's and the backoff's SQS client, made on first use
+    # botocore and the service models its clients are made from (read from disk, no credentials).
+    services = ["sqs", "dynamodb"] if consumer.uses_idempotency else ["sqs"]
+    preload_service_models(services)
 
 
 if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":

@@ -1,7 +1,10 @@
 """Exactly-once effects per business event (SQS delivers at least once), at the cost of a batch.
 
-Built on the Powertools idempotency persistence layer (DynamoDB), whose table format it keeps.
-Its decorators cannot wrap async handlers nor a batch, so the consumer drives the steps itself,
+The table is the one Powertools' idempotency utility (``DynamoDBStore``) writes, item
+for item: the same key, hashes, attributes and statuses, so either can read what the other wrote
+(tests/integration/test_idempotency.py checks it against Powertools itself). Its decorators cannot
+wrap async handlers nor a batch, and its persistence layer makes one call per record and imports
+boto3 (~100 ms of every cold start), so the consumer drives the steps itself on a botocore client,
 for all the records of a batch together:
 
 - ``claim``: one conditional in-progress write per distinct event, 100 to a ``TransactWriteItems``
@@ -19,30 +22,34 @@ The record is looked up by ``event_id`` (as before, so a deployed table keeps it
 carries a fingerprint of ``[event_type, payload]`` in Powertools' payload-validation attribute.
 Every call runs within the time reserve (budget.py) on a client with short timeouts: a store that
 does not answer makes the records retryable and never lets the function time out.
-The persistence layer (and boto3) is created on first use, never at import.
+The store (and botocore) is created on first use, never at import.
 """
 
 from __future__ import annotations
 
 import enum
+import hashlib
 import json
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqs_consumer.budget import MAX_ATTEMPTS, Deadline, client_config, run_parallel, shortfall
+from sqs_consumer.budget import MAX_ATTEMPTS, Deadline, run_parallel, shortfall
+from sqs_consumer.clients import dynamodb_client
 from sqs_consumer.errors import DeadlineReachedError
 from sqs_consumer.models.base import BaseEvent
 from sqs_consumer.observability import logger
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.idempotency.persistence.dynamodb import DynamoDBPersistenceLayer
+    from mypy_boto3_dynamodb import DynamoDBClient
 
-# The namespace of the keys: "<function>.<namespace>#<md5 of event_id>".
+# The namespace of the keys: "<function>.<namespace>#<md5 of event_id>" (Powertools' function_name).
 KEY_NAMESPACE = "sqs_consumer.events"
-# What the fingerprint covers: a reused event_id with another type or payload is told apart.
+# What the fingerprint covers, as Powertools' payload_validation_jmespath: a reused event_id with
+# another type or payload is told apart.
 FINGERPRINT_JMESPATH = "[event_type, payload]"
 BATCH_WRITE_ITEMS = 25
 TRANSACT_ITEMS = 100
@@ -84,22 +91,75 @@ class Idempotency(Protocol):
         """Mark ``succeeded`` completed and delete the in-progress records of ``released``; never raise."""
 
 
-def dynamodb_persistence(table_name: str, expires_after_seconds: int) -> DynamoDBPersistenceLayer:
-    from aws_lambda_powertools.utilities.idempotency import (  # noqa: PLC0415  # deferred: imports boto3
-        DynamoDBPersistenceLayer,
-        IdempotencyConfig,
-    )
+@dataclass(frozen=True, slots=True)
+class StoredRecord:
+    """What an item of the table says (Powertools' ``DataRecord``, the fields read here)."""
 
-    persistence = DynamoDBPersistenceLayer(table_name=table_name, boto_config=client_config())
-    persistence.configure(
-        IdempotencyConfig(
-            event_key_jmespath="event_id",
-            payload_validation_jmespath=FINGERPRINT_JMESPATH,
-            expires_after_seconds=expires_after_seconds,
-        ),
-        function_name=KEY_NAMESPACE,
-    )
-    return persistence
+    status: str
+    expiry_timestamp: int | None
+    in_progress_expiry_timestamp: int | None
+    payload_hash: str | None
+
+
+class DynamoDBStore:
+    """The idempotency table in Powertools' format, on a botocore client with budget.py's config.
+
+    Configured as Powertools' ``DynamoDBStore`` would be with
+    ``IdempotencyConfig(event_key_jmespath="event_id", payload_validation_jmespath=FINGERPRINT_JMESPATH,
+    expires_after_seconds=...)`` and ``function_name=KEY_NAMESPACE``.
+    """
+
+    key_attr = "id"
+    expiry_attr = "expiration"
+    in_progress_expiry_attr = "in_progress_expiration"
+    status_attr = "status"
+    data_attr = "data"
+    validation_key_attr = "validation"
+
+    def __init__(self, table_name: str, expires_after_seconds: int, client: DynamoDBClient | None = None) -> None:
+        self.table_name = table_name
+        self.expires_after_seconds = expires_after_seconds
+        self.key_prefix = f"{os.getenv('AWS_LAMBDA_FUNCTION_NAME', 'test-func')}.{KEY_NAMESPACE}"
+        self.client = client if client is not None else dynamodb_client()
+
+    def key(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The item's key: Powertools' hashed idempotency key of ``data``'s event_id."""
+        return {self.key_attr: {"S": f"{self.key_prefix}#{_powertools_hash(data['event_id'])}"}}
+
+    def fingerprint(self, data: dict[str, Any]) -> str:
+        """Powertools' payload hash: of ``[event_type, payload]``."""
+        return _powertools_hash([data.get("event_type"), data.get("payload")])
+
+    def expiry(self) -> int:
+        return int(time.time() + self.expires_after_seconds)
+
+    def record(self, item: dict[str, Any]) -> StoredRecord:
+        """An item as DynamoDB returns it (attribute values typed ``{"S": ...}``, ``{"N": ...}``)."""
+
+        def number(name: str) -> int | None:
+            value = item.get(name, {}).get("N")
+            return int(float(value)) if value is not None else None
+
+        return StoredRecord(
+            status=str(item.get(self.status_attr, {}).get("S", "")),
+            expiry_timestamp=number(self.expiry_attr),
+            in_progress_expiry_timestamp=number(self.in_progress_expiry_attr),
+            payload_hash=item.get(self.validation_key_attr, {}).get("S"),
+        )
+
+
+# Powertools' record statuses.
+INPROGRESS = "INPROGRESS"
+COMPLETED = "COMPLETED"
+
+
+def _powertools_hash(data: Any) -> str:
+    """Powertools' ``_generate_hash`` with its default hash function (md5): of the sorted JSON."""
+    return hashlib.md5(json.dumps(data, sort_keys=True).encode(), usedforsecurity=False).hexdigest()
+
+
+def dynamodb_store(table_name: str, expires_after_seconds: int) -> DynamoDBStore:
+    return DynamoDBStore(table_name, expires_after_seconds)
 
 
 def event_data(event: BaseEvent) -> dict[str, Any]:
@@ -111,17 +171,17 @@ def event_data(event: BaseEvent) -> dict[str, Any]:
     return event.model_dump(mode="json", include={"event_id", "event_type", "payload"}, exclude_unset=True)
 
 
-class PowertoolsIdempotency:
+class DynamoDBIdempotency:
     def __init__(
         self,
-        persistence_factory: Callable[[], DynamoDBPersistenceLayer],
+        persistence_factory: Callable[[], DynamoDBStore],
         clock_ms: Callable[[], float] = lambda: time.time() * 1000,
     ) -> None:
         self._factory = persistence_factory
-        self._persistence: DynamoDBPersistenceLayer | None = None
+        self._persistence: DynamoDBStore | None = None
         self._clock_ms = clock_ms
 
-    def _store(self) -> DynamoDBPersistenceLayer:
+    def _store(self) -> DynamoDBStore:
         if self._persistence is None:
             self._persistence = self._factory()
         return self._persistence
@@ -144,9 +204,7 @@ class PowertoolsIdempotency:
                 claims += outcome
         return claims
 
-    def _claimer(
-        self, store: DynamoDBPersistenceLayer, events: list[BaseEvent], remaining_ms: int
-    ) -> Callable[[], list[Claim]]:
+    def _claimer(self, store: DynamoDBStore, events: list[BaseEvent], remaining_ms: int) -> Callable[[], list[Claim]]:
         """One transaction of conditional in-progress writes; the events that conflict are told apart
         from the reasons DynamoDB gives, and the others written again together."""
 
@@ -183,25 +241,20 @@ class PowertoolsIdempotency:
 
         return claim
 
-    def _existing(self, store: DynamoDBPersistenceLayer, event: BaseEvent, item: dict[str, Any] | None) -> Claim:
+    def _existing(self, store: DynamoDBStore, event: BaseEvent, item: dict[str, Any] | None) -> Claim:
         """What the record that refused our in-progress write says about ``event``."""
-        from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import (  # noqa: PLC0415
-            STATUS_CONSTANTS,
-        )
-
         data = event_data(event)
         if item is None:  # an older DynamoDB answer without the item: read it
-            key = store._get_hashed_idempotency_key(data=data)
-            item = store.client.get_item(
-                TableName=store.table_name, Key=store._get_key(key or ""), ConsistentRead=True
-            ).get("Item")
+            item = store.client.get_item(TableName=store.table_name, Key=store.key(data), ConsistentRead=True).get(
+                "Item"
+            )
         if item is None:  # gone since: whoever held it released it; retry at once
             return Claim(ClaimState.IN_PROGRESS, EventInProgressError("its record changed meanwhile", 1))
-        record = store._item_to_data_record(item)
+        record = store.record(dict(item))
         # A record written before fingerprints were stored has none: it is the same event.
-        if record.payload_hash and record.payload_hash != store._get_hashed_payload(data=data):
+        if record.payload_hash and record.payload_hash != store.fingerprint(data):
             return Claim(ClaimState.REUSED)
-        if record.status == STATUS_CONSTANTS["COMPLETED"]:
+        if record.status == COMPLETED:
             return Claim(ClaimState.DUPLICATE)
         expiry_ms = record.in_progress_expiry_timestamp
         left_s = max(0, math.ceil((float(expiry_ms) - self._clock_ms()) / 1000)) if expiry_ms else 0
@@ -239,22 +292,16 @@ def _unavailable(event: BaseEvent, error: BaseException | None) -> Exception:
     return StoreUnavailableError(f"idempotency store failed for event_id {event.event_id!r}: {error}")
 
 
-def _in_progress_put(store: DynamoDBPersistenceLayer, event: BaseEvent, remaining_ms: int) -> dict[str, Any]:
+def _in_progress_put(store: DynamoDBStore, event: BaseEvent, remaining_ms: int) -> dict[str, Any]:
     """The item and condition of Powertools' ``save_inprogress``, as a transaction's Put."""
-    from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import (  # noqa: PLC0415
-        STATUS_CONSTANTS,
-    )
-
     data = event_data(event)
-    key = store._get_hashed_idempotency_key(data=data)
-    assert key is not None
     now = time.time()
     item: dict[str, Any] = {
-        **store._get_key(key),
-        store.expiry_attr: {"N": str(store._get_expiry_timestamp())},
-        store.status_attr: {"S": STATUS_CONSTANTS["INPROGRESS"]},
+        **store.key(data),
+        store.expiry_attr: {"N": str(store.expiry())},
+        store.status_attr: {"S": INPROGRESS},
         store.in_progress_expiry_attr: {"N": str(int(now * 1000) + remaining_ms)},
-        store.validation_key_attr: {"S": store._get_hashed_payload(data=data)},
+        store.validation_key_attr: {"S": store.fingerprint(data)},
     }
     # Free, expired, or in progress past its expiry (a timed-out execution): Powertools' condition.
     condition = (
@@ -275,39 +322,31 @@ def _in_progress_put(store: DynamoDBPersistenceLayer, event: BaseEvent, remainin
             "ExpressionAttributeValues": {
                 ":now": {"N": str(int(now))},
                 ":now_in_millis": {"N": str(int(now * 1000))},
-                ":inprogress": {"S": STATUS_CONSTANTS["INPROGRESS"]},
+                ":inprogress": {"S": INPROGRESS},
             },
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
     }
 
 
-def _completed(store: DynamoDBPersistenceLayer, event: BaseEvent) -> dict[str, Any]:
+def _completed(store: DynamoDBStore, event: BaseEvent) -> dict[str, Any]:
     """The item Powertools' ``save_success`` leaves, written whole (BatchWriteItem has no update)."""
-    from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import (  # noqa: PLC0415
-        STATUS_CONSTANTS,
-    )
-
     data = event_data(event)
-    key = store._get_hashed_idempotency_key(data=data)
-    assert key is not None
     item: dict[str, Any] = {
-        **store._get_key(key),
-        store.expiry_attr: {"N": str(store._get_expiry_timestamp())},
-        store.status_attr: {"S": STATUS_CONSTANTS["COMPLETED"]},
+        **store.key(data),
+        store.expiry_attr: {"N": str(store.expiry())},
+        store.status_attr: {"S": COMPLETED},
         store.data_attr: {"S": json.dumps({})},
-        store.validation_key_attr: {"S": store._get_hashed_payload(data=data)},
+        store.validation_key_attr: {"S": store.fingerprint(data)},
     }
     return {"PutRequest": {"Item": item}}
 
 
-def _released(store: DynamoDBPersistenceLayer, event: BaseEvent) -> dict[str, Any]:
-    key = store._get_hashed_idempotency_key(data=event_data(event))
-    assert key is not None
-    return {"DeleteRequest": {"Key": store._get_key(key)}}
+def _released(store: DynamoDBStore, event: BaseEvent) -> dict[str, Any]:
+    return {"DeleteRequest": {"Key": store.key(event_data(event))}}
 
 
-def _writer(store: DynamoDBPersistenceLayer, requests: list[dict[str, Any]], deadline: Deadline) -> Callable[[], int]:
+def _writer(store: DynamoDBStore, requests: list[dict[str, Any]], deadline: Deadline) -> Callable[[], int]:
     """One BatchWriteItem, its unprocessed items retried while time is left; returns how many were left."""
 
     def write() -> int:

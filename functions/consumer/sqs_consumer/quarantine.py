@@ -7,7 +7,7 @@ whatever the poison looks like (sqs_limits.py): the body is sent unchanged, the
 attributes keep to SQS's characters and count, and the reason is trimmed so that
 body and attributes fit the DLQ's maximum message size. The sends of a batch go
 out together (SendMessageBatch, in parallel) within the time reserve (budget.py).
-boto3 is imported and its client created only here, on first use.
+Its SQS client is made on first use (clients.py).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqs_consumer.budget import Deadline, run_parallel
+from sqs_consumer.clients import sqs_client
 from sqs_consumer.errors import QuarantineFailedError
 from sqs_consumer.observability import logger
-from sqs_consumer.sqs_client import default_client
 from sqs_consumer.sqs_limits import (
     DEFAULT_MAX_MESSAGE_BYTES,
     MAX_MESSAGE_ATTRIBUTES,
@@ -145,7 +145,7 @@ class SqsQuarantine:
         *,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         endpoint_url: str | None = None,
-        client_factory: Callable[[str | None], SQSClient] = default_client,
+        client_factory: Callable[[str | None], SQSClient] = sqs_client,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._queue_url = queue_url

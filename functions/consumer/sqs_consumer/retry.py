@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from sqs_consumer.budget import Deadline, run_parallel, shortfall
+from sqs_consumer.clients import sqs_client
 from sqs_consumer.observability import logger
-from sqs_consumer.sqs_client import default_client
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -92,7 +92,7 @@ class SqsVisibility:
         self,
         *,
         endpoint_url: str | None = None,
-        client_factory: Callable[[str | None], SQSClient] = default_client,
+        client_factory: Callable[[str | None], SQSClient] = sqs_client,
     ) -> None:
         self._endpoint_url = endpoint_url
         self._client_factory = client_factory

@@ -1,0 +1,55 @@
+"""The function's AWS clients (SQS for the quarantine and the retry backoff, DynamoDB for the
+idempotency store), made with botocore on first use only.
+
+botocore, not boto3: boto3 adds nothing the function uses (no resources, no S3 transfers) and
+importing it, with s3transfer, cost ~100 ms of every cold start (docs/decisions.md). The clients
+share one botocore session, and the config of budget.py (short timeouts, standard retries).
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from sqs_consumer.budget import client_config
+
+if TYPE_CHECKING:
+    from botocore.session import Session
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sqs import SQSClient
+
+# botocore sessions are not thread-safe while they create clients; the function creates a
+# client from the thread that first needs it, which may be one of budget.py's workers.
+_CREATING = threading.Lock()
+
+
+@cache
+def _session() -> Session:
+    import botocore.session  # noqa: PLC0415  # deferred: see module docstring
+
+    return botocore.session.get_session()
+
+
+def _client(service: str, endpoint_url: str | None) -> Any:
+    with _CREATING:
+        return _session().create_client(service, endpoint_url=endpoint_url, config=client_config())
+
+
+def sqs_client(endpoint_url: str | None) -> SQSClient:
+    client: SQSClient = _client("sqs", endpoint_url)
+    return client
+
+
+def dynamodb_client(endpoint_url: str | None = None) -> DynamoDBClient:
+    client: DynamoDBClient = _client("dynamodb", endpoint_url)
+    return client
+
+
+def preload_service_models(services: list[str]) -> None:
+    """Load the clients' service models into the session (for a SnapStart snapshot): no client,
+    no credentials, no connection."""
+    session = _session()
+    with _CREATING:
+        for service in services:
+            session.get_service_model(service)
