@@ -30,27 +30,16 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-
 from benchmarks import cost, exactly_once, lambda_runtime
+from benchmarks.references import hello_batch
 from sqs_consumer.models import HelloEvent
 from sqs_consumer.observability import logger
 from sqs_consumer.processing import BatchConsumer
 from sqs_consumer.registry import EventRegistry, RecordInfo, Route
-from tests.support import sqs_events as sqs
 from tests.support.fakes import FakeContext, FakeQuarantine
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / ".cache" / "bench" / "results.json"
-
-
-def hello_batch(size: int) -> dict[str, Any]:
-    return sqs.event(*(sqs.record(sqs.body("hello", {"name": f"user-{i}"})) for i in range(size)))
-
-
-def reference_handler(event: dict[str, Any]) -> Any:
-    processor = BatchProcessor(EventType.SQS)
-    return process_partial_response(event, lambda record: HelloEvent.model_validate_json(record.body), processor, None)
 
 
 def median_seconds(action: Callable[[], Any], repeats: int) -> float:
@@ -81,7 +70,7 @@ def concurrency(repeats: int) -> tuple[float, float]:
 PEAK_RSS = """
 import io, json, resource, sys
 sys.path[:0] = {paths!r}
-from benchmarks.__main__ import hello_batch, reference_handler
+from benchmarks.references import hello_batch, reference_handler
 from sqs_consumer.processing import BatchConsumer
 from sqs_consumer.routes import REGISTRY
 from sqs_consumer.observability import build_metrics, logger
@@ -98,7 +87,10 @@ else:
 handling_peak = tracemalloc.get_traced_memory()[1] / 2**20
 tracemalloc.stop()
 sys.stdout = out
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, handling_peak)
+# VmHWM: this program's own peak (ru_maxrss would keep the parent's peak across fork and exec).
+status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines() if ":" in line)
+peak_kib = int(status["VmHWM"].split()[0]) if "VmHWM" in status else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(peak_kib / 1024, handling_peak)
 """
 
 
