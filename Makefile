@@ -6,6 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+CHECKOV_VENV := .cache/checkov
 NODE_STAMP := node_modules/.installed
 STAGE ?= dev
 EVENT ?= events/hello.json
@@ -28,7 +29,7 @@ setup: $(STAMP) $(NODE_STAMP) ## Create .venv and node_modules with the pinned v
 # uv installs the pinned set in seconds (pip takes minutes, mostly compiling aws-cdk-lib).
 UV_VERSION := 0.13.8
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt requirements-checkov.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/uv pip install --quiet -r requirements-dev.txt
@@ -36,6 +37,9 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/uv pip install --quiet --no-deps -e .
 	# The Lambda emulator, taken once from the pinned aws-sam-cli wheel into .cache/rie/.
 	$(BIN)/python -c "from local.emulator import rie_binary; rie_binary()"
+	# checkov in its own environment: its pins conflict with cfn-lint's (requirements-checkov.txt).
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	VIRTUAL_ENV=$(CURDIR)/$(CHECKOV_VENV) $(BIN)/uv pip install --quiet -r requirements-checkov.txt
 	# CPython 3.14, the runtime's Python, into .cache/python3.14/ when none is found (infra/runtime_python.py).
 	$(BIN)/python -m infra.runtime_python install > /dev/null
 	touch $@

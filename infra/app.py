@@ -12,6 +12,8 @@ from infra.stack import ConsumerStack, stack_name
 def build_app(app: App) -> ConsumerStack:
     stage = str(app.node.try_get_context("stage") or DEFAULT_STAGE)
     settings = StackSettings.for_stage(stage, app.node.try_get_context("stages"))
-    stack = ConsumerStack(app, stack_name(stage), settings=settings, description=f"SQS consumer on Lambda ({stage})")
+    stack = ConsumerStack(
+        app, stack_name(stage), stage=stage, settings=settings, description=f"SQS consumer on Lambda ({stage})"
+    )
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return stack

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infra.idempotency_table import IdempotencyTableConstruct
+from infra.network import VpcPlacementConstruct
 from infra.packaging import Target, build_function_asset
 from infra.queues import QueuesConstruct
 from infra.settings import StackSettings
@@ -20,6 +24,8 @@ RUNTIME = lambda_.Runtime.PYTHON_3_14
 ARCHITECTURE = lambda_.Architecture.ARM_64
 TARGET = Target(python_version="3.14", architecture="arm64")
 HANDLER = "sqs_consumer.handler.lambda_handler"
+# On the source queue: the mapping's polling and deletes, the consumer's retry backoff.
+QUEUE_ACTIONS = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility")
 LIVE_ALIAS = "live"
 
 _RETENTION = {
@@ -29,6 +35,10 @@ _RETENTION = {
     1827: "FIVE_YEARS", 2192: "SIX_YEARS", 2557: "SEVEN_YEARS", 2922: "EIGHT_YEARS", 3288: "NINE_YEARS",
     3653: "TEN_YEARS",
 }  # fmt: skip
+
+
+def _construct_suffix(name: str) -> str:
+    return "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", name) if part) or "Secret"
 
 
 def function_environment(settings: StackSettings, dlq_url: str, table_name: str | None) -> dict[str, str]:
@@ -45,6 +55,9 @@ def function_environment(settings: StackSettings, dlq_url: str, table_name: str 
         "retry_backoff_base_seconds": f"{settings.retry_backoff_base_seconds:g}",
         "retry_backoff_cap_seconds": f"{settings.retry_backoff_cap_seconds:g}",
     }
+    if settings.secrets:
+        values["secret_names"] = json.dumps(settings.secrets, sort_keys=True)
+        values["secrets_max_age_seconds"] = str(settings.secrets_max_age_seconds)
     if table_name is not None:
         values["idempotency_table"] = table_name
         values["idempotency_ttl_seconds"] = str(settings.idempotency_ttl_seconds)
@@ -68,15 +81,19 @@ class ConsumerFunctionConstruct(Construct):
             self,
             "LogGroup",
             retention=logs.RetentionDays[_RETENTION[settings.log_retention_days]],
-            removal_policy=RemovalPolicy.DESTROY,
+            removal_policy=RemovalPolicy.RETAIN if settings.retain_data else RemovalPolicy.DESTROY,
         )
-        # An explicit role: writing its own logs and sending quarantined messages to
-        # the DLQ; the event source adds what polling the queue needs. Nothing else.
+        # An explicit role with what the function and its mapping call, and nothing else: its own
+        # logs; on the queue, what the mapping polls and deletes with and the backoff's visibility
+        # changes; on the DLQ, the quarantine's sends (SendMessageBatch is authorized as SendMessage).
         self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
         self.log_group.grant_write(self.role)
-        self.role.add_to_policy(
-            iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[queues.dead_letter_queue.queue_arn])
-        )
+        queues.queue.grant(self.role, *QUEUE_ACTIONS)
+        queues.dead_letter_queue.grant(self.role, "sqs:SendMessage")
+        self.vpc_placement = VpcPlacementConstruct(self, "Network", settings.vpc, settings) if settings.vpc else None
+        for handle, name in settings.secrets.items():
+            secret = secretsmanager.Secret.from_secret_name_v2(self, f"Secret{_construct_suffix(handle)}", name)
+            secret.grant_read(self.role)
         table = idempotency.table if idempotency is not None else None
         if table is not None:
             # What the consumer's idempotency calls, on this table only: conditional puts in
@@ -93,14 +110,19 @@ class ConsumerFunctionConstruct(Construct):
             memory_size=settings.function_memory_mb,
             timeout=Duration.seconds(settings.function_timeout_seconds),
             reserved_concurrent_executions=settings.reserved_concurrency,
+            recursive_loop=lambda_.RecursiveLoop.TERMINATE,
             role=self.role,
             log_group=self.log_group,
             logging_format=lambda_.LoggingFormat.JSON,
             application_log_level_v2=lambda_.ApplicationLogLevel[settings.log_level.replace("WARNING", "WARN")],
-            system_log_level_v2=lambda_.SystemLogLevel.WARN,
+            # INFO keeps platform.report, the REPORT line the memory alarm reads Max Memory Used from.
+            system_log_level_v2=lambda_.SystemLogLevel.INFO,
             environment=function_environment(
                 settings, queues.dead_letter_queue.queue_url, table.table_name if table is not None else None
             ),
+            vpc=self.vpc_placement.vpc if self.vpc_placement else None,
+            vpc_subnets=self.vpc_placement.subnets if self.vpc_placement else None,
+            security_groups=[self.vpc_placement.security_group] if self.vpc_placement else None,
             description="Consumes the SQS queue with partial batch responses",
             snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if settings.snap_start else None,
         )
@@ -111,14 +133,22 @@ class ConsumerFunctionConstruct(Construct):
                 self, "Live", alias_name=LIVE_ALIAS, version=self.function.current_version,
                 description="The published version the queue's event source mapping invokes",
             )  # fmt: skip
-        self.event_source = sources.SqsEventSource(
-            queues.queue,
+        # The mapping, made directly rather than through SqsEventSource, whose grant would add
+        # sqs:GetQueueUrl, which neither the mapping nor the function calls.
+        pollers = settings.provisioned_pollers
+        self.event_source_mapping = self.target.add_event_source_mapping(
+            "SqsEventSource",
+            event_source_arn=queues.queue.queue_arn,
             batch_size=settings.batch_size,
             max_batching_window=(
                 Duration.seconds(settings.max_batching_window_seconds) if settings.max_batching_window_seconds else None
             ),
             report_batch_item_failures=True,
-            max_concurrency=settings.max_concurrency,
+            max_concurrency=settings.mapping_max_concurrency,
+            provisioned_poller_config=(
+                lambda_.ProvisionedPollerConfig(minimum_pollers=pollers.minimum, maximum_pollers=pollers.maximum)
+                if pollers
+                else None
+            ),
             metrics_config=lambda_.MetricsConfig(metrics=[lambda_.MetricType.EVENT_COUNT]),
         )
-        self.target.add_event_source(self.event_source)

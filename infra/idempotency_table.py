@@ -29,5 +29,7 @@ class IdempotencyTableConstruct(Construct):
                 point_in_time_recovery_enabled=True
             ),
             encryption=dynamodb.TableEncryptionV2.aws_managed_key(),
-            removal_policy=RemovalPolicy.DESTROY,
+            # prod keeps its records (a redeploy must not forget what was processed) and refuses a delete.
+            removal_policy=RemovalPolicy.RETAIN if settings.retain_data else RemovalPolicy.DESTROY,
+            deletion_protection=settings.retain_data,
         )

@@ -30,7 +30,8 @@ class QueuesConstruct(Construct):
             max_message_size_bytes=settings.dlq_max_message_size_bytes,
             fifo=fifo,
             content_based_deduplication=dedup,
-            removal_policy=RemovalPolicy.RETAIN,
+            # prod keeps what waits for a redrive; dev and local clean up with the stack.
+            removal_policy=RemovalPolicy.RETAIN if settings.retain_data else RemovalPolicy.DESTROY,
         )
         self.queue = sqs.Queue(
             self,
@@ -46,4 +47,5 @@ class QueuesConstruct(Construct):
             ),
             fifo=fifo,
             content_based_deduplication=dedup,
+            removal_policy=RemovalPolicy.RETAIN if settings.retain_data else RemovalPolicy.DESTROY,
         )

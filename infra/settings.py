@@ -8,9 +8,10 @@ the setting and the bound.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sqs_consumer.retry import MAX_BACKOFF_SECONDS
 from sqs_consumer.settings import ConsumerSettings
@@ -24,6 +25,71 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
 
 class StackSettingsError(ValueError):
     """A stage's settings break an AWS rule; the message says what to change."""
+
+
+_ARN = r"arn:aws(-cn|-us-gov|-iso|-iso-[a-z]|-eusc)?"
+
+
+def _arn(pattern: str, what: str, example: str) -> AfterValidator:
+    """A check that the string matches ``pattern``; its error names what is expected, with an example."""
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise ValueError(f"{value!r} is not {what} (for example {example})")
+        return value
+
+    return AfterValidator(check)
+
+
+_IAM_PATH = r"[\w+=,.@/-]+"
+IamPrincipalArn = Annotated[str, _arn(rf"{_ARN}:iam::\d{{12}}:(root|role/{_IAM_PATH}|user/{_IAM_PATH})",
+                                      "an IAM role, user or account ARN",
+                       "arn:aws:iam::123456789012:role/orders-service")]  # fmt: skip
+SnsTopicArn = Annotated[str, _arn(rf"{_ARN}:sns:[a-z0-9-]+:\d{{12}}:[\w-]{{1,256}}(\.fifo)?", "an SNS topic ARN",
+                   "arn:aws:sns:eu-west-1:123456789012:orders")]  # fmt: skip
+EventRuleArn = Annotated[str, _arn(rf"{_ARN}:events:[a-z0-9-]+:\d{{12}}:rule/[\w./-]+", "an EventBridge rule ARN",
+                    "arn:aws:events:eu-west-1:123456789012:rule/orders-to-queue")]  # fmt: skip
+
+
+SecretHandle = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+SecretName = Annotated[str, Field(pattern=r"^[A-Za-z0-9/_+=.@-]{1,512}$")]
+
+
+class ProvisionedPollers(BaseModel):
+    """The mapping's provisioned mode: SQS accepts 2-200 minimum and 2-2,000 maximum pollers."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    minimum: int = Field(default=2, ge=2, le=200)
+    maximum: int = Field(default=200, ge=2, le=2_000)
+
+
+class VpcPlacement(BaseModel):
+    """Private subnets of an existing VPC, by id: synth stays offline (no lookup)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    vpc_id: str = Field(pattern=r"^vpc-[0-9a-f]{8,17}$")
+    availability_zones: tuple[str, ...] = Field(min_length=1)
+    private_subnet_ids: tuple[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")], ...] = Field(min_length=1)
+    private_subnet_route_table_ids: tuple[Annotated[str, Field(pattern=r"^rtb-[0-9a-f]{8,17}$")], ...] = Field(
+        min_length=1
+    )
+    # "endpoints": an SQS interface endpoint and a DynamoDB gateway endpoint in this VPC.
+    # "nat": the subnets already route to the internet through a NAT; no endpoint is made.
+    egress: Literal["endpoints", "nat"] = "endpoints"
+
+    @model_validator(mode="after")
+    def _one_per_zone(self) -> VpcPlacement:
+        zones, subnets = len(self.availability_zones), len(self.private_subnet_ids)
+        tables = len(self.private_subnet_route_table_ids)
+        if not zones == subnets == tables:
+            raise ValueError(
+                f"vpc needs one private subnet and one route table per availability zone (got {zones} zone(s), "
+                f"{subnets} subnet(s), {tables} route table(s))"
+            )
+        return self
 
 
 class StackSettings(BaseModel):
@@ -46,9 +112,12 @@ class StackSettings(BaseModel):
     # The event source mapping (seed: SQS_MAX_MESSAGES, WORKER_POLL_INTERVAL, replicas).
     batch_size: int = Field(default=10, ge=1, le=10_000)
     max_batching_window_seconds: int = Field(default=0, ge=0, le=300)
+    # At most this many concurrent invocations from the mapping (not in provisioned mode).
     max_concurrency: int = Field(default=3, ge=2, le=1_000)
-    # The function.
-    reserved_concurrency: int = Field(default=5, ge=1)
+    # Provisioned mode: event pollers kept ready (billed per poller), instead of max_concurrency.
+    provisioned_pollers: ProvisionedPollers | None = None
+    # The function. Unset: the function draws on the account's unreserved pool (see README).
+    reserved_concurrency: int | None = Field(default=None, ge=1)
     function_timeout_seconds: int = Field(default=30, ge=1, le=900)
     function_memory_mb: int = Field(default=256, ge=128, le=10_240)
     # Seed: WORKER_SHUTDOWN_TIMEOUT, the time kept in reserve before the function's timeout.
@@ -65,15 +134,37 @@ class StackSettings(BaseModel):
     idempotency: bool = True
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_retention_days: int = 30
-    # Monitoring and producers.
+    # Monitoring.
     oldest_message_age_alarm_seconds: int = Field(default=600, ge=60)
     alarm_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-    producer_principals: tuple[str, ...] = ()
+    # An existing SNS topic for the alarms instead of the stack's own (its policy must let
+    # cloudwatch.amazonaws.com publish; see docs/runbook.md).
+    alarm_topic_arn: SnsTopicArn | None = None
+    # Producers: IAM roles or users (or accounts) that may send, and AWS services by their source.
+    producer_principals: tuple[IamPrincipalArn, ...] = ()
+    producer_sns_topics: tuple[SnsTopicArn, ...] = ()
+    producer_event_rules: tuple[EventRuleArn, ...] = ()
+    # Security: private subnets of an existing VPC (ids only: synth makes no lookup), and the
+    # Secrets Manager secrets the handlers may read: the name handlers use -> the secret's name.
+    vpc: VpcPlacement | None = None
+    secrets: dict[
+        Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")],
+        Annotated[str, Field(pattern=r"^[A-Za-z0-9/_+=.@-]{1,512}$")],
+    ] = Field(default_factory=dict)
+    secrets_max_age_seconds: int = Field(default=300, ge=0, le=86_400)
+    # Stage hygiene: prod keeps its data and refuses stack deletion; dev and local clean up.
+    retain_data: bool = False
+    termination_protection: bool = False
 
     @property
     def idempotency_ttl_seconds(self) -> int:
         """A message can wait its retention in the queue, then the DLQ's before a redrive."""
         return self.retention_period_seconds + self.dlq_retention_period_seconds
+
+    @property
+    def mapping_max_concurrency(self) -> int | None:
+        """The mapping's maximum concurrency: none in provisioned mode, where the pollers bound it."""
+        return None if self.provisioned_pollers is not None else self.max_concurrency
 
     @property
     def max_receive_count(self) -> int:
@@ -106,7 +197,7 @@ class StackSettings(BaseModel):
             raise StackSettingsError(f"invalid settings for stage {stage!r}: {problems}") from None
 
 
-def _rule_violations(s: StackSettings) -> list[str]:
+def _rule_violations(s: StackSettings) -> list[str]:  # noqa: PLR0912  # one branch per AWS rule
     problems: list[str] = []
     # AWS: a visibility timeout of at least six times the function timeout, plus the
     # batching window, so a message is not redelivered while a batch holding it runs
@@ -120,9 +211,28 @@ def _rule_violations(s: StackSettings) -> list[str]:
         )
     # Reserved concurrency below the mapping's maximum throttles invocations, and
     # throttled receives push good messages to the DLQ unprocessed.
-    if s.reserved_concurrency < s.max_concurrency:
+    if (
+        s.reserved_concurrency is not None
+        and s.mapping_max_concurrency is not None
+        and (s.reserved_concurrency < s.mapping_max_concurrency)
+    ):
         problems.append(
             f"reserved_concurrency ({s.reserved_concurrency}) must be >= max_concurrency ({s.max_concurrency})"
+        )
+    if s.provisioned_pollers is not None:
+        if "max_concurrency" in s.model_fields_set:
+            problems.append(
+                "provisioned_pollers and max_concurrency are alternatives: remove max_concurrency to use "
+                "provisioned mode, or remove provisioned_pollers"
+            )
+        if s.provisioned_pollers.minimum > s.provisioned_pollers.maximum:
+            problems.append(
+                f"provisioned_pollers.minimum ({s.provisioned_pollers.minimum}) must be <= "
+                f"provisioned_pollers.maximum ({s.provisioned_pollers.maximum})"
+            )
+    if s.alarm_topic_arn is not None and s.alarm_email is not None:
+        problems.append(
+            "alarm_email subscribes to the stack's own topic: with alarm_topic_arn, subscribe to that topic instead"
         )
     # A standard queue's DLQ keeps the original enqueue time: it must keep messages longer.
     if s.dlq_retention_period_seconds <= s.retention_period_seconds:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import CfnOutput, Stack, Tags
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from infra import scanner_skips
 from infra.consumer_function import ConsumerFunctionConstruct
 from infra.idempotency_table import IdempotencyTableConstruct
 from infra.monitoring import MonitoringConstruct
@@ -20,9 +21,13 @@ def stack_name(stage: str) -> str:
 
 
 class ConsumerStack(Stack):
-    def __init__(self, scope: Construct, construct_id: str, *, settings: StackSettings, **kwargs: Any) -> None:
-        super().__init__(scope, construct_id, **kwargs)
+    def __init__(
+        self, scope: Construct, construct_id: str, *, stage: str, settings: StackSettings, **kwargs: Any
+    ) -> None:
+        super().__init__(scope, construct_id, termination_protection=settings.termination_protection, **kwargs)
         self.settings = settings
+        Tags.of(self).add("service", settings.service_name)
+        Tags.of(self).add("stage", stage)
         self.queues = QueuesConstruct(self, "Queues", settings=settings)
         self.idempotency = (
             IdempotencyTableConstruct(self, "Idempotency", settings=settings) if settings.idempotency else None
@@ -33,9 +38,8 @@ class ConsumerStack(Stack):
         self.monitoring = MonitoringConstruct(
             self, "Monitoring", settings=settings, queues=self.queues, consumer=self.consumer
         )
-        # Upstream services named in the stage's settings may send to the queue.
-        for principal in settings.producer_principals:
-            self.queues.queue.grant_send_messages(iam.ArnPrincipal(principal))
+        self._allow_producers(settings)
+        scanner_skips.apply(self, settings)
 
         outputs = {
             "QueueUrl": self.queues.queue.queue_url,
@@ -47,3 +51,26 @@ class ConsumerStack(Stack):
         }
         for name, value in outputs.items():
             CfnOutput(self, name, value=value)
+
+    def _allow_producers(self, settings: StackSettings) -> None:
+        """The queue policy for the stage's producers: IAM principals, and AWS services by source ARN."""
+        queue = self.queues.queue
+        for principal in settings.producer_principals:
+            queue.add_to_resource_policy(
+                iam.PolicyStatement(
+                    principals=[iam.ArnPrincipal(principal)], actions=["sqs:SendMessage"], resources=[queue.queue_arn]
+                )
+            )
+        # A service principal may send only on behalf of the named topics or rules (the confused
+        # deputy: without the condition, any account's topic could publish to this queue).
+        for service, sources in (("sns.amazonaws.com", settings.producer_sns_topics),
+                                 ("events.amazonaws.com", settings.producer_event_rules)):  # fmt: skip
+            if sources:
+                queue.add_to_resource_policy(
+                    iam.PolicyStatement(
+                        principals=[iam.ServicePrincipal(service)],
+                        actions=["sqs:SendMessage"],
+                        resources=[queue.queue_arn],
+                        conditions={"ArnEquals": {"aws:SourceArn": list(sources)}},
+                    )
+                )

@@ -99,6 +99,18 @@ class ConsumerSettings(BaseModel):
         description="How long a processed event_id is remembered.",
         validation_alias=AliasChoices("IDEMPOTENCY_TTL_SECONDS", "idempotency_ttl_seconds"),
     )
+    secret_names: dict[str, str] = Field(
+        default_factory=dict,
+        description="The secrets handlers may read (secrets.py): the name they use -> the Secrets Manager name.",
+        validation_alias=AliasChoices("SECRET_NAMES", "secret_names"),
+    )
+    secrets_max_age_seconds: int = Field(
+        default=300,
+        ge=0,
+        le=86_400,
+        description="How long a secret read is cached before Secrets Manager is asked again.",
+        validation_alias=AliasChoices("SECRETS_MAX_AGE_SECONDS", "secrets_max_age_seconds"),
+    )
     aws_endpoint_url: str | None = Field(
         default=None,
         description="Only for local runs: botocore's own variable, pointing every client at the emulated services.",
