@@ -43,7 +43,7 @@ def prod() -> Template:
     return Template.from_stack(synth("prod", **STAGES["prod"])[1])
 
 
-def resources(template: Template, kind: str) -> list[dict[str, Any]]:
+def resources(template: Template, kind: str) -> list[Any]:
     return list(template.find_resources(kind).values())
 
 
