@@ -1,29 +1,49 @@
-"""cdk-nag (AwsSolutions) and cfn-lint on the synthesized app, and the asset's platform."""
+"""cdk-nag (AwsSolutions), cfn-lint and checkov on every stage's template, and the asset's platform."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aws_cdk import App, Stack, Validations
 from aws_cdk import aws_sqs as sqs
 from cdk_nag import AwsSolutionsChecks
 
+from infra.app import build_app
 from infra.consumer_function import TARGET
 from infra.packaging import BOTOCORE_SERVICES, build_function_asset
-from tests.infra.conftest import synth
+from tests.infra.test_production import FULL
+
+ROOT = Path(__file__).resolve().parents[2]
+CHECKOV = ROOT / ".cache" / "checkov" / "bin" / "checkov"
+# Every stage of cdk.json, and one with every production option on (VPC, secrets, producers, pollers).
+SCANNED = {
+    **json.loads((ROOT / "cdk.json").read_text())["context"]["stages"],
+    "options": {**{k: v for k, v in FULL.items() if k != "alarm_topic_arn"}, "alarm_email": "oncall@example.com"},
+}
 
 
-def test_cdk_nag_reports_no_findings(tmp_path):
-    # GIVEN the app with the AwsSolutions pack registered (build_app does it)
-    app, _ = synth()
-    # WHEN it synthesizes (a finding would raise ValidationFailed)
-    assembly = app.synth()
-    # THEN the validation report holds no finding
-    report = json.loads((Path(assembly.directory) / "validation-report.json").read_text())
+@pytest.fixture(scope="module")
+def synthesized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Path]]:
+    """Each scanned stage synthesized as `cdk synth` does it: its assembly folder and its template."""
+    out = {}
+    for stage, settings in SCANNED.items():
+        app = App(outdir=str(tmp_path_factory.mktemp(stage)), context={"stage": stage, "stages": {stage: settings}})
+        stack = build_app(app)
+        assembly = Path(app.synth().directory)  # a cdk-nag finding would raise ValidationFailed here
+        out[stage] = (assembly, assembly / f"{stack.stack_name}.template.json")
+    return out
+
+
+@pytest.mark.parametrize("stage", sorted(SCANNED))
+def test_cdk_nag_reports_no_findings(synthesized, stage):
+    assembly, _ = synthesized[stage]
+    report = json.loads((assembly / "validation-report.json").read_text())
     assert report["pluginReports"] == []
 
 
@@ -37,10 +57,9 @@ def test_cdk_nag_is_active_on_such_an_app():
         app.synth()
 
 
-def test_cfn_lint_finds_no_errors(tmp_path):
-    app, stack = synth()
-    assembly = app.synth()
-    template = Path(assembly.directory) / f"{stack.stack_name}.template.json"
+@pytest.mark.parametrize("stage", sorted(SCANNED))
+def test_cfn_lint_finds_no_errors(synthesized, stage):
+    _, template = synthesized[stage]
     result = subprocess.run(
         [str(Path(sys.executable).with_name("cfn-lint")), "--format", "parseable", str(template)],
         capture_output=True, text=True, check=False,
@@ -49,6 +68,41 @@ def test_cfn_lint_finds_no_errors(tmp_path):
     assert errors == [], result.stdout
     # 0: clean, 4: warnings only; errors set bit 2.
     assert result.returncode in (0, 4), result.stdout + result.stderr
+
+
+def checkov(template: Path) -> dict[str, Any]:
+    result = subprocess.run(
+        [str(CHECKOV), "--file", str(template), "--framework", "cloudformation", "--output", "json",
+         "--skip-download", "--compact"],
+        capture_output=True, text=True, check=False, env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
+    )  # fmt: skip
+    assert result.stdout.strip(), f"checkov printed nothing (make setup installs it):\n{result.stderr[-2000:]}"
+    report: dict[str, Any] = json.loads(result.stdout)
+    return report
+
+
+@pytest.mark.parametrize("stage", sorted(SCANNED))
+def test_checkov_fails_no_check_and_every_skip_carries_its_reason(synthesized, stage):
+    _, template = synthesized[stage]
+    results = checkov(template)["results"]
+    failed = [(c["check_id"], c["resource"]) for c in results["failed_checks"]]
+    assert failed == []
+    assert results["passed_checks"]
+    decisions = (ROOT / "docs" / "decisions.md").read_text()
+    for skipped in results["skipped_checks"]:
+        reason = skipped["check_result"].get("suppress_comment", "")
+        assert len(reason) > 40, (skipped["check_id"], reason)
+        assert skipped["check_id"] in decisions, f"{skipped['check_id']} is skipped but not listed in decisions.md"
+
+
+def test_checkov_is_active_on_a_careless_template(tmp_path):
+    # A Lambda function with none of the stack's settings must fail, or the test above proves nothing.
+    template = tmp_path / "careless.json"
+    template.write_text(json.dumps({"Resources": {"Fn": {"Type": "AWS::Lambda::Function", "Properties": {
+        "Runtime": "python3.14", "Handler": "a.b", "Role": "arn:aws:iam::123456789012:role/r",
+        "Code": {"ZipFile": "x"}}}}}))  # fmt: skip
+    failed = {c["check_id"] for c in checkov(template)["results"]["failed_checks"]}
+    assert {"CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_115"} <= failed
 
 
 def test_asset_compiled_dependency_matches_function_platform():

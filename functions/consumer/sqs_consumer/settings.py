@@ -11,12 +11,13 @@ function reads nothing but flat variables, and importing pydantic-settings cost
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from functools import cache
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sqs_consumer.errors import SettingsError
 from sqs_consumer.retry import MAX_BACKOFF_SECONDS
@@ -116,6 +117,12 @@ class ConsumerSettings(BaseModel):
         description="Only for local runs: botocore's own variable, pointing every client at the emulated services.",
         validation_alias=AliasChoices("AWS_ENDPOINT_URL", "aws_endpoint_url"),
     )
+
+    @field_validator("secret_names", mode="before")
+    @classmethod
+    def _json_mapping(cls, value: object) -> object:
+        # The environment carries the mapping as a JSON object.
+        return json.loads(value) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _backoff_cap_covers_base(self) -> ConsumerSettings:
