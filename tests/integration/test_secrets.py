@@ -10,6 +10,7 @@ import pytest
 from moto import mock_aws
 
 from sqs_consumer import secrets
+from sqs_consumer.handler import build_consumer
 from sqs_consumer.handlers.document_processed import API_KEY_SECRET
 from sqs_consumer.processing import BatchConsumer
 from sqs_consumer.routes import REGISTRY
@@ -29,6 +30,8 @@ def secrets_manager(aws_credentials, monkeypatch: pytest.MonkeyPatch) -> Iterato
     monkeypatch.setenv(ConsumerSettings.env_name("secrets_max_age_seconds"), "300")
     get_settings.cache_clear()
     secrets._provider.cache_clear()
+    # What the entry point does with the stage's settings when it builds the consumer.
+    build_consumer(get_settings())
     calls: list[str] = []
     with mock_aws():
         boto3.client("secretsmanager", region_name="us-east-1").create_secret(Name=SECRET_NAME, SecretString="k-1")
@@ -39,6 +42,7 @@ def secrets_manager(aws_credentials, monkeypatch: pytest.MonkeyPatch) -> Iterato
         yield calls
     get_settings.cache_clear()
     secrets._provider.cache_clear()
+    secrets.configure({}, 300)
 
 
 def documents(count: int) -> dict:

@@ -19,6 +19,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from sqs_consumer import secrets
 from sqs_consumer.clients import preload_service_models
 from sqs_consumer.idempotency import DynamoDBIdempotency, dynamodb_store
 from sqs_consumer.observability import build_metrics, logger
@@ -32,6 +33,7 @@ from sqs_consumer.settings import ConsumerSettings, get_settings
 
 def build_consumer(settings: ConsumerSettings, registry: EventRegistry = REGISTRY) -> BatchConsumer:
     logger.setLevel(settings.log_level)
+    secrets.configure(settings.secret_names, settings.secrets_max_age_seconds)
     return BatchConsumer(
         registry,
         SqsQuarantine(
