@@ -8,7 +8,8 @@
 4. peak RSS while handling 10,000 records, vs the BatchProcessor reference;
 5. exactly-once cost: batches of new events against an idempotency store with 25 ms of latency
    per call, with idempotency on and off (benchmarks.exactly_once);
-6. cost per million messages (written to docs/cost.md by benchmarks.cost).
+6. cost per million messages (written to docs/cost.md by benchmarks.cost); the figures above are
+   written to docs/performance.md (benchmarks.report).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cost, exactly_once, lambda_runtime
+from benchmarks import cost, exactly_once, lambda_runtime, report
 from benchmarks.references import hello_batch
 from sqs_consumer.models import HelloEvent
 from sqs_consumer.observability import logger
@@ -148,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, ours, ref, target, what in rows:
         print(f"{name:<40} {ours:>9.2f} {ref:>10.2f} {ours / ref:>6.2f}  {target:<7} {what}")
     print()
-    print(exactly_once.render(exactly_once.run(latency_ms=25.0, repeats=2 if quick else 9)))
+    idempotency = exactly_once.run(latency_ms=25.0, repeats=2 if quick else 9)
+    print(exactly_once.render(idempotency))
     cpu_ms_per_record = {size: measured[size].ours_us / 1000 for size in (10, 100)}
     print()
     print("Cost per million messages (Lambda arm64, 256 MB, + SQS requests):")
@@ -162,7 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         RESULTS.write_text(json.dumps({"machine": machine(), "rows": rows, "cold_start": asdict(cold),
                                        "per_record": [asdict(row) for row in per_record]}, indent=2))  # fmt: skip
         cost.write_document(cpu_ms_per_record, machine())
-        print(f"Wrote {cost.DOCUMENT.relative_to(ROOT)} and {RESULTS.relative_to(ROOT)}")
+        report.write(machine(), cold, per_record, rows, idempotency)
+        written = (cost.DOCUMENT, report.DOCUMENT, RESULTS)
+        print("Wrote " + ", ".join(str(path.relative_to(ROOT)) for path in written))
     return 0
 
 

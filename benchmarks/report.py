@@ -1,0 +1,124 @@
+"""docs/performance.md, written by ``make bench`` from the figures of the run that printed them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from benchmarks import exactly_once
+from benchmarks.lambda_runtime import ColdStart, PerRecord
+
+DOCUMENT = Path(__file__).resolve().parents[1] / "docs" / "performance.md"
+
+
+def _ratio_row(name: str, figures: tuple[float, float], unit: str, target: str, what: str) -> str:
+    ours, reference = figures
+    return f"| {name} | {ours:,.2f} {unit} | {reference:,.2f} {unit} | {ours / reference:.2f} | {target} | {what} |"
+
+
+def render(
+    machine: str,
+    cold: ColdStart,
+    per_record: list[PerRecord],
+    rows: list[tuple[str, float, float, str, str]],
+    idempotency: list[exactly_once.Row],
+) -> str:
+    by_size = {row.size: row for row in per_record}
+    lines = [
+        "# Performance",
+        "",
+        "Written by `make bench` (benchmarks/), every figure beside its reference measured in the same run,",
+        f"medians of repeated runs. Machine: {machine} (shared and noisy: compare ratios, not",
+        f"absolute figures). Run on {dt.date.today().isoformat()}.",
+        "",
+        "## As Lambda runs it",
+        "",
+        "benchmarks/lambda_runtime.py: the asset `cdk synth` builds (bytecode compiled by CPython 3.14),",
+        "built for this machine's CPU, copied read-only, run by CPython 3.14 with no bytecode writing and",
+        "the `dev` stage's environment (idempotency on, the DynamoDB table answered by a stub on loopback).",
+        "",
+        "| figure | ours | reference | ratio | target | reference is |",
+        "|---|---:|---:|---:|---|---|",
+        _ratio_row(
+            "cold start: import + first batch of 10",
+            (cold.ours_ms, cold.naive_ms),
+            "ms",
+            "<= 0.5",
+            "the naive handler deployed as users do (below)",
+        ),
+    ]
+    for size, target in ((10, "<= 2.0"), (10_000, "<= 1.5")):
+        if size in by_size:
+            row = by_size[size]
+            name = f"per record, entry point, batch of {size:,}"
+            bare = "a bare Powertools `BatchProcessor` parsing the same contract"
+            lines.append(_ratio_row(name, (row.ours_us, row.bare_us), "us", target, bare))
+    lines += [
+        "",
+        "- Cold start: fresh processes, ours and the reference interleaved, timed inside each process from",
+        "  before the handler's import to the first response (what Lambda bills beyond its own runtime",
+        "  start; a process's exit, which Lambda never runs, is left out). The reference is",
+        "  benchmarks/naive_handler.py (Logger, Metrics, Tracer and a boto3 client at import, parser models)",
+        "  with Powertools, pydantic and the X-Ray SDK bundled without bytecode, and boto3 from a folder",
+        "  compiled as the runtime's `/var/runtime` is.",
+        "- Per record: through `lambda_handler` (Logger context, EMF, response), on events shaped as",
+        "  `sam local generate-event sqs receive-message` prints them, idempotency off (its cost is the",
+        "  next section's); the two alternate sample by sample, the garbage collector on.",
+        "",
+        "## In process",
+        "",
+        "| figure | ours | reference | ratio | target | reference is |",
+        "|---|---:|---:|---:|---|---|",
+    ]
+    for name, ours, reference, target, what in rows:
+        lines.append(f"| {name} | {ours:,.2f} | {reference:,.2f} | {ours / reference:.2f} | {target} | {what} |")
+    lines += [
+        "",
+        "## Exactly-once cost",
+        "",
+        "benchmarks/exactly_once.py: batches of new events with idempotency on and off, against a store that",
+        f"answers each call after {idempotency[0].latency_ms:g} ms, as a DynamoDB table across a network does.",
+        "",
+        "| batch | handlers | idempotency on | off | store calls | round trips of store latency | target |",
+        "|---:|---|---:|---:|---:|---:|---|",
+    ]
+    for item in idempotency:
+        target = "<= 4" if item.size <= 10 else "<= 8"
+        lines.append(f"| {item.size} | {item.handlers} | {item.on_ms:.1f} ms | {item.off_ms:.1f} ms | "
+                     f"{item.store_calls} | {item.round_trips:.1f} | {target} |")  # fmt: skip
+    lines += [
+        "",
+        "## What the cold path costs, and what was removed",
+        "",
+        "`-X importtime` under 3.14, read-only asset, import plus a first batch with idempotency on. Kept:",
+        "the Powertools batch utility with Logger and Metrics (~110 ms with pydantic's share), pydantic and",
+        "the event models (~90 ms), botocore and the DynamoDB client (~110 ms import, ~60 ms for the client).",
+        "Removed: compiling every module on each cold start (the asset ships 3.14 bytecode), boto3 and",
+        "s3transfer (~100 ms; the function's clients are botocore's), Powertools' idempotency package",
+        "(imported boto3), pydantic-settings (~30 ms), and ~40 ms of botocore listing 400-odd service model",
+        "folders and decoding its 1.2 MB endpoints file (the asset keeps the models it calls).",
+        "docs/decisions.md gives each choice; SnapStart (`snap_start`) removes the init from the cold path.",
+        "",
+        "## Per-record cost: what remains",
+        "",
+        "The response is built by Powertools from the failed records only (a `BatchProcessor` whose",
+        "`process()` hands them to `failure_handler`); successes are counted once in the EMF document, and",
+        "the batch summary line is written only when a record did not succeed. What ours still pays beyond",
+        "the bare reference, per record: the record's `RecordInfo`, its route, a deadline check against the",
+        "Lambda context, two timer reads and the per-type counters (about 3 us here); per batch: the",
+        "Logger's context injection (~15 us) and the EMF document (~25 us).",
+        "",
+        "Cost per million messages is in docs/cost.md, produced by the same run.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write(
+    machine: str,
+    cold: ColdStart,
+    per_record: list[PerRecord],
+    rows: list[tuple[str, float, float, str, str]],
+    idempotency: list[exactly_once.Row],
+) -> None:
+    DOCUMENT.write_text(render(machine, cold, per_record, rows, idempotency))
