@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     handler.setStream(io.StringIO())  # logs are formatted, as in Lambda, but not shown
 
     rows: list[tuple[str, float, float, str, str]] = []
-    sizes = ((10, 50), (100, 10), (10_000, 1)) if quick else ((10, 3000), (100, 300), (10_000, 9))
+    sizes = ((10, 50), (100, 10), (10_000, 1)) if quick else ((10, 3000), (100, 300), (10_000, 25))
     cold, per_record, store_calls = lambda_runtime.measure(2 if quick else 15, sizes)
     print(lambda_runtime.render(cold, [row for row in per_record if row.size != 100], store_calls))
     print()

@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.lambda_runtime", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="few runs: checks that the benchmark runs")
     args = parser.parse_args(argv)
-    sizes = ((10, 50), (10_000, 1)) if args.quick else ((10, 3000), (10_000, 9))
+    sizes = ((10, 50), (10_000, 1)) if args.quick else ((10, 3000), (10_000, 25))
     cold, per_record, store_calls = measure(2 if args.quick else 15, sizes)
     print(render(cold, per_record, store_calls))
     return 0
