@@ -74,6 +74,9 @@ LEFTOVER_TASK_GRACE_SECONDS = 1.0
 _NEAR_TIMEOUT = "the function was close to its timeout"
 
 
+_NO_ATTRIBUTES: dict[str, str] = {}
+
+
 class LambdaContextLike(Protocol):
     def get_remaining_time_in_millis(self) -> int: ...
 
@@ -379,9 +382,9 @@ class BatchConsumer:
 
     def _job(self, raw: dict[str, Any], now_ms: float) -> _Job:
         """The record parsed into its event and route, or ``PoisonMessageError``."""
-        info = _record_info(raw)
+        info = RecordInfo(raw)
         event = self._registry.parse(raw["body"])
-        sent = info.sent_timestamp_ms
+        sent = int((raw.get("attributes") or _NO_ATTRIBUTES).get("SentTimestamp", 0))
         age_ms = now_ms - sent if sent and now_ms > sent else 0.0
         return _Job(raw, info, event, self._routes[event.event_type], age_ms, 0.0)
 
@@ -702,18 +705,4 @@ def _as_exception(exc: BaseException) -> Exception:
 
 def _record_info(record: dict[str, Any]) -> RecordInfo:
     # The raw dict: Powertools' data class wrapper costs more per key than the rest of this function.
-    # Built as a tuple directly: a fraction of the keyword constructor's cost, once per record.
-    attributes = record.get("attributes") or _NO_ATTRIBUTES
-    return _new_tuple(
-        RecordInfo,
-        (
-            record["messageId"],
-            int(attributes.get("ApproximateReceiveCount", 1)),
-            int(attributes.get("SentTimestamp", 0)),
-            attributes.get("MessageGroupId"),
-        ),
-    )
-
-
-_NO_ATTRIBUTES: dict[str, str] = {}
-_new_tuple: Callable[[type[RecordInfo], tuple[str, int, int, str | None]], RecordInfo] = tuple.__new__
+    return RecordInfo(record)

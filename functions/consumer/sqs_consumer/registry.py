@@ -11,7 +11,7 @@ import typing
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Annotated, Any, Generic, NamedTuple, TypeVar, Union
+from typing import Annotated, Any, Generic, TypeVar, Union
 
 from pydantic import Field, TypeAdapter, ValidationError
 
@@ -39,17 +39,35 @@ UNREGISTERED_TYPE = "example.unregistered"
 MAX_QUOTED_TYPE_CHARS = 200
 
 
-class RecordInfo(NamedTuple):
+class RecordInfo:
     """What a handler may need to know about the SQS message carrying its event.
 
-    A named tuple: immutable, and built once per record at a tuple's cost (a frozen
-    dataclass costs several times more, which shows at thousands of records a batch).
+    Read from the record on access: most records never need their receive count parsed, and
+    building this view costs one object per record (it is made for thousands a batch).
     """
 
-    message_id: str
-    receive_count: int
-    sent_timestamp_ms: int
-    message_group_id: str | None = None
+    __slots__ = ("_attributes", "message_id")
+
+    def __init__(self, record: Mapping[str, Any]) -> None:
+        self.message_id: str = record["messageId"]
+        self._attributes: Mapping[str, Any] = record.get("attributes") or {}
+
+    @property
+    def receive_count(self) -> int:
+        return int(self._attributes.get("ApproximateReceiveCount", 1))
+
+    @property
+    def sent_timestamp_ms(self) -> int:
+        return int(self._attributes.get("SentTimestamp", 0))
+
+    @property
+    def message_group_id(self) -> str | None:
+        group: str | None = self._attributes.get("MessageGroupId")
+        return group
+
+    def __repr__(self) -> str:
+        return (f"RecordInfo(message_id={self.message_id!r}, receive_count={self.receive_count}, "
+                f"sent_timestamp_ms={self.sent_timestamp_ms}, message_group_id={self.message_group_id!r})")  # fmt: skip
 
 
 Handler = Callable[[EventT, RecordInfo], Awaitable[None] | None]
