@@ -212,3 +212,17 @@ def test_consumer_never_lists_a_quarantined_or_successful_record(consumer, conte
 
 def test_consumer_empty_batch_returns_empty_response(consumer, context):
     assert consumer.handle({"Records": []}, context) == {"batchItemFailures": []}
+
+
+def test_a_listed_record_of_one_batch_is_not_listed_in_the_next(consumer, context):
+    # GIVEN one consumer (its Powertools processor lives as long as the execution environment)
+    failing = sqs.record(sqs.body("hello", {"name": "x", "simulate": "fail"}))
+    fine = [sqs.record(sqs.body("hello")) for _ in range(2)]
+
+    # WHEN a batch with a failure is followed by one without
+    first = consumer.handle(sqs.event(failing, fine[0]), context)
+    second = consumer.handle(sqs.event(fine[1]), context)
+
+    # THEN each response lists only its own failures
+    assert failed_ids(first) == [failing["messageId"]]
+    assert failed_ids(second) == []

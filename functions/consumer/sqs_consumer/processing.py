@@ -673,6 +673,13 @@ class _SettledBatchProcessor(BatchProcessor):
         # The batch's outcomes, set for each batch: None for a deleted record, the error of a listed one.
         self.outcomes: dict[str, Exception | None] = {}
 
+    def _prepare(self) -> None:
+        # Powertools' own reset, with a fresh literal for its deep copy of the default response.
+        self.success_messages.clear()
+        self.fail_messages.clear()
+        self.exceptions.clear()
+        self.batch_response = {"batchItemFailures": []}
+
     def process(self) -> list[tuple[Any, ...]]:
         results: list[tuple[Any, ...]] = []
         for raw in self.records:
