@@ -136,12 +136,13 @@ def _prune_botocore_models(site: Path) -> None:
 def bytecode_compiler(target: Target) -> list[str] | None:
     """A CPython of ``target``'s minor version, installed if needed; None (said in one line) if none."""
     if target.python_version != runtime_python.VERSION:
-        print(f"asset built without bytecode: no CPython {target.python_version} is looked for", file=sys.stderr)
+        print(f"asset built without bytecode: only CPython {runtime_python.VERSION} is looked for, the target runs "
+              f"{target.python_version}", file=sys.stderr)  # fmt: skip
         return None
     try:
         return runtime_python.install()
     except (runtime_python.RuntimePythonError, OSError, subprocess.CalledProcessError) as exc:
-        print(f"asset built without bytecode: no CPython {target.python_version} found ({exc})", file=sys.stderr)
+        print(f"asset built without bytecode: {str(exc).splitlines()[0]}", file=sys.stderr)
         return None
 
 
