@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         RESULTS.write_text(json.dumps({"machine": machine(), "rows": rows, "cold_start": asdict(cold),
                                        "per_record": [asdict(row) for row in per_record]}, indent=2))  # fmt: skip
         cost.write_document(cpu_ms_per_record, machine())
-        report.write(machine(), cold, per_record, rows, idempotency)
+        report.DOCUMENT.write_text(report.render(machine(), cold, per_record, rows, idempotency))
         written = (cost.DOCUMENT, report.DOCUMENT, RESULTS)
         print("Wrote " + ", ".join(str(path.relative_to(ROOT)) for path in written))
     return 0

@@ -29,7 +29,7 @@ from typing import Any, cast
 
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 
-from sqs_consumer.idempotency import DynamoDBIdempotency, dynamodb_store
+from sqs_consumer.idempotency import DynamoDBIdempotency, DynamoDBStore
 from sqs_consumer.models import HelloEvent
 from sqs_consumer.observability import logger
 from sqs_consumer.processing import BatchConsumer
@@ -114,7 +114,7 @@ def measure(size: int, handler: Any, latency_ms: float, repeats: int) -> Row:
     hook = LatencyStore(latency_ms / 1000)
 
     def persistence() -> Any:
-        layer = dynamodb_store(TABLE, 86_400)
+        layer = DynamoDBStore(TABLE, 86_400)
         layer.client.meta.events.register("before-send.dynamodb", cast(Any, hook))
         return layer
 

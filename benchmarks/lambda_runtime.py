@@ -24,7 +24,6 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -41,7 +40,7 @@ from typing import Any
 
 from infra import runtime_python
 from infra.consumer_function import HANDLER, function_environment
-from infra.packaging import CACHE_DIR, PackagingError, Target, build_function_asset
+from infra.packaging import CACHE_DIR, Target, build_function_asset, pins, pip_install
 from infra.settings import StackSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,30 +122,9 @@ def store_on_loopback() -> Iterator[tuple[str, list[str]]]:
         server.server_close()
 
 
-def host_target() -> Target:
-    return Target(
-        python_version=runtime_python.VERSION,
-        architecture="arm64" if platform.machine() in {"aarch64", "arm64"} else "x86_64",
-    )
-
-
 def _pins(names: tuple[str, ...]) -> list[str]:
-    pins: dict[str, str] = {}
-    for requirements in (ROOT / "requirements.txt", ROOT / "requirements-dev.txt"):
-        for line in requirements.read_text().splitlines():
-            name, sep, version = line.partition("==")
-            if sep:
-                pins[name.strip().lower().replace("_", "-")] = f"{name.strip()}=={version.strip()}"
-    return [pins[name] for name in names]
-
-
-def _pip_target(folder: Path, packages: list[str], target: Target) -> None:
-    command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
-               "--no-deps", "--target", str(folder), "--platform", target.pip_platform, "--implementation", "cp",
-               "--python-version", target.python_version, "--only-binary=:all:", *packages]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise PackagingError(f"pip could not install {packages} for the naive reference:\n{result.stderr}")
+    pinned = pins(ROOT / "requirements.txt", ROOT / "requirements-dev.txt")
+    return [pinned[name] for name in names]
 
 
 def naive_deployment(python: list[str], target: Target) -> tuple[Path, Path]:
@@ -157,9 +135,9 @@ def naive_deployment(python: list[str], target: Target) -> tuple[Path, Path]:
     task, runtime = folder / "task", folder / "runtime"
     if not (folder / ".complete").is_file():
         shutil.rmtree(folder, ignore_errors=True)
-        _pip_target(task, bundled, target)
+        pip_install(target, task, "--no-deps", *bundled)
         shutil.copy(NAIVE, task / NAIVE.name)
-        _pip_target(runtime, provided, target)
+        pip_install(target, runtime, "--no-deps", *provided)
         subprocess.run([*python, "-m", "compileall", "-q", "-j", "0", str(runtime)], check=True,
                        capture_output=True)  # fmt: skip
         (folder / ".complete").write_text("ok\n")
@@ -220,23 +198,20 @@ def function_lambda_environment(task: Path, endpoint: str) -> dict[str, str]:
     })  # fmt: skip
 
 
-def run_probe(command: list[str], env: dict[str, str]) -> dict[str, Any]:
-    """Run runtime_probe.py (``command``: the Python, then the probe's arguments); its figures."""
-    return _run([command[0], str(PROBE), *command[1:]], env)
-
-
-def _run(command: list[str], env: dict[str, str]) -> dict[str, float]:
+def run_probe(python: list[str], *arguments: str, env: dict[str, str]) -> dict[str, Any]:
+    """Run runtime_probe.py with ``arguments`` under ``python``; the figures it prints."""
+    command = [*python, str(PROBE), *arguments]
     result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(command[-3:])} failed:\n{result.stdout}\n{result.stderr}")
-    figures: dict[str, float] = json.loads(result.stdout.strip().splitlines()[-1])
+        raise RuntimeError(f"{' '.join(arguments)} failed:\n{result.stdout}\n{result.stderr}")
+    figures: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
     return figures
 
 
 def measure(runs: int, sizes: tuple[tuple[int, int], ...]) -> tuple[ColdStart, list[PerRecord], list[str]]:
     """Cold starts (``runs`` each, interleaved) and per-record figures for each (size, repeats)."""
     python = runtime_python.install()
-    target = host_target()
+    target = Target.host()
     asset = build_function_asset(target)
     naive_task, naive_runtime = naive_deployment(python, target)
     settings = dev_settings()
@@ -252,9 +227,9 @@ def measure(runs: int, sizes: tuple[tuple[int, int], ...]) -> tuple[ColdStart, l
         ours: list[float] = []
         naive_samples: list[float] = []
         for _ in range(runs):
-            ours.append(_run([*python, str(PROBE), "cold", HANDLER, str(cold_event)], ours_env)["ms"])
+            ours.append(run_probe(python, "cold", HANDLER, str(cold_event), env=ours_env)["ms"])
             naive_samples.append(
-                _run([*python, str(PROBE), "cold", "naive_handler.lambda_handler", str(cold_event)], naive_env)["ms"]
+                run_probe(python, "cold", "naive_handler.lambda_handler", str(cold_event), env=naive_env)["ms"]
             )
         store_calls = sorted(set(calls))
         cold = ColdStart(statistics.median(ours), statistics.median(naive_samples))
@@ -263,7 +238,7 @@ def measure(runs: int, sizes: tuple[tuple[int, int], ...]) -> tuple[ColdStart, l
         for size, repeats in sizes:
             event_file = Path(scratch) / f"batch-{size}.json"
             event_file.write_text(json.dumps(sam_event(size)))
-            figures = _run([*python, str(PROBE), "per-record", HANDLER, str(event_file), str(repeats)], no_store)
+            figures = run_probe(python, "per-record", HANDLER, str(event_file), str(repeats), env=no_store)
             per_record.append(PerRecord(size, figures["ours_us"], figures["bare_us"]))
     return cold, per_record, store_calls
 

@@ -112,13 +112,3 @@ def render(
         "",
     ]
     return "\n".join(lines)
-
-
-def write(
-    machine: str,
-    cold: ColdStart,
-    per_record: list[PerRecord],
-    rows: list[tuple[str, float, float, str, str]],
-    idempotency: list[exactly_once.Row],
-) -> None:
-    DOCUMENT.write_text(render(machine, cold, per_record, rows, idempotency))

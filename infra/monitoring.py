@@ -192,29 +192,22 @@ class MonitoringConstruct(Construct):
     ) -> cw.Dashboard:
         function = consumer.function
 
-        def records(metric_name: str, statistic: str = "Sum") -> cw.MathExpression:
-            # One line per event_type: the consumer emits metrics with that dimension.
-            # Zero counts are left out of the EMF documents: FILL draws them as 0.
-            return cw.MathExpression(
-                expression=(
-                    f'FILL(SEARCH(\'{{{settings.metrics_namespace},event_type,service}} MetricName="{metric_name}" '
-                    f"service=\"{settings.service_name}\"', '{statistic}', 60), 0)"
-                ),
-                using_metrics={},
-                label=metric_name,
-                period=ONE_MINUTE,
+        def search(metric_name: str, statistic: str) -> str:
+            # One series per event_type: the consumer emits metrics with that dimension.
+            return (
+                f'SEARCH(\'{{{settings.metrics_namespace},event_type,service}} MetricName="{metric_name}" '
+                f"service=\"{settings.service_name}\"', '{statistic}', 60)"
             )
 
+        def expression(text: str, label: str) -> cw.MathExpression:
+            return cw.MathExpression(expression=text, using_metrics={}, label=label, period=ONE_MINUTE)
+
+        # Zero counts are left out of the EMF documents: FILL draws them as 0.
+        def records(metric_name: str, statistic: str = "Sum") -> cw.MathExpression:
+            return expression(f"FILL({search(metric_name, statistic)}, 0)", metric_name)
+
         def total(metric_name: str) -> cw.MathExpression:
-            return cw.MathExpression(
-                expression=(
-                    f'FILL(SUM(SEARCH(\'{{{settings.metrics_namespace},event_type,service}} MetricName="{metric_name}" '
-                    f"service=\"{settings.service_name}\"', 'Sum', 60)), 0)"
-                ),
-                using_metrics={},
-                label=metric_name,
-                period=ONE_MINUTE,
-            )
+            return expression(f"FILL(SUM({search(metric_name, 'Sum')}), 0)", metric_name)
 
         error_rate = cw.MathExpression(
             expression="IF(processed + failed + quarantined > 0, "

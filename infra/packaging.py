@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import platform
 import shutil
 import subprocess
 import sys
@@ -50,6 +51,12 @@ class Target:
 
     python_version: str  # "3.14"
     architecture: str  # "arm64" or "x86_64"
+
+    @classmethod
+    def host(cls) -> Target:
+        """The runtime's Python on this machine's CPU: an asset that runs here, for tests and benchmarks."""
+        arm = platform.machine() in {"aarch64", "arm64"}
+        return cls(python_version=runtime_python.VERSION, architecture="arm64" if arm else "x86_64")
 
     @property
     def pip_platform(self) -> str:
@@ -85,6 +92,32 @@ def _pip_version() -> bytes:
     return version("pip").encode()
 
 
+def pins(*requirement_files: Path) -> dict[str, str]:
+    """The pinned requirements of ``requirement_files`` by normalised name: {"pydantic": "pydantic==2.14.4"}."""
+    pinned: dict[str, str] = {}
+    for requirements in requirement_files:
+        for line in requirements.read_text().splitlines():
+            name, sep, version = line.partition("==")
+            if sep and not name.lstrip().startswith("#"):
+                pinned[name.strip().lower().replace("_", "-")] = f"{name.strip()}=={version.strip()}"
+    return pinned
+
+
+def pip_install(target: Target, folder: Path, *arguments: str, hint: str = "") -> None:
+    """``pip install arguments`` into ``folder`` for ``target``'s platform: wheels only, no bytecode."""
+    command = [
+        sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
+        "--target", str(folder), "--platform", target.pip_platform, "--implementation", "cp",
+        "--python-version", target.python_version, "--only-binary=:all:", *arguments,
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
+    if result.returncode != 0:
+        raise PackagingError(
+            f"pip could not install {' '.join(arguments)} for Python {target.python_version} on {target.architecture} "
+            f"(needs network once{', ' + hint if hint else ''}):\n{result.stderr}"
+        )
+
+
 def build_dependencies(target: Target, requirements: Path = REQUIREMENTS, cache_dir: Path = CACHE_DIR) -> Path:
     """Install the pinned requirements for ``target`` once; return the folder."""
     key = _digest(requirements.read_bytes(), target.python_version.encode(), target.architecture.encode(),
@@ -94,17 +127,7 @@ def build_dependencies(target: Target, requirements: Path = REQUIREMENTS, cache_
         return folder
     partial = folder.with_name(folder.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    command = [
-        sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
-        "--target", str(partial), "--platform", target.pip_platform, "--implementation", "cp",
-        "--python-version", target.python_version, "--only-binary=:all:", "--requirement", str(requirements),
-    ]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
-    if result.returncode != 0:
-        raise PackagingError(
-            f"pip could not install {requirements.name} for Python {target.python_version} on "
-            f"{target.architecture} (needs network once, then the cache in {cache_dir} is used):\n{result.stderr}"
-        )
+    pip_install(target, partial, "--requirement", str(requirements), hint=f"then the cache in {cache_dir} is used")
     _prune_botocore_models(partial)
     shutil.rmtree(folder, ignore_errors=True)
     partial.rename(folder)

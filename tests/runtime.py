@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import platform
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from infra import runtime_python
+from infra.packaging import Target, pins, pip_install
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE_ROOT = ROOT / ".cache" / "runtime-site"
@@ -42,30 +42,18 @@ TEST_TOOLS = ("pytest", "pytest-asyncio", "hypothesis", "iniconfig", "packaging"
 
 def _pins() -> list[str]:
     """requirements.txt whole, and the test tools as requirements-dev.txt pins them."""
-    function = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
-                if "==" in line and not line.lstrip().startswith("#")]  # fmt: skip
-    dev = {}
-    for line in (ROOT / "requirements-dev.txt").read_text().splitlines():
-        name, sep, _ = line.partition("==")
-        if sep:
-            dev[name.strip().lower()] = line.strip()
-    return function + [dev[name] for name in TEST_TOOLS]
+    dev = pins(ROOT / "requirements-dev.txt")
+    return [*pins(ROOT / "requirements.txt").values(), *(dev[name] for name in TEST_TOOLS)]
 
 
 def site() -> Path:
-    pins = _pins()
-    machine = "aarch64" if platform.machine() in {"aarch64", "arm64"} else "x86_64"
-    key = hashlib.sha256("\n".join([*pins, machine]).encode()).hexdigest()[:12]
+    pins_list, target = _pins(), Target.host()
+    key = hashlib.sha256("\n".join([*pins_list, target.pip_platform]).encode()).hexdigest()[:12]
     folder = SITE_ROOT / key
     if (folder / ".complete").is_file():
         return folder
     shutil.rmtree(SITE_ROOT, ignore_errors=True)
-    command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
-               "--target", str(folder), "--platform", f"manylinux2014_{machine}", "--implementation", "cp",
-               "--python-version", runtime_python.VERSION, "--only-binary=:all:", *pins]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise SystemExit(f"pip could not install the CPython {runtime_python.VERSION} test tools:\n{result.stderr}")
+    pip_install(target, folder, "--no-deps", *pins_list)
     (folder / ".complete").write_text("ok\n")
     return folder
 

@@ -17,7 +17,7 @@ import pytest
 from benchmarks import lambda_runtime
 from infra import runtime_python
 from infra.consumer_function import HANDLER, TARGET
-from infra.packaging import build_function_asset
+from infra.packaging import Target, build_function_asset
 
 pytestmark = pytest.mark.e2e
 
@@ -29,13 +29,12 @@ UNCHECKED_HASH = 0b01
 def cold_path(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, str]]:
     """The bytecode magic of 3.14 and the modules (name: file path relative to the task) of a cold start."""
     python = runtime_python.install()
-    asset = build_function_asset(lambda_runtime.host_target())
+    asset = build_function_asset(Target.host())
     event = tmp_path_factory.mktemp("events") / "batch.json"
     event.write_text(json.dumps(lambda_runtime.sam_event(10)))
     with lambda_runtime.store_on_loopback() as (endpoint, calls), lambda_runtime.read_only_copy(asset) as task:
-        report = lambda_runtime.run_probe(
-            [*python, "modules", HANDLER, str(event)], lambda_runtime.function_lambda_environment(task, endpoint)
-        )
+        environment = lambda_runtime.function_lambda_environment(task, endpoint)
+        report = lambda_runtime.run_probe(python, "modules", HANDLER, str(event), env=environment)
         assert "TransactWriteItems" in calls, "the cold path must include the idempotency store"
         modules = {
             name: str(Path(path).relative_to(task))

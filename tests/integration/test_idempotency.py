@@ -23,7 +23,7 @@ from sqs_consumer.idempotency import (
     FINGERPRINT_JMESPATH,
     KEY_NAMESPACE,
     DynamoDBIdempotency,
-    dynamodb_store,
+    DynamoDBStore,
     event_data,
 )
 from sqs_consumer.models import HelloEvent
@@ -83,7 +83,7 @@ def powertools_layer() -> DynamoDBPersistenceLayer:
 
 
 def consumer(handler) -> BatchConsumer:
-    idempotency = DynamoDBIdempotency(lambda: dynamodb_store(TABLE, TTL))
+    idempotency = DynamoDBIdempotency(lambda: DynamoDBStore(TABLE, TTL))
     return BatchConsumer(EventRegistry([Route(HelloEvent, handler)]), FakeQuarantine(), idempotency=idempotency)
 
 
@@ -185,7 +185,7 @@ class StoreCalls:
 
 def counted_consumer(handler, calls: StoreCalls, **kwargs) -> BatchConsumer:
     def persistence():
-        layer = dynamodb_store(TABLE, TTL)
+        layer = DynamoDBStore(TABLE, TTL)
         layer.client.meta.events.register("before-call.dynamodb", calls)
         return layer
 
@@ -227,7 +227,7 @@ def test_a_batch_with_processed_and_new_events_runs_only_the_new_ones(dynamodb):
 
 
 def quarantining_consumer(quarantine: FakeQuarantine) -> BatchConsumer:
-    idempotency = DynamoDBIdempotency(lambda: dynamodb_store(TABLE, TTL))
+    idempotency = DynamoDBIdempotency(lambda: DynamoDBStore(TABLE, TTL))
     return BatchConsumer(REGISTRY, quarantine, idempotency=idempotency)
 
 
@@ -329,7 +329,7 @@ def test_a_store_that_does_not_answer_makes_records_retryable_within_the_reserve
         released.wait(10)
 
     def persistence():
-        layer = dynamodb_store(TABLE, TTL)
+        layer = DynamoDBStore(TABLE, TTL)
         layer.client.meta.events.register("before-call.dynamodb", hang)
         return layer
 
@@ -351,14 +351,14 @@ def test_a_store_that_does_not_answer_makes_records_retryable_within_the_reserve
 
 
 def test_the_store_client_has_short_timeouts_and_standard_retries(aws_credentials):
-    config: Any = dynamodb_store(TABLE, TTL).client.meta.config
+    config: Any = DynamoDBStore(TABLE, TTL).client.meta.config
     assert (config.connect_timeout, config.read_timeout) == (1, 2)
     assert config.retries["mode"] == "standard"
     assert config.retries["total_max_attempts"] <= 3
 
 
 def test_keys_and_fingerprints_are_powertools_own(dynamodb):
-    store, layer = dynamodb_store(TABLE, TTL), powertools_layer()
+    store, layer = DynamoDBStore(TABLE, TTL), powertools_layer()
     for body in (sqs.body("hello", {"name": "x"}, event_id="evt_1"), sqs.body("hello", {"name": "é"}, event_id="évt")):
         data = event_data(REGISTRY.parse(body))
         key = layer._get_hashed_idempotency_key(data)

@@ -21,7 +21,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sqs_consumer import secrets
 from sqs_consumer.clients import preload_service_models
-from sqs_consumer.idempotency import DynamoDBIdempotency, dynamodb_store
+from sqs_consumer.idempotency import DynamoDBIdempotency, DynamoDBStore
 from sqs_consumer.observability import build_metrics, logger
 from sqs_consumer.processing import BatchConsumer
 from sqs_consumer.quarantine import SqsQuarantine
@@ -53,7 +53,7 @@ def _idempotency(settings: ConsumerSettings) -> DynamoDBIdempotency | None:
     table, ttl = settings.idempotency_table, settings.idempotency_ttl_seconds
     if table is None:
         return None
-    return DynamoDBIdempotency(lambda: dynamodb_store(table, ttl))
+    return DynamoDBIdempotency(lambda: DynamoDBStore(table, ttl))
 
 
 @cache

@@ -1,6 +1,6 @@
 """Exactly-once effects per business event (SQS delivers at least once), at the cost of a batch.
 
-The table is the one Powertools' idempotency utility (``DynamoDBStore``) writes, item
+The table is the one Powertools' idempotency utility (``DynamoDBPersistenceLayer``) writes, item
 for item: the same key, hashes, attributes and statuses, so either can read what the other wrote
 (tests/integration/test_idempotency.py checks it against Powertools itself). Its decorators cannot
 wrap async handlers nor a batch, and its persistence layer makes one call per record and imports
@@ -96,7 +96,6 @@ class StoredRecord:
     """What an item of the table says (Powertools' ``DataRecord``, the fields read here)."""
 
     status: str
-    expiry_timestamp: int | None
     in_progress_expiry_timestamp: int | None
     payload_hash: str | None
 
@@ -104,7 +103,7 @@ class StoredRecord:
 class DynamoDBStore:
     """The idempotency table in Powertools' format, on a botocore client with budget.py's config.
 
-    Configured as Powertools' ``DynamoDBStore`` would be with
+    Configured as Powertools' ``DynamoDBPersistenceLayer`` would be with
     ``IdempotencyConfig(event_key_jmespath="event_id", payload_validation_jmespath=FINGERPRINT_JMESPATH,
     expires_after_seconds=...)`` and ``function_name=KEY_NAMESPACE``.
     """
@@ -142,7 +141,6 @@ class DynamoDBStore:
 
         return StoredRecord(
             status=str(item.get(self.status_attr, {}).get("S", "")),
-            expiry_timestamp=number(self.expiry_attr),
             in_progress_expiry_timestamp=number(self.in_progress_expiry_attr),
             payload_hash=item.get(self.validation_key_attr, {}).get("S"),
         )
@@ -156,10 +154,6 @@ COMPLETED = "COMPLETED"
 def _powertools_hash(data: Any) -> str:
     """Powertools' ``_generate_hash`` with its default hash function (md5): of the sorted JSON."""
     return hashlib.md5(json.dumps(data, sort_keys=True).encode(), usedforsecurity=False).hexdigest()
-
-
-def dynamodb_store(table_name: str, expires_after_seconds: int) -> DynamoDBStore:
-    return DynamoDBStore(table_name, expires_after_seconds)
 
 
 def event_data(event: BaseEvent) -> dict[str, Any]:

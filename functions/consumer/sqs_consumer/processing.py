@@ -74,9 +74,6 @@ LEFTOVER_TASK_GRACE_SECONDS = 1.0
 _NEAR_TIMEOUT = "the function was close to its timeout"
 
 
-_NO_ATTRIBUTES: dict[str, str] = {}
-
-
 class LambdaContextLike(Protocol):
     def get_remaining_time_in_millis(self) -> int: ...
 
@@ -238,7 +235,7 @@ class BatchConsumer:
                 job = self._job(raw, now_ms)
             except PoisonMessageError as poison:
                 try:
-                    info = _record_info(raw)
+                    info = RecordInfo(raw)
                     self._quarantine_poison(SQSRecord(raw), info, self._age_ms(info), poison, run)
                 except Exception as exc:  # a bug in our bookkeeping: never lose the record
                     self._list_unsettled(raw["messageId"], exc, run)
@@ -270,7 +267,7 @@ class BatchConsumer:
             try:
                 job = parsed[message_id]
                 if isinstance(job, PoisonMessageError):
-                    info = _record_info(record.raw_event)
+                    info = RecordInfo(record.raw_event)
                     self._quarantine_poison(record, info, self._age_ms(info), job, run)
                 elif job.leader is not None:
                     self._follow(job, run)
@@ -299,7 +296,7 @@ class BatchConsumer:
             if message_id in run.outcomes or message_id not in by_id:
                 continue
             record = SQSRecord(by_id[message_id])
-            info = _record_info(record.raw_event)
+            info = RecordInfo(record.raw_event)
             why = f"behind a failed record of message group {info.message_group_id}"
             self._not_started(record, info, self._age_ms(info), run, why)
         self._send_quarantined(run)
@@ -384,7 +381,7 @@ class BatchConsumer:
         """The record parsed into its event and route, or ``PoisonMessageError``."""
         info = RecordInfo(raw)
         event = self._registry.parse(raw["body"])
-        sent = int((raw.get("attributes") or _NO_ATTRIBUTES).get("SentTimestamp", 0))
+        sent = info.sent_timestamp_ms
         age_ms = now_ms - sent if sent and now_ms > sent else 0.0
         return _Job(raw, info, event, self._routes[event.event_type], age_ms, 0.0)
 
@@ -708,8 +705,3 @@ def _as_exception(exc: BaseException) -> Exception:
     if isinstance(exc, Exception):
         return exc
     return HandlerAbortedError(f"the handler raised {type(exc).__name__}: {exc}")
-
-
-def _record_info(record: dict[str, Any]) -> RecordInfo:
-    # The raw dict: Powertools' data class wrapper costs more per key than the rest of this function.
-    return RecordInfo(record)
