@@ -153,7 +153,7 @@ def test_records_expire_after_ttl_and_in_progress_with_the_function_timeout(dyna
         seen.update(item)
 
     before = time.time()
-    consumer(inspect_store).handle(sqs.event(copy_of("evt_1")), FakeContext(remaining_ms=[12_000]))
+    consumer(inspect_store).handle(sqs.event(copy_of("evt_1")), FakeContext(remaining_ms=12_000))
 
     assert seen["status"]["S"] == "INPROGRESS"
     in_progress_ms = int(seen["in_progress_expiration"]["N"])

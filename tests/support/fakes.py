@@ -2,29 +2,65 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqs_consumer.budget import Deadline
 from sqs_consumer.errors import QuarantineFailedError
 from sqs_consumer.idempotency import Claim, ClaimState, EventInProgressError
 from sqs_consumer.models.base import BaseEvent
 from sqs_consumer.quarantine import QuarantinedMessage
+from sqs_consumer.registry import EventRegistry, Handler, RecordInfo, Route
+from sqs_consumer.routes import REGISTRY
+
+
+@dataclass
+class FakeClock:
+    """Time as the test sets it, in seconds: the consumer's timer and a context's countdown read it."""
+
+    now: float = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 @dataclass
 class FakeContext:
-    """A Lambda context whose remaining time is set by the test (or counts down)."""
+    """A Lambda context with ``remaining_ms`` left; counting down as ``clock`` advances, if given."""
 
-    remaining_ms: list[int] = field(default_factory=lambda: [30_000])
+    remaining_ms: int = 30_000
+    clock: FakeClock | None = None
     function_name: str = "consumer"
     memory_limit_in_mb: int = 256
     invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:consumer"
     aws_request_id: str = "req-1"
+    _deadline_ms: float = field(init=False, default=0.0)
+
+    def __post_init__(self) -> None:
+        start = self.clock.now if self.clock is not None else 0.0
+        self._deadline_ms = start * 1000 + self.remaining_ms
 
     def get_remaining_time_in_millis(self) -> int:
-        # Each call takes the next value; the last one stays.
-        return self.remaining_ms.pop(0) if len(self.remaining_ms) > 1 else self.remaining_ms[0]
+        if self.clock is None:
+            return self.remaining_ms
+        return int(self._deadline_ms - self.clock.now * 1000)
+
+
+def slow_registry(clock: FakeClock, seconds: float) -> EventRegistry:
+    """The function's routes, each handler taking ``seconds`` of ``clock`` before it runs."""
+
+    def slowed(handler: Handler[Any]) -> Handler[Any]:
+        def run(event: Any, info: RecordInfo) -> Awaitable[None] | None:
+            clock.advance(seconds)
+            return handler(event, info)
+
+        return run
+
+    return EventRegistry(Route(route.model, slowed(route.handler)) for route in REGISTRY.routes.values())
 
 
 @dataclass

@@ -13,7 +13,7 @@ from sqs_consumer.registry import UNREGISTERED_TYPE, EventRegistry, RecordInfo, 
 from sqs_consumer.routes import REGISTRY
 from tests.conftest import failed_ids
 from tests.support import sqs_events as sqs
-from tests.support.fakes import FakeContext, FakeQuarantine
+from tests.support.fakes import FakeClock, FakeContext, FakeQuarantine, slow_registry
 
 
 def test_consumer_success_is_not_listed(consumer, context, quarantine):
@@ -131,10 +131,12 @@ def test_consumer_failed_quarantine_becomes_retryable_failure(consumer, context)
 
 
 def test_consumer_near_timeout_lists_records_not_started(quarantine):
-    # GIVEN a context whose remaining time falls below the reserve after two records
-    consumer = BatchConsumer(REGISTRY, quarantine, time_reserve_ms=5_000, max_concurrent_records=1)
+    # GIVEN 20 s left, a 5 s reserve and handlers taking 8 s each: the third would start 4 s before the timeout
+    clock = FakeClock()
+    consumer = BatchConsumer(slow_registry(clock, 8), quarantine, time_reserve_ms=5_000, max_concurrent_records=1,
+                             timer=clock)  # fmt: skip
     records = [sqs.record(sqs.body("hello")) for _ in range(4)]
-    context = FakeContext(remaining_ms=[20_000, 10_000, 4_999])
+    context = FakeContext(remaining_ms=20_000, clock=clock)
 
     # WHEN the batch is handled
     response = consumer.handle(sqs.event(*records), context)

@@ -21,7 +21,7 @@ from sqs_consumer.registry import EventRegistry, RecordInfo, Route
 from sqs_consumer.routes import REGISTRY
 from tests.conftest import failed_ids
 from tests.support import sqs_events as sqs
-from tests.support.fakes import FakeContext, FakeIdempotency, FakeQuarantine
+from tests.support.fakes import FakeClock, FakeContext, FakeIdempotency, FakeQuarantine, slow_registry
 
 MAX_RECEIVES = 4
 
@@ -71,12 +71,16 @@ def test_without_max_receive_count_the_redrive_stays_in_charge(quarantine):
     assert quarantine.sent == []
 
 
-def test_record_skipped_near_the_timeout_on_its_last_receive_is_quarantined(consumer, quarantine):
-    # GIVEN two records, the second met by the near-timeout guard: once early, once on its last receive
+def test_record_skipped_near_the_timeout_on_its_last_receive_is_quarantined(quarantine):
+    # GIVEN a first record whose handler takes 16 of the 20 s left, so that the reserve stops the two behind
+    # it: one early, one on its last receive
+    clock = FakeClock()
+    consumer = BatchConsumer(slow_registry(clock, 16), quarantine, time_reserve_ms=5_000,
+                             max_receive_count=MAX_RECEIVES, timer=clock)  # fmt: skip
     ran = sqs.record(sqs.body("hello"))
     early = sqs.record(sqs.body("hello"), receive_count=1)
     last = sqs.record(sqs.body("document.processed", {"document_id": "d"}), receive_count=MAX_RECEIVES)
-    context = FakeContext(remaining_ms=[20_000, 1_000])
+    context = FakeContext(remaining_ms=20_000, clock=clock)
 
     # WHEN the batch is handled
     response = consumer.handle(sqs.event(ran, early, last), context)
@@ -117,7 +121,7 @@ def test_skipped_records_are_counted_under_their_own_type(quarantine):
         run_report.append(args[3].report)
 
     consumer._not_started = spy  # type: ignore[method-assign]
-    consumer.handle(sqs.event(*records), FakeContext(remaining_ms=[1_000]))
+    consumer.handle(sqs.event(*records), FakeContext(remaining_ms=1_000))
 
     report = run_report[0]
     assert report._stats["document.processed"].counts[Outcome.SKIPPED] == 1

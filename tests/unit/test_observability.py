@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import time
 
 from aws_lambda_powertools import Metrics
 
-from sqs_consumer.observability import logger
+from sqs_consumer.observability import EmfDocuments, logger
 from sqs_consumer.processing import BatchConsumer
 from sqs_consumer.routes import REGISTRY
 from tests.support import sqs_events as sqs
@@ -93,3 +94,36 @@ def test_metrics_are_one_emf_document_per_event_type(capsys):
     [directive] = hello["_aws"]["CloudWatchMetrics"]
     assert directive["Namespace"] == "Test"
     assert ["event_type", "service"] in directive["Dimensions"] or ["service", "event_type"] in directive["Dimensions"]
+
+
+def test_each_emf_document_is_what_powertools_serializes_for_its_values(capsys):
+    # GIVEN the writer of a function's metrics, and one event type written twice with other values
+    metrics = Metrics(namespace="Test", service="orders")
+    documents = EmfDocuments(metrics)
+    first = {"RecordsProcessed": 2, "ProcessingTime": 0.125, "MessageAgeMax": 10_000.5}
+    second = {"RecordsProcessed": 7, "ProcessingTime": 3e-05, "MessageAgeMax": 0.0}
+    before = int(time.time() * 1000)
+
+    # WHEN the documents are written (the shape is kept after the first)
+    documents.write("hello", first)
+    documents.write("hello", second)
+    documents.write("document.processed", {"RecordsProcessed": 1, "RecordsFailed": 1, "MessageAgeMax": 1.0})
+
+    # THEN each is the document Powertools builds for those values, at the time it was written
+    written = json_lines(capsys.readouterr().out)
+    expected = [("hello", first), ("hello", second),
+                ("document.processed", {"RecordsProcessed": 1, "RecordsFailed": 1, "MessageAgeMax": 1.0})]  # fmt: skip
+    assert len(written) == len(expected)
+    for document, (event_type, values) in zip(written, expected, strict=True):
+        reference = dict(metrics.serialize_metric_set(
+            metrics={
+                name: {"Unit": "Count" if name.startswith("Records") else "Milliseconds", "Value": [float(value)]}
+                for name, value in values.items()
+            },
+            dimensions={"service": "orders", "event_type": event_type},
+            metadata={},
+        ))  # fmt: skip
+        timestamp = document["_aws"].pop("Timestamp")
+        assert before <= timestamp <= int(time.time() * 1000)
+        reference["_aws"] = {key: value for key, value in reference["_aws"].items() if key != "Timestamp"}
+        assert document == reference

@@ -14,7 +14,7 @@ from sqs_consumer.processing import BatchConsumer
 from sqs_consumer.retry import MAX_BACKOFF_SECONDS, Backoff, SqsVisibility, VisibilityChange, queue_url_from_arn
 from sqs_consumer.routes import REGISTRY
 from tests.support import sqs_events as sqs
-from tests.support.fakes import FakeContext, FakeQuarantine
+from tests.support.fakes import FakeClock, FakeContext, FakeQuarantine, slow_registry
 
 DEADLINE = Deadline(lambda: 30_000, 1_000)
 
@@ -43,16 +43,18 @@ def test_backoff_jitter_stays_within_half_and_full_delay():
 
 def test_consumer_sets_backoff_for_failures_and_zero_for_records_not_started():
     # GIVEN failures at two receive counts, a success, and a record the deadline stops
+    # (20 s left, a 5 s reserve, 6 s per handler: the fourth would start 2 s before the timeout)
     visibility = RecordingVisibility()
+    clock = FakeClock()
     consumer = BatchConsumer(
-        REGISTRY, FakeQuarantine(), time_reserve_ms=5_000, max_concurrent_records=1,
-        backoff=Backoff(10, 300), visibility=visibility,
+        slow_registry(clock, 6), FakeQuarantine(), time_reserve_ms=5_000, max_concurrent_records=1,
+        backoff=Backoff(10, 300), visibility=visibility, timer=clock,
     )  # fmt: skip
     first = sqs.record(sqs.body("hello", {"name": "x", "simulate": "fail"}), receive_count=1)
     third = sqs.record(sqs.body("hello", {"name": "x", "simulate": "fail"}), receive_count=3)
     ok = sqs.record(sqs.body("hello"))
     late = sqs.record(sqs.body("hello"))
-    context = FakeContext(remaining_ms=[20_000, 20_000, 20_000, 1_000])
+    context = FakeContext(remaining_ms=20_000, clock=clock)
 
     # WHEN the batch is handled
     consumer.handle(sqs.event(first, third, ok, late), context)
@@ -174,11 +176,13 @@ def test_sqs_visibility_stops_waiting_at_the_deadline():
 
 def test_consumer_counts_the_backoff_calls_in_its_time_reserve():
     # GIVEN every record fails and the function is already inside its reserve's floor when the records end
+    # (20 s left, three handlers of 6.6 s each: 200 ms remain, below the 500 ms kept for returning)
     visibility = RecordingDeadlines()
-    consumer = BatchConsumer(REGISTRY, FakeQuarantine(), time_reserve_ms=4_000, backoff=Backoff(1, 8),
-                             visibility=visibility)  # fmt: skip
+    clock = FakeClock()
+    consumer = BatchConsumer(slow_registry(clock, 6.6), FakeQuarantine(), time_reserve_ms=4_000,
+                             backoff=Backoff(1, 8), visibility=visibility, timer=clock)  # fmt: skip
     failing = [sqs.record(sqs.body("hello", {"name": "x", "simulate": "fail"})) for _ in range(3)]
-    context = FakeContext(remaining_ms=[20_000, 20_000, 20_000, 400])
+    context = FakeContext(remaining_ms=20_000, clock=clock)
 
     consumer.handle(sqs.event(*failing), context)
 

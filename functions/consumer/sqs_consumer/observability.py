@@ -13,8 +13,10 @@ from __future__ import annotations
 import enum
 import json
 import logging
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -49,6 +51,8 @@ _COUNT_METRICS = {
     Outcome.SKIPPED: "RecordsSkippedByDeadline",
     Outcome.DUPLICATE: "RecordsDuplicate",
 }
+# The unit of each metric: the counts, and milliseconds for the others (timings, age).
+_UNITS = dict.fromkeys(_COUNT_METRICS.values(), _COUNT)
 
 
 @dataclass(slots=True)
@@ -67,7 +71,6 @@ class BatchReport:
         self._stats: defaultdict[str, _TypeStats] = defaultdict(_TypeStats)
 
     def add(self, event_type: str, outcome: Outcome, *, age_ms: float, processing_ms: float | None = None) -> None:
-        # Called once per record: comparisons rather than max(), one lookup of the type's stats.
         stats = self._stats[event_type]
         stats.counts[outcome] += 1
         if age_ms > stats.age_ms_max:  # noqa: PLR1730
@@ -77,6 +80,17 @@ class BatchReport:
             stats.processing_ms_total += processing_ms
             if processing_ms > stats.processing_ms_max:  # noqa: PLR1730
                 stats.processing_ms_max = processing_ms
+
+    def succeeded(self, event_type: str, age_ms: float, processing_ms: float) -> None:
+        """``add`` for a success, the outcome of nearly every record: comparisons rather than max()."""
+        stats = self._stats[event_type]
+        stats.counts[Outcome.SUCCEEDED] += 1
+        if age_ms > stats.age_ms_max:  # noqa: PLR1730
+            stats.age_ms_max = age_ms
+        stats.timed += 1
+        stats.processing_ms_total += processing_ms
+        if processing_ms > stats.processing_ms_max:  # noqa: PLR1730
+            stats.processing_ms_max = processing_ms
 
     def count(self, outcome: Outcome) -> int:
         return sum(stats.counts[outcome] for stats in self._stats.values())
@@ -103,34 +117,67 @@ class BatchReport:
             duplicate=duplicate,
         )
 
-    def publish(self, metrics: Metrics) -> None:
-        """One EMF document per event type: counts, processing time and message age.
-
-        The batch's figures are already aggregated, so the document is serialized by Powertools
-        in one call (``serialize_metric_set``) rather than metric by metric (``add_metric``
-        validates each name, unit and resolution again, several µs apiece).
-        """
-        base = {"service": metrics.service} if metrics.service else {}
+    def publish(self, documents: EmfDocuments) -> None:
+        """One EMF document per event type: counts, processing time and message age."""
         for event_type, stats in self._stats.items():
-            values: dict[str, tuple[str, float]] = {}
+            values: dict[str, float] = {}
             for outcome, name in _COUNT_METRICS.items():
                 # Zero counts are left out (each metric costs a few µs); dashboards FILL them.
                 if stats.counts[outcome] or outcome is Outcome.SUCCEEDED:
-                    values[name] = (_COUNT, stats.counts[outcome])
+                    values[name] = stats.counts[outcome]
             if stats.timed:
-                values["ProcessingTime"] = (_MILLISECONDS, stats.processing_ms_total / stats.timed)
-                values["ProcessingTimeMax"] = (_MILLISECONDS, stats.processing_ms_max)
-            values["MessageAgeMax"] = (_MILLISECONDS, stats.age_ms_max)
-            document = metrics.serialize_metric_set(
-                metrics={
-                    name: {"Unit": unit, "StorageResolution": 60, "Value": [float(value)]}
-                    for name, (unit, value) in values.items()
-                },
-                dimensions={**base, "event_type": event_type},
-                metadata={},
-            )
-            # EMF goes to stdout, where Lambda sends it to CloudWatch Logs (as flush_metrics does).
-            print(json.dumps(document, separators=(",", ":")), flush=True)  # noqa: T201
+                values["ProcessingTime"] = stats.processing_ms_total / stats.timed
+                values["ProcessingTimeMax"] = stats.processing_ms_max
+            values["MessageAgeMax"] = stats.age_ms_max
+            documents.write(event_type, values)
+
+
+class EmfDocuments:
+    """Writes the batch's EMF documents, their shape serialized by Powertools once per event type.
+
+    A document's directive (namespace, dimension names, metric names and units) and its
+    dimension values depend only on the event type and which metrics it carries. So
+    ``Metrics.serialize_metric_set`` builds them on first use, they are kept as JSON text,
+    and each batch adds its timestamp and values: serializing the whole document again
+    cost as much as validating the batch's records. The values are finite floats, written
+    as ``json.dumps`` writes them (``float.__repr__``).
+    """
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+        self._shapes: dict[tuple[str, tuple[str, ...]], tuple[str, str, tuple[str, ...]]] = {}
+
+    def write(self, event_type: str, values: dict[str, float]) -> None:
+        key = (event_type, tuple(values))
+        shape = self._shapes.get(key)
+        if shape is None:
+            shape = self._shapes[key] = self._shape(event_type, values)
+        head, dimensions, names = shape
+        fields = "".join([f"{name}[{float(value)!r}]" for name, value in zip(names, values.values(), strict=True)])
+        # EMF goes to stdout, where Lambda sends it to CloudWatch Logs (as flush_metrics does).
+        print(f"{head}{int(time.time() * 1000)}}},{dimensions}{fields}}}", flush=True)  # noqa: T201
+
+    def _shape(self, event_type: str, values: dict[str, float]) -> tuple[str, str, tuple[str, ...]]:
+        """The JSON text before the timestamp, the dimensions', and each metric's up to its value."""
+        metrics = self._metrics
+        base = {"service": metrics.service} if metrics.service else {}
+        document: dict[str, Any] = dict(metrics.serialize_metric_set(
+            metrics={
+                name: {"Unit": _UNITS.get(name, _MILLISECONDS), "StorageResolution": 60, "Value": [0.0]}
+                for name in values
+            },
+            dimensions={**base, "event_type": event_type},
+            metadata={},
+        ))  # fmt: skip
+        directives = document.pop("_aws")["CloudWatchMetrics"]
+        for name in values:
+            del document[name]
+        head = '{"_aws":{"CloudWatchMetrics":' + _dumps(directives) + ',"Timestamp":'
+        return head, _dumps(document)[1:-1], tuple("," + _dumps(name) + ":" for name in values)
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"))
 
 
 def build_metrics(namespace: str, service: str) -> Metrics | None:

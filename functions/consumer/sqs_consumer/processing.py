@@ -51,7 +51,7 @@ from sqs_consumer.budget import Deadline
 from sqs_consumer.errors import DeadlineReachedError, HandlerAbortedError, NonRetryableError, PoisonMessageError
 from sqs_consumer.idempotency import REUSED_REASON, Claim, ClaimState, EventInProgressError, Idempotency, event_data
 from sqs_consumer.models.base import BaseEvent
-from sqs_consumer.observability import UNRECOGNIZED_TYPE, BatchReport, Outcome, logger
+from sqs_consumer.observability import UNRECOGNIZED_TYPE, BatchReport, EmfDocuments, Outcome, logger
 from sqs_consumer.quarantine import Quarantine, QuarantinedMessage
 from sqs_consumer.registry import (
     NON_RETRYABLE,
@@ -89,21 +89,30 @@ class _Quarantining:
     retry_delay: int
 
 
-@dataclass(slots=True)
-class _Job:
-    """A parsed record, ready for its handler."""
+class _Job(RecordInfo):
+    """A parsed record ready for its handler, and the ``RecordInfo`` that handler is given.
 
-    raw: dict[str, Any]
-    info: RecordInfo
-    event: BaseEvent
-    route: Route[Any]
-    age_ms: float
-    # When its handler started (the timer's reading); 0.0 until then.
-    started: float
-    # True while this execution holds the event's in-progress idempotency record.
-    claimed: bool = False
-    # Another record of this batch carrying the same event_id: this one follows its outcome.
-    leader: _Job | None = None
+    One object per record rather than two: one is made for every record of every batch.
+    """
+
+    __slots__ = ("age_ms", "claimed", "event", "leader", "raw", "route", "started")
+
+    def __init__(self, raw: dict[str, Any], event: BaseEvent, route: Route[Any], now_ms: float) -> None:
+        # RecordInfo's two fields, set here: calling its __init__ would cost as much again.
+        self.message_id = raw["messageId"]
+        self._attributes = attributes = raw.get("attributes") or {}
+        sent = int(attributes.get("SentTimestamp", 0))
+        # How long the message waited, from its sending to this batch's start.
+        self.age_ms: float = now_ms - sent if sent and now_ms > sent else 0.0
+        self.raw = raw
+        self.event = event
+        self.route = route
+        # When its handler started (the timer's reading); None until then.
+        self.started: float | None = None
+        # True while this execution holds the event's in-progress idempotency record.
+        self.claimed = False
+        # Another record of this batch carrying the same event_id: this one follows its outcome.
+        self.leader: _Job | None = None
 
     @property
     def record(self) -> SQSRecord:
@@ -117,6 +126,8 @@ class _Run:
 
     context: LambdaContextLike
     report: BatchReport
+    # The timer's reading past which no record starts: the time reserve before the timeout.
+    stop_at: float = 0.0
     # Per-record lines are built only when they would be written.
     debug: bool = False
     # Wall clock (ms) at the batch's start: the records' ages are taken from it.
@@ -153,7 +164,7 @@ class BatchConsumer:
         self._registry = registry
         self._routes = registry.routes
         self._quarantine = quarantine
-        self._metrics = metrics
+        self._emf = EmfDocuments(metrics) if metrics is not None else None
         self._time_reserve_ms = time_reserve_ms
         self._return_floor_ms = min(MAX_RETURN_FLOOR_MS, time_reserve_ms // 4)
         self._max_concurrent = max_concurrent_records
@@ -174,7 +185,10 @@ class BatchConsumer:
         records = event.get("Records") or []
         if not records:
             return {"batchItemFailures": []}
-        run = _Run(context, BatchReport(), debug=logger.log_level <= logging.DEBUG, now_ms=self._wall_clock_ms())
+        # The context's clock is read once: each record's start is checked against the timer it reads anyway.
+        stop_at = self._timer() + (context.get_remaining_time_in_millis() - self._time_reserve_ms) / 1000
+        run = _Run(context, BatchReport(), stop_at, debug=logger.log_level <= logging.DEBUG,
+                   now_ms=self._wall_clock_ms())  # fmt: skip
         try:
             if str(records[0].get("eventSourceARN", "")).endswith(".fifo"):
                 response = self._handle_fifo(event, run)
@@ -184,8 +198,8 @@ class BatchConsumer:
             self._cancel_leftover_tasks()
         self._apply_backoff(records, response, run)
         run.report.log_summary(len(records))
-        if self._metrics is not None:
-            run.report.publish(self._metrics)
+        if self._emf is not None:
+            run.report.publish(self._emf)
         return response
 
     def _handle_standard(self, event: dict[str, Any], run: _Run) -> PartialItemFailureResponse:
@@ -208,7 +222,7 @@ class BatchConsumer:
             try:
                 awaitable = self._run_job(job, run)
             except Exception as exc:  # a bug in our bookkeeping: never lose the record
-                self._list_unsettled(job.info.message_id, exc, run)
+                self._list_unsettled(job.message_id, exc, run)
                 continue
             if awaitable is not None:
                 suspended.append((job, awaitable))
@@ -357,15 +371,16 @@ class BatchConsumer:
 
     async def _await_one(self, job: _Job, awaitable: Awaitable[None], run: _Run) -> None:
         """Await an async handler and record its outcome."""
-        message_id = job.info.message_id
+        message_id = job.message_id
         try:
-            if run.context.get_remaining_time_in_millis() < self._time_reserve_ms:
+            started = self._timer()
+            if started > run.stop_at:
                 if inspect.iscoroutine(awaitable):
                     awaitable.close()
                 self._release(job, run)
-                self._not_started(job.record, job.info, job.age_ms, run, _NEAR_TIMEOUT, event_type=job.event.event_type)
+                self._not_started(job.record, job, job.age_ms, run, _NEAR_TIMEOUT, event_type=job.event.event_type)
                 return
-            job.started = self._timer()
+            job.started = started
             try:
                 await awaitable
             except (KeyboardInterrupt, SystemExit):
@@ -373,22 +388,19 @@ class BatchConsumer:
             except BaseException as exc:  # contained to its record (CancelledError included)
                 self._settle_failure(job, _as_exception(exc), run)
             else:
-                self._settle_success(job, run)
+                self._settle_success(job, started, run)
         except Exception as exc:  # a bug in our bookkeeping: never lose the record
             self._list_unsettled(message_id, exc, run)
 
     def _job(self, raw: dict[str, Any], now_ms: float) -> _Job:
         """The record parsed into its event and route, or ``PoisonMessageError``."""
-        info = RecordInfo(raw)
         event = self._registry.parse(raw["body"])
-        sent = info.sent_timestamp_ms
-        age_ms = now_ms - sent if sent and now_ms > sent else 0.0
-        return _Job(raw, info, event, self._routes[event.event_type], age_ms, 0.0)
+        return _Job(raw, event, self._routes[event.event_type], now_ms)
 
     def _quarantine_poison(
         self, record: SQSRecord, info: RecordInfo, age_ms: float, poison: PoisonMessageError, run: _Run
     ) -> None:
-        if run.context.get_remaining_time_in_millis() < self._time_reserve_ms:
+        if self._timer() > run.stop_at:
             self._not_started(record, info, age_ms, run, _NEAR_TIMEOUT, event_type=UNRECOGNIZED_TYPE)
             return
         self._quarantine_record(
@@ -432,8 +444,8 @@ class BatchConsumer:
         leader = job.leader
         assert leader is not None
         if _fingerprint(job.event) != _fingerprint(leader.event):
-            self._reused(job, run, f"message {leader.info.message_id} of this batch carries another one")
-        elif leader.info.message_id in run.outcomes and run.outcomes[leader.info.message_id] is None:
+            self._reused(job, run, f"message {leader.message_id} of this batch carries another one")
+        elif leader.message_id in run.outcomes and run.outcomes[leader.message_id] is None:
             self._duplicate(job, run)
         else:
             self._settle_failure(job, EventInProgressError("a copy of this event in the same batch did not succeed"),
@@ -443,15 +455,15 @@ class BatchConsumer:
         run.report.add(job.event.event_type, Outcome.DUPLICATE, age_ms=job.age_ms)
         logger.info(
             "Duplicate acknowledged without running its handler",
-            message_id=job.info.message_id,
+            message_id=job.message_id,
             event_id=job.event.event_id,
         )
-        run.outcomes[job.info.message_id] = None
+        run.outcomes[job.message_id] = None
 
     def _reused(self, job: _Job, run: _Run, detail: str) -> None:
         self._quarantine_record(
             job.record,
-            job.info,
+            job,
             run,
             kind=REUSED_EVENT_ID,
             reason=f"{REUSED_REASON}: {detail} (event_id {job.event.event_id!r})",
@@ -470,20 +482,21 @@ class BatchConsumer:
 
     def _run_job(self, job: _Job, run: _Run) -> Awaitable[None] | None:
         """Deadline check, then the handler: settle a sync outcome now, or return what remains to await."""
-        if run.context.get_remaining_time_in_millis() < self._time_reserve_ms:
+        started = self._timer()
+        if started > run.stop_at:
             self._release(job, run)
-            self._not_started(job.record, job.info, job.age_ms, run, _NEAR_TIMEOUT, event_type=job.event.event_type)
+            self._not_started(job.record, job, job.age_ms, run, _NEAR_TIMEOUT, event_type=job.event.event_type)
             return None
         if run.debug:
             logger.debug(
                 "Record started",
-                message_id=job.info.message_id,
+                message_id=job.message_id,
                 event_id=job.event.event_id,
                 event_type=job.event.event_type,
             )
-        job.started = self._timer()
+        job.started = started
         try:
-            result = job.route.handler(job.event, job.info)
+            result = job.route.handler(job.event, job)
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as exc:  # contained to its record (CancelledError included)
@@ -491,7 +504,7 @@ class BatchConsumer:
             return None
         if result is not None and inspect.isawaitable(result):
             return result
-        self._settle_success(job, run)
+        self._settle_success(job, started, run)
         return None
 
     def _age_ms(self, info: RecordInfo) -> float:
@@ -534,30 +547,30 @@ class BatchConsumer:
             run.released.append(job.event)
             job.claimed = False
 
-    def _settle_success(self, job: _Job, run: _Run) -> None:
-        elapsed_ms = (self._timer() - job.started) * 1000
+    def _settle_success(self, job: _Job, started: float, run: _Run) -> None:
+        elapsed_ms = (self._timer() - started) * 1000
         if job.claimed:
             run.completed.append(job.event)
             job.claimed = False
-        run.report.add(job.event.event_type, Outcome.SUCCEEDED, age_ms=job.age_ms, processing_ms=elapsed_ms)
-        run.outcomes[job.info.message_id] = None
+        run.report.succeeded(job.event.event_type, job.age_ms, elapsed_ms)
+        run.outcomes[job.message_id] = None
         if run.debug:
-            logger.debug("Record succeeded", message_id=job.info.message_id, event_id=job.event.event_id)
+            logger.debug("Record succeeded", message_id=job.message_id, event_id=job.event.event_id)
 
     def _settle_failure(self, job: _Job, exc: Exception, run: _Run) -> None:
         """Quarantine a non-retryable error, or one on the last receive; list anything else."""
         # A record that failed before its handler started (its claim) has no processing time.
-        elapsed_ms = (self._timer() - job.started) * 1000 if job.started else None
+        elapsed_ms = (self._timer() - job.started) * 1000 if job.started is not None else None
         self._release(job, run)
         error = f"{type(exc).__name__}: {exc}"
-        if isinstance(exc, NonRetryableError) or self._last_receive(job.info):
+        if isinstance(exc, NonRetryableError) or self._last_receive(job):
             retries_exhausted = not isinstance(exc, NonRetryableError)
             self._quarantine_record(
                 job.record,
-                job.info,
+                job,
                 run,
                 kind=RETRIES_EXHAUSTED if retries_exhausted else NON_RETRYABLE,
-                reason=f"failed on each of {job.info.receive_count} receive(s); last error: {error}"
+                reason=f"failed on each of {job.receive_count} receive(s); last error: {error}"
                 if retries_exhausted
                 else str(exc),
                 event_type=job.event.event_type,
@@ -566,18 +579,18 @@ class BatchConsumer:
             )
             return
         run.report.add(job.event.event_type, Outcome.FAILED, age_ms=job.age_ms, processing_ms=elapsed_ms)
-        delay = self._backoff.delay(job.info.receive_count)
+        delay = self._backoff.delay(job.receive_count)
         if isinstance(exc, EventInProgressError):
             # Not before the other execution's in-progress record expires: the copy must not use up its receives.
             delay = min(MAX_BACKOFF_SECONDS, max(delay, exc.retry_after_seconds))
-        run.retry_delays[job.info.message_id] = delay
-        run.outcomes[job.info.message_id] = exc
+        run.retry_delays[job.message_id] = delay
+        run.outcomes[job.message_id] = exc
         logger.warning(
             "Record failed; it will be retried",
-            message_id=job.info.message_id,
+            message_id=job.message_id,
             event_id=job.event.event_id,
             event_type=job.event.event_type,
-            receive_count=job.info.receive_count,
+            receive_count=job.receive_count,
             error=trim_utf8(error, LOG_VALUE_BYTES),
         )
 
