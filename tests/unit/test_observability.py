@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
+from typing import Any
 
 from aws_lambda_powertools import Metrics
 
-from sqs_consumer.observability import EmfDocuments, logger
+from sqs_consumer.observability import EmfDocuments, inject_lambda_context, logger
 from sqs_consumer.processing import BatchConsumer
 from sqs_consumer.routes import REGISTRY
 from tests.support import sqs_events as sqs
@@ -115,15 +117,41 @@ def test_each_emf_document_is_what_powertools_serializes_for_its_values(capsys):
                 ("document.processed", {"RecordsProcessed": 1, "RecordsFailed": 1, "MessageAgeMax": 1.0})]  # fmt: skip
     assert len(written) == len(expected)
     for document, (event_type, values) in zip(written, expected, strict=True):
-        reference = dict(metrics.serialize_metric_set(
+        reference = json.loads(json.dumps(metrics.serialize_metric_set(
             metrics={
                 name: {"Unit": "Count" if name.startswith("Records") else "Milliseconds", "Value": [float(value)]}
                 for name, value in values.items()
             },
             dimensions={"service": "orders", "event_type": event_type},
             metadata={},
-        ))  # fmt: skip
+        )))  # fmt: skip
         timestamp = document["_aws"].pop("Timestamp")
         assert before <= timestamp <= int(time.time() * 1000)
-        reference["_aws"] = {key: value for key, value in reference["_aws"].items() if key != "Timestamp"}
+        reference["_aws"].pop("Timestamp")
         assert document == reference
+
+
+def test_invocation_keys_are_those_powertools_inject_lambda_context_sets(logs, monkeypatch):
+    # GIVEN an entry point that logs a line, after adding a key of its own when the event says so
+    def handler(event: dict, context: Any) -> None:
+        if event.get("append"):
+            logger.append_keys(order_id="o-1")
+        logger.warning(event["message"])
+
+    def lines_of(entry_point: Callable[[dict, Any], None]) -> list[dict]:
+        logs.clear()
+        entry_point({"append": True, "message": "first"}, FakeContext(aws_request_id="req-1"))
+        entry_point({"message": "second"}, FakeContext(aws_request_id="req-2"))
+        return [{key: value for key, value in line.items() if key != "timestamp"} for line in logs.lines]
+
+    # WHEN it is invoked twice from a cold start, under our decorator and under Powertools'
+    ours = lines_of(inject_lambda_context(handler))
+    monkeypatch.setattr("aws_lambda_powertools.logging.logger.is_cold_start", True)
+    theirs = lines_of(logger.inject_lambda_context(handler, clear_state=True))
+
+    # THEN the lines carry the same keys and values: cold only first, the handler's key cleared after
+    assert ours == theirs
+    assert [(line["cold_start"], line["function_request_id"], "order_id" in line) for line in ours] == [
+        (True, "req-1", True),
+        (False, "req-2", False),
+    ]

@@ -22,7 +22,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from sqs_consumer import secrets
 from sqs_consumer.clients import preload_service_models
 from sqs_consumer.idempotency import DynamoDBIdempotency, DynamoDBStore
-from sqs_consumer.observability import build_metrics, logger
+from sqs_consumer.observability import build_metrics, inject_lambda_context, logger
 from sqs_consumer.processing import BatchConsumer
 from sqs_consumer.quarantine import SqsQuarantine
 from sqs_consumer.registry import EventRegistry
@@ -74,6 +74,6 @@ if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
     _prepare_snapshot()
 
 
-@logger.inject_lambda_context(clear_state=True)
+@inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return _consumer().handle(event, context)

@@ -46,6 +46,7 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from pydantic import ValidationError
 
 from sqs_consumer.budget import Deadline
 from sqs_consumer.errors import DeadlineReachedError, HandlerAbortedError, NonRetryableError, PoisonMessageError
@@ -394,7 +395,10 @@ class BatchConsumer:
 
     def _job(self, raw: dict[str, Any], now_ms: float) -> _Job:
         """The record parsed into its event and route, or ``PoisonMessageError``."""
-        event = self._registry.parse(raw["body"])
+        try:
+            event = self._registry.validate_json(raw["body"])
+        except ValidationError as exc:
+            raise self._registry.poison(exc) from exc
         return _Job(raw, event, self._routes[event.event_type], now_ms)
 
     def _quarantine_poison(

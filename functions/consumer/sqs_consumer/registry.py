@@ -134,15 +134,23 @@ class EventRegistry:
     def parse(self, body: str | bytes) -> BaseEvent:
         """Decode and validate a message body, or raise ``PoisonMessageError``."""
         try:
-            return self._validate_json(body)
+            return self.validate_json(body)
         except ValidationError as exc:
-            raise _classify(exc, tagged=len(self._routes) > 1) from exc
+            raise self.poison(exc) from exc
 
     @cached_property
-    def _validate_json(self) -> Callable[[str | bytes], BaseEvent]:
-        # The adapter's compiled validator itself: TypeAdapter.validate_json adds a Python call per record.
+    def validate_json(self) -> Callable[[str | bytes], BaseEvent]:
+        """``parse`` without its wrapper, for the consumer's per-record path: pydantic's ``ValidationError``
+        for a malformed body, which ``poison`` turns into the reason.
+
+        The adapter's compiled validator itself: TypeAdapter.validate_json adds a Python call per record.
+        """
         validate: Callable[[str | bytes], BaseEvent] = self.adapter.validator.validate_json
         return validate
+
+    def poison(self, exc: ValidationError) -> PoisonMessageError:
+        """Why a body that ``validate_json`` refused cannot be processed."""
+        return _classify(exc, tagged=len(self._routes) > 1)
 
     def json_schema(self) -> dict[str, Any]:
         """The event contract as JSON Schema, for producers in other languages."""
