@@ -155,3 +155,15 @@ def test_invocation_keys_are_those_powertools_inject_lambda_context_sets(logs, m
         (True, "req-1", True),
         (False, "req-2", False),
     ]
+
+
+def test_message_age_is_never_negative_when_the_sender_clock_is_ahead(capsys):
+    # GIVEN a message stamped 4 s after the function's clock reads
+    consumer = BatchConsumer(REGISTRY, FakeQuarantine(), metrics=Metrics(namespace="Test", service="orders"),
+                             wall_clock_ms=lambda: 1_000.0)  # fmt: skip
+
+    consumer.handle(sqs.event(sqs.record(sqs.body("hello"), sent_timestamp_ms=5_000)), FakeContext())
+
+    # THEN its age counts as zero, not as minus four seconds
+    [document] = [doc for doc in json_lines(capsys.readouterr().out) if "_aws" in doc]
+    assert document["MessageAgeMax"] == [0.0]

@@ -102,9 +102,9 @@ class _Job(RecordInfo):
         # RecordInfo's two fields, set here: calling its __init__ would cost as much again.
         self.message_id = raw["messageId"]
         self._attributes = attributes = raw.get("attributes") or {}
-        sent = int(attributes.get("SentTimestamp", 0))
-        # How long the message waited, from its sending to this batch's start.
-        self.age_ms: float = now_ms - sent if sent and now_ms > sent else 0.0
+        # How long the message waited, from its sending to this batch's start (negative if the clocks
+        # disagree: the report keeps the largest age, from 0). Without a timestamp, under a millisecond.
+        self.age_ms: float = now_ms - int(attributes.get("SentTimestamp") or now_ms)
         self.raw = raw
         self.event = event
         self.route = route
