@@ -128,7 +128,7 @@ class _Run:
     context: LambdaContextLike
     report: BatchReport
     # The timer's reading past which no record starts: the time reserve before the timeout.
-    stop_at: float = 0.0
+    stop_at: float
     # Per-record lines are built only when they would be written.
     debug: bool = False
     # Wall clock (ms) at the batch's start: the records' ages are taken from it.
