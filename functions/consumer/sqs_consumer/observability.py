@@ -117,6 +117,7 @@ class BatchReport:
         self._stats: defaultdict[str, _TypeStats] = defaultdict(_TypeStats)
 
     def add(self, event_type: str, outcome: Outcome, *, age_ms: float, processing_ms: float | None = None) -> None:
+        # Called once per record: comparisons rather than max(), one lookup of the type's stats.
         stats = self._stats[event_type]
         stats.counts[outcome] += 1
         if age_ms > stats.age_ms_max:  # noqa: PLR1730
@@ -126,17 +127,6 @@ class BatchReport:
             stats.processing_ms_total += processing_ms
             if processing_ms > stats.processing_ms_max:  # noqa: PLR1730
                 stats.processing_ms_max = processing_ms
-
-    def succeeded(self, event_type: str, age_ms: float, processing_ms: float) -> None:
-        """``add`` for a success, the outcome of nearly every record: comparisons rather than max()."""
-        stats = self._stats[event_type]
-        stats.counts[Outcome.SUCCEEDED] += 1
-        if age_ms > stats.age_ms_max:  # noqa: PLR1730
-            stats.age_ms_max = age_ms
-        stats.timed += 1
-        stats.processing_ms_total += processing_ms
-        if processing_ms > stats.processing_ms_max:  # noqa: PLR1730
-            stats.processing_ms_max = processing_ms
 
     def count(self, outcome: Outcome) -> int:
         return sum(stats.counts[outcome] for stats in self._stats.values())

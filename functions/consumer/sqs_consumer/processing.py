@@ -556,7 +556,7 @@ class BatchConsumer:
         if job.claimed:
             run.completed.append(job.event)
             job.claimed = False
-        run.report.succeeded(job.event.event_type, job.age_ms, elapsed_ms)
+        run.report.add(job.event.event_type, Outcome.SUCCEEDED, age_ms=job.age_ms, processing_ms=elapsed_ms)
         run.outcomes[job.message_id] = None
         if run.debug:
             logger.debug("Record succeeded", message_id=job.message_id, event_id=job.event.event_id)
