@@ -35,7 +35,7 @@ from benchmarks import cost, exactly_once, lambda_runtime, report
 from benchmarks.references import hello_batch
 from sqs_consumer.models import HelloEvent
 from sqs_consumer.observability import logger
-from sqs_consumer.processing import BatchConsumer
+from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.registry import EventRegistry, RecordInfo, Route
 from tests.support.fakes import FakeContext, FakeQuarantine
 
@@ -72,7 +72,7 @@ PEAK_RSS = """
 import io, json, resource, sys
 sys.path[:0] = {paths!r}
 from benchmarks.references import hello_batch, reference_handler
-from sqs_consumer.processing import BatchConsumer
+from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.routes import REGISTRY
 from sqs_consumer.observability import build_metrics, logger
 from tests.support.fakes import FakeContext, FakeQuarantine

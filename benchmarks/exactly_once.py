@@ -32,7 +32,7 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 from sqs_consumer.idempotency import DynamoDBIdempotency, DynamoDBStore
 from sqs_consumer.models import HelloEvent
 from sqs_consumer.observability import logger
-from sqs_consumer.processing import BatchConsumer
+from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.registry import EventRegistry, RecordInfo, Route
 from tests.support import sqs_events as sqs
 from tests.support.fakes import FakeContext, FakeQuarantine

@@ -97,9 +97,11 @@ class ConsumerFunctionConstruct(Construct):
         table = idempotency.table if idempotency is not None else None
         if table is not None:
             # What the consumer's idempotency calls, on this table only: conditional puts in
-            # TransactWriteItems (authorized as PutItem), reads of a refusing record, and the
-            # completions and releases in BatchWriteItem.
-            table.grant(self.role, "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:BatchWriteItem")
+            # TransactWriteItems (authorized as PutItem), reads of a refusing record, the
+            # completions in BatchWriteItem, and releases as conditional DeleteItem calls.
+            table.grant(
+                self.role, "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:BatchWriteItem", "dynamodb:DeleteItem"
+            )
         self.function = lambda_.Function(
             self,
             "Function",

@@ -23,7 +23,7 @@ from typing import Any
 
 from sqs_consumer.budget import Deadline
 from sqs_consumer.observability import logger
-from sqs_consumer.processing import BatchConsumer
+from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.quarantine import QuarantinedMessage
 from sqs_consumer.routes import REGISTRY
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from sqs_consumer.observability import logger
-from sqs_consumer.processing import BatchConsumer
+from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.routes import REGISTRY
 from tests.support.fakes import FakeContext, FakeQuarantine
 

@@ -247,7 +247,12 @@ def test_function_role_uses_only_item_calls_on_the_table(template: Template):
     [policy] = template.find_resources("AWS::IAM::Policy").values()
     statements = policy["Properties"]["PolicyDocument"]["Statement"]
     [table_statement] = [s for s in statements if "dynamodb" in json.dumps(s["Action"])]
-    assert sorted(table_statement["Action"]) == ["dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:PutItem"]
+    assert sorted(table_statement["Action"]) == [
+        "dynamodb:BatchWriteItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+    ]
     assert table_id in json.dumps(table_statement["Resource"])
 
 

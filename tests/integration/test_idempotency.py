@@ -16,6 +16,7 @@ from typing import Any
 import boto3
 import pytest
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
+from aws_lambda_powertools.utilities.idempotency.base import _prepare_data
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyItemAlreadyExistsError
 from moto import mock_aws
 
@@ -24,10 +25,13 @@ from sqs_consumer.idempotency import (
     KEY_NAMESPACE,
     DynamoDBIdempotency,
     DynamoDBStore,
+    _powertools_hash,
     event_data,
+    fingerprint,
+    same_event,
 )
 from sqs_consumer.models import HelloEvent
-from sqs_consumer.processing import BatchConsumer
+from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.registry import EventRegistry, RecordInfo, Route
 from sqs_consumer.retry import Backoff
 from sqs_consumer.routes import REGISTRY
@@ -357,14 +361,49 @@ def test_the_store_client_has_short_timeouts_and_standard_retries(aws_credential
     assert config.retries["total_max_attempts"] <= 3
 
 
-def test_keys_and_fingerprints_are_powertools_own(dynamodb):
+def test_keys_and_fingerprints_are_those_powertools_computes_from_the_event_model(dynamodb):
+    # GIVEN the data Powertools' idempotency derives from a Pydantic event (its own _prepare_data)
     store, layer = DynamoDBStore(TABLE, TTL), powertools_layer()
     for body in (sqs.body("hello", {"name": "x"}, event_id="evt_1"), sqs.body("hello", {"name": "é"}, event_id="évt")):
-        data = event_data(REGISTRY.parse(body))
+        event = REGISTRY.parse(body)
+        data = _prepare_data(event)
+
+        # THEN the store's key and fingerprint are Powertools' own for that data
         key = layer._get_hashed_idempotency_key(data)
         assert key is not None
-        assert store.key(data) == layer._get_key(key)
-        assert store.fingerprint(data) == layer._get_hashed_payload(data)
+        assert store.key(event.event_id) == layer._get_key(key)
+        assert fingerprint(event) == layer._get_hashed_payload(data)
+
+
+def test_defaults_spelled_out_or_left_out_give_one_fingerprint():
+    # GIVEN the same event, once with its payload's defaults left out and once written in full
+    short = REGISTRY.parse(sqs.body("hello", {"name": "x"}, event_id="e"))
+    full = REGISTRY.parse(sqs.body("hello", {"name": "x", "simulate": None, "delay_ms": 0}, event_id="e"))
+    other = REGISTRY.parse(sqs.body("hello", {"name": "x", "delay_ms": 5}, event_id="e"))
+
+    # THEN both have one fingerprint, another payload has another, and a fingerprint the earlier
+    # release stored (of the fields as sent) still matches the event sent that way
+    assert fingerprint(short) == fingerprint(full) != fingerprint(other)
+    legacy = _powertools_hash(["hello", {"name": "x"}])
+    assert same_event(legacy, short)
+    assert not same_event(legacy, other)
+
+
+def test_an_event_resent_with_its_defaults_spelled_out_is_a_duplicate_not_a_reuse(dynamodb):
+    # GIVEN an event processed as a producer first sent it
+    quarantine, effects = FakeQuarantine(), Effects()
+    subject = BatchConsumer(EventRegistry([Route(HelloEvent, effects.sync)]), quarantine,
+                            idempotency=DynamoDBIdempotency(lambda: DynamoDBStore(TABLE, TTL)))  # fmt: skip
+    subject.handle(sqs.event(sqs.record(sqs.body("hello", {"name": "x"}, event_id="e1"))), FakeContext())
+
+    # WHEN the producer re-sends it with the payload's defaults written out
+    resent = sqs.record(sqs.body("hello", {"name": "x", "delay_ms": 0}, event_id="e1"))
+    response = subject.handle(sqs.event(resent), FakeContext())
+
+    # THEN it is acknowledged as a duplicate: nothing quarantined, the handler ran once
+    assert failed_ids(response) == []
+    assert quarantine.sent == []
+    assert effects.count == {"e1": 1}
 
 
 def test_an_event_completed_by_powertools_is_a_duplicate_and_ours_is_one_for_powertools(dynamodb):

@@ -14,7 +14,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from sqs_consumer.processing import BatchConsumer
+from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.quarantine import SqsQuarantine
 from sqs_consumer.routes import REGISTRY
 from sqs_consumer.sqs_limits import LARGEST_MAX_MESSAGE_BYTES, message_size

@@ -12,7 +12,7 @@ from moto import mock_aws
 from sqs_consumer import secrets
 from sqs_consumer.handler import build_consumer
 from sqs_consumer.handlers.document_processed import API_KEY_SECRET
-from sqs_consumer.processing import BatchConsumer
+from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.routes import REGISTRY
 from sqs_consumer.settings import ConsumerSettings, get_settings
 from tests.conftest import failed_ids

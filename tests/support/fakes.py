@@ -8,7 +8,7 @@ from typing import Any
 
 from sqs_consumer.budget import Deadline
 from sqs_consumer.errors import QuarantineFailedError
-from sqs_consumer.idempotency import Claim, ClaimState, EventInProgressError
+from sqs_consumer.idempotency import Claim, ClaimState, EventInProgressError, Held, fingerprint, same_event
 from sqs_consumer.models.base import BaseEvent
 from sqs_consumer.quarantine import QuarantinedMessage
 from sqs_consumer.registry import EventRegistry, Handler, RecordInfo, Route
@@ -93,15 +93,14 @@ class FakeIdempotency:
     type or payload is reused. ``settle`` completes and releases.
     """
 
-    records: dict[str, tuple[str, tuple[str, str]]] = field(default_factory=dict)  # id -> (status, fingerprint)
+    records: dict[str, tuple[str, str, int]] = field(default_factory=dict)  # id -> (status, fingerprint, token)
     in_progress_left_s: int = 30
     claims: list[list[str]] = field(default_factory=list)
     completed: list[str] = field(default_factory=list)
     released: list[str] = field(default_factory=list)
-
-    @staticmethod
-    def fingerprint(event: BaseEvent) -> tuple[str, str]:
-        return event.event_type, repr(getattr(event, "payload", None))
+    # How many settle calls (writes) were made.
+    writes: int = 0
+    _tokens: int = 0
 
     def claim(self, events: Sequence[BaseEvent], remaining_ms: int, deadline: Deadline) -> list[Claim]:
         self.claims.append([event.event_id for event in events])
@@ -109,21 +108,30 @@ class FakeIdempotency:
         for event in events:
             stored = self.records.get(event.event_id)
             if stored is None:
-                self.records[event.event_id] = ("INPROGRESS", self.fingerprint(event))
-                claims.append(Claim(ClaimState.ACQUIRED))
-            elif stored[1] != self.fingerprint(event):
-                claims.append(Claim(ClaimState.REUSED))
-            elif stored[0] == "COMPLETED":
-                claims.append(Claim(ClaimState.DUPLICATE))
+                self._tokens += 1
+                self.records[event.event_id] = ("INPROGRESS", fingerprint(event), self._tokens)
+                claims.append(Claim(ClaimState.ACQUIRED, token=self._tokens))
+                continue
+            if stored[0] == "COMPLETED":
+                same = Claim(ClaimState.DUPLICATE)
             else:
                 error = EventInProgressError("in progress elsewhere", retry_after_seconds=self.in_progress_left_s)
-                claims.append(Claim(ClaimState.IN_PROGRESS, error))
+                same = Claim(ClaimState.IN_PROGRESS, error)
+            if not same_event(stored[1], event):
+                claims.append(Claim(ClaimState.REUSED, stored_fingerprint=stored[1], stored=same))
+            else:
+                claims.append(same)
         return claims
 
-    def settle(self, succeeded: Sequence[BaseEvent], released: Sequence[BaseEvent], deadline: Deadline) -> None:
+    def settle(self, succeeded: Sequence[BaseEvent], released: Sequence[Held], deadline: Deadline) -> int:
+        self.writes += 1
         for event in succeeded:
-            self.records[event.event_id] = ("COMPLETED", self.fingerprint(event))
+            self.records[event.event_id] = ("COMPLETED", fingerprint(event), 0)
             self.completed.append(event.event_id)
-        for event in released:
-            self.records.pop(event.event_id, None)
-            self.released.append(event.event_id)
+        for held in released:
+            stored = self.records.get(held.event.event_id)
+            # Only this claim's own in-progress record, as the DynamoDB store's conditional delete.
+            if stored is not None and stored[0] == "INPROGRESS" and stored[2] == held.token:
+                del self.records[held.event.event_id]
+            self.released.append(held.event.event_id)
+        return 0

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from sqs_consumer.models import HelloEvent
-from sqs_consumer.processing import BatchConsumer
+from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.registry import EventRegistry, RecordInfo, Route
 from tests.conftest import failed_ids
 from tests.support import sqs_events as sqs

@@ -8,7 +8,7 @@ import pytest
 
 from sqs_consumer.errors import NonRetryableError
 from sqs_consumer.models import DocumentProcessedEvent, HelloEvent
-from sqs_consumer.processing import BatchConsumer
+from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.registry import UNREGISTERED_TYPE, EventRegistry, RecordInfo, Route
 from sqs_consumer.routes import REGISTRY
 from tests.conftest import failed_ids

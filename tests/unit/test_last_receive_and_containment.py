@@ -15,8 +15,9 @@ import json
 import pytest
 
 from sqs_consumer.models import HelloEvent
-from sqs_consumer.observability import Outcome
-from sqs_consumer.processing import BatchConsumer
+from sqs_consumer.observability import BatchReport, Outcome
+from sqs_consumer.pipeline import BatchConsumer
+from sqs_consumer.pipeline import batch as batch_module
 from sqs_consumer.registry import EventRegistry, RecordInfo, Route
 from sqs_consumer.routes import REGISTRY
 from tests.conftest import failed_ids
@@ -110,17 +111,17 @@ def test_fifo_record_behind_a_failed_one_on_its_last_receive_is_quarantined(cons
     assert "message group g" in sent.reason
 
 
-def test_skipped_records_are_counted_under_their_own_type(quarantine):
+def test_skipped_records_are_counted_under_their_own_type(quarantine, monkeypatch):
     consumer = BatchConsumer(REGISTRY, quarantine, time_reserve_ms=5_000)
     records = [sqs.record(sqs.body("document.processed", {"document_id": "d"})), sqs.record("not json")]
-    run_report = []
-    original = consumer._not_started
+    run_report: list[BatchReport] = []
 
-    def spy(*args, **kwargs):
-        original(*args, **kwargs)
-        run_report.append(args[3].report)
+    class SpiedReport(BatchReport):
+        def __init__(self) -> None:
+            super().__init__()
+            run_report.append(self)
 
-    consumer._not_started = spy  # type: ignore[method-assign]
+    monkeypatch.setattr(batch_module, "BatchReport", SpiedReport)
     consumer.handle(sqs.event(*records), FakeContext(remaining_ms=1_000))
 
     report = run_report[0]
@@ -213,7 +214,7 @@ def test_no_task_of_an_invocation_runs_during_the_next_one():
 
     # THEN the leftover task was cancelled at the end of its own invocation
     assert "late:fire-and-forget" not in handlers.ran
-    assert consumer._loop is None or not [t for t in asyncio.all_tasks(consumer._loop) if not t.done()]
+    assert consumer._runner._loop is None or not [t for t in asyncio.all_tasks(consumer._runner._loop) if not t.done()]
 
 
 def test_a_huge_unknown_type_is_logged_in_bounded_lines(consumer, quarantine, logs):

@@ -10,7 +10,7 @@ from typing import Any
 from aws_lambda_powertools import Metrics
 
 from sqs_consumer.observability import EmfDocuments, inject_lambda_context, logger
-from sqs_consumer.processing import BatchConsumer
+from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.routes import REGISTRY
 from tests.support import sqs_events as sqs
 from tests.support.fakes import FakeContext, FakeQuarantine

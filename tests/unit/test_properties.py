@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from sqs_consumer.errors import NonRetryableError, PoisonMessageError, RetryableError
 from sqs_consumer.models import DocumentProcessedEvent, HelloEvent
-from sqs_consumer.processing import BatchConsumer
+from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.registry import EventRegistry, RecordInfo, Route
 from tests.conftest import failed_ids
 from tests.support import sqs_events as sqs

@@ -10,7 +10,7 @@ from typing import Any, cast
 import pytest
 
 from sqs_consumer.budget import MAX_PARALLEL_CALLS, Deadline
-from sqs_consumer.processing import BatchConsumer
+from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.retry import MAX_BACKOFF_SECONDS, Backoff, SqsVisibility, VisibilityChange, queue_url_from_arn
 from sqs_consumer.routes import REGISTRY
 from tests.support import sqs_events as sqs

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from local.sample_event import main, write_sample
-from sqs_consumer.processing import BatchConsumer
+from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.routes import REGISTRY
 from tests.support.fakes import FakeContext, FakeQuarantine
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sqs_consumer.processing import BatchConsumer
+from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.routes import REGISTRY
 from tests.support.fakes import FakeContext, FakeQuarantine
 

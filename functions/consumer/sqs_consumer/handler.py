@@ -23,7 +23,7 @@ from sqs_consumer import secrets
 from sqs_consumer.clients import preload_service_models
 from sqs_consumer.idempotency import DynamoDBIdempotency, DynamoDBStore
 from sqs_consumer.observability import build_metrics, inject_lambda_context, logger
-from sqs_consumer.processing import BatchConsumer
+from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.quarantine import SqsQuarantine
 from sqs_consumer.registry import EventRegistry
 from sqs_consumer.retry import Backoff, SqsVisibility

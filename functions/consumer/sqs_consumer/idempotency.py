@@ -14,12 +14,18 @@ for all the records of a batch together:
   without running its handler. One in progress elsewhere is retried no sooner than its in-progress
   record expires. One whose stored fingerprint differs (the same ``event_id`` with another
   ``event_type`` or payload) is a producer bug: quarantined, never acknowledged.
-- ``settle``: the completions and the releases of the batch in ``BatchWriteItem`` requests of 25,
-  in parallel. A completed record lives ``expires_after_seconds`` (queue + DLQ retention, so a
-  redriven copy is still recognised); a released one lets the retry run.
+- ``settle``: completions in ``BatchWriteItem`` requests of 25, in parallel; the consumer calls it as
+  handlers return (group commit, pipeline/commit.py), so a crash repeats only the effects whose
+  completion was still in flight. A completed record lives ``expires_after_seconds`` (queue + DLQ
+  retention, so a redriven copy is still recognised). Releases are one conditional ``DeleteItem``
+  each: they delete only this execution's own in-progress record (its in-progress expiry, written
+  by the claim, is the claim's token), so a release that runs late, even after a freeze and thaw,
+  can never delete a record another execution has since claimed or completed.
 
 The record is looked up by ``event_id`` (as before, so a deployed table keeps its records) and
-carries a fingerprint of ``[event_type, payload]`` in Powertools' payload-validation attribute.
+carries a fingerprint of ``[event_type, payload]`` in Powertools' payload-validation attribute: of
+the canonical event (defaults included, JSON mode, sorted keys), so that events equal in meaning
+match however the producer wrote them (``fingerprint``).
 Every call runs within the time reserve (budget.py) on a client with short timeouts: a store that
 does not answer makes the records retryable and never lets the function time out.
 The store (and botocore) is created on first use, never at import.
@@ -32,6 +38,7 @@ import hashlib
 import json
 import math
 import os
+import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -53,7 +60,16 @@ KEY_NAMESPACE = "sqs_consumer.events"
 FINGERPRINT_JMESPATH = "[event_type, payload]"
 BATCH_WRITE_ITEMS = 25
 TRANSACT_ITEMS = 100
-TRANSACT_ATTEMPTS = 3
+# Claims refused for contention (a throttle, a conflicting transaction) go again after a jittered
+# backoff while the deadline allows, at most this many times in all.
+TRANSACT_ATTEMPTS = 5
+CLAIM_BACKOFF_SECONDS = 0.025
+# DynamoDB's answers that a retry can fix: throttling, and transactions that met another one.
+_CONTENTION = frozenset({
+    "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
+    "TransactionConflictException", "TransactionInProgressException",
+})
+_CONTENDED_REASONS = frozenset({"TransactionConflict", "ProvisionedThroughputExceeded", "ThrottlingError"})
 REUSED_REASON = "event_id reused with a different payload"
 
 
@@ -79,16 +95,37 @@ class ClaimState(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Claim:
+    """The store's answer for one event.
+
+    ``token`` (acquired): the claim's identity, which a release must still find in the store.
+    ``stored_fingerprint`` and ``stored`` (reused): the fingerprint of the event the store holds under
+    this ``event_id``, and the claim an event matching it would get, so that a copy in the same batch
+    is judged against the stored event, never against a third record.
+    """
+
     state: ClaimState
     error: Exception | None = None
+    token: int | None = None
+    stored_fingerprint: str | None = None
+    stored: Claim | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """An in-progress record this execution wrote, to release: the event and its claim's token."""
+
+    event: BaseEvent
+    token: int | None
 
 
 class Idempotency(Protocol):
     def claim(self, events: Sequence[BaseEvent], remaining_ms: int, deadline: Deadline) -> list[Claim]:
         """One claim per event (distinct event_ids), in order."""
 
-    def settle(self, succeeded: Sequence[BaseEvent], released: Sequence[BaseEvent], deadline: Deadline) -> None:
-        """Mark ``succeeded`` completed and delete the in-progress records of ``released``; never raise."""
+    def settle(self, succeeded: Sequence[BaseEvent], released: Sequence[Held], deadline: Deadline) -> int:
+        """Mark ``succeeded`` completed and delete ``released``'s own in-progress records; never raise.
+
+        Returns how many of the completions were not confirmed by the deadline."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,13 +158,9 @@ class DynamoDBStore:
         self.key_prefix = f"{os.getenv('AWS_LAMBDA_FUNCTION_NAME', 'test-func')}.{KEY_NAMESPACE}"
         self.client = client if client is not None else dynamodb_client()
 
-    def key(self, data: dict[str, Any]) -> dict[str, Any]:
-        """The item's key: Powertools' hashed idempotency key of ``data``'s event_id."""
-        return {self.key_attr: {"S": f"{self.key_prefix}#{_powertools_hash(data['event_id'])}"}}
-
-    def fingerprint(self, data: dict[str, Any]) -> str:
-        """Powertools' payload hash: of ``[event_type, payload]``."""
-        return _powertools_hash([data.get("event_type"), data.get("payload")])
+    def key(self, event_id: str) -> dict[str, Any]:
+        """The item's key: Powertools' hashed idempotency key of the event_id."""
+        return {self.key_attr: {"S": f"{self.key_prefix}#{_powertools_hash(event_id)}"}}
 
     def expiry(self) -> int:
         return int(time.time() + self.expires_after_seconds)
@@ -157,12 +190,28 @@ def _powertools_hash(data: Any) -> str:
 
 
 def event_data(event: BaseEvent) -> dict[str, Any]:
-    """What the key and the fingerprint are computed from: the fields as the producer sent them.
+    """The canonical event the key and the fingerprint are computed from: defaults included, JSON mode.
 
-    Defaults are left out, so that a field added to a model later does not change the
-    fingerprint of events stored before it.
+    ``{"name": "x"}`` and ``{"name": "x", "delay_ms": 0}`` are the same event and get the same
+    fingerprint. It is also what Powertools' ``@idempotent_function`` hashes when given the event
+    model itself, for payloads of JSON types (docs/decisions.md says what interoperates).
     """
-    return event.model_dump(mode="json", include={"event_id", "event_type", "payload"}, exclude_unset=True)
+    return event.model_dump(mode="json", include={"event_id", "event_type", "payload"})
+
+
+def fingerprint(event: BaseEvent) -> str:
+    """Powertools' payload hash of ``[event_type, payload]`` over the canonical event."""
+    data = event_data(event)
+    return _powertools_hash([data["event_type"], data["payload"]])
+
+
+def same_event(stored_fingerprint: str, event: BaseEvent) -> bool:
+    """Whether a stored fingerprint is ``event``'s: canonical, or as releases before the canonical one
+    wrote it (the fields the producer sent, defaults left out), so their records still match."""
+    if stored_fingerprint == fingerprint(event):
+        return True
+    sent = event.model_dump(mode="json", include={"event_type", "payload"}, exclude_unset=True)
+    return stored_fingerprint == _powertools_hash([sent.get("event_type"), sent.get("payload")])
 
 
 class DynamoDBIdempotency:
@@ -170,10 +219,12 @@ class DynamoDBIdempotency:
         self,
         persistence_factory: Callable[[], DynamoDBStore],
         clock_ms: Callable[[], float] = lambda: time.time() * 1000,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._factory = persistence_factory
         self._persistence: DynamoDBStore | None = None
         self._clock_ms = clock_ms
+        self._sleep = sleep
 
     def _store(self) -> DynamoDBStore:
         if self._persistence is None:
@@ -189,7 +240,7 @@ class DynamoDBIdempotency:
             unavailable = StoreUnavailableError(f"idempotency store unavailable: {exc}")
             return [Claim(ClaimState.UNAVAILABLE, unavailable) for _ in events]
         chunks = [list(events[start : start + TRANSACT_ITEMS]) for start in range(0, len(events), TRANSACT_ITEMS)]
-        outcomes = run_parallel([self._claimer(store, chunk, remaining_ms) for chunk in chunks], deadline)
+        outcomes = run_parallel([self._claimer(store, chunk, remaining_ms, deadline) for chunk in chunks], deadline)
         claims: list[Claim] = []
         for chunk, outcome in zip(chunks, outcomes, strict=True):
             if isinstance(outcome, BaseException):
@@ -198,9 +249,12 @@ class DynamoDBIdempotency:
                 claims += outcome
         return claims
 
-    def _claimer(self, store: DynamoDBStore, events: list[BaseEvent], remaining_ms: int) -> Callable[[], list[Claim]]:
+    def _claimer(
+        self, store: DynamoDBStore, events: list[BaseEvent], remaining_ms: int, deadline: Deadline
+    ) -> Callable[[], list[Claim]]:
         """One transaction of conditional in-progress writes; the events that conflict are told apart
-        from the reasons DynamoDB gives, and the others written again together."""
+        from the reasons DynamoDB gives, and the others written again together, after a jittered
+        backoff when DynamoDB refused them for contention (throttling, a conflicting transaction)."""
 
         def claim() -> list[Claim]:
             from botocore.exceptions import ClientError  # noqa: PLC0415
@@ -208,46 +262,66 @@ class DynamoDBIdempotency:
             puts = [_in_progress_put(store, event, remaining_ms) for event in events]
             claims: dict[int, Claim] = {}
             pending = list(range(len(events)))
-            for _ in range(TRANSACT_ATTEMPTS):
+            for attempt in range(TRANSACT_ATTEMPTS):
                 try:
                     store.client.transact_write_items(TransactItems=[puts[index] for index in pending])  # type: ignore[misc]
                 except ClientError as exc:
-                    if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                    code = exc.response.get("Error", {}).get("Code")
+                    if code == "TransactionCanceledException":
+                        reasons = exc.response.get("CancellationReasons") or []
+                        for index, reason in zip(pending, reasons, strict=False):
+                            if reason.get("Code") == "ConditionalCheckFailed":
+                                item = reason.get("Item")
+                                claims[index] = self._existing(store, events[index], dict(item) if item else None)
+                        contended = any(reason.get("Code") in _CONTENDED_REASONS for reason in reasons)
+                    elif code in _CONTENTION:
+                        contended = True
+                    else:
                         raise
-                    reasons = exc.response.get("CancellationReasons") or []
-                    for index, reason in zip(pending, reasons, strict=False):
-                        if reason.get("Code") == "ConditionalCheckFailed":
-                            item = reason.get("Item")
-                            claims[index] = self._existing(store, events[index], dict(item) if item else None)
-                    # The others were cancelled with them (or raced another writer): written again together.
+                    # The others were cancelled with them (or met another writer): written again together.
                     pending = [index for index in pending if index not in claims]
                     if not pending:
                         break
+                    if contended and not self._backoff(attempt, deadline):
+                        break
                     continue
-                claims.update({index: Claim(ClaimState.ACQUIRED) for index in pending})
+                for index in pending:
+                    claims[index] = Claim(ClaimState.ACQUIRED, token=_token(puts[index]))
                 pending = []
                 break
             for index in pending:
                 claims[index] = Claim(
-                    ClaimState.UNAVAILABLE, StoreUnavailableError("idempotency claim kept conflicting")
+                    ClaimState.UNAVAILABLE, StoreUnavailableError("idempotency claim kept meeting contention")
                 )
             return [claims[index] for index in range(len(events))]
 
         return claim
 
+    def _backoff(self, attempt: int, deadline: Deadline) -> bool:
+        """Sleep before the next attempt (full jitter); False when the deadline leaves no time for it."""
+        pause = _JITTER.uniform(0, CLAIM_BACKOFF_SECONDS * 2**attempt)
+        if pause >= deadline.seconds_left():
+            return False
+        self._sleep(pause)
+        return True
+
     def _existing(self, store: DynamoDBStore, event: BaseEvent, item: dict[str, Any] | None) -> Claim:
         """What the record that refused our in-progress write says about ``event``."""
-        data = event_data(event)
         if item is None:  # an older DynamoDB answer without the item: read it
-            item = store.client.get_item(TableName=store.table_name, Key=store.key(data), ConsistentRead=True).get(
-                "Item"
-            )
+            item = store.client.get_item(
+                TableName=store.table_name, Key=store.key(event.event_id), ConsistentRead=True
+            ).get("Item")
         if item is None:  # gone since: whoever held it released it; retry at once
             return Claim(ClaimState.IN_PROGRESS, EventInProgressError("its record changed meanwhile", 1))
         record = store.record(dict(item))
+        stored = self._stored_claim(event, record)
         # A record written before fingerprints were stored has none: it is the same event.
-        if record.payload_hash and record.payload_hash != store.fingerprint(data):
-            return Claim(ClaimState.REUSED)
+        if record.payload_hash and not same_event(record.payload_hash, event):
+            return Claim(ClaimState.REUSED, stored_fingerprint=record.payload_hash, stored=stored)
+        return stored
+
+    def _stored_claim(self, event: BaseEvent, record: StoredRecord) -> Claim:
+        """The claim an event matching the stored one gets: a duplicate, or in progress elsewhere."""
         if record.status == COMPLETED:
             return Claim(ClaimState.DUPLICATE)
         expiry_ms = record.in_progress_expiry_timestamp
@@ -261,23 +335,36 @@ class DynamoDBIdempotency:
             ),
         )
 
-    def settle(self, succeeded: Sequence[BaseEvent], released: Sequence[BaseEvent], deadline: Deadline) -> None:
+    def settle(self, succeeded: Sequence[BaseEvent], released: Sequence[Held], deadline: Deadline) -> int:
         if not succeeded and not released:
-            return
+            return 0
         try:
             store = self._store()
-            requests = [_completed(store, event) for event in succeeded] + [_released(store, e) for e in released]
+            completions = [_completed(store, event) for event in succeeded]
         except Exception as exc:  # the in-progress records expire with the function's timeout instead
             logger.error("Could not settle idempotency records", error=str(exc))
-            return
-        chunks = [requests[start : start + BATCH_WRITE_ITEMS] for start in range(0, len(requests), BATCH_WRITE_ITEMS)]
-        missed = shortfall(run_parallel([_writer(store, chunk, deadline) for chunk in chunks], deadline))
+            return len(succeeded)
+        chunks = [
+            completions[start : start + BATCH_WRITE_ITEMS] for start in range(0, len(completions), BATCH_WRITE_ITEMS)
+        ]
+        calls = [_writer(store, chunk, deadline) for chunk in chunks]
+        calls += [_releaser(store, held) for held in released]
+        outcomes = run_parallel(calls, deadline)
+        missed = shortfall(outcomes)
         if missed:
             # Completed effects stay effective; their in-progress records expire with the function's
             # timeout, and released ones likewise: a retry then runs.
             logger.error(
                 "Idempotency records not settled; they expire with the function's timeout", extra=missed.fields()
             )
+        unconfirmed = 0
+        for chunk, outcome in zip(chunks, outcomes, strict=False):
+            unconfirmed += len(chunk) if isinstance(outcome, BaseException) else int(outcome)
+        return unconfirmed
+
+
+# Backoff jitter from the OS, as retry.py's: environments restored from one snapshot share random's state.
+_JITTER = random.SystemRandom()
 
 
 def _unavailable(event: BaseEvent, error: BaseException | None) -> Exception:
@@ -288,14 +375,13 @@ def _unavailable(event: BaseEvent, error: BaseException | None) -> Exception:
 
 def _in_progress_put(store: DynamoDBStore, event: BaseEvent, remaining_ms: int) -> dict[str, Any]:
     """The item and condition of Powertools' ``save_inprogress``, as a transaction's Put."""
-    data = event_data(event)
     now = time.time()
     item: dict[str, Any] = {
-        **store.key(data),
+        **store.key(event.event_id),
         store.expiry_attr: {"N": str(store.expiry())},
         store.status_attr: {"S": INPROGRESS},
         store.in_progress_expiry_attr: {"N": str(int(now * 1000) + remaining_ms)},
-        store.validation_key_attr: {"S": store.fingerprint(data)},
+        store.validation_key_attr: {"S": fingerprint(event)},
     }
     # Free, expired, or in progress past its expiry (a timed-out execution): Powertools' condition.
     condition = (
@@ -323,21 +409,46 @@ def _in_progress_put(store: DynamoDBStore, event: BaseEvent, remaining_ms: int) 
     }
 
 
+def _token(put: dict[str, Any]) -> int:
+    """A claim's token: the in-progress expiry its write stored, to the millisecond."""
+    return int(put["Put"]["Item"][DynamoDBStore.in_progress_expiry_attr]["N"])
+
+
 def _completed(store: DynamoDBStore, event: BaseEvent) -> dict[str, Any]:
     """The item Powertools' ``save_success`` leaves, written whole (BatchWriteItem has no update)."""
-    data = event_data(event)
     item: dict[str, Any] = {
-        **store.key(data),
+        **store.key(event.event_id),
         store.expiry_attr: {"N": str(store.expiry())},
         store.status_attr: {"S": COMPLETED},
         store.data_attr: {"S": json.dumps({})},
-        store.validation_key_attr: {"S": store.fingerprint(data)},
+        store.validation_key_attr: {"S": fingerprint(event)},
     }
     return {"PutRequest": {"Item": item}}
 
 
-def _released(store: DynamoDBStore, event: BaseEvent) -> dict[str, Any]:
-    return {"DeleteRequest": {"Key": store.key(event_data(event))}}
+def _releaser(store: DynamoDBStore, held: Held) -> Callable[[], int]:
+    """Delete this execution's own in-progress record, and nothing else: one that another execution
+    has claimed since, or completed, no longer carries this claim's token and is left as it is."""
+
+    def release() -> int:
+        from botocore.exceptions import ClientError  # noqa: PLC0415
+
+        if held.token is None:
+            return 0
+        try:
+            store.client.delete_item(
+                TableName=store.table_name,
+                Key=store.key(held.event.event_id),
+                ConditionExpression="#status = :inprogress AND #in_progress_expiry = :token",
+                ExpressionAttributeNames={"#status": store.status_attr, "#in_progress_expiry": store.in_progress_expiry_attr},
+                ExpressionAttributeValues={":inprogress": {"S": INPROGRESS}, ":token": {"N": str(held.token)}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+        return 0
+
+    return release
 
 
 def _writer(store: DynamoDBStore, requests: list[dict[str, Any]], deadline: Deadline) -> Callable[[], int]:
@@ -350,7 +461,7 @@ def _writer(store: DynamoDBStore, requests: list[dict[str, Any]], deadline: Dead
             pending = [dict(item) for item in response.get("UnprocessedItems", {}).get(store.table_name, [])]
             if not pending or deadline.passed:
                 break
-            time.sleep(min(0.05 * 2**attempt, deadline.seconds_left()))
+            time.sleep(min(_JITTER.uniform(0, 0.05 * 2**attempt), deadline.seconds_left()))
         return len(pending)
 
     return write

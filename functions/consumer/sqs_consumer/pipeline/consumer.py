@@ -1,0 +1,92 @@
+"""One SQS batch, top-down: parse, claim, run, settle (docs/design.md §4).
+
+Delivery is at-least-once; each record ends with exactly one disposition (dispositions.py):
+succeeded or duplicate (deleted), listed (retried after its backoff), or quarantined (sent to the
+DLQ with its reason, then deleted). Standard and FIFO queues go through the same stages and differ
+only in their ordering policy (ordering.py). With idempotency on, each success is written to the
+store as its handler returns (group commit, commit.py), so a crash repeats at most the effects of
+the last store round trip.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools import Metrics
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+
+from sqs_consumer.idempotency import Idempotency
+from sqs_consumer.observability import EmfDocuments
+from sqs_consumer.pipeline.batch import Batch, LambdaContextLike
+from sqs_consumer.pipeline.claims import claim_events
+from sqs_consumer.pipeline.commit import GroupCommit
+from sqs_consumer.pipeline.dispositions import Decisions
+from sqs_consumer.pipeline.ordering import ordering_for
+from sqs_consumer.pipeline.records import parse_records
+from sqs_consumer.pipeline.runner import Runner
+from sqs_consumer.pipeline.settlement import Settlement
+from sqs_consumer.quarantine import Quarantine
+from sqs_consumer.registry import EventRegistry
+from sqs_consumer.retry import NO_BACKOFF, Backoff, VisibilitySetter
+
+# The part of the time reserve kept for building the response and flushing metrics.
+MAX_RETURN_FLOOR_MS = 500
+
+
+class BatchConsumer:
+    """Processes one SQS batch and returns the partial batch response."""
+
+    def __init__(
+        self,
+        registry: EventRegistry,
+        quarantine: Quarantine,
+        *,
+        metrics: Metrics | None = None,
+        time_reserve_ms: int = 5_000,
+        max_concurrent_records: int = 10,
+        max_receive_count: int | None = None,
+        backoff: Backoff = NO_BACKOFF,
+        visibility: VisibilitySetter | None = None,
+        idempotency: Idempotency | None = None,
+        timer: Callable[[], float] = time.perf_counter,
+        wall_clock_ms: Callable[[], float] = lambda: time.time() * 1000,
+    ) -> None:
+        self._registry = registry
+        self._emf = EmfDocuments(metrics) if metrics is not None else None
+        self._time_reserve_ms = time_reserve_ms
+        self._return_floor_ms = min(MAX_RETURN_FLOOR_MS, time_reserve_ms // 4)
+        self._decisions = Decisions(max_receive_count, backoff)
+        self._idempotency = idempotency
+        self._timer = timer
+        self._wall_clock_ms = wall_clock_ms
+        self._runner = Runner(max_concurrent_records)
+        self._settlement = Settlement(registry, quarantine, backoff, visibility)
+
+    @property
+    def uses_idempotency(self) -> bool:
+        return self._idempotency is not None
+
+    def handle(self, event: dict[str, Any], context: LambdaContextLike) -> PartialItemFailureResponse:
+        records = event.get("Records") or []
+        if not records:
+            return {"batchItemFailures": []}
+        batch = Batch(context, timer=self._timer, now_ms=self._wall_clock_ms(), time_reserve_ms=self._time_reserve_ms,
+                      return_floor_ms=self._return_floor_ms, decisions=self._decisions, order=ordering_for(records))  # fmt: skip
+        if batch.order.sequential:
+            batch.confirm_quarantine = self._settlement.confirm_one
+        items = parse_records(records, self._registry, batch.now_ms)
+        if self._idempotency is not None:
+            claim_events(items, self._idempotency, context.get_remaining_time_in_millis(),
+                         batch.deadline(self._time_reserve_ms))  # fmt: skip
+            batch.commit = GroupCommit(self._idempotency, batch.deadline())
+        try:
+            self._runner.run(items, batch)
+            response = self._settlement.settle(event, items, batch)
+        finally:
+            self._runner.cancel_leftover_tasks(batch.deadline().seconds_left)
+        batch.report.log_summary(len(records))
+        if self._emf is not None:
+            batch.report.publish(self._emf)
+        return response

@@ -1,0 +1,165 @@
+"""Stage 3, run: each record in batch order is started, held back, or decided without its handler.
+
+Sync handlers run inline; async handlers are awaited by a pool of ``max_concurrent_records``
+workers on one event loop kept for the life of the execution environment (FIFO: each is awaited
+before the next record starts). The deadline is checked at every start: a record reached within
+the time reserve is not started. A handler's exception, ``BaseException`` included (but a process
+exit), is contained to its record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
+
+from sqs_consumer.errors import HandlerAbortedError
+from sqs_consumer.observability import logger
+from sqs_consumer.pipeline.batch import Batch
+from sqs_consumer.pipeline.claims import claimed, follow
+from sqs_consumer.pipeline.dispositions import NEAR_TIMEOUT, Listed
+from sqs_consumer.pipeline.records import Item, Job, Unparsed
+
+# How long leftover tasks of a handler get to finish after being cancelled, at most: out of the
+# time reserve, never past the part of it kept for returning.
+LEFTOVER_TASK_GRACE_SECONDS = 1.0
+
+
+class Runner:
+    def __init__(self, max_concurrent: int) -> None:
+        self._max_concurrent = max_concurrent
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def run(self, items: list[Item], batch: Batch) -> None:
+        """Give every record its disposition."""
+        suspended: list[tuple[Job, Awaitable[None]]] = []
+        copies: list[Job] = []
+        for item in items:
+            try:
+                self._start(item, batch, suspended, copies)
+            except Exception as exc:  # a bug in our bookkeeping: never lose the record
+                _list_unsettled(item, exc, batch)
+        if suspended:
+            self._event_loop().run_until_complete(self._await_all(suspended, batch))
+        for copy in copies:
+            batch.decide(copy, follow(copy, batch.decisions))
+
+    def _start(self, item: Item, batch: Batch, suspended: list[tuple[Job, Awaitable[None]]], copies: list[Job]) -> None:
+        decisions = batch.decisions
+        why = batch.order.held_back(item)
+        started = batch.timer()
+        if why is None and started > batch.stop_at:
+            why = NEAR_TIMEOUT
+        if why is not None:
+            batch.decide(item, decisions.not_started(item, why, item.event_type))
+            return
+        if type(item) is Unparsed:
+            batch.decide(item, decisions.poison(item))
+            return
+        assert isinstance(item, Job)
+        if item.leader is not None:
+            if batch.order.sequential:  # its leader, earlier in order, is settled already
+                batch.decide(item, follow(item, decisions))
+            else:
+                copies.append(item)
+            return
+        disposition = claimed(item, decisions)
+        if disposition is not None:
+            batch.decide(item, disposition)
+            return
+        awaitable = self._call(item, started, batch)
+        if awaitable is None:
+            return
+        if batch.order.sequential:
+            self._event_loop().run_until_complete(self._await_one(item, awaitable, batch))
+        else:
+            suspended.append((item, awaitable))
+
+    def _call(self, job: Job, started: float, batch: Batch) -> Awaitable[None] | None:
+        """The handler: a sync outcome settled now, or what remains to await."""
+        if batch.debug:
+            logger.debug("Record started", message_id=job.message_id, event_id=job.event.event_id,
+                         event_type=job.event.event_type)  # fmt: skip
+        job.started = started
+        try:
+            result = job.route.handler(job.event, job)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # contained to its record (CancelledError included)
+            batch.decide(job, batch.decisions.failure(job, _as_exception(exc), job.event.event_type))
+            return None
+        if result is not None and inspect.isawaitable(result):
+            return result
+        batch.succeed(job, started)
+        return None
+
+    async def _await_all(self, suspended: list[tuple[Job, Awaitable[None]]], batch: Batch) -> None:
+        pending = iter(suspended)
+
+        async def worker() -> None:
+            for job, awaitable in pending:
+                started = batch.timer()
+                if started > batch.stop_at:  # its turn in the pool came too late
+                    if inspect.iscoroutine(awaitable):
+                        awaitable.close()
+                    job.started = None
+                    batch.decide(job, batch.decisions.not_started(job, NEAR_TIMEOUT, job.event.event_type))
+                    continue
+                job.started = started
+                await self._await_one(job, awaitable, batch)
+
+        await asyncio.gather(*(worker() for _ in range(min(self._max_concurrent, len(suspended)))))
+
+    async def _await_one(self, job: Job, awaitable: Awaitable[None], batch: Batch) -> None:
+        try:
+            started = job.started if job.started is not None else batch.timer()
+            try:
+                await awaitable
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:  # contained to its record (CancelledError included)
+                batch.decide(job, batch.decisions.failure(job, _as_exception(exc), job.event.event_type))
+            else:
+                batch.succeed(job, started)
+        except Exception as exc:  # a bug in our bookkeeping: never lose the record
+            _list_unsettled(job, exc, batch)
+
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        # One loop for the life of the execution environment: creating one per
+        # invocation (asyncio.run) costs more than a small batch's records.
+        if self._loop is None or self._loop.is_closed():
+            self._loop = asyncio.new_event_loop()
+        return self._loop
+
+    def cancel_leftover_tasks(self, seconds_left: Callable[[], float]) -> None:
+        """Tasks a handler left running must not run on during the next invocation.
+
+        They get ``LEFTOVER_TASK_GRACE_SECONDS`` to finish their cancellation, or less: no more than
+        the time reserve has left before the part kept for returning.
+        """
+        if self._loop is None or self._loop.is_closed():
+            return
+        leftover = [task for task in asyncio.all_tasks(self._loop) if not task.done()]
+        if not leftover:
+            return
+        for task in leftover:
+            task.cancel()
+        grace = min(LEFTOVER_TASK_GRACE_SECONDS, seconds_left())
+        still_running: set[asyncio.Task[object]] = set(leftover)
+        if grace > 0:
+            _, still_running = self._loop.run_until_complete(asyncio.wait(leftover, timeout=grace))
+        logger.warning("Cancelled tasks that handlers left running", tasks=len(leftover), ignored=len(still_running))
+        if still_running:
+            # A task that ignores cancellation: a fresh loop keeps it out of later invocations.
+            self._loop = None
+
+
+def _list_unsettled(item: Item, exc: Exception, batch: Batch) -> None:
+    logger.exception("Record listed after an internal error", message_id=item.message_id)
+    batch.decide(item, Listed(exc, 0))
+
+
+def _as_exception(exc: BaseException) -> Exception:
+    if isinstance(exc, Exception):
+        return exc
+    return HandlerAbortedError(f"the handler raised {type(exc).__name__}: {exc}")

@@ -1,0 +1,159 @@
+"""Stage 4, settle: every record's disposition acted on, in one place, within the time reserve.
+
+Quarantined copies go to the DLQ together (a refused one makes its record listed); the group
+commit's last write is awaited; each disposition is counted and logged once; the listed records
+get their retry backoff; Powertools builds the response. A record is never both deleted and
+listed: the response lists exactly the records whose disposition is ``Listed``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+
+from sqs_consumer.observability import UNRECOGNIZED_TYPE, Outcome, logger
+from sqs_consumer.pipeline.batch import Batch
+from sqs_consumer.pipeline.dispositions import DUPLICATE, SUCCEEDED, Listed, Quarantined
+from sqs_consumer.pipeline.records import Item, Job
+from sqs_consumer.pipeline.response import SettledBatchProcessor
+from sqs_consumer.quarantine import Quarantine, QuarantinedMessage
+from sqs_consumer.registry import EventRegistry
+from sqs_consumer.retry import Backoff, VisibilityChange, VisibilitySetter
+from sqs_consumer.sqs_limits import trim_utf8
+
+# Values quoted in log lines are cut to this many bytes: a poison body may hold megabytes.
+LOG_VALUE_BYTES = 512
+
+
+class Settlement:
+    def __init__(
+        self,
+        registry: EventRegistry,
+        quarantine: Quarantine,
+        backoff: Backoff,
+        visibility: VisibilitySetter | None,
+    ) -> None:
+        self._registry = registry
+        self._quarantine = quarantine
+        self._backoff = backoff
+        self._visibility = visibility
+        # One processor for the life of the environment, as Powertools' examples keep it.
+        self._processor = SettledBatchProcessor()
+
+    def settle(self, event: dict[str, Any], items: list[Item], batch: Batch) -> PartialItemFailureResponse:
+        for item in items:
+            if item.disposition is None:  # no stage decided it (a bug): listed, never silently deleted
+                batch.decide(item, Listed(RuntimeError("not settled"), 0))
+        self.send_quarantined(items, batch)
+        if batch.commit is not None:
+            unconfirmed = batch.commit.wait()
+            if unconfirmed:
+                logger.error("Completions not confirmed by the store before the deadline; acknowledged anyway: "
+                             "their effects happened", unconfirmed=unconfirmed)  # fmt: skip
+        listed = self._account(items, batch.refused, batch)
+        response = self._processor.respond(event, listed)
+        self._apply_backoff(items, batch)
+        return response
+
+    def confirm_one(self, item: Item, batch: Batch) -> None:
+        """Send one record's copy now, before the next record starts (the FIFO ordering needs it)."""
+        self.send_quarantined([item], batch)
+
+    def send_quarantined(self, items: list[Item], batch: Batch) -> None:
+        """Send every quarantined copy not sent yet together; the records whose copy the DLQ refused
+        become listed, after their backoff."""
+        queued = [
+            item for item in items if isinstance(item.disposition, Quarantined) and item.message_id not in batch.sent
+        ]
+        if not queued:
+            return
+        messages = [_message(item) for item in queued]
+        try:
+            results = self._quarantine.send_batch(messages, batch.deadline())
+        except Exception as exc:  # an adapter that raises instead of answering: every record stays
+            results = [exc] * len(queued)
+        for item, error in zip(queued, results, strict=True):
+            batch.sent.add(item.message_id)
+            if error is not None:
+                quarantined = item.disposition
+                assert isinstance(quarantined, Quarantined)
+                batch.refused[item.message_id] = error
+                item.disposition = Listed(error, quarantined.retry_delay_s)
+
+    def _account(self, items: list[Item], refused: dict[str, Exception], batch: Batch) -> dict[str, Exception]:
+        """Count and log each record's disposition once; the listed records, with their errors."""
+        add = batch.report.add
+        listed: dict[str, Exception] = {}
+        for item in items:
+            disposition = item.disposition
+            if disposition is SUCCEEDED:
+                assert isinstance(item, Job)
+                add(item.event.event_type, Outcome.SUCCEEDED, age_ms=item.age_ms, processing_ms=item.processing_ms)
+                continue
+            metric_type = self._metric_type(item.event_type)
+            processing_ms = item.processing_ms if isinstance(item, Job) else None
+            if disposition is DUPLICATE:
+                assert isinstance(item, Job)
+                add(metric_type, Outcome.DUPLICATE, age_ms=item.age_ms)
+                logger.info("Duplicate acknowledged without running its handler", message_id=item.message_id,
+                            event_id=item.event.event_id)  # fmt: skip
+            elif isinstance(disposition, Quarantined):
+                add(metric_type, Outcome.QUARANTINED, age_ms=item.age_ms, processing_ms=processing_ms)
+                logger.warning("Record quarantined to the DLQ", message_id=item.message_id,
+                               event_type=_quoted(item.event_type), kind=disposition.kind,
+                               reason=trim_utf8(disposition.reason, LOG_VALUE_BYTES))  # fmt: skip
+            elif isinstance(disposition, Listed):
+                listed[item.message_id] = disposition.error
+                add(metric_type, disposition.outcome, age_ms=item.age_ms, processing_ms=processing_ms)
+                self._log_listed(item, disposition, refused.get(item.message_id))
+        return listed
+
+    def _log_listed(self, item: Item, listed: Listed, refused: Exception | None) -> None:
+        error = trim_utf8(f"{type(listed.error).__name__}: {listed.error}", LOG_VALUE_BYTES)
+        if refused is not None:
+            logger.error("Quarantine failed; the record will be retried", message_id=item.message_id,
+                         error=trim_utf8(str(refused), LOG_VALUE_BYTES))  # fmt: skip
+        elif listed.outcome is Outcome.SKIPPED:
+            logger.warning(f"Record {listed.error}", message_id=item.message_id, event_type=_quoted(item.event_type))
+        else:
+            event_id = item.event.event_id if isinstance(item, Job) else None
+            logger.warning("Record failed; it will be retried", message_id=item.message_id, event_id=event_id,
+                           event_type=_quoted(item.event_type), receive_count=item.receive_count,
+                           error=error)  # fmt: skip
+
+    def _metric_type(self, event_type: str | None) -> str:
+        return event_type if event_type is not None and event_type in self._registry else UNRECOGNIZED_TYPE
+
+    def _apply_backoff(self, items: list[Item], batch: Batch) -> None:
+        """Listed records come back after their backoff; records never started, at once."""
+        if not (self._backoff.enabled and self._visibility is not None):
+            return
+        changes = [
+            VisibilityChange(item.raw["eventSourceARN"], item.raw["receiptHandle"], item.disposition.delay_s)
+            for item in items
+            if isinstance(item.disposition, Listed)
+        ]
+        if changes:
+            self._visibility.change(changes, batch.deadline())
+
+
+def _message(item: Item) -> QuarantinedMessage:
+    quarantined = item.disposition
+    assert isinstance(quarantined, Quarantined)
+    raw = item.raw
+    return QuarantinedMessage(
+        body=raw["body"],
+        kind=quarantined.kind,
+        reason=quarantined.reason,
+        source_message_id=item.message_id,
+        source_queue_arn=raw.get("eventSourceARN", ""),
+        receive_count=item.receive_count,
+        event_type=quarantined.event_type,
+        message_group_id=item.message_group_id,
+        original_attributes=raw.get("messageAttributes") or None,
+    )
+
+
+def _quoted(event_type: str | None) -> str | None:
+    return trim_utf8(event_type, LOG_VALUE_BYTES) if event_type is not None else None
