@@ -1,0 +1,220 @@
+"""Crashes as Lambda has them: the process running the entry point is SIGKILLed mid-batch.
+
+Each trial sends one batch to a fresh process (crash_child.py) against the local pipeline's store
+(moto_server, its DynamoDB writes isolated), kills it ``kill_after`` seconds into the batch, waits
+until the in-progress records of the killed invocation have expired (as SQS's visibility timeout,
+at least 6x the function timeout, guarantees before a redelivery), then delivers the same batch
+again to a new process that runs to the end. Every handler's effect is a ``Hello`` line with its
+time, so the sweep knows which effects ran twice and how long before the kill each one returned.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+import boto3
+
+from local.pipeline import resolve_environment
+from local.sqs_server import LOCAL_CREDENTIALS, SqsServer, create_queues, create_tables
+from local.template import load_plan
+from sqs_consumer.settings import ConsumerSettings
+from tests.support import sqs_events as sqs
+
+ROOT = Path(__file__).resolve().parents[2]
+# The invocation's remaining time when the batch starts: its claims' in-progress records expire then.
+REMAINING_MS = 2_500
+TIME_RESERVE_MS = 500
+# The redelivery runs to its end: time enough for every record.
+REDELIVERY_REMAINING_MS = 30_000
+# Async handlers awaited together (the local stage's 2 would make a batch outlast its 2.5 s).
+MAX_CONCURRENT_RECORDS = 4
+RECORDS = 10
+
+
+@dataclass(frozen=True)
+class Trial:
+    kill_after_s: float
+    # The seconds before the kill at which each effect of the killed invocation happened.
+    returned_before_kill: dict[str, float]
+    effects: Counter[str]
+    event_ids: list[str]
+
+    def ran_twice(self, window_s: float) -> list[str]:
+        """Events whose handler returned more than ``window_s`` before the kill and ran again."""
+        return [e for e, before in self.returned_before_kill.items() if before > window_s and self.effects[e] > 1]
+
+    @property
+    def never_ran(self) -> list[str]:
+        return [event_id for event_id in self.event_ids if self.effects[event_id] == 0]
+
+
+@dataclass
+class Sweep:
+    strategy: str
+    round_trip_s: float
+    trials: list[Trial] = field(default_factory=list)
+
+    @property
+    def window_s(self) -> float:
+        """Two store round trips: what group commit may still have in flight when the process dies."""
+        return 2 * self.round_trip_s
+
+    def ran_twice(self) -> int:
+        return sum(len(trial.ran_twice(self.window_s)) for trial in self.trials)
+
+    def ran_twice_in_all(self) -> int:
+        return sum(sum(1 for count in trial.effects.values() if count > 1) for trial in self.trials)
+
+    def effects_before_kill(self) -> int:
+        return sum(sum(1 for before in t.returned_before_kill.values() if before > self.window_s) for t in self.trials)
+
+
+class CrashRig:
+    """moto_server with the local stage's queues and table, and the function's environment for it."""
+
+    def __init__(self, template: Path, log_dir: Path, latency_ms: int = 25) -> None:
+        self.log_dir = log_dir
+        self.latency_ms = latency_ms
+        plan = load_plan(template)
+        self.server = SqsServer(log_dir / "moto.log")
+        queues = create_queues(self.server.client(), plan)
+        tables = create_tables(self.server.endpoint_url, plan)
+        self.table = next(iter(tables.values()))
+        environment = resolve_environment(plan, queues, tables, self.server.endpoint_url)
+        environment[ConsumerSettings.env_name("log_level")] = "DEBUG"
+        environment[ConsumerSettings.env_name("time_reserve_ms")] = str(TIME_RESERVE_MS)
+        environment[ConsumerSettings.env_name("max_concurrent_records")] = str(MAX_CONCURRENT_RECORDS)
+        self.environment = {
+            **os.environ, **environment, "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "functions" / "consumer")]),
+            "POWERTOOLS_METRICS_DISABLED": "true", "AWS_LAMBDA_FUNCTION_NAME": "consumer",
+        }  # fmt: skip
+        self.queue_arn = queues[plan.source_queue.logical_id].arn
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def round_trip_s(self, samples: int = 30) -> float:
+        """One store write as the function sees it: the injected latency plus moto's own time (p90)."""
+        client = boto3.client("dynamodb", endpoint_url=self.server.endpoint_url, region_name="us-east-1",
+                              aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                              aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])  # fmt: skip
+        times = []
+        for index in range(samples):
+            started = time.perf_counter()
+            client.batch_write_item(RequestItems={self.table: [
+                {"PutRequest": {"Item": {"id": {"S": f"probe-{uuid.uuid4()}-{index}-{n}"}}}} for n in range(10)]})  # fmt: skip
+            times.append(time.perf_counter() - started)
+        return self.latency_ms / 1000 + statistics.quantiles(times, n=10)[-1]
+
+    def batch(self, seed: int, receive_count: int) -> tuple[dict[str, Any], list[str]]:
+        """Mixed fast (sync) and slow (async, 50-600 ms) handlers, new event ids each time."""
+        rng = random.Random(seed)
+        records, ids = [], []
+        for index in range(RECORDS):
+            event_id = f"evt_crash_{seed}_{index}_{uuid.uuid4().hex[:6]}"
+            payload: dict[str, Any] = {"name": f"crash-{index}"}
+            if rng.random() < 0.6:
+                payload.update(simulate="slow", delay_ms=rng.randint(50, 600))
+            message_id = str(uuid.uuid5(uuid.NAMESPACE_URL, event_id))
+            records.append(sqs.record(sqs.body("hello", payload, event_id=event_id), message_id=message_id,
+                                      receive_count=receive_count, queue_arn=self.queue_arn))  # fmt: skip
+            ids.append(event_id)
+        return {"Records": records}, ids
+
+    def trial(self, strategy: str, seed: int, kill_after_s: float) -> Trial:
+        first, ids = self.batch(seed, receive_count=1)
+        again = {"Records": [dict(r, attributes={**r["attributes"], "ApproximateReceiveCount": "2"})
+                             for r in first["Records"]]}  # fmt: skip
+        # Both processes start together: the redelivery's imports overlap the first one's batch.
+        killed = _Child(self, strategy, first, f"{seed}-1", REMAINING_MS)
+        redelivered = _Child(self, strategy, again, f"{seed}-2", REDELIVERY_REMAINING_MS)
+        killed.go()
+        time.sleep(kill_after_s)
+        killed_at = time.time()
+        killed.kill()
+        # SQS redelivers only after the visibility timeout, by when every in-progress record has expired.
+        time.sleep(max(0.0, killed.started_at + REMAINING_MS / 1000 + 0.2 - time.time()))
+        redelivered.go()
+        redelivered.finish()
+        before_kill = {event_id: killed_at - at for event_id, at in killed.effects()}
+        effects = Counter(event_id for event_id, _ in killed.effects() + redelivered.effects())
+        return Trial(kill_after_s, before_kill, effects, ids)
+
+    def sweep(self, strategy: str, kill_points: list[float], round_trip_s: float) -> Sweep:
+        result = Sweep(strategy, round_trip_s)
+        for seed, kill_after in enumerate(kill_points):
+            result.trials.append(self.trial(strategy, seed * 7919 + len(strategy), kill_after))
+        return result
+
+
+class _Child:
+    def __init__(self, rig: CrashRig, strategy: str, event: dict[str, Any], name: str, remaining_ms: int) -> None:
+        event_path = rig.log_dir / f"{strategy}-{name}.event.json"
+        event_path.write_text(json.dumps(event))
+        self.out_path = rig.log_dir / f"{strategy}-{name}.out"
+        self._out: IO[str] = self.out_path.open("w")
+        self.process = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "tests.support.crash_child", strategy, str(event_path), str(remaining_ms),
+             str(rig.latency_ms)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._out, env=rig.environment, text=True,
+            cwd=ROOT,
+        )  # fmt: skip
+        self.lines: list[str] = []
+        self._ready = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.started_at = 0.0
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._out.write(line)
+            if self._ready.is_set():
+                self.lines.append(line)
+            elif line.strip() == "ready":
+                self._ready.set()
+
+    def go(self) -> None:
+        if not self._ready.wait(60):
+            raise RuntimeError(f"the crash child never got ready: see {self.out_path}")
+        assert self.process.stdin is not None
+        self.started_at = time.time()
+        self.process.stdin.write("go\n")
+        self.process.stdin.flush()
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+        self._reader.join(5)
+
+    def finish(self) -> None:
+        if self.process.wait(60) != 0:
+            raise RuntimeError(f"the redelivery failed: see {self.out_path}")
+        self._reader.join(5)
+
+    def effects(self) -> list[tuple[str, float]]:
+        """(event_id, when) of each Hello line."""
+        found = []
+        for line in self.lines:
+            if not line.startswith("{"):
+                continue
+            record = json.loads(line)
+            if record.get("message") == "Hello":
+                when = datetime.strptime(record["timestamp"], "%Y-%m-%d %H:%M:%S,%f%z").timestamp()
+                found.append((record["event_id"], when))
+        return found
