@@ -78,7 +78,7 @@ invoke: setup $(LOCAL_TEMPLATE) ## Invoke the function once under the Lambda emu
 $(LOCAL_TEMPLATE): $(SOURCES) | setup
 	cdk synth --quiet -c stage=$(LOCAL_STAGE) > /dev/null
 
-bench: $(STAMP) ## Benchmarks beside their references; writes docs/performance.md and docs/cost.md (a few minutes)
+bench: $(STAMP) $(LOCAL_TEMPLATE) ## Benchmarks beside their references; writes docs/performance.md and docs/cost.md (a few minutes)
 	$(BIN)/python -m benchmarks
 
 event: $(STAMP) ## Write a sample event and its expected outcome: make event TYPE=hello PAYLOAD='{"name": "x"}' [NAME=...]

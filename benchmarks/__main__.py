@@ -8,7 +8,9 @@
 4. peak RSS while handling 10,000 records, vs the BatchProcessor reference;
 5. exactly-once cost: batches of new events against an idempotency store with 25 ms of latency
    per call, with idempotency on and off (benchmarks.exactly_once);
-6. cost per million messages (written to docs/cost.md by benchmarks.cost); the figures above are
+6. crash mid-batch: effects run twice after a SIGKILL and a redelivery, group commit beside
+   Powertools' per-record idempotency and batch-end writes (benchmarks.crash_sweep);
+7. cost per million messages (written to docs/cost.md by benchmarks.cost); the figures above are
    written to docs/performance.md (benchmarks.report).
 """
 
@@ -31,7 +33,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cost, exactly_once, lambda_runtime, report
+from benchmarks import cost, crash_sweep, exactly_once, lambda_runtime, report
 from benchmarks.references import hello_batch
 from sqs_consumer.models import HelloEvent
 from sqs_consumer.observability import logger
@@ -121,6 +123,8 @@ def machine() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="few repeats: checks that the benchmarks run")
+    parser.add_argument("--template", type=Path, default=ROOT / "cdk.out" / "SqsConsumer-local.template.json",
+                        help="the local stage's template, for the crash sweep (make bench synthesizes it)")  # fmt: skip
     args = parser.parse_args(argv)
     quick = args.quick
     handler = logger.registered_handler
@@ -151,6 +155,11 @@ def main(argv: list[str] | None = None) -> int:
     print()
     idempotency = exactly_once.run(latency_ms=25.0, repeats=2 if quick else 9)
     print(exactly_once.render(idempotency))
+    print()
+    if args.template.is_file():
+        print(crash_sweep.render(crash_sweep.run(args.template, 1 if quick else 8)))
+    else:
+        print(f"Crash sweep skipped: no local template at {args.template} (cdk synth -c stage=local)")
     cpu_ms_per_record = {size: measured[size].ours_us / 1000 for size in (10, 100)}
     print()
     print("Cost per million messages (Lambda arm64, 256 MB, + SQS requests):")
