@@ -104,6 +104,26 @@ def test_attributes_fit_a_body_close_to_the_size_limit_by_trimming_the_reason():
     assert attributes["quarantine.reason"]["StringValue"].startswith("rrr")
 
 
+def test_a_body_that_leaves_little_room_keeps_a_trimmed_reason_rather_than_other_attributes():
+    # GIVEN a body that leaves room for the identifying attributes and a few dozen bytes more
+    base = message(reason="r" * 5_000)
+    identifying = sum(
+        len(f"quarantine.{name}") + len("String") + len(value)
+        for name, value in (("kind", base.kind), ("source_message_id", base.source_message_id),
+                            ("source_queue_arn", base.source_queue_arn), ("receive_count", "2"))
+    )  # fmt: skip
+    room = identifying + len("quarantine.reason") + len("String") + 24
+    body = "x" * (4_096 - room)
+
+    # WHEN its attributes are built for a DLQ of 4 KiB
+    attributes = message(body=body, reason="r" * 5_000).attributes(NOW, 4_096)
+
+    # THEN the reason is there, trimmed, and everything fits; what gave way is the less important
+    assert attributes["quarantine.reason"]["StringValue"].startswith("rrr")
+    assert {"quarantine.kind", "quarantine.source_message_id", "quarantine.receive_count"} <= set(attributes)
+    assert message_size(body, attributes) <= 4_096
+
+
 def test_attributes_refuse_a_body_larger_than_the_dlq_allows():
     with pytest.raises(QuarantineFailedError, match="MaximumMessageSize"):
         message(body="x" * 2_000).attributes(NOW, 1_024)

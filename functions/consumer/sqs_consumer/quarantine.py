@@ -65,10 +65,11 @@ class QuarantinedMessage:
     ) -> dict[str, dict[str, Any]]:
         """SendMessage attributes that SQS accepts beside the unchanged body.
 
-        In order of importance, each while it fits: what identifies the copy, the reason
-        (trimmed to the room left), the event type, then the original attributes. The
-        original's own ``quarantine.*`` attributes (a copy redriven and quarantined again)
-        are replaced by the new ones.
+        In order of importance, each while it fits: the kind, the reason (trimmed to the room left
+        beside what identifies the copy, and never dropped for another attribute), the source message
+        id and receive count, the source queue, the event type, the time, then the original
+        attributes. The original's own ``quarantine.*`` attributes (a copy redriven and quarantined
+        again) are replaced by the new ones.
         """
         room = max_message_bytes - utf8_size(self.body)
         if room < 0:
@@ -78,26 +79,35 @@ class QuarantinedMessage:
             )
         attributes: dict[str, dict[str, Any]] = {}
 
-        def add(name: str, value: str, *, trim_to: int | None = None) -> None:
+        def cost(name: str, value: str) -> int:
+            return utf8_size(ATTRIBUTE_PREFIX + name) + len(_STRING) + utf8_size(sqs_safe(value))
+
+        def add(name: str, value: str, *, trim_to: int | None = None, keep: int = 0) -> None:
+            """Add while it fits; a trimmable value is cut to the room left but ``keep`` bytes."""
             nonlocal room
             name = ATTRIBUTE_PREFIX + name
             value = sqs_safe(value)
             overhead = utf8_size(name) + len(_STRING)
-            limit = min(trim_to, room - overhead) if trim_to is not None else None
-            if limit is not None and utf8_size(value) > limit:
-                if limit < MIN_REASON_BYTES:
-                    return
-                value = trim_utf8(value, limit)
-            cost = overhead + utf8_size(value)
-            if cost <= room and len(attributes) < MAX_MESSAGE_ATTRIBUTES:
+            if trim_to is not None:
+                limit = min(trim_to, room - overhead - keep)
+                if utf8_size(value) > limit:
+                    if limit < min(MIN_REASON_BYTES, utf8_size(value)) and keep:
+                        keep = 0  # what it was kept for goes first: the reason is never dropped for it
+                        limit = min(trim_to, room - overhead)
+                    if limit < 1:
+                        return
+                    value = trim_utf8(value, limit)
+            size = overhead + utf8_size(value)
+            if size <= room and len(attributes) < MAX_MESSAGE_ATTRIBUTES:
                 attributes[name] = {"DataType": _STRING, "StringValue": value}
-                room -= cost
+                room -= size
 
+        identity = cost("source_message_id", self.source_message_id) + cost("receive_count", str(self.receive_count))
         add("kind", self.kind)
+        add("reason", self.reason or "-", trim_to=MAX_REASON_BYTES, keep=identity)
         add("source_message_id", self.source_message_id)
-        add("source_queue_arn", self.source_queue_arn or "-")
         add("receive_count", str(self.receive_count))
-        add("reason", self.reason or "-", trim_to=MAX_REASON_BYTES)
+        add("source_queue_arn", self.source_queue_arn or "-")
         if self.event_type:
             add("event_type", self.event_type, trim_to=MAX_EVENT_TYPE_BYTES)
         add("quarantined_at", now.isoformat(timespec="milliseconds"))
