@@ -105,14 +105,14 @@ def test_attributes_fit_a_body_close_to_the_size_limit_by_trimming_the_reason():
 
 
 def test_a_body_that_leaves_little_room_keeps_a_trimmed_reason_rather_than_other_attributes():
-    # GIVEN a body that leaves room for the identifying attributes and a few dozen bytes more
+    # GIVEN a body that leaves room for the identifying attributes and 8 bytes more
     base = message(reason="r" * 5_000)
     identifying = sum(
         len(f"quarantine.{name}") + len("String") + len(value)
         for name, value in (("kind", base.kind), ("source_message_id", base.source_message_id),
                             ("source_queue_arn", base.source_queue_arn), ("receive_count", "2"))
     )  # fmt: skip
-    room = identifying + len("quarantine.reason") + len("String") + 24
+    room = identifying + len("quarantine.reason") + len("String") + 8
     body = "x" * (4_096 - room)
 
     # WHEN its attributes are built for a DLQ of 4 KiB
