@@ -12,7 +12,7 @@ from typing import Protocol
 
 from sqs_consumer.budget import Deadline
 from sqs_consumer.idempotency import ClaimState, Held
-from sqs_consumer.observability import BatchReport, logger
+from sqs_consumer.observability import BatchReport, Outcome, logger
 from sqs_consumer.pipeline.commit import GroupCommit
 from sqs_consumer.pipeline.dispositions import SUCCEEDED, Decisions, Disposition, Quarantined
 from sqs_consumer.pipeline.ordering import Ordering
@@ -65,8 +65,11 @@ class Batch:
         return Deadline(self.context.get_remaining_time_in_millis, self.return_floor_ms if floor_ms is None else floor_ms)
 
     def succeed(self, job: Job, started: float) -> None:
-        job.processing_ms = (self.timer() - started) * 1000
+        """A success is acted on as its handler returns: counted, and its completion handed to the
+        group commit (the one thing it needs beyond being left out of the response)."""
+        job.processing_ms = processing_ms = (self.timer() - started) * 1000
         job.disposition = SUCCEEDED
+        self.report.add(job.event.event_type, Outcome.SUCCEEDED, age_ms=job.age_ms, processing_ms=processing_ms)
         if self.commit is not None and job.claim is not None:
             self.commit.complete(job.event)
         if self.debug:

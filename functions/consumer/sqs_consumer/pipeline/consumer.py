@@ -11,7 +11,7 @@ the last store round trip.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from aws_lambda_powertools import Metrics
@@ -24,7 +24,7 @@ from sqs_consumer.pipeline.claims import claim_events
 from sqs_consumer.pipeline.commit import GroupCommit
 from sqs_consumer.pipeline.dispositions import Decisions
 from sqs_consumer.pipeline.ordering import ordering_for
-from sqs_consumer.pipeline.records import parse_records
+from sqs_consumer.pipeline.records import Item, parse_records
 from sqs_consumer.pipeline.runner import Runner
 from sqs_consumer.pipeline.settlement import Settlement
 from sqs_consumer.quarantine import Quarantine
@@ -33,6 +33,9 @@ from sqs_consumer.retry import NO_BACKOFF, Backoff, VisibilitySetter
 
 # The part of the time reserve kept for building the response and flushing metrics.
 MAX_RETURN_FLOOR_MS = 500
+# Completions may use the reserve further: a success the store never hears of is deleted from the
+# queue while its in-progress record expires, and a producer's retry would then run it again.
+MAX_COMMIT_FLOOR_MS = 100
 
 
 class BatchConsumer:
@@ -76,14 +79,15 @@ class BatchConsumer:
                       return_floor_ms=self._return_floor_ms, decisions=self._decisions, order=ordering_for(records))  # fmt: skip
         if batch.order.sequential:
             batch.confirm_quarantine = self._settlement.confirm_one
-        items = parse_records(records, self._registry, batch.now_ms)
-        if self._idempotency is not None:
+        items: Iterable[Item] = parse_records(records, self._registry, batch.now_ms)
+        if self._idempotency is not None:  # the batch is parsed and its events claimed together first
+            items = list(items)
             claim_events(items, self._idempotency, context.get_remaining_time_in_millis(),
                          batch.deadline(self._time_reserve_ms))  # fmt: skip
-            batch.commit = GroupCommit(self._idempotency, batch.deadline())
+            batch.commit = GroupCommit(self._idempotency, batch.deadline(min(MAX_COMMIT_FLOOR_MS, self._return_floor_ms)))
         try:
-            self._runner.run(items, batch)
-            response = self._settlement.settle(event, items, batch)
+            left = self._runner.run(items, batch)
+            response = self._settlement.settle(event, left, batch)
         finally:
             self._runner.cancel_leftover_tasks(batch.deadline().seconds_left)
         batch.report.log_summary(len(records))

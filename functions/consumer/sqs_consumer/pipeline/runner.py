@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from sqs_consumer.errors import HandlerAbortedError
 from sqs_consumer.observability import logger
 from sqs_consumer.pipeline.batch import Batch
 from sqs_consumer.pipeline.claims import claimed, follow
-from sqs_consumer.pipeline.dispositions import NEAR_TIMEOUT, Listed
+from sqs_consumer.pipeline.dispositions import NEAR_TIMEOUT, SUCCEEDED, Listed
 from sqs_consumer.pipeline.records import Item, Job, Unparsed
 
 # How long leftover tasks of a handler get to finish after being cancelled, at most: out of the
@@ -30,19 +30,24 @@ class Runner:
         self._max_concurrent = max_concurrent
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def run(self, items: list[Item], batch: Batch) -> None:
-        """Give every record its disposition."""
+    def run(self, items: Iterable[Item], batch: Batch) -> list[Item]:
+        """Give every record its disposition; the records left for the settlement: all but those whose
+        sync handler succeeded (done when it returned: counted, its completion handed to the commit)."""
         suspended: list[tuple[Job, Awaitable[None]]] = []
         copies: list[Job] = []
+        kept: list[Item] = []
         for item in items:
             try:
                 self._start(item, batch, suspended, copies)
             except Exception as exc:  # a bug in our bookkeeping: never lose the record
                 _list_unsettled(item, exc, batch)
+            if item.disposition is not SUCCEEDED:
+                kept.append(item)
         if suspended:
             self._event_loop().run_until_complete(self._await_all(suspended, batch))
         for copy in copies:
             batch.decide(copy, follow(copy, batch.decisions))
+        return kept
 
     def _start(self, item: Item, batch: Batch, suspended: list[tuple[Job, Awaitable[None]]], copies: list[Job]) -> None:
         decisions = batch.decisions

@@ -1,6 +1,7 @@
 """Stage 4, settle: every record's disposition acted on, in one place, within the time reserve.
 
-Quarantined copies go to the DLQ together (a refused one makes its record listed); the group
+Successes were acted on as their handlers returned (batch.py). Here, the records
+left: quarantined copies go to the DLQ together (a refused one makes its record listed); the group
 commit's last write is awaited; each disposition is counted and logged once; the listed records
 get their retry backoff; Powertools builds the response. A record is never both deleted and
 listed: the response lists exactly the records whose disposition is ``Listed``.
@@ -87,9 +88,7 @@ class Settlement:
         listed: dict[str, Exception] = {}
         for item in items:
             disposition = item.disposition
-            if disposition is SUCCEEDED:
-                assert isinstance(item, Job)
-                add(item.event.event_type, Outcome.SUCCEEDED, age_ms=item.age_ms, processing_ms=item.processing_ms)
+            if disposition is SUCCEEDED:  # counted when its handler returned
                 continue
             metric_type = self._metric_type(item.event_type)
             processing_ms = item.processing_ms if isinstance(item, Job) else None

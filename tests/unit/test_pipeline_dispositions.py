@@ -1,0 +1,202 @@
+"""The same record gets the same disposition on a standard and on a FIFO queue (docs/design.md §4)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from sqs_consumer.errors import NonRetryableError
+from sqs_consumer.models import HelloEvent
+from sqs_consumer.pipeline import BatchConsumer
+from sqs_consumer.pipeline import runner as runner_module
+from sqs_consumer.registry import EventRegistry, RecordInfo, Route
+from tests.conftest import failed_ids
+from tests.support import sqs_events as sqs
+from tests.support.fakes import FakeClock, FakeContext, FakeIdempotency, FakeQuarantine
+
+MAX_RECEIVES = 4
+
+
+class Effects:
+    """``hello`` handlers: "bad" raises NonRetryableError, "fail" a retryable error, others succeed."""
+
+    def __init__(self) -> None:
+        self.count: Counter[str] = Counter()
+
+    def handle(self, event: HelloEvent, record: RecordInfo) -> None:
+        self.count[event.event_id] += 1
+        if event.payload.name == "bad":
+            raise NonRetryableError("can never succeed")
+        if event.payload.name == "fail":
+            raise RuntimeError("transient")
+
+
+def consumer(effects: Effects, store: FakeIdempotency, quarantine: FakeQuarantine, **kwargs: Any) -> BatchConsumer:
+    registry = EventRegistry([Route(HelloEvent, effects.handle)])
+    return BatchConsumer(registry, quarantine, idempotency=store, max_receive_count=MAX_RECEIVES, **kwargs)
+
+
+def records(fifo: bool, *bodies: tuple[str, str], receive_count: int = 1) -> list[dict[str, Any]]:
+    """Records of (event_id, name) in one message group on FIFO, or on a standard queue."""
+    return [
+        sqs.record(sqs.body("hello", {"name": name}, event_id=event_id), receive_count=receive_count,
+                   group_id="g" if fifo else None, sequence_number=index)  # fmt: skip
+        for index, (event_id, name) in enumerate(bodies)
+    ]
+
+
+@pytest.mark.parametrize("fifo", [False, True], ids=["standard", "fifo"])
+def test_a_copy_of_a_quarantined_record_is_listed_not_acknowledged_as_a_duplicate(fifo):
+    # GIVEN an event whose handler can never succeed, and a copy of it later in the batch
+    effects, store, quarantine = Effects(), FakeIdempotency(), FakeQuarantine()
+    leader, copy = records(fifo, ("e1", "bad"), ("e1", "bad"))
+
+    # WHEN the batch is handled
+    response = consumer(effects, store, quarantine).handle(sqs.event(leader, copy), FakeContext())
+
+    # THEN the leader is quarantined, and the copy, whose effect never happened, is retried
+    assert quarantine.message_ids == [leader["messageId"]]
+    assert failed_ids(response) == [copy["messageId"]]
+    assert effects.count == {"e1": 1}
+
+
+@pytest.mark.parametrize("fifo", [False, True], ids=["standard", "fifo"])
+def test_a_copy_of_a_succeeded_record_is_a_duplicate(fifo):
+    effects, store, quarantine = Effects(), FakeIdempotency(), FakeQuarantine()
+    leader, copy = records(fifo, ("e1", "ok"), ("e1", "ok"))
+
+    response = consumer(effects, store, quarantine).handle(sqs.event(leader, copy), FakeContext())
+
+    assert failed_ids(response) == []
+    assert quarantine.sent == []
+    assert effects.count == {"e1": 1}
+
+
+@pytest.mark.parametrize("fifo", [False, True], ids=["standard", "fifo"])
+def test_a_true_duplicate_is_judged_against_the_stored_event_not_an_earlier_record(fifo):
+    # GIVEN an event processed before, and a batch where a record reusing its id with another payload
+    # comes before a true duplicate of it
+    effects, store, quarantine = Effects(), FakeIdempotency(), FakeQuarantine()
+    subject = consumer(effects, store, quarantine)
+    subject.handle(sqs.event(*records(fifo, ("e1", "stored"))), FakeContext())
+    reused, duplicate = records(fifo, ("e1", "other"), ("e1", "stored"))
+
+    # WHEN the batch is handled
+    response = subject.handle(sqs.event(reused, duplicate), FakeContext())
+
+    # THEN the reuse is quarantined and the true duplicate acknowledged, as it is alone
+    assert failed_ids(response) == []
+    assert [(m.source_message_id, m.kind) for m in quarantine.sent] == [(reused["messageId"], "reused_event_id")]
+    assert effects.count == {"e1": 1}
+
+
+@pytest.mark.parametrize("fifo", [False, True], ids=["standard", "fifo"])
+def test_reuse_within_a_batch_is_judged_against_the_leading_record_alone(fifo):
+    # GIVEN a new event, then two records reusing its id with one other payload
+    effects, store, quarantine = Effects(), FakeIdempotency(), FakeQuarantine()
+    first, second, third = records(fifo, ("e1", "first"), ("e1", "second"), ("e1", "second"))
+
+    response = consumer(effects, store, quarantine).handle(sqs.event(first, second, third), FakeContext())
+
+    # THEN both are quarantined as reuses of the leading event, neither is a duplicate of the other
+    assert failed_ids(response) == []
+    assert sorted(quarantine.message_ids) == sorted([second["messageId"], third["messageId"]])
+    assert {m.kind for m in quarantine.sent} == {"reused_event_id"}
+    assert effects.count == {"e1": 1}
+
+
+@pytest.mark.parametrize(
+    "behind",
+    ["duplicate", "reused", "last_receive_poison"],
+)
+def test_fifo_records_behind_a_failed_record_of_their_group_are_listed_unstarted(behind):
+    # GIVEN a stored event, then a FIFO group whose first record fails and whose next record would be a
+    # duplicate, a reuse, or poison on its last receive
+    effects, store, quarantine = Effects(), FakeIdempotency(), FakeQuarantine()
+    subject = consumer(effects, store, quarantine)
+    subject.handle(sqs.event(*records(True, ("stored", "x"))), FakeContext())
+    failing = sqs.record(sqs.body("hello", {"name": "fail"}, event_id="f1"), group_id="g", sequence_number=1)
+    if behind == "last_receive_poison":
+        next_one = sqs.record("{not json", group_id="g", sequence_number=2, receive_count=MAX_RECEIVES - 1)
+    else:
+        name = "x" if behind == "duplicate" else "other"
+        next_one = sqs.record(sqs.body("hello", {"name": name}, event_id="stored"), group_id="g", sequence_number=2)
+    other_group = sqs.record(sqs.body("hello", {"name": "y"}, event_id="o1"), group_id="h", sequence_number=3)
+
+    # WHEN the batch is handled
+    response = subject.handle(sqs.event(failing, next_one, other_group), FakeContext())
+
+    # THEN the record behind the failure is listed unstarted, not acknowledged nor quarantined; the
+    # other group went on
+    assert failed_ids(response) == [failing["messageId"], next_one["messageId"]]
+    assert quarantine.sent == []
+    assert effects.count == {"stored": 1, "f1": 1, "o1": 1}
+
+
+@pytest.mark.parametrize("fifo", [False, True], ids=["standard", "fifo"])
+def test_each_success_is_written_as_its_handler_returns_not_at_the_batch_end(fifo):
+    # GIVEN handlers that record what the store holds when each one starts
+    store = FakeIdempotency()
+    completed_when_started: list[list[str]] = []
+
+    async def handle(event: HelloEvent, record: RecordInfo) -> None:
+        await asyncio.sleep(0.05)  # time enough for the write of the previous success
+        completed_when_started.append(list(store.completed))
+
+    subject = BatchConsumer(EventRegistry([Route(HelloEvent, handle)]), FakeQuarantine(), idempotency=store,
+                            max_concurrent_records=1)  # fmt: skip
+    batch = records(fifo, ("e1", "a"), ("e2", "b"), ("e3", "c"))
+
+    # WHEN the batch is handled
+    subject.handle(sqs.event(*batch), FakeContext())
+
+    # THEN each later handler saw the earlier successes completed in the store
+    assert completed_when_started[1:] == [["e1"], ["e1", "e2"]]
+    assert store.completed == ["e1", "e2", "e3"]
+
+
+def test_a_handler_that_runs_deep_into_the_time_reserve_still_has_its_success_written():
+    # GIVEN a handler that returns with 400 ms left, inside the part of the reserve kept for returning
+    clock, store = FakeClock(), FakeIdempotency()
+
+    def slow(event: HelloEvent, record: RecordInfo) -> None:
+        clock.advance(11.6)
+
+    subject = BatchConsumer(EventRegistry([Route(HelloEvent, slow)]), FakeQuarantine(), idempotency=store,
+                            time_reserve_ms=5_000, timer=clock)  # fmt: skip
+    message = sqs.record(sqs.body("hello", event_id="e1"))
+
+    # WHEN it runs with 12 s left
+    response = subject.handle(sqs.event(message), FakeContext(remaining_ms=12_000, clock=clock))
+
+    # THEN it is deleted, and the store knows it completed: a producer's retry is a duplicate
+    assert failed_ids(response) == []
+    assert store.records["e1"][0] == "COMPLETED"
+
+
+def test_the_grace_for_leftover_tasks_comes_out_of_the_time_reserve(monkeypatch):
+    # GIVEN a handler that leaves a task behind, and 0.85 s left before the part kept for returning
+    timeouts: list[float] = []
+    real_wait = asyncio.wait
+
+    async def recording_wait(tasks: Any, timeout: float | None = None) -> Any:
+        timeouts.append(float(timeout or 0))
+        return await real_wait(tasks, timeout=0.01)
+
+    monkeypatch.setattr(runner_module.asyncio, "wait", recording_wait)
+
+    async def leaves_a_task(event: HelloEvent, record: RecordInfo) -> None:
+        asyncio.get_running_loop().create_task(asyncio.sleep(60))
+
+    subject = BatchConsumer(EventRegistry([Route(HelloEvent, leaves_a_task)]), FakeQuarantine(),
+                            time_reserve_ms=900)  # fmt: skip
+
+    # WHEN a batch runs with 1.1 s left (the reserve keeps 225 ms for returning)
+    subject.handle(sqs.event(sqs.record(sqs.body("hello"))), FakeContext(remaining_ms=1_100))
+
+    # THEN the leftover task got no more than the time left before that floor
+    assert timeouts
+    assert timeouts[0] <= (1_100 - 225) / 1000
