@@ -20,11 +20,14 @@ from aws_lambda_powertools.utilities.idempotency.base import _prepare_data
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyItemAlreadyExistsError
 from moto import mock_aws
 
+from sqs_consumer.budget import Deadline
 from sqs_consumer.idempotency import (
     FINGERPRINT_JMESPATH,
     KEY_NAMESPACE,
     DynamoDBIdempotency,
+    ClaimState,
     DynamoDBStore,
+    Held,
     _powertools_hash,
     event_data,
     fingerprint,
@@ -426,3 +429,94 @@ def test_an_event_completed_by_powertools_is_a_duplicate_and_ours_is_one_for_pow
     record = layer.get_record(event_data(REGISTRY.parse(by_us["body"])))
     assert record is not None
     assert record.status == "COMPLETED"
+
+
+def test_a_release_deletes_only_this_executions_own_claim(dynamodb):
+    # GIVEN an event this execution claimed, whose claim then expired and another execution took
+    store = DynamoDBIdempotency(lambda: DynamoDBStore(TABLE, TTL))
+    event = REGISTRY.parse(sqs.body("hello", {"name": "x"}, event_id="evt_taken"))
+    deadline = FakeContext().get_remaining_time_in_millis
+    [ours] = store.claim([event], 60_000, Deadline(deadline, 0))
+    layer = powertools_layer()
+    dynamodb.delete_item(TableName=TABLE, Key=DynamoDBStore(TABLE, TTL).key(event.event_id))
+    layer.save_inprogress(data=event_data(event), remaining_time_in_millis=90_000)
+
+    # WHEN this execution's release arrives late (cut off by its deadline, run after a thaw)
+    store.settle([], [Held(event, ours.token)], Deadline(deadline, 0))
+
+    # THEN the other execution's claim is still there; and its own release of its own claim works
+    assert dynamodb.get_item(TableName=TABLE, Key=DynamoDBStore(TABLE, TTL).key(event.event_id)).get("Item")
+    [claim] = DynamoDBIdempotency(lambda: DynamoDBStore(TABLE, TTL)).claim(
+        [REGISTRY.parse(sqs.body("hello", {"name": "y"}, event_id="evt_mine"))], 60_000, Deadline(deadline, 0)
+    )
+    mine = REGISTRY.parse(sqs.body("hello", {"name": "y"}, event_id="evt_mine"))
+    store.settle([], [Held(mine, claim.token)], Deadline(deadline, 0))
+    assert "Item" not in dynamodb.get_item(TableName=TABLE, Key=DynamoDBStore(TABLE, TTL).key("evt_mine"))
+
+
+def test_a_completed_record_is_never_deleted_by_a_late_release(dynamodb):
+    # GIVEN an event this execution claimed, that another execution then completed
+    store = DynamoDBIdempotency(lambda: DynamoDBStore(TABLE, TTL))
+    event = REGISTRY.parse(sqs.body("hello", {"name": "x"}, event_id="evt_done"))
+    remaining = FakeContext().get_remaining_time_in_millis
+    [ours] = store.claim([event], 60_000, Deadline(remaining, 0))
+    store.settle([event], [], Deadline(remaining, 0))
+
+    # WHEN the stale release runs
+    store.settle([], [Held(event, ours.token)], Deadline(remaining, 0))
+
+    # THEN the event is still a duplicate
+    [again] = store.claim([event], 60_000, Deadline(remaining, 0))
+    assert again.state is ClaimState.DUPLICATE
+
+
+class ContendedClient:
+    """A DynamoDB client whose transactions meet a conflicting one ``conflicts`` times, then succeed."""
+
+    def __init__(self, conflicts: int) -> None:
+        self.conflicts = conflicts
+        self.calls = 0
+
+    def transact_write_items(self, TransactItems: list[Any]) -> dict[str, Any]:  # noqa: N803
+        from botocore.exceptions import ClientError
+
+        self.calls += 1
+        if self.calls <= self.conflicts:
+            reasons = [{"Code": "TransactionConflict"} for _ in TransactItems]
+            raise ClientError({"Error": {"Code": "TransactionCanceledException", "Message": "conflict"},
+                               "CancellationReasons": reasons}, "TransactWriteItems")  # fmt: skip
+        return {}
+
+
+def test_conflicting_claims_back_off_with_jitter_then_succeed(aws_credentials):
+    # GIVEN a table whose first two transactions meet conflicting ones
+    client, pauses = ContendedClient(conflicts=2), []
+    store = DynamoDBIdempotency(lambda: DynamoDBStore(TABLE, TTL, client=client), sleep=pauses.append)  # type: ignore[arg-type]
+    events = [REGISTRY.parse(sqs.body("hello", event_id=f"e{n}")) for n in range(3)]
+
+    # WHEN the events are claimed with time to spare
+    claims = store.claim(events, 60_000, Deadline(lambda: 60_000, 0))
+
+    # THEN the claim went again after two growing, jittered pauses, and all are acquired
+    assert [claim.state for claim in claims] == [ClaimState.ACQUIRED] * 3
+    assert client.calls == 3
+    assert len(pauses) == 2
+    assert all(0 <= pause <= 0.025 * 2**attempt for attempt, pause in enumerate(pauses))
+
+
+def test_conflicting_claims_give_up_within_the_deadline(aws_credentials):
+    # GIVEN a table that always conflicts, and 20 ms left, which the pauses use up
+    client, pauses, left_ms = ContendedClient(conflicts=100), [], [20.0]
+
+    def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        left_ms[0] -= seconds * 1000
+
+    store = DynamoDBIdempotency(lambda: DynamoDBStore(TABLE, TTL, client=client), sleep=sleep)  # type: ignore[arg-type]
+
+    # WHEN an event is claimed
+    [claim] = store.claim([REGISTRY.parse(sqs.body("hello"))], 60_000, Deadline(lambda: int(left_ms[0]), 0))
+
+    # THEN it is retryable, and no pause ran past the deadline
+    assert claim.state is ClaimState.UNAVAILABLE
+    assert sum(pauses) < 0.02
