@@ -42,3 +42,32 @@ def test_concurrent_transactions_and_batch_writes_all_succeed(tmp_path):
         assert client.scan(TableName="t", Select="COUNT")["Count"] == 4 * 100 + 8 * 25
     finally:
         server.stop()
+
+
+def test_a_transaction_with_a_failed_condition_writes_nothing_and_says_which(tmp_path):
+    server = SqsServer(tmp_path / "moto.log")
+    try:
+        client = boto3.client("dynamodb", endpoint_url=server.endpoint_url, region_name="us-east-1",
+                              aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                              aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])  # fmt: skip
+        client.create_table(TableName="t", KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                            BillingMode="PAY_PER_REQUEST")  # fmt: skip
+        client.put_item(TableName="t", Item={"id": {"S": "taken"}, "v": {"S": "old"}})
+
+        def put(key: str) -> dict:
+            return {"Put": {"TableName": "t", "Item": {"id": {"S": key}, "v": {"S": "new"}},
+                            "ConditionExpression": "attribute_not_exists(id)",
+                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}  # fmt: skip
+
+        with pytest.raises(client.exceptions.TransactionCanceledException) as refused:
+            client.transact_write_items(TransactItems=[put("free"), put("taken")])
+
+        reasons = refused.value.response["CancellationReasons"]
+        assert [reason["Code"] for reason in reasons] == ["None", "ConditionalCheckFailed"]
+        assert reasons[1]["Item"] == {"id": {"S": "taken"}, "v": {"S": "old"}}
+        assert "Item" not in client.get_item(TableName="t", Key={"id": {"S": "free"}})
+        client.transact_write_items(TransactItems=[put("free"), put("other")])
+        assert client.scan(TableName="t", Select="COUNT")["Count"] == 3
+    finally:
+        server.stop()

@@ -272,7 +272,9 @@ class DynamoDBIdempotency:
                         for index, reason in zip(pending, reasons, strict=False):
                             if reason.get("Code") == "ConditionalCheckFailed":
                                 item = reason.get("Item")
-                                claims[index] = self._existing(store, events[index], dict(item) if item else None)
+                                claims[index] = self._existing(
+                                    store, events[index], dict(item) if item else None, _token(puts[index])
+                                )
                         contended = any(reason.get("Code") in _CONTENDED_REASONS for reason in reasons)
                     elif code in _CONTENTION:
                         contended = True
@@ -305,8 +307,11 @@ class DynamoDBIdempotency:
         self._sleep(pause)
         return True
 
-    def _existing(self, store: DynamoDBStore, event: BaseEvent, item: dict[str, Any] | None) -> Claim:
-        """What the record that refused our in-progress write says about ``event``."""
+    def _existing(self, store: DynamoDBStore, event: BaseEvent, item: dict[str, Any] | None, token: int) -> Claim:
+        """What the record that refused our in-progress write says about ``event``.
+
+        Our own write can refuse us: an attempt that timed out on the client side yet was applied,
+        then retried. It carries this claim's token: the claim is ours."""
         if item is None:  # an older DynamoDB answer without the item: read it
             item = store.client.get_item(
                 TableName=store.table_name, Key=store.key(event.event_id), ConsistentRead=True
@@ -314,6 +319,8 @@ class DynamoDBIdempotency:
         if item is None:  # gone since: whoever held it released it; retry at once
             return Claim(ClaimState.IN_PROGRESS, EventInProgressError("its record changed meanwhile", 1))
         record = store.record(dict(item))
+        if record.status == INPROGRESS and record.in_progress_expiry_timestamp == token:
+            return Claim(ClaimState.ACQUIRED, token=token)
         stored = self._stored_claim(event, record)
         # A record written before fingerprints were stored has none: it is the same event.
         if record.payload_hash and not same_event(record.payload_hash, event):
