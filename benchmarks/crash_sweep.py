@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no template at {args.template}: run `make local` or `cdk synth -c stage=local` first")
     if args.kills < 1:
         parser.error("--kills must be at least 1")
-    print(render(run(args.template, args.kills)))  # noqa: T201
+    print(render(run(args.template, args.kills)))
     return 0
 
 

@@ -45,9 +45,9 @@ def _isolated(operation: Callable[..., Any]) -> Callable[..., Any]:
     return isolated
 
 
-def transact_write_items(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+def transact_write_items(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:  # noqa: PLR0912
     """All conditions checked against the table as it is, then all writes or none (DynamoDB's semantics)."""
-    if len(transact_items) > 100:  # noqa: PLR2004
+    if len(transact_items) > 100:
         raise TooManyTransactionsException()
     writes: list[tuple[str, dict[str, Any], str, dict[str, Any]]] = []
     errors: list[tuple[str | None, str | None, dict[str, Any] | None]] = []
@@ -76,7 +76,11 @@ def transact_write_items(backend: DynamoDBBackend, transact_items: list[dict[str
         if condition is not None and not get_filter_expression(
             condition, op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
         ).expr(current):
-            old = current.to_json()["Attributes"] if current and op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" else None
+            old = (
+                current.to_json()["Attributes"]
+                if current and op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD"
+                else None
+            )
             errors.append(("ConditionalCheckFailed", ConditionalCheckFailed().message, old))
             continue
         errors.append((None, None, None))
@@ -84,7 +88,7 @@ def transact_write_items(backend: DynamoDBBackend, transact_items: list[dict[str
     if any(code is not None for code, _, _ in errors):
         raise TransactionCanceledException(errors)
     for op_type, op, table_name, key in writes:
-        names, values = op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
+        names, values = op.get("ExpressionAttributeNames") or {}, op.get("ExpressionAttributeValues") or {}
         if op_type == "Put":
             backend.put_item(table_name, op["Item"])
         elif op_type == "Delete":

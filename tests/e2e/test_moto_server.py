@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import boto3
 import pytest
@@ -55,7 +56,7 @@ def test_a_transaction_with_a_failed_condition_writes_nothing_and_says_which(tmp
                             BillingMode="PAY_PER_REQUEST")  # fmt: skip
         client.put_item(TableName="t", Item={"id": {"S": "taken"}, "v": {"S": "old"}})
 
-        def put(key: str) -> dict:
+        def put(key: str) -> Any:
             return {"Put": {"TableName": "t", "Item": {"id": {"S": key}, "v": {"S": "new"}},
                             "ConditionExpression": "attribute_not_exists(id)",
                             "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}  # fmt: skip

@@ -50,8 +50,8 @@ def test_every_event_of_a_large_mixed_batch_runs_once(dynamodb: Any, size: int):
         effects[event.event_id] += 1
 
     quarantine = FakeQuarantine()
-    subject = BatchConsumer(EventRegistry([Route(HelloEvent, handle)]), quarantine,
-                            idempotency=DynamoDBIdempotency(lambda: DynamoDBStore(TABLE, 86_400, client=dynamodb)))  # fmt: skip
+    store = DynamoDBIdempotency(lambda: DynamoDBStore(TABLE, 86_400, client=dynamodb))
+    subject = BatchConsumer(EventRegistry([Route(HelloEvent, handle)]), quarantine, idempotency=store)
     context = FakeContext(remaining_ms=900_000)
     rng = random.Random(size)
     stored = [f"stored-{size}-{n}" for n in range(size // 20)]

@@ -24,8 +24,8 @@ from sqs_consumer.budget import Deadline
 from sqs_consumer.idempotency import (
     FINGERPRINT_JMESPATH,
     KEY_NAMESPACE,
-    DynamoDBIdempotency,
     ClaimState,
+    DynamoDBIdempotency,
     DynamoDBStore,
     Held,
     _powertools_hash,
@@ -477,20 +477,22 @@ class ContendedClient:
         self.conflicts = conflicts
         self.calls = 0
 
-    def transact_write_items(self, TransactItems: list[Any]) -> dict[str, Any]:  # noqa: N803
+    def transact_write_items(self, TransactItems: list[Any]) -> dict[str, Any]:
         from botocore.exceptions import ClientError
 
         self.calls += 1
         if self.calls <= self.conflicts:
-            reasons = [{"Code": "TransactionConflict"} for _ in TransactItems]
-            raise ClientError({"Error": {"Code": "TransactionCanceledException", "Message": "conflict"},
-                               "CancellationReasons": reasons}, "TransactWriteItems")  # fmt: skip
+            response: Any = {
+                "Error": {"Code": "TransactionCanceledException", "Message": "conflict"},
+                "CancellationReasons": [{"Code": "TransactionConflict"} for _ in TransactItems],
+            }
+            raise ClientError(response, "TransactWriteItems")
         return {}
 
 
 def test_conflicting_claims_back_off_with_jitter_then_succeed(aws_credentials):
     # GIVEN a table whose first two transactions meet conflicting ones
-    client, pauses = ContendedClient(conflicts=2), []
+    client, pauses = ContendedClient(conflicts=2), list[float]()
     store = DynamoDBIdempotency(lambda: DynamoDBStore(TABLE, TTL, client=client), sleep=pauses.append)  # type: ignore[arg-type]
     events = [REGISTRY.parse(sqs.body("hello", event_id=f"e{n}")) for n in range(3)]
 

@@ -116,8 +116,8 @@ class CrashRig:
         times = []
         for index in range(samples):
             started = time.perf_counter()
-            client.batch_write_item(RequestItems={self.table: [
-                {"PutRequest": {"Item": {"id": {"S": f"probe-{uuid.uuid4()}-{index}-{n}"}}}} for n in range(10)]})  # fmt: skip
+            items = [{"PutRequest": {"Item": {"id": {"S": f"probe-{uuid.uuid4()}-{index}-{n}"}}}} for n in range(10)]
+            client.batch_write_item(RequestItems={self.table: items})  # type: ignore[dict-item]
             times.append(time.perf_counter() - started)
         return self.latency_ms / 1000 + statistics.quantiles(times, n=10)[-1]
 
@@ -168,7 +168,7 @@ class _Child:
         event_path.write_text(json.dumps(event))
         self.out_path = rig.log_dir / f"{strategy}-{name}.out"
         self._out: IO[str] = self.out_path.open("w")
-        self.process = subprocess.Popen(  # noqa: S603
+        self.process = subprocess.Popen(
             [sys.executable, "-m", "tests.support.crash_child", strategy, str(event_path), str(remaining_ms),
              str(rig.latency_ms)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._out, env=rig.environment, text=True,

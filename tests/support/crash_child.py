@@ -44,17 +44,19 @@ def with_latency(client: Any, seconds: float) -> Any:
 
 
 def group_handler(latency: float) -> Any:
-    from sqs_consumer import idempotency  # noqa: PLC0415
-    from sqs_consumer.handler import lambda_handler  # noqa: PLC0415
+    from sqs_consumer import clients, idempotency
+    from sqs_consumer.handler import lambda_handler
 
-    made = idempotency.dynamodb_client
-    idempotency.dynamodb_client = lambda: with_latency(made(), latency)  # type: ignore[assignment]
+    def slowed(endpoint_url: str | None = None) -> Any:
+        return with_latency(clients.dynamodb_client(endpoint_url), latency)
+
+    setattr(idempotency, "dynamodb_client", slowed)  # noqa: B010  # the store's client, as it imported it
     return lambda_handler
 
 
 def batch_end_handler(latency: float) -> Any:
-    from sqs_consumer.pipeline import consumer  # noqa: PLC0415
-    from sqs_consumer.pipeline.commit import GroupCommit  # noqa: PLC0415
+    from sqs_consumer.pipeline import consumer
+    from sqs_consumer.pipeline.commit import GroupCommit
 
     class BatchEndCommit(GroupCommit):
         """Completions written once the batch is done, in one write."""
@@ -67,23 +69,23 @@ def batch_end_handler(latency: float) -> Any:
                 GroupCommit._start(self)
             return super().wait()
 
-    consumer.GroupCommit = BatchEndCommit  # type: ignore[misc]
+    setattr(consumer, "GroupCommit", BatchEndCommit)  # noqa: B010
     return group_handler(latency)
 
 
 def powertools_handler(latency: float) -> Any:
-    import boto3  # noqa: PLC0415
-    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response  # noqa: PLC0415
-    from aws_lambda_powertools.utilities.idempotency import (  # noqa: PLC0415
+    import boto3
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+    from aws_lambda_powertools.utilities.idempotency import (
         DynamoDBPersistenceLayer,
         IdempotencyConfig,
         idempotent_function,
     )
 
-    from sqs_consumer.idempotency import FINGERPRINT_JMESPATH  # noqa: PLC0415
-    from sqs_consumer.registry import RecordInfo  # noqa: PLC0415
-    from sqs_consumer.routes import REGISTRY  # noqa: PLC0415
-    from sqs_consumer.settings import get_settings  # noqa: PLC0415
+    from sqs_consumer.idempotency import FINGERPRINT_JMESPATH
+    from sqs_consumer.registry import RecordInfo
+    from sqs_consumer.routes import REGISTRY
+    from sqs_consumer.settings import get_settings
 
     settings = get_settings()
     client = with_latency(boto3.client("dynamodb", endpoint_url=settings.aws_endpoint_url), latency)
@@ -97,7 +99,7 @@ def powertools_handler(latency: float) -> Any:
         def record_handler(record: Any) -> None:
             info = RecordInfo(record.raw_event)
 
-            @idempotent_function(data_keyword_argument="parsed", persistence_store=layer, config=config)
+            @idempotent_function(data_keyword_argument="parsed", persistence_store=layer, config=config)  # type: ignore[untyped-decorator]
             def process(parsed: Any) -> None:
                 result = REGISTRY.route_for(parsed).handler(parsed, info)
                 if result is not None:
@@ -116,16 +118,16 @@ STRATEGIES = {"group": group_handler, "batch_end": batch_end_handler, "powertool
 def main() -> None:
     strategy, event_path, remaining_ms, latency_ms = sys.argv[1:5]
     handler = STRATEGIES[strategy](int(latency_ms) / 1000)
-    event = json.loads(open(event_path).read())  # noqa: PTH123, SIM115
+    event = json.loads(open(event_path).read())  # noqa: SIM115
     # A warm execution environment: imports done, the consumer and the store's client built, as a
     # first batch leaves them (its event is the environment's own, not one of the batch under test).
     warm_up = dict(event["Records"][0], messageId="warm-up", body=json.dumps(
         {"event_id": f"warm-up-{time.time_ns()}", "event_type": "hello", "payload": {"name": "warm-up"}}))  # fmt: skip
     handler({"Records": [warm_up]}, Context(int(remaining_ms)))
-    print("ready", flush=True)  # noqa: T201
+    print("ready", flush=True)
     sys.stdin.readline()
     response = handler(event, Context(int(remaining_ms)))
-    print(json.dumps({"response": response}), flush=True)  # noqa: T201
+    print(json.dumps({"response": response}), flush=True)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ import pytest
 from sqs_consumer.errors import NonRetryableError
 from sqs_consumer.models import HelloEvent
 from sqs_consumer.pipeline import BatchConsumer
-from sqs_consumer.pipeline import runner as runner_module
 from sqs_consumer.registry import EventRegistry, RecordInfo, Route
 from tests.conftest import failed_ids
 from tests.support import sqs_events as sqs
@@ -42,8 +41,12 @@ def consumer(effects: Effects, store: FakeIdempotency, quarantine: FakeQuarantin
 def records(fifo: bool, *bodies: tuple[str, str], receive_count: int = 1) -> list[dict[str, Any]]:
     """Records of (event_id, name) in one message group on FIFO, or on a standard queue."""
     return [
-        sqs.record(sqs.body("hello", {"name": name}, event_id=event_id), receive_count=receive_count,
-                   group_id="g" if fifo else None, sequence_number=index)  # fmt: skip
+        sqs.record(
+            sqs.body("hello", {"name": name}, event_id=event_id),
+            receive_count=receive_count,
+            group_id="g" if fifo else None,
+            sequence_number=index,
+        )
         for index, (event_id, name) in enumerate(bodies)
     ]
 
@@ -186,7 +189,7 @@ def test_the_grace_for_leftover_tasks_comes_out_of_the_time_reserve(monkeypatch)
         timeouts.append(float(timeout or 0))
         return await real_wait(tasks, timeout=0.01)
 
-    monkeypatch.setattr(runner_module.asyncio, "wait", recording_wait)
+    monkeypatch.setattr(asyncio, "wait", recording_wait)
 
     async def leaves_a_task(event: HelloEvent, record: RecordInfo) -> None:
         asyncio.get_running_loop().create_task(asyncio.sleep(60))

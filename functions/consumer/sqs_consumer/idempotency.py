@@ -65,10 +65,15 @@ TRANSACT_ITEMS = 100
 TRANSACT_ATTEMPTS = 5
 CLAIM_BACKOFF_SECONDS = 0.025
 # DynamoDB's answers that a retry can fix: throttling, and transactions that met another one.
-_CONTENTION = frozenset({
-    "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
-    "TransactionConflictException", "TransactionInProgressException",
-})
+_CONTENTION = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "TransactionConflictException",
+        "TransactionInProgressException",
+    }
+)
 _CONTENDED_REASONS = frozenset({"TransactionConflict", "ProvisionedThroughputExceeded", "ThrottlingError"})
 REUSED_REASON = "event_id reused with a different payload"
 
@@ -447,7 +452,10 @@ def _releaser(store: DynamoDBStore, held: Held) -> Callable[[], int]:
                 TableName=store.table_name,
                 Key=store.key(held.event.event_id),
                 ConditionExpression="#status = :inprogress AND #in_progress_expiry = :token",
-                ExpressionAttributeNames={"#status": store.status_attr, "#in_progress_expiry": store.in_progress_expiry_attr},
+                ExpressionAttributeNames={
+                    "#status": store.status_attr,
+                    "#in_progress_expiry": store.in_progress_expiry_attr,
+                },
                 ExpressionAttributeValues={":inprogress": {"S": INPROGRESS}, ":token": {"N": str(held.token)}},
             )
         except ClientError as exc:

@@ -79,7 +79,7 @@ class QuarantinedMessage:
             )
         attributes: dict[str, dict[str, Any]] = {}
 
-        def cost(name: str, value: str) -> int:
+        def cost_of(name: str, value: str) -> int:
             return utf8_size(ATTRIBUTE_PREFIX + name) + len(_STRING) + utf8_size(sqs_safe(value))
 
         def add(name: str, value: str, *, trim_to: int | None = None, keep: int = 0) -> None:
@@ -102,7 +102,9 @@ class QuarantinedMessage:
                 attributes[name] = {"DataType": _STRING, "StringValue": value}
                 room -= size
 
-        identity = cost("source_message_id", self.source_message_id) + cost("receive_count", str(self.receive_count))
+        identity = cost_of("source_message_id", self.source_message_id) + cost_of(
+            "receive_count", str(self.receive_count)
+        )
         add("kind", self.kind)
         add("reason", self.reason or "-", trim_to=MAX_REASON_BYTES, keep=identity)
         add("source_message_id", self.source_message_id)

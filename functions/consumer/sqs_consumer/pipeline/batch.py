@@ -62,7 +62,9 @@ class Batch:
 
     def deadline(self, floor_ms: int | None = None) -> Deadline:
         """Calls after the records run until ``floor_ms`` before the timeout (the return floor by default)."""
-        return Deadline(self.context.get_remaining_time_in_millis, self.return_floor_ms if floor_ms is None else floor_ms)
+        return Deadline(
+            self.context.get_remaining_time_in_millis, self.return_floor_ms if floor_ms is None else floor_ms
+        )
 
     def succeed(self, job: Job, started: float) -> None:
         """A success is acted on as its handler returns: counted, and its completion handed to the

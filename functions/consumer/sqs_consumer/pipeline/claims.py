@@ -8,11 +8,11 @@ when the store holds one, otherwise against the leading record, never against a 
 
 from __future__ import annotations
 
+from sqs_consumer.budget import Deadline
 from sqs_consumer.idempotency import Claim, ClaimState, EventInProgressError, Idempotency, fingerprint, same_event
 from sqs_consumer.observability import Outcome
 from sqs_consumer.pipeline.dispositions import DUPLICATE, SUCCEEDED, Decisions, Disposition, Listed
 from sqs_consumer.pipeline.records import Item, Job
-from sqs_consumer.budget import Deadline
 
 _STORED_DIFFERS = "the stored event has another event_type or payload"
 

@@ -75,8 +75,15 @@ class BatchConsumer:
         records = event.get("Records") or []
         if not records:
             return {"batchItemFailures": []}
-        batch = Batch(context, timer=self._timer, now_ms=self._wall_clock_ms(), time_reserve_ms=self._time_reserve_ms,
-                      return_floor_ms=self._return_floor_ms, decisions=self._decisions, order=ordering_for(records))  # fmt: skip
+        batch = Batch(
+            context,
+            timer=self._timer,
+            now_ms=self._wall_clock_ms(),
+            time_reserve_ms=self._time_reserve_ms,
+            return_floor_ms=self._return_floor_ms,
+            decisions=self._decisions,
+            order=ordering_for(records),
+        )
         if batch.order.sequential:
             batch.confirm_quarantine = self._settlement.confirm_one
         items: Iterable[Item] = parse_records(records, self._registry, batch.now_ms)
@@ -84,7 +91,9 @@ class BatchConsumer:
             items = list(items)
             claim_events(items, self._idempotency, context.get_remaining_time_in_millis(),
                          batch.deadline(self._time_reserve_ms))  # fmt: skip
-            batch.commit = GroupCommit(self._idempotency, batch.deadline(min(MAX_COMMIT_FLOOR_MS, self._return_floor_ms)))
+            batch.commit = GroupCommit(
+                self._idempotency, batch.deadline(min(MAX_COMMIT_FLOOR_MS, self._return_floor_ms))
+            )
         try:
             left = self._runner.run(items, batch)
             response = self._settlement.settle(event, left, batch)
