@@ -19,6 +19,8 @@ from sqs_consumer.registry import RecordInfo
 class Ordering(Protocol):
     # True: each record's async handler is awaited before the next record starts.
     sequential: bool
+    # False: no record is ever held back (``held_back`` need not be asked).
+    holds_back: bool
 
     def held_back(self, info: RecordInfo) -> str | None:
         """Why this record may not start, or None."""
@@ -29,6 +31,7 @@ class Ordering(Protocol):
 
 class StandardOrder:
     sequential = False
+    holds_back = False
 
     def held_back(self, info: RecordInfo) -> str | None:
         return None
@@ -39,6 +42,7 @@ class StandardOrder:
 
 class FifoOrder:
     sequential = True
+    holds_back = True
 
     def __init__(self) -> None:
         self._failed_groups: set[str | None] = set()

@@ -47,7 +47,12 @@ class Job(Item):
     __slots__ = ("claim", "event", "leader", "processing_ms", "route", "started")
 
     def __init__(self, raw: dict[str, Any], event: BaseEvent, route: Route[Any], now_ms: float) -> None:
-        super().__init__(raw, now_ms)
+        # Item's fields, set here: one call fewer for every record of every batch.
+        self.message_id = raw["messageId"]
+        self._attributes = attributes = raw.get("attributes") or {}
+        self.age_ms = now_ms - int(attributes.get("SentTimestamp") or now_ms)
+        self.raw = raw
+        self.disposition = None
         self.event = event
         self.route = route
         # The store's answer for the event (None without idempotency, or for a copy).

@@ -51,7 +51,7 @@ class Runner:
 
     def _start(self, item: Item, batch: Batch, suspended: list[tuple[Job, Awaitable[None]]], copies: list[Job]) -> None:
         decisions = batch.decisions
-        why = batch.order.held_back(item)
+        why = batch.order.held_back(item) if batch.order.holds_back else None
         started = batch.timer()
         if why is None and started > batch.stop_at:
             why = NEAR_TIMEOUT
@@ -68,8 +68,7 @@ class Runner:
             else:
                 copies.append(item)
             return
-        disposition = claimed(item, decisions)
-        if disposition is not None:
+        if item.claim is not None and (disposition := claimed(item, decisions)) is not None:
             batch.decide(item, disposition)
             return
         awaitable = self._call(item, started, batch)
