@@ -113,17 +113,7 @@ class QuarantinedMessage:
         if self.event_type:
             add("event_type", self.event_type, trim_to=MAX_EVENT_TYPE_BYTES)
         add("quarantined_at", now.isoformat(timespec="milliseconds"))
-        dropped = []
-        for name, value in (self.original_attributes or {}).items():
-            if name.startswith(ATTRIBUTE_PREFIX):
-                continue
-            converted = _to_send_format(value)
-            cost = attribute_size(name, converted)
-            if len(attributes) < MAX_MESSAGE_ATTRIBUTES and cost <= room:
-                attributes[name] = converted
-                room -= cost
-            else:
-                dropped.append(name)
+        dropped = _add_originals(attributes, self.original_attributes or {}, room)
         if dropped:
             logger.warning(
                 "Original message attributes dropped on quarantine: SQS allows 10 and the size limit",
@@ -131,6 +121,22 @@ class QuarantinedMessage:
                 attributes=trim_utf8(",".join(dropped), 256),
             )
         return attributes
+
+
+def _add_originals(attributes: dict[str, dict[str, Any]], originals: dict[str, Any], room: int) -> list[str]:
+    """The original message attributes, each while it fits beside ``attributes``; the names left out."""
+    dropped = []
+    for name, value in originals.items():
+        if name.startswith(ATTRIBUTE_PREFIX):
+            continue
+        converted = _to_send_format(value)
+        cost = attribute_size(name, converted)
+        if len(attributes) < MAX_MESSAGE_ATTRIBUTES and cost <= room:
+            attributes[name] = converted
+            room -= cost
+        else:
+            dropped.append(name)
+    return dropped
 
 
 def _to_send_format(value: dict[str, Any]) -> dict[str, Any]:
