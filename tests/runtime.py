@@ -28,6 +28,7 @@ FUNCTION_TESTS = (
     "tests/unit/test_dispositions.py",
     "tests/unit/test_last_receive_and_containment.py",
     "tests/unit/test_observability.py",
+    "tests/unit/test_pipeline_dispositions.py",
     "tests/unit/test_properties.py",
     "tests/unit/test_quarantine.py",
     "tests/unit/test_registry.py",
