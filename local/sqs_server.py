@@ -16,6 +16,7 @@ from local.processes import LOOPBACK, ChildProcess, free_port, wait_for_port
 from local.template import LocalPlan, QueueSpec
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_sqs import SQSClient
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,15 +61,20 @@ def sqs_client(endpoint_url: str) -> SQSClient:
     )
 
 
-def create_tables(endpoint_url: str, plan: LocalPlan) -> dict[str, str]:
-    """Create the template's DynamoDB tables; returns logical id -> table name."""
-    client = boto3.client(
+def dynamodb_client(endpoint_url: str) -> DynamoDBClient:
+    return boto3.client(
         "dynamodb",
         endpoint_url=endpoint_url,
         region_name=REGION,
         aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        config=Config(max_pool_connections=50),
     )
+
+
+def create_tables(endpoint_url: str, plan: LocalPlan) -> dict[str, str]:
+    """Create the template's DynamoDB tables; returns logical id -> table name."""
+    client = dynamodb_client(endpoint_url)
     names = {}
     for spec in plan.tables.values():
         name = f"{plan.stack_name}-{spec.logical_id}"[:255]

@@ -5,10 +5,9 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import boto3
 import pytest
 
-from local.sqs_server import LOCAL_CREDENTIALS, SqsServer
+from local.sqs_server import SqsServer, dynamodb_client
 
 pytestmark = pytest.mark.e2e
 
@@ -16,9 +15,7 @@ pytestmark = pytest.mark.e2e
 def test_concurrent_transactions_and_batch_writes_all_succeed(tmp_path):
     server = SqsServer(tmp_path / "moto.log")
     try:
-        client = boto3.client("dynamodb", endpoint_url=server.endpoint_url, region_name="us-east-1",
-                              aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                              aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])  # fmt: skip
+        client = dynamodb_client(server.endpoint_url)
         client.create_table(
             TableName="t",
             KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
@@ -48,9 +45,7 @@ def test_concurrent_transactions_and_batch_writes_all_succeed(tmp_path):
 def test_a_transaction_with_a_failed_condition_writes_nothing_and_says_which(tmp_path):
     server = SqsServer(tmp_path / "moto.log")
     try:
-        client = boto3.client("dynamodb", endpoint_url=server.endpoint_url, region_name="us-east-1",
-                              aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                              aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])  # fmt: skip
+        client = dynamodb_client(server.endpoint_url)
         client.create_table(TableName="t", KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
                             AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
                             BillingMode="PAY_PER_REQUEST")  # fmt: skip

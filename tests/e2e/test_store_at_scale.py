@@ -9,10 +9,9 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 
-from local.sqs_server import LOCAL_CREDENTIALS, SqsServer
+from local.sqs_server import SqsServer, dynamodb_client
 from sqs_consumer.idempotency import DynamoDBIdempotency, DynamoDBStore
 from sqs_consumer.models import HelloEvent
 from sqs_consumer.pipeline import BatchConsumer
@@ -29,9 +28,7 @@ TABLE = "scale-idempotency"
 def dynamodb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     server = SqsServer(tmp_path_factory.mktemp("scale") / "moto.log")
     try:
-        client = boto3.client("dynamodb", endpoint_url=server.endpoint_url, region_name="us-east-1",
-                              aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                              aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])  # fmt: skip
+        client = dynamodb_client(server.endpoint_url)
         client.create_table(TableName=TABLE, KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
                             AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
                             BillingMode="PAY_PER_REQUEST")  # fmt: skip

@@ -26,10 +26,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-import boto3
-
 from local.pipeline import resolve_environment
-from local.sqs_server import LOCAL_CREDENTIALS, SqsServer, create_queues, create_tables
+from local.sqs_server import SqsServer, create_queues, create_tables, dynamodb_client
 from local.template import load_plan
 from sqs_consumer.settings import ConsumerSettings
 from tests.support import sqs_events as sqs
@@ -110,9 +108,7 @@ class CrashRig:
 
     def round_trip_s(self, samples: int = 30) -> float:
         """One store write as the function sees it: the injected latency plus moto's own time (p90)."""
-        client = boto3.client("dynamodb", endpoint_url=self.server.endpoint_url, region_name="us-east-1",
-                              aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                              aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])  # fmt: skip
+        client = dynamodb_client(self.server.endpoint_url)
         times = []
         for index in range(samples):
             started = time.perf_counter()
