@@ -10,11 +10,12 @@ from __future__ import annotations
 from aws_cdk import CfnResource
 from constructs import IConstruct
 
-from infra.settings import StackSettings
+from infra.settings import INVOKES_PER_POLLER, StackSettings
 
 SQS_SSE = (
     "Encrypted at rest with SQS-managed SSE (SqsManagedSseEnabled); the check only recognises a KMS key, "
-    "which would also need key-policy grants for every producer service and a KMS call per receive"
+    "which would need key-policy grants for every producer service (SNS, EventBridge) and KMS requests "
+    "billed per data key (reused for KmsDataKeyReusePeriodSeconds, 5 minutes by default)"
 )
 LOG_GROUP_KMS = (
     "CloudWatch Logs encrypts every log group at rest; the function logs message ids, event types and "
@@ -30,7 +31,12 @@ LAMBDA_VPC = (
 )
 LAMBDA_CONCURRENCY = (
     "reserved_concurrency is unset on purpose (accounts with a low concurrency limit refuse any "
-    "reservation); the event source mapping's maximum concurrency bounds the consumer"
+    "reservation); the event source mapping's maximum concurrency ({bound}) bounds the consumer"
+)
+LAMBDA_CONCURRENCY_PROVISIONED = (
+    "reserved_concurrency is unset on purpose (accounts with a low concurrency limit refuse any "
+    "reservation); in provisioned mode each of at most {pollers} pollers drives up to {per_poller} "
+    "concurrent invokes, so the consumer is bounded at {bound} executions, and by the account's pool"
 )
 LAMBDA_ENV_KMS = (
     "The environment holds no secret (queue URL, table name, tunables); secrets are read from Secrets "
@@ -65,6 +71,13 @@ def apply(stack: IConstruct, settings: StackSettings) -> None:
     if settings.vpc is None:
         skip(function, "CKV_AWS_117", LAMBDA_VPC)
     if settings.reserved_concurrency is None:
-        skip(function, "CKV_AWS_115", LAMBDA_CONCURRENCY)
+        pollers = settings.provisioned_pollers
+        if pollers is None:
+            reason = LAMBDA_CONCURRENCY.format(bound=settings.max_concurrency)
+        else:
+            reason = LAMBDA_CONCURRENCY_PROVISIONED.format(
+                pollers=pollers.maximum, per_poller=INVOKES_PER_POLLER, bound=pollers.max_invocations
+            )
+        skip(function, "CKV_AWS_115", reason)
     if settings.alarm_topic_arn is None:
         skip(stack.monitoring.topic, "CKV_AWS_26", TOPIC_KMS)
