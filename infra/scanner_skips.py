@@ -42,6 +42,11 @@ LAMBDA_ENV_KMS = (
     "The environment holds no secret (queue URL, table name, tunables); secrets are read from Secrets "
     "Manager at run time, and Lambda encrypts environment variables at rest"
 )
+ENI_WRITE = (
+    "A function in a VPC: Lambda creates, assigns addresses to and deletes the function's network "
+    "interfaces with this role, before their ids exist, so the ENI statement names every resource; "
+    "every other statement of the policy names its own queue, table, secret, key or log group"
+)
 TOPIC_KMS = (
     "Alarm notifications carry alarm names and states only; CloudWatch cannot publish to a topic encrypted "
     "with the AWS-managed SNS key (docs/decisions.md)"
@@ -70,6 +75,8 @@ def apply(stack: IConstruct, settings: StackSettings) -> None:
     skip(function, "CKV_AWS_173", LAMBDA_ENV_KMS)
     if settings.vpc is None:
         skip(function, "CKV_AWS_117", LAMBDA_VPC)
+    else:
+        skip(stack.consumer.role.node.find_child("DefaultPolicy"), "CKV_AWS_111", ENI_WRITE)
     if settings.reserved_concurrency is None:
         pollers = settings.provisioned_pollers
         if pollers is None:
