@@ -345,7 +345,9 @@ SHAPES = {
 
 @pytest.fixture(scope="module")
 def templates() -> dict[str, dict[str, Any]]:
-    return {shape: Template.from_stack(synth(shape, **settings)[1]).to_json() for shape, settings in SHAPES.items()}
+    return {
+        shape: dict(Template.from_stack(synth(shape, **settings)[1]).to_json()) for shape, settings in SHAPES.items()
+    }
 
 
 @pytest.mark.parametrize("rule", RULES, ids=[rule.name for rule in RULES])
@@ -363,7 +365,7 @@ def test_the_every_option_stage_exercises_the_rules(templates):
     assert "sns.amazonaws.com" in json.dumps(resources) and "events.amazonaws.com" in json.dumps(resources)
 
 
-def broken(template: dict[str, Any], edit: Callable[[Resources], None]) -> dict[str, Any]:
+def broken(template: dict[str, Any], edit: Callable[[Resources], object]) -> dict[str, Any]:
     copied = copy.deepcopy(template)
     edit(copied["Resources"])
     return copied
@@ -384,7 +386,7 @@ def invoke_latest(resources: Resources) -> None:
     first(resources, "AWS::Lambda::EventSourceMapping")["FunctionName"] = {"Ref": function_id}
 
 
-BREAKS = {
+BREAKS: dict[str, tuple[str, Callable[[Resources], object]]] = {
     # Finding 1: the stack's own role without the ENI actions (what CDK leaves when you pass a role).
     "a VPC function's role holds the ENI actions before the function exists": (
         "every-option", lambda r: drop_statements(r, "ec2:CreateNetworkInterface")),
