@@ -84,6 +84,8 @@ class ConsumerFunctionConstruct(Construct):
         queues: QueuesConstruct,
         idempotency: IdempotencyTableConstruct | None,
         network: VpcPlacementConstruct | None,
+        handler: str = HANDLER,
+        code: lambda_.Code | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.log_group = logs.LogGroup(
@@ -143,8 +145,8 @@ class ConsumerFunctionConstruct(Construct):
             "Function",
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
-            handler=HANDLER,
-            code=lambda_.Code.from_asset(str(build_function_asset(TARGET)), exclude=[".complete"]),
+            handler=handler,
+            code=code or lambda_.Code.from_asset(str(build_function_asset(TARGET)), exclude=[".complete"]),
             memory_size=settings.function_memory_mb,
             timeout=Duration.seconds(settings.function_timeout_seconds),
             reserved_concurrent_executions=settings.reserved_concurrency,

@@ -37,12 +37,17 @@ class MonitoringConstruct(Construct):
         settings: StackSettings,
         queues: QueuesConstruct,
         consumer: ConsumerFunctionConstruct,
+        topic: sns.ITopic | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
-        if settings.alarm_topic_arn is not None:
+        # The stack's own topic, unless the caller or the stage names one.
+        self.owns_topic = topic is None and settings.alarm_topic_arn is None
+        if topic is not None:
+            self.topic: sns.ITopic = topic
+        elif settings.alarm_topic_arn is not None:
             # An existing topic: its owner's policy must let cloudwatch.amazonaws.com publish.
-            self.topic: sns.ITopic = sns.Topic.from_topic_arn(self, "AlarmTopic", settings.alarm_topic_arn)
+            self.topic = sns.Topic.from_topic_arn(self, "AlarmTopic", settings.alarm_topic_arn)
         else:
             self.topic = self._own_topic(settings, stack)
 
@@ -55,7 +60,8 @@ class MonitoringConstruct(Construct):
             "MaxMemoryUsedFilter",
             log_group=consumer.log_group,
             filter_pattern=logs.FilterPattern.literal('{ $.type = "platform.report" }'),
-            metric_namespace=f"{settings.metrics_namespace}/{stack.stack_name}",
+            # The stage's namespace and the consumer's service: each consumer of each stage its own series.
+            metric_namespace=f"{settings.metrics_namespace}/{settings.service_name}",
             metric_name="MaxMemoryUsedMB",
             metric_value="$.record.metrics.maxMemoryUsedMB",
             unit=cw.Unit.MEGABYTES,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from aws_cdk import CfnResource
 from constructs import IConstruct
 
-from infra.settings import INVOKES_PER_POLLER, StackSettings
+from infra.settings import INVOKES_PER_POLLER
 
 SQS_SSE = (
     "Encrypted at rest with SQS-managed SSE (SqsManagedSseEnabled); the check only recognises a KMS key, "
@@ -62,21 +62,22 @@ def skip(construct: IConstruct, check: str, reason: str) -> None:
     resource.add_metadata("checkov", metadata)
 
 
-def apply(stack: IConstruct, settings: StackSettings) -> None:
-    """The skips of this stack's resources, given its stage's settings."""
-    from infra.stack import ConsumerStack  # noqa: PLC0415  # the stack imports this module
+def apply(consumer: IConstruct) -> None:
+    """The skips of one consumer's resources, given its settings."""
+    from infra.sqs_consumer import SqsConsumer  # noqa: PLC0415  # the construct imports this module
 
-    assert isinstance(stack, ConsumerStack)
-    for queue in (stack.queues.queue, stack.queues.dead_letter_queue):
+    assert isinstance(consumer, SqsConsumer)
+    settings = consumer.props.settings
+    for queue in (consumer.queue, consumer.dead_letter_queue):
         skip(queue, "CKV_AWS_27", SQS_SSE)
-    skip(stack.consumer.log_group, "CKV_AWS_158", LOG_GROUP_KMS)
-    function = stack.consumer.function
+    skip(consumer.log_group, "CKV_AWS_158", LOG_GROUP_KMS)
+    function = consumer.function
     skip(function, "CKV_AWS_116", LAMBDA_DLQ)
     skip(function, "CKV_AWS_173", LAMBDA_ENV_KMS)
     if settings.vpc is None:
         skip(function, "CKV_AWS_117", LAMBDA_VPC)
     else:
-        skip(stack.consumer.role.node.find_child("DefaultPolicy"), "CKV_AWS_111", ENI_WRITE)
+        skip(consumer.role.node.find_child("DefaultPolicy"), "CKV_AWS_111", ENI_WRITE)
     if settings.reserved_concurrency is None:
         pollers = settings.provisioned_pollers
         if pollers is None:
@@ -86,5 +87,5 @@ def apply(stack: IConstruct, settings: StackSettings) -> None:
                 pollers=pollers.maximum, per_poller=INVOKES_PER_POLLER, bound=pollers.max_invocations
             )
         skip(function, "CKV_AWS_115", reason)
-    if settings.alarm_topic_arn is None:
-        skip(stack.monitoring.topic, "CKV_AWS_26", TOPIC_KMS)
+    if consumer.monitoring.owns_topic:
+        skip(consumer.topic, "CKV_AWS_26", TOPIC_KMS)

@@ -71,6 +71,11 @@ SecretHandle = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 SecretName = Annotated[str, Field(pattern=r"^[A-Za-z0-9/_+=.@-]{1,512}$")]
 
 
+ConsumerName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,19}$")]
+# What one stack shares among its consumers, set once for the stage.
+STAGE_WIDE = ("vpc", "alarm_email", "alarm_topic_arn", "termination_protection", "retain_data", "consumers")
+
+
 class ProvisionedPollers(BaseModel):
     """The mapping's provisioned mode: 2-200 minimum and 2-10,000 maximum pollers (the Lambda API
     reference's ProvisionedPollerConfig; older guide pages said 2,000)."""
@@ -215,6 +220,9 @@ class StackSettings(BaseModel):
     # Stage hygiene: prod keeps its data and refuses stack deletion; dev and local clean up.
     retain_data: bool = False
     termination_protection: bool = False
+    # More consumers in the stage's stack (a FIFO queue beside the standard one): each a name and
+    # the settings it changes from the stage's (stage-wide ones excepted: STAGE_WIDE).
+    consumers: dict[ConsumerName, dict[str, Any]] = Field(default_factory=dict)
 
     @property
     def idempotency_ttl_seconds(self) -> int:
@@ -247,17 +255,46 @@ class StackSettings(BaseModel):
             raise StackSettingsError(
                 f"unknown stage {stage!r}: add it under context.stages in cdk.json (known: {known})"
             )
+        return cls._validated(stage, stages[stage] or {}, stages, f"stage {stage!r}")
+
+    @classmethod
+    def consumers_for_stage(cls, stage: str, stages: dict[str, Any] | None) -> dict[str, StackSettings]:
+        """The stage's further consumers: each its own settings over the stage's, validated alike."""
+        base = cls.for_stage(stage, stages)
+        raw = (stages or {})[stage] or {}
+        shared = {key: value for key, value in raw.items() if key != "consumers"}
+        out = {}
+        for name, overrides in base.consumers.items():
+            where = f"consumer {name!r} of stage {stage!r}"
+            fixed = sorted(set(overrides or {}) & set(STAGE_WIDE))
+            if fixed:
+                raise StackSettingsError(
+                    f"invalid settings for {where}: {', '.join(fixed)} apply to the whole stage: set them on the stage"
+                )
+            merged = {"service_name": f"{base.service_name}-{name}", **shared, **(overrides or {})}
+            out[name] = cls._validated(stage, merged, stages or {}, where)
+        services = [base.service_name, *(s.service_name for s in out.values())]
+        repeated = sorted({service for service in services if services.count(service) > 1})
+        if repeated:
+            raise StackSettingsError(
+                f"invalid settings for stage {stage!r}: service_name {', '.join(repeated)} is used by more than one "
+                "consumer: each needs its own (its logs, metrics and dashboard)"
+            )
+        return out
+
+    @classmethod
+    def _validated(cls, stage: str, raw: dict[str, Any], stages: dict[str, Any], where: str) -> StackSettings:
         try:
-            settings = cls.model_validate(stages[stage] or {})
+            settings = cls.model_validate(raw)
         except ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}"
                 for error in exc.errors(include_url=False)
             )
-            raise StackSettingsError(f"invalid settings for stage {stage!r}: {problems}") from None
+            raise StackSettingsError(f"invalid settings for {where}: {problems}") from None
         violations = _stage_violations(stage, settings, stages)
         if violations:
-            raise StackSettingsError(f"invalid settings for stage {stage!r}: {'; '.join(violations)}")
+            raise StackSettingsError(f"invalid settings for {where}: {'; '.join(violations)}")
         # Stages often share an account and region: each stage's metrics, and its dashboard's
         # SEARCH expressions, keep to a namespace of their own.
         return settings.model_copy(update={"metrics_namespace": f"{settings.metrics_namespace}/{stage}"})

@@ -18,13 +18,16 @@ from infra.app import build_app
 from infra.consumer_function import TARGET
 from infra.packaging import BOTOCORE_SERVICES, build_function_asset
 from tests.infra.test_production import FULL
+from tests.infra.test_sqs_consumer import TWO_CONSUMERS
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKOV = ROOT / ".cache" / "checkov" / "bin" / "checkov"
-# Every stage of cdk.json, and one with every production option on (VPC, secrets, producers, pollers).
+# Every stage of cdk.json, one with every production option on (VPC, secrets, producers, pollers), and
+# one stack with a standard and a FIFO consumer.
 SCANNED = {
     **json.loads((ROOT / "cdk.json").read_text())["context"]["stages"],
     "options": {**{k: v for k, v in FULL.items() if k != "alarm_topic_arn"}, "alarm_email": "oncall@example.com"},
+    "two-consumers": TWO_CONSUMERS,
 }
 
 

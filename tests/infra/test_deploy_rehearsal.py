@@ -21,6 +21,7 @@ from aws_cdk.assertions import Template
 
 from tests.infra.conftest import synth
 from tests.infra.test_production import FULL
+from tests.infra.test_sqs_consumer import TWO_CONSUMERS
 
 Resources = dict[str, dict[str, Any]]
 SNAP_START_RUNTIMES = ("python3.12", "python3.13", "python3.14", "java11", "java17", "java21", "dotnet8")
@@ -340,6 +341,7 @@ SHAPES = {
     "dev": {},
     "fifo": {"fifo": True, "content_based_deduplication": True},
     "own-topic": {**{k: v for k, v in FULL.items() if k != "alarm_topic_arn"}, "alarm_email": "oncall@example.org"},
+    "two-consumers": TWO_CONSUMERS,
 }
 
 
