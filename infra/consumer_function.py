@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_iam as iam
@@ -16,7 +15,7 @@ from infra.idempotency_table import IdempotencyTableConstruct
 from infra.network import ENI_ACTIONS, VpcPlacementConstruct
 from infra.packaging import Target, build_function_asset
 from infra.queues import QueuesConstruct
-from infra.settings import StackSettings
+from infra.settings import StackSettings, pascal_case
 from sqs_consumer.settings import ConsumerSettings
 
 # The latest Lambda Python runtime that the pinned dependencies ship wheels for.
@@ -43,10 +42,6 @@ _RETENTION = {
     1827: "FIVE_YEARS", 2192: "SIX_YEARS", 2557: "SEVEN_YEARS", 2922: "EIGHT_YEARS", 3288: "NINE_YEARS",
     3653: "TEN_YEARS",
 }  # fmt: skip
-
-
-def _construct_suffix(name: str) -> str:
-    return "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", name) if part) or "Secret"
 
 
 def function_environment(settings: StackSettings, dlq_url: str, table_name: str | None) -> dict[str, str]:
@@ -115,8 +110,7 @@ class ConsumerFunctionConstruct(Construct):
             network.allow("sqs", DLQ_ACTIONS, [queues.dead_letter_queue.queue_arn])
         # Secrets Manager ends a secret's ARN with six random characters: a name alone matches it as name-??????.
         secret_arns = [
-            secretsmanager.Secret.from_secret_name_v2(self, f"Secret{_construct_suffix(handle)}", name).secret_arn
-            + "-??????"
+            secretsmanager.Secret.from_secret_name_v2(self, f"Secret{pascal_case(handle)}", name).secret_arn + "-??????"
             for handle, name in settings.secrets.items()
         ]
         if secret_arns:

@@ -57,6 +57,11 @@ SecurityGroupId = Annotated[str, Field(pattern=r"^sg-[0-9a-f]{8,17}$")]
 INVOKES_PER_POLLER = 10
 
 
+def pascal_case(name: str) -> str:
+    """``orders-eu`` -> ``OrdersEu``: a consumer's or secret's name in construct ids and output names."""
+    return "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", name) if part)
+
+
 def arn_region(arn: str) -> str:
     """The region field of an ARN (``arn:partition:service:region:account:resource``)."""
     return arn.split(":")[3]

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from aws_cdk import Annotations, CfnOutput, CfnRule, CfnRuleAssertion, Fn, Stack, Tags
 from constructs import Construct
 
 from infra.network import VpcPlacementConstruct
-from infra.settings import StackSettings, arn_region
+from infra.settings import StackSettings, arn_region, pascal_case
 from infra.sqs_consumer import SqsConsumer, SqsConsumerProps
 
 # Domains that deliver no mail (RFC 2606): an alarm subscription there reaches no one.
@@ -18,10 +17,6 @@ RESERVED_MAIL_DOMAINS = ("example.com", "example.net", "example.org")
 
 def stack_name(stage: str) -> str:
     return f"SqsConsumer-{stage}"
-
-
-def _pascal(name: str) -> str:
-    return "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", name) if part)
 
 
 class ConsumerStack(Stack):
@@ -61,7 +56,7 @@ class ConsumerStack(Stack):
         for name, extra in (consumers or {}).items():
             self.consumers[name] = SqsConsumer(
                 self,
-                f"Consumer{_pascal(name)}",
+                f"Consumer{pascal_case(name)}",
                 SqsConsumerProps(settings=extra, name=name, network=self.network, alarm_topic=self.consumer.topic),
             )
         self._check_regions(settings)
@@ -81,7 +76,7 @@ class ConsumerStack(Stack):
                 "LogGroupName": consumer.log_group.log_group_name,
             }
             for output, value in outputs.items():
-                CfnOutput(self, f"{_pascal(name)}{output}", value=value)
+                CfnOutput(self, f"{pascal_case(name)}{output}", value=value)
         CfnOutput(self, "AlarmTopicArn", value=self.consumer.topic.topic_arn)
 
     def _check_regions(self, settings: StackSettings) -> None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from infra.settings import pascal_case
 
 # CloudFormation properties of AWS::SQS::Queue that are CreateQueue attributes.
 _QUEUE_ATTRIBUTES = (
@@ -86,10 +87,6 @@ def _cfn_string(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def _pascal(name: str) -> str:
-    return "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", name) if part)
-
-
 def _consumer_mapping(template: dict[str, Any], consumer: str) -> tuple[str, dict[str, Any]]:
     """The event source mapping of ``consumer`` ("" the stack's first), found by its QueueArn output."""
     resources: dict[str, Any] = template["Resources"]
@@ -97,7 +94,7 @@ def _consumer_mapping(template: dict[str, Any], consumer: str) -> tuple[str, dic
     if not consumer and len(mappings) == 1:
         return mappings[0]
     outputs = template.get("Outputs", {})
-    output = outputs.get(f"{_pascal(consumer)}QueueArn", {}).get("Value", {})
+    output = outputs.get(f"{pascal_case(consumer)}QueueArn", {}).get("Value", {})
     if "Fn::GetAtt" not in output:
         names = sorted(
             name.removesuffix("QueueArn").lower() or '""'

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -10,6 +9,7 @@ import pytest
 from local import demo
 from local.pipeline import running_pipeline
 from local.template import TemplateError, load_plan
+from tests.e2e.conftest import settle
 
 pytestmark = pytest.mark.e2e
 
@@ -29,14 +29,9 @@ def test_the_fifo_consumer_accounts_for_the_demo_mix(local_template: Path, tmp_p
     with running_pipeline(local_template, tmp_path, on_batch=ledger.on_batch, consumer="orders") as pipeline:
         published = demo.publish(pipeline.client, pipeline.queue.url, demo.demo_mix(), "demo")
         expected = {mid: m.expected for mid, m in published.items()}
-        deadline = time.monotonic() + 120
 
         # WHEN the mapping polls until nothing is in flight
-        while time.monotonic() < deadline:
-            states, dead = demo.observe(pipeline.client, pipeline.dead_letter_queue.url, published, ledger)
-            if demo.IN_FLIGHT not in states.values():
-                break
-            time.sleep(1)
+        states, dead = settle(pipeline, published, ledger, seconds=120)
 
     # THEN every message reached its expected state, in its own consumer's queues
     assert states == expected

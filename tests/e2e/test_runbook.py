@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from local.pipeline import running_pipeline
 from local.sqs_server import LOCAL_CREDENTIALS, REGION
+from tests.e2e.conftest import run_as_written
 
 pytestmark = pytest.mark.e2e
 
@@ -60,10 +60,4 @@ def test_every_runbook_sqs_command_works_as_written(local_template: Path, tmp_pa
             "DLQ_URL": pipeline.dead_letter_queue.url,
             "DLQ_ARN": pipeline.dead_letter_queue.arn,
         }
-        for command in commands:
-            result = subprocess.run(
-                ["/bin/bash", "-c", command], cwd=workdir, env=env, capture_output=True, text=True, timeout=60,
-                check=False,
-            )  # fmt: skip
-            assert result.returncode == 0, (command, result.stdout, result.stderr)
-            assert "Traceback" not in result.stderr, (command, result.stderr)
+        run_as_written(commands, workdir, env)

@@ -84,6 +84,13 @@ def mapped_function(resources: Resources, mapping: dict[str, Any]) -> tuple[str,
     raise AssertionError(f"mapping invokes no function of the template: {text}")
 
 
+def mappings(resources: Resources) -> Iterator[tuple[str, dict[str, Any], dict[str, Any], tuple[str, dict[str, Any]]]]:
+    """Each event source mapping: its id and properties, its queue's properties, the function it invokes."""
+    for mapping_id, mapping in of_type(resources, "AWS::Lambda::EventSourceMapping"):
+        queue = resources[props(mapping)["EventSourceArn"]["Fn::GetAtt"][0]]
+        yield mapping_id, props(mapping), props(queue), mapped_function(resources, mapping)
+
+
 def references(value: Any) -> Iterator[str]:
     """The logical ids a template value refers to (Ref, Fn::GetAtt)."""
     if isinstance(value, dict):
@@ -132,9 +139,8 @@ def vpc_function_role_can_manage_enis(resources: Resources) -> list[str]:
 
 def mapping_role_can_poll_before_the_mapping_exists(resources: Resources) -> list[str]:
     problems = []
-    for mapping_id, mapping in of_type(resources, "AWS::Lambda::EventSourceMapping"):
-        queue = props(mapping)["EventSourceArn"]
-        _, function = mapped_function(resources, mapping)
+    for mapping_id, mapping, _, (_, function) in mappings(resources):
+        queue = mapping["EventSourceArn"]
         role = function_role(function)
         for action in MAPPING_ACTIONS:
             holders = granting(resources, role, action, queue)
@@ -147,10 +153,8 @@ def mapping_role_can_poll_before_the_mapping_exists(resources: Resources) -> lis
 
 def queue_visibility_covers_function_timeout(resources: Resources) -> list[str]:
     problems = []
-    for mapping_id, mapping in of_type(resources, "AWS::Lambda::EventSourceMapping"):
-        queue = resources[props(mapping)["EventSourceArn"]["Fn::GetAtt"][0]]
-        _, function = mapped_function(resources, mapping)
-        visibility, timeout = props(queue).get("VisibilityTimeout", 30), props(function).get("Timeout", 3)
+    for mapping_id, _, queue, (_, function) in mappings(resources):
+        visibility, timeout = queue.get("VisibilityTimeout", 30), props(function).get("Timeout", 3)
         if visibility < timeout:
             problems.append(f"{mapping_id}: queue visibility {visibility} s < function timeout {timeout} s")
     return problems
@@ -158,11 +162,9 @@ def queue_visibility_covers_function_timeout(resources: Resources) -> list[str]:
 
 def batching_rules_of_the_mapping(resources: Resources) -> list[str]:
     problems = []
-    for mapping_id, mapping in of_type(resources, "AWS::Lambda::EventSourceMapping"):
-        p = props(mapping)
-        queue = resources[p["EventSourceArn"]["Fn::GetAtt"][0]]
+    for mapping_id, p, queue, _ in mappings(resources):
         size, window = p.get("BatchSize", 10), p.get("MaximumBatchingWindowInSeconds", 0)
-        if props(queue).get("FifoQueue") and (size > 10 or window):
+        if queue.get("FifoQueue") and (size > 10 or window):
             problems.append(f"{mapping_id}: a FIFO queue takes batches of at most 10 and no window")
         if size > 10 and not window:
             problems.append(f"{mapping_id}: batch size {size} > 10 needs MaximumBatchingWindowInSeconds >= 1")
