@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk.assertions import Match, Template
+from aws_cdk.assertions import Annotations, Match, Template
 
 from infra.settings import StackSettings, StackSettingsError
 from tests.infra.conftest import synth
@@ -449,3 +449,10 @@ def test_the_concurrency_skip_states_the_true_bound_in_each_mode(template: Templ
 def test_the_sse_skip_says_kms_data_keys_are_reused(template: Template):
     reason = checkov_skips(template)["CKV_AWS_27"]
     assert "KmsDataKeyReusePeriodSeconds" in reason and "per receive" not in reason
+
+
+def test_an_alarm_email_at_a_reserved_domain_warns_at_synth():
+    _, prod_stack = synth("prod", **STAGES["prod"])
+    Annotations.from_stack(prod_stack).has_warning("*", Match.string_like_regexp("alarm_email oncall@example.com"))
+    _, real = synth("real", alarm_email="oncall@ops.acme.io")
+    assert Annotations.from_stack(real).find_warning("*", Match.string_like_regexp("alarm_email")) == []
