@@ -22,5 +22,5 @@ except StackSettingsError as error:
 assembly = app.synth()
 report = Path(assembly.directory) / "validation-report.json"
 plugins = json.loads(report.read_text()).get("pluginReports", []) if report.exists() else []
-findings = sum(len(plugin.get("violations", [])) for plugin in plugins)
+findings = sum(len(plugin.get("violations", [])) for plugin in plugins if plugin.get("pluginName") == "AwsSolutions")
 sys.stderr.write(f"cdk-nag (AwsSolutions): {findings or 'no'} findings in {stack.stack_name}\n")
