@@ -66,8 +66,8 @@ test: setup lint typecheck ## The whole suite: lint, types, unit, infra, integra
 unit: $(STAMP) ## Unit tests only (fast)
 	$(BIN)/python -m pytest tests/unit
 
-local: setup $(LOCAL_TEMPLATE) ## Run the whole system locally: publish a demo mix, account for it (ARGS=--serve keeps it running)
-	$(BIN)/python -m local --template $(LOCAL_TEMPLATE) demo $(ARGS)
+local: setup $(LOCAL_TEMPLATE) ## Run the whole system locally: publish a demo mix, account for it (ARGS=--serve keeps it running, CONSUMER=orders the FIFO one)
+	$(BIN)/python -m local --template $(LOCAL_TEMPLATE) $(if $(CONSUMER),--consumer $(CONSUMER)) demo $(ARGS)
 
 chaos: setup $(LOCAL_TEMPLATE) ## Fault run: 1,000 messages of every fault through the local pipeline, then the accounting
 	$(BIN)/python -m local.fault_run --template $(LOCAL_TEMPLATE) --messages 1000

@@ -11,9 +11,15 @@ from infra.stack import ConsumerStack, stack_name
 
 def build_app(app: App) -> ConsumerStack:
     stage = str(app.node.try_get_context("stage") or DEFAULT_STAGE)
-    settings = StackSettings.for_stage(stage, app.node.try_get_context("stages"))
+    stages = app.node.try_get_context("stages")
+    settings = StackSettings.for_stage(stage, stages)
     stack = ConsumerStack(
-        app, stack_name(stage), stage=stage, settings=settings, description=f"SQS consumer on Lambda ({stage})"
+        app,
+        stack_name(stage),
+        stage=stage,
+        settings=settings,
+        consumers=StackSettings.consumers_for_stage(stage, stages),
+        description=f"SQS consumer on Lambda ({stage})",
     )
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return stack

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import re
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -13,10 +12,10 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infra.idempotency_table import IdempotencyTableConstruct
-from infra.network import VpcPlacementConstruct
+from infra.network import ENI_ACTIONS, VpcPlacementConstruct
 from infra.packaging import Target, build_function_asset
 from infra.queues import QueuesConstruct
-from infra.settings import StackSettings
+from infra.settings import StackSettings, pascal_case
 from sqs_consumer.settings import ConsumerSettings
 
 # The latest Lambda Python runtime that the pinned dependencies ship wheels for.
@@ -27,6 +26,14 @@ HANDLER = "sqs_consumer.handler.lambda_handler"
 # On the source queue: the mapping's polling and deletes, the consumer's retry backoff.
 QUEUE_ACTIONS = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility")
 LIVE_ALIAS = "live"
+ENI_WILDCARD = "AwsSolutions-IAM5[Resource::*]"
+# On the idempotency table: conditional puts in TransactWriteItems (authorized as PutItem), reads of
+# a refusing record, the completions in BatchWriteItem, and releases as conditional DeleteItem calls.
+TABLE_ACTIONS = ("dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:BatchWriteItem", "dynamodb:DeleteItem")
+# The quarantine's sends to the DLQ (SendMessageBatch is authorized as SendMessage).
+DLQ_ACTIONS = ("sqs:SendMessage",)
+# The Parameters utility's one call per secret (no DescribeSecret, no ListSecrets).
+SECRET_ACTIONS = ("secretsmanager:GetSecretValue",)
 
 _RETENTION = {
     1: "ONE_DAY", 3: "THREE_DAYS", 5: "FIVE_DAYS", 7: "ONE_WEEK", 14: "TWO_WEEKS", 30: "ONE_MONTH",
@@ -35,10 +42,6 @@ _RETENTION = {
     1827: "FIVE_YEARS", 2192: "SIX_YEARS", 2557: "SEVEN_YEARS", 2922: "EIGHT_YEARS", 3288: "NINE_YEARS",
     3653: "TEN_YEARS",
 }  # fmt: skip
-
-
-def _construct_suffix(name: str) -> str:
-    return "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", name) if part) or "Secret"
 
 
 def function_environment(settings: StackSettings, dlq_url: str, table_name: str | None) -> dict[str, str]:
@@ -75,6 +78,9 @@ class ConsumerFunctionConstruct(Construct):
         settings: StackSettings,
         queues: QueuesConstruct,
         idempotency: IdempotencyTableConstruct | None,
+        network: VpcPlacementConstruct | None,
+        handler: str = HANDLER,
+        code: lambda_.Code | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.log_group = logs.LogGroup(
@@ -85,30 +91,56 @@ class ConsumerFunctionConstruct(Construct):
         )
         # An explicit role with what the function and its mapping call, and nothing else: its own
         # logs; on the queue, what the mapping polls and deletes with and the backoff's visibility
-        # changes; on the DLQ, the quarantine's sends (SendMessageBatch is authorized as SendMessage).
+        # changes; on the DLQ, the quarantine's sends.
         self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
         self.log_group.grant_write(self.role)
         queues.queue.grant(self.role, *QUEUE_ACTIONS)
-        queues.dead_letter_queue.grant(self.role, "sqs:SendMessage")
-        self.vpc_placement = VpcPlacementConstruct(self, "Network", settings.vpc, settings) if settings.vpc else None
-        for handle, name in settings.secrets.items():
-            secret = secretsmanager.Secret.from_secret_name_v2(self, f"Secret{_construct_suffix(handle)}", name)
-            secret.grant_read(self.role)
+        queues.dead_letter_queue.grant(self.role, *DLQ_ACTIONS)
+        self.network = network
+        if network is not None:
+            # CDK adds AWSLambdaVPCAccessExecutionRole only to a role it makes itself; this one needs
+            # the ENI actions written out, or CreateFunction fails. Network interfaces are made by
+            # Lambda at deploy and scale time with ids unknown here, and the Describe actions take no
+            # resource: the statement names "*".
+            self.role.add_to_policy(iam.PolicyStatement(actions=list(ENI_ACTIONS), resources=["*"]))
+            Validations.of(self.role).acknowledge(Acknowledgment(id=f"AwsSolutions::{ENI_WILDCARD}", reason=(
+                "Lambda creates and deletes the function's network interfaces with the role's permissions; their "
+                "ids are unknown before Lambda makes them and the EC2 Describe actions take no resource")))  # fmt: skip
+            network.allow("sqs", QUEUE_ACTIONS, [queues.queue.queue_arn])
+            network.allow("sqs", DLQ_ACTIONS, [queues.dead_letter_queue.queue_arn])
+        # Secrets Manager ends a secret's ARN with six random characters: a name alone matches it as name-??????.
+        secret_arns = [
+            secretsmanager.Secret.from_secret_name_v2(self, f"Secret{pascal_case(handle)}", name).secret_arn + "-??????"
+            for handle, name in settings.secrets.items()
+        ]
+        if secret_arns:
+            self.role.add_to_policy(iam.PolicyStatement(actions=list(SECRET_ACTIONS), resources=secret_arns))
+            if network is not None:
+                network.allow("secretsmanager", SECRET_ACTIONS, secret_arns)
+        if settings.secrets_kms_key_arn is not None:
+            # Secrets under a customer-managed key: Secrets Manager decrypts with the caller's
+            # permission, and only its calls may use it.
+            self.role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["kms:Decrypt"],
+                    resources=[settings.secrets_kms_key_arn],
+                    conditions={
+                        "StringEquals": {"kms:ViaService": f"secretsmanager.{Stack.of(self).region}.amazonaws.com"}
+                    },
+                )
+            )
         table = idempotency.table if idempotency is not None else None
         if table is not None:
-            # What the consumer's idempotency calls, on this table only: conditional puts in
-            # TransactWriteItems (authorized as PutItem), reads of a refusing record, the
-            # completions in BatchWriteItem, and releases as conditional DeleteItem calls.
-            table.grant(
-                self.role, "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:BatchWriteItem", "dynamodb:DeleteItem"
-            )
+            table.grant(self.role, *TABLE_ACTIONS)
+            if network is not None:
+                network.allow("dynamodb", TABLE_ACTIONS, [table.table_arn])
         self.function = lambda_.Function(
             self,
             "Function",
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
-            handler=HANDLER,
-            code=lambda_.Code.from_asset(str(build_function_asset(TARGET)), exclude=[".complete"]),
+            handler=handler,
+            code=code or lambda_.Code.from_asset(str(build_function_asset(TARGET)), exclude=[".complete"]),
             memory_size=settings.function_memory_mb,
             timeout=Duration.seconds(settings.function_timeout_seconds),
             reserved_concurrent_executions=settings.reserved_concurrency,
@@ -122,9 +154,9 @@ class ConsumerFunctionConstruct(Construct):
             environment=function_environment(
                 settings, queues.dead_letter_queue.queue_url, table.table_name if table is not None else None
             ),
-            vpc=self.vpc_placement.vpc if self.vpc_placement else None,
-            vpc_subnets=self.vpc_placement.subnets if self.vpc_placement else None,
-            security_groups=[self.vpc_placement.security_group] if self.vpc_placement else None,
+            vpc=network.vpc if network else None,
+            vpc_subnets=network.subnets if network else None,
+            security_groups=[network.security_group] if network else None,
             description="Consumes the SQS queue with partial batch responses",
             snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if settings.snap_start else None,
         )

@@ -37,12 +37,17 @@ class MonitoringConstruct(Construct):
         settings: StackSettings,
         queues: QueuesConstruct,
         consumer: ConsumerFunctionConstruct,
+        topic: sns.ITopic | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
-        if settings.alarm_topic_arn is not None:
+        # The stack's own topic, unless the caller or the stage names one.
+        self.owns_topic = topic is None and settings.alarm_topic_arn is None
+        if topic is not None:
+            self.topic: sns.ITopic = topic
+        elif settings.alarm_topic_arn is not None:
             # An existing topic: its owner's policy must let cloudwatch.amazonaws.com publish.
-            self.topic: sns.ITopic = sns.Topic.from_topic_arn(self, "AlarmTopic", settings.alarm_topic_arn)
+            self.topic = sns.Topic.from_topic_arn(self, "AlarmTopic", settings.alarm_topic_arn)
         else:
             self.topic = self._own_topic(settings, stack)
 
@@ -55,7 +60,8 @@ class MonitoringConstruct(Construct):
             "MaxMemoryUsedFilter",
             log_group=consumer.log_group,
             filter_pattern=logs.FilterPattern.literal('{ $.type = "platform.report" }'),
-            metric_namespace=f"{settings.metrics_namespace}/{stack.stack_name}",
+            # The stage's namespace and the consumer's service: each consumer of each stage its own series.
+            metric_namespace=f"{settings.metrics_namespace}/{settings.service_name}",
             metric_name="MaxMemoryUsedMB",
             metric_value="$.record.metrics.maxMemoryUsedMB",
             unit=cw.Unit.MEGABYTES,
@@ -63,6 +69,10 @@ class MonitoringConstruct(Construct):
         memory_limit = settings.function_memory_mb * NEAR_LIMIT
         duration_limit_ms = settings.function_timeout_seconds * 1000 * NEAR_LIMIT
         above_zero = cw.ComparisonOperator.GREATER_THAN_THRESHOLD
+        quiet = cw.TreatMissingData.NOT_BREACHING
+        # A standard queue's DLQ keeps each message's first enqueue time: its age and its expiry
+        # both count from there.
+        dlq_age_limit = settings.dlq_retention_period_seconds // 2
         self.alarms = {
             name: cw.Alarm(
                 self,
@@ -73,15 +83,24 @@ class MonitoringConstruct(Construct):
                 comparison_operator=operator,
                 evaluation_periods=periods,
                 datapoints_to_alarm=datapoints,
-                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+                treat_missing_data=missing,
             )
-            for name, description, metric, threshold, operator, periods, datapoints in (
+            for name, description, metric, threshold, operator, periods, datapoints, missing in (
                 (
                     "DeadLetterQueueNotEmpty",
                     "Messages are in the DLQ: quarantined or out of retries. Inspect and redrive. "
                     + runbook("dlq-filling"),
                     dlq.metric_approximate_number_of_messages_visible(period=ONE_MINUTE, statistic="Maximum"),
-                    0, above_zero, 1, None,
+                    # A gap in the DLQ's metrics says nothing about its backlog: the alarm keeps its state.
+                    0, above_zero, 1, None, cw.TreatMissingData.IGNORE,
+                ),
+                (
+                    "DeadLetterQueueMessagesAging",
+                    f"A message has waited in the DLQ more than half its retention ({dlq_age_limit} s of "
+                    f"{settings.dlq_retention_period_seconds} s): redrive or drop it before SQS deletes it unseen. "
+                    + runbook("dlq-messages-aging"),
+                    dlq.metric_approximate_age_of_oldest_message(period=FIVE_MINUTES, statistic="Maximum"),
+                    dlq_age_limit, above_zero, 1, None, cw.TreatMissingData.IGNORE,
                 ),
                 (
                     "DeadLetterQueueArrivals",
@@ -90,28 +109,28 @@ class MonitoringConstruct(Construct):
                     "(a crash or timeout on the last receive) are not counted here; the backlog alarm covers them. "
                     + runbook("new-dlq-arrivals"),
                     dlq.metric_number_of_messages_sent(period=ONE_MINUTE, statistic="Sum"),
-                    0, above_zero, 1, None,
+                    0, above_zero, 1, None, quiet,
                 ),
                 (
                     "OldestMessageTooOld",
                     "The queue is falling behind: its oldest message is older than the threshold. "
                     + runbook("messages-not-processing"),
                     queue.metric_approximate_age_of_oldest_message(period=ONE_MINUTE, statistic="Maximum"),
-                    settings.oldest_message_age_alarm_seconds, above_zero, 5, 3,
+                    settings.oldest_message_age_alarm_seconds, above_zero, 5, 3, quiet,
                 ),
                 (
                     "FunctionErrors",
                     "The function itself failed (crash, timeout, bad deploy); record failures are reported "
                     "in the batch response, not here. " + runbook("high-error-rate"),
                     function.metric_errors(period=FIVE_MINUTES, statistic="Sum"),
-                    0, above_zero, 1, None,
+                    0, above_zero, 1, None, quiet,
                 ),
                 (
                     "FunctionThrottles",
                     "Invocations are throttled: throttled receives still count toward maxReceiveCount. "
                     + runbook("throttling"),
                     function.metric_throttles(period=FIVE_MINUTES, statistic="Sum"),
-                    0, above_zero, 1, None,
+                    0, above_zero, 1, None, quiet,
                 ),
                 (
                     "MappingNotPolling",
@@ -123,21 +142,21 @@ class MonitoringConstruct(Construct):
                         period=FIVE_MINUTES,
                         label="Messages waiting while the mapping polls none",
                     ),
-                    1, cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD, 3, None,
+                    1, cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD, 3, None, quiet,
                 ),
                 (
                     "DurationNearTimeout",
                     f"An invocation ran past {NEAR_LIMIT:.0%} of the {settings.function_timeout_seconds} s timeout: "
                     "the next may time out and redeliver its whole batch. " + runbook("duration-near-timeout"),
                     function.metric_duration(period=FIVE_MINUTES, statistic="Maximum"),
-                    duration_limit_ms, cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD, 1, None,
+                    duration_limit_ms, cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD, 1, None, quiet,
                 ),
                 (
                     "MemoryNearLimit",
                     f"An invocation used more than {NEAR_LIMIT:.0%} of the {settings.function_memory_mb} MB memory "
                     "(the seed's Worker Health): the next may run out. " + runbook("memory-near-limit"),
                     self.max_memory_used,
-                    memory_limit, cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD, 1, None,
+                    memory_limit, cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD, 1, None, quiet,
                 ),
             )
         }  # fmt: skip

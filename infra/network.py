@@ -4,21 +4,43 @@ The VPC is named by ids in the stage's settings (``vpc``), never looked up, so s
 The function's own calls are SQS (quarantine, backoff), DynamoDB (idempotency) and, when the stage
 names secrets, Secrets Manager. Its logs and metrics leave through Lambda's service, not the VPC,
 and the mapping polls the queue from Lambda's side too: no Logs or Monitoring endpoint is needed.
+
+HTTPS out goes only where each egress mode needs it: the endpoints' security group and the region's
+DynamoDB prefix list (``endpoints``, ``existing_endpoints``), or anywhere through the NAT (``nat``).
+The endpoints this stack makes carry policies that allow only its own queues, table and secrets:
+every consumer of the stack adds what it calls (``allow``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from infra.settings import StackSettings, VpcPlacement
+from infra.settings import VpcPlacement
 
 HTTPS = ec2.Port.tcp(443)
+# What the function's role needs to run in a VPC: Lambda creates and deletes the function's
+# network interfaces with the function's own permissions, and refuses CreateFunction without them.
+# https://docs.aws.amazon.com/lambda/latest/dg/configuration-vpc.html#configuration-vpc-permissions
+ENI_ACTIONS = (
+    "ec2:CreateNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+)
 
 
 class VpcPlacementConstruct(Construct):
-    def __init__(self, scope: Construct, construct_id: str, placement: VpcPlacement, settings: StackSettings) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, placement: VpcPlacement, *, secrets: bool, dynamodb: bool
+    ) -> None:
         super().__init__(scope, construct_id)
+        self.placement = placement
         self.vpc = ec2.Vpc.from_vpc_attributes(
             self,
             "Vpc",
@@ -32,13 +54,31 @@ class VpcPlacementConstruct(Construct):
             self,
             "FunctionSecurityGroup",
             vpc=self.vpc,
-            description="SQS consumer function: HTTPS out to AWS APIs, nothing in",
+            description="SQS consumer function: HTTPS out to the AWS APIs it calls, nothing in",
             allow_all_outbound=False,
         )
-        self.security_group.add_egress_rule(ec2.Peer.ipv4("0.0.0.0/0"), HTTPS, "HTTPS to AWS APIs (endpoints or NAT)")
-        self.endpoints: list[ec2.IVpcEndpoint] = []
-        if placement.egress != "endpoints":
+        self.interface_endpoints: dict[str, ec2.InterfaceVpcEndpoint] = {}
+        self.gateway_endpoints: dict[str, ec2.GatewayVpcEndpoint] = {}
+        if placement.egress == "nat":
+            self.security_group.add_egress_rule(ec2.Peer.any_ipv4(), HTTPS, "HTTPS to AWS APIs through the NAT")
             return
+        if placement.egress == "endpoints":
+            self._make_endpoints(secrets=secrets, dynamodb=dynamodb)
+        else:
+            for index, group_id in enumerate(placement.endpoint_security_group_ids):
+                existing = ec2.SecurityGroup.from_security_group_id(self, f"ExistingEndpointGroup{index}", group_id)
+                self.security_group.connections.allow_to(existing, HTTPS, "HTTPS to the VPC's interface endpoints")
+        if dynamodb:
+            assert placement.dynamodb_prefix_list_id is not None  # the settings' rules require it
+            self.security_group.add_egress_rule(
+                ec2.Peer.prefix_list(placement.dynamodb_prefix_list_id), HTTPS, "HTTPS to DynamoDB (gateway endpoint)"
+            )
+
+    @property
+    def endpoints(self) -> list[ec2.IVpcEndpoint]:
+        return [*self.interface_endpoints.values(), *self.gateway_endpoints.values()]
+
+    def _make_endpoints(self, *, secrets: bool, dynamodb: bool) -> None:
         endpoint_group = ec2.SecurityGroup(
             self,
             "EndpointSecurityGroup",
@@ -46,24 +86,34 @@ class VpcPlacementConstruct(Construct):
             description="Interface endpoints of the SQS consumer: HTTPS from the function only",
             allow_all_outbound=False,
         )
-        endpoint_group.add_ingress_rule(self.security_group, HTTPS, "HTTPS from the consumer function")
-        interfaces = [("Sqs", ec2.InterfaceVpcEndpointAwsService.SQS)]
-        if settings.secrets:
-            interfaces.append(("SecretsManager", ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER))
-        for name, service in interfaces:
-            self.endpoints.append(
-                self.vpc.add_interface_endpoint(
-                    f"{name}Endpoint",
-                    service=service,
-                    subnets=self.subnets,
-                    security_groups=[endpoint_group],
-                    private_dns_enabled=True,
-                    open=False,  # reachable from the function's group only (the ingress rule above)
-                )
+        self.security_group.connections.allow_to(endpoint_group, HTTPS, "HTTPS to the interface endpoints")
+        interfaces = [("sqs", "Sqs", ec2.InterfaceVpcEndpointAwsService.SQS)]
+        if secrets:
+            interfaces.append(("secretsmanager", "SecretsManager", ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER))
+        for service, name, endpoint_service in interfaces:
+            self.interface_endpoints[service] = self.vpc.add_interface_endpoint(
+                f"{name}Endpoint",
+                service=endpoint_service,
+                subnets=self.subnets,
+                security_groups=[endpoint_group],
+                private_dns_enabled=True,
+                open=False,  # reachable from the function's group only (the rule above)
             )
-        if settings.idempotency:
-            self.endpoints.append(
-                self.vpc.add_gateway_endpoint(
-                    "DynamoDbEndpoint", service=ec2.GatewayVpcEndpointAwsService.DYNAMODB, subnets=[self.subnets]
-                )
+        if dynamodb:
+            self.gateway_endpoints["dynamodb"] = self.vpc.add_gateway_endpoint(
+                "DynamoDbEndpoint", service=ec2.GatewayVpcEndpointAwsService.DYNAMODB, subnets=[self.subnets]
             )
+
+    def allow(self, service: str, actions: Sequence[str], resources: Sequence[str]) -> None:
+        """Let calls through this stack's endpoint of ``service`` reach ``resources`` only.
+
+        An endpoint without a policy allows any call to any resource of its service (another
+        account's queue included); with one, only what a statement names. A stage with
+        ``existing_endpoints`` or ``nat`` makes no endpoint, and this does nothing.
+        """
+        endpoint = self.interface_endpoints.get(service) or self.gateway_endpoints.get(service)
+        if endpoint is None:
+            return
+        endpoint.add_to_policy(
+            iam.PolicyStatement(principals=[iam.AnyPrincipal()], actions=list(actions), resources=list(resources))
+        )

@@ -10,11 +10,12 @@ from __future__ import annotations
 from aws_cdk import CfnResource
 from constructs import IConstruct
 
-from infra.settings import StackSettings
+from infra.settings import INVOKES_PER_POLLER
 
 SQS_SSE = (
     "Encrypted at rest with SQS-managed SSE (SqsManagedSseEnabled); the check only recognises a KMS key, "
-    "which would also need key-policy grants for every producer service and a KMS call per receive"
+    "which would need key-policy grants for every producer service (SNS, EventBridge) and KMS requests "
+    "billed per data key (reused for KmsDataKeyReusePeriodSeconds, 5 minutes by default)"
 )
 LOG_GROUP_KMS = (
     "CloudWatch Logs encrypts every log group at rest; the function logs message ids, event types and "
@@ -30,11 +31,21 @@ LAMBDA_VPC = (
 )
 LAMBDA_CONCURRENCY = (
     "reserved_concurrency is unset on purpose (accounts with a low concurrency limit refuse any "
-    "reservation); the event source mapping's maximum concurrency bounds the consumer"
+    "reservation); the event source mapping's maximum concurrency ({bound}) bounds the consumer"
+)
+LAMBDA_CONCURRENCY_PROVISIONED = (
+    "reserved_concurrency is unset on purpose (accounts with a low concurrency limit refuse any "
+    "reservation); in provisioned mode each of at most {pollers} pollers drives up to {per_poller} "
+    "concurrent invokes, so the consumer is bounded at {bound} executions, and by the account's pool"
 )
 LAMBDA_ENV_KMS = (
     "The environment holds no secret (queue URL, table name, tunables); secrets are read from Secrets "
     "Manager at run time, and Lambda encrypts environment variables at rest"
+)
+ENI_WRITE = (
+    "A function in a VPC: Lambda creates, assigns addresses to and deletes the function's network "
+    "interfaces with this role, before their ids exist, so the ENI statement names every resource; "
+    "every other statement of the policy names its own queue, table, secret, key or log group"
 )
 TOPIC_KMS = (
     "Alarm notifications carry alarm names and states only; CloudWatch cannot publish to a topic encrypted "
@@ -51,20 +62,30 @@ def skip(construct: IConstruct, check: str, reason: str) -> None:
     resource.add_metadata("checkov", metadata)
 
 
-def apply(stack: IConstruct, settings: StackSettings) -> None:
-    """The skips of this stack's resources, given its stage's settings."""
-    from infra.stack import ConsumerStack  # noqa: PLC0415  # the stack imports this module
+def apply(consumer: IConstruct) -> None:
+    """The skips of one consumer's resources, given its settings."""
+    from infra.sqs_consumer import SqsConsumer  # noqa: PLC0415  # the construct imports this module
 
-    assert isinstance(stack, ConsumerStack)
-    for queue in (stack.queues.queue, stack.queues.dead_letter_queue):
+    assert isinstance(consumer, SqsConsumer)
+    settings = consumer.props.settings
+    for queue in (consumer.queue, consumer.dead_letter_queue):
         skip(queue, "CKV_AWS_27", SQS_SSE)
-    skip(stack.consumer.log_group, "CKV_AWS_158", LOG_GROUP_KMS)
-    function = stack.consumer.function
+    skip(consumer.log_group, "CKV_AWS_158", LOG_GROUP_KMS)
+    function = consumer.function
     skip(function, "CKV_AWS_116", LAMBDA_DLQ)
     skip(function, "CKV_AWS_173", LAMBDA_ENV_KMS)
     if settings.vpc is None:
         skip(function, "CKV_AWS_117", LAMBDA_VPC)
+    else:
+        skip(consumer.role.node.find_child("DefaultPolicy"), "CKV_AWS_111", ENI_WRITE)
     if settings.reserved_concurrency is None:
-        skip(function, "CKV_AWS_115", LAMBDA_CONCURRENCY)
-    if settings.alarm_topic_arn is None:
-        skip(stack.monitoring.topic, "CKV_AWS_26", TOPIC_KMS)
+        pollers = settings.provisioned_pollers
+        if pollers is None:
+            reason = LAMBDA_CONCURRENCY.format(bound=settings.max_concurrency)
+        else:
+            reason = LAMBDA_CONCURRENCY_PROVISIONED.format(
+                pollers=pollers.maximum, per_poller=INVOKES_PER_POLLER, bound=pollers.max_invocations
+            )
+        skip(function, "CKV_AWS_115", reason)
+    if consumer.monitoring.owns_topic:
+        skip(consumer.topic, "CKV_AWS_26", TOPIC_KMS)

@@ -50,19 +50,50 @@ SnsTopicArn = Annotated[str, _arn(rf"{_ARN}:sns:[a-z0-9-]+:\d{{12}}:[\w-]{{1,256
                    "arn:aws:sns:eu-west-1:123456789012:orders")]  # fmt: skip
 EventRuleArn = Annotated[str, _arn(rf"{_ARN}:events:[a-z0-9-]+:\d{{12}}:rule/[\w./-]+", "an EventBridge rule ARN",
                     "arn:aws:events:eu-west-1:123456789012:rule/orders-to-queue")]  # fmt: skip
+KmsKeyArn = Annotated[str, _arn(rf"{_ARN}:kms:[a-z0-9-]+:\d{{12}}:key/[\w-]+", "a KMS key ARN",
+                 "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab")]  # fmt: skip
+SecurityGroupId = Annotated[str, Field(pattern=r"^sg-[0-9a-f]{8,17}$")]
+# Each poller of the mapping's provisioned mode drives up to this many concurrent invocations.
+INVOKES_PER_POLLER = 10
+
+
+def pascal_case(name: str) -> str:
+    """``orders-eu`` -> ``OrdersEu``: a consumer's or secret's name in construct ids and output names."""
+    return "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", name) if part)
+
+
+def arn_region(arn: str) -> str:
+    """The region field of an ARN (``arn:partition:service:region:account:resource``)."""
+    return arn.split(":")[3]
+
+
+def zone_region(zone: str) -> str:
+    """The region of an availability zone name: ``eu-west-1a`` -> ``eu-west-1``."""
+    return zone.rstrip("abcdefghijklmnopqrstuvwxyz")
 
 
 SecretHandle = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 SecretName = Annotated[str, Field(pattern=r"^[A-Za-z0-9/_+=.@-]{1,512}$")]
 
 
+ConsumerName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,19}$")]
+# What one stack shares among its consumers, set once for the stage.
+STAGE_WIDE = ("vpc", "alarm_email", "alarm_topic_arn", "termination_protection", "retain_data", "consumers")
+
+
 class ProvisionedPollers(BaseModel):
-    """The mapping's provisioned mode: SQS accepts 2-200 minimum and 2-2,000 maximum pollers."""
+    """The mapping's provisioned mode: 2-200 minimum and 2-10,000 maximum pollers (the Lambda API
+    reference's ProvisionedPollerConfig; older guide pages said 2,000)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     minimum: int = Field(default=2, ge=2, le=200)
-    maximum: int = Field(default=200, ge=2, le=2_000)
+    maximum: int = Field(default=200, ge=2, le=10_000)
+
+    @property
+    def max_invocations(self) -> int:
+        """The most concurrent invocations the pollers can drive: 10 per poller."""
+        return INVOKES_PER_POLLER * self.maximum
 
 
 class VpcPlacement(BaseModel):
@@ -76,19 +107,54 @@ class VpcPlacement(BaseModel):
     private_subnet_route_table_ids: tuple[Annotated[str, Field(pattern=r"^rtb-[0-9a-f]{8,17}$")], ...] = Field(
         min_length=1
     )
-    # "endpoints": an SQS interface endpoint and a DynamoDB gateway endpoint in this VPC.
+    # "endpoints": the stack makes an SQS (and Secrets Manager) interface endpoint and a DynamoDB
+    # gateway endpoint in this VPC; only one stack per VPC may (private DNS and routes collide).
+    # "existing_endpoints": the VPC has them already (shared VPCs, a second stage in the same VPC):
+    # the stack makes none and lets the function reach their security groups.
     # "nat": the subnets already route to the internet through a NAT; no endpoint is made.
-    egress: Literal["endpoints", "nat"] = "endpoints"
+    egress: Literal["endpoints", "existing_endpoints", "nat"] = "endpoints"
+    # existing_endpoints: the security groups of the VPC's SQS (and Secrets Manager) interface endpoints.
+    endpoint_security_group_ids: tuple[SecurityGroupId, ...] = ()
+    # The region's DynamoDB prefix list (pl-...), the gateway endpoint's destination: HTTPS out is
+    # opened to it alone. Find it with `aws ec2 describe-managed-prefix-lists --filters
+    # Name=prefix-list-name,Values=com.amazonaws.<region>.dynamodb --query 'PrefixLists[].PrefixListId'`.
+    dynamodb_prefix_list_id: str | None = Field(default=None, pattern=r"^pl-[0-9a-f]{8,17}$")
+
+    @property
+    def region(self) -> str:
+        return zone_region(self.availability_zones[0])
+
+    @property
+    def creates_endpoints(self) -> bool:
+        return self.egress == "endpoints"
 
     @model_validator(mode="after")
     def _one_per_zone(self) -> VpcPlacement:
         zones, subnets = len(self.availability_zones), len(self.private_subnet_ids)
         tables = len(self.private_subnet_route_table_ids)
+        problems = []
         if not zones == subnets == tables:
-            raise ValueError(
+            problems.append(
                 f"vpc needs one private subnet and one route table per availability zone (got {zones} zone(s), "
                 f"{subnets} subnet(s), {tables} route table(s))"
             )
+        for name, values in (("availability_zones", self.availability_zones),
+                             ("private_subnet_ids", self.private_subnet_ids)):  # fmt: skip
+            repeated = sorted({value for value in values if values.count(value) > 1})
+            if repeated:
+                problems.append(f"vpc.{name} lists {', '.join(repeated)} more than once: one subnet per zone")
+        regions = sorted({zone_region(zone) for zone in self.availability_zones})
+        if len(regions) > 1:
+            problems.append(f"vpc.availability_zones span regions {', '.join(regions)}: a VPC lives in one region")
+        if self.egress == "existing_endpoints" and not self.endpoint_security_group_ids:
+            problems.append(
+                "vpc.egress existing_endpoints needs vpc.endpoint_security_group_ids: the security groups of "
+                "the VPC's SQS (and Secrets Manager) interface endpoints"
+            )
+        if self.egress != "existing_endpoints" and self.endpoint_security_group_ids:
+            problems.append(f"vpc.endpoint_security_group_ids applies to egress existing_endpoints, not {self.egress}")
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
 
@@ -96,6 +162,7 @@ class StackSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     service_name: str = Field(default="sqs-consumer", pattern=r"^[a-z][a-z0-9-]{0,39}$")
+    # The function's metrics namespace; a stage's is this, "/", and the stage's name.
     metrics_namespace: str = Field(default=ConsumerSettings.model_fields["metrics_namespace"].default, min_length=1)
     # The queue (seed: SQS_VISIBILITY_TIMEOUT, SQS_WAIT_TIME_SECONDS).
     visibility_timeout_seconds: int = Field(default=300, ge=0, le=43_200)
@@ -137,8 +204,8 @@ class StackSettings(BaseModel):
     # Monitoring.
     oldest_message_age_alarm_seconds: int = Field(default=600, ge=60)
     alarm_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-    # An existing SNS topic for the alarms instead of the stack's own (its policy must let
-    # cloudwatch.amazonaws.com publish; see docs/runbook.md).
+    # An existing SNS topic for the alarms instead of the stack's own, in the stack's region (its
+    # policy must let cloudwatch.amazonaws.com publish; see docs/runbook.md#an-existing-alarm-topic).
     alarm_topic_arn: SnsTopicArn | None = None
     # Producers: IAM roles or users (or accounts) that may send, and AWS services by their source.
     producer_principals: tuple[IamPrincipalArn, ...] = ()
@@ -152,9 +219,15 @@ class StackSettings(BaseModel):
         Annotated[str, Field(pattern=r"^[A-Za-z0-9/_+=.@-]{1,512}$")],
     ] = Field(default_factory=dict)
     secrets_max_age_seconds: int = Field(default=300, ge=0, le=86_400)
+    # The customer-managed KMS key the secrets are encrypted with, if not Secrets Manager's own:
+    # reading them then needs kms:Decrypt on it (through Secrets Manager only).
+    secrets_kms_key_arn: KmsKeyArn | None = None
     # Stage hygiene: prod keeps its data and refuses stack deletion; dev and local clean up.
     retain_data: bool = False
     termination_protection: bool = False
+    # More consumers in the stage's stack (a FIFO queue beside the standard one): each a name and
+    # the settings it changes from the stage's (stage-wide ones excepted: STAGE_WIDE).
+    consumers: dict[ConsumerName, dict[str, Any]] = Field(default_factory=dict)
 
     @property
     def idempotency_ttl_seconds(self) -> int:
@@ -187,14 +260,75 @@ class StackSettings(BaseModel):
             raise StackSettingsError(
                 f"unknown stage {stage!r}: add it under context.stages in cdk.json (known: {known})"
             )
+        return cls._validated(stage, stages[stage] or {}, stages, f"stage {stage!r}")
+
+    @classmethod
+    def consumers_for_stage(cls, stage: str, stages: dict[str, Any] | None) -> dict[str, StackSettings]:
+        """The stage's further consumers: each its own settings over the stage's, validated alike."""
+        base = cls.for_stage(stage, stages)
+        raw = (stages or {})[stage] or {}
+        shared = {key: value for key, value in raw.items() if key != "consumers"}
+        out = {}
+        for name, overrides in base.consumers.items():
+            where = f"consumer {name!r} of stage {stage!r}"
+            fixed = sorted(set(overrides or {}) & set(STAGE_WIDE))
+            if fixed:
+                raise StackSettingsError(
+                    f"invalid settings for {where}: {', '.join(fixed)} apply to the whole stage: set them on the stage"
+                )
+            merged = {"service_name": f"{base.service_name}-{name}", **shared, **(overrides or {})}
+            out[name] = cls._validated(stage, merged, stages or {}, where)
+        services = [base.service_name, *(s.service_name for s in out.values())]
+        repeated = sorted({service for service in services if services.count(service) > 1})
+        if repeated:
+            raise StackSettingsError(
+                f"invalid settings for stage {stage!r}: service_name {', '.join(repeated)} is used by more than one "
+                "consumer: each needs its own (its logs, metrics and dashboard)"
+            )
+        return out
+
+    @classmethod
+    def _validated(cls, stage: str, raw: dict[str, Any], stages: dict[str, Any], where: str) -> StackSettings:
         try:
-            return cls.model_validate(stages[stage] or {})
+            settings = cls.model_validate(raw)
         except ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}"
                 for error in exc.errors(include_url=False)
             )
-            raise StackSettingsError(f"invalid settings for stage {stage!r}: {problems}") from None
+            raise StackSettingsError(f"invalid settings for {where}: {problems}") from None
+        violations = _stage_violations(stage, settings, stages)
+        if violations:
+            raise StackSettingsError(f"invalid settings for {where}: {'; '.join(violations)}")
+        # Stages often share an account and region: each stage's metrics, and its dashboard's
+        # SEARCH expressions, keep to a namespace of their own.
+        return settings.model_copy(update={"metrics_namespace": f"{settings.metrics_namespace}/{stage}"})
+
+
+PRODUCTION_STAGE = "prod"
+
+
+def _stage_violations(stage: str, s: StackSettings, stages: dict[str, Any]) -> list[str]:
+    """The rules that need the stage's name or its neighbours in cdk.json."""
+    problems = []
+    protected = s.termination_protection or stage == PRODUCTION_STAGE
+    if protected and s.alarm_email is None and s.alarm_topic_arn is None:
+        why = "termination_protection" if s.termination_protection else f"stage {PRODUCTION_STAGE!r}"
+        problems.append(
+            f"a production stage ({why}) must send its alarms somewhere: set alarm_email (subscribed to the "
+            "stack's topic) or alarm_topic_arn (an existing topic in the stack's region)"
+        )
+    # Interface endpoints with private DNS, and a gateway route, exist once per VPC: a second stage
+    # that makes them in the same VPC fails to deploy.
+    if s.vpc is not None and s.vpc.creates_endpoints:
+        for other, raw in sorted(stages.items()):
+            vpc = (raw or {}).get("vpc") or {}
+            if other != stage and vpc.get("vpc_id") == s.vpc.vpc_id and vpc.get("egress", "endpoints") == "endpoints":
+                problems.append(
+                    f"stages {stage!r} and {other!r} both make endpoints in {s.vpc.vpc_id} (vpc.egress endpoints): "
+                    "their private DNS names collide; set vpc.egress to existing_endpoints in one of them"
+                )
+    return problems
 
 
 def _rule_violations(s: StackSettings) -> list[str]:  # noqa: PLR0912  # one branch per AWS rule
@@ -220,6 +354,15 @@ def _rule_violations(s: StackSettings) -> list[str]:  # noqa: PLR0912  # one bra
             f"reserved_concurrency ({s.reserved_concurrency}) must be >= max_concurrency ({s.max_concurrency})"
         )
     if s.provisioned_pollers is not None:
+        # Each poller drives up to 10 concurrent invokes: a smaller reservation throttles them.
+        bound = s.provisioned_pollers.max_invocations
+        if s.reserved_concurrency is not None and s.reserved_concurrency < bound:
+            problems.append(
+                f"reserved_concurrency ({s.reserved_concurrency}) must be >= {INVOKES_PER_POLLER} x "
+                f"provisioned_pollers.maximum ({s.provisioned_pollers.maximum}) = {bound}: each poller drives up to "
+                f"{INVOKES_PER_POLLER} concurrent invokes; raise reserved_concurrency, lower "
+                f"provisioned_pollers.maximum, or unset reserved_concurrency"
+            )
         if "max_concurrency" in s.model_fields_set:
             problems.append(
                 "provisioned_pollers and max_concurrency are alternatives: remove max_concurrency to use "
@@ -267,6 +410,20 @@ def _rule_violations(s: StackSettings) -> list[str]:  # noqa: PLR0912  # one bra
             f"dlq_max_message_size_bytes ({s.dlq_max_message_size_bytes}) must be >= max_message_size_bytes "
             f"({s.max_message_size_bytes}): a poison message must fit in the DLQ with its reason"
         )
+    if s.secrets_kms_key_arn is not None and not s.secrets:
+        problems.append("secrets_kms_key_arn is the key of the stage's secrets: it needs secrets")
+    if s.vpc is not None:
+        if s.idempotency and s.vpc.egress != "nat" and s.vpc.dynamodb_prefix_list_id is None:
+            problems.append(
+                f"vpc.dynamodb_prefix_list_id is needed with egress {s.vpc.egress} and idempotency: the function's "
+                "HTTPS egress to DynamoDB goes to the region's prefix list (aws ec2 describe-managed-prefix-lists "
+                f"--filters Name=prefix-list-name,Values=com.amazonaws.{s.vpc.region}.dynamodb)"
+            )
+        if s.alarm_topic_arn is not None and arn_region(s.alarm_topic_arn) != s.vpc.region:
+            problems.append(
+                f"alarm_topic_arn is in {arn_region(s.alarm_topic_arn)} but the vpc is in {s.vpc.region}: "
+                "CloudWatch alarms publish only to a topic in their own region"
+            )
     if s.log_retention_days not in LOG_RETENTION_DAYS:
         problems.append(f"log_retention_days ({s.log_retention_days}) must be one of {LOG_RETENTION_DAYS}")
     return problems

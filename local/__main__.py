@@ -51,11 +51,11 @@ def _stop_event() -> threading.Event:
     return stop
 
 
-def run_demo(template: Path, timeout: float) -> int:
+def run_demo(template: Path, timeout: float, consumer: str = "") -> int:
     stop = _stop_event()
     ledger = demo.Ledger()
     started = time.monotonic()
-    with running_pipeline(template, LOG_DIR, on_batch=ledger.on_batch) as pipeline:
+    with running_pipeline(template, LOG_DIR, on_batch=ledger.on_batch, consumer=consumer) as pipeline:
         plan = pipeline.plan
         console.print(
             f"[bold]Local pipeline[/] from {template.name}: moto on {pipeline.server.endpoint_url}, "
@@ -116,7 +116,7 @@ def _summary(
     return 0
 
 
-def run_serve(template: Path) -> int:
+def run_serve(template: Path, consumer: str = "") -> int:
     stop = _stop_event()
 
     def feed(result: BatchResult) -> None:
@@ -126,7 +126,7 @@ def run_serve(template: Path) -> int:
             soft_wrap=True,
         )
 
-    with running_pipeline(template, LOG_DIR, on_batch=feed) as pipeline:
+    with running_pipeline(template, LOG_DIR, on_batch=feed, consumer=consumer) as pipeline:
         group = " --group-id demo" if pipeline.plan.source_queue.fifo else ""
         connection = f"--endpoint-url {pipeline.server.endpoint_url} --region us-east-1"
         event = '\'{"event_id": "evt_1", "event_type": "hello", "payload": {"name": "you"}}\''
@@ -169,7 +169,7 @@ def expected_for(event_path: Path) -> dict[str, Any] | None:
     return json.loads(expected.read_text()) if expected.is_file() else None
 
 
-def run_invoke(template: Path, event_path: Path) -> int:
+def run_invoke(template: Path, event_path: Path, consumer: str = "") -> int:
     try:
         event = json.loads(event_path.read_text())
     except (OSError, json.JSONDecodeError) as error:
@@ -186,7 +186,9 @@ def run_invoke(template: Path, event_path: Path) -> int:
         attributes["SentTimestamp"] = attributes["ApproximateFirstReceiveTimestamp"] = now_ms
     # A sample's receipt handles are not real: no retry backoff (it would change their visibility).
     overrides = {ConsumerSettings.env_name("retry_backoff_base_seconds"): "0"}
-    with running_pipeline(template, LOG_DIR, poll=False, instances=1, environment_overrides=overrides) as pipeline:
+    with running_pipeline(
+        template, LOG_DIR, poll=False, instances=1, environment_overrides=overrides, consumer=consumer
+    ) as pipeline:
         log_path = LOG_DIR / "function-0.log"
         invocation = pipeline.functions[0].invoke(event)
         deadline = time.monotonic() + 3
@@ -232,6 +234,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     common.add_argument(
         "--template", type=Path, default=argparse.SUPPRESS, help="synthesized template (cdk.out/<stack>.template.json)"
     )
+    common.add_argument(
+        "--consumer", default=argparse.SUPPRESS, help="one of the stage's consumers by name (default: the first)"
+    )
     parser = _ArgumentParser(prog="python -m local", description=__doc__, parents=[common])
     commands = parser.add_subparsers(dest="command", required=True)
     demo_parser = commands.add_parser("demo", parents=[common], help="publish the demo mix and account for it")
@@ -251,10 +256,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not template.is_file():
         parser.error(f"no template at {template}: run `make synth STAGE=local` first")
     args.template = template
+    consumer: str = getattr(args, "consumer", "")
     if args.command == "demo":
-        return run_serve(args.template) if args.serve else run_demo(args.template, args.timeout)
+        return run_serve(args.template, consumer) if args.serve else run_demo(args.template, args.timeout, consumer)
     if args.command == "invoke":
-        return run_invoke(args.template, args.event)
+        return run_invoke(args.template, args.event, consumer)
     raise AssertionError(args.command)
 
 

@@ -60,13 +60,15 @@ def running_pipeline(
     on_batch: Callable[[BatchResult], None] = lambda _: None,
     log_level: str | None = None,
     environment_overrides: dict[str, str] | None = None,
+    consumer: str = "",
 ) -> Iterator[Pipeline]:
     """Start moto, the queues, the function instances and (if ``poll``) the mapping; stop all on exit.
 
-    ``log_level`` overrides the template's, e.g. DEBUG to observe each handler's effect. Each run
+    ``consumer`` picks one of the stack's consumers by name (the first by default). ``log_level``
+    overrides the template's, e.g. DEBUG to observe each handler's effect. Each run
     starts with fresh logs in ``log_dir``.
     """
-    plan = load_plan(template)
+    plan = load_plan(template, consumer)
     log_dir.mkdir(parents=True, exist_ok=True)
     for old in log_dir.glob("*.log"):
         old.unlink()

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from infra.settings import pascal_case
+
 # CloudFormation properties of AWS::SQS::Queue that are CreateQueue attributes.
 _QUEUE_ATTRIBUTES = (
     "VisibilityTimeout",
@@ -85,14 +87,42 @@ def _cfn_string(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def _only(resources: dict[str, Any], kind: str) -> tuple[str, dict[str, Any]]:
-    found = [(lid, r) for lid, r in resources.items() if r["Type"] == kind]
-    if len(found) != 1:
-        raise TemplateError(f"expected one {kind} in the template, found {len(found)}")
-    return found[0]
+def _consumer_mapping(template: dict[str, Any], consumer: str) -> tuple[str, dict[str, Any]]:
+    """The event source mapping of ``consumer`` ("" the stack's first), found by its QueueArn output."""
+    resources: dict[str, Any] = template["Resources"]
+    mappings = [(lid, r) for lid, r in resources.items() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
+    if not consumer and len(mappings) == 1:
+        return mappings[0]
+    outputs = template.get("Outputs", {})
+    output = outputs.get(f"{pascal_case(consumer)}QueueArn", {}).get("Value", {})
+    if "Fn::GetAtt" not in output:
+        names = sorted(
+            name.removesuffix("QueueArn").lower() or '""'
+            for name in outputs
+            if name.endswith("QueueArn") and not name.endswith("DeadLetterQueueArn")
+        )
+        raise TemplateError(f"no consumer {consumer!r} in the template (its consumers: {', '.join(names) or 'none'})")
+    queue_id = output["Fn::GetAtt"][0]
+    [found] = [(lid, m) for lid, m in mappings if m["Properties"]["EventSourceArn"]["Fn::GetAtt"][0] == queue_id]
+    return found
 
 
-def load_plan(template_path: Path) -> LocalPlan:
+def _invoked_function(resources: dict[str, Any], mapping: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The function a mapping invokes, directly or through an alias (SnapStart)."""
+    target = json.dumps(mapping["Properties"]["FunctionName"])
+    for logical_id, resource in resources.items():
+        if f'"{logical_id}"' not in target:
+            continue
+        if resource["Type"] == "AWS::Lambda::Function":
+            return logical_id, resource
+        if resource["Type"] == "AWS::Lambda::Alias":
+            function_id = resource["Properties"]["FunctionName"]["Ref"]
+            return function_id, resources[function_id]
+    raise TemplateError(f"the event source mapping invokes no function of the template: {target}")
+
+
+def load_plan(template_path: Path, consumer: str = "") -> LocalPlan:
+    """The local plan of one consumer of the template: ``consumer`` names one a stage declares."""
     template = json.loads(template_path.read_text())
     resources: dict[str, Any] = template["Resources"]
     queues = {}
@@ -120,7 +150,8 @@ def load_plan(template_path: Path) -> LocalPlan:
             attribute_definitions=props["AttributeDefinitions"],
             ttl_attribute=ttl.get("AttributeName") if ttl.get("Enabled") else None,
         )
-    function_id, function = _only(resources, "AWS::Lambda::Function")
+    _, mapping = _consumer_mapping(template, consumer)
+    function_id, function = _invoked_function(resources, mapping)
     props = function["Properties"]
     function_spec = FunctionSpec(
         logical_id=function_id,
@@ -129,7 +160,6 @@ def load_plan(template_path: Path) -> LocalPlan:
         memory_mb=int(props.get("MemorySize", 128)),
         environment=dict(props.get("Environment", {}).get("Variables", {})),
     )
-    _, mapping = _only(resources, "AWS::Lambda::EventSourceMapping")
     mprops = mapping["Properties"]
     queue_id = mprops["EventSourceArn"]["Fn::GetAtt"][0]
     if queue_id not in queues:

@@ -1,12 +1,18 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import time
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aws_cdk import App
 
 from infra.app import build_app
+from local import demo
+from local.pipeline import Pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,3 +26,25 @@ def local_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     stack = build_app(app)
     app.synth()
     return outdir / f"{stack.stack_name}.template.json"
+
+
+def run_as_written(commands: Iterable[str], workdir: Path, env: dict[str, str]) -> None:
+    """Run each documented command in a plain bash; each must succeed without a traceback."""
+    for command in commands:
+        result = subprocess.run(
+            ["/bin/bash", "-c", command], cwd=workdir, env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert result.returncode == 0, (command, result.stdout, result.stderr)
+        assert "Traceback" not in result.stderr, (command, result.stderr)
+
+
+def settle(
+    pipeline: Pipeline, published: dict[str, demo.DemoMessage], ledger: demo.Ledger, seconds: float
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """Observe the published messages until none is in flight (or ``seconds`` pass): their states and DLQ copies."""
+    deadline = time.monotonic() + seconds
+    while True:
+        states, dead = demo.observe(pipeline.client, pipeline.dead_letter_queue.url, published, ledger)
+        if demo.IN_FLIGHT not in states.values() or time.monotonic() >= deadline:
+            return states, dead
+        time.sleep(1)

@@ -19,6 +19,7 @@ from local import demo
 from local.event_source import BatchResult
 from local.pipeline import Pipeline, running_pipeline
 from publisher.client import EventPublisher
+from tests.e2e.conftest import settle
 from tests.unit.test_sample_events import SAMPLE_EVENTS, expected_for
 
 pytestmark = pytest.mark.e2e
@@ -67,14 +68,9 @@ def test_demo_mix_every_message_reaches_its_expected_state(local_template: Path,
         expected = {mid: m.expected for mid, m in published.items()}
         receives = pipeline.plan.source_queue.max_receive_count or 1
         visibility = int(pipeline.plan.source_queue.attributes["VisibilityTimeout"])
-        deadline = time.monotonic() + receives * visibility + 60
 
         # WHEN the mapping polls until nothing is in flight (bounded in time)
-        while time.monotonic() < deadline:
-            states, dead = demo.observe(pipeline.client, pipeline.dead_letter_queue.url, published, ledger)
-            if demo.IN_FLIGHT not in states.values():
-                break
-            time.sleep(1)
+        states, dead = settle(pipeline, published, ledger, seconds=receives * visibility + 60)
 
     # THEN every message is in exactly its expected final state: none lost, none twice
     assert states == expected

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from local.pipeline import running_pipeline
 from local.sqs_server import LOCAL_CREDENTIALS
+from tests.e2e.conftest import run_as_written
 
 pytestmark = pytest.mark.e2e
 
@@ -53,10 +53,4 @@ def test_every_readme_command_works_as_written(local_template: Path, tmp_path: P
             "DLQ_URL": pipeline.dead_letter_queue.url,
             "DLQ_ARN": pipeline.dead_letter_queue.arn,
         }
-        for command in readme_commands():
-            result = subprocess.run(
-                ["/bin/bash", "-c", command], cwd=workdir, env=env, capture_output=True, text=True, timeout=60,
-                check=False,
-            )  # fmt: skip
-            assert result.returncode == 0, (command, result.stdout, result.stderr)
-            assert "Traceback" not in result.stderr, (command, result.stderr)
+        run_as_written(readme_commands(), workdir, env)

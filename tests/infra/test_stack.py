@@ -101,7 +101,7 @@ def test_function_environment_is_what_the_handler_settings_read(template: Templa
                     "TIME_RESERVE_MS": "5000",
                     "MAX_CONCURRENT_RECORDS": "10",
                     "POWERTOOLS_SERVICE_NAME": "sqs-consumer",
-                    "POWERTOOLS_METRICS_NAMESPACE": "SqsConsumer",
+                    "POWERTOOLS_METRICS_NAMESPACE": "SqsConsumer/dev",  # the stage is appended
                     "POWERTOOLS_LOG_LEVEL": "INFO",
                     "RETRY_BACKOFF_BASE_SECONDS": "10",
                     "RETRY_BACKOFF_CAP_SECONDS": "300",
