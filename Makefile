@@ -70,7 +70,7 @@ local: setup $(LOCAL_TEMPLATE) ## Run the whole system locally: publish a demo m
 	$(BIN)/python -m local --template $(LOCAL_TEMPLATE) $(if $(CONSUMER),--consumer $(CONSUMER)) demo $(ARGS)
 
 chaos: setup $(LOCAL_TEMPLATE) ## Fault run: 1,000 messages of every fault through the local pipeline, then the accounting
-	$(BIN)/python -m local.fault_run --template $(LOCAL_TEMPLATE) --messages 1000
+	$(BIN)/python -m local.fault_run --template $(LOCAL_TEMPLATE) --messages 1000 --crashes 3
 
 invoke: setup $(LOCAL_TEMPLATE) ## Invoke the function once under the Lambda emulator: make invoke EVENT=events/hello.json
 	$(BIN)/python -m local --template $(LOCAL_TEMPLATE) invoke $(EVENT)

@@ -9,17 +9,21 @@ the template's environment, timeout and memory.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 import zipfile
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +104,8 @@ class FunctionEmulator:
             "--runtime-api-address", f"{LOOPBACK}:{free_port()}",
             sys.executable, "-m", "awslambdaric", spec.handler,
         ]  # fmt: skip
+        # True while an invocation runs (an instance runs one at a time).
+        self.invoking = False
         self._child = ChildProcess(command, env=env, log_path=log_path)
         wait_for_port(self.port, self._child.process)
 
@@ -111,10 +117,20 @@ class FunctionEmulator:
             method="POST",
         )
         started = time.monotonic()
-        # The emulator enforces the function timeout; give the HTTP call a little more.
-        with urllib.request.urlopen(request, timeout=self.spec.timeout_seconds + 30) as response:  # noqa: S310
-            raw = response.read()
-            error_header = response.headers.get("X-Amz-Function-Error")
+        self.invoking = True
+        try:
+            # The emulator enforces the function timeout; give the HTTP call a little more.
+            with urllib.request.urlopen(request, timeout=self.spec.timeout_seconds + 30) as response:  # noqa: S310
+                raw = response.read()
+                error_header = response.headers.get("X-Amz-Function-Error")
+        except urllib.error.HTTPError as error:
+            if error.code != HTTPStatus.BAD_GATEWAY:
+                raise
+            # The runtime process died mid-invocation (a crash, an out-of-memory kill): Lambda reports
+            # Runtime.ExitError and starts a new runtime for the next invocation, as the emulator does.
+            return Invocation("Runtime.ExitError", function_error=True, duration_seconds=time.monotonic() - started)
+        finally:
+            self.invoking = False
         elapsed = time.monotonic() - started
         try:
             payload = json.loads(raw) if raw.strip() else None
@@ -127,17 +143,31 @@ class FunctionEmulator:
         )
         return Invocation(payload, function_error=is_error, duration_seconds=elapsed)
 
+    def _runtime_pids(self) -> set[str]:
+        """The runtime processes the emulator started (it is a Go program: any of its threads may have)."""
+        emulator = self._child.process.pid
+        return {
+            child
+            for task in Path(f"/proc/{emulator}/task").iterdir()
+            for child in (task / "children").read_text().split()
+        }
+
+    def kill_runtime(self) -> bool:
+        """SIGKILL the runtime process, as a crash or an out-of-memory kill ends it; False if there was none."""
+        try:
+            pids = self._runtime_pids()
+        except OSError:
+            return False
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+        return bool(pids)
+
     def runtime_peak_memory_mb(self) -> int | None:
         """The runtime process's peak resident memory (VmHWM), which the emulator does not measure:
         its REPORT line gives the memory size as "Max Memory Used". None where /proc cannot tell."""
-        emulator = self._child.process.pid
         try:
-            # The emulator is a Go program: any of its threads may have started the runtime.
-            children = {
-                child
-                for task in Path(f"/proc/{emulator}/task").iterdir()
-                for child in (task / "children").read_text().split()
-            }
+            children = self._runtime_pids()
             peaks = []
             for child in children:
                 for line in Path(f"/proc/{child}/status").read_text().splitlines():

@@ -27,3 +27,17 @@ def test_fault_run_accounts_for_every_message_and_effect(local_template: Path, t
     assert all(letter.reason for letter in report.dead.values()), "every DLQ message says why it is there"
     assert report.function_errors == 0
     assert max(report.effects.values()) == 1
+
+
+def test_fault_run_with_crashes_still_accounts_for_every_message_and_effect(local_template: Path, tmp_path: Path):
+    # GIVEN the same mix, with two invocations whose runtime is SIGKILLed mid-batch
+    report = run(local_template, count=120, seed=5, timeout=300, log_dir=tmp_path, crashes=2)
+
+    # THEN the crashes happened, their batches came back, and nothing was lost or ran twice but an
+    # effect whose handler returned within a crash's last store round trips
+    assert len(report.kills) == 2
+    assert report.function_errors == 2
+    assert report.crashed
+    assert report.problems == []
+    assert demo.IN_FLIGHT not in report.states.values()
+    assert all(report.effects[event_id] <= 2 for event_id in report.repeated_by_crash)

@@ -1,0 +1,67 @@
+"""Crashes as Lambda has them, for the fault run: a busy instance's runtime process is SIGKILLed.
+
+A timeout, an out-of-memory kill or a runtime crash ends the process wherever it is. Lambda then
+reports ``Runtime.ExitError``, the event source mapping deletes nothing of that batch, and its
+messages return after the visibility timeout, by when the invocation's in-progress idempotency
+records have expired. The emulator does the same (emulator.py), and starts a new runtime for the
+next invocation.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from local.emulator import FunctionEmulator
+
+# How long to look for an instance that is invoking, before giving a crash up.
+BUSY_WAIT_SECONDS = 20.0
+
+
+@dataclass(frozen=True)
+class Kill:
+    instance: int
+    at: float  # wall clock, seconds: the effects' log lines are stamped with it
+
+
+class CrashInjector:
+    """Kills ``count`` invocations at random moments, a few seconds apart; records when and where."""
+
+    def __init__(self, functions: Sequence[FunctionEmulator], count: int, seed: int) -> None:
+        self._functions = list(functions)
+        self._count = count
+        self._random = random.Random(seed)  # noqa: S311  # reproducible moments, not a secret
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="crashes", daemon=True)
+        self.kills: list[Kill] = []
+
+    def start(self) -> None:
+        if self._count:
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join(BUSY_WAIT_SECONDS)
+
+    def _run(self) -> None:
+        for _ in range(self._count):
+            if self._stopping.wait(self._random.uniform(1.0, 4.0)):
+                return
+            deadline = time.monotonic() + BUSY_WAIT_SECONDS
+            busy: list[int] = []
+            while not busy and time.monotonic() < deadline and not self._stopping.is_set():
+                busy = [index for index, function in enumerate(self._functions) if function.invoking]
+                time.sleep(0.01)
+            if not busy:
+                continue
+            index = self._random.choice(busy)
+            # Somewhere in the invocation: among its claims, its handlers or its settlement.
+            if self._stopping.wait(self._random.uniform(0.0, 0.5)) or not self._functions[index].invoking:
+                continue
+            at = time.time()
+            if self._functions[index].kill_runtime():
+                self.kills.append(Kill(index, at))
