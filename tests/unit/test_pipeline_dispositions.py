@@ -6,6 +6,7 @@ import asyncio
 from collections import Counter
 from typing import Any
 
+import pydantic
 import pytest
 
 from sqs_consumer.errors import NonRetryableError
@@ -111,10 +112,7 @@ def test_reuse_within_a_batch_is_judged_against_the_leading_record_alone(fifo):
     assert effects.count == {"e1": 1}
 
 
-@pytest.mark.parametrize(
-    "behind",
-    ["duplicate", "reused", "last_receive_poison"],
-)
+@pytest.mark.parametrize("behind", ["duplicate", "reused", "poison"])
 def test_fifo_records_behind_a_failed_record_of_their_group_are_listed_unstarted(behind):
     # GIVEN a stored event, then a FIFO group whose first record fails and whose next record would be a
     # duplicate, a reuse, or poison on its last receive
@@ -122,8 +120,8 @@ def test_fifo_records_behind_a_failed_record_of_their_group_are_listed_unstarted
     subject = consumer(effects, store, quarantine)
     subject.handle(sqs.event(*records(True, ("stored", "x"))), FakeContext())
     failing = sqs.record(sqs.body("hello", {"name": "fail"}, event_id="f1"), group_id="g", sequence_number=1)
-    if behind == "last_receive_poison":
-        next_one = sqs.record("{not json", group_id="g", sequence_number=2, receive_count=MAX_RECEIVES - 1)
+    if behind == "poison":
+        next_one = sqs.record("{not json", group_id="g", sequence_number=2)
     else:
         name = "x" if behind == "duplicate" else "other"
         next_one = sqs.record(sqs.body("hello", {"name": name}, event_id="stored"), group_id="g", sequence_number=2)
@@ -203,3 +201,47 @@ def test_the_grace_for_leftover_tasks_comes_out_of_the_time_reserve(monkeypatch)
     # THEN the leftover task got no more than the time left before that floor
     assert timeouts
     assert timeouts[0] <= (1_100 - 225) / 1000
+
+
+def test_fifo_a_record_behind_a_failed_one_on_its_last_receive_is_quarantined_as_never_started():
+    # GIVEN a FIFO group whose first record fails and whose next one, a stored event, is on its last receive
+    effects, store, quarantine = Effects(), FakeIdempotency(), FakeQuarantine()
+    subject = consumer(effects, store, quarantine)
+    subject.handle(sqs.event(*records(True, ("stored", "x"))), FakeContext())
+    failing = sqs.record(sqs.body("hello", {"name": "fail"}, event_id="f1"), group_id="g", sequence_number=1)
+    last = sqs.record(sqs.body("hello", {"name": "x"}, event_id="stored"), group_id="g", sequence_number=2,
+                      receive_count=MAX_RECEIVES)  # fmt: skip
+
+    # WHEN the batch is handled
+    response = subject.handle(sqs.event(failing, last), FakeContext())
+
+    # THEN it is quarantined saying it never started, not acknowledged as the duplicate it would be
+    assert failed_ids(response) == [failing["messageId"]]
+    assert [(m.source_message_id, m.kind) for m in quarantine.sent] == [(last["messageId"], "not_started")]
+
+
+@pytest.mark.parametrize("fifo", [False, True], ids=["standard", "fifo"])
+def test_a_validator_that_raises_lists_its_record_and_the_batch_goes_on(fifo):
+    # GIVEN a model whose validation raises something other than a validation error for one payload
+    class Exploding(HelloEvent):
+        @pydantic.field_validator("payload")
+        @classmethod
+        def explode(cls, payload: Any) -> Any:
+            if payload.name == "boom":
+                raise KeyError("a bug in a validator")
+            return payload
+
+    effects = Effects()
+    subject = BatchConsumer(EventRegistry([Route(Exploding, effects.handle)]), FakeQuarantine())
+    boom, ok = records(fifo, ("e1", "boom"), ("e2", "ok"))
+    if fifo:
+        ok = dict(ok, attributes={**ok["attributes"], "MessageGroupId": "other"})
+    odd = sqs.record(sqs.body("hello", {"name": "odd"}, event_id="e3"))
+    odd["attributes"]["SentTimestamp"] = "not a number"
+
+    # WHEN the batch is handled
+    response = subject.handle(sqs.event(boom, ok, odd), FakeContext())
+
+    # THEN the record is listed, the others ran, and nothing escaped
+    assert failed_ids(response) == [boom["messageId"]]
+    assert effects.count == {"e2": 1, "e3": 1}

@@ -17,10 +17,10 @@ for all the records of a batch together:
 - ``settle``: completions in ``BatchWriteItem`` requests of 25, in parallel; the consumer calls it as
   handlers return (group commit, pipeline/commit.py), so a crash repeats only the effects whose
   completion was still in flight. A completed record lives ``expires_after_seconds`` (queue + DLQ
-  retention, so a redriven copy is still recognised). Releases are one conditional ``DeleteItem``
-  each: they delete only this execution's own in-progress record (its in-progress expiry, written
-  by the claim, is the claim's token), so a release that runs late, even after a freeze and thaw,
-  can never delete a record another execution has since claimed or completed.
+  retention, so a redriven copy is still recognised). Releases are conditional deletes, 100 to a
+  ``TransactWriteItems``: they delete only this execution's own in-progress record (its in-progress
+  expiry, written by the claim, is the claim's token), so a release that runs late, even after a
+  freeze and thaw, can never delete a record another execution has since claimed or completed.
 
 The record is looked up by ``event_id`` (as before, so a deployed table keeps its records) and
 carries a fingerprint of ``[event_type, payload]`` in Powertools' payload-validation attribute: of
@@ -212,11 +212,15 @@ def fingerprint(event: BaseEvent) -> str:
 
 def same_event(stored_fingerprint: str, event: BaseEvent) -> bool:
     """Whether a stored fingerprint is ``event``'s: canonical, or as releases before the canonical one
-    wrote it (the fields the producer sent, defaults left out), so their records still match."""
+    wrote it (the fields the producer sent), so their records still match, however the producer
+    writes the event now: the fields it sent, or those that differ from their defaults."""
     if stored_fingerprint == fingerprint(event):
         return True
-    sent = event.model_dump(mode="json", include={"event_type", "payload"}, exclude_unset=True)
-    return stored_fingerprint == _powertools_hash([sent.get("event_type"), sent.get("payload")])
+    for earlier in ({"exclude_unset": True}, {"exclude_defaults": True}):
+        sent = event.model_dump(mode="json", include={"event_type", "payload"}, **earlier)  # type: ignore[arg-type]
+        if stored_fingerprint == _powertools_hash([sent.get("event_type"), sent.get("payload")]):
+            return True
+    return False
 
 
 class DynamoDBIdempotency:
@@ -267,29 +271,18 @@ class DynamoDBIdempotency:
             puts = [_in_progress_put(store, event, remaining_ms) for event in events]
             claims: dict[int, Claim] = {}
             pending = list(range(len(events)))
+            why = "idempotency claim kept meeting contention"
             for attempt in range(TRANSACT_ATTEMPTS):
                 try:
                     store.client.transact_write_items(TransactItems=[puts[index] for index in pending])  # type: ignore[misc]
                 except ClientError as exc:
-                    code = exc.response.get("Error", {}).get("Code")
-                    if code == "TransactionCanceledException":
-                        reasons = exc.response.get("CancellationReasons") or []
-                        for index, reason in zip(pending, reasons, strict=False):
-                            if reason.get("Code") == "ConditionalCheckFailed":
-                                item = reason.get("Item")
-                                claims[index] = self._existing(
-                                    store, events[index], dict(item) if item else None, _token(puts[index])
-                                )
-                        contended = any(reason.get("Code") in _CONTENDED_REASONS for reason in reasons)
-                    elif code in _CONTENTION:
-                        contended = True
-                    else:
-                        raise
+                    retry = self._refused(store, events, puts, exc, pending=pending, claims=claims)
                     # The others were cancelled with them (or met another writer): written again together.
                     pending = [index for index in pending if index not in claims]
-                    if not pending:
+                    if not pending or isinstance(retry, str):
+                        why = retry if isinstance(retry, str) else why
                         break
-                    if contended and not self._backoff(attempt, deadline):
+                    if retry and not self._backoff(attempt, deadline):
                         break
                     continue
                 for index in pending:
@@ -297,12 +290,40 @@ class DynamoDBIdempotency:
                 pending = []
                 break
             for index in pending:
-                claims[index] = Claim(
-                    ClaimState.UNAVAILABLE, StoreUnavailableError("idempotency claim kept meeting contention")
-                )
+                claims[index] = Claim(ClaimState.UNAVAILABLE, StoreUnavailableError(why))
             return [claims[index] for index in range(len(events))]
 
         return claim
+
+    def _refused(
+        self,
+        store: DynamoDBStore,
+        events: list[BaseEvent],
+        puts: list[dict[str, Any]],
+        exc: Exception,
+        *,
+        pending: list[int],
+        claims: dict[int, Claim],
+    ) -> bool | str:
+        """Classify the writes a refused transaction names; True: contention, go again after a pause;
+        False: go again at once without them; a string: why going again cannot help."""
+        response: dict[str, Any] = getattr(exc, "response", {})
+        code = response.get("Error", {}).get("Code")
+        if code in _CONTENTION:
+            return True
+        if code != "TransactionCanceledException":
+            raise exc
+        reasons = response.get("CancellationReasons") or []
+        for index, reason in zip(pending, reasons, strict=False):
+            if reason.get("Code") == "ConditionalCheckFailed":
+                item = reason.get("Item")
+                claims[index] = self._existing(store, events[index], dict(item) if item else None, _token(puts[index]))
+        codes = {str(reason.get("Code")) for reason in reasons} - {"None", "ConditionalCheckFailed"}
+        if codes & _CONTENDED_REASONS:
+            return True
+        if codes:
+            return f"idempotency claim refused: {', '.join(sorted(codes))}"
+        return False
 
     def _backoff(self, attempt: int, deadline: Deadline) -> bool:
         """Sleep before the next attempt (full jitter); False when the deadline leaves no time for it."""
@@ -360,7 +381,10 @@ class DynamoDBIdempotency:
             completions[start : start + BATCH_WRITE_ITEMS] for start in range(0, len(completions), BATCH_WRITE_ITEMS)
         ]
         calls = [_writer(store, chunk, deadline) for chunk in chunks]
-        calls += [_releaser(store, held) for held in released]
+        held = [item for item in released if item.token is not None]
+        calls += [
+            _releaser(store, held[start : start + TRANSACT_ITEMS]) for start in range(0, len(held), TRANSACT_ITEMS)
+        ]
         outcomes = run_parallel(calls, deadline)
         missed = shortfall(outcomes)
         if missed:
@@ -438,32 +462,53 @@ def _completed(store: DynamoDBStore, event: BaseEvent) -> dict[str, Any]:
     return {"PutRequest": {"Item": item}}
 
 
-def _releaser(store: DynamoDBStore, held: Held) -> Callable[[], int]:
-    """Delete this execution's own in-progress record, and nothing else: one that another execution
-    has claimed since, or completed, no longer carries this claim's token and is left as it is."""
+def _releaser(store: DynamoDBStore, released: list[Held]) -> Callable[[], int]:
+    """Delete this execution's own in-progress records, and nothing else: one that another execution
+    has claimed since, or completed, no longer carries this claim's token and is left as it is.
+
+    Up to 100 conditional deletes to a ``TransactWriteItems`` (a batch near its deadline may release
+    thousands of unstarted records at once); a refused condition cancels the transaction, and the
+    others are sent again without it."""
 
     def release() -> int:
         from botocore.exceptions import ClientError  # noqa: PLC0415
 
-        if held.token is None:
-            return 0
-        try:
-            store.client.delete_item(
-                TableName=store.table_name,
-                Key=store.key(held.event.event_id),
-                ConditionExpression="#status = :inprogress AND #in_progress_expiry = :token",
-                ExpressionAttributeNames={
-                    "#status": store.status_attr,
-                    "#in_progress_expiry": store.in_progress_expiry_attr,
-                },
-                ExpressionAttributeValues={":inprogress": {"S": INPROGRESS}, ":token": {"N": str(held.token)}},
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise
+        pending = list(released)
+        for _ in range(TRANSACT_ATTEMPTS):
+            if not pending:
+                break
+            try:
+                store.client.transact_write_items(TransactItems=[_conditional_delete(store, h) for h in pending])  # type: ignore[misc]
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                    raise
+                reasons = exc.response.get("CancellationReasons") or []
+                refused = {
+                    index for index, reason in enumerate(reasons) if reason.get("Code") == "ConditionalCheckFailed"
+                }
+                if not refused:
+                    raise
+                pending = [held for index, held in enumerate(pending) if index not in refused]
+                continue
+            pending = []
         return 0
 
     return release
+
+
+def _conditional_delete(store: DynamoDBStore, held: Held) -> dict[str, Any]:
+    return {
+        "Delete": {
+            "TableName": store.table_name,
+            "Key": store.key(held.event.event_id),
+            "ConditionExpression": "#status = :inprogress AND #in_progress_expiry = :token",
+            "ExpressionAttributeNames": {
+                "#status": store.status_attr,
+                "#in_progress_expiry": store.in_progress_expiry_attr,
+            },
+            "ExpressionAttributeValues": {":inprogress": {"S": INPROGRESS}, ":token": {"N": str(held.token)}},
+        }
+    }
 
 
 def _writer(store: DynamoDBStore, requests: list[dict[str, Any]], deadline: Deadline) -> Callable[[], int]:

@@ -29,6 +29,8 @@ def claim_events(items: list[Item], store: Idempotency, remaining_ms: int, deadl
         return
     try:
         claims = store.claim([job.event for job in leaders.values()], remaining_ms, deadline)
+        if len(claims) != len(leaders):
+            raise RuntimeError(f"the store answered {len(claims)} claims for {len(leaders)} events")
     except Exception as exc:  # an adapter that raises instead of answering: nothing runs, all retry
         claims = [Claim(ClaimState.UNAVAILABLE, exc)] * len(leaders)
     for job, claim in zip(leaders.values(), claims, strict=True):

@@ -6,12 +6,14 @@ decided (dispositions.py): one object per record, made for thousands a batch.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from sqs_consumer.errors import PoisonMessageError
+from sqs_consumer.observability import logger
+from sqs_consumer.pipeline.dispositions import Listed
 from sqs_consumer.registry import RecordInfo
 
 if TYPE_CHECKING:
@@ -29,16 +31,16 @@ class Item(RecordInfo):
     def __init__(self, raw: dict[str, Any], now_ms: float) -> None:
         # RecordInfo's two fields, set here: calling its __init__ would cost as much again.
         self.message_id = raw["messageId"]
-        self._attributes = attributes = raw.get("attributes") or {}
+        self._attributes = raw.get("attributes") or {}
         # How long the message waited, from its sending to this batch's start (negative if the clocks
         # disagree: the report keeps the largest age, from 0). Without a timestamp, under a millisecond.
-        self.age_ms: float = now_ms - int(attributes.get("SentTimestamp") or now_ms)
+        self.age_ms: float = _age_ms(self._attributes, now_ms)
         self.raw = raw
         self.disposition: Disposition | None = None
 
     @property
     def event_type(self) -> str | None:
-        raise NotImplementedError
+        return None
 
 
 class Job(Item):
@@ -49,8 +51,8 @@ class Job(Item):
     def __init__(self, raw: dict[str, Any], event: BaseEvent, route: Route[Any], now_ms: float) -> None:
         # Item's fields, set here: one call fewer for every record of every batch.
         self.message_id = raw["messageId"]
-        self._attributes = attributes = raw.get("attributes") or {}
-        self.age_ms = now_ms - int(attributes.get("SentTimestamp") or now_ms)
+        self._attributes = raw.get("attributes") or {}
+        self.age_ms = _age_ms(self._attributes, now_ms)
         self.raw = raw
         self.disposition = None
         self.event = event
@@ -90,7 +92,21 @@ def parse_records(records: list[dict[str, Any]], registry: EventRegistry, now_ms
     for raw in records:
         try:
             event = validate(raw["body"])
+            job = Job(raw, event, routes[event.event_type], now_ms)
         except ValidationError as exc:
             yield Unparsed(raw, registry.poison(exc), now_ms)
             continue
-        yield Job(raw, event, routes[event.event_type], now_ms)
+        except Exception as exc:  # a validator's or our own bug: the record is listed, never lost
+            logger.exception("Record listed after an internal error", message_id=raw.get("messageId"))
+            item = Item(raw, now_ms)
+            item.disposition = Listed(exc, 0)
+            yield item
+            continue
+        yield job
+
+
+def _age_ms(attributes: Mapping[str, Any], now_ms: float) -> float:
+    try:
+        return now_ms - int(attributes.get("SentTimestamp") or now_ms)
+    except (TypeError, ValueError):  # a timestamp SQS would never send: the age is unknown, not an error
+        return 0.0

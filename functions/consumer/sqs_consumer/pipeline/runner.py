@@ -46,10 +46,16 @@ class Runner:
         if suspended:
             self._event_loop().run_until_complete(self._await_all(suspended, batch))
         for copy in copies:
-            batch.decide(copy, follow(copy, batch.decisions))
+            try:
+                batch.decide(copy, follow(copy, batch.decisions))
+            except Exception as exc:  # a bug in our bookkeeping: never lose the record
+                _list_unsettled(copy, exc, batch)
         return kept
 
     def _start(self, item: Item, batch: Batch, suspended: list[tuple[Job, Awaitable[None]]], copies: list[Job]) -> None:
+        if item.disposition is not None:  # listed when it could not be parsed (an internal error)
+            batch.decide(item, item.disposition)
+            return
         decisions = batch.decisions
         why = batch.order.held_back(item) if batch.order.holds_back else None
         started = batch.timer()
