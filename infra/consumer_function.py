@@ -28,7 +28,8 @@ QUEUE_ACTIONS = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttribu
 LIVE_ALIAS = "live"
 ENI_WILDCARD = "AwsSolutions-IAM5[Resource::*]"
 # On the idempotency table: conditional puts in TransactWriteItems (authorized as PutItem), reads of
-# a refusing record, the completions in BatchWriteItem, and releases as conditional DeleteItem calls.
+# a refusing record, the completions in BatchWriteItem, and releases as conditional deletes in
+# TransactWriteItems (authorized as DeleteItem).
 TABLE_ACTIONS = ("dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:BatchWriteItem", "dynamodb:DeleteItem")
 # The quarantine's sends to the DLQ (SendMessageBatch is authorized as SendMessage).
 DLQ_ACTIONS = ("sqs:SendMessage",)
