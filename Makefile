@@ -76,6 +76,7 @@ invoke: setup $(LOCAL_TEMPLATE) ## Invoke the function once under the Lambda emu
 	$(BIN)/python -m local --template $(LOCAL_TEMPLATE) invoke $(EVENT)
 
 $(LOCAL_TEMPLATE): $(SOURCES) | setup
+	@$(CHECK_SETTINGS) $(LOCAL_STAGE)
 	cdk synth --quiet -c stage=$(LOCAL_STAGE) > /dev/null
 
 bench: $(STAMP) ## Benchmarks beside their references, each target met or missed (exit 1 on a miss); tables in .cache/bench/ (minutes)
@@ -93,14 +94,21 @@ new-event: $(STAMP) ## Scaffold an event type (model, handler and its test, rout
 schema: $(STAMP) ## Regenerate schema/events.schema.json from the event models
 	$(BIN)/python -m publisher.schema > schema/events.schema.json
 
+# A bad setting is one line from infra.check_settings, not the CDK CLI's report of a failed app.
+CHECK_SETTINGS = $(BIN)/python -m infra.check_settings
+
 synth: setup ## Synthesize the stack of STAGE (default dev) into cdk.out/
+	@$(CHECK_SETTINGS) $(STAGE)
 	cdk synth --quiet -c stage=$(STAGE)
 
 diff: setup ## Compare STAGE with what is deployed
+	@$(CHECK_SETTINGS) $(STAGE)
 	cdk diff -c stage=$(STAGE)
 
 deploy: setup ## Deploy STAGE to the current AWS account and region
+	@$(CHECK_SETTINGS) $(STAGE)
 	cdk deploy -c stage=$(STAGE) --require-approval broadening --outputs-file cdk.out/outputs-$(STAGE).json
 
-destroy: setup ## Delete the stack of STAGE (the DLQ is retained)
+destroy: setup ## Delete the stack of STAGE (its queues, table and logs too, unless the stage sets retain_data, as prod does)
+	@$(CHECK_SETTINGS) $(STAGE)
 	cdk destroy -c stage=$(STAGE)

@@ -30,7 +30,7 @@ class StackSettingsError(ValueError):
 _ARN = r"arn:aws(-cn|-us-gov|-iso|-iso-[a-z]|-eusc)?"
 
 
-def _arn(pattern: str, what: str, example: str) -> AfterValidator:
+def _matching(pattern: str, what: str, example: str) -> AfterValidator:
     """A check that the string matches ``pattern``; its error names what is expected, with an example."""
     compiled = re.compile(pattern)
 
@@ -43,14 +43,22 @@ def _arn(pattern: str, what: str, example: str) -> AfterValidator:
 
 
 _IAM_PATH = r"[\w+=,.@/-]+"
-IamPrincipalArn = Annotated[str, _arn(rf"{_ARN}:iam::\d{{12}}:(root|role/{_IAM_PATH}|user/{_IAM_PATH})",
+IamPrincipalArn = Annotated[str, _matching(rf"{_ARN}:iam::\d{{12}}:(root|role/{_IAM_PATH}|user/{_IAM_PATH})",
                                       "an IAM role, user or account ARN",
                        "arn:aws:iam::123456789012:role/orders-service")]  # fmt: skip
-SnsTopicArn = Annotated[str, _arn(rf"{_ARN}:sns:[a-z0-9-]+:\d{{12}}:[\w-]{{1,256}}(\.fifo)?", "an SNS topic ARN",
+SnsTopicArn = Annotated[str, _matching(rf"{_ARN}:sns:[a-z0-9-]+:\d{{12}}:[\w-]{{1,256}}(\.fifo)?", "an SNS topic ARN",
                    "arn:aws:sns:eu-west-1:123456789012:orders")]  # fmt: skip
-EventRuleArn = Annotated[str, _arn(rf"{_ARN}:events:[a-z0-9-]+:\d{{12}}:rule/[\w./-]+", "an EventBridge rule ARN",
+EventRuleArn = Annotated[str, _matching(rf"{_ARN}:events:[a-z0-9-]+:\d{{12}}:rule/[\w./-]+", "an EventBridge rule ARN",
                     "arn:aws:events:eu-west-1:123456789012:rule/orders-to-queue")]  # fmt: skip
 
+
+# Ids by AWS's patterns, so a typo fails the synth rather than the deploy. Zones: us-east-1a, and
+# Local Zones such as us-west-2-lax-1a.
+AvailabilityZone = Annotated[str, _matching(r"[a-z]{2}(?:-[a-z]+)+-\d+(?:[a-z]|-[a-z]+-\d+[a-z])",
+                                            "an availability zone name", "eu-west-1a")]  # fmt: skip
+VpcId = Annotated[str, _matching(r"vpc-[0-9a-f]{8,17}", "a VPC id", "vpc-0123456789abcdef0")]
+SubnetId = Annotated[str, _matching(r"subnet-[0-9a-f]{8,17}", "a subnet id", "subnet-0123456789abcdef0")]
+RouteTableId = Annotated[str, _matching(r"rtb-[0-9a-f]{8,17}", "a route table id", "rtb-0123456789abcdef0")]
 
 SecretHandle = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 SecretName = Annotated[str, Field(pattern=r"^[A-Za-z0-9/_+=.@-]{1,512}$")]
@@ -70,12 +78,11 @@ class VpcPlacement(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    vpc_id: str = Field(pattern=r"^vpc-[0-9a-f]{8,17}$")
-    availability_zones: tuple[str, ...] = Field(min_length=1)
-    private_subnet_ids: tuple[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")], ...] = Field(min_length=1)
-    private_subnet_route_table_ids: tuple[Annotated[str, Field(pattern=r"^rtb-[0-9a-f]{8,17}$")], ...] = Field(
-        min_length=1
-    )
+    vpc_id: VpcId
+    # At least one of each, checked below: a length check here would add a second error for one bad id.
+    availability_zones: tuple[AvailabilityZone, ...]
+    private_subnet_ids: tuple[SubnetId, ...]
+    private_subnet_route_table_ids: tuple[RouteTableId, ...]
     # "endpoints": an SQS interface endpoint and a DynamoDB gateway endpoint in this VPC.
     # "nat": the subnets already route to the internet through a NAT; no endpoint is made.
     egress: Literal["endpoints", "nat"] = "endpoints"
@@ -84,6 +91,8 @@ class VpcPlacement(BaseModel):
     def _one_per_zone(self) -> VpcPlacement:
         zones, subnets = len(self.availability_zones), len(self.private_subnet_ids)
         tables = len(self.private_subnet_route_table_ids)
+        if not zones:
+            raise ValueError("vpc needs at least one availability zone, with its private subnet and route table")
         if not zones == subnets == tables:
             raise ValueError(
                 f"vpc needs one private subnet and one route table per availability zone (got {zones} zone(s), "
@@ -191,7 +200,8 @@ class StackSettings(BaseModel):
             return cls.model_validate(stages[stage] or {})
         except ValidationError as exc:
             problems = "; ".join(
-                f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}"
+                f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: "
+                f"{error['msg'].removeprefix('Value error, ')}"
                 for error in exc.errors(include_url=False)
             )
             raise StackSettingsError(f"invalid settings for stage {stage!r}: {problems}") from None
