@@ -44,9 +44,13 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-checkov.txt pyproje
 	$(BIN)/python -m infra.runtime_python install > /dev/null
 	touch $@
 
-clean: ## Remove what setup, synth and the local runs made (.venv, node_modules, cdk.out, .cache)
-	rm -rf $(VENV) node_modules cdk.out .cache .mypy_cache .ruff_cache .pytest_cache
-	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+# What setup, synth, the tests and the local runs make, wherever they make it (.gitignore lists the same).
+CLEANED := $(VENV) node_modules cdk.out .cache .mypy_cache .ruff_cache .pytest_cache .hypothesis __pycache__ *.egg-info
+
+clean: ## Remove all that setup, synth, tests and local runs made: the tree is as a fresh clone's
+	find . -path ./.git -prune -o -type d \( $(foreach name,$(CLEANED),-name '$(name)' -o) -false \) \
+		-prune -exec rm -rf {} +
+	find . -path ./.git -prune -o -type f -name '*.pyc' -exec rm -f {} +
 
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
