@@ -9,6 +9,8 @@ STAMP := $(VENV)/.installed
 CHECKOV_VENV := .cache/checkov
 NODE_STAMP := node_modules/.installed
 STAGE ?= dev
+# cdk deploy asks before a change that broadens access; CI passes never (its approval is the prod environment's).
+CDK_APPROVAL ?= broadening
 EVENT ?= events/hello.json
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 export PYTHONPATH := $(CURDIR):$(CURDIR)/functions/consumer
@@ -19,10 +21,10 @@ LOCAL_STAGE ?= local
 LOCAL_TEMPLATE := cdk.out/SqsConsumer-$(LOCAL_STAGE).template.json
 SOURCES := app.py cdk.json requirements.txt $(wildcard infra/*.py) $(shell find functions -name '*.py')
 
-.PHONY: help setup clean event new-event test lint typecheck unit synth diff deploy destroy local invoke schema bench bench-docs chaos
+.PHONY: help setup clean event new-event test lint typecheck unit synth diff deploy deploy-role destroy lint-workflows local invoke schema bench bench-docs chaos
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 setup: $(STAMP) $(NODE_STAMP) ## Create .venv and node_modules with the pinned versions (idempotent)
 
@@ -63,7 +65,11 @@ lint: $(STAMP) ## ruff lint and format check
 typecheck: $(STAMP) ## mypy (strict, pydantic plugin)
 	$(BIN)/mypy .
 
-test: setup lint typecheck ## The whole suite: lint, types, unit, infra, integration, e2e; the function's tests on 3.14
+lint-workflows: $(STAMP) ## actionlint and zizmor on .github/workflows (0 findings)
+	$(BIN)/actionlint
+	$(BIN)/zizmor --offline --quiet .github/workflows
+
+test: setup lint lint-workflows typecheck ## The whole suite: lint, types, unit, infra, integration, e2e; the function's tests on 3.14
 	$(BIN)/python -m pytest
 	$(BIN)/python -m tests.runtime
 
@@ -107,11 +113,16 @@ synth: setup ## Synthesize the stack of STAGE (default dev) into cdk.out/
 
 diff: setup ## Compare STAGE with what is deployed
 	@$(CHECK_SETTINGS) $(STAGE)
-	cdk diff -c stage=$(STAGE)
+	cdk diff -c stage=$(STAGE) $(CDK_DIFF_ARGS)
 
 deploy: setup ## Deploy STAGE to the current AWS account and region
 	@$(CHECK_SETTINGS) $(STAGE)
-	cdk deploy -c stage=$(STAGE) --require-approval broadening --outputs-file cdk.out/outputs-$(STAGE).json
+	cdk deploy -c stage=$(STAGE) --require-approval $(CDK_APPROVAL) --outputs-file cdk.out/outputs-$(STAGE).json
+
+deploy-role: setup ## The role GitHub Actions deploys with, by OIDC: make deploy-role GITHUB_REPOSITORY=owner/name [OIDC_PROVIDER_ARN=...]
+	cdk deploy --app "$(BIN)/python -m infra.deploy_role" -c github_repository=$(GITHUB_REPOSITORY) \
+		$(if $(OIDC_PROVIDER_ARN),-c oidc_provider_arn=$(OIDC_PROVIDER_ARN)) \
+		--require-approval $(CDK_APPROVAL) --outputs-file cdk.out/outputs-deploy-role.json
 
 destroy: setup ## Delete the stack of STAGE (its queues, table and logs too, unless the stage sets retain_data, as prod does)
 	@$(CHECK_SETTINGS) $(STAGE)
