@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -135,19 +136,23 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_serve_mode_stops_cleanly_on_ctrl_c(local_template: Path):
-    # GIVEN `make local ARGS=--serve`, running
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'functions' / 'consumer'}", "COLUMNS": "400"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "local", "--template", str(local_template), "demo", "--serve"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+def serving(command: list[str], env: dict[str, str], **popen: Any) -> tuple[subprocess.Popen[str], list[str]]:
+    """Start the serve mode and read its output until it is ready for messages."""
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, **popen)  # fmt: skip
     assert process.stdout is not None
     lines = []
     for line in process.stdout:
         lines.append(line)
         if "Each batch is shown below" in line:
             break
+    return process, lines
+
+
+def test_serve_mode_stops_cleanly_on_ctrl_c(local_template: Path):
+    # GIVEN `make local ARGS=--serve`, running
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'functions' / 'consumer'}", "COLUMNS": "400"}
+    process, lines = serving([sys.executable, "-m", "local", "--template", str(local_template), "demo", "--serve"], env)
     output = "".join(lines)
     # AND it printed the queue, the DLQ's URL and ARN, and one-line publish and peek commands
     assert {"queue", "DLQ", "DLQ ARN"} <= {line.split("  ")[1].strip() for line in lines if line.startswith("  ") and
@@ -170,17 +175,9 @@ def test_serve_mode_stops_cleanly_on_ctrl_c(local_template: Path):
 
 def test_serve_through_make_shows_each_outcome_and_stops_on_sigterm_to_make(local_template: Path):
     # GIVEN `make local ARGS=--serve` started from a script, as CI or a test harness does
-    env = {**os.environ, "COLUMNS": "400"}
-    process = subprocess.Popen(
-        ["make", "--no-print-directory", "local", "ARGS=--serve", f"LOCAL_TEMPLATE={local_template}"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )  # fmt: skip
+    command = ["make", "--no-print-directory", "local", "ARGS=--serve", f"LOCAL_TEMPLATE={local_template}"]
+    process, lines = serving(command, {**os.environ, "COLUMNS": "400"}, start_new_session=True)
     assert process.stdout is not None
-    lines = []
-    for line in process.stdout:
-        lines.append(line)
-        if "Each batch is shown below" in line:
-            break
     output = "".join(lines)
     assert "send SIGTERM to make" in output
     endpoint = next(word for word in output.split() if word.startswith("http://127.0.0.1:"))
