@@ -65,9 +65,9 @@ lint: $(STAMP) ## ruff lint and format check
 typecheck: $(STAMP) ## mypy (strict, pydantic plugin)
 	$(BIN)/mypy .
 
-lint-workflows: $(STAMP) ## actionlint and zizmor on .github/workflows (0 findings)
+lint-workflows: $(STAMP) ## actionlint and zizmor (its strictest persona) on .github/workflows: 0 findings
 	$(BIN)/actionlint
-	$(BIN)/zizmor --offline --quiet .github/workflows
+	$(BIN)/zizmor --offline --persona=auditor --quiet .github/workflows
 
 test: setup lint lint-workflows typecheck ## The whole suite: lint, types, unit, infra, integration, e2e; the function's tests on 3.14
 	$(BIN)/python -m pytest
