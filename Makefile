@@ -9,6 +9,8 @@ STAMP := $(VENV)/.installed
 CHECKOV_VENV := .cache/checkov
 NODE_STAMP := node_modules/.installed
 STAGE ?= dev
+# cdk deploy asks before a change that broadens access; CI passes never (its approval is the prod environment's).
+CDK_APPROVAL ?= broadening
 EVENT ?= events/hello.json
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 export PYTHONPATH := $(CURDIR):$(CURDIR)/functions/consumer
@@ -19,10 +21,10 @@ LOCAL_STAGE ?= local
 LOCAL_TEMPLATE := cdk.out/SqsConsumer-$(LOCAL_STAGE).template.json
 SOURCES := app.py cdk.json requirements.txt $(wildcard infra/*.py) $(shell find functions -name '*.py')
 
-.PHONY: help setup clean event test lint typecheck unit synth diff deploy destroy local invoke schema bench chaos
+.PHONY: help setup clean event new-event test lint typecheck unit synth diff deploy deploy-role destroy lint-workflows local invoke schema bench bench-docs chaos
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 setup: $(STAMP) $(NODE_STAMP) ## Create .venv and node_modules with the pinned versions (idempotent)
 
@@ -44,9 +46,13 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-checkov.txt pyproje
 	$(BIN)/python -m infra.runtime_python install > /dev/null
 	touch $@
 
-clean: ## Remove what setup, synth and the local runs made (.venv, node_modules, cdk.out, .cache)
-	rm -rf $(VENV) node_modules cdk.out .cache .mypy_cache .ruff_cache .pytest_cache
-	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+# What setup, synth, the tests and the local runs make, wherever they make it (.gitignore lists the same).
+CLEANED := $(VENV) node_modules cdk.out .cache .mypy_cache .ruff_cache .pytest_cache .hypothesis __pycache__ *.egg-info
+
+clean: ## Remove all that setup, synth, tests and local runs made: the tree is as a fresh clone's
+	find . -path ./.git -prune -o -type d \( $(foreach name,$(CLEANED),-name '$(name)' -o) -false \) \
+		-prune -exec rm -rf {} +
+	find . -path ./.git -prune -o -type f -name '*.pyc' -exec rm -f {} +
 
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -59,7 +65,11 @@ lint: $(STAMP) ## ruff lint and format check
 typecheck: $(STAMP) ## mypy (strict, pydantic plugin)
 	$(BIN)/mypy .
 
-test: setup lint typecheck ## The whole suite: lint, types, unit, infra, integration, e2e; the function's tests on 3.14
+lint-workflows: $(STAMP) ## actionlint and zizmor (its strictest persona) on .github/workflows: 0 findings
+	$(BIN)/actionlint
+	$(BIN)/zizmor --offline --persona=auditor --quiet .github/workflows
+
+test: setup lint lint-workflows typecheck ## The whole suite: lint, types, unit, infra, integration, e2e; the function's tests on 3.14
 	$(BIN)/python -m pytest
 	$(BIN)/python -m tests.runtime
 
@@ -76,25 +86,44 @@ invoke: setup $(LOCAL_TEMPLATE) ## Invoke the function once under the Lambda emu
 	$(BIN)/python -m local --template $(LOCAL_TEMPLATE) invoke $(EVENT)
 
 $(LOCAL_TEMPLATE): $(SOURCES) | setup
+	@$(CHECK_SETTINGS) $(LOCAL_STAGE)
 	cdk synth --quiet -c stage=$(LOCAL_STAGE) > /dev/null
 
-bench: $(STAMP) $(LOCAL_TEMPLATE) ## Benchmarks beside their references; writes docs/performance.md and docs/cost.md (a few minutes)
+bench: $(STAMP) $(LOCAL_TEMPLATE) ## Benchmarks beside their references, each target met or missed (exit 1 on a miss); tables in .cache/bench/ (minutes)
 	$(BIN)/python -m benchmarks
 
-event: $(STAMP) ## Write a sample event and its expected outcome: make event TYPE=hello PAYLOAD='{"name": "x"}' [NAME=...]
-	$(BIN)/python -m local.sample_event --type "$(TYPE)" --payload '$(PAYLOAD)' $(if $(NAME),--name "$(NAME)") $(if $(FORCE),--force)
+bench-docs: $(STAMP) ## make bench, writing its tables to docs/performance.md and docs/cost.md
+	$(BIN)/python -m benchmarks --docs
+
+event: $(STAMP) ## Write a sample event and its expected outcome: make event TYPE=hello PAYLOAD='{"name": "x"}' [NAME=...] [EXPECT=quarantine]
+	$(BIN)/python -m local.sample_event --type "$(TYPE)" --payload '$(PAYLOAD)' $(if $(NAME),--name "$(NAME)") $(if $(FORCE),--force) $(if $(EXPECT),--expect "$(EXPECT)")
+
+new-event: $(STAMP) ## Scaffold an event type (model, handler and its test, route, sample, schema): make new-event TYPE=invoice.paid [FIELD=invoice_id]
+	$(BIN)/python -m local.new_event --type "$(TYPE)" $(if $(FIELD),--field "$(FIELD)")
 
 schema: $(STAMP) ## Regenerate schema/events.schema.json from the event models
 	$(BIN)/python -m publisher.schema > schema/events.schema.json
 
+# A bad setting is one line from infra.check_settings, not the CDK CLI's report of a failed app.
+CHECK_SETTINGS = $(BIN)/python -m infra.check_settings
+
 synth: setup ## Synthesize the stack of STAGE (default dev) into cdk.out/
+	@$(CHECK_SETTINGS) $(STAGE)
 	cdk synth --quiet -c stage=$(STAGE)
 
 diff: setup ## Compare STAGE with what is deployed
-	cdk diff -c stage=$(STAGE)
+	@$(CHECK_SETTINGS) $(STAGE)
+	cdk diff -c stage=$(STAGE) $(CDK_DIFF_ARGS)
 
 deploy: setup ## Deploy STAGE to the current AWS account and region
-	cdk deploy -c stage=$(STAGE) --require-approval broadening --outputs-file cdk.out/outputs-$(STAGE).json
+	@$(CHECK_SETTINGS) $(STAGE)
+	cdk deploy -c stage=$(STAGE) --require-approval $(CDK_APPROVAL) --outputs-file cdk.out/outputs-$(STAGE).json
 
-destroy: setup ## Delete the stack of STAGE (the DLQ is retained)
+deploy-role: setup ## The role GitHub Actions deploys with, by OIDC: make deploy-role GITHUB_REPOSITORY=owner/name [OIDC_PROVIDER_ARN=...]
+	cdk deploy --app "$(BIN)/python -m infra.deploy_role" -c github_repository=$(GITHUB_REPOSITORY) \
+		$(if $(OIDC_PROVIDER_ARN),-c oidc_provider_arn=$(OIDC_PROVIDER_ARN)) \
+		--require-approval $(CDK_APPROVAL) --outputs-file cdk.out/outputs-deploy-role.json
+
+destroy: setup ## Delete the stack of STAGE (its queues, table and logs too, unless the stage sets retain_data, as prod does)
+	@$(CHECK_SETTINGS) $(STAGE)
 	cdk destroy -c stage=$(STAGE)

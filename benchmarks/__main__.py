@@ -9,9 +9,12 @@
 5. exactly-once cost: batches of new events against an idempotency store with 25 ms of latency
    per call, with idempotency on and off (benchmarks.exactly_once);
 6. crash mid-batch: effects run twice after a SIGKILL and a redelivery, group commit beside
-   Powertools' per-record idempotency and batch-end writes (benchmarks.crash_sweep);
-7. cost per million messages (written to docs/cost.md by benchmarks.cost); the figures above are
-   written to docs/performance.md (benchmarks.report).
+   Powertools' per-record idempotency and batch-end writes (benchmarks.crash_sweep; target 0 for ours);
+7. cost per million messages (benchmarks.cost).
+
+Ends with each target's verdict (met or missed) and exits 1 when one is missed (a --quick run is
+not judged: too few repeats). The tables (performance.md, cost.md, results.json) go to
+.cache/bench/; --docs (`make bench-docs`) writes performance.md and cost.md to docs/ instead.
 """
 
 from __future__ import annotations
@@ -42,7 +45,6 @@ from sqs_consumer.registry import EventRegistry, RecordInfo, Route
 from tests.support.fakes import FakeContext, FakeQuarantine
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / ".cache" / "bench" / "results.json"
 
 
 def median_seconds(action: Callable[[], Any], repeats: int) -> float:
@@ -121,11 +123,15 @@ def machine() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="few repeats: checks that the benchmarks run")
     parser.add_argument("--template", type=Path, default=ROOT / "cdk.out" / "SqsConsumer-local.template.json",
                         help="the local stage's template, for the crash sweep (make bench synthesizes it)")  # fmt: skip
+    parser.add_argument("--docs", action="store_true", help="write performance.md and cost.md to docs/")
     args = parser.parse_args(argv)
+    if args.quick and args.docs:
+        parser.error("--docs needs a full run, not --quick")
     quick = args.quick
     handler = logger.registered_handler
     assert isinstance(handler, logging.StreamHandler)
@@ -156,10 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     idempotency = exactly_once.run(latency_ms=25.0, repeats=2 if quick else 9)
     print(exactly_once.render(idempotency))
     print()
-    if args.template.is_file():
-        print(crash_sweep.render(crash_sweep.run(args.template, 1 if quick else 8)))
-    else:
-        print(f"Crash sweep skipped: no local template at {args.template} (cdk synth -c stage=local)")
+    sweeps = crash_sweep.run(args.template, 1 if quick else 8) if args.template.is_file() else []
+    print(crash_sweep.render(sweeps) if sweeps else f"Crash sweep skipped: no local template at {args.template}")
     cpu_ms_per_record = {size: measured[size].ours_us / 1000 for size in (10, 100)}
     print()
     print("Cost per million messages (Lambda arm64, 256 MB, + SQS requests):")
@@ -168,15 +172,36 @@ def main(argv: list[str] | None = None) -> int:
         "Seed worker on Fargate, per month: "
         + ", ".join(f"{k}: ${v:,.2f}" for k, v in cost.seed_worker_monthly().items())
     )
-    if not quick:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps({"machine": machine(), "rows": rows, "cold_start": asdict(cold),
-                                       "per_record": [asdict(row) for row in per_record]}, indent=2))  # fmt: skip
-        cost.write_document(cpu_ms_per_record, machine())
-        report.DOCUMENT.write_text(report.render(machine(), cold, per_record, rows, idempotency))
-        written = (cost.DOCUMENT, report.DOCUMENT, RESULTS)
-        print("Wrote " + ", ".join(str(path.relative_to(ROOT)) for path in written))
-    return 0
+    print()
+    judged = report.verdicts(cold, per_record, rows, idempotency) + crash_sweep.verdicts(sweeps)
+    print(report.render_verdicts(judged))
+    if quick:
+        print("Quick run: too few repeats to judge; nothing written.")
+        return 0
+    documents = {
+        "performance.md": report.render(machine(), cold, per_record, rows, idempotency),
+        "cost.md": cost.render_document(cpu_ms_per_record, machine()),
+    }
+    results = {"machine": machine(), "rows": rows, "cold_start": asdict(cold),
+               "per_record": [asdict(row) for row in per_record],
+               "verdicts": [{**asdict(item), "verdict": item.outcome} for item in judged]}  # fmt: skip
+    written = write_tables(documents, results, report.DOCUMENT.parent if args.docs else report.OUTPUT)
+    print("Wrote " + ", ".join(str(path.relative_to(ROOT)) for path in written))
+    return 1 if any(item.outcome == report.MISSED for item in judged) else 0
+
+
+def write_tables(documents: dict[str, str], results: dict[str, Any], directory: Path) -> list[Path]:
+    """The run's documents into ``directory``; its raw figures always into .cache/bench/results.json."""
+    directory.mkdir(parents=True, exist_ok=True)
+    report.OUTPUT.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in documents.items():
+        path = directory / name
+        path.write_text(text)
+        written.append(path)
+    raw = report.OUTPUT / "results.json"
+    raw.write_text(json.dumps(results, indent=2))
+    return [*written, raw]
 
 
 if __name__ == "__main__":

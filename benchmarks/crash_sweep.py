@@ -15,6 +15,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from benchmarks.report import Verdict
 from tests.support.crash import CrashRig, Sweep
 
 STRATEGIES = {
@@ -37,6 +38,21 @@ def run(template: Path, kills: int) -> list[Sweep]:
             return [rig.sweep(strategy, kill_points(kills), round_trip) for strategy in STRATEGIES]
         finally:
             rig.stop()
+
+
+def verdicts(sweeps: list[Sweep]) -> list[Verdict]:
+    """Group commit's effects run twice over the sweep, target 0, beside the alternatives' counts."""
+    others = ", ".join(f"{STRATEGIES[sweep.strategy]}: {sweep.ran_twice()}" for sweep in sweeps[1:])
+    return [
+        Verdict(
+            "crash mid-batch: effects run twice, returned > 2 round trips before the kill",
+            sweep.ran_twice(),
+            "<= 0",
+            f"of {sweep.effects_before_kill()} done by then; {others}",
+        )  # fmt: skip
+        for sweep in sweeps
+        if sweep.strategy == "group"
+    ]
 
 
 def render(sweeps: list[Sweep]) -> str:

@@ -30,7 +30,7 @@ class StackSettingsError(ValueError):
 _ARN = r"arn:aws(-cn|-us-gov|-iso|-iso-[a-z]|-eusc)?"
 
 
-def _arn(pattern: str, what: str, example: str) -> AfterValidator:
+def _matching(pattern: str, what: str, example: str) -> AfterValidator:
     """A check that the string matches ``pattern``; its error names what is expected, with an example."""
     compiled = re.compile(pattern)
 
@@ -43,14 +43,14 @@ def _arn(pattern: str, what: str, example: str) -> AfterValidator:
 
 
 _IAM_PATH = r"[\w+=,.@/-]+"
-IamPrincipalArn = Annotated[str, _arn(rf"{_ARN}:iam::\d{{12}}:(root|role/{_IAM_PATH}|user/{_IAM_PATH})",
+IamPrincipalArn = Annotated[str, _matching(rf"{_ARN}:iam::\d{{12}}:(root|role/{_IAM_PATH}|user/{_IAM_PATH})",
                                       "an IAM role, user or account ARN",
                        "arn:aws:iam::123456789012:role/orders-service")]  # fmt: skip
-SnsTopicArn = Annotated[str, _arn(rf"{_ARN}:sns:[a-z0-9-]+:\d{{12}}:[\w-]{{1,256}}(\.fifo)?", "an SNS topic ARN",
+SnsTopicArn = Annotated[str, _matching(rf"{_ARN}:sns:[a-z0-9-]+:\d{{12}}:[\w-]{{1,256}}(\.fifo)?", "an SNS topic ARN",
                    "arn:aws:sns:eu-west-1:123456789012:orders")]  # fmt: skip
-EventRuleArn = Annotated[str, _arn(rf"{_ARN}:events:[a-z0-9-]+:\d{{12}}:rule/[\w./-]+", "an EventBridge rule ARN",
+EventRuleArn = Annotated[str, _matching(rf"{_ARN}:events:[a-z0-9-]+:\d{{12}}:rule/[\w./-]+", "an EventBridge rule ARN",
                     "arn:aws:events:eu-west-1:123456789012:rule/orders-to-queue")]  # fmt: skip
-KmsKeyArn = Annotated[str, _arn(rf"{_ARN}:kms:[a-z0-9-]+:\d{{12}}:key/[\w-]+", "a KMS key ARN",
+KmsKeyArn = Annotated[str, _matching(rf"{_ARN}:kms:[a-z0-9-]+:\d{{12}}:key/[\w-]+", "a KMS key ARN",
                  "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab")]  # fmt: skip
 SecurityGroupId = Annotated[str, Field(pattern=r"^sg-[0-9a-f]{8,17}$")]
 # Each poller of the mapping's provisioned mode drives up to this many concurrent invocations.
@@ -71,6 +71,14 @@ def zone_region(zone: str) -> str:
     """The region of an availability zone name: ``eu-west-1a`` -> ``eu-west-1``."""
     return zone.rstrip("abcdefghijklmnopqrstuvwxyz")
 
+
+# Ids by AWS's patterns, so a typo fails the synth rather than the deploy. Zones: us-east-1a, and
+# Local Zones such as us-west-2-lax-1a.
+AvailabilityZone = Annotated[str, _matching(r"[a-z]{2}(?:-[a-z]+)+-\d+(?:[a-z]|-[a-z]+-\d+[a-z])",
+                                            "an availability zone name", "eu-west-1a")]  # fmt: skip
+VpcId = Annotated[str, _matching(r"vpc-[0-9a-f]{8,17}", "a VPC id", "vpc-0123456789abcdef0")]
+SubnetId = Annotated[str, _matching(r"subnet-[0-9a-f]{8,17}", "a subnet id", "subnet-0123456789abcdef0")]
+RouteTableId = Annotated[str, _matching(r"rtb-[0-9a-f]{8,17}", "a route table id", "rtb-0123456789abcdef0")]
 
 SecretHandle = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 SecretName = Annotated[str, Field(pattern=r"^[A-Za-z0-9/_+=.@-]{1,512}$")]
@@ -101,12 +109,11 @@ class VpcPlacement(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    vpc_id: str = Field(pattern=r"^vpc-[0-9a-f]{8,17}$")
-    availability_zones: tuple[str, ...] = Field(min_length=1)
-    private_subnet_ids: tuple[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")], ...] = Field(min_length=1)
-    private_subnet_route_table_ids: tuple[Annotated[str, Field(pattern=r"^rtb-[0-9a-f]{8,17}$")], ...] = Field(
-        min_length=1
-    )
+    vpc_id: VpcId
+    # At least one of each, checked below: a length check here would add a second error for one bad id.
+    availability_zones: tuple[AvailabilityZone, ...]
+    private_subnet_ids: tuple[SubnetId, ...]
+    private_subnet_route_table_ids: tuple[RouteTableId, ...]
     # "endpoints": the stack makes an SQS (and Secrets Manager) interface endpoint and a DynamoDB
     # gateway endpoint in this VPC; only one stack per VPC may (private DNS and routes collide).
     # "existing_endpoints": the VPC has them already (shared VPCs, a second stage in the same VPC):
@@ -132,6 +139,8 @@ class VpcPlacement(BaseModel):
     def _one_per_zone(self) -> VpcPlacement:
         zones, subnets = len(self.availability_zones), len(self.private_subnet_ids)
         tables = len(self.private_subnet_route_table_ids)
+        if not zones:
+            raise ValueError("vpc needs at least one availability zone, with its private subnet and route table")
         problems = []
         if not zones == subnets == tables:
             problems.append(
@@ -293,7 +302,8 @@ class StackSettings(BaseModel):
             settings = cls.model_validate(raw)
         except ValidationError as exc:
             problems = "; ".join(
-                f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}"
+                f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: "
+                f"{error['msg'].removeprefix('Value error, ')}"
                 for error in exc.errors(include_url=False)
             )
             raise StackSettingsError(f"invalid settings for {where}: {problems}") from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import signal
 import sys
@@ -19,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from local import demo
+from local.batch_outcomes import batch_outcomes
 from local.emulator import rie_binary
 from local.event_source import BatchResult
 from local.pipeline import running_pipeline
@@ -120,11 +122,8 @@ def run_serve(template: Path, consumer: str = "") -> int:
     stop = _stop_event()
 
     def feed(result: BatchResult) -> None:
-        console.print(
-            f"  batch of {len(result.message_ids)}: {len(result.deleted)} deleted, {len(result.failed)} listed "
-            f"for retry ({result.reason}) in {result.duration_seconds * 1000:.0f} ms",
-            soft_wrap=True,
-        )
+        line = batch_outcomes(result).describe(result.duration_seconds * 1000)
+        console.print(f"  {line}", soft_wrap=True, markup=False)
 
     with running_pipeline(template, LOG_DIR, on_batch=feed, consumer=consumer) as pipeline:
         group = " --group-id demo" if pipeline.plan.source_queue.fifo else ""
@@ -133,7 +132,7 @@ def run_serve(template: Path, consumer: str = "") -> int:
         credentials = "AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local"
         # Printed whole, never wrapped: each command pastes as one line.
         lines = [
-            "Serving (Ctrl-C stops):",
+            f"Serving (Ctrl-C stops; from a script, send SIGTERM to make or to process {os.getpid()}):",
             f"  queue      {pipeline.queue.url}",
             f"  DLQ        {pipeline.dead_letter_queue.url}",
             f"  DLQ ARN    {pipeline.dead_letter_queue.arn}",

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from local.event_source import BatchResult
-from operations.dlq import DeadLetter, peek
+from operations.dlq import peek
+from operations.letters import DeadLetter
 from publisher.client import EventPublisher
 from sqs_consumer.registry import NOT_STARTED as NOT_STARTED_KIND
 from sqs_consumer.registry import RETRIES_EXHAUSTED as RETRIES_EXHAUSTED_KIND

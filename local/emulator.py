@@ -63,13 +63,37 @@ def rie_binary(cache: Path = CACHE) -> Path:
     return binary
 
 
+# The emulator's last line for an invocation: its log is complete once this is written.
+REPORT_LINE = "REPORT RequestId"
+
+
+@dataclass(frozen=True)
+class FunctionLog:
+    """Where one invocation's lines start in its instance's log (an instance runs one at a time)."""
+
+    path: Path
+    offset: int
+
+    def lines(self, wait_seconds: float = 2.0) -> list[str]:
+        """The invocation's lines, once the emulator's REPORT line is written (or ``wait_seconds`` passed)."""
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            with self.path.open("rb") as log:
+                log.seek(self.offset)
+                text = log.read().decode(errors="replace")
+            if REPORT_LINE in text or time.monotonic() >= deadline:
+                return text.split(REPORT_LINE, 1)[0].splitlines()
+            time.sleep(0.02)
+
+
 @dataclass(frozen=True)
 class Invocation:
-    """What an invocation returned: the payload, or the function error."""
+    """What an invocation returned: the payload, or the function error; and where its log lines are."""
 
     payload: Any
     function_error: bool
     duration_seconds: float
+    log: FunctionLog | None = None
 
 
 class FunctionEmulator:
@@ -85,6 +109,7 @@ class FunctionEmulator:
     ) -> None:
         self.spec = spec
         self.port = free_port()
+        self._log_path = log_path
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": os.environ.get("HOME", "/tmp"),  # noqa: S108
@@ -116,6 +141,7 @@ class FunctionEmulator:
             headers={"Content-Type": "application/json"},
             method="POST",
         )
+        log = FunctionLog(self._log_path, self._log_path.stat().st_size) if self._log_path else None
         started = time.monotonic()
         self.invoking = True
         try:
@@ -136,12 +162,12 @@ class FunctionEmulator:
             payload = json.loads(raw) if raw.strip() else None
         except json.JSONDecodeError:
             # Only the emulator itself answers in plain text: "Task timed out after 3.00 seconds".
-            return Invocation(raw.decode(errors="replace"), function_error=True, duration_seconds=elapsed)
+            return Invocation(raw.decode(errors="replace"), function_error=True, duration_seconds=elapsed, log=log)
         # The emulator answers 200 for function errors; the body says so.
         is_error = bool(error_header) or (
             isinstance(payload, dict) and "errorType" in payload and "errorMessage" in payload
         )
-        return Invocation(payload, function_error=is_error, duration_seconds=elapsed)
+        return Invocation(payload, function_error=is_error, duration_seconds=elapsed, log=log)
 
     def _runtime_pids(self) -> set[str]:
         """The runtime processes the emulator started (it is a Go program: any of its threads may have)."""

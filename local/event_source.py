@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.type_defs import MessageTypeDef
 
-    from local.emulator import Invocation
+    from local.emulator import FunctionLog, Invocation
 
 # The attributes Lambda copies into each record.
 RECORD_ATTRIBUTES = (
@@ -51,6 +51,7 @@ class BatchResult:
     failed: tuple[str, ...]
     reason: str  # "ok", "partial", "function_error", "invalid_response"
     duration_seconds: float = 0.0
+    log: FunctionLog | None = None  # the function's lines for this invocation
 
 
 def to_lambda_record(message: MessageTypeDef, queue_arn: str) -> dict[str, Any]:
@@ -185,4 +186,4 @@ class EventSourceMapping:
             )
         deleted = tuple(message["MessageId"] for message in to_delete)
         listed = tuple(i for i in ids if i in failed)
-        self._on_batch(BatchResult(tuple(ids), deleted, listed, reason, invocation.duration_seconds))
+        self._on_batch(BatchResult(tuple(ids), deleted, listed, reason, invocation.duration_seconds, invocation.log))

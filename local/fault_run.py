@@ -39,7 +39,7 @@ from local import demo
 from local.crashes import CrashInjector, Kill
 from local.event_source import BatchResult
 from local.pipeline import running_pipeline
-from operations.dlq import approximate_count
+from operations.letters import approximate_count
 from sqs_consumer.registry import UNREGISTERED_TYPE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -232,6 +232,8 @@ def run(
         )
         progress.update(task, description="settling", total=len(report.published), completed=0)
         injector.start()
+        lines = ProgressLines(console)
+        lines.show(f"published {len(report.published)}", force=True)
         while time.monotonic() - started < timeout:
             states, dead = demo.observe(pipeline.client, pipeline.dead_letter_queue.url, report.published, ledger)
             in_flight = sum(state == demo.IN_FLIGHT for state in states.values())
@@ -240,6 +242,10 @@ def run(
                 completed=len(states) - in_flight,
                 detail=f"published {len(report.published)}, in flight {in_flight}, "
                 f"invocations {sum(ledger.invocations.values())}",
+            )
+            lines.show(
+                f"settled {len(states) - in_flight}/{len(report.published)}, in flight {in_flight}, "
+                f"invocations {sum(ledger.invocations.values())}"
             )
             # A DLQ message hidden (received and not yet released) is not in what peek saw.
             dlq_hidden = approximate_count(pipeline.client, pipeline.dead_letter_queue.url).in_flight
@@ -308,30 +314,62 @@ def _check_effects(report: FaultReport) -> None:
         problems.append(f"effects for events that should have none: {sorted(extra)[:5]}")
 
 
+# What each row of the table is, printed under it.
+KIND_LEGEND = {
+    "success": "a valid event; its handler succeeds on the first receive",
+    "duplicate": "a new message carrying an earlier success's event_id; acknowledged, no second effect",
+    "flaky": "fails (retryably) on its first receive, succeeds on the next",
+    "failing": "fails on every receive; quarantined with its last error on its last allowed receive",
+    "slow": "takes half the time reserve, in bursts: the later ones of a batch meet the near-timeout guard",
+    "malformed": "a body that is not JSON: quarantined on its first receive",
+    "invalid_payload": "a payload its model refuses: quarantined on its first receive",
+    "unknown_type": "an event_type nothing handles: quarantined on its first receive",
+    "late": "longer than the time left once started: runs once, or meets the guard on every receive "
+    "and is quarantined saying it never started",
+}
+COLUMN_LEGEND = (
+    "reached it: messages in their expected final state (late: either outcome); effects: handler effects "
+    "logged, exactly one per succeeded event_id; in DLQ / with reason: copies in the DLQ and how many carry "
+    "quarantine.reason"
+)
+TOTALS_LEGEND = (
+    "inconsistent: deleted by the mapping and also in the DLQ without a reason (a message has one end); "
+    "lost or in flight: neither deleted nor in the DLQ when the run ended"
+)
+
+
+def _reached(report: FaultReport, kind: str, ids: list[str]) -> str:
+    states = Counter(report.states.get(mid) for mid in ids)
+    accepted = [EXPECTED[kind], *sorted(ALSO_ACCEPTED.get(kind, set()))]
+    reached = sum(states[state] for state in accepted)
+    if len(accepted) == 1:
+        return str(reached)
+    return f"{reached} ({', '.join(f'{states[state]} {state}' for state in accepted)})"
+
+
 def render(report: FaultReport, console: Console) -> None:
     kinds = Counter(item.kind for item in report.published.values())
     table = Table(title=f"Fault run: {len(report.published)} messages in {report.seconds:.0f} s")
-    for column in ("kind", "published", "expected", "reached it", "effects", "in DLQ", "with reason"):
-        table.add_column(column, justify="left" if column in ("kind", "expected") else "right")
+    for column in ("kind", "published", "expected end", "reached it", "effects", "in DLQ", "with reason"):
+        table.add_column(column, justify="left" if column in ("kind", "expected end", "reached it") else "right")
     for kind in KINDS:
         ids = [mid for mid, item in report.published.items() if item.kind == kind]
-        reached = sum(report.states.get(mid) == EXPECTED[kind] for mid in ids)
-        also = ALSO_ACCEPTED.get(kind, set())
-        reached_text = str(reached) + "".join(
-            f" (+{sum(report.states.get(mid) == state for mid in ids)} {state})" for state in sorted(also)
-        )
+        expected = " or ".join([EXPECTED[kind], *sorted(ALSO_ACCEPTED.get(kind, set()))])
         effects = sum(report.effects[report.published[mid].event_id or ""] for mid in ids)
         in_dlq = [report.dead[mid] for mid in ids if mid in report.dead]
         table.add_row(
             kind,
             str(kinds[kind]),
-            EXPECTED[kind],
-            reached_text,
+            expected,
+            _reached(report, kind, ids),
             str(effects) if kind != "duplicate" else "0 new",
             str(len(in_dlq)),
             str(sum(bool(letter.reason) for letter in in_dlq)),
         )
     console.print(table)
+    for kind in KINDS:
+        console.print(f"  [bold]{kind}[/]: {KIND_LEGEND[kind]}", soft_wrap=True)
+    console.print(f"  {COLUMN_LEGEND}", soft_wrap=True)
     counts = Counter(report.states.values())
     console.print(
         f"succeeded {counts[demo.SUCCEEDED]}, quarantined {counts[demo.QUARANTINED]}, after retries "
@@ -340,6 +378,7 @@ def render(report: FaultReport, console: Console) -> None:
         f"{counts[demo.INCONSISTENT]}; distinct effects {len(report.effects)}, duplicate effects "
         f"{sum(1 for n in report.effects.values() if n > 1)}; invocations failed as a whole {report.function_errors}"
     )
+    console.print(f"  {TOTALS_LEGEND}", soft_wrap=True)
     if report.kills:
         console.print(
             f"crashes caused {len(report.kills)} (runtime SIGKILLed mid-batch), messages in those batches "
@@ -349,6 +388,28 @@ def render(report: FaultReport, console: Console) -> None:
     for problem in report.problems[:20]:
         console.print(f"[red]{problem}[/]")
     console.print("[green]All accounted for.[/]" if report.ok else f"[red]{len(report.problems)} problem(s).[/]")
+
+
+class ProgressLines:
+    """Progress as plain lines when the output is not a terminal (a log, a pipe), where a live bar
+    shows only once, at the end: one line when the figures change, at most every ``every`` seconds."""
+
+    def __init__(self, console: Console | None, every: float = 5.0, clock: Any = time.monotonic) -> None:
+        self._console = console if console is not None and not console.is_terminal else None
+        self._every = every
+        self._clock = clock
+        self._started = clock()
+        self._last_at: float | None = None
+        self._last = ""
+
+    def show(self, line: str, *, force: bool = False) -> None:
+        if self._console is None or line == self._last:
+            return
+        now = self._clock()
+        if not force and self._last_at is not None and now - self._last_at < self._every:
+            return
+        self._console.print(f"  {now - self._started:5.0f} s  {line}", soft_wrap=True, markup=False)
+        self._last_at, self._last = now, line
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,12 +12,14 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from local import demo
 from local.event_source import BatchResult
 from local.pipeline import Pipeline, running_pipeline
+from local.sqs_server import sqs_client
 from publisher.client import EventPublisher
 from tests.e2e.conftest import settle
 from tests.unit.test_sample_events import SAMPLE_EVENTS, expected_for
@@ -130,19 +132,23 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_serve_mode_stops_cleanly_on_ctrl_c(local_template: Path):
-    # GIVEN `make local ARGS=--serve`, running
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'functions' / 'consumer'}", "COLUMNS": "400"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "local", "--template", str(local_template), "demo", "--serve"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+def serving(command: list[str], env: dict[str, str], **popen: Any) -> tuple[subprocess.Popen[str], list[str]]:
+    """Start the serve mode and read its output until it is ready for messages."""
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, **popen)  # fmt: skip
     assert process.stdout is not None
     lines = []
     for line in process.stdout:
         lines.append(line)
         if "Each batch is shown below" in line:
             break
+    return process, lines
+
+
+def test_serve_mode_stops_cleanly_on_ctrl_c(local_template: Path):
+    # GIVEN `make local ARGS=--serve`, running
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'functions' / 'consumer'}", "COLUMNS": "400"}
+    process, lines = serving([sys.executable, "-m", "local", "--template", str(local_template), "demo", "--serve"], env)
     output = "".join(lines)
     # AND it printed the queue, the DLQ's URL and ARN, and one-line publish and peek commands
     assert {"queue", "DLQ", "DLQ ARN"} <= {line.split("  ")[1].strip() for line in lines if line.startswith("  ") and
@@ -161,3 +167,39 @@ def test_serve_mode_stops_cleanly_on_ctrl_c(local_template: Path):
     assert process.returncode == 0, output + remaining
     assert "no process left behind" in remaining
     assert not _port_open(port)
+
+
+def test_serve_through_make_shows_each_outcome_and_stops_on_sigterm_to_make(local_template: Path):
+    # GIVEN `make local ARGS=--serve` started from a script, as CI or a test harness does
+    command = ["make", "--no-print-directory", "local", "ARGS=--serve", f"LOCAL_TEMPLATE={local_template}"]
+    process, lines = serving(command, {**os.environ, "COLUMNS": "400"}, start_new_session=True)
+    assert process.stdout is not None
+    output = "".join(lines)
+    assert "send SIGTERM to make" in output
+    endpoint = next(word for word in output.split() if word.startswith("http://127.0.0.1:"))
+    queue_url = next(line.split()[1] for line in lines if line.strip().startswith("queue "))
+    client = sqs_client(endpoint.split("/123456789012")[0])
+
+    # WHEN a success, a copy of it and a message with an invalid payload arrive, one batch each
+    success = {"event_id": "evt_serve_1", "event_type": "hello", "payload": {"name": "x"}}
+    poison = {"event_id": "evt_serve_2", "event_type": "document.processed", "payload": {"document_id": ""}}
+    for body in (success, success, poison):
+        client.send_message(QueueUrl=queue_url, MessageBody=json.dumps(body))
+        for line in process.stdout:
+            lines.append(line)
+            if "batch of" in line:
+                break
+
+    # AND make receives SIGTERM
+    process.send_signal(signal.SIGTERM)
+    remaining, _ = process.communicate(timeout=30)
+
+    # THEN each batch line says what its record came to, and the pipeline stopped cleanly
+    batches = [line.strip() for line in lines if "batch of" in line]
+    assert batches[0].startswith("batch of 1: 1 succeeded, 0 duplicate, 0 listed for retry, 0 quarantined in ")
+    assert batches[1].startswith("batch of 1: 0 succeeded, 1 duplicate, 0 listed for retry, 0 quarantined in ")
+    assert batches[2].startswith(
+        "batch of 1: 0 succeeded, 0 duplicate, 0 listed for retry, 1 quarantined (1 invalid_payload) in "
+    )
+    assert "no process left behind" in remaining, "".join(lines) + remaining
+    assert process.returncode in (0, -signal.SIGTERM)  # make ends as its signal asks, once its child is done

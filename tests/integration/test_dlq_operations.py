@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from operations.dlq import main, peek, redrive
+from operations.dlq import main, move_tasks_unavailable, peek
+from operations.redrive import CAME_BACK, SKIPPED, KindFilter, redrive
 from sqs_consumer.budget import Deadline
 from sqs_consumer.quarantine import QuarantinedMessage, SqsQuarantine
 
@@ -28,7 +30,7 @@ def queues(aws_credentials):
         yield client, source_url, dlq_url, dlq_arn
 
 
-def quarantine_one(client, dlq_url: str, message_id: str, kind: str = "invalid_payload", source: str = "-") -> None:
+def quarantine_one(client, dlq_url: str, message_id: str, kind: str = "retries_exhausted", source: str = "-") -> None:
     message = QuarantinedMessage(
         body="{}",
         kind=kind,
@@ -57,7 +59,7 @@ def test_peek_decodes_reasons_and_deletes_nothing(queues):
     assert len(letters) == 14
     quarantined = [letter for letter in letters if letter.quarantined]
     assert {letter.source_message_id for letter in quarantined} == {f"m-{i}" for i in range(13)}
-    assert {(letter.kind, letter.reason) for letter in quarantined} == {("invalid_payload", "document_id: too short")}
+    assert {(letter.kind, letter.reason) for letter in quarantined} == {("retries_exhausted", "document_id: too short")}
     assert visible(client, dlq_url) == 14  # all still there, visible again
 
 
@@ -99,7 +101,7 @@ def test_redrive_returns_quarantined_copies_to_their_source_and_others_to_the_dl
     )
 
     # WHEN it is redriven
-    report = redrive(client, dlq_url, wait_seconds=0)
+    report = redrive(client, dlq_url, wait_seconds=0, watch_seconds=0)
 
     # THEN each went back to where it came from, with its own attributes only, and the DLQ is empty
     assert report.total == 2 and not report.failed
@@ -127,7 +129,7 @@ def test_redrive_keeps_the_rate():
         src = client.create_queue(QueueName="s")["QueueUrl"]
         for i in range(20):
             quarantine_one(client, dlq_url, f"m-{i}", source=source_arn(client, src))
-        report = redrive(client, dlq_url, rate=5, wait_seconds=0, clock=clock, sleep=clock.sleep)
+        report = redrive(client, dlq_url, rate=5, wait_seconds=0, watch_seconds=0, clock=clock, sleep=clock.sleep)
     assert report.total == 20
     assert clock.now == pytest.approx(4.0)
 
@@ -139,11 +141,11 @@ def test_redrive_dry_run_and_unknown_source_move_nothing(queues, capsys):
     client.send_message(QueueUrl=lone, MessageBody="from nowhere")
 
     assert main(["redrive", "--dlq-arn", dlq_arn, "--dry-run", "--rate", "5", "--region", "us-east-1"]) == 0
-    report = redrive(client, lone, wait_seconds=0)
+    report = redrive(client, lone, wait_seconds=0, watch_seconds=0)
 
     assert "dry run: would move 1 message(s)" in capsys.readouterr().out
     assert visible(client, dlq_url) == 1 and visible(client, source_url) == 0
-    assert report.total == 0 and report.no_source == 1
+    assert report.total == 0 and report.count("no source queue") == 1
     assert visible(client, lone) == 1
 
 
@@ -152,7 +154,7 @@ def test_cli_redrive_moves_quarantined_messages(queues, capsys):
     for i in range(3):
         quarantine_one(client, dlq_url, f"m-{i}", source=source_arn(client, source_url))
 
-    assert main(["--region", "us-east-1", "redrive", "--dlq-arn", dlq_arn, "--rate", "100"]) == 0
+    assert main(["--region", "us-east-1", "redrive", "--dlq-arn", dlq_arn, "--rate", "100", "--watch", "0"]) == 0
 
     assert "moved 3 message(s)" in capsys.readouterr().out
     assert visible(client, source_url) == 3 and visible(client, dlq_url) == 0
@@ -164,9 +166,10 @@ def test_cli_status_reports_the_count_and_says_when_move_tasks_are_unavailable(q
 
     assert main(["status", "--dlq-arn", dlq_arn, "--region", "us-east-1"]) == 0
 
-    out = capsys.readouterr().out
-    assert "about 1 visible" in out
-    assert "move tasks" in out
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2
+    assert "about 1 visible" in lines[0]
+    assert lines[1].startswith("SQS move tasks: not available from this endpoint")
 
 
 def test_cli_a_wrong_queue_is_one_line_with_what_to_do(queues, capsys):
@@ -186,9 +189,133 @@ def test_peek_reports_the_queue_count_beside_what_it_saw(queues, capsys):
 
 
 @pytest.mark.parametrize("argv", [[], ["peek"], ["peek", "--queue-url", "u", "--max", "0"],
-                                  ["redrive", "--dlq-arn", "a", "--rate", "0"], ["bogus"]])  # fmt: skip
+                                  ["redrive", "--dlq-arn", "a", "--rate", "0"], ["bogus"],
+                                  ["redrive", "--dlq-arn", "arn:aws:sqs:us-east-1:1:d", "--kind", "typo"],
+                                  ["redrive", "--dlq-arn", "arn:aws:sqs:us-east-1:1:d", "--kind", "not_started",
+                                   "--include-poison"],
+                                  ["redrive", "--dlq-arn", "arn:aws:sqs:us-east-1:1:d", "--watch", "-1"]])  # fmt: skip
 def test_cli_bad_arguments_print_usage_and_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as exited:
         main(argv)
     assert exited.value.code == 2
     assert "usage:" in capsys.readouterr().err
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.on_sleep = lambda: None
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        self.on_sleep()
+
+
+def consumer_that_quarantines_again(client, source_url: str, dlq_url: str):
+    """The consumer with its cause unfixed: each message on the source queue is quarantined again."""
+
+    def run() -> None:
+        for message in client.receive_message(QueueUrl=source_url, MaxNumberOfMessages=10).get("Messages", []):
+            quarantine_one(client, dlq_url, message["MessageId"], kind="invalid_payload",
+                           source=source_arn(client, source_url))  # fmt: skip
+            client.delete_message(QueueUrl=source_url, ReceiptHandle=message["ReceiptHandle"])
+
+    return run
+
+
+def test_redrive_stops_at_its_snapshot_and_reports_what_came_straight_back(queues):
+    # GIVEN three poison messages in the DLQ and a consumer whose cause is not fixed
+    client, source_url, dlq_url, _ = queues
+    for i in range(3):
+        quarantine_one(client, dlq_url, f"m-{i}", kind="invalid_payload", source=source_arn(client, source_url))
+    clock = FakeClock()
+    clock.on_sleep = consumer_that_quarantines_again(client, source_url, dlq_url)
+
+    # WHEN they are redriven anyway
+    report = redrive(client, dlq_url, kinds=KindFilter(include_poison=True), rate=10, wait_seconds=0,
+                     watch_seconds=2, clock=clock, sleep=clock.sleep)  # fmt: skip
+
+    # THEN it moved the three once, saw each come straight back, and left them in the DLQ
+    assert report.total == 3
+    assert report.kinds(CAME_BACK) == {"invalid_payload": 3}
+    assert visible(client, dlq_url) == 3 and visible(client, source_url) == 0
+
+
+def test_redrive_skips_poison_kinds_unless_asked(queues):
+    client, source_url, dlq_url, _ = queues
+    source = source_arn(client, source_url)
+    for i, kind in enumerate(["malformed_json", "invalid_envelope", "invalid_payload", "unknown_event_type",
+                              "reused_event_id", "non_retryable", "retries_exhausted", "not_started"]):  # fmt: skip
+        quarantine_one(client, dlq_url, f"m-{i}", kind=kind, source=source)
+
+    report = redrive(client, dlq_url, wait_seconds=0, watch_seconds=0)
+
+    assert report.kinds(SKIPPED) == dict.fromkeys(
+        ["malformed_json", "invalid_envelope", "invalid_payload", "unknown_event_type", "reused_event_id"], 1
+    )
+    assert report.total == 3
+    assert visible(client, dlq_url) == 5 and visible(client, source_url) == 3
+
+
+def test_redrive_moves_only_the_chosen_kinds(queues):
+    client, source_url, dlq_url, _ = queues
+    source = source_arn(client, source_url)
+    quarantine_one(client, dlq_url, "m-1", kind="invalid_payload", source=source)
+    quarantine_one(client, dlq_url, "m-2", kind="not_started", source=source)
+
+    report = redrive(client, dlq_url, kinds=KindFilter(frozenset({"invalid_payload"})), wait_seconds=0,
+                     watch_seconds=0)  # fmt: skip
+
+    assert report.kinds("moved") == {"invalid_payload": 1}
+    assert report.kinds(SKIPPED) == {"not_started": 1}
+
+
+def test_redrive_interrupted_gives_back_every_message_it_held(queues):
+    # GIVEN five messages and a redrive at one message a second
+    client, source_url, dlq_url, _ = queues
+    for i in range(5):
+        quarantine_one(client, dlq_url, f"m-{i}", source=source_arn(client, source_url))
+    clock = FakeClock()
+    moves = []
+
+    def interrupt_on_the_second_pause() -> None:
+        moves.append(clock.now)
+        if len(moves) == 2:
+            raise KeyboardInterrupt
+
+    clock.on_sleep = interrupt_on_the_second_pause
+
+    # WHEN Ctrl-C arrives during the pause after the second move
+    report = redrive(client, dlq_url, rate=1, wait_seconds=0, watch_seconds=0, clock=clock, sleep=clock.sleep)
+
+    # THEN it says so, and the three not moved are visible in the DLQ at once, not after their hold
+    assert report.interrupted and report.total == 2
+    counts = client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["All"])["Attributes"]
+    assert counts["ApproximateNumberOfMessages"] == "3" and counts["ApproximateNumberOfMessagesNotVisible"] == "0"
+
+
+def test_cli_dry_run_says_poison_would_come_straight_back(queues, capsys):
+    client, source_url, dlq_url, dlq_arn = queues
+    quarantine_one(client, dlq_url, "m-1", kind="invalid_payload", source=source_arn(client, source_url))
+
+    assert main(["redrive", "--dlq-arn", dlq_arn, "--dry-run", "--include-poison", "--region", "us-east-1"]) == 0
+
+    out = capsys.readouterr().out
+    assert "dry run: would move 1 message(s)" in out
+    assert "1 would come straight back unless the code changed (1 invalid_payload)" in out
+
+
+def test_status_line_for_an_endpoint_answering_with_an_html_page():
+    # GIVEN the error botocore raises for moto_server's HTML 500 page
+    from botocore.exceptions import ClientError
+
+    page = "<!doctype html><html><head><title>500 Internal Server Error</title></head>" + "x" * 500
+    response: Any = {"Error": {"Code": "500", "Message": page}, "ResponseMetadata": {"HTTPStatusCode": 500}}
+    error = ClientError(response, "ListMessageMoveTasks")
+
+    line = move_tasks_unavailable(error)
+
+    assert line == "SQS move tasks: not available from this endpoint (HTTP 500); redrive does not need them"

@@ -42,3 +42,41 @@ def test_bad_arguments_print_usage_and_exit_2(argv, capsys):
         main(argv)
     assert exited.value.code == 2
     assert "usage:" in capsys.readouterr().err
+
+
+def test_an_invalid_payload_is_refused_with_the_validation_error(tmp_path, monkeypatch, capsys):
+    # GIVEN a payload its model refuses (document_id must not be empty)
+    monkeypatch.setattr("local.sample_event.EVENTS_DIR", tmp_path)
+
+    # WHEN a sample is asked for without saying it is a poison sample
+    code = main(["--type", "document.processed", "--payload", '{"document_id": ""}', "--name", "bad"])
+
+    # THEN it is refused, with pydantic's words and what to do, and nothing is written
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "payload.document_id" in err and "String should have at least 1 character" in err
+    assert "EXPECT=quarantine" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_poison_sample_is_written_when_asked_for(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("local.sample_event.EVENTS_DIR", tmp_path)
+
+    code = main(["--type", "document.processed", "--payload", '{"document_id": ""}', "--name", "bad",
+                 "--expect", "quarantine"])  # fmt: skip
+
+    assert code == 0
+    expected = json.loads((tmp_path / "bad.expected.json").read_text())
+    assert len(expected["quarantined"]) == 1
+    assert "(outcome: quarantine)" in capsys.readouterr().out
+
+
+def test_a_sample_whose_outcome_differs_from_the_expected_one_is_not_written(tmp_path, monkeypatch, capsys):
+    # GIVEN a valid payload whose handler fails on every receive
+    monkeypatch.setattr("local.sample_event.EVENTS_DIR", tmp_path)
+
+    code = main(["--type", "hello", "--payload", '{"name": "x", "simulate": "fail"}', "--name", "fails"])
+
+    assert code == 2
+    assert "outcome 'retry', not 'success'" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

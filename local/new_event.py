@@ -1,0 +1,231 @@
+"""Scaffold a new event type: the four steps of README's "Add an event type", done for you.
+
+    python -m local.new_event --type invoice.paid [--field invoice_id]
+    make new-event TYPE=invoice.paid [FIELD=invoice_id]
+
+Writes the model (models/<module>.py: a payload with one required, non-empty string field), the
+handler (handlers/<module>.py) and its test (tests/unit/test_handler_<module>.py), adds the
+Route and its two imports to routes.py, writes the sample event and its expected outcome
+(events/<type>.json, through `make event`'s own writer) and regenerates the JSON Schema.
+`make unit` passes right after; then give the payload its real fields and the handler its work.
+Nothing is overwritten: an existing file or route stops it before anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = Path("functions/consumer/sqs_consumer")
+# An event type as the contract uses them: lowercase words joined by dots, underscores or hyphens.
+EVENT_TYPE = re.compile(r"^[a-z][a-z0-9]*(?:[._-][a-z0-9]+)+$|^[a-z][a-z0-9]*$")
+FIELD = re.compile(r"^[a-z][a-z0-9_]*$")
+RESERVED = {"example.unregistered"}
+
+
+@dataclass(frozen=True)
+class Names:
+    event_type: str
+    field: str
+
+    @property
+    def module(self) -> str:
+        return re.sub(r"[.-]", "_", self.event_type)
+
+    @property
+    def camel(self) -> str:
+        return "".join(part.capitalize() for part in re.split(r"[._-]", self.event_type))
+
+    @property
+    def event_class(self) -> str:
+        return f"{self.camel}Event"
+
+    @property
+    def payload_class(self) -> str:
+        return f"{self.camel}Payload"
+
+    @property
+    def handler(self) -> str:
+        return f"handle_{self.module}"
+
+
+def model_source(n: Names) -> str:
+    return f'''"""``{n.event_type}``: what happened, in one line for the next reader."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sqs_consumer.models.base import BaseEvent
+
+
+class {n.payload_class}(BaseModel):
+    # Producers may add fields; they are kept for handlers that want them.
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    {n.field}: str = Field(min_length=1)
+
+
+class {n.event_class}(BaseEvent):
+    event_type: Literal["{n.event_type}"]
+    payload: {n.payload_class}
+'''
+
+
+def handler_source(n: Names) -> str:
+    return f'''"""Handler for ``{n.event_type}``."""
+
+from __future__ import annotations
+
+import logging
+
+from sqs_consumer.models.{n.module} import {n.event_class}
+from sqs_consumer.observability import logger
+from sqs_consumer.registry import RecordInfo
+
+
+def {n.handler}(event: {n.event_class}, record: RecordInfo) -> None:
+    # The work goes here. Raise NonRetryableError (sqs_consumer.errors) when retrying cannot help:
+    # the message is quarantined with your reason. Any other exception retries the message.
+    if logger.log_level <= logging.DEBUG:
+        logger.debug("{n.event_type} handled", {n.field}=event.payload.{n.field}, event_id=event.event_id)
+'''
+
+
+def handler_test_source(n: Names) -> str:
+    return f'''"""The ``{n.event_type}`` handler, and what its model accepts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sqs_consumer.errors import PoisonMessageError
+from sqs_consumer.handlers.{n.module} import {n.handler}
+from sqs_consumer.models.{n.module} import {n.event_class}
+from sqs_consumer.registry import RecordInfo
+from sqs_consumer.routes import REGISTRY
+
+
+def _body(payload: dict) -> str:
+    return json.dumps({{"event_id": "evt_1", "event_type": "{n.event_type}", "payload": payload}})
+
+
+def test_{n.module}_is_routed_to_its_handler():
+    event = REGISTRY.parse(_body({{"{n.field}": "x-1"}}))
+
+    assert isinstance(event, {n.event_class})
+    assert REGISTRY.route_for(event).handler is {n.handler}
+
+
+def test_{n.module}_handler_succeeds_on_a_valid_event():
+    event = {n.event_class}.model_validate_json(_body({{"{n.field}": "x-1"}}))
+
+    assert {n.handler}(event, RecordInfo({{"messageId": "m-1"}})) is None
+
+
+def test_{n.module}_without_{n.field}_is_poison():
+    with pytest.raises(PoisonMessageError):
+        REGISTRY.parse(_body({{"{n.field}": ""}}))
+'''
+
+
+def add_route(routes: str, n: Names) -> str:
+    """routes.py with the two imports (in isort's order) and the Route line added."""
+    lines = routes.splitlines()
+    imports = [
+        f"from sqs_consumer.handlers.{n.module} import {n.handler}",
+        f"from sqs_consumer.models.{n.module} import {n.event_class}",
+    ]
+    indexes = [i for i, line in enumerate(lines) if line.startswith("from sqs_consumer.")]
+    if not indexes:
+        raise ValueError("routes.py has no `from sqs_consumer. ... import` lines to add to")
+    first, last = indexes[0], indexes[-1]
+    block = sorted([*lines[first : last + 1], *imports], key=lambda line: line.split()[1])
+    lines[first : last + 1] = block
+    closing = max(i for i, line in enumerate(lines) if line.strip() == "]")
+    lines.insert(closing, f"        Route({n.event_class}, {n.handler}),")
+    return "\n".join(lines) + "\n"
+
+
+def scaffold(n: Names, root: Path = ROOT) -> list[Path]:
+    package = root / PACKAGE
+    routes_path = package / "routes.py"
+    routes = routes_path.read_text()
+    files = {
+        package / "models" / f"{n.module}.py": model_source(n),
+        package / "handlers" / f"{n.module}.py": handler_source(n),
+        root / "tests" / "unit" / f"test_handler_{n.module}.py": handler_test_source(n),
+    }
+    existing = [path for path in [*files, root / "events" / f"{n.event_type}.json"] if path.exists()]
+    if existing:
+        raise FileExistsError(", ".join(str(path.relative_to(root)) for path in existing))
+    if f'"{n.event_type}"' in _registered_types(root) or n.event_class in routes:
+        raise FileExistsError(f"{n.event_type} is already registered in routes.py")
+    new_routes = add_route(routes, n)
+    for path, text in files.items():
+        path.write_text(text)
+    routes_path.write_text(new_routes)
+    written = [*files, routes_path]
+    # The sample and the schema come from the registry as it is now: a fresh interpreter imports it.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(root / "functions" / "consumer")])}
+    payload = json.dumps({n.field: f"{n.field.removesuffix('_id')}-1"})
+    subprocess.run([sys.executable, "-m", "local.sample_event", "--type", n.event_type, "--payload", payload],  # noqa: S603
+                   cwd=root, env=env, check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    schema = subprocess.run([sys.executable, "-m", "publisher.schema"], cwd=root, env=env, check=True,
+                            capture_output=True, text=True).stdout  # fmt: skip
+    (root / "schema" / "events.schema.json").write_text(schema)
+    return [*written, root / "events" / f"{n.event_type}.json", root / "events" / f"{n.event_type}.expected.json",
+            root / "schema" / "events.schema.json"]  # fmt: skip
+
+
+def _registered_types(root: Path) -> str:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(root / "functions" / "consumer")])}
+    command = [sys.executable, "-c", "from sqs_consumer.routes import REGISTRY; print(sorted(REGISTRY.routes))"]
+    listed = subprocess.run(command, cwd=root, env=env, check=True, capture_output=True, text=True).stdout  # noqa: S603
+    return listed.replace("'", '"')
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def main(argv: Sequence[str] | None = None, root: Path = ROOT) -> int:
+    parser = _ArgumentParser(prog="python -m local.new_event", description=__doc__,
+                             formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--type", required=True, dest="event_type", help="the new event_type, e.g. invoice.paid")
+    parser.add_argument("--field", help="the payload's required field (default: <first word>_id)")
+    args = parser.parse_args(argv)
+    if not EVENT_TYPE.match(args.event_type):
+        parser.error(f"--type {args.event_type!r}: lowercase words joined by '.', '_' or '-', e.g. invoice.paid")
+    if args.event_type in RESERVED:
+        parser.error(f"--type {args.event_type!r} is reserved for the unknown-type samples")
+    field = args.field or re.split(r"[._-]", args.event_type)[0] + "_id"
+    if not FIELD.match(field):
+        parser.error(f"--field {field!r}: a Python identifier in lowercase, e.g. invoice_id")
+    try:
+        written = scaffold(Names(args.event_type, field), root)
+    except FileExistsError as error:
+        print(f"error: nothing written: {error} exists already", file=sys.stderr)
+        return 1
+    for path in written:
+        print(f"wrote {path.relative_to(root)}")
+    print("Next: give the payload its real fields and the handler its work; `make unit` passes as it is.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,276 @@
+"""Redrive: send the messages that were in the DLQ when it started back to their source queues.
+
+Built for the person on call, whose cause may not be fixed yet:
+
+- It works on a snapshot: the count of messages in the DLQ at the start, and each message it
+  has seen by id. It stops once it has handled that many, or when the DLQ has nothing left to
+  show it. A message that arrives during the run (a redriven one quarantined again, a new
+  failure) is left in the DLQ: the run ends whatever keeps coming back.
+- By default it skips the kinds that cannot succeed on a retry unless the code changed (a body
+  that is not JSON, an invalid envelope or payload, an unknown event type, a reused event id):
+  redriven, they come straight back. ``kinds`` or ``include_poison`` choose otherwise.
+- Each message it received is hidden (its visibility) while the run lasts and made visible again
+  at the end, on Ctrl-C included: nothing stays hidden longer than the run.
+- A redriven message that reaches the DLQ again during the run (or within ``watch_seconds``
+  after the last move) is reported as having come straight back: its cause is not fixed.
+
+Each move sends the message to its queue, then deletes it from the DLQ (at least once: an
+interruption in between leaves a copy in both, which the consumer's idempotency acknowledges).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from operations.errors import one_line
+from operations.letters import approximate_count, dead_letter_sources, decode, receive, release
+from sqs_consumer.quarantine import ATTRIBUTE_PREFIX
+from sqs_consumer.registry import (
+    INVALID_ENVELOPE,
+    INVALID_PAYLOAD,
+    MALFORMED_JSON,
+    NON_RETRYABLE,
+    NOT_STARTED,
+    RETRIES_EXHAUSTED,
+    REUSED_EVENT_ID,
+    UNKNOWN_EVENT_TYPE,
+)
+from sqs_consumer.retry import queue_url_from_arn
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+    from operations.letters import DeadLetter
+
+# A message in the DLQ without quarantine attributes: moved there by SQS's own redrive (a crash,
+# a timeout on the last receive).
+OUT_OF_RETRIES = "out_of_retries"
+# Kinds that a retry cannot fix unless the code (or the producer) changed: redriven, they come
+# straight back on their first receive.
+POISON_KINDS = frozenset({MALFORMED_JSON, INVALID_ENVELOPE, INVALID_PAYLOAD, UNKNOWN_EVENT_TYPE, REUSED_EVENT_ID})
+KNOWN_KINDS = frozenset({*POISON_KINDS, NON_RETRYABLE, RETRIES_EXHAUSTED, NOT_STARTED, OUT_OF_RETRIES})
+
+# Outcomes of one message in a redrive (the summary's columns).
+MOVED = "moved"
+WOULD_MOVE = "would move"
+SKIPPED = "skipped"
+NO_SOURCE = "no source queue"
+FAILED = "not moved (error)"
+CAME_BACK = "came straight back"
+ARRIVED = "arrived during the run"
+
+MIN_HOLD_SECONDS = 60
+MAX_HOLD_SECONDS = 43_200  # SQS's longest visibility timeout (12 h)
+DEFAULT_WATCH_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class KindFilter:
+    """Which kinds of dead letters to move: the chosen ones, or all but the poison kinds."""
+
+    kinds: frozenset[str] | None = None
+    include_poison: bool = False
+
+    def selects(self, kind: str) -> bool:
+        if self.kinds is not None:
+            return kind in self.kinds
+        return self.include_poison or kind not in POISON_KINDS
+
+    def describe(self) -> str:
+        if self.kinds is not None:
+            return "only " + ", ".join(sorted(self.kinds))
+        if self.include_poison:
+            return "every kind"
+        return "every kind but " + ", ".join(sorted(POISON_KINDS)) + " (--include-poison moves them too)"
+
+
+@dataclass
+class RedriveReport:
+    """What a redrive did, by kind, destination and outcome."""
+
+    snapshot: int = 0  # messages in the DLQ when the run started (SQS's approximate count)
+    rows: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (kind, destination, outcome)
+    failed: list[str] = field(default_factory=list)
+    interrupted: bool = False
+    dry_run: bool = False
+
+    def add(self, kind: str, destination: str, outcome: str) -> None:
+        self.rows[(kind, destination, outcome)] += 1
+
+    def count(self, outcome: str) -> int:
+        return sum(n for (_, _, what), n in self.rows.items() if what == outcome)
+
+    def kinds(self, outcome: str) -> Counter[str]:
+        kinds: Counter[str] = Counter()
+        for (kind, _, what), n in self.rows.items():
+            if what == outcome:
+                kinds[kind] += n
+        return kinds
+
+    @property
+    def total(self) -> int:
+        """Messages moved (or, in a dry run, that would move)."""
+        return self.count(WOULD_MOVE if self.dry_run else MOVED)
+
+    @property
+    def handled(self) -> int:
+        """Messages of the snapshot dealt with so far (moved, skipped, or left with a reason)."""
+        return sum(n for (_, _, what), n in self.rows.items() if what not in (CAME_BACK, ARRIVED))
+
+
+@dataclass(frozen=True)
+class _Held:
+    """A received message: hidden until the run gives it back."""
+
+    receipt_handle: str
+
+
+def hold_seconds(snapshot: int, rate: int, watch_seconds: float) -> int:
+    """How long each received message stays hidden: the run's expected length, with a margin.
+
+    Everything is given back when the run ends (Ctrl-C included), so this matters only if the
+    process is killed: then the messages reappear after this long.
+    """
+    expected = math.ceil(snapshot / rate) if rate else 0
+    return max(MIN_HOLD_SECONDS, min(MAX_HOLD_SECONDS, 2 * expected + MIN_HOLD_SECONDS + math.ceil(watch_seconds)))
+
+
+def redrive(  # each keyword is one knob of the CLI, or a clock for the tests
+    client: SQSClient,
+    dlq_url: str,
+    *,
+    endpoint_url: str | None = None,
+    destination_arn: str | None = None,
+    kinds: KindFilter | None = None,
+    rate: int = 50,
+    limit: int | None = None,
+    dry_run: bool = False,
+    wait_seconds: int = 2,
+    watch_seconds: float = DEFAULT_WATCH_SECONDS,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    on_progress: Callable[[RedriveReport], None] = lambda _: None,
+) -> RedriveReport:
+    """Send the messages in the DLQ now back to their source (or ``destination_arn``); see the module doc.
+
+    At most ``rate`` messages a second and ``limit`` messages in all. Returns when the snapshot is
+    handled, the DLQ shows nothing more, or on Ctrl-C (``interrupted``): never an exception for that.
+    """
+    chosen = kinds or KindFilter()
+    sources = dead_letter_sources(client, dlq_url)
+    fallback = sources[0] if len(sources) == 1 else None
+    count = approximate_count(client, dlq_url)
+    report = RedriveReport(snapshot=count.visible + count.in_flight, dry_run=dry_run)
+    goal = report.snapshot if limit is None else min(report.snapshot, limit)
+    started_ms = wall_clock_ms()
+    hold = hold_seconds(goal, rate, watch_seconds)
+    held: dict[str, _Held] = {}  # DLQ message id -> how to give it back
+    sent: set[str] = set()  # ids the moved messages got in their destination queues
+    moved_at: float | None = None
+    mover = _Mover(client, dlq_url, chosen, report, destination_arn, endpoint_url, fallback)
+    started = clock()
+    try:
+        while True:
+            snapshot_done = report.handled >= goal
+            if snapshot_done and (moved_at is None or clock() - moved_at >= watch_seconds):
+                break
+            wanted = 10 if snapshot_done else min(10, goal - report.handled)
+            messages = receive(client, dlq_url, wanted, hold, wait_seconds)
+            if not messages and not snapshot_done:
+                break  # a long poll found nothing visible: the rest of the count is held elsewhere
+            if not messages and moved_at is not None:
+                sleep(max(0.0, min(0.5, watch_seconds - (clock() - moved_at))))  # watching for returns
+            # Held from the receive on, so that an interruption anywhere below gives every one back.
+            fresh = [message for message in messages if message["MessageId"] not in held]
+            held.update({message["MessageId"]: _Held(message["ReceiptHandle"]) for message in messages})
+            for message in fresh:  # one seen before reappeared once its hold ran out: hidden again only
+                message_id = message["MessageId"]
+                letter = decode(message)
+                kind = letter.kind or OUT_OF_RETRIES
+                sent_at = int(message.get("Attributes", {}).get("SentTimestamp", "0") or 0)
+                if letter.source_message_id in sent or message_id in sent:
+                    report.add(kind, letter.source_queue_arn or "-", CAME_BACK)
+                elif sent_at > started_ms or report.handled >= goal:
+                    report.add(kind, letter.source_queue_arn or "-", ARRIVED)
+                else:
+                    moved = mover.handle(message, letter, kind)
+                    if moved is not None:
+                        held.pop(message_id)  # deleted from the DLQ: nothing to give back
+                        sent.add(moved)
+                        moved_at = clock()
+                        # Pace to the rate: the n-th message leaves no earlier than n / rate seconds in.
+                        ahead = report.total / rate - (clock() - started)
+                        if ahead > 0:
+                            sleep(ahead)
+                on_progress(report)
+    except KeyboardInterrupt:
+        report.interrupted = True
+    finally:
+        release(client, dlq_url, [h.receipt_handle for h in held.values()])
+    return report
+
+
+@dataclass(frozen=True)
+class _Mover:
+    """Decides and does each snapshot message: skip, move, or say why it cannot."""
+
+    client: SQSClient
+    dlq_url: str
+    chosen: KindFilter
+    report: RedriveReport
+    destination_arn: str | None
+    endpoint_url: str | None
+    fallback: str | None  # the DLQ's only source queue, for messages that name none
+
+    def handle(self, message: dict[str, Any], letter: DeadLetter, kind: str) -> str | None:
+        """The id the message got in its destination when it moved, else None."""
+        report = self.report
+        arn = self.destination_arn or letter.source_queue_arn
+        url = queue_url_from_arn(arn, self.endpoint_url) if arn else self.fallback
+        destination = arn or url or "-"
+        if not self.chosen.selects(kind):
+            report.add(kind, destination, SKIPPED)
+            return None
+        if url is None:
+            report.add(kind, destination, NO_SOURCE)
+            return None
+        if report.dry_run:
+            report.add(kind, destination, WOULD_MOVE)
+            return None
+        try:
+            new_id = move(self.client, self.dlq_url, url, message)
+        except Exception as exc:  # left in the DLQ, reported
+            report.failed.append(f"{letter.source_message_id}: {one_line(exc)}")
+            report.add(kind, destination, FAILED)
+            return None
+        report.add(kind, destination, MOVED)
+        return new_id
+
+
+def move(client: SQSClient, dlq_url: str, destination_url: str, message: dict[str, Any]) -> str:
+    """Send one message to its destination with its own attributes, then delete it from the DLQ.
+
+    Returns the id SQS gave the copy in the destination (a quarantined copy names it when it
+    comes back).
+    """
+    params: dict[str, Any] = {"QueueUrl": destination_url, "MessageBody": message["Body"]}
+    originals = {
+        name: {key: value[key] for key in ("DataType", "StringValue", "BinaryValue") if key in value}
+        for name, value in message.get("MessageAttributes", {}).items()
+        if not name.startswith(ATTRIBUTE_PREFIX)
+    }
+    if originals:
+        params["MessageAttributes"] = originals
+    if destination_url.endswith(".fifo"):
+        system = message.get("Attributes", {})
+        params["MessageGroupId"] = system.get("MessageGroupId") or "redrive"
+        params["MessageDeduplicationId"] = message["MessageId"]
+    new_id = client.send_message(**params)["MessageId"]
+    client.delete_message(QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"])
+    return new_id

@@ -1,0 +1,111 @@
+"""`make new-event` on a copy of the project: the four steps written, and the tests pass right after."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from local.new_event import main
+
+ROOT = Path(__file__).resolve().parents[2]
+COPIED = ("functions", "events", "schema", "tests", "local", "publisher", "operations", "pyproject.toml")
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    for name in COPIED:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, tmp_path / name)
+    return tmp_path
+
+
+def test_new_event_writes_every_step_and_the_unit_tests_pass(project: Path, capsys):
+    # WHEN a new type is scaffolded
+    assert main(["--type", "invoice.paid"], root=project) == 0
+
+    # THEN the model, handler, its test, the route, the sample and the schema are written
+    out = capsys.readouterr().out
+    package = "functions/consumer/sqs_consumer"
+    for path in (f"{package}/models/invoice_paid.py", f"{package}/handlers/invoice_paid.py",
+                 "tests/unit/test_handler_invoice_paid.py", f"{package}/routes.py", "events/invoice.paid.json",
+                 "events/invoice.paid.expected.json", "schema/events.schema.json"):  # fmt: skip
+        assert f"wrote {path}" in out
+    assert "Route(InvoicePaidEvent, handle_invoice_paid)" in (project / package / "routes.py").read_text()
+    assert '"invoice_id": "invoice-1"' in (project / "events/invoice.paid.json").read_text().replace('\\"', '"')
+
+    # AND the registry, sample, schema and new handler tests pass, and the new code is lint-clean
+    env = {**os.environ, "PYTHONPATH": f"{project}:{project / 'functions' / 'consumer'}"}
+    tests = ["tests/unit/test_registry.py", "tests/unit/test_sample_events.py", "tests/unit/test_schema.py",
+             "tests/unit/test_handler_invoice_paid.py"]  # fmt: skip
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests], cwd=project,
+                         env=env, capture_output=True, text=True, check=False)  # fmt: skip
+    assert run.returncode == 0, run.stdout[-3000:]
+    ruff = Path(sys.executable).parent / "ruff"
+    lint = subprocess.run([str(ruff), "check", "--no-cache", "functions", "tests/unit/test_handler_invoice_paid.py"],
+                          cwd=project, capture_output=True, text=True, check=False)  # fmt: skip
+    assert lint.returncode == 0, lint.stdout
+    formatted = subprocess.run([str(ruff), "format", "--no-cache", "--check", "functions", "tests/unit"],
+                               cwd=project, capture_output=True, text=True, check=False)  # fmt: skip
+    assert formatted.returncode == 0, formatted.stdout
+
+
+def test_new_event_refuses_an_existing_type_and_writes_nothing(project: Path, capsys):
+    routes = (project / "functions/consumer/sqs_consumer/routes.py").read_text()
+
+    assert main(["--type", "hello"], root=project) == 1
+
+    assert "nothing written" in capsys.readouterr().err
+    assert (project / "functions/consumer/sqs_consumer/routes.py").read_text() == routes
+
+
+@pytest.mark.parametrize("argv", [[], ["--type", "Invoice Paid"], ["--type", "example.unregistered"],
+                                  ["--type", "invoice.paid", "--field", "Amount"]])  # fmt: skip
+def test_new_event_bad_arguments_print_usage_and_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    assert "usage:" in capsys.readouterr().err
+
+
+def test_readme_add_an_event_type_code_runs_as_shown(project: Path):
+    # GIVEN the README's four steps, taken as written
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Add an event type", 1)[1].split("\n## ", 1)[0]
+    blocks = [textwrap.dedent(block) for block in re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)]
+    model, handler, registration = blocks
+    [payload] = re.findall(r"make event TYPE=invoice\.paid PAYLOAD='(.*?)'", section)
+
+    # WHEN they are applied to the project
+    package = project / "functions/consumer/sqs_consumer"
+    (package / "models/invoice_paid.py").write_text(model)
+    (package / "handlers/invoice_paid.py").write_text(handler)
+    routes = (package / "routes.py").read_text()
+    imports = [line for line in registration.splitlines() if line.startswith("from ")]
+    assert "Route(InvoicePaidEvent, handle_invoice_paid)," in registration
+    registry_import = "from sqs_consumer.registry import"
+    routes = routes.replace(registry_import, "\n".join([*imports, registry_import]))
+    routes = routes.replace("    ]\n)", "        Route(InvoicePaidEvent, handle_invoice_paid),\n    ]\n)")
+    (package / "routes.py").write_text(routes)
+    env = {**os.environ, "PYTHONPATH": f"{project}:{project / 'functions' / 'consumer'}"}
+    command = [sys.executable, "-m", "local.sample_event", "--type", "invoice.paid", "--payload", payload]
+    sample = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, check=False)
+    assert sample.returncode == 0, sample.stderr
+    schema = subprocess.run([sys.executable, "-m", "publisher.schema"], cwd=project, env=env, capture_output=True,
+                            text=True, check=True)  # fmt: skip
+    (project / "schema/events.schema.json").write_text(schema.stdout)
+
+    # THEN the registry, sample and schema tests pass
+    tests = ["tests/unit/test_registry.py", "tests/unit/test_sample_events.py", "tests/unit/test_schema.py"]
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests], cwd=project,
+                         env=env, capture_output=True, text=True, check=False)  # fmt: skip
+    assert run.returncode == 0, run.stdout[-3000:]

@@ -1,0 +1,74 @@
+"""`make bench` judges each target and writes its tables outside docs/; `make bench-docs` writes docs/."""
+
+from __future__ import annotations
+
+import pytest
+
+import benchmarks.__main__ as bench
+from benchmarks import exactly_once, lambda_runtime, report
+from benchmarks.lambda_runtime import ColdStart, PerRecord
+
+CASES = [(1.45, "<= 1.5", "met"), (1.5, "<= 1.5", "met"), (1.51, "<= 1.5", "missed"), (2.0, ">= 3", "missed"),
+         (0.3, "report", "reported")]  # fmt: skip
+
+
+@pytest.mark.parametrize(("value", "target", "expected"), CASES)
+def test_verdict_of_a_figure_against_its_target(value, target, expected):
+    assert report.verdict(value, target) == expected
+
+
+@pytest.fixture
+def figures(monkeypatch, tmp_path):
+    """The benchmarks' measurements replaced by fixed figures; docs/ and .cache/bench/ by folders of tmp_path."""
+    cold = {"ms": ColdStart(ours_ms=150.0, naive_ms=300.0)}  # ratio 0.5: met
+    per_record = [PerRecord(10, 3.0, 2.0), PerRecord(100, 2.0, 1.5), PerRecord(10_000, 2.0, 1.5)]
+    monkeypatch.setattr(lambda_runtime, "measure", lambda repeats, sizes: (cold["ms"], per_record, ["put"]))
+    monkeypatch.setattr(bench, "concurrency", lambda repeats: (55.0, 500.0))
+    monkeypatch.setattr(bench, "peak_rss", lambda size, ours: (80.0, 10.0))
+    rows = [exactly_once.Row(10, "sync", 80.0, 5.0, 2, 25.0), exactly_once.Row(100, "async", 150.0, 20.0, 4, 25.0)]
+    monkeypatch.setattr(exactly_once, "run", lambda latency_ms, repeats: rows)
+    docs, output = tmp_path / "docs", tmp_path / "cache"
+    docs.mkdir()
+    monkeypatch.setattr(report, "DOCUMENT", docs / "performance.md")
+    monkeypatch.setattr(report, "OUTPUT", output)
+    monkeypatch.setattr(bench, "ROOT", tmp_path)
+    return cold, docs, output
+
+
+def test_bench_meeting_every_target_exits_0_and_leaves_docs_alone(figures, capsys):
+    _, docs, output = figures
+
+    assert bench.main([]) == 0
+
+    out = capsys.readouterr().out
+    assert "Every target met." in out
+    assert sorted(path.name for path in output.iterdir()) == ["cost.md", "performance.md", "results.json"]
+    assert list(docs.iterdir()) == []
+    assert "| <= 0.5 | met |" in (output / "performance.md").read_text()
+
+
+def test_bench_missing_a_target_says_which_and_exits_1(figures, capsys):
+    cold, _, _ = figures
+    cold["ms"] = ColdStart(ours_ms=240.0, naive_ms=300.0)  # ratio 0.8, target <= 0.5
+
+    assert bench.main([]) == 1
+
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if line.startswith("cold start: import + first batch of 10"))
+    assert "0.80  <= 0.5  missed   240 ms vs 300 ms" in line
+    assert "1 target(s) missed: cold start: import + first batch of 10" in out
+
+
+def test_bench_docs_writes_the_tables_to_docs(figures):
+    _, docs, _ = figures
+
+    assert bench.main(["--docs"]) == 0
+
+    assert sorted(path.name for path in docs.iterdir()) == ["cost.md", "performance.md"]
+
+
+def test_bench_quick_and_docs_do_not_go_together(capsys):
+    with pytest.raises(SystemExit) as exited:
+        bench.main(["--quick", "--docs"])
+    assert exited.value.code == 2
+    assert "usage:" in capsys.readouterr().err

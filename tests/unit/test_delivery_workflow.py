@@ -1,0 +1,67 @@
+"""The delivery workflow's promises, read from the file: pinned actions, least privilege, no overlapping
+deploys, and prod's diff shown before its approval. (actionlint and zizmor lint it in `make test`.)"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml  # type: ignore[import-untyped]
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOW = ROOT / ".github" / "workflows" / "delivery.yml"
+
+
+@pytest.fixture(scope="module")
+def workflow() -> dict[str, Any]:
+    return yaml.safe_load(WORKFLOW.read_text())
+
+
+def test_every_action_is_pinned_to_a_commit(workflow):
+    uses = [step["uses"] for job in workflow["jobs"].values() for step in job["steps"] if "uses" in step]
+    assert uses
+    for action in uses:
+        assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", action), action
+
+
+def test_pull_requests_run_make_test_with_no_aws_credentials(workflow):
+    triggers = workflow[True]  # YAML 1.1 reads the key `on` as true
+    assert {"pull_request", "push", "workflow_dispatch"} <= set(triggers)
+    assert triggers["push"] == {"branches": ["main"], "tags": ["v*"]}
+    assert workflow["permissions"] == {}
+    test = workflow["jobs"]["test"]
+    assert test["permissions"] == {"contents": "read"}
+    assert [step.get("run") for step in test["steps"]][-1] == ".ci/run"
+
+
+def test_only_jobs_in_an_environment_may_ask_for_an_oidc_token(workflow):
+    for name, job in workflow["jobs"].items():
+        asks = job.get("permissions", {}).get("id-token") == "write"
+        assert asks == ("environment" in job), name
+
+
+@pytest.mark.parametrize(("job", "stage"), [("deploy-dev", "dev"), ("deploy-prod", "prod")])
+def test_two_deploys_of_a_stage_never_overlap(workflow, job, stage):
+    deploy = workflow["jobs"][job]
+    assert deploy["environment"] == stage
+    assert deploy["concurrency"] == {"group": f"deploy-{stage}", "cancel-in-progress": False}
+    assert deploy["steps"][-1]["run"] == f"make deploy STAGE={stage} CDK_APPROVAL=never"
+
+
+def test_dev_deploys_from_main_and_prod_after_its_diff(workflow):
+    jobs = workflow["jobs"]
+    assert jobs["deploy-dev"]["needs"] == "test"
+    assert "refs/heads/main" in jobs["deploy-dev"]["if"]
+    assert jobs["diff-prod"]["needs"] == "test"
+    assert "refs/tags/v" in jobs["diff-prod"]["if"] and "workflow_dispatch" in jobs["diff-prod"]["if"]
+    assert jobs["diff-prod"]["environment"] == "prod-diff"
+    assert "make diff STAGE=prod" in jobs["diff-prod"]["steps"][-1]["run"]
+    assert jobs["deploy-prod"]["needs"] == "diff-prod"
+
+
+def test_the_diff_job_assumes_the_read_only_role(workflow):
+    steps = workflow["jobs"]["diff-prod"]["steps"]
+    [credentials] = [step for step in steps if "configure-aws-credentials" in step.get("uses", "")]
+    assert credentials["with"]["role-to-assume"] == "${{ vars.AWS_DIFF_ROLE_ARN }}"
