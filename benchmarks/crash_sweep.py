@@ -49,7 +49,7 @@ def verdicts(sweeps: list[Sweep]) -> list[Verdict]:
             sweep.ran_twice(),
             "<= 0",
             f"of {sweep.effects_before_kill()} done by then; {others}",
-        )  # fmt: skip
+        )
         for sweep in sweeps
         if sweep.strategy == "group"
     ]
