@@ -81,6 +81,10 @@ $(LOCAL_TEMPLATE): $(SOURCES) | setup
 bench: $(STAMP) ## Benchmarks beside their references; writes docs/performance.md and docs/cost.md (a few minutes)
 	$(BIN)/python -m benchmarks
 
+.PHONY: plan
+plan: $(STAMP) ## Capacity plan of STAGE for a workload: make plan STAGE=prod RATE=400 HANDLER_MS=120 [ARGS="--max-age 60s --simulate"]
+	$(BIN)/sqs-plan --stage $(STAGE) --rate "$(RATE)" --handler-ms "$(HANDLER_MS)" $(ARGS)
+
 event: $(STAMP) ## Write a sample event and its expected outcome: make event TYPE=hello PAYLOAD='{"name": "x"}' [NAME=...]
 	$(BIN)/python -m local.sample_event --type "$(TYPE)" --payload '$(PAYLOAD)' $(if $(NAME),--name "$(NAME)") $(if $(FORCE),--force)
 

@@ -97,7 +97,7 @@ class Mapping:
         """When a failed record returns: the backoff of its receive, or the visibility timeout without one."""
         if self.retry_base_seconds <= 0:
             return self.visibility_seconds
-        return min(self.retry_cap_seconds, self.retry_base_seconds * 2 ** (receives - 1))
+        return min(self.retry_cap_seconds, self.retry_base_seconds * 2.0 ** (receives - 1))
 
 
 def full_batch(mapping: Mapping, workload: Workload) -> int:
@@ -147,7 +147,7 @@ def light_batch(mapping: Mapping, workload: Workload, rate: float) -> tuple[floa
 def saturated_reader(mapping: Mapping, workload: Workload) -> tuple[int, float]:
     """Records per batch and seconds per batch of one reader that always finds messages waiting."""
     records = full_batch(mapping, workload)
-    cycle = receives_per_batch(records) * workload.receive_ms / 1000 + batch_duration_ms(
-        mapping, workload, records
-    ) / 1000
+    cycle = (
+        receives_per_batch(records) * workload.receive_ms / 1000 + batch_duration_ms(mapping, workload, records) / 1000
+    )
     return records, cycle

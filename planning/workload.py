@@ -97,8 +97,8 @@ class _Sampler:
         h = self._handler
         if h.samples_ms:
             return self._rng.choice(h.samples_ms)
-        sigma = h._sigma  # noqa: SLF001
-        return h.p50_ms if sigma == 0 else self._rng.lognormvariate(h._mu, sigma)  # noqa: SLF001
+        sigma = h._sigma
+        return h.p50_ms if sigma == 0 else self._rng.lognormvariate(h._mu, sigma)
 
 
 def _quantile(ordered: Sequence[float], q: float) -> float:
