@@ -132,22 +132,30 @@ def batch_duration_ms(mapping: Mapping, workload: Workload, records: float) -> f
 def light_batch(mapping: Mapping, workload: Workload, rate: float) -> tuple[float, float]:
     """Records per batch and the wait of a batch's first record for it to close, with no backlog.
 
-    Without a window a receive returns what arrived during its round trip; with one, the batch
-    fills for the window (one batch at a time) unless it is full first.
+    Without a window a receive returns what arrived during its round trip. With one, every idle
+    reader gathers its own batch (Lambda's pollers each fill their own), so the arrivals split
+    between the readers not busy with a batch: a fixed point of batch size and busy readers.
     """
     full = full_batch(mapping, workload)
     if rate <= 0:
         return 1.0, mapping.window_seconds
-    if mapping.window_seconds > 0:
-        records = min(full, 1 + rate * mapping.window_seconds)
-        return records, min(mapping.window_seconds, (records - 1) / rate)
-    return min(full, 1 + rate * workload.receive_ms / 1000), 0.0
+    if mapping.window_seconds <= 0:
+        return min(full, 1 + rate * workload.receive_ms / 1000), 0.0
+    records = 1.0
+    for _ in range(50):
+        busy = rate / records * (batch_duration_ms(mapping, workload, records) / 1000 + workload.receive_ms / 1000)
+        gathering = max(1.0, mapping.initial_readers - busy)
+        records = min(full, 1 + rate * mapping.window_seconds / gathering)
+    return records, min(mapping.window_seconds, (records - 1) * gathering / rate)
 
 
 def saturated_reader(mapping: Mapping, workload: Workload) -> tuple[int, float]:
     """Records per batch and seconds per batch of one reader that always finds messages waiting."""
     records = full_batch(mapping, workload)
-    cycle = (
-        receives_per_batch(records) * workload.receive_ms / 1000 + batch_duration_ms(mapping, workload, records) / 1000
-    )
-    return records, cycle
+    return records, reader_cycle_seconds(mapping, workload, records)
+
+
+def reader_cycle_seconds(mapping: Mapping, workload: Workload, records: float) -> float:
+    """One reader's time per batch: its receives, the invocation, and the round trip that settles it."""
+    round_trips = receives_per_batch(records) + 1
+    return round_trips * workload.receive_ms / 1000 + batch_duration_ms(mapping, workload, records) / 1000

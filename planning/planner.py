@@ -10,8 +10,9 @@ from planning.model import (
     Mapping,
     attempts_per_message,
     batch_duration_ms,
+    full_batch,
     light_batch,
-    receives_per_batch,
+    reader_cycle_seconds,
     saturated_reader,
 )
 from planning.workload import Workload
@@ -70,14 +71,16 @@ def steady_state(mapping: Mapping, workload: Workload, rate: float) -> SteadySta
     receives = rate * attempts_per_message(mapping, workload)
     records, fill_seconds = light_batch(mapping, workload, receives)
     limit, limited_by = limit_of(mapping)
-    cycle = receives_per_batch(records) * workload.receive_ms / 1000
-    readers = receives / records * (cycle + batch_duration_ms(mapping, workload, records) / 1000)
-    if readers > mapping.initial_readers:
-        # More than the idle readers are busy: the mapping scales up while messages wait, so
-        # readers find messages waiting and take full batches without waiting for the window.
-        records, full_cycle = saturated_reader(mapping, workload)
-        fill_seconds, readers = 0.0, receives / records * full_cycle
-        cycle = receives_per_batch(records) * workload.receive_ms / 1000
+    readers = receives / records * reader_cycle_seconds(mapping, workload, records)
+    if mapping.window_seconds > 0 and readers > mapping.initial_readers:
+        # More readers busy than idle ones gather: the mapping scaled up while messages waited, and
+        # a reader back from a batch finds its window full sooner. Full batches are the limit of
+        # that (the simulation shows fewer where the scale-up overshot: docs/decisions.md).
+        records = float(full_batch(mapping, workload))
+        fill_seconds, readers = 0.0, receives / records * reader_cycle_seconds(mapping, workload, records)
+    full, full_cycle = saturated_reader(mapping, workload)
+    # With a backlog, batches fill: the most the limit can take.
+    keeps_up = receives / full * full_cycle <= limit
     duration = batch_duration_ms(mapping, workload, records)
     invocations = receives / records
     return SteadyState(
@@ -90,8 +93,8 @@ def steady_state(mapping: Mapping, workload: Workload, rate: float) -> SteadySta
         readers=readers,
         limit=limit,
         limited_by=limited_by,
-        oldest_age_seconds=fill_seconds + cycle + duration / 1000,
-        keeps_up=readers <= limit,
+        oldest_age_seconds=fill_seconds + reader_cycle_seconds(mapping, workload, records),
+        keeps_up=keeps_up,
     )
 
 
@@ -146,8 +149,28 @@ def ramp_from_idle(mapping: Mapping, workload: Workload, rate: float) -> Ramp:
     )
 
 
+@dataclass(frozen=True)
+class ScaleUp:
+    """Saturated readers growing linearly from ``start`` to ``cap``, each taking ``records`` a batch."""
+
+    start: float
+    per_second: float
+    cap: float
+    per_reader: float  # messages a second one saturated reader gets through
+    records: float
+
+    def taken_by(self, t: float) -> float:
+        """Messages taken from the queue by ``t``: those done, and a batch in each reader."""
+        readers = min(self.cap, self.start + self.per_second * t)
+        return self.per_reader * readers_integral(self.start, self.per_second, self.cap, t) + readers * self.records
+
+
 def burst(mapping: Mapping, workload: Workload, at_seconds: float, messages: int, rate: float) -> BurstPlan:
-    """A burst of ``messages`` sent at once on top of ``rate``: readers scale up from the steady level."""
+    """A burst of ``messages`` sent at once on top of ``rate``: readers scale up from the steady level.
+
+    The queue is empty once the readers have taken the burst and what arrived meanwhile; the last
+    batch taken then still runs one reader cycle, and its messages are the oldest until it is done.
+    """
     attempts = attempts_per_message(mapping, workload)
     receives = rate * attempts
     backlog = messages * attempts
@@ -155,10 +178,29 @@ def burst(mapping: Mapping, workload: Workload, at_seconds: float, messages: int
     per_reader = records / cycle
     start = max(float(mapping.initial_readers), min(mapping.cap, receives / per_reader))
     k, cap = mapping.scale_up_per_second, mapping.cap
-    drain = _first_time(lambda t: per_reader * readers_integral(start, k, cap, t) - backlog - receives * t)
-    burst_served = _first_time(lambda t: per_reader * readers_integral(start, k, cap, t) - backlog)
-    peak = min(cap, start + k * drain) if math.isfinite(drain) else cap
-    return BurstPlan(at_seconds, messages, drain, burst_served, peak)
+    readers = ScaleUp(start, k, cap, per_reader, records)
+    emptied = _first_time(lambda t: readers.taken_by(t) - backlog - receives * t)
+    burst_taken = _first_time(lambda t: readers.taken_by(t) - backlog)
+    peak = min(cap, start + k * emptied) if math.isfinite(emptied) else cap
+    # The last failing messages of the burst come back after every backoff of their receives.
+    retried = sum(mapping.retry_delay_seconds(n) for n in _retries_expected(mapping, workload, messages))
+    drained = (
+        max(emptied + cycle, burst_taken + cycle * mapping.max_receive_count + retried)
+        if retried
+        else (emptied + cycle)
+    )
+    return BurstPlan(at_seconds, messages, drained, burst_taken + cycle, peak)
+
+
+def _retries_expected(mapping: Mapping, workload: Workload, messages: int) -> range:
+    """The receives after which at least one message of ``messages`` is still expected to fail."""
+    f = workload.failure_rate
+    if not f:
+        return range(1, 1)
+    last = 1
+    while last < mapping.max_receive_count and messages * (1 - workload.poison_rate) * f**last >= 1:
+        last += 1
+    return range(1, last)
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,7 @@ class Sample:
     in_flight: int
     oldest_age: float
     readers: int
-    executing: int
+    executing: float  # mean concurrent executions since the previous sample
 
 
 @dataclass
@@ -116,6 +116,9 @@ class Simulation:
         self.waiting: deque[_Reader] = deque()  # long-polling an empty queue, oldest first
         self.reader_ids = itertools.count()
         self.executing = 0
+        self.busy_seconds = 0.0  # the integral of executing invocations over time
+        self.busy_since = 0.0
+        self.busy_at_last_sample = 0.0
         self.admitted_fluid = 0
         self.fluid_cursor = 0.0
         self.scale_credit = 0.0
@@ -162,8 +165,8 @@ class Simulation:
         self.fluid_cursor = self.now
         if self.now < self.horizon:
             rate = self.workload.arrivals.rate_at(self.now)
-            # Step so that a cohort holds about one receive's worth, at most 1 s apart.
-            step = min(1.0, MESSAGES_PER_RECEIVE / rate) if rate > 0 else 1.0
+            # One message a step at low rates; at high rates a cohort every half receive round trip.
+            step = min(1.0, max(1 / rate, self.receive_s / 2)) if rate > 0 else 1.0
             self.at(min(self.horizon, self.now + step), self._arrive)
 
     def _send(self, cohort: Cohort) -> None:
@@ -200,6 +203,7 @@ class Simulation:
         if woken:
             self.wake_pending = False
         self._release_due_retries()
+        first = not reader.batch
         wanted = min(MESSAGES_PER_RECEIVE, self.full - reader.records)
         got = 0
         while got < wanted and self.queue:
@@ -216,7 +220,7 @@ class Simulation:
         if not reader.batch:
             self._poll(reader)
             return
-        if len(reader.batch) == 1 and reader.records == got:
+        if first:  # the batch opens: its window and its visibility timeout start now
             reader.received_at = self.now
             reader.window_ends = self.now + self.mapping.window_seconds if self.mapping.window_seconds else self.now
         if reader.records < self.full and self.now < reader.window_ends:
@@ -242,6 +246,7 @@ class Simulation:
                 return
             self.at(self.now + THROTTLE_RETRY_SECONDS, lambda: self._invoke(reader))
             return
+        self._account_busy()
         self.executing += 1
         reader.executing = True
         duration_ms = self._run_batch(reader)
@@ -275,7 +280,12 @@ class Simulation:
         self.result.records_invoked += reader.records
         return max(lanes) + self.workload.invocation_overhead_ms
 
+    def _account_busy(self) -> None:
+        self.busy_seconds += self.executing * (self.now - self.busy_since)
+        self.busy_since = self.now
+
     def _finished(self, reader: _Reader) -> None:
+        self._account_busy()
         self.executing -= 1
         reader.executing = False
         last = self.mapping.max_receive_count
@@ -341,7 +351,10 @@ class Simulation:
         waiting = sum(c.count for c in cohorts) - in_flight
         age = self.now - oldest
         self.result.peak_age = max(self.result.peak_age, age)
-        self.result.samples.append(Sample(self.now, waiting, in_flight, age, len(self.readers), self.executing))
+        self._account_busy()
+        executing = (self.busy_seconds - self.busy_at_last_sample) / self.sample_every
+        self.busy_at_last_sample = self.busy_seconds
+        self.result.samples.append(Sample(self.now, waiting, in_flight, age, len(self.readers), executing))
 
 
 def simulate(mapping: Mapping, workload: Workload, horizon: float, *, seed: int = 1) -> SimulationResult:
