@@ -5,15 +5,18 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from planning.model import INVOCATION_PAYLOAD_LIMIT_BYTES, RECORD_ENVELOPE_BYTES, Mapping
+from planning.model import (
+    BASE_MEMORY_MB,
+    INVOCATION_PAYLOAD_LIMIT_BYTES,
+    MB,
+    PAYLOAD_MEMORY_FACTOR,
+    Mapping,
+    memory_needed_mb,
+    offloaded,
+    record_bytes,
+)
 from planning.planner import Plan
 from planning.workload import Z99
-
-# Memory a warm Python function uses before its batch: the runtime, Powertools, botocore (about).
-BASE_MEMORY_MB = 90
-# A body is held as received, as a string and as parsed objects: about four times its size.
-PAYLOAD_MEMORY_FACTOR = 4
-MB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -90,23 +93,28 @@ def run_checks(plan: Plan, *, max_age_seconds: float | None, alarm_age_seconds: 
                 f"vs --max-age {max_age_seconds:g} s",
             )
         )
-    records_payload = full * (w.payload_bytes + RECORD_ENVELOPE_BYTES)
+    per_record = record_bytes(m.max_message_bytes, w)
+    event_bytes = full * per_record
+    fits = event_bytes <= INVOCATION_PAYLOAD_LIMIT_BYTES
+    body = "an S3 pointer" if offloaded(m.max_message_bytes, w) else f"{w.payload_bytes:,} B"
     checks.append(
         Check(
             "6 MB invocation payload",
-            records_payload <= INVOCATION_PAYLOAD_LIMIT_BYTES,
-            f"batch {full} x ({w.payload_bytes:,} B + {RECORD_ENVELOPE_BYTES} B of record) = "
-            f"{records_payload / MB:.2f} MB"
-            + ("" if records_payload <= INVOCATION_PAYLOAD_LIMIT_BYTES else ": batches close early at 6 MB"),
+            fits,
+            f"batch {full} x ({body} + Lambda's record) = {event_bytes / MB:.2f} MB"
+            + (
+                "" if fits else f": batches close early at 6 MB, {INVOCATION_PAYLOAD_LIMIT_BYTES // per_record} records"
+            ),
         )
     )
-    memory = BASE_MEMORY_MB + PAYLOAD_MEMORY_FACTOR * records_payload / MB
+    memory = memory_needed_mb(m.max_message_bytes, w, full)
+    fetched = " + the payloads fetched from S3" if offloaded(m.max_message_bytes, w) else ""
     checks.append(
         Check(
             "memory vs payload x batch size",
             memory <= 0.9 * m.memory_mb,
-            f"about {memory:.0f} MB needed ({BASE_MEMORY_MB} MB + {PAYLOAD_MEMORY_FACTOR} x the batch's bodies) vs "
-            f"90% of {m.memory_mb} MB",
+            f"about {memory:,.0f} MB needed ({BASE_MEMORY_MB} MB + {PAYLOAD_MEMORY_FACTOR} x the event{fetched}) "
+            f"vs 90% of {m.memory_mb} MB",
         )
     )
     retry_age = sum(m.retry_delay_seconds(n) for n in range(1, m.max_receive_count)) if w.failure_rate else 0.0

@@ -6,7 +6,15 @@ import math
 from dataclasses import dataclass
 
 from infra.settings import StackSettings
-from planning.model import MESSAGES_PER_RECEIVE, Mapping, attempts_per_message, batch_duration_ms, full_batch
+from planning.model import (
+    MESSAGES_PER_RECEIVE,
+    POINTER_BODY_BYTES,
+    Mapping,
+    attempts_per_message,
+    batch_duration_ms,
+    full_batch,
+    offloaded,
+)
 from planning.planner import SteadyState
 from planning.prices import PriceSheet
 from planning.workload import SECONDS_PER_MONTH, Workload
@@ -76,8 +84,8 @@ def monthly_cost(
     per_receive = min(MESSAGES_PER_RECEIVE, records)
     sqs = "sqs_fifo_request" if stage.fifo else "sqs_standard_request"
     payload = workload.payload_bytes
-    offloaded = payload > stage.max_message_size_bytes
-    body = 300 if offloaded else payload  # a pointer to the object, not the payload
+    is_offloaded = offloaded(mapping.max_message_bytes, workload)
+    body = POINTER_BODY_BYTES if is_offloaded else payload
     gb_seconds = invocations * math.ceil(duration_ms) / 1000 * mapping.memory_mb / 1024
     lines = [
         CostLine("Lambda", "requests (one per batch)", invocations, "lambda_request", prices.get("lambda_request")),
@@ -154,7 +162,7 @@ def monthly_cost(
                     prices.get("dynamodb_read_request_unit"),
                 )
             )
-    if offloaded:
+    if is_offloaded:
         lifetime_seconds = stage.retention_period_seconds + stage.dlq_retention_period_seconds
         stored_gb = messages / SECONDS_PER_MONTH * lifetime_seconds * payload / GB
         lines += [

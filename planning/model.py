@@ -26,6 +26,13 @@ MESSAGES_PER_RECEIVE = 10
 INVOCATION_PAYLOAD_LIMIT_BYTES = 6 * 1024 * 1024
 # Lambda's record around each body (ids, receipt handle, attributes, md5): about 1 KB in events/.
 RECORD_ENVELOPE_BYTES = 1_024
+# An offloaded payload travels as a pointer in the body (the extended client libraries' format).
+POINTER_BODY_BYTES = 300
+# Memory a warm Python function uses before its batch: the runtime, Powertools, botocore (about).
+BASE_MEMORY_MB = 90
+# A body is held as received, as a string and as parsed objects: about four times its size.
+PAYLOAD_MEMORY_FACTOR = 4
+MB = 1024 * 1024
 # A throttled invoke is retried by the mapping after a backoff; this is its first step.
 THROTTLE_RETRY_SECONDS = 1.0
 
@@ -49,6 +56,7 @@ class Mapping:
     retry_cap_seconds: float
     memory_mb: int
     fifo: bool
+    max_message_bytes: int
 
     @classmethod
     def of(cls, stage: StackSettings, account_concurrency: int = ACCOUNT_DEFAULT_CONCURRENCY) -> Mapping:
@@ -81,6 +89,7 @@ class Mapping:
             retry_cap_seconds=stage.retry_backoff_cap_seconds,
             memory_mb=stage.function_memory_mb,
             fifo=stage.fifo,
+            max_message_bytes=stage.max_message_size_bytes,
         )
 
     @property
@@ -100,10 +109,28 @@ class Mapping:
         return min(self.retry_cap_seconds, self.retry_base_seconds * 2.0 ** (receives - 1))
 
 
+def offloaded(max_message_bytes: int, workload: Workload) -> bool:
+    """A payload larger than the queue's maximum message size goes to S3, a pointer in the body."""
+    return workload.payload_bytes > max_message_bytes
+
+
+def record_bytes(max_message_bytes: int, workload: Workload) -> int:
+    """One record of the invocation's event: its body (or pointer) and Lambda's envelope."""
+    body = POINTER_BODY_BYTES if offloaded(max_message_bytes, workload) else workload.payload_bytes
+    return body + RECORD_ENVELOPE_BYTES
+
+
 def full_batch(mapping: Mapping, workload: Workload) -> int:
     """The largest batch: the batch size, or fewer records when their bodies reach 6 MB."""
-    by_payload = INVOCATION_PAYLOAD_LIMIT_BYTES // (workload.payload_bytes + RECORD_ENVELOPE_BYTES)
+    by_payload = INVOCATION_PAYLOAD_LIMIT_BYTES // record_bytes(mapping.max_message_bytes, workload)
     return max(1, min(mapping.batch_size, by_payload))
+
+
+def memory_needed_mb(max_message_bytes: int, workload: Workload, batch_size: int) -> float:
+    """About what a batch needs: the base, the event (at most 6 MB) and the offloaded payloads fetched."""
+    event = min(batch_size * record_bytes(max_message_bytes, workload), INVOCATION_PAYLOAD_LIMIT_BYTES)
+    fetched = batch_size * workload.payload_bytes if offloaded(max_message_bytes, workload) else 0
+    return BASE_MEMORY_MB + PAYLOAD_MEMORY_FACTOR * (event + fetched) / MB
 
 
 def receives_per_batch(records: float) -> int:

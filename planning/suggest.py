@@ -9,9 +9,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from infra.settings import StackSettings
-from planning.checks import BASE_MEMORY_MB, MB, PAYLOAD_MEMORY_FACTOR, run_checks
+from planning.checks import run_checks
 from planning.cost import CostLine, monthly_cost, total
-from planning.model import RECORD_ENVELOPE_BYTES, Mapping
+from planning.model import Mapping, memory_needed_mb
 from planning.planner import Plan, plan
 from planning.prices import PriceSheet
 from planning.workload import Workload
@@ -107,8 +107,7 @@ def suggest(
 
 def _memory_for(stage: StackSettings, workload: Workload, size: int) -> int:
     """The smallest memory step at or above the stage's whose check passes for a batch of ``size``."""
-    bodies_mb = size * (workload.payload_bytes + RECORD_ENVELOPE_BYTES) / MB
-    needed = (BASE_MEMORY_MB + PAYLOAD_MEMORY_FACTOR * bodies_mb) / 0.9
+    needed = memory_needed_mb(stage.max_message_size_bytes, workload, size) / 0.9
     return next((m for m in MEMORY_STEPS if m >= max(needed, stage.function_memory_mb)), MEMORY_STEPS[-1])
 
 
