@@ -31,6 +31,8 @@ from planning.model import (
 )
 from planning.workload import Workload
 
+# From this many records on, a sum of handler times or of outcomes is drawn as a normal.
+CLT_RECORDS = 50
 # A reader polling an empty queue for this long is released (down to the initial readers).
 IDLE_RELEASE_SECONDS = 10.0
 
@@ -83,19 +85,20 @@ class SimulationResult:
         return sum(window) / len(window) if window else 0.0
 
 
-@dataclass
+@dataclass(eq=False)  # readers are told apart by identity
 class _Reader:
     ident: int
     batch: list[Cohort] = field(default_factory=list)
+    records: int = 0
     window_ends: float = math.inf
     received_at: float = 0.0
     waiting_since: float = math.nan
     executing: bool = False
     retired: bool = False
+    outcomes: list[tuple[Cohort, int, int, int]] = field(default_factory=list)
 
-    @property
-    def records(self) -> int:
-        return sum(c.count for c in self.batch)
+    def clear(self) -> None:
+        self.batch, self.records, self.window_ends = [], 0, math.inf
 
 
 class Simulation:
@@ -123,6 +126,8 @@ class Simulation:
         self.fluid_cursor = 0.0
         self.scale_credit = 0.0
         self.wake_pending = False
+        self.arrival_pending = False
+        self.visible_before = False
         self.result = SimulationResult()
         self.sent = 0
         self.horizon = 0.0
@@ -140,7 +145,6 @@ class Simulation:
         for _ in range(self.mapping.initial_readers):
             self._start_reader()
         self.at(0.0, self._tick)
-        self.at(0.0, self._arrive)
         while self.events:
             t, _, action = heapq.heappop(self.events)
             if t > limit or (t > horizon and not (until_drained and self._outstanding())):
@@ -155,19 +159,42 @@ class Simulation:
         fluid = a.arrived_by(min(t, self.horizon)) - sum(b.messages for b in a.bursts if b.at_seconds <= t)
         return math.floor(fluid + 1e-9)
 
-    def _arrive(self) -> None:
-        """Admit the fluid arrivals up to now; come back when the next one is due (or a second later)."""
+    def _admit(self) -> None:
+        """Admit the fluid arrivals up to now as one cohort (lazily: when something looks at the queue)."""
         total = self._arrivals_by(self.now)
-        new = total - self.admitted_fluid
-        if new > 0:
-            self._send(Cohort(self.fluid_cursor, self.now, new, 0))
+        if total > self.admitted_fluid:
+            count = total - self.admitted_fluid
             self.admitted_fluid = total
-        self.fluid_cursor = self.now
-        if self.now < self.horizon:
-            rate = self.workload.arrivals.rate_at(self.now)
-            # One message a step at low rates; at high rates a cohort every half receive round trip.
-            step = min(1.0, max(1 / rate, self.receive_s / 2)) if rate > 0 else 1.0
-            self.at(min(self.horizon, self.now + step), self._arrive)
+            self._send(Cohort(self.fluid_cursor, min(self.now, self.horizon), count, 0))
+        self.fluid_cursor = min(self.now, self.horizon)
+
+    def _expect_arrival(self) -> None:
+        """With readers long-polling an empty queue, wake at the next arrival (one pending at a time)."""
+        if self.arrival_pending or self.now >= self.horizon:
+            return
+        wanted = self.admitted_fluid + 1
+        if self._arrivals_by(self.horizon) < wanted:
+            return
+        arrivals = self.workload.arrivals
+        if not arrivals.per_minute and arrivals.steady_rate > 0:
+            due = (wanted - 1e-9) / arrivals.steady_rate
+        else:
+            low, due = self.now, self.horizon
+            for _ in range(50):
+                middle = (low + due) / 2
+                if self._arrivals_by(middle) >= wanted:
+                    due = middle
+                else:
+                    low = middle
+        self.arrival_pending = True
+        # At high rates, arrivals gather for half a receive round trip: one event, not one a message.
+        self.at(max(due, self.now + self.receive_s / 2), self._arrival_due)
+
+    def _arrival_due(self) -> None:
+        self.arrival_pending = False
+        self._admit()
+        if self.waiting and not self.queue:
+            self._expect_arrival()
 
     def _send(self, cohort: Cohort) -> None:
         self.sent += cohort.count
@@ -191,17 +218,20 @@ class Simulation:
     def _poll(self, reader: _Reader) -> None:
         if reader.retired:
             return
+        self._admit()
         if self.queue:
             self.at(self.now + self.receive_s, lambda: self._received(reader))
         else:
             reader.waiting_since = self.now
             self.waiting.append(reader)
+            self._expect_arrival()
             if reader.batch and math.isfinite(reader.window_ends):
                 self.at(reader.window_ends, lambda: self._window_closed(reader))
 
     def _received(self, reader: _Reader, *, woken: bool = False) -> None:
         if woken:
             self.wake_pending = False
+        self._admit()
         self._release_due_retries()
         first = not reader.batch
         wanted = min(MESSAGES_PER_RECEIVE, self.full - reader.records)
@@ -215,6 +245,7 @@ class Simulation:
                 continue
             part.receives += 1
             reader.batch.append(part)
+            reader.records += part.count
         if self.queue:
             self._wake()
         if not reader.batch:
@@ -239,8 +270,7 @@ class Simulation:
             if self.now - reader.received_at >= self.mapping.visibility_seconds:
                 for part in reader.batch:  # visibility expired: back to the queue, the receive counted
                     self.queue.appendleft(part)
-                reader.batch = []
-                reader.window_ends = math.inf
+                reader.clear()
                 self._wake()
                 self._poll(reader)
                 return
@@ -257,28 +287,43 @@ class Simulation:
     def _run_batch(self, reader: _Reader) -> float:
         """Each record's time and outcome; the batch's duration in ms. Outcomes apply when it ends."""
         budget_ms = self.mapping.time_budget_seconds * 1000
-        lanes = [0.0] * min(self.workload.records_in_parallel, reader.records)
+        n, handler = reader.records, self.workload.handler
+        self.result.records_invoked += n
+        spread = math.sqrt(n) * handler.stdev_ms
+        if self.workload.records_in_parallel == 1 and n >= CLT_RECORDS and n * handler.mean_ms + 6 * spread < budget_ms:
+            # Records one after another, far from the time budget: the sum of many handler times is
+            # normal (central limit theorem); one draw instead of one a record.
+            reader.outcomes = [(part, *self._split(part.count), 0) for part in reader.batch]
+            return max(0.0, self.rng.gauss(n * handler.mean_ms, spread)) + self.workload.invocation_overhead_ms
+        lanes = [0.0] * min(self.workload.records_in_parallel, n)
         outcomes: list[tuple[Cohort, int, int, int]] = []  # cohort, succeeded, failed, not started
         for part in reader.batch:
-            ok = failed = unstarted = 0
+            started = 0
             for _ in range(part.count):
                 start = heapq.heappop(lanes)
                 if start >= budget_ms:
-                    unstarted += 1
                     heapq.heappush(lanes, start)
-                    continue
+                    break
                 heapq.heappush(lanes, start + self.draw())
-                roll = self.rng.random()
-                if roll < self.workload.poison_rate:
-                    self.result.quarantined += 1
-                elif roll < self.workload.poison_rate + self.workload.failure_rate:
-                    failed += 1
-                else:
-                    ok += 1
-            outcomes.append((part, ok, failed, unstarted))
-        reader.outcomes = outcomes  # type: ignore[attr-defined]
-        self.result.records_invoked += reader.records
+                started += 1
+            outcomes.append((part, *self._split(started), part.count - started))
+        reader.outcomes = outcomes
         return max(lanes) + self.workload.invocation_overhead_ms
+
+    def _split(self, records: int) -> tuple[int, int]:
+        """Succeeded and failed (retryable) of ``records`` run; poison is quarantined at once."""
+        poison = self._binomial(records, self.workload.poison_rate)
+        self.result.quarantined += poison
+        share = self.workload.failure_rate / (1 - self.workload.poison_rate)
+        failed = self._binomial(records - poison, share)
+        return records - poison - failed, failed
+
+    def _binomial(self, n: int, p: float) -> int:
+        if n <= 0 or p <= 0:
+            return 0
+        if n <= CLT_RECORDS:
+            return sum(self.rng.random() < p for _ in range(n))
+        return min(n, max(0, round(self.rng.gauss(n * p, math.sqrt(n * p * (1 - p))))))
 
     def _account_busy(self) -> None:
         self.busy_seconds += self.executing * (self.now - self.busy_since)
@@ -289,7 +334,7 @@ class Simulation:
         self.executing -= 1
         reader.executing = False
         last = self.mapping.max_receive_count
-        for part, ok, failed, unstarted in reader.outcomes:  # type: ignore[attr-defined]
+        for part, ok, failed, unstarted in reader.outcomes:
             self.result.succeeded += ok
             for count, delay in ((failed, self.mapping.retry_delay_seconds(part.receives)), (unstarted, 0.0)):
                 if not count:
@@ -300,8 +345,7 @@ class Simulation:
                 back = Cohort(part.first_sent, part.last_sent, count, part.receives)
                 heapq.heappush(self.delayed, (self.now + delay, next(self.sequence), back))
                 self.at(self.now + delay, self._release_due_retries)
-        reader.batch = []
-        reader.window_ends = math.inf
+        reader.clear()
         if not self._outstanding() and self.now >= self.horizon:
             self.result.drained_at = self.now
         # The next receive starts after this batch's delete round trip.
@@ -317,10 +361,15 @@ class Simulation:
 
     # -- scaling and observation ------------------------------------------------------------------
     def _tick(self) -> None:
+        self._admit()
         self._release_due_retries()
         visible = sum(c.count for c in self.queue)
         active = [r for r in self.readers.values() if not r.retired]
-        if visible and not self.waiting and len(active) < self.mapping.mapping_cap:
+        # Scale up while messages keep waiting (at least a receive's worth, two samples in a row)
+        # and no reader is idle.
+        waiting_now = visible >= MESSAGES_PER_RECEIVE
+        backlog, self.visible_before = waiting_now and self.visible_before, waiting_now
+        if backlog and not self.waiting and len(active) < self.mapping.mapping_cap:
             self.scale_credit += self.mapping.scale_up_per_second * self.sample_every
             while self.scale_credit >= 1 and len(active) < self.mapping.mapping_cap:
                 self.scale_credit -= 1

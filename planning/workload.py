@@ -50,7 +50,7 @@ class HandlerTime:
 
     @property
     def _mu(self) -> float:
-        return math.log(self.p50_ms)
+        return math.log(self.p50_ms) if self.p50_ms > 0 else 0.0
 
     @property
     def _sigma(self) -> float:
@@ -90,15 +90,14 @@ class HandlerTime:
 
 class _Sampler:
     def __init__(self, handler: HandlerTime, rng: random.Random) -> None:
-        self._handler = handler
+        self._samples = handler.samples_ms
+        self._mu, self._sigma, self._p50 = handler._mu, handler._sigma, handler.p50_ms
         self._rng = rng
 
     def __call__(self) -> float:
-        h = self._handler
-        if h.samples_ms:
-            return self._rng.choice(h.samples_ms)
-        sigma = h._sigma
-        return h.p50_ms if sigma == 0 else self._rng.lognormvariate(h._mu, sigma)
+        if self._samples:
+            return self._rng.choice(self._samples)
+        return self._p50 if self._sigma == 0 else math.exp(self._rng.gauss(self._mu, self._sigma))
 
 
 def _quantile(ordered: Sequence[float], q: float) -> float:
