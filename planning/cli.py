@@ -231,21 +231,25 @@ def render(  # noqa: PLR0912  # one branch per optional section of the report
     console.print(cost)
     suggestion = result.get("suggestion")
     if suggestion is not None:
+        target = f"--max-age {suggestion['max_age_seconds']:g} s"
         if not suggestion["found"]:
-            console.print(f"[red]No setting the planner tries meets --max-age {suggestion['max_age_seconds']:g} s.[/]")
-        else:
-            diff = Table(
-                title=f"Suggested settings for --max-age {suggestion['max_age_seconds']:g} s "
-                f"({_money(suggestion['monthly'])} a month)",
-                title_justify="left",
-            )
-            for column in ("setting", "stage", "suggested"):
-                diff.add_column(column)
-            for name, before, after in suggestion["diff"]:
-                diff.add_row(name, json.dumps(before), json.dumps(after))
-            if not suggestion["diff"]:
-                diff.add_row("(the stage is already the cheapest that meets it)", "", "")
-            console.print(diff)
+            console.print(f"[red]No setting the planner tries keeps up with this workload ({target}).[/]")
+            return
+        month = f"{_money(suggestion['monthly'])} a month" + (" + pollers, not priced" if suggestion["pollers"] else "")
+        title = (
+            f"Suggested settings for {target} ({month})"
+            if suggestion["meets"]
+            else f"[red]No setting tried meets {target}[/]: the closest, oldest message "
+            f"{_seconds(suggestion['worst_age_seconds'])} ({month})"
+        )
+        diff = Table(title=title, title_justify="left")
+        for column in ("setting", "stage", "suggested"):
+            diff.add_column(column)
+        for name, before, after in suggestion["diff"]:
+            diff.add_row(name, json.dumps(before), json.dumps(after))
+        if not suggestion["diff"]:
+            diff.add_row("(the stage is already the cheapest that meets it)", "", "")
+        console.print(diff)
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -283,6 +287,9 @@ def run(argv: Sequence[str] | None = None) -> int:
         result["suggestion"] = {
             "max_age_seconds": args.max_age,
             "found": found is not None,
+            "meets": found is not None and found.meets,
+            "pollers": found is not None and found.settings.provisioned_pollers is not None,
+            "worst_age_seconds": found.worst_age_seconds if found else None,
             "diff": found.diff(stage) if found else [],
             "monthly": total(found.cost) if found else None,
         }

@@ -39,15 +39,25 @@ class Suggestion:
     settings: StackSettings
     plan: Plan
     cost: list[CostLine]
+    meets: bool  # False: nothing tried meets the target; this one comes closest
+    worst_age_seconds: float
 
     def diff(self, stage: StackSettings) -> list[tuple[str, Any, Any]]:
         before, after = stage.model_dump(), self.settings.model_dump()
         return [(name, before[name], after[name]) for name in TUNED if before[name] != after[name]]
 
+    def better_than(self, other: Suggestion | None) -> bool:
+        if other is None:
+            return True
+        if self.meets != other.meets:
+            return self.meets
+        if self.meets:
+            return total(self.cost) < total(other.cost)
+        return (self.worst_age_seconds, total(self.cost)) < (other.worst_age_seconds, total(other.cost))
 
-def _meets(p: Plan, max_age: float) -> bool:
-    ages = [p.steady.oldest_age_seconds, p.ramp.peak_age_seconds, *(b.peak_age_seconds for b in p.bursts)]
-    return p.peak.keeps_up and max(ages) <= max_age
+
+def worst_age(p: Plan) -> float:
+    return max(p.steady.oldest_age_seconds, p.ramp.peak_age_seconds, *(b.peak_age_seconds for b in p.bursts))
 
 
 def _candidate(stage: StackSettings, **changes: Any) -> StackSettings | None:
@@ -67,10 +77,10 @@ def _candidate(stage: StackSettings, **changes: Any) -> StackSettings | None:
 def suggest(
     stage: StackSettings, workload: Workload, prices: PriceSheet, *, max_age: float, account_concurrency: int
 ) -> Suggestion | None:
-    """The cheapest standard-mode stage that meets ``max_age`` (steady, ramp and bursts), else the
-    provisioned stage with the fewest pollers that does; None when nothing does."""
+    """The cheapest stage that meets ``max_age`` (steady, ramp and bursts), standard mode first, then
+    provisioned pollers (their price is not in prices.toml, so they are tried only when standard mode
+    cannot meet it). When nothing meets it, the stage that comes closest; None if none keeps up."""
     best: Suggestion | None = None
-    memory_for = {size: _memory_for(stage, workload, size) for size in BATCH_SIZES}
     for size in BATCH_SIZES:
         if stage.fifo and size > 10:
             continue
@@ -79,30 +89,31 @@ def suggest(
                 stage,
                 batch_size=size,
                 max_batching_window_seconds=window,
-                function_memory_mb=memory_for[size],
+                function_memory_mb=_memory_for(stage, workload, size),
                 provisioned_pollers=None,
             )
             if base is None:
                 continue
             need = plan(Mapping.of(base, account_concurrency), workload).peak.readers
-            for factor in CONCURRENCY_FACTORS:
-                concurrency = min(1_000, max(2, math.ceil(need * factor)))
+            levels = sorted({min(1_000, max(2, math.ceil(need * factor))) for factor in CONCURRENCY_FACTORS} | {1_000})
+            for concurrency in levels:
                 reserved = concurrency if stage.reserved_concurrency is not None else None
                 settings = _candidate(base, max_concurrency=concurrency, reserved_concurrency=reserved)
-                if settings is None:
-                    continue
-                found = _evaluate(settings, workload, prices, max_age, account_concurrency)
-                if found and (best is None or total(found.cost) < total(best.cost)):
+                found = settings and _evaluate(settings, workload, prices, max_age, account_concurrency)
+                if found and found.better_than(best):
                     best = found
-                if found:
+                if found and found.meets:
                     break
-    if best is not None:
+    if best is not None and best.meets:
         return best
     for minimum in MIN_POLLERS:
         settings = _candidate(stage, provisioned_pollers={"minimum": minimum, "maximum": 2_000})
-        if settings is not None and (found := _evaluate(settings, workload, prices, max_age, account_concurrency)):
+        found = settings and _evaluate(settings, workload, prices, max_age, account_concurrency)
+        if found and found.meets:
             return found
-    return None
+        if found and found.better_than(best):
+            best = found
+    return best
 
 
 def _memory_for(stage: StackSettings, workload: Workload, size: int) -> int:
@@ -114,12 +125,16 @@ def _memory_for(stage: StackSettings, workload: Workload, size: int) -> int:
 def _evaluate(
     settings: StackSettings, workload: Workload, prices: PriceSheet, max_age: float, account_concurrency: int
 ) -> Suggestion | None:
+    """The candidate with its alarm threshold set above what it plans for; None if it cannot keep up
+    or fails a check other than the latency target."""
     p = plan(Mapping.of(settings, account_concurrency), workload)
-    if not _meets(p, max_age):
+    if not p.peak.keeps_up:
         return None
-    worst = max(p.steady.oldest_age_seconds, p.ramp.peak_age_seconds, *(b.peak_age_seconds for b in p.bursts))
-    alarm = max(60, math.ceil(1.5 * worst / 60) * 60)
+    worst = worst_age(p)
+    alarm = max(60, math.ceil(1.5 * worst / 60) * 60) if math.isfinite(worst) else 43_200
     tuned = _candidate(settings, oldest_message_age_alarm_seconds=alarm) or settings
-    if not all(c.ok for c in run_checks(p, max_age_seconds=max_age, alarm_age_seconds=alarm)):
+    checks = run_checks(p, max_age_seconds=max_age, alarm_age_seconds=alarm)
+    if not all(c.ok for c in checks if c.name != "batching window vs latency target"):
         return None
-    return Suggestion(tuned, p, monthly_cost(tuned, p.mapping, workload, p.steady, prices))
+    meets = worst <= max_age and all(c.ok for c in checks)
+    return Suggestion(tuned, p, monthly_cost(tuned, p.mapping, workload, p.steady, prices), meets, worst)
