@@ -295,8 +295,10 @@ def run(argv: Sequence[str] | None = None) -> int:
         }
     simulated = None
     if args.simulate:
-        last = max((b.at_seconds for b in workload.arrivals.bursts), default=0.0)
-        horizon = args.horizon or (len(workload.arrivals.per_minute) * 60 or max(600.0, last + 60))
+        # Long enough for the last burst to drain as planned (at most a day), or the CSV's length.
+        planned = max((b.at_seconds + b.seconds_to_drain for b in p.bursts if math.isfinite(b.seconds_to_drain)),
+                      default=0.0)  # fmt: skip
+        horizon = args.horizon or (len(workload.arrivals.per_minute) * 60 or min(86_400, max(600.0, 1.5 * planned)))
         simulated = simulate(mapping, workload, horizon, seed=args.seed)
         result["simulation"] = _simulation_summary(simulated, horizon)
     if args.json:
@@ -355,17 +357,20 @@ def _chart(console: Console, r: SimulationResult, p: Plan) -> None:
     if math.isfinite(expected):
         plt.plot([times[0], times[-1]], [expected, expected], label="planner: peak age (s)")
     plt.title("Oldest message age (s) over minutes")
-    print(plt.build())
+    chart = plt.build()
+    print(chart if console.is_terminal else plt.uncolorize(chart))
     table = Table(title="Planner beside the simulation", title_justify="left")
     for column in ("", "planner", "simulation"):
         table.add_column(column, justify="right" if column else "left")
     table.add_row("peak oldest age", _seconds(expected), _seconds(r.peak_age))
-    if p.bursts:
-        table.add_row(
-            "burst drained after",
-            _seconds(p.bursts[-1].seconds_to_drain + p.bursts[-1].at_seconds),
-            _seconds(r.drained_at),
+    for b in p.bursts:
+        # Drained: the queue back to about its steady depth (what the steady rate keeps in flight).
+        steady_depth = 10 + 2 * p.workload.arrivals.rate_at(b.at_seconds) * p.steady.oldest_age_seconds
+        back = next(
+            (s.t for s in r.samples if s.t > b.at_seconds and s.waiting + s.in_flight <= steady_depth), math.inf
         )
+        table.add_row(f"burst at {_seconds(b.at_seconds)} drained after", _seconds(b.seconds_to_drain),
+                      _seconds(back - b.at_seconds))  # fmt: skip
     planned_batches = max([p.ramp.readers_needed, *(b.peak_readers for b in p.bursts)])
     table.add_row("peak concurrent batches", f"{planned_batches:,.0f}", f"{r.peak_readers:,}")
     console.print(table)
