@@ -86,6 +86,7 @@ def parser() -> argparse.ArgumentParser:
         default=1,
         help="records of a batch run side by side (async handlers: the stage's max_concurrent_records; default 1)",
     )
+    p.add_argument("--message-groups", type=int, help="FIFO: message groups with messages waiting")
     p.add_argument("--payload-bytes", type=int, default=1_024)
     p.add_argument("--failure-rate", type=positive, default=0.0, help="share of receives whose handler raises")
     p.add_argument("--poison-rate", type=positive, default=0.0, help="share of messages quarantined at once")
@@ -142,6 +143,7 @@ def load_workload(args: argparse.Namespace) -> Workload:
         poison_rate=args.poison_rate,
         duplicate_rate=args.duplicate_rate,
         records_in_parallel=args.records_in_parallel,
+        message_groups=args.message_groups,
         receive_ms=args.receive_ms,
         invocation_overhead_ms=args.invocation_overhead_ms,
     )
@@ -263,7 +265,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         parser().print_usage(sys.stderr)
         print(f"sqs-plan: error: {error}", file=sys.stderr)
         return 2
-    mapping = Mapping.of(stage, args.account_concurrency)
+    mapping = Mapping.of(stage, args.account_concurrency).for_workload(workload)
     p = plan(mapping, workload)
     lines = monthly_cost(stage, mapping, workload, p.steady, prices, full_batches=args.full_batches)
     checks = run_checks(p, max_age_seconds=args.max_age, alarm_age_seconds=stage.oldest_message_age_alarm_seconds)

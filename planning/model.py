@@ -9,6 +9,7 @@ gathered or processed, so the number of readers is the mapping's concurrency.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -90,6 +91,16 @@ class Mapping:
             memory_mb=stage.function_memory_mb,
             fifo=stage.fifo,
             max_message_bytes=stage.max_message_size_bytes,
+        )
+
+    def for_workload(self, workload: Workload) -> Mapping:
+        """FIFO: Lambda processes at most one batch per message group at a time, so the active
+        groups bound the concurrency (the order within a group is not modelled further)."""
+        if not self.fifo or workload.message_groups is None:
+            return self
+        groups = workload.message_groups
+        return dataclasses.replace(
+            self, mapping_cap=min(self.mapping_cap, groups), initial_readers=min(self.initial_readers, groups)
         )
 
     @property

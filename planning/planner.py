@@ -214,6 +214,7 @@ class Plan:
 
 
 def plan(mapping: Mapping, workload: Workload) -> Plan:
+    mapping = mapping.for_workload(workload)
     arrivals = workload.arrivals
     steady = steady_state(mapping, workload, arrivals.mean_rate)
     peak = steady_state(mapping, workload, arrivals.peak_rate)

@@ -103,7 +103,7 @@ class _Reader:
 
 class Simulation:
     def __init__(self, mapping: Mapping, workload: Workload, *, seed: int = 1, sample_every: float = 1.0) -> None:
-        self.mapping = mapping
+        self.mapping = mapping.for_workload(workload)
         self.workload = workload
         self.rng = random.Random(seed)  # noqa: S311  # a seeded model, not secrets
         self.draw = workload.handler.sampler(self.rng)

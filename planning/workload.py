@@ -188,6 +188,8 @@ class Workload:
     duplicate_rate: float = 0.0
     # Records of one batch run side by side: 1 for plain handlers, MAX_CONCURRENT_RECORDS for async ones.
     records_in_parallel: int = 1
+    # FIFO queues: message groups with messages waiting (Lambda runs at most one batch per group at once).
+    message_groups: int | None = None
     # The mapping's round trip per receive (and the delete that settles a batch), outside the function.
     receive_ms: float = 20.0
     # Time each invocation spends beyond its records (billed): parsing, metrics, the idempotency calls.
@@ -202,6 +204,8 @@ class Workload:
             raise WorkloadError("failure rate + poison rate must be < 1")
         if self.payload_bytes < 1:
             raise WorkloadError("payload size must be >= 1 byte")
+        if self.message_groups is not None and self.message_groups < 1:
+            raise WorkloadError("message groups must be >= 1")
         if self.records_in_parallel < 1:
             raise WorkloadError("records in parallel must be >= 1")
         if self.receive_ms < 0 or self.invocation_overhead_ms < 0:

@@ -158,3 +158,17 @@ def test_simulation_is_reproducible_for_a_seed():
     first, second = simulate(m, workload, 30, seed=4), simulate(m, workload, 30, seed=4)
     assert first.samples == second.samples
     assert simulate(m, workload, 30, seed=5).samples != first.samples
+
+
+def test_fifo_message_groups_bound_the_concurrency_in_planner_and_simulation():
+    # GIVEN a FIFO queue whose messages fall in 4 groups, on a mapping allowing 50 batches
+    m = mapping(fifo=True, max_concurrency=50, batch_size=10)
+    workload = Workload(ArrivalProfile(0, bursts=(Burst(0, 4_000),)), HandlerTime(50, 50), message_groups=4)
+
+    # WHEN both answer
+    planned = plan(m, workload).bursts[0]
+    simulated = simulate(m, workload, horizon=1)
+
+    # THEN at most 4 batches run at once, and the drain agrees
+    assert planned.peak_readers <= 4 and simulated.peak_readers <= 4
+    assert within(planned.seconds_to_drain, simulated.drained_at, BURST_TOLERANCE)
