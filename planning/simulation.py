@@ -95,7 +95,8 @@ class _Reader:
     waiting_since: float = math.nan
     executing: bool = False
     retired: bool = False
-    outcomes: list[tuple[Cohort, int, int, int]] = field(default_factory=list)
+    # Per cohort of the batch: succeeded, failed (retryable), poison, not started.
+    outcomes: list[tuple[Cohort, int, int, int, int]] = field(default_factory=list)
 
     def clear(self) -> None:
         self.batch, self.records, self.window_ends = [], 0, math.inf
@@ -198,7 +199,11 @@ class Simulation:
 
     def _send(self, cohort: Cohort) -> None:
         self.sent += cohort.count
-        self.queue.append(cohort)
+        tail = self.queue[-1] if self.queue else None
+        if tail is not None and tail.receives == cohort.receives == 0 and tail.last_sent == cohort.first_sent:
+            tail.last_sent, tail.count = cohort.last_sent, tail.count + cohort.count  # one run of arrivals
+        else:
+            self.queue.append(cohort)
         self._wake()
 
     def _wake(self) -> None:
@@ -296,7 +301,7 @@ class Simulation:
             reader.outcomes = [(part, *self._split(part.count), 0) for part in reader.batch]
             return max(0.0, self.rng.gauss(n * handler.mean_ms, spread)) + self.workload.invocation_overhead_ms
         lanes = [0.0] * min(self.workload.records_in_parallel, n)
-        outcomes: list[tuple[Cohort, int, int, int]] = []  # cohort, succeeded, failed, not started
+        outcomes: list[tuple[Cohort, int, int, int, int]] = []
         for part in reader.batch:
             started = 0
             for _ in range(part.count):
@@ -310,13 +315,12 @@ class Simulation:
         reader.outcomes = outcomes
         return max(lanes) + self.workload.invocation_overhead_ms
 
-    def _split(self, records: int) -> tuple[int, int]:
-        """Succeeded and failed (retryable) of ``records`` run; poison is quarantined at once."""
+    def _split(self, records: int) -> tuple[int, int, int]:
+        """Succeeded, failed (retryable) and poison (quarantined at once) of ``records`` run."""
         poison = self._binomial(records, self.workload.poison_rate)
-        self.result.quarantined += poison
         share = self.workload.failure_rate / (1 - self.workload.poison_rate)
         failed = self._binomial(records - poison, share)
-        return records - poison - failed, failed
+        return records - poison - failed, failed, poison
 
     def _binomial(self, n: int, p: float) -> int:
         if n <= 0 or p <= 0:
@@ -334,8 +338,9 @@ class Simulation:
         self.executing -= 1
         reader.executing = False
         last = self.mapping.max_receive_count
-        for part, ok, failed, unstarted in reader.outcomes:
+        for part, ok, failed, poison, unstarted in reader.outcomes:
             self.result.succeeded += ok
+            self.result.quarantined += poison
             for count, delay in ((failed, self.mapping.retry_delay_seconds(part.receives)), (unstarted, 0.0)):
                 if not count:
                     continue
@@ -388,16 +393,16 @@ class Simulation:
             self.at(self.now + self.sample_every, self._tick)
 
     def _outstanding(self) -> int:
-        queued = sum(c.count for c in self.queue) + sum(entry[2].count for entry in self.delayed)
-        return queued + sum(r.records for r in self.readers.values()) + (self._arrivals_by(self.horizon) -
-                                                                        self.admitted_fluid)  # fmt: skip
+        """Messages sent or still to arrive that are not settled yet."""
+        to_arrive = self._arrivals_by(self.horizon) - self.admitted_fluid
+        return self.sent - self.result.settled + to_arrive
 
     def _sample(self) -> None:
         cohorts = [*self.queue, *(entry[2] for entry in self.delayed)]
         cohorts += [c for r in self.readers.values() for c in r.batch]
         oldest = min((c.first_sent for c in cohorts), default=self.now)
         in_flight = sum(r.records for r in self.readers.values())
-        waiting = sum(c.count for c in cohorts) - in_flight
+        waiting = self.sent - self.result.settled - in_flight
         age = self.now - oldest
         self.result.peak_age = max(self.result.peak_age, age)
         self._account_busy()
