@@ -18,6 +18,7 @@ from rich.table import Table
 from infra.settings import StackSettings, StackSettingsError
 from planning.checks import run_checks
 from planning.cost import CostLine, monthly_cost, total
+from planning.measured import handler_times_from_logs
 from planning.model import ACCOUNT_DEFAULT_CONCURRENCY, Mapping
 from planning.planner import Plan, SteadyState, plan
 from planning.prices import PriceSheet, UnpricedRegionError, price_sheet
@@ -79,6 +80,12 @@ def parser() -> argparse.ArgumentParser:
     handler = p.add_mutually_exclusive_group(required=True)
     handler.add_argument("--handler-ms", type=positive, help="handler time per record, p50 in ms")
     handler.add_argument("--handler-times", type=Path, help="measured handler times, ms, one a line")
+    handler.add_argument(
+        "--handler-times-from-logs",
+        type=Path,
+        metavar="DIR",
+        help="the function's EMF ProcessingTime in DIR/*.log (e.g. .cache/local after make local)",
+    )
     p.add_argument("--handler-p99-ms", type=positive, help="handler p99 in ms (default: the p50)")
     p.add_argument(
         "--records-in-parallel",
@@ -133,6 +140,8 @@ def load_workload(args: argparse.Namespace) -> Workload:
         except (OSError, ValueError) as error:
             raise WorkloadError(f"cannot read handler times from {args.handler_times}: {error}") from None
         handler = HandlerTime.measured(samples)
+    elif args.handler_times_from_logs is not None:
+        handler = HandlerTime.measured(handler_times_from_logs(args.handler_times_from_logs))
     else:
         handler = HandlerTime(args.handler_ms, args.handler_p99_ms or args.handler_ms)
     return Workload(

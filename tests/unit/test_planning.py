@@ -250,3 +250,29 @@ def test_measured_handler_times_give_their_quantiles_and_mean():
     assert handler.mean_ms == 220
     assert handler.expected_max_ms(1) == 220
     assert handler.expected_max_ms(50) == pytest.approx(1_000, rel=0.01)
+
+
+def test_handler_times_read_back_from_the_functions_emf_logs(tmp_path):
+    # GIVEN a function log with two EMF documents, a plain log line and a line that is not JSON
+    emf = {"_aws": {"CloudWatchMetrics": []}, "event_type": "hello"}
+    lines = [
+        json.dumps({**emf, "RecordsProcessed": [3.0], "RecordsFailed": [1.0], "ProcessingTime": [12.5]}),
+        json.dumps({"level": "INFO", "message": "Batch complete"}),
+        '{"ProcessingTime": not json',
+        json.dumps({**emf, "RecordsProcessed": [2.0], "ProcessingTime": [40.0]}),
+    ]
+    (tmp_path / "function-0.log").write_text("\n".join(lines))
+
+    # WHEN read back, then planned
+    from planning.measured import handler_times_from_logs
+
+    samples = handler_times_from_logs(tmp_path)
+
+    # THEN each batch's mean counts once per record it covers
+    assert samples == [12.5] * 4 + [40.0] * 2
+    assert HandlerTime.measured(samples).mean_ms == pytest.approx((12.5 * 4 + 80) / 6)
+
+
+def test_handler_times_from_a_folder_without_metrics_is_a_clear_error(tmp_path, capsys):
+    assert run(["--rate", "1", "--handler-times-from-logs", str(tmp_path)]) == 2
+    assert "no ProcessingTime metrics" in capsys.readouterr().err
