@@ -49,6 +49,7 @@ class Mapping:
     scale_up_per_second: float
     mapping_cap: int  # concurrent batches the mapping may run
     function_cap: int  # concurrent executions the function may have (reserved, or the account's pool)
+    function_cap_source: str  # "reserved concurrency" or "account concurrency"
     timeout_seconds: float
     time_reserve_seconds: float
     visibility_seconds: float
@@ -82,6 +83,7 @@ class Mapping:
             scale_up_per_second=per_minute / 60,
             mapping_cap=cap,
             function_cap=function_cap,
+            function_cap_source="reserved concurrency" if stage.reserved_concurrency else "account concurrency",
             timeout_seconds=float(stage.function_timeout_seconds),
             time_reserve_seconds=float(stage.time_reserve_seconds),
             visibility_seconds=float(stage.visibility_timeout_seconds),

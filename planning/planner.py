@@ -61,7 +61,7 @@ class BurstPlan:
 
 def limit_of(mapping: Mapping) -> tuple[int, str]:
     if mapping.function_cap < mapping.mapping_cap:
-        return mapping.function_cap, "reserved concurrency" if mapping.function_cap else "account concurrency"
+        return mapping.function_cap, mapping.function_cap_source
     if mapping.mode == "provisioned":
         return mapping.mapping_cap, "provisioned pollers x 10"
     return mapping.mapping_cap, "maximum concurrency"

@@ -276,3 +276,15 @@ def test_handler_times_read_back_from_the_functions_emf_logs(tmp_path):
 def test_handler_times_from_a_folder_without_metrics_is_a_clear_error(tmp_path, capsys):
     assert run(["--rate", "1", "--handler-times-from-logs", str(tmp_path)]) == 2
     assert "no ProcessingTime metrics" in capsys.readouterr().err
+
+
+def test_the_limit_names_what_binds_the_concurrency():
+    workload = Workload(ArrivalProfile(400), HandlerTime(120, 900))
+    unreserved = Mapping.of(StackSettings.model_validate({"max_concurrency": 200}), account_concurrency=50)
+    assert plan(unreserved, workload).steady.limit == 50
+    assert plan(unreserved, workload).steady.limited_by == "account concurrency"
+    reserved = Mapping.of(StackSettings.model_validate({"max_concurrency": 20, "reserved_concurrency": 30}))
+    assert (plan(reserved, workload).steady.limit, plan(reserved, workload).steady.limited_by) == (
+        20,
+        "maximum concurrency",
+    )
