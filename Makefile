@@ -101,6 +101,10 @@ event: $(STAMP) ## Write a sample event and its expected outcome: make event TYP
 new-event: $(STAMP) ## Scaffold an event type (model, handler and its test, route, sample, schema): make new-event TYPE=invoice.paid [FIELD=invoice_id]
 	$(BIN)/python -m local.new_event --type "$(TYPE)" $(if $(FIELD),--field "$(FIELD)")
 
+.PHONY: plan
+plan: $(STAMP) ## Capacity plan of STAGE for a workload: make plan STAGE=prod RATE=400 HANDLER_MS=120 [ARGS="--max-age 60s --simulate"]
+	$(BIN)/sqs-plan --stage $(STAGE) --rate "$(RATE)" --handler-ms "$(HANDLER_MS)" $(ARGS)
+
 schema: $(STAMP) ## Regenerate schema/events.schema.json from the event models
 	$(BIN)/python -m publisher.schema > schema/events.schema.json
 

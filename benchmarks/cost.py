@@ -14,12 +14,16 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-PRICES_CHECKED_ON = "2026-11-28"
-LAMBDA_ARM_GB_SECOND = 0.0000133334
-LAMBDA_REQUEST = 0.20 / 1_000_000
-SQS_REQUEST = 0.40 / 1_000_000
-FARGATE_VCPU_HOUR = 0.04048
-FARGATE_GB_HOUR = 0.004445
+from planning.prices import price_sheet
+
+# One file holds the unit prices, their pages and the date they were checked: planning/prices.toml.
+_PRICES = price_sheet("us-east-1")
+PRICES_CHECKED_ON = _PRICES.checked_on
+LAMBDA_ARM_GB_SECOND = _PRICES.prices["lambda_arm64_gb_second"]
+LAMBDA_REQUEST = _PRICES.prices["lambda_request"]
+SQS_REQUEST = _PRICES.prices["sqs_standard_request"]
+FARGATE_VCPU_HOUR = _PRICES.prices["fargate_vcpu_hour"]
+FARGATE_GB_HOUR = _PRICES.prices["fargate_gb_hour"]
 HOURS_PER_MONTH = 730
 # Lambda gives a full vCPU at 1,769 MB and a proportional share below; CPU time
 # measured on one core here is scaled by this factor at the stack's memory.

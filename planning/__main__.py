@@ -1,0 +1,3 @@
+from planning.cli import main
+
+main()

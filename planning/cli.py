@@ -1,0 +1,391 @@
+"""`sqs-plan`: a stage and a workload in, concurrency, scaling, checks, cost and suggestions out."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from infra.settings import StackSettings, StackSettingsError
+from planning.checks import run_checks
+from planning.cost import CostLine, monthly_cost, total
+from planning.measured import handler_times_from_logs
+from planning.model import ACCOUNT_DEFAULT_CONCURRENCY, Mapping
+from planning.planner import Plan, SteadyState, plan
+from planning.prices import PriceSheet, UnpricedRegionError, price_sheet
+from planning.simulation import SimulationResult, simulate
+from planning.suggest import suggest
+from planning.workload import ArrivalProfile, Burst, HandlerTime, Workload, WorkloadError
+
+ROOT = Path(__file__).resolve().parents[1]
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def duration(text: str) -> float:
+    """Seconds from ``90``, ``90s``, ``5m``, ``2h`` or ``1d``."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (for example 60s, 5m, 2h)")
+    return float(match[1]) * _UNITS[match[2]]
+
+
+def burst(text: str) -> Burst:
+    """``N`` or ``N@TIME``: N messages sent at once, at TIME (default 0)."""
+    count, _, at = text.partition("@")
+    try:
+        messages = int(count.replace(",", "").replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a burst (N or N@TIME, for example 2000000@10m)") from None
+    return Burst(duration(at) if at else 0.0, messages)
+
+
+def positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _ArgumentParser(
+        prog="sqs-plan",
+        description="Plan a stage for a workload: concurrency, scale-up, bursts, checks, monthly cost, suggestions.",
+    )
+    stage = p.add_mutually_exclusive_group()
+    stage.add_argument("--stage", default="dev", help="a stage of cdk.json's context.stages (default dev)")
+    stage.add_argument("--stage-file", type=Path, help="a JSON file of stage settings instead")
+    rate = p.add_mutually_exclusive_group(required=True)
+    rate.add_argument("--rate", type=positive, help="steady arrival rate, messages a second")
+    rate.add_argument("--per-day", type=positive, help="steady arrival rate, messages a day")
+    rate.add_argument("--csv", type=Path, help="messages per minute, one row a minute (last column)")
+    p.add_argument("--burst", type=burst, action="append", default=[], help="N@TIME: N messages at once (repeatable)")
+    handler = p.add_mutually_exclusive_group(required=True)
+    handler.add_argument("--handler-ms", type=positive, help="handler time per record, p50 in ms")
+    handler.add_argument("--handler-times", type=Path, help="measured handler times, ms, one a line")
+    handler.add_argument(
+        "--handler-times-from-logs",
+        type=Path,
+        metavar="DIR",
+        help="the function's EMF ProcessingTime in DIR/*.log (e.g. .cache/local after make local)",
+    )
+    p.add_argument("--handler-p99-ms", type=positive, help="handler p99 in ms (default: the p50)")
+    p.add_argument(
+        "--records-in-parallel",
+        type=int,
+        default=1,
+        help="records of a batch run side by side (async handlers: the stage's max_concurrent_records; default 1)",
+    )
+    p.add_argument("--message-groups", type=int, help="FIFO: message groups with messages waiting")
+    p.add_argument("--payload-bytes", type=int, default=1_024)
+    p.add_argument("--failure-rate", type=positive, default=0.0, help="share of receives whose handler raises")
+    p.add_argument("--poison-rate", type=positive, default=0.0, help="share of messages quarantined at once")
+    p.add_argument("--duplicate-rate", type=positive, default=0.0, help="share of messages already processed")
+    p.add_argument("--receive-ms", type=positive, default=20.0, help="the mapping's receive round trip (20)")
+    p.add_argument(
+        "--invocation-overhead-ms", type=positive, default=0.0, help="billed time per batch beyond its records"
+    )
+    p.add_argument("--region", default="us-east-1", help="prices of this region (planning/prices.toml)")
+    p.add_argument("--account-concurrency", type=int, default=ACCOUNT_DEFAULT_CONCURRENCY)
+    p.add_argument(
+        "--max-age",
+        type=duration,
+        help="latency target for the oldest message (e.g. 60s): checks and suggested settings",
+    )
+    p.add_argument("--full-batches", action="store_true", help="bill every batch as full, as docs/cost.md does")
+    p.add_argument("--simulate", action="store_true", help="also run the simulation and chart depth and age")
+    p.add_argument("--horizon", type=duration, help="simulated time of arrivals (default 10m, or past the bursts)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    return p
+
+
+def load_stage(args: argparse.Namespace) -> StackSettings:
+    if args.stage_file is not None:
+        try:
+            values = json.loads(args.stage_file.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise StackSettingsError(f"cannot read stage file {args.stage_file}: {error}") from None
+        return StackSettings.for_stage(args.stage_file.stem, {args.stage_file.stem: values})
+    stages = json.loads((ROOT / "cdk.json").read_text())["context"].get("stages")
+    return StackSettings.for_stage(args.stage, stages)
+
+
+def load_workload(args: argparse.Namespace) -> Workload:
+    bursts = tuple(args.burst)
+    if args.csv is not None:
+        arrivals = ArrivalProfile.from_csv(args.csv, bursts)
+    else:
+        arrivals = ArrivalProfile(args.rate if args.rate is not None else args.per_day / 86_400, bursts=bursts)
+    if args.handler_times is not None:
+        try:
+            samples = [float(line) for line in args.handler_times.read_text().split() if line.strip()]
+        except (OSError, ValueError) as error:
+            raise WorkloadError(f"cannot read handler times from {args.handler_times}: {error}") from None
+        handler = HandlerTime.measured(samples)
+    elif args.handler_times_from_logs is not None:
+        handler = HandlerTime.measured(handler_times_from_logs(args.handler_times_from_logs))
+    else:
+        handler = HandlerTime(args.handler_ms, args.handler_p99_ms or args.handler_ms)
+    return Workload(
+        arrivals=arrivals,
+        handler=handler,
+        payload_bytes=args.payload_bytes,
+        failure_rate=args.failure_rate,
+        poison_rate=args.poison_rate,
+        duplicate_rate=args.duplicate_rate,
+        records_in_parallel=args.records_in_parallel,
+        message_groups=args.message_groups,
+        receive_ms=args.receive_ms,
+        invocation_overhead_ms=args.invocation_overhead_ms,
+    )
+
+
+def _seconds(value: float) -> str:
+    if not math.isfinite(value):
+        return "never"
+    if value < 120:
+        return f"{value:.1f} s"
+    if value < 7_200:
+        return f"{value / 60:.1f} min"
+    return f"{value / 3600:.1f} h"
+
+
+def _money(value: float | None) -> str:
+    return "not priced" if value is None else f"${value:,.4f}" if value < 1 else f"${value:,.2f}"
+
+
+def render(  # noqa: PLR0912  # one branch per optional section of the report
+    console: Console, result: dict[str, Any], p: Plan, stage_name: str, prices: PriceSheet
+) -> None:
+    m, s = p.mapping, p.steady
+    console.print(
+        f"[bold]Stage {stage_name}[/]: {m.mode} mapping, batch {m.batch_size}, window {m.window_seconds:g} s, "
+        f"at most {m.mapping_cap} batches, function limit {m.function_cap}, timeout {m.timeout_seconds:g} s "
+        f"(reserve {m.time_reserve_seconds:g} s), {m.memory_mb} MB, maxReceiveCount {m.max_receive_count}"
+    )
+    table = Table(title="Capacity", title_justify="left")
+    for column in ("", "mean rate", "peak rate"):
+        table.add_column(column, justify="right" if column else "left")
+    rows: tuple[tuple[str, Callable[[SteadyState], str]], ...] = (
+        ("messages a second", lambda x: f"{x.rate:,.1f}"),
+        ("records per batch", lambda x: f"{x.records_per_batch:,.1f}"),
+        ("batch duration", lambda x: f"{x.batch_ms:,.0f} ms"),
+        ("concurrent executions (Little's law)", lambda x: f"{x.concurrency:,.1f}"),
+        ("concurrent batches incl. receives", lambda x: f"{x.readers:,.1f}"),
+        ("allowed", lambda x: f"{x.limit:,} ({x.limited_by})"),
+        ("headroom", lambda x: f"{x.headroom:,.1f}"),
+        ("oldest message age", lambda x: _seconds(x.oldest_age_seconds)),
+    )
+    for label, getter in rows:
+        table.add_row(label, getter(s), getter(p.peak))
+    console.print(table)
+    r = p.ramp
+    console.print(
+        f"Scale-up from idle to {r.rate:,.1f} msg/s ({m.mode}: {m.initial_readers} batches, "
+        f"+{m.scale_up_per_second * 60:,.0f} a minute, at most {m.cap}): needs {r.readers_needed:,.1f}; "
+        f"reached after {_seconds(r.seconds_to_scale)}, backlog gone after {_seconds(r.seconds_to_drain)}, "
+        f"peak backlog {r.peak_backlog:,.0f}, oldest message {_seconds(r.peak_age_seconds)}."
+    )
+    if p.bursts:
+        bursts = Table(title="Bursts", title_justify="left")
+        for column in ("at", "messages", "drained after", "peak age", "peak batches"):
+            bursts.add_column(column, justify="right")
+        for b in p.bursts:
+            bursts.add_row(
+                _seconds(b.at_seconds),
+                f"{b.messages:,}",
+                _seconds(b.seconds_to_drain),
+                _seconds(b.peak_age_seconds),
+                f"{b.peak_readers:,.0f}",
+            )
+        console.print(bursts)
+    checks = Table(title="Checks", title_justify="left")
+    checks.add_column("")
+    checks.add_column("check")
+    checks.add_column("detail")
+    for c in result["checks"]:
+        checks.add_row("[green]ok[/]" if c["ok"] else "[red]FAIL[/]", c["name"], c["detail"])
+    console.print(checks)
+    cost = Table(
+        title=f"Monthly cost, {prices.region_name} ({prices.region}), prices checked {prices.checked_on}",
+        title_justify="left",
+    )
+    for column in ("service", "item", "quantity", "unit price", "month"):
+        cost.add_column(column, justify="right" if column in ("quantity", "unit price", "month") else "left")
+    for line in result["cost"]["lines"]:
+        cost.add_row(
+            line["service"],
+            line["item"],
+            f"{line['quantity']:,.2f}",
+            "not priced" if line["unit_price"] is None else f"${line['unit_price']:.10g}",
+            _money(line["monthly"]),
+        )
+    cost.add_row("", "[bold]total (priced lines)[/]", "", "", f"[bold]{_money(result['cost']['total'])}[/]")
+    console.print(cost)
+    suggestion = result.get("suggestion")
+    if suggestion is not None:
+        target = f"--max-age {suggestion['max_age_seconds']:g} s"
+        if not suggestion["found"]:
+            console.print(f"[red]No setting the planner tries keeps up with this workload ({target}).[/]")
+            return
+        month = f"{_money(suggestion['monthly'])} a month" + (" + pollers, not priced" if suggestion["pollers"] else "")
+        title = (
+            f"Suggested settings for {target} ({month})"
+            if suggestion["meets"]
+            else f"[red]No setting tried meets {target}[/]: the closest, oldest message "
+            f"{_seconds(suggestion['worst_age_seconds'])} ({month})"
+        )
+        diff = Table(title=title, title_justify="left")
+        for column in ("setting", "stage", "suggested"):
+            diff.add_column(column)
+        for name, before, after in suggestion["diff"]:
+            diff.add_row(name, json.dumps(before), json.dumps(after))
+        if not suggestion["diff"]:
+            diff.add_row("(the stage is already the cheapest that meets it)", "", "")
+        console.print(diff)
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    console = Console(highlight=False)
+    try:
+        stage = load_stage(args)
+        workload = load_workload(args)
+        prices = price_sheet(args.region)
+    except (StackSettingsError, WorkloadError, UnpricedRegionError) as error:
+        parser().print_usage(sys.stderr)
+        print(f"sqs-plan: error: {error}", file=sys.stderr)
+        return 2
+    mapping = Mapping.of(stage, args.account_concurrency).for_workload(workload)
+    p = plan(mapping, workload)
+    lines = monthly_cost(stage, mapping, workload, p.steady, prices, full_batches=args.full_batches)
+    checks = run_checks(p, max_age_seconds=args.max_age, alarm_age_seconds=stage.oldest_message_age_alarm_seconds)
+    result: dict[str, Any] = {
+        "stage": args.stage_file.stem if args.stage_file else args.stage,
+        "mapping": asdict(mapping),
+        "steady": asdict(p.steady),
+        "peak": asdict(p.peak),
+        "ramp": asdict(p.ramp),
+        "bursts": [asdict(b) for b in p.bursts],
+        "checks": [asdict(c) for c in checks],
+        "cost": {
+            "region": prices.region,
+            "checked_on": prices.checked_on,
+            "total": total(lines),
+            "lines": [_line(line, prices) for line in lines],
+        },
+    }
+    if args.max_age is not None:
+        found = suggest(stage, workload, prices, max_age=args.max_age, account_concurrency=args.account_concurrency)
+        result["suggestion"] = {
+            "max_age_seconds": args.max_age,
+            "found": found is not None,
+            "meets": found is not None and found.meets,
+            "pollers": found is not None and found.settings.provisioned_pollers is not None,
+            "worst_age_seconds": found.worst_age_seconds if found else None,
+            "diff": found.diff(stage) if found else [],
+            "monthly": total(found.cost) if found else None,
+        }
+    simulated = None
+    if args.simulate:
+        # Long enough for the last burst to drain as planned (at most a day), or the CSV's length.
+        planned = max((b.at_seconds + b.seconds_to_drain for b in p.bursts if math.isfinite(b.seconds_to_drain)),
+                      default=0.0)  # fmt: skip
+        horizon = args.horizon or (len(workload.arrivals.per_minute) * 60 or min(86_400, max(600.0, 1.5 * planned)))
+        simulated = simulate(mapping, workload, horizon, seed=args.seed)
+        result["simulation"] = _simulation_summary(simulated, horizon)
+    if args.json:
+        print(json.dumps(result, indent=2, default=_json_default))
+        return 0
+    render(console, result, p, result["stage"], prices)
+    if simulated is not None:
+        _chart(console, simulated, p)
+    return 0
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    raise TypeError(type(value).__name__)
+
+
+def _line(line: CostLine, prices: PriceSheet) -> dict[str, Any]:
+    return {
+        **asdict(line),
+        "monthly": line.monthly,
+        "unit": prices.unit(line.price_name),
+        "source": prices.source(line.price_name),
+    }
+
+
+def _simulation_summary(r: SimulationResult, horizon: float) -> dict[str, Any]:
+    return {
+        "horizon_seconds": horizon,
+        "drained_at_seconds": r.drained_at,
+        "peak_age_seconds": r.peak_age,
+        "peak_batches": r.peak_readers,
+        "mean_concurrency_second_half": r.mean_concurrency(horizon / 2),
+        "succeeded": r.succeeded,
+        "quarantined": r.quarantined,
+        "redriven_without_reason": r.redriven,
+        "invocations": r.invocations,
+        "throttled_invokes": r.throttled_invokes,
+    }
+
+
+def _chart(console: Console, r: SimulationResult, p: Plan) -> None:
+    import plotext as plt  # noqa: PLC0415  # only --simulate draws
+
+    times = [s.t / 60 for s in r.samples]
+    plt.clear_figure()
+    plt.theme("clear")
+    plt.plot_size(min(console.width, 100), 18)
+    plt.subplots(2, 1)
+    plt.subplot(1, 1)
+    plt.plot(times, [s.waiting + s.in_flight for s in r.samples], label="simulated queue depth")
+    plt.title("Queue depth (messages) over minutes")
+    plt.subplot(2, 1)
+    plt.plot(times, [s.oldest_age for s in r.samples], label="simulated oldest age (s)")
+    expected = max([p.ramp.peak_age_seconds, *(b.peak_age_seconds for b in p.bursts)])
+    if math.isfinite(expected):
+        plt.plot([times[0], times[-1]], [expected, expected], label="planner: peak age (s)")
+    plt.title("Oldest message age (s) over minutes")
+    chart = plt.build()
+    print(chart if console.is_terminal else plt.uncolorize(chart))
+    table = Table(title="Planner beside the simulation", title_justify="left")
+    for column in ("", "planner", "simulation"):
+        table.add_column(column, justify="right" if column else "left")
+    table.add_row("peak oldest age", _seconds(expected), _seconds(r.peak_age))
+    for b in p.bursts:
+        # Drained: the queue back to about its steady depth (what the steady rate keeps in flight).
+        steady_depth = 10 + 2 * p.workload.arrivals.rate_at(b.at_seconds) * p.steady.oldest_age_seconds
+        back = next(
+            (s.t for s in r.samples if s.t > b.at_seconds and s.waiting + s.in_flight <= steady_depth), math.inf
+        )
+        table.add_row(f"burst at {_seconds(b.at_seconds)} drained after", _seconds(b.seconds_to_drain),
+                      _seconds(back - b.at_seconds))  # fmt: skip
+    planned_batches = max([p.ramp.readers_needed, *(b.peak_readers for b in p.bursts)])
+    table.add_row("peak concurrent batches", f"{planned_batches:,.0f}", f"{r.peak_readers:,}")
+    console.print(table)
+
+
+def main() -> None:
+    sys.exit(run())
