@@ -68,8 +68,10 @@ def arn_region(arn: str) -> str:
 
 
 def zone_region(zone: str) -> str:
-    """The region of an availability zone name: ``eu-west-1a`` -> ``eu-west-1``."""
-    return zone.rstrip("abcdefghijklmnopqrstuvwxyz")
+    """The region of an availability zone name: ``eu-west-1a`` -> ``eu-west-1``; a Local Zone's is its
+    parent region's: ``us-west-2-lax-1a`` -> ``us-west-2``."""
+    match = re.match(r"[a-z]{2}(?:-[a-z]+)+-\d+", zone)
+    return match.group(0) if match else zone.rstrip("abcdefghijklmnopqrstuvwxyz")
 
 
 # Ids by AWS's patterns, so a typo fails the synth rather than the deploy. Zones: us-east-1a, and

@@ -14,7 +14,7 @@ from infra.settings import StackSettings, StackSettingsError
 ROOT = Path(__file__).resolve().parents[2]
 VPC = {
     "vpc_id": "vpc-0123456789abcdef0",
-    "availability_zones": ["eu-west-1a", "us-west-2-lax-1a"],
+    "availability_zones": ["us-west-2a", "us-west-2-lax-1a"],
     "private_subnet_ids": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"],
     "private_subnet_route_table_ids": ["rtb-0123456789abcdef0", "rtb-0123456789abcdef1"],
 }
