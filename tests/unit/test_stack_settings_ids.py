@@ -17,6 +17,7 @@ VPC = {
     "availability_zones": ["us-west-2a", "us-west-2-lax-1a"],
     "private_subnet_ids": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"],
     "private_subnet_route_table_ids": ["rtb-0123456789abcdef0", "rtb-0123456789abcdef1"],
+    "dynamodb_prefix_list_id": "pl-00a54069",
 }
 
 
