@@ -56,6 +56,40 @@ def _chunks(payload_bytes: float) -> int:
     return max(1, math.ceil(payload_bytes / SQS_CHUNK_BYTES))
 
 
+@dataclass(frozen=True)
+class _Month:
+    """What a month of the workload amounts to, from which each line is priced."""
+
+    stage: StackSettings
+    mapping: Mapping
+    workload: Workload
+    prices: PriceSheet
+    messages: float
+    received: float
+    invocations: float
+    duration_ms: float
+    failed: float
+    quarantined: float
+    per_receive: float
+    attempts: float
+
+    @property
+    def sqs_price(self) -> str:
+        return "sqs_fifo_request" if self.stage.fifo else "sqs_standard_request"
+
+    @property
+    def offloaded(self) -> bool:
+        return offloaded(self.mapping.max_message_bytes, self.workload)
+
+    @property
+    def body_bytes(self) -> float:
+        return POINTER_BODY_BYTES if self.offloaded else self.workload.payload_bytes
+
+    def line(self, service: str, item: str, quantity: float, price_name: str, *, priced: bool = True) -> CostLine:
+        """One line at the unit price of ``price_name`` (None where no source prices it)."""
+        return CostLine(service, item, quantity, price_name, self.prices.get(price_name) if priced else None)
+
+
 def monthly_cost(
     stage: StackSettings,
     mapping: Mapping,
@@ -74,133 +108,106 @@ def monthly_cost(
     messages = workload.monthly_messages
     attempts = attempts_per_message(mapping, workload)
     records = float(full_batch(mapping, workload)) if full_batches else steady.records_per_batch
-    duration_ms = batch_duration_ms(mapping, workload, records) if full_batches else steady.batch_ms
     received = messages * attempts
-    invocations = received / records
-    failed = messages * (1 - workload.poison_rate) * (attempts - 1)
-    quarantined = messages * workload.poison_rate + messages * (1 - workload.poison_rate) * (
-        workload.failure_rate**mapping.max_receive_count
+    month = _Month(
+        stage=stage,
+        mapping=mapping,
+        workload=workload,
+        prices=prices,
+        messages=messages,
+        received=received,
+        invocations=received / records,
+        duration_ms=batch_duration_ms(mapping, workload, records) if full_batches else steady.batch_ms,
+        failed=messages * (1 - workload.poison_rate) * (attempts - 1),
+        quarantined=messages * workload.poison_rate
+        + messages * (1 - workload.poison_rate) * (workload.failure_rate**mapping.max_receive_count),
+        per_receive=min(MESSAGES_PER_RECEIVE, records),
+        attempts=attempts,
     )
-    per_receive = min(MESSAGES_PER_RECEIVE, records)
-    sqs = "sqs_fifo_request" if stage.fifo else "sqs_standard_request"
-    payload = workload.payload_bytes
-    is_offloaded = offloaded(mapping.max_message_bytes, workload)
-    body = POINTER_BODY_BYTES if is_offloaded else payload
-    gb_seconds = invocations * math.ceil(duration_ms) / 1000 * mapping.memory_mb / 1024
+    return [
+        *_lambda_and_sqs(month),
+        *_idempotency(month),
+        *_payloads(month),
+        *_cloudwatch(month, event_types),
+    ]
+
+
+def _lambda_and_sqs(month: _Month) -> list[CostLine]:
+    mapping, sqs, body, per_receive = month.mapping, month.sqs_price, month.body_bytes, month.per_receive
+    gb_seconds = month.invocations * math.ceil(month.duration_ms) / 1000 * mapping.memory_mb / 1024
     lines = [
-        CostLine("Lambda", "requests (one per batch)", invocations, "lambda_request", prices.get("lambda_request")),
-        CostLine(
+        month.line("Lambda", "requests (one per batch)", month.invocations, "lambda_request"),
+        month.line(
             "Lambda",
-            f"duration, arm64 {mapping.memory_mb} MB, {math.ceil(duration_ms)} ms a batch",
+            f"duration, arm64 {mapping.memory_mb} MB, {math.ceil(month.duration_ms)} ms a batch",
             gb_seconds,
             "lambda_arm64_gb_second",
-            prices.get("lambda_arm64_gb_second"),
         ),
-        CostLine(
-            "SQS",
-            "producer sends (SendMessageBatch of 10)",
-            messages / 10 * _chunks(10 * body),
-            sqs,
-            prices.get(sqs),
-        ),
-        CostLine(
+        month.line("SQS", "producer sends (SendMessageBatch of 10)", month.messages / 10 * _chunks(10 * body), sqs),
+        month.line(
             "SQS",
             f"mapping receives ({per_receive:.1f} messages each)",
-            received / per_receive * _chunks(per_receive * body),
+            month.received / per_receive * _chunks(per_receive * body),
             sqs,
-            prices.get(sqs),
         ),
-        CostLine("SQS", "deletes (DeleteMessageBatch)", messages / per_receive, sqs, prices.get(sqs)),
+        month.line("SQS", "deletes (DeleteMessageBatch)", month.messages / per_receive, sqs),
     ]
-    if failed and stage.retry_backoff_base_seconds > 0:
-        lines.append(
-            CostLine(
-                "SQS", "retry backoff (ChangeMessageVisibilityBatch)", min(failed, invocations), sqs, prices.get(sqs)
-            )
-        )
-    if quarantined:
-        lines.append(
-            CostLine(
-                "SQS",
-                "quarantine sends to the DLQ (SendMessageBatch)",
-                min(quarantined, invocations),
-                sqs,
-                prices.get(sqs),
-            )
-        )
+    if month.failed and month.stage.retry_backoff_base_seconds > 0:
+        retries = min(month.failed, month.invocations)
+        lines.append(month.line("SQS", "retry backoff (ChangeMessageVisibilityBatch)", retries, sqs))
+    if month.quarantined:
+        sends = min(month.quarantined, month.invocations)
+        lines.append(month.line("SQS", "quarantine sends to the DLQ (SendMessageBatch)", sends, sqs))
     if mapping.mode == "standard":
-        lines.append(CostLine("SQS", "idle long polls of the mapping", IDLE_RECEIVES_PER_MONTH, sqs, prices.get(sqs)))
+        lines.append(month.line("SQS", "idle long polls of the mapping", IDLE_RECEIVES_PER_MONTH, sqs))
     else:
-        assert stage.provisioned_pollers is not None
-        lines.append(
-            CostLine(
-                "Lambda",
-                "provisioned pollers (event poller units, at the minimum)",
-                stage.provisioned_pollers.minimum * 730,
-                "lambda_event_poller_unit_hour",
-                None,
-            )
-        )
-    if stage.idempotency:
-        processed = messages * (1 - workload.poison_rate) * attempts
-        lines.append(
-            CostLine(
-                "DynamoDB",
-                "idempotency writes (claim x2 transactional, settle)",
-                processed * (CLAIM_WRITE_UNITS + SETTLE_WRITE_UNITS),
-                "dynamodb_write_request_unit",
-                prices.get("dynamodb_write_request_unit"),
-            )
-        )
-        if workload.duplicate_rate:
-            lines.append(
-                CostLine(
-                    "DynamoDB",
-                    "idempotency reads (duplicates)",
-                    messages * workload.duplicate_rate,
-                    "dynamodb_read_request_unit",
-                    prices.get("dynamodb_read_request_unit"),
-                )
-            )
-    if is_offloaded:
-        lifetime_seconds = stage.retention_period_seconds + stage.dlq_retention_period_seconds
-        stored_gb = messages / SECONDS_PER_MONTH * lifetime_seconds * payload / GB
-        lines += [
-            CostLine("S3", "payload objects written (PUT)", messages, "s3_put_request", prices.get("s3_put_request")),
-            CostLine("S3", "payload objects read (GET)", received, "s3_get_request", prices.get("s3_get_request")),
-            CostLine(
-                "S3",
-                "payload storage until expiry",
-                stored_gb,
-                "s3_standard_gb_month",
-                prices.get("s3_standard_gb_month"),
-            ),
-        ]
-    log_bytes = invocations * (PLATFORM_LOG_BYTES + METRICS_LOG_BYTES) + (failed + quarantined) * FAILURE_LOG_BYTES
-    lines += [
-        CostLine(
-            "CloudWatch",
-            "logs ingested (GB)",
-            log_bytes / GB,
-            "cloudwatch_logs_ingested_gb",
-            prices.get("cloudwatch_logs_ingested_gb"),
-        ),
-        CostLine(
-            "CloudWatch",
-            f"custom metrics ({event_types} event types)",
-            event_types * EMF_METRICS_PER_EVENT_TYPE + METRIC_FILTERS,
-            "cloudwatch_metric_month",
-            prices.get("cloudwatch_metric_month"),
-        ),
-        CostLine(
-            "CloudWatch",
-            "alarms",
-            ALARMS,
-            "cloudwatch_standard_alarm_month",
-            prices.get("cloudwatch_standard_alarm_month"),
+        assert month.stage.provisioned_pollers is not None
+        units = month.stage.provisioned_pollers.minimum * 730
+        lines.append(month.line("Lambda", "provisioned pollers (event poller units, at the minimum)", units,
+                                "lambda_event_poller_unit_hour", priced=False))  # fmt: skip
+    return lines
+
+
+def _idempotency(month: _Month) -> list[CostLine]:
+    if not month.stage.idempotency:
+        return []
+    workload = month.workload
+    processed = month.messages * (1 - workload.poison_rate) * month.attempts
+    lines = [
+        month.line(
+            "DynamoDB",
+            "idempotency writes (claim x2 transactional, settle)",
+            processed * (CLAIM_WRITE_UNITS + SETTLE_WRITE_UNITS),
+            "dynamodb_write_request_unit",
         ),
     ]
+    if workload.duplicate_rate:
+        lines.append(month.line("DynamoDB", "idempotency reads (duplicates)", month.messages * workload.duplicate_rate,
+                                "dynamodb_read_request_unit"))  # fmt: skip
     return lines
+
+
+def _payloads(month: _Month) -> list[CostLine]:
+    if not month.offloaded:
+        return []
+    lifetime_seconds = month.stage.retention_period_seconds + month.stage.dlq_retention_period_seconds
+    stored_gb = month.messages / SECONDS_PER_MONTH * lifetime_seconds * month.workload.payload_bytes / GB
+    return [
+        month.line("S3", "payload objects written (PUT)", month.messages, "s3_put_request"),
+        month.line("S3", "payload objects read (GET)", month.received, "s3_get_request"),
+        month.line("S3", "payload storage until expiry", stored_gb, "s3_standard_gb_month"),
+    ]
+
+
+def _cloudwatch(month: _Month, event_types: int) -> list[CostLine]:
+    failures = month.failed + month.quarantined
+    log_bytes = month.invocations * (PLATFORM_LOG_BYTES + METRICS_LOG_BYTES) + failures * FAILURE_LOG_BYTES
+    metrics = event_types * EMF_METRICS_PER_EVENT_TYPE + METRIC_FILTERS
+    return [
+        month.line("CloudWatch", "logs ingested (GB)", log_bytes / GB, "cloudwatch_logs_ingested_gb"),
+        month.line("CloudWatch", f"custom metrics ({event_types} event types)", metrics, "cloudwatch_metric_month"),
+        month.line("CloudWatch", "alarms", ALARMS, "cloudwatch_standard_alarm_month"),
+    ]
 
 
 def total(lines: list[CostLine]) -> float:
