@@ -38,7 +38,7 @@ from rich.table import Table
 from local import demo
 from local.crashes import CrashInjector, Kill
 from local.event_source import BatchResult
-from local.pipeline import running_pipeline
+from local.pipeline import Pipeline, running_pipeline
 from operations.letters import approximate_count
 from sqs_consumer.registry import UNREGISTERED_TYPE
 
@@ -216,20 +216,7 @@ def run(
     ):
         injector = CrashInjector(pipeline.functions, crashes, seed)
         task = progress.add_task("publishing", total=count, detail="")
-        plan = pipeline.plan
-        # A slow record takes half the time reserve: a burst of them in one batch outlasts the
-        # workers, so the later ones meet the near-timeout guard, while a record started just
-        # before the guard still ends, with its store calls, before the timeout.
-        reserve_ms = int(plan.function.environment.get("TIME_RESERVE_MS", "1000"))
-        timeout_ms = plan.function.timeout_seconds * 1000
-        planned = plan_messages(count, seed, slow_ms=reserve_ms // 2, late_ms=timeout_ms - reserve_ms + 500)
-        report.published = demo.send(
-            pipeline.client,
-            pipeline.queue.url,
-            planned,
-            body=lambda item: item.body,
-            poison=lambda item: item.kind in POISON,
-        )
+        report.published = _publish(pipeline, count, seed)
         progress.update(task, description="settling", total=len(report.published), completed=0)
         injector.start()
         lines = ProgressLines(console)
@@ -237,22 +224,15 @@ def run(
         while time.monotonic() - started < timeout:
             states, dead = demo.observe(pipeline.client, pipeline.dead_letter_queue.url, report.published, ledger)
             in_flight = sum(state == demo.IN_FLIGHT for state in states.values())
-            progress.update(
-                task,
-                completed=len(states) - in_flight,
-                detail=f"published {len(report.published)}, in flight {in_flight}, "
-                f"invocations {sum(ledger.invocations.values())}",
-            )
-            lines.show(
-                f"settled {len(states) - in_flight}/{len(report.published)}, in flight {in_flight}, "
-                f"invocations {sum(ledger.invocations.values())}"
-            )
+            detail = f"in flight {in_flight}, invocations {sum(ledger.invocations.values())}"
+            progress.update(task, completed=len(states) - in_flight, detail=f"published {len(states)}, {detail}")
+            lines.show(f"settled {len(states) - in_flight}/{len(states)}, {detail}")
             # A DLQ message hidden (received and not yet released) is not in what peek saw.
             dlq_hidden = approximate_count(pipeline.client, pipeline.dead_letter_queue.url).in_flight
             if demo.IN_FLIGHT not in states.values() and not dlq_hidden:
                 break
             time.sleep(1.0)
-        max_receives = plan.source_queue.max_receive_count
+        max_receives = pipeline.plan.source_queue.max_receive_count
         injector.stop()
     report.kills = injector.kills
     report.seconds = time.monotonic() - started
@@ -264,6 +244,24 @@ def run(
     report.repeated_by_crash = _repeated_by_crash(report.effect_log, report.kills)
     _check(report, dead, ledger, max_receives)
     return report
+
+
+def _publish(pipeline: Pipeline, count: int, seed: int) -> dict[str, Planned]:
+    """The seeded mix, sent; by message id."""
+    plan = pipeline.plan
+    # A slow record takes half the time reserve: a burst of them in one batch outlasts the
+    # workers, so the later ones meet the near-timeout guard, while a record started just
+    # before the guard still ends, with its store calls, before the timeout.
+    reserve_ms = int(plan.function.environment.get("TIME_RESERVE_MS", "1000"))
+    timeout_ms = plan.function.timeout_seconds * 1000
+    planned = plan_messages(count, seed, slow_ms=reserve_ms // 2, late_ms=timeout_ms - reserve_ms + 500)
+    return demo.send(
+        pipeline.client,
+        pipeline.queue.url,
+        planned,
+        body=lambda item: item.body,
+        poison=lambda item: item.kind in POISON,
+    )
 
 
 def _check(report: FaultReport, dead: dict[str, Any], ledger: demo.Ledger, max_receives: int | None) -> None:
