@@ -98,8 +98,6 @@ class FakeIdempotency:
     claims: list[list[str]] = field(default_factory=list)
     completed: list[str] = field(default_factory=list)
     released: list[str] = field(default_factory=list)
-    # How many settle calls (writes) were made.
-    writes: int = 0
     _tokens: int = 0
 
     def claim(self, events: Sequence[BaseEvent], remaining_ms: int, deadline: Deadline) -> list[Claim]:
@@ -126,7 +124,6 @@ class FakeIdempotency:
     def settle(self, succeeded: Sequence[BaseEvent], released: Sequence[Held], deadline: Deadline) -> int:
         if deadline.passed:  # as the DynamoDB store: nothing is attempted past the deadline
             return len(succeeded)
-        self.writes += 1
         for event in succeeded:
             self.records[event.event_id] = ("COMPLETED", fingerprint(event), 0)
             self.completed.append(event.event_id)

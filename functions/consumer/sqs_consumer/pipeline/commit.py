@@ -43,8 +43,6 @@ class GroupCommit:
         self._released: list[Held] = []
         self._in_flight = 0
         self._unconfirmed = 0
-        # How many writes were made (each one round trip of the store).
-        self.writes = 0
 
     def complete(self, event: BaseEvent) -> None:
         with self._lock:
@@ -77,7 +75,6 @@ class GroupCommit:
                 logger.error("Idempotency write failed", error=str(exc))
                 missed = len(completed)
             with self._lock:
-                self.writes += 1
                 self._unconfirmed += missed
 
     def wait(self) -> int:

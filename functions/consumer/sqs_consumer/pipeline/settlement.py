@@ -52,7 +52,7 @@ class Settlement:
             if unconfirmed:
                 logger.error("Completions not confirmed by the store before the deadline; acknowledged anyway: "
                              "their effects happened", unconfirmed=unconfirmed)  # fmt: skip
-        listed = self._account(items, batch.refused, batch)
+        listed = self._account(items, batch)
         response = self._processor.respond(event, listed)
         self._apply_backoff(items, batch)
         return response
@@ -82,7 +82,7 @@ class Settlement:
                 batch.refused[item.message_id] = error
                 item.disposition = Listed(error, quarantined.retry_delay_s)
 
-    def _account(self, items: list[Item], refused: dict[str, Exception], batch: Batch) -> dict[str, Exception]:
+    def _account(self, items: list[Item], batch: Batch) -> dict[str, Exception]:
         """Count and log each record's disposition once; the listed records, with their errors."""
         add = batch.report.add
         listed: dict[str, Exception] = {}
@@ -105,7 +105,7 @@ class Settlement:
             elif isinstance(disposition, Listed):
                 listed[item.message_id] = disposition.error
                 add(metric_type, disposition.outcome, age_ms=item.age_ms, processing_ms=processing_ms)
-                self._log_listed(item, disposition, refused.get(item.message_id))
+                self._log_listed(item, disposition, batch.refused.get(item.message_id))
         return listed
 
     def _log_listed(self, item: Item, listed: Listed, refused: Exception | None) -> None:
