@@ -1,0 +1,65 @@
+"""The S3 pointer format of AWS's extended client libraries (Java, Python, .NET, JavaScript).
+
+A message whose payload is too large for the queue carries, instead of the payload, the body::
+
+    ["software.amazon.payloadoffloading.PayloadS3Pointer", {"s3BucketName": "...", "s3Key": "..."}]
+
+and a numeric message attribute, ``ExtendedPayloadSize`` (or ``SQSLargePayloadSize``, which the
+Java client still sends by default), holding the payload's size in bytes. Older Java clients name
+the pointer class ``com.amazon.sqs.javamessaging.MessageS3Pointer``. Written in one place: the
+consumer reads this format and the publisher writes it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+POINTER_CLASS = "software.amazon.payloadoffloading.PayloadS3Pointer"
+LEGACY_POINTER_CLASS = "com.amazon.sqs.javamessaging.MessageS3Pointer"
+POINTER_CLASSES = frozenset({POINTER_CLASS, LEGACY_POINTER_CLASS})
+SIZE_ATTRIBUTE = "ExtendedPayloadSize"
+LEGACY_SIZE_ATTRIBUTE = "SQSLargePayloadSize"
+SIZE_ATTRIBUTES = (SIZE_ATTRIBUTE, LEGACY_SIZE_ATTRIBUTE)
+
+
+@dataclass(frozen=True, slots=True)
+class PayloadPointer:
+    """Where an offloaded payload is, as the message body names it."""
+
+    bucket: str
+    key: str
+
+    def body(self) -> str:
+        """The message body that points here (the extended clients' own separators)."""
+        return json.dumps([POINTER_CLASS, {"s3BucketName": self.bucket, "s3Key": self.key}])
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+def size_attribute(size: int) -> dict[str, dict[str, str]]:
+    """The message attribute that marks an offloaded payload of ``size`` bytes (SendMessage shape)."""
+    return {SIZE_ATTRIBUTE: {"DataType": "Number", "StringValue": str(size)}}
+
+
+def looks_like_pointer(document: Any) -> bool:
+    """Whether a decoded body has the pointer's outer shape: a pair whose first item is a pointer class."""
+    return isinstance(document, list) and len(document) == 2 and document[0] in POINTER_CLASSES
+
+
+def pointer_from(document: Any) -> PayloadPointer:
+    """The pointer in a decoded body, or ``ValueError`` saying what is wrong with it."""
+    if not looks_like_pointer(document):
+        raise ValueError(f"not an S3 payload pointer: expected [{POINTER_CLASS!r}, {{s3BucketName, s3Key}}]")
+    location = document[1]
+    if not isinstance(location, dict):
+        raise ValueError("S3 payload pointer: the second item must be an object with s3BucketName and s3Key")
+    bucket, key = location.get("s3BucketName"), location.get("s3Key")
+    if isinstance(bucket, str) and bucket and isinstance(key, str) and key:
+        return PayloadPointer(bucket, key)
+    missing = [
+        name for name, value in (("s3BucketName", bucket), ("s3Key", key)) if not isinstance(value, str) or not value
+    ]
+    raise ValueError(f"S3 payload pointer without {' and '.join(missing)}")
