@@ -112,6 +112,23 @@ class ConsumerSettings(BaseModel):
         description="How long a secret read is cached before Secrets Manager is asked again.",
         validation_alias=AliasChoices("SECRETS_MAX_AGE_SECONDS", "secrets_max_age_seconds"),
     )
+    payload_bucket: str | None = Field(
+        default=None,
+        min_length=3,
+        max_length=63,
+        description=(
+            "The stage's payload bucket, where producers offload events too large for the queue"
+            " (payloads.py). Pointers are followed to whatever bucket they name that the function may read."
+        ),
+        validation_alias=AliasChoices("PAYLOAD_BUCKET", "payload_bucket"),
+    )
+    max_payload_bytes: int = Field(
+        default=32 * 1_048_576,
+        ge=LARGEST_MAX_MESSAGE_BYTES,
+        le=2_147_483_648,
+        description="The largest offloaded payload the function fetches; a larger one is quarantined.",
+        validation_alias=AliasChoices("MAX_PAYLOAD_BYTES", "max_payload_bytes"),
+    )
     aws_endpoint_url: str | None = Field(
         default=None,
         description="Only for local runs: botocore's own variable, pointing every client at the emulated services.",
