@@ -122,15 +122,15 @@ class BatchPayloads:
     def read(self, message_id: str, pointer: PayloadPointer, size: int | None) -> str:
         """A record's payload: the one fetched ahead if it was, or fetched now."""
         fetching = self._fetching.pop(message_id, None)
-        self._fill()
-        if fetching is None or fetching[0] != pointer:
-            return self._store.read(pointer, size)
         try:
+            if fetching is None or fetching[0] != pointer:
+                return self._store.read(pointer, size)
             return fetching[1].result(timeout=self._deadline.seconds_left())
         except FutureTimeoutError:
-            fetching[1].cancel()
             reason = f"offloaded payload {pointer} not fetched before the function's timeout"
             raise DeadlineReachedError(reason) from None
+        finally:
+            self._fill()  # the next one starts as this one is done with
 
     def _fill(self) -> None:
         while self._queued and len(self._fetching) < PREFETCH_WINDOW:
