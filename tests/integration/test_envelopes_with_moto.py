@@ -77,7 +77,7 @@ def entry_point(monkeypatch):
 
 def delivered(queue_url: str) -> list[dict[str, Any]]:
     """The queue's messages as Lambda's event source mapping delivers them, read by a plain (unpatched) client."""
-    client = botocore.session.get_session().create_client("sqs", region_name=REGION)
+    client: Any = botocore.session.get_session().create_client("sqs", region_name=REGION)
     arn = client.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     records = []
     receive = {"QueueUrl": queue_url, "MaxNumberOfMessages": 10, "MessageAttributeNames": ["All"],
@@ -118,7 +118,7 @@ def test_each_shape_reaches_its_handler_once_and_a_redelivery_is_a_duplicate(sta
     offloaded = hello("e-offloaded")
     pointer = json.dumps(["software.amazon.payloadoffloading.PayloadS3Pointer",
                           {"s3BucketName": BUCKET, "s3Key": put_payload(offloaded)}])  # fmt: skip
-    size = {"ExtendedPayloadSize": {"DataType": "Number", "StringValue": str(len(offloaded))}}
+    size: dict[str, Any] = {"ExtendedPayloadSize": {"DataType": "Number", "StringValue": str(len(offloaded))}}
     sns_pointer = json.dumps(["software.amazon.payloadoffloading.PayloadS3Pointer",
                               {"s3BucketName": BUCKET, "s3Key": put_payload(hello("e-sns-offloaded"))}])  # fmt: skip
     client.send_message(QueueUrl=queue_url, MessageBody=hello("e-alone"))
@@ -153,7 +153,7 @@ def test_a_missing_payload_goes_to_the_dlq_with_its_pointer_body_and_size_attrib
     client = boto3.client("sqs", region_name=REGION)
     pointer = json.dumps(["software.amazon.payloadoffloading.PayloadS3Pointer",
                           {"s3BucketName": BUCKET, "s3Key": "never-written"}])  # fmt: skip
-    originals = {f"attr{index}": {"DataType": "String", "StringValue": "v"} for index in range(8)}
+    originals: dict[str, Any] = {f"attr{index}": {"DataType": "String", "StringValue": "v"} for index in range(8)}
     client.send_message(QueueUrl=queue_url, MessageBody=pointer, MessageAttributes={
         **originals, "ExtendedPayloadSize": {"DataType": "Number", "StringValue": "4096"}})  # fmt: skip
 
