@@ -69,6 +69,8 @@ def _prepare_snapshot() -> None:
     _ = REGISTRY.adapter  # the parser's validator, built from the models
     # botocore and the service models its clients are made from (read from disk, no credentials).
     services = ["sqs", "dynamodb"] if consumer.uses_idempotency else ["sqs"]
+    if get_settings().payload_bucket is not None:  # the stage expects offloaded payloads: S3's model too
+        services.append("s3")
     preload_service_models(services)
 
 
