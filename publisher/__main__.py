@@ -27,10 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from botocore.config import Config
 
 from operations.errors import hint, one_line
-from publisher.client import DEFAULT_CONCURRENCY, EventPublisher, GroupId, field_group
+from publisher.client import DEFAULT_CONCURRENCY, EventPublisher, GroupId, client_config, field_group
 from publisher.dispatch import Window
 
 
@@ -84,7 +83,7 @@ def _read_events(args: argparse.Namespace, parser: argparse.ArgumentParser) -> I
 
 
 def _clients(args: argparse.Namespace) -> tuple[Any, Any]:
-    config = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=args.concurrency)
+    config = client_config(args.concurrency)
     session = boto3.session.Session(region_name=args.region)
     sqs = session.client("sqs", endpoint_url=args.endpoint_url, config=config)
     s3 = session.client("s3", endpoint_url=args.endpoint_url, config=config) if args.payload_bucket else None

@@ -37,6 +37,18 @@ DEFAULT_CONCURRENCY = 16
 GroupId = str | Callable[[BaseEvent], str] | None
 
 
+def client_config(concurrency: int = DEFAULT_CONCURRENCY) -> Config:
+    """The botocore configuration of the publisher's clients: a pooled connection per request in flight,
+    the standard retry mode (throttling and 5xx retried with backoff, for SQS and for S3's PUTs), and no
+    client-side parameter validation: the publisher builds each request within SQS's limits, and that
+    validation cost more CPU per request than the rest of the client (docs/decisions.md)."""
+    return Config(
+        retries={"mode": "standard", "max_attempts": 5},
+        max_pool_connections=concurrency,
+        parameter_validation=False,
+    )
+
+
 class EventPublisher:
     def __init__(
         self,
@@ -57,17 +69,17 @@ class EventPublisher:
         (SQS's largest, 1 MiB, when the caller may not read the queue's attributes).
         ``payload_bucket``: where events above it go (written with ``s3``, by default a client in
         botocore's standard retry mode); without it such an event is refused.
-        ``window``: requests in flight together and the input held in memory. The SQS client's
-        connection pool (``max_pool_connections``) should be at least its concurrency."""
+        ``window``: requests in flight together and the input held in memory. The clients' connection
+        pools (``max_pool_connections``) should be at least its concurrency: see ``client_config``."""
         self._queue_url = queue_url
         self._client = client
         self._registry = registry
         self._fifo = queue_url.endswith(".fifo")
         self._max_message_bytes = max_message_bytes
         self._window = window or Window(DEFAULT_CONCURRENCY)
-        self._payloads = None
+        self._payloads: PayloadStore | None = None
         if payload_bucket:
-            writer: S3Writer = s3 or boto3.client("s3", config=Config(retries={"mode": "standard", "max_attempts": 5}))
+            writer: S3Writer = s3 or boto3.client("s3", config=client_config(self._window.concurrency))
             self._payloads = PayloadStore(payload_bucket, writer)
         retry = RetryPolicy(max_attempts, base_delay, max_delay)
         self._sender = BatchSender(queue_url, client, retry=retry, payloads=self._payloads, sleep=sleep)
