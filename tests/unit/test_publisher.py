@@ -113,7 +113,10 @@ def test_publisher_fifo_requires_group_id():
 @pytest.mark.parametrize(
     "argv",
     [[], ["--queue-url"], ["--queue-url", "https://sqs/q", "not json"],
-     ["--queue-url", "https://sqs/q.fifo", "{}"]],
+     ["--queue-url", "https://sqs/q.fifo", "{}"],
+     ["--queue-url", "https://sqs/q", "--concurrency", "0", "{}"],
+     ["--queue-url", "https://sqs/q", "--concurrency", "many", "{}"],
+     ["--queue-url", "https://sqs/q.fifo", "--group-id", "g", "--group-field", "payload.name", "{}"]],
 )  # fmt: skip
 def test_cli_bad_arguments_print_usage_and_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as exited:
