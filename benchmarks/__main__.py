@@ -10,7 +10,9 @@
    per call, with idempotency on and off (benchmarks.exactly_once);
 6. crash mid-batch: effects run twice after a SIGKILL and a redelivery, group commit beside
    Powertools' per-record idempotency and batch-end writes (benchmarks.crash_sweep; target 0 for ours);
-7. cost per million messages (benchmarks.cost).
+7. cost per million messages (benchmarks.cost);
+8. the publisher: messages per second from one process with 25 ms per SQS call, beside a plain boto3
+   loop of SendMessageBatch calls, and the peak RSS of each (benchmarks.publisher).
 
 Ends with each target's verdict (met or missed) and exits 1 when one is missed (a --quick run is
 not judged: too few repeats). The tables (performance.md, cost.md, results.json) go to
@@ -37,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import cost, crash_sweep, exactly_once, lambda_runtime, report
+from benchmarks import publisher as publisher_bench
 from benchmarks.references import hello_batch
 from sqs_consumer.models import HelloEvent
 from sqs_consumer.observability import logger
@@ -173,7 +176,11 @@ def main(argv: list[str] | None = None) -> int:
         + ", ".join(f"{k}: ${v:,.2f}" for k, v in cost.seed_worker_monthly().items())
     )
     print()
+    published = publisher_bench.run(quick)
+    print(publisher_bench.render(published))
+    print()
     judged = report.verdicts(cold, per_record, rows, idempotency) + crash_sweep.verdicts(sweeps)
+    judged += publisher_bench.verdicts(published)
     print(report.render_verdicts(judged))
     if quick:
         print("Quick run: too few repeats to judge; nothing written.")

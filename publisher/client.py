@@ -1,50 +1,52 @@
-"""SendMessageBatch within SQS limits, with retries of the entries that failed."""
+"""Validated events to the queue: batched within SQS's limits, sent concurrently, large ones offloaded to S3.
+
+Each event is parsed by the consumer's own models first, so a bad event fails here instead of in the
+DLQ. An event whose message is above the queue's ``MaximumMessageSize`` is stored in the payload
+bucket and sent as the extended clients' pointer (publisher.offload). Requests go out from a thread
+pool with a bounded window of the input in memory (publisher.dispatch); the entries SQS fails are sent
+again with backoff (publisher.sender). One result per event, in input order.
+"""
 
 from __future__ import annotations
 
 import json
-import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+import boto3
+from botocore.config import Config
+
+from publisher.batching import MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, Batch, Entry
+from publisher.dispatch import Dispatcher, Window
+from publisher.offload import PayloadStore, S3Writer
+from publisher.sender import BatchSender, PublishResult, RetryPolicy, is_permanent
 from sqs_consumer.errors import PoisonMessageError
+from sqs_consumer.models.base import BaseEvent
 from sqs_consumer.registry import EventRegistry
 from sqs_consumer.routes import REGISTRY
-from sqs_consumer.sqs_limits import deduplication_id, message_size
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
-    from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
 
-MAX_BATCH_ENTRIES = 10
-# SQS caps a message, and a whole SendMessageBatch request, at 1 MiB (1,048,576 bytes).
-MAX_BATCH_BYTES = 1_048_576
+__all__ = ["MAX_BATCH_BYTES", "MAX_BATCH_ENTRIES", "EventPublisher", "GroupId", "PublishResult", "is_permanent"]
+
 EVENT_TYPE_ATTRIBUTE = "event_type"
+DEFAULT_CONCURRENCY = 16
+# A FIFO message group: one for every event, or one chosen per event from the validated event.
+GroupId = str | Callable[[BaseEvent], str] | None
 
 
-@dataclass(frozen=True)
-class PublishResult:
-    event_id: str | None
-    message_id: str | None = None
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.message_id is not None
-
-
-@dataclass(frozen=True)
-class _Entry:
-    index: int
-    event_id: str
-    body: str
-    event_type: str
-
-    def size(self) -> int:
-        attribute = {"DataType": "String", "StringValue": self.event_type}
-        return message_size(self.body, {EVENT_TYPE_ATTRIBUTE: attribute})
+def client_config(concurrency: int = DEFAULT_CONCURRENCY) -> Config:
+    """The botocore configuration of the publisher's clients: a pooled connection per request in flight,
+    the standard retry mode (throttling and 5xx retried with backoff, for SQS and for S3's PUTs), and no
+    client-side parameter validation: the publisher builds each request within SQS's limits, and that
+    validation cost more CPU per request than the rest of the client (docs/decisions.md)."""
+    return Config(
+        retries={"mode": "standard", "max_attempts": 5},
+        max_pool_connections=concurrency,
+        parameter_validation=False,
+    )
 
 
 class EventPublisher:
@@ -59,83 +61,77 @@ class EventPublisher:
         max_delay: float = 5.0,
         sleep: Callable[[float], None] = time.sleep,
         max_message_bytes: int | None = None,
+        payload_bucket: str | None = None,
+        s3: S3Writer | None = None,
+        window: Window | None = None,
     ) -> None:
         """``max_message_bytes``: the queue's MaximumMessageSize; read from the queue when not given
-        (SQS's largest, 1 MiB, when the caller may not read the queue's attributes)."""
+        (SQS's largest, 1 MiB, when the caller may not read the queue's attributes).
+        ``payload_bucket``: where events above it go (written with ``s3``, by default a client in
+        botocore's standard retry mode); without it such an event is refused.
+        ``window``: requests in flight together and the input held in memory. The clients' connection
+        pools (``max_pool_connections``) should be at least its concurrency: see ``client_config``."""
         self._queue_url = queue_url
         self._client = client
         self._registry = registry
         self._fifo = queue_url.endswith(".fifo")
-        self._max_attempts = max_attempts
-        self._base_delay = base_delay
-        self._max_delay = max_delay
-        self._sleep = sleep
         self._max_message_bytes = max_message_bytes
+        self._window = window or Window(DEFAULT_CONCURRENCY)
+        self._payloads: PayloadStore | None = None
+        if payload_bucket:
+            writer: S3Writer = s3 or boto3.client("s3", config=client_config(self._window.concurrency))
+            self._payloads = PayloadStore(payload_bucket, writer)
+        retry = RetryPolicy(max_attempts, base_delay, max_delay)
+        self._sender = BatchSender(queue_url, client, retry=retry, payloads=self._payloads, sleep=sleep)
+        self.peak_in_flight = 0
 
-    def publish(self, events: Iterable[Mapping[str, Any]], *, group_id: str | None = None) -> list[PublishResult]:
+    def publish(self, events: Iterable[Mapping[str, Any] | str], *, group_id: GroupId = None) -> list[PublishResult]:
         """Validate and send; one result per event, in order."""
+        return list(self.stream(events, group_id=group_id))
+
+    def stream(self, events: Iterable[Mapping[str, Any] | str], *, group_id: GroupId = None) -> Iterator[PublishResult]:
+        """As ``publish``, yielding each result as soon as it and those before it are known; reads
+        ``events`` (objects, or JSON texts) only as the window allows."""
         if self._fifo and not group_id:
             raise ValueError("a FIFO queue needs a message group id")
-        results: dict[int, PublishResult] = {}
-        entries: list[_Entry] = []
-        for index, document in enumerate(events):
-            body = json.dumps(document, separators=(",", ":"))
-            try:
-                event = self._registry.parse(body)
-            except PoisonMessageError as error:
-                event_id = document.get("event_id") if isinstance(document, Mapping) else None
-                results[index] = PublishResult(str(event_id) if event_id else None, error=f"{error.kind}: {error}")
-                continue
-            entry = _Entry(index, event.event_id, body, event.event_type)
-            limit = self._queue_max_bytes()
-            if entry.size() > limit:
-                results[index] = PublishResult(
-                    event.event_id, error=f"message is larger than the queue's maximum of {limit} bytes"
-                )
-                continue
-            entries.append(entry)
-        # A request carries no more bytes than one message may have (conservative where the queue's
-        # maximum is below SQS's 1 MiB batch limit).
-        for chunk in _chunks(entries, self._queue_max_bytes() if entries else MAX_BATCH_BYTES):
-            results.update(self._send_with_retries(chunk, group_id))
-        return [results[index] for index in sorted(results)]
+        limit = self._queue_max_bytes()
+        dispatcher = Dispatcher(
+            lambda index, document: self._prepare(index, document, group_id, limit),
+            self._send,
+            self._window,
+            ordered_groups=self._fifo,
+            max_batch_bytes=limit,
+        )
+        try:
+            yield from dispatcher.run(events)
+        finally:
+            self.peak_in_flight = max(self.peak_in_flight, dispatcher.peak_in_flight)
 
-    def _send_with_retries(self, chunk: Sequence[_Entry], group_id: str | None) -> dict[int, PublishResult]:
-        pending = {str(entry.index): entry for entry in chunk}
-        results: dict[int, PublishResult] = {}
-        for attempt in range(1, self._max_attempts + 1):
-            try:
-                response = self._client.send_message_batch(
-                    QueueUrl=self._queue_url, Entries=[self._request_entry(e, group_id) for e in pending.values()]
-                )
-            except Exception as error:  # botocore already retried transient errors
-                last_error = f"{type(error).__name__}: {error}"
-                failed_ids = set(pending)
-                retryable = not is_permanent(error)
-            else:
-                for success in response.get("Successful", []):
-                    entry = pending.pop(success["Id"])
-                    results[entry.index] = PublishResult(entry.event_id, message_id=success["MessageId"])
-                failed_ids = set()
-                retryable = False
-                for failure in response.get("Failed", []):
-                    entry = pending[failure["Id"]]
-                    message = f"{failure['Code']}: {failure.get('Message', '')}".strip(": ")
-                    if failure.get("SenderFault"):
-                        # The request itself is wrong: sending it again cannot help.
-                        results[entry.index] = PublishResult(entry.event_id, error=message)
-                        pending.pop(failure["Id"])
-                    else:
-                        failed_ids.add(failure["Id"])
-                        last_error = message
-                        retryable = True
-            if not pending or not retryable:
-                break
-            if attempt < self._max_attempts:
-                self._sleep(self._backoff(attempt))
-        for entry in pending.values():
-            results[entry.index] = PublishResult(entry.event_id, error=f"not sent after retries: {last_error}")
-        return results
+    def _send(self, batch: Batch) -> dict[int, PublishResult]:
+        return self._sender.send(batch)
+
+    def _prepare(self, index: int, document: object, group_id: GroupId, limit: int) -> Entry | PublishResult:
+        """The event as an entry to send, or the result that says why it will not be sent."""
+        body = document if isinstance(document, str) else json.dumps(document, separators=(",", ":"))
+        try:
+            event = self._registry.parse(body)
+        except PoisonMessageError as error:
+            event_id = document.get("event_id") if isinstance(document, Mapping) else None
+            return PublishResult(str(event_id) if event_id else None, error=f"{error.kind}: {error}")
+        try:
+            group = group_id(event) if callable(group_id) else group_id
+        except Exception as error:
+            return PublishResult(event.event_id, error=f"no message group id: {type(error).__name__}: {error}")
+        if self._fifo and not group:
+            return PublishResult(event.event_id, error="no message group id: a FIFO queue needs one")
+        attribute = {EVENT_TYPE_ATTRIBUTE: {"DataType": "String", "StringValue": event.event_type}}
+        entry = Entry(index, event.event_id, body, attribute, group)
+        if entry.size <= limit:
+            return entry
+        if self._payloads is None:
+            refused = f"message is larger than the queue's maximum of {limit} bytes; offload it with a payload bucket"
+            return PublishResult(event.event_id, error=refused)
+        return self._payloads.offload(entry)
 
     def _queue_max_bytes(self) -> int:
         if self._max_message_bytes is None:
@@ -148,48 +144,19 @@ class EventPublisher:
                 self._max_message_bytes = MAX_BATCH_BYTES
         return self._max_message_bytes
 
-    def _backoff(self, attempt: int) -> float:
-        """Full jitter: uniform between 0 and the capped exponential delay."""
-        return random.uniform(0, min(self._max_delay, self._base_delay * 2 ** (attempt - 1)))  # noqa: S311
 
-    def _request_entry(self, entry: _Entry, group_id: str | None) -> SendMessageBatchRequestEntryTypeDef:
-        request: SendMessageBatchRequestEntryTypeDef = {
-            "Id": str(entry.index),
-            "MessageBody": entry.body,
-            "MessageAttributes": {EVENT_TYPE_ATTRIBUTE: {"DataType": "String", "StringValue": entry.event_type}},
-        }
-        if self._fifo and group_id:
-            request["MessageGroupId"] = group_id
-            # The business id deduplicates a producer's retries within SQS's 5-minute window;
-            # an id SQS cannot take as it is (too long, other characters) is hashed, never cut.
-            request["MessageDeduplicationId"] = deduplication_id(entry.event_id)
-        return request
+def field_group(path: str) -> Callable[[BaseEvent], str]:
+    """A group id read from a field of the validated event, e.g. ``payload.tenant_id``."""
+    names = path.split(".")
 
+    def group(event: BaseEvent) -> str:
+        value: Any = event.model_dump(mode="json")
+        for name in names:
+            if not isinstance(value, Mapping) or name not in value:
+                raise KeyError(f"the event has no field {path}")
+            value = value[name]
+        if value is None or value == "" or isinstance(value, Mapping | list):
+            raise ValueError(f"field {path} is not a scalar value: {value!r}")
+        return str(value)
 
-# Errors that no retry can fix: the request, the queue or the caller's rights are wrong.
-_RETRYABLE_CLIENT_CODES = frozenset(
-    {"RequestThrottled", "ThrottlingException", "KmsThrottled", "KMS.ThrottlingException"}
-)
-
-
-def is_permanent(error: Exception) -> bool:
-    """A client error (HTTP 4xx) other than throttling: AccessDenied, a queue that does not exist..."""
-    response = getattr(error, "response", None)
-    if not isinstance(response, dict):
-        return False
-    code = str(response.get("Error", {}).get("Code", ""))
-    status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-    return 400 <= status < 500 and code not in _RETRYABLE_CLIENT_CODES and "Throttl" not in code
-
-
-def _chunks(entries: Sequence[_Entry], max_bytes: int = MAX_BATCH_BYTES) -> Iterator[list[_Entry]]:
-    chunk: list[_Entry] = []
-    size = 0
-    for entry in entries:
-        if chunk and (len(chunk) == MAX_BATCH_ENTRIES or size + entry.size() > max_bytes):
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(entry)
-        size += entry.size()
-    if chunk:
-        yield chunk
+    return group

@@ -6,6 +6,7 @@ import pytest
 
 import benchmarks.__main__ as bench
 from benchmarks import exactly_once, lambda_runtime, report
+from benchmarks import publisher as publisher_bench
 from benchmarks.lambda_runtime import ColdStart, PerRecord
 
 CASES = [(1.45, "<= 1.5", "met"), (1.5, "<= 1.5", "met"), (1.51, "<= 1.5", "missed"), (2.0, ">= 3", "missed"),
@@ -27,6 +28,10 @@ def figures(monkeypatch, tmp_path):
     monkeypatch.setattr(bench, "peak_rss", lambda size, ours: (80.0, 10.0))
     rows = [exactly_once.Row(10, "sync", 80.0, 5.0, 2, 25.0), exactly_once.Row(100, "async", 150.0, 20.0, 4, 25.0)]
     monkeypatch.setattr(exactly_once, "run", lambda latency_ms, repeats: rows)
+    ours = publisher_bench.Run(5_000, 5_000, 1.0, 60.0, 55.0)
+    plain = publisher_bench.Run(5_000, 5_000, 15.0, 55.0, 55.0)
+    published = publisher_bench.Figures(ours, plain, 25.0, 16, offloaded=10, objects=10, missing=0)
+    monkeypatch.setattr(publisher_bench, "run", lambda quick: published)
     docs, output = tmp_path / "docs", tmp_path / "cache"
     docs.mkdir()
     monkeypatch.setattr(report, "DOCUMENT", docs / "performance.md")
@@ -72,3 +77,20 @@ def test_bench_quick_and_docs_do_not_go_together(capsys):
         bench.main(["--quick", "--docs"])
     assert exited.value.code == 2
     assert "usage:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("ours_s", "plain_s", "outcomes"), [(1.0, 15.0, ["met", "met", "met"]),
+                                                             (2.0, 20.0, ["missed", "met", "met"]),
+                                                             (1.25, 5.0, ["met", "missed", "met"])])  # fmt: skip
+def test_publisher_verdicts_need_3000_messages_a_second_and_8x_the_plain_loop(ours_s, plain_s, outcomes):
+    # 5,000 events each: 1 s is 5,000 msg/s
+    ours = publisher_bench.Run(5_000, 5_000, ours_s, 60.0, 55.0)
+    plain = publisher_bench.Run(5_000, 5_000, plain_s, 55.0, 55.0)
+    figures = publisher_bench.Figures(ours, plain, 25.0, 16, offloaded=10, objects=10, missing=0)
+    assert [item.outcome for item in publisher_bench.verdicts(figures)] == outcomes
+
+
+def test_publisher_verdict_counts_an_offloaded_event_missing():
+    run = publisher_bench.Run(5_000, 5_000, 1.0, 60.0, 55.0)
+    figures = publisher_bench.Figures(run, run, 25.0, 16, offloaded=10, objects=9, missing=1)
+    assert publisher_bench.verdicts(figures)[-1].outcome == "missed"

@@ -17,5 +17,6 @@ def test_quick_benchmarks_print_every_figure_with_its_reference():
     )
     assert result.returncode == 0, result.stderr
     for figure in ("batch of 10 (us)", "batch of 10,000 (us)", "cold start", "50 ms async wait", "peak RSS",
-                   "Exactly-once cost", "Cost per million messages", "Seed worker on Fargate"):  # fmt: skip
+                   "Exactly-once cost", "Cost per million messages", "Seed worker on Fargate",
+                   "plain boto3 loop of 10", "publisher: messages/s"):  # fmt: skip
         assert figure in result.stdout, figure

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any, cast
 
 import pytest
 
 from publisher.__main__ import main
 from publisher.client import MAX_BATCH_BYTES, EventPublisher
+from sqs_consumer.payloads import SIZE_ATTRIBUTE, pointer_from
+from sqs_consumer.sqs_limits import message_size
 from tests.support import sqs_events as sqs
 
 
@@ -110,7 +113,10 @@ def test_publisher_fifo_requires_group_id():
 @pytest.mark.parametrize(
     "argv",
     [[], ["--queue-url"], ["--queue-url", "https://sqs/q", "not json"],
-     ["--queue-url", "https://sqs/q.fifo", "{}"]],
+     ["--queue-url", "https://sqs/q.fifo", "{}"],
+     ["--queue-url", "https://sqs/q", "--concurrency", "0", "{}"],
+     ["--queue-url", "https://sqs/q", "--concurrency", "many", "{}"],
+     ["--queue-url", "https://sqs/q.fifo", "--group-id", "g", "--group-field", "payload.name", "{}"]],
 )  # fmt: skip
 def test_cli_bad_arguments_print_usage_and_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as exited:
@@ -182,3 +188,96 @@ def test_publisher_refuses_a_message_over_the_queues_own_maximum_without_sending
     assert not results[0].ok and "1024" in (results[0].error or "")
     assert results[1].ok
     assert [len(call) for call in client.calls] == [1]
+
+
+class FakeS3:
+    """put_object that records each object, or raises ``error``."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.objects: dict[tuple[str, str], bytes] = {}
+        self._error = error
+
+    def put_object(self, Bucket: str, Key: str, Body: bytes, **params: Any) -> Any:
+        if self._error is not None:
+            raise self._error
+        self.objects[(Bucket, Key)] = Body
+        return {}
+
+
+def event_of_message_size(size: int, event_id: str) -> dict[str, Any]:
+    """A hello event whose message (compact body plus its event_type attribute) is ``size`` bytes."""
+    document = json.loads(sqs.body("hello", {"name": "n", "note": ""}, event_id=event_id))
+    attribute = {"event_type": {"DataType": "String", "StringValue": "hello"}}
+    document["payload"]["note"] = "x" * (size - message_size(json.dumps(document, separators=(",", ":")), attribute))
+    return document
+
+
+def test_publisher_offloads_a_message_one_byte_over_the_queues_maximum():
+    # GIVEN a queue whose maximum is 4,096 bytes, and events of exactly 4,096 and 4,097 bytes
+    client, s3 = FakeSqs(), FakeS3()
+    at_limit, over = event_of_message_size(4_096, "evt_at"), event_of_message_size(4_097, "evt_over")
+    sender = EventPublisher("https://sqs/q", cast(Any, client), sleep=lambda _: None, max_message_bytes=4_096,
+                            payload_bucket="payloads", s3=s3)  # fmt: skip
+
+    # WHEN both are published
+    results = sender.publish([at_limit, over])
+
+    # THEN the first is sent as it is, the second as a pointer to a uuid4 key holding the event
+    assert all(result.ok for result in results)
+    inline, offloaded = [entry for call in client.calls for entry in call]
+    assert json.loads(inline["MessageBody"]) == at_limit
+    pointer = pointer_from(json.loads(offloaded["MessageBody"]))
+    assert pointer.bucket == "payloads" and uuid.UUID(pointer.key).version == 4
+    stored = s3.objects[("payloads", pointer.key)]
+    assert json.loads(stored) == over
+    assert offloaded["MessageAttributes"] == {
+        "event_type": {"DataType": "String", "StringValue": "hello"},
+        SIZE_ATTRIBUTE: {"DataType": "Number", "StringValue": str(len(stored))},
+    }
+    assert len(s3.objects) == 1
+
+
+def test_publisher_without_a_payload_bucket_refuses_an_event_over_the_maximum():
+    client = FakeSqs()
+    sender = EventPublisher("https://sqs/q", cast(Any, client), sleep=lambda _: None, max_message_bytes=4_096)
+    results = sender.publish([event_of_message_size(4_097, "evt_over"), *events(1)])
+    assert (
+        not results[0].ok and "4096 bytes" in (results[0].error or "") and "payload bucket" in (results[0].error or "")
+    )
+    assert results[1].ok and [len(call) for call in client.calls] == [1]
+
+
+def test_publisher_reports_a_failed_payload_write_for_its_event_alone():
+    # GIVEN an S3 that refuses every write (after botocore's own retries)
+    from botocore.exceptions import ClientError
+
+    response: Any = {"Error": {"Code": "SlowDown", "Message": "Please reduce your request rate."},
+                     "ResponseMetadata": {"HTTPStatusCode": 503}}  # fmt: skip
+    refused = ClientError(response, "PutObject")
+    client = FakeSqs()
+    sender = EventPublisher("https://sqs/q", cast(Any, client), sleep=lambda _: None, max_message_bytes=4_096,
+                            payload_bucket="payloads", s3=FakeS3(refused))  # fmt: skip
+
+    # WHEN a large event is published between two small ones
+    results = sender.publish([events(1)[0], event_of_message_size(5_000, "evt_big"), *events(2)[1:]])
+
+    # THEN the large one fails with the S3 error and where it was going; it is not sent; the others are
+    assert [result.ok for result in results] == [True, False, True]
+    assert "payload not stored at s3://payloads/" in (results[1].error or "") and "SlowDown" in (results[1].error or "")
+    assert [json.loads(entry["MessageBody"])["event_id"] for call in client.calls for entry in call] == [
+        "evt_0",
+        "evt_1",
+    ]
+
+
+def test_publisher_fills_a_request_up_to_the_byte_limit_exactly():
+    # GIVEN a queue whose maximum (so the request's) is 10,000 bytes
+    client = FakeSqs()
+    sender = EventPublisher("https://sqs/q", cast(Any, client), sleep=lambda _: None, max_message_bytes=10_000)
+
+    # WHEN two messages of 5,000 bytes are sent, then 5,000 and 5,001
+    sender.publish([event_of_message_size(5_000, "a1"), event_of_message_size(5_000, "a2")])
+    sender.publish([event_of_message_size(5_000, "b1"), event_of_message_size(5_001, "b2")])
+
+    # THEN the first pair fits one request, the second does not
+    assert [len(call) for call in client.calls] == [2, 1, 1]

@@ -1,0 +1,155 @@
+"""One SendMessageBatch request, with retries of the entries that failed; safe to call from many threads."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from publisher.batching import Batch, Entry
+from publisher.offload import PayloadStore
+from sqs_consumer.sqs_limits import deduplication_id
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    event_id: str | None
+    message_id: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.message_id is not None
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Attempts per batch; between them, full jitter: uniform between 0 and the capped exponential delay."""
+
+    max_attempts: int = 5
+    base_delay: float = 0.1
+    max_delay: float = 5.0
+
+    def backoff(self, attempt: int) -> float:
+        return random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))  # noqa: S311
+
+
+class BatchSender:
+    def __init__(
+        self,
+        queue_url: str,
+        client: SQSClient,
+        *,
+        retry: RetryPolicy,
+        payloads: PayloadStore | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._queue_url = queue_url
+        self._client = client
+        self._fifo = queue_url.endswith(".fifo")
+        self._retry = retry
+        self._payloads = payloads
+        self._sleep = sleep
+
+    def send(self, batch: Batch) -> dict[int, PublishResult]:
+        """Stores the batch's offloaded events, then sends; a result for every entry, never an exception."""
+        results: dict[int, PublishResult] = {}
+        ready = []
+        for entry in batch.entries:
+            error = self._store(entry)
+            if error is None:
+                ready.append(entry)
+            else:
+                results[entry.index] = PublishResult(entry.event_id, error=error)
+        if ready:
+            results.update(self._send_with_retries(ready))
+        return results
+
+    def _store(self, entry: Entry) -> str | None:
+        if entry.pointer is None:
+            return None
+        if self._payloads is None:
+            return "offloaded entry without a payload store"
+        try:
+            self._payloads.store(entry)
+        except Exception as error:  # botocore already retried throttling and 5xx
+            return f"payload not stored at {entry.pointer}: {type(error).__name__}: {error}"
+        return None
+
+    def _send_with_retries(self, entries: list[Entry]) -> dict[int, PublishResult]:
+        pending = {str(entry.index): entry for entry in entries}
+        results: dict[int, PublishResult] = {}
+        last_error = ""
+        for attempt in range(1, self._retry.max_attempts + 1):
+            try:
+                response: Any = self._client.send_message_batch(
+                    QueueUrl=self._queue_url, Entries=[self._request_entry(entry) for entry in pending.values()]
+                )
+            except Exception as error:  # botocore already retried transient errors
+                last_error = f"{type(error).__name__}: {error}"
+                retryable = not is_permanent(error)
+            else:
+                retryable, last_error = self._settle(response, pending, results, last_error)
+            if not pending or not retryable:
+                break
+            if attempt < self._retry.max_attempts:
+                self._sleep(self._retry.backoff(attempt))
+        for entry in pending.values():
+            results[entry.index] = PublishResult(entry.event_id, error=f"not sent after retries: {last_error}")
+        return results
+
+    @staticmethod
+    def _settle(
+        response: Any, pending: dict[str, Entry], results: dict[int, PublishResult], last_error: str
+    ) -> tuple[bool, str]:
+        """Records successes and sender faults, leaving in ``pending`` the entries worth sending again."""
+        for success in response.get("Successful", []):
+            entry = pending.pop(success["Id"])
+            results[entry.index] = PublishResult(entry.event_id, message_id=success["MessageId"])
+        retryable = False
+        for failure in response.get("Failed", []):
+            entry = pending[failure["Id"]]
+            message = f"{failure['Code']}: {failure.get('Message', '')}".strip(": ")
+            if failure.get("SenderFault"):
+                # The entry itself is wrong: sending it again cannot help.
+                results[entry.index] = PublishResult(entry.event_id, error=message)
+                pending.pop(failure["Id"])
+            else:
+                last_error, retryable = message, True
+        return retryable, last_error
+
+    def _request_entry(self, entry: Entry) -> SendMessageBatchRequestEntryTypeDef:
+        request: SendMessageBatchRequestEntryTypeDef = {
+            "Id": str(entry.index),
+            "MessageBody": entry.body,
+            "MessageAttributes": {name: {"DataType": value["DataType"], "StringValue": value["StringValue"]}
+                                  for name, value in entry.attributes.items()},
+        }  # fmt: skip
+        if self._fifo and entry.group_id:
+            request["MessageGroupId"] = entry.group_id
+            # The business id deduplicates a producer's retries within SQS's 5-minute window;
+            # an id SQS cannot take as it is (too long, other characters) is hashed, never cut.
+            request["MessageDeduplicationId"] = deduplication_id(entry.event_id)
+        return request
+
+
+# Errors that no retry can fix: the request, the queue or the caller's rights are wrong.
+_RETRYABLE_CLIENT_CODES = frozenset(
+    {"RequestThrottled", "ThrottlingException", "KmsThrottled", "KMS.ThrottlingException"}
+)
+
+
+def is_permanent(error: Exception) -> bool:
+    """A client error (HTTP 4xx) other than throttling: AccessDenied, a queue that does not exist..."""
+    response = getattr(error, "response", None)
+    if not isinstance(response, dict):
+        return False
+    code = str(response.get("Error", {}).get("Code", ""))
+    status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    return 400 <= status < 500 and code not in _RETRYABLE_CLIENT_CODES and "Throttl" not in code
