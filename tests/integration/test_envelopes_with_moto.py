@@ -170,12 +170,10 @@ def test_a_missing_payload_goes_to_the_dlq_with_its_pointer_body_and_size_attrib
 
 
 @pytest.mark.parametrize("legacy", [False, True], ids=["ExtendedPayloadSize", "SQSLargePayloadSize"])
-def test_an_event_sent_by_aws_python_extended_client_reaches_its_handler(stack, entry_point, legacy):
-    import sqs_extended_client  # noqa: F401  # patches boto3's SQS clients
-
+def test_an_event_sent_by_aws_python_extended_client_reaches_its_handler(stack, entry_point, extended_session, legacy):
     queue_url, _ = stack
     handle, effects = entry_point
-    extended: Any = boto3.client("sqs", region_name=REGION)  # with the extended client's properties
+    extended: Any = extended_session(region_name=REGION).client("sqs")
     extended.large_payload_support = BUCKET
     extended.always_through_s3 = True
     extended.use_legacy_attribute = legacy

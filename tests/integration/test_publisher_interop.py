@@ -1,13 +1,12 @@
 """The publisher and AWS's Python extended client (`amazon-sqs-extended-client`) read each other's offloads.
 
 Both sides run against moto's S3 and SQS. The extended client patches ``boto3.Session`` when it is
-imported; the fixture puts boto3 back and uses the client's session class by name, so no other test
-sees the patch.
+imported; the ``extended_session`` fixture (conftest.py) puts boto3 back and uses the client's session
+class by name, so no other test sees the patch.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -23,18 +22,6 @@ from tests.support import sqs_events as sqs
 
 REGION = "us-east-1"
 BUCKET = "payloads"
-
-
-@pytest.fixture
-def extended_session() -> Iterator[type]:
-    saved = boto3.Session, boto3.DEFAULT_SESSION
-    try:
-        module = importlib.import_module("sqs_extended_client.client")
-    finally:
-        setattr(boto3, "Session", saved[0])  # noqa: B010 (the patch being undone assigns a type)
-        setattr(boto3.session, "Session", saved[0])  # noqa: B010
-        boto3.DEFAULT_SESSION = saved[1]
-    yield module.SQSExtendedClientSession
 
 
 @pytest.fixture
