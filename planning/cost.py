@@ -30,8 +30,8 @@ FAILURE_LOG_BYTES = 600
 # Custom metrics: the consumer's 7 EMF metrics per event type, plus the memory metric filter.
 EMF_METRICS_PER_EVENT_TYPE = 7
 METRIC_FILTERS = 1
-# The alarms of infra/monitoring.py (README, "Operate").
-ALARMS = 8
+# The alarms of infra/monitoring.py per consumer (README, "Operate"); tests/infra/test_stack.py counts them.
+ALARMS = 9
 # Idempotency per processed record: a transactional claim (2 write units) and a completion or
 # release (1); a duplicate's claim is refused and the stored record read once (1 read unit).
 CLAIM_WRITE_UNITS = 2

@@ -8,6 +8,7 @@ from aws_cdk.assertions import Match, Template
 
 from infra.consumer_function import QUEUE_ACTIONS
 from infra.stack import ConsumerStack
+from planning.cost import ALARMS
 from tests.infra.conftest import synth
 
 
@@ -317,3 +318,8 @@ def test_snap_start_is_off_by_default(template: Template):
     assert mapping["Properties"]["FunctionName"] == {
         "Ref": next(iter(template.find_resources("AWS::Lambda::Function")))
     }
+
+
+def test_the_cost_model_prices_every_alarm_of_a_consumer(template: Template):
+    # The dev stage has one consumer: sqs-plan's monthly bill counts exactly its alarms.
+    assert len(template.find_resources("AWS::CloudWatch::Alarm")) == ALARMS
