@@ -35,10 +35,11 @@ class Entry:
     payload: str | None = None
     pointer: PayloadPointer | None = None
 
-    @property
-    def size(self) -> int:
-        """What the message counts against SQS's limits: body plus attributes."""
-        return message_size(self.body, self.attributes)
+    # What the message counts against SQS's limits, body plus attributes: counted once, read three times.
+    size: int = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "size", message_size(self.body, self.attributes))
 
     @property
     def held_bytes(self) -> int:
