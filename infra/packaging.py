@@ -34,11 +34,11 @@ REQUIREMENTS = ROOT / "requirements.txt"
 CACHE_DIR = ROOT / ".cache" / "assets"
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", "tests")
 # The AWS services whose botocore models the asset keeps: the ones the function's clients call
-# (sqs_consumer/clients.py, and secrets.py through Powertools). botocore lists every model
+# (sqs_consumer/clients.py: S3 for offloaded payloads; secrets.py through Powertools). botocore lists every model
 # folder it ships when it makes a client, and 400-odd folders cost a cold start some 40 ms; a
 # handler that calls another service adds it here (botocore's UnknownServiceError names the
 # services the asset has).
-BOTOCORE_SERVICES = ("dynamodb", "secretsmanager", "sqs")
+BOTOCORE_SERVICES = ("dynamodb", "s3", "secretsmanager", "sqs")
 
 
 class PackagingError(RuntimeError):

@@ -26,8 +26,10 @@ SITE_ROOT = ROOT / ".cache" / "runtime-site"
 FUNCTION_TESTS = (
     "tests/unit/test_concurrency.py",
     "tests/unit/test_dispositions.py",
+    "tests/unit/test_envelopes.py",
     "tests/unit/test_last_receive_and_containment.py",
     "tests/unit/test_observability.py",
+    "tests/unit/test_payload_store.py",
     "tests/unit/test_pipeline_dispositions.py",
     "tests/unit/test_properties.py",
     "tests/unit/test_quarantine.py",

@@ -67,6 +67,11 @@ def _executor() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=MAX_PARALLEL_CALLS, thread_name_prefix="sqs-call")
 
 
+def submit(call: Callable[[], T]) -> Future[T]:
+    """Start ``call`` on the function's pool, for a caller that waits on it later (a prefetch)."""
+    return _executor().submit(call)
+
+
 def run_parallel(calls: Sequence[Callable[[], T]], deadline: Deadline) -> list[T | BaseException]:
     """Each call's result or exception, in order; ``DeadlineReachedError`` for a call the deadline cut off.
 

@@ -1,5 +1,5 @@
 """The function's AWS clients (SQS for the quarantine and the retry backoff, DynamoDB for the
-idempotency store), made with botocore on first use only.
+idempotency store, S3 for offloaded payloads), made with botocore on first use only.
 
 botocore, not boto3: boto3 adds nothing the function uses (no resources, no S3 transfers) and
 importing it, with s3transfer, cost ~100 ms of every cold start (docs/decisions.md). The clients
@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any
 from sqs_consumer.budget import client_config
 
 if TYPE_CHECKING:
+    from botocore.config import Config
     from botocore.session import Session
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
 
 # botocore sessions are not thread-safe while they create clients; the function creates a
@@ -31,9 +33,9 @@ def _session() -> Session:
     return botocore.session.get_session()
 
 
-def _client(service: str, endpoint_url: str | None) -> Any:
+def _client(service: str, endpoint_url: str | None, config: Config | None = None) -> Any:
     with _CREATING:
-        return _session().create_client(service, endpoint_url=endpoint_url, config=client_config())
+        return _session().create_client(service, endpoint_url=endpoint_url, config=config or client_config())
 
 
 def sqs_client(endpoint_url: str | None) -> SQSClient:
@@ -43,6 +45,21 @@ def sqs_client(endpoint_url: str | None) -> SQSClient:
 
 def dynamodb_client(endpoint_url: str | None = None) -> DynamoDBClient:
     client: DynamoDBClient = _client("dynamodb", endpoint_url)
+    return client
+
+
+def s3_client(endpoint_url: str | None = None) -> S3Client:
+    """For offloaded payloads only: never made (nor its model loaded) by a batch without pointers.
+
+    Against a local endpoint (moto_server on 127.0.0.1), path-style addressing: a bucket cannot be
+    a subdomain of an IP address.
+    """
+    config = client_config()
+    if endpoint_url is not None:
+        from botocore.config import Config  # noqa: PLC0415  # deferred: see module docstring
+
+        config = config.merge(Config(s3={"addressing_style": "path"}))
+    client: S3Client = _client("s3", endpoint_url, config)
     return client
 
 

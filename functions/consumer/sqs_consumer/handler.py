@@ -23,6 +23,7 @@ from sqs_consumer import secrets
 from sqs_consumer.clients import preload_service_models
 from sqs_consumer.idempotency import DynamoDBIdempotency, DynamoDBStore
 from sqs_consumer.observability import build_metrics, inject_lambda_context, logger
+from sqs_consumer.payload_store import S3Payloads
 from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.quarantine import SqsQuarantine
 from sqs_consumer.registry import EventRegistry
@@ -46,6 +47,7 @@ def build_consumer(settings: ConsumerSettings, registry: EventRegistry = REGISTR
         backoff=Backoff(settings.retry_backoff_base_seconds, settings.retry_backoff_cap_seconds),
         visibility=SqsVisibility(endpoint_url=settings.aws_endpoint_url),
         idempotency=_idempotency(settings),
+        payloads=S3Payloads(settings.max_payload_bytes, endpoint_url=settings.aws_endpoint_url),
     )
 
 
@@ -67,6 +69,8 @@ def _prepare_snapshot() -> None:
     _ = REGISTRY.adapter  # the parser's validator, built from the models
     # botocore and the service models its clients are made from (read from disk, no credentials).
     services = ["sqs", "dynamodb"] if consumer.uses_idempotency else ["sqs"]
+    if get_settings().payload_bucket is not None:  # the stage expects offloaded payloads: S3's model too
+        services.append("s3")
     preload_service_models(services)
 
 

@@ -22,6 +22,7 @@ from sqs_consumer.budget import Deadline, run_parallel
 from sqs_consumer.clients import sqs_client
 from sqs_consumer.errors import QuarantineFailedError
 from sqs_consumer.observability import logger
+from sqs_consumer.payloads import SIZE_ATTRIBUTES
 from sqs_consumer.sqs_limits import (
     DEFAULT_MAX_MESSAGE_BYTES,
     MAX_MESSAGE_ATTRIBUTES,
@@ -124,9 +125,14 @@ class QuarantinedMessage:
 
 
 def _add_originals(attributes: dict[str, dict[str, Any]], originals: dict[str, Any], room: int) -> list[str]:
-    """The original message attributes, each while it fits beside ``attributes``; the names left out."""
+    """The original message attributes, each while it fits beside ``attributes``; the names left out.
+
+    An offloaded payload's size attribute goes first: without it, an extended client reading the
+    redriven copy would take its pointer for the message itself.
+    """
     dropped = []
-    for name, value in originals.items():
+    ordered = sorted(originals.items(), key=lambda item: item[0] not in SIZE_ATTRIBUTES)
+    for name, value in ordered:
         if name.startswith(ATTRIBUTE_PREFIX):
             continue
         converted = _to_send_format(value)

@@ -18,6 +18,10 @@ from pydantic import Field, TypeAdapter, ValidationError
 from sqs_consumer.errors import PoisonMessageError
 from sqs_consumer.models.base import BaseEvent
 
+if typing.TYPE_CHECKING:
+    from sqs_consumer.envelopes import EventBridgeEvent, SnsNotification
+    from sqs_consumer.payloads import PayloadPointer
+
 EventT = TypeVar("EventT", bound=BaseEvent)
 
 # Quarantine kinds: the reasons a message goes to the DLQ without a retry.
@@ -25,6 +29,12 @@ MALFORMED_JSON = "malformed_json"
 INVALID_ENVELOPE = "invalid_envelope"
 INVALID_PAYLOAD = "invalid_payload"
 UNKNOWN_EVENT_TYPE = "unknown_event_type"
+# An offloaded payload (envelopes.py) that no retry can fetch: gone, forbidden to the function,
+# larger than MAX_PAYLOAD_BYTES, or not UTF-8 text.
+PAYLOAD_MISSING = "payload_missing"
+PAYLOAD_UNREADABLE = "payload_unreadable"
+PAYLOAD_TOO_LARGE = "payload_too_large"
+PAYLOAD_NOT_UTF8 = "payload_not_utf8"
 NON_RETRYABLE = "non_retryable"
 # Failed on every allowed receive, or never started on any of them (near the timeout, or
 # behind a failed record of its FIFO group): quarantined on the last receive with the reason.
@@ -39,11 +49,52 @@ UNREGISTERED_TYPE = "example.unregistered"
 MAX_QUOTED_TYPE_CHARS = 200
 
 
+class Envelope:
+    """What carried the event to the queue besides SQS (docs/design.md §3): the SNS notification
+    that wrapped it, the EventBridge event it came in, the S3 pointer its payload was offloaded behind.
+
+    Filled as the body is unwrapped: a record quarantined half-way keeps what was found.
+    """
+
+    __slots__ = ("eventbridge", "payload_pointer", "payload_size", "sns")
+
+    def __init__(self) -> None:
+        self.sns: SnsNotification | None = None
+        self.eventbridge: EventBridgeEvent | None = None
+        self.payload_pointer: PayloadPointer | None = None
+        # The size the message attribute announced (ExtendedPayloadSize or SQSLargePayloadSize).
+        self.payload_size: int | None = None
+
+    def __bool__(self) -> bool:
+        return self.sns is not None or self.eventbridge is not None or self.payload_pointer is not None
+
+    def log_fields(self) -> dict[str, object]:
+        """The keys a per-record log line carries for this envelope (none for the event alone)."""
+        fields: dict[str, object] = {}
+        if self.sns is not None:
+            fields.update(sns_message_id=self.sns.message_id, topic_arn=self.sns.topic_arn)
+        if self.eventbridge is not None:
+            fields.update(eventbridge_id=self.eventbridge.id, eventbridge_source=self.eventbridge.source,
+                          eventbridge_detail_type=self.eventbridge.detail_type)  # fmt: skip
+        if self.payload_pointer is not None:
+            fields.update(payload=str(self.payload_pointer), payload_size=self.payload_size)
+        return fields
+
+    def __repr__(self) -> str:
+        return f"Envelope({', '.join(f'{name}={value!r}' for name, value in self.log_fields().items())})"
+
+
+# The envelope of an event that came alone, in the SQS body: shared, never filled.
+NO_ENVELOPE = Envelope()
+
+
 class RecordInfo:
     """What a handler may need to know about the SQS message carrying its event.
 
     Read from the record on access: most records never need their receive count parsed, and
-    building this view costs one object per record (it is made for thousands a batch).
+    building this view costs one object per record (it is made for thousands a batch). An event
+    that came wrapped (SNS, EventBridge) or offloaded (S3) has its ``envelope``; one that came
+    alone shares the empty one, which costs its record nothing.
     """
 
     __slots__ = ("_attributes", "message_id")
@@ -65,9 +116,31 @@ class RecordInfo:
         group: str | None = self._attributes.get("MessageGroupId")
         return group
 
+    @property
+    def envelope(self) -> Envelope:
+        return NO_ENVELOPE
+
+    @property
+    def sns(self) -> SnsNotification | None:
+        """The SNS notification the event came in (raw message delivery off): MessageId, TopicArn,
+        Subject, MessageAttributes."""
+        return self.envelope.sns
+
+    @property
+    def eventbridge(self) -> EventBridgeEvent | None:
+        """The EventBridge event the event came in: id, source, detail-type, resources, time."""
+        return self.envelope.eventbridge
+
+    @property
+    def payload_pointer(self) -> PayloadPointer | None:
+        """Where the payload was offloaded (S3 bucket and key), when it was."""
+        return self.envelope.payload_pointer
+
     def __repr__(self) -> str:
+        envelope = self.envelope
         return (f"RecordInfo(message_id={self.message_id!r}, receive_count={self.receive_count}, "
-                f"sent_timestamp_ms={self.sent_timestamp_ms}, message_group_id={self.message_group_id!r})")  # fmt: skip
+                f"sent_timestamp_ms={self.sent_timestamp_ms}, message_group_id={self.message_group_id!r}"
+                + (f", envelope={envelope!r})" if envelope else ")"))  # fmt: skip
 
 
 Handler = Callable[[EventT, RecordInfo], Awaitable[None] | None]

@@ -19,6 +19,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 
 from sqs_consumer.idempotency import Idempotency
 from sqs_consumer.observability import EmfDocuments
+from sqs_consumer.payload_store import S3Payloads
 from sqs_consumer.pipeline.batch import Batch, LambdaContextLike
 from sqs_consumer.pipeline.claims import claim_events
 from sqs_consumer.pipeline.commit import GroupCommit
@@ -53,6 +54,7 @@ class BatchConsumer:
         backoff: Backoff = NO_BACKOFF,
         visibility: VisibilitySetter | None = None,
         idempotency: Idempotency | None = None,
+        payloads: S3Payloads | None = None,
         timer: Callable[[], float] = time.perf_counter,
         wall_clock_ms: Callable[[], float] = lambda: time.time() * 1000,
     ) -> None:
@@ -62,6 +64,7 @@ class BatchConsumer:
         self._return_floor_ms = min(MAX_RETURN_FLOOR_MS, time_reserve_ms // 4)
         self._decisions = Decisions(max_receive_count, backoff)
         self._idempotency = idempotency
+        self._payloads = payloads
         self._timer = timer
         self._wall_clock_ms = wall_clock_ms
         self._runner = Runner(max_concurrent_records)
@@ -86,7 +89,9 @@ class BatchConsumer:
         )
         if batch.order.sequential:
             batch.confirm_quarantine = self._settlement.confirm_one
-        items: Iterable[Item] = parse_records(records, self._registry, batch.now_ms)
+        # Offloaded payloads are fetched before the time reserve, when records stop starting.
+        items: Iterable[Item] = parse_records(records, self._registry, batch.now_ms, self._payloads,
+                                              batch.deadline(self._time_reserve_ms))  # fmt: skip
         if self._idempotency is not None:  # the batch is parsed and its events claimed together first
             items = list(items)
             claim_events(items, self._idempotency, context.get_remaining_time_in_millis(),

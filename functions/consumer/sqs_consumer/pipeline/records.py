@@ -2,6 +2,11 @@
 
 Both are the ``RecordInfo`` a handler is given, and carry the record's disposition once it is
 decided (dispositions.py): one object per record, made for thousands a batch.
+
+A body is first validated as an event alone, the contract's own shape and the fast path. Only a body
+that fails is unwrapped (envelopes.py): an SNS notification, an EventBridge event, an offloaded
+payload's pointer. The job of an unwrapped event (``WrappedJob``) carries its envelope; a payload
+that could not be fetched but may be on a retry makes an ``Unfetched`` record, listed.
 """
 
 from __future__ import annotations
@@ -14,11 +19,14 @@ from pydantic import ValidationError
 from sqs_consumer.errors import PoisonMessageError
 from sqs_consumer.observability import logger
 from sqs_consumer.pipeline.dispositions import Listed
-from sqs_consumer.registry import RecordInfo
+from sqs_consumer.registry import NO_ENVELOPE, Envelope, RecordInfo
 
 if TYPE_CHECKING:
+    from sqs_consumer.budget import Deadline
+    from sqs_consumer.envelopes import Unwrapper
     from sqs_consumer.idempotency import Claim
     from sqs_consumer.models.base import BaseEvent
+    from sqs_consumer.payload_store import S3Payloads
     from sqs_consumer.pipeline.dispositions import Disposition
     from sqs_consumer.registry import EventRegistry, Route
 
@@ -70,31 +78,82 @@ class Job(Item):
         return self.event.event_type
 
 
+class WrappedJob(Job):
+    """A job whose event came wrapped or offloaded: its envelope is the handler's too."""
+
+    __slots__ = ("_envelope",)
+
+    def __init__(
+        self, raw: dict[str, Any], event: BaseEvent, route: Route[Any], now_ms: float, envelope: Envelope
+    ) -> None:
+        super().__init__(raw, event, route, now_ms)
+        self._envelope = envelope
+
+    @property
+    def envelope(self) -> Envelope:
+        return self._envelope
+
+
 class Unparsed(Item):
     """A record whose body cannot become an event: quarantined with the reason."""
 
-    __slots__ = ("poison",)
+    __slots__ = ("_envelope", "poison")
 
-    def __init__(self, raw: dict[str, Any], poison: PoisonMessageError, now_ms: float) -> None:
+    def __init__(
+        self, raw: dict[str, Any], poison: PoisonMessageError, now_ms: float, envelope: Envelope = NO_ENVELOPE
+    ) -> None:
         super().__init__(raw, now_ms)
         self.poison = poison
+        self._envelope = envelope
 
     @property
     def event_type(self) -> str | None:
         return self.poison.event_type
 
+    @property
+    def envelope(self) -> Envelope:
+        return self._envelope
 
-def parse_records(records: list[dict[str, Any]], registry: EventRegistry, now_ms: float) -> Iterator[Item]:
+
+class Unfetched(Item):
+    """A record whose offloaded payload could not be fetched this time (throttled, timed out...): listed
+    to come back, or quarantined on its last receive, as a handler's failure would be."""
+
+    __slots__ = ("_envelope", "error")
+
+    def __init__(self, raw: dict[str, Any], error: Exception, now_ms: float, envelope: Envelope) -> None:
+        super().__init__(raw, now_ms)
+        self.error = error
+        self._envelope = envelope
+
+    @property
+    def envelope(self) -> Envelope:
+        return self._envelope
+
+
+def parse_records(
+    records: list[dict[str, Any]],
+    registry: EventRegistry,
+    now_ms: float,
+    payloads: S3Payloads | None = None,
+    deadline: Deadline | None = None,
+) -> Iterator[Item]:
     """Every record, in order, as a ``Job`` or an ``Unparsed``: one at a time, so that a record that
     succeeds can be let go before the next is parsed (a batch of 10,000 keeps no more alive than
-    it must, which the garbage collector would otherwise scan again and again)."""
+    it must, which the garbage collector would otherwise scan again and again).
+
+    Offloaded payloads are read from ``payloads`` until ``deadline``; the batch's are fetched ahead
+    from its first body that is not an event alone."""
     validate, routes = registry.validate_json, registry.routes
+    unwrapper: Unwrapper | None = None
     for raw in records:
         try:
             event = validate(raw["body"])
             job = Job(raw, event, routes[event.event_type], now_ms)
         except ValidationError as exc:
-            yield Unparsed(raw, registry.poison(exc), now_ms)
+            if unwrapper is None:
+                unwrapper = _unwrapper(records, registry, payloads, deadline)
+            yield _unwrapped(raw, exc, unwrapper, registry, now_ms)
             continue
         except Exception as exc:  # a validator's or our own bug: the record is listed, never lost
             logger.exception("Record listed after an internal error", message_id=raw.get("messageId"))
@@ -103,6 +162,39 @@ def parse_records(records: list[dict[str, Any]], registry: EventRegistry, now_ms
             yield item
             continue
         yield job
+
+
+def _unwrapper(
+    records: list[dict[str, Any]], registry: EventRegistry, payloads: S3Payloads | None, deadline: Deadline | None
+) -> Unwrapper:
+    from sqs_consumer.envelopes import Unwrapper, pointer_in  # noqa: PLC0415  # deferred: see envelopes.py
+
+    if payloads is None:
+        return Unwrapper(registry, None)
+    from sqs_consumer.budget import Deadline  # noqa: PLC0415
+    from sqs_consumer.payload_store import BatchPayloads  # noqa: PLC0415
+
+    fetches = BatchPayloads(payloads, deadline or Deadline(lambda: 900_000, 0))
+    wanted = ((raw["messageId"], found) for raw in records if (found := pointer_in(raw)) is not None)
+    fetches.prefetch((message_id, pointer, size) for message_id, (pointer, size) in wanted)
+    return Unwrapper(registry, fetches.read)
+
+
+def _unwrapped(
+    raw: dict[str, Any], refused: ValidationError, unwrapper: Unwrapper, registry: EventRegistry, now_ms: float
+) -> Item:
+    envelope = Envelope()
+    try:
+        event = unwrapper.unwrap(raw, refused, envelope)
+    except PoisonMessageError as poison:
+        return Unparsed(raw, poison, now_ms, envelope)
+    except Exception as exc:  # a payload not fetched this time, or a bug: listed, never lost
+        if not envelope:
+            logger.exception("Record listed after an internal error", message_id=raw.get("messageId"))
+        return Unfetched(raw, exc, now_ms, envelope)
+    if not envelope:  # an event alone, valid once unwrapped: never (the fast path refused it)
+        return Unparsed(raw, registry.poison(refused), now_ms)
+    return WrappedJob(raw, event, registry.routes[event.event_type], now_ms, envelope)
 
 
 def _age_ms(attributes: Mapping[str, Any], now_ms: float) -> float:

@@ -18,7 +18,7 @@ from sqs_consumer.observability import logger
 from sqs_consumer.pipeline.batch import Batch
 from sqs_consumer.pipeline.claims import claimed, follow
 from sqs_consumer.pipeline.dispositions import NEAR_TIMEOUT, SUCCEEDED, Listed
-from sqs_consumer.pipeline.records import Item, Job, Unparsed
+from sqs_consumer.pipeline.records import Item, Job, Unfetched, Unparsed
 
 # How long leftover tasks of a handler get to finish after being cancelled, at most: out of the
 # time reserve, never past the part of it kept for returning.
@@ -66,6 +66,9 @@ class Runner:
             return
         if type(item) is Unparsed:
             batch.decide(item, decisions.poison(item))
+            return
+        if type(item) is Unfetched:  # as its handler failing would be: retried, quarantined on the last receive
+            batch.decide(item, decisions.failure(item, item.error, None))
             return
         assert isinstance(item, Job)
         if item.leader is not None:

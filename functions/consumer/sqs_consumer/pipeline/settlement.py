@@ -96,12 +96,13 @@ class Settlement:
                 assert isinstance(item, Job)
                 add(metric_type, Outcome.DUPLICATE, age_ms=item.age_ms)
                 logger.info("Duplicate acknowledged without running its handler", message_id=item.message_id,
-                            event_id=item.event.event_id)  # fmt: skip
+                            event_id=item.event.event_id, envelope=item.envelope.log_fields() or None)  # fmt: skip
             elif isinstance(disposition, Quarantined):
                 add(metric_type, Outcome.QUARANTINED, age_ms=item.age_ms, processing_ms=processing_ms)
                 logger.warning("Record quarantined to the DLQ", message_id=item.message_id,
                                event_type=_quoted(item.event_type), kind=disposition.kind,
-                               reason=trim_utf8(disposition.reason, LOG_VALUE_BYTES))  # fmt: skip
+                               reason=trim_utf8(disposition.reason, LOG_VALUE_BYTES),
+                               envelope=item.envelope.log_fields() or None)  # fmt: skip
             elif isinstance(disposition, Listed):
                 listed[item.message_id] = disposition.error
                 add(metric_type, disposition.outcome, age_ms=item.age_ms, processing_ms=processing_ms)
@@ -119,7 +120,7 @@ class Settlement:
             event_id = item.event.event_id if isinstance(item, Job) else None
             logger.warning("Record failed; it will be retried", message_id=item.message_id, event_id=event_id,
                            event_type=_quoted(item.event_type), receive_count=item.receive_count,
-                           error=error)  # fmt: skip
+                           error=error, envelope=item.envelope.log_fields() or None)  # fmt: skip
 
     def _metric_type(self, event_type: str | None) -> str:
         return event_type if event_type is not None and event_type in self._registry else UNRECOGNIZED_TYPE
