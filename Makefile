@@ -128,6 +128,7 @@ deploy-role: setup ## The role GitHub Actions deploys with, by OIDC: make deploy
 		$(if $(OIDC_PROVIDER_ARN),-c oidc_provider_arn=$(OIDC_PROVIDER_ARN)) \
 		--require-approval $(CDK_APPROVAL) --outputs-file cdk.out/outputs-deploy-role.json
 
-destroy: setup ## Delete the stack of STAGE (its queues, table and logs too, unless the stage sets retain_data, as prod does)
+destroy: setup ## Delete the stack of STAGE (its queues, table, logs and payloads too, unless the stage sets retain_data, as prod does)
 	@$(CHECK_SETTINGS) $(STAGE)
-	cdk destroy -c stage=$(STAGE)
+	@$(BIN)/python -m infra.empty_payload_bucket $(STAGE)
+	cdk destroy -c stage=$(STAGE) --force

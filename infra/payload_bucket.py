@@ -16,17 +16,13 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from infra import scanner_skips
 from infra.settings import StackSettings
 
 DAY = 86_400
 # The function's one call on the bucket; producers' one call (the extended clients' PutObject).
 READ_ACTIONS = ("s3:GetObject",)
 WRITE_ACTIONS = ("s3:PutObject",)
-ACCESS_LOGS = (
-    "Payloads are written once under random keys and read by the consumer, which logs each read with its "
-    "message id; server access logs would need a second bucket kept as long, and CloudTrail's S3 data events "
-    "are the account's choice for object-level audit"
-)
 OBJECTS_WILDCARD = (
     "The function reads any payload a producer offloaded: keys are chosen by the producers' extended clients "
     "(random UUIDs), so the statement names every object of the one payload bucket, and s3:GetObject alone"
@@ -69,7 +65,10 @@ class PayloadBucketConstruct(Construct):
             # (emptied first, see `make destroy`: auto-deleting objects would add a custom resource function).
             removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
         )
-        Validations.of(self.bucket).acknowledge(Acknowledgment(id="AwsSolutions::AwsSolutions-S1", reason=ACCESS_LOGS))
+        reason = scanner_skips.BUCKET_ACCESS_LOGS
+        Validations.of(self.bucket).acknowledge(Acknowledgment(id="AwsSolutions::AwsSolutions-S1", reason=reason))
+        scanner_skips.skip(self.bucket, "CKV_AWS_18", reason)
+        scanner_skips.skip(self.bucket, "CKV_AWS_21", scanner_skips.BUCKET_VERSIONING)
         producers = sorted({principal for s in settings for principal in s.producer_principals})
         if producers:
             self.bucket.add_to_resource_policy(
