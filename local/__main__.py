@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import re
@@ -20,12 +19,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from local import demo, shapes
+from local import demo
 from local.batch_outcomes import batch_outcomes
 from local.emulator import rie_binary
 from local.event_source import BatchResult
 from local.pipeline import running_pipeline
-from local.sqs_server import s3_client
 from sqs_consumer.settings import ConsumerSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,9 +66,7 @@ def run_demo(template: Path, timeout: float, consumer: str = "") -> int:
             f"{plan.mapping.batching_window_seconds} s, max receives {plan.source_queue.max_receive_count}, "
             f"visibility {plan.source_queue.attributes.get('VisibilityTimeout')} s. Logs in {LOG_DIR}."
         )
-        bucket = pipeline.payload_bucket
-        offload = functools.partial(shapes.offload, s3_client(pipeline.server.endpoint_url), bucket) if bucket else None
-        messages = demo.demo_mix(offload)
+        messages = demo.demo_mix(demo.offloader(pipeline.server.endpoint_url, pipeline.payload_bucket))
         group_id = "demo" if plan.source_queue.fifo else None
         published = demo.publish(pipeline.client, pipeline.queue.url, messages, group_id)
         console.print(f"Published {len(published)} messages: {', '.join(sorted({m.label for m in messages}))}")

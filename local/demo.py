@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from local import shapes
 from local.event_source import BatchResult
+from local.sqs_server import s3_client
 from operations.dlq import peek
 from operations.letters import DeadLetter
 from publisher.client import EventPublisher
@@ -72,6 +73,14 @@ def upstream_shapes(offload: Callable[[str], tuple[str, dict[str, Any]]]) -> lis
             shapes.EVENTBRIDGE_PLAIN, _event("document.processed", {"document_id": "doc-routed"})), SUCCEEDED),
         DemoMessage("offloaded to S3 (1.1 MB)", pointer, SUCCEEDED, attributes),
     ]  # fmt: skip
+
+
+def offloader(endpoint_url: str, bucket: str | None) -> Callable[[str], tuple[str, dict[str, Any]]] | None:
+    """Offloads a body to ``bucket`` in moto's S3, as an extended client does (None without a bucket)."""
+    if bucket is None:
+        return None
+    s3 = s3_client(endpoint_url)
+    return lambda body: shapes.offload(s3, bucket, body)
 
 
 def demo_mix(offload: Callable[[str], tuple[str, dict[str, Any]]] | None = None) -> list[DemoMessage]:

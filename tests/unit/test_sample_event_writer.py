@@ -80,3 +80,29 @@ def test_a_sample_whose_outcome_differs_from_the_expected_one_is_not_written(tmp
     assert code == 2
     assert "outcome 'retry', not 'success'" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("shape", ["sns", "eventbridge", "eventbridge-plain"])
+def test_a_sample_in_an_upstream_shape_is_delivered_as_that_service_does_and_succeeds(shape, tmp_path, monkeypatch):
+    # GIVEN `make event SHAPE=...` for a valid hello event
+    monkeypatch.setattr("local.sample_event.EVENTS_DIR", tmp_path)
+
+    # WHEN the sample is written
+    assert main(["--type", "hello", "--payload", '{"name": "x"}', "--shape", shape]) == 0
+
+    # THEN the body is the service's, SQS carries no attribute of ours, and the consumer's handler ran it
+    [record] = json.loads((tmp_path / f"hello.{shape}.json").read_text())["Records"]
+    body = json.loads(record["body"])
+    assert record["messageAttributes"] == {}
+    if shape == "sns":
+        assert body["Type"] == "Notification" and body["MessageAttributes"]["event_type"]["Value"] == "hello"
+        inner = json.loads(body["Message"])
+    elif shape == "eventbridge":
+        assert body["detail-type"] == "hello" and body["detail"]["event_type"] == "hello"
+        inner = body["detail"]
+    else:
+        assert body["detail-type"] == "hello" and body["detail"] == {"name": "x"}
+        inner = {"event_id": body["id"], "payload": body["detail"]}
+    assert inner["event_id"] == "evt_hello_" + shape.replace("-", "_") + "_1" and inner["payload"] == {"name": "x"}
+    expected = json.loads((tmp_path / f"hello.{shape}.expected.json").read_text())
+    assert expected == {"batchItemFailures": [], "quarantined": []}
