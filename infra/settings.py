@@ -374,7 +374,7 @@ def _stage_violations(stage: str, s: StackSettings, stages: dict[str, Any]) -> l
     return problems
 
 
-def _sns_violations(s: StackSettings) -> list[str]:
+def _producer_violations(s: StackSettings) -> list[str]:
     problems = []
     if s.subscribe_sns_topics and not s.producer_sns_topics:
         problems.append("subscribe_sns_topics subscribes the queue to producer_sns_topics: list the topics there")
@@ -382,6 +382,11 @@ def _sns_violations(s: StackSettings) -> list[str]:
         problems.append(
             "sns_raw_message_delivery is an attribute of the subscription the stack makes: set subscribe_sns_topics "
             "too, or set RawMessageDelivery on the subscription the topic's owner makes"
+        )
+    if s.fifo and s.producer_event_rules and not s.content_based_deduplication:
+        problems.append(
+            "producer_event_rules on a FIFO queue need content_based_deduplication = true: EventBridge sends no "
+            "deduplication id (and its target must set SqsParameters.MessageGroupId)"
         )
     if s.fifo:
         standard = [arn for arn in s.producer_sns_topics if not arn.endswith(".fifo")]
@@ -472,7 +477,7 @@ def _rule_violations(s: StackSettings) -> list[str]:  # noqa: PLR0912  # one bra
             f"dlq_max_message_size_bytes ({s.dlq_max_message_size_bytes}) must be >= max_message_size_bytes "
             f"({s.max_message_size_bytes}): a poison message must fit in the DLQ with its reason"
         )
-    problems += _sns_violations(s)
+    problems += _producer_violations(s)
     if s.secrets_kms_key_arn is not None and not s.secrets:
         problems.append("secrets_kms_key_arn is the key of the stage's secrets: it needs secrets")
     if s.vpc is not None:

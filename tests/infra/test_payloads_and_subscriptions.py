@@ -191,6 +191,8 @@ def test_the_full_stage_subscribes_and_still_synthesizes_with_cdk_nag():
         ({"subscribe_sns_topics": True}, r"subscribe_sns_topics subscribes the queue to producer_sns_topics: list"),
         ({"fifo": True, "producer_sns_topics": [SNS_SOURCE, FIFO_TOPIC]},
          r"producer_sns_topics arn:aws:sns:eu-west-1:123456789012:orders are standard topics: SNS delivers to a FIFO"),
+        ({"fifo": True, "producer_event_rules": ["arn:aws:events:eu-west-1:123456789012:rule/orders"]},
+         r"producer_event_rules on a FIFO queue need content_based_deduplication = true"),
         ({"vpc": {k: v for k, v in VPC.items() if k != "s3_prefix_list_id"}},
          r"vpc.s3_prefix_list_id is needed with egress endpoints: .*Values=com.amazonaws.eu-west-1.s3\)"),
         ({"vpc": {**VPC, "s3_prefix_list_id": VPC["dynamodb_prefix_list_id"]}},
@@ -204,5 +206,8 @@ def test_a_wrong_sns_or_s3_setting_fails_synth_saying_what_to_change(values, mes
 
 def test_a_fifo_queue_takes_a_fifo_topic_and_nat_needs_no_s3_prefix_list():
     StackSettings.for_stage("ok", {"ok": {"fifo": True, "producer_sns_topics": [FIFO_TOPIC]}})
+    rule = "arn:aws:events:eu-west-1:123456789012:rule/orders"
+    StackSettings.for_stage("ok", {"ok": {"fifo": True, "content_based_deduplication": True,
+                                          "producer_event_rules": [rule]}})  # fmt: skip
     vpc = {k: v for k, v in VPC.items() if k != "s3_prefix_list_id"}
     StackSettings.for_stage("ok", {"ok": {"vpc": {**vpc, "egress": "nat"}}})
