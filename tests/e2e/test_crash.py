@@ -18,7 +18,8 @@ KILL_POINTS = [0.05, 0.2, 0.35, 0.5, 0.7, 1.0]
 
 @pytest.fixture(scope="module")
 def rig(local_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CrashRig]:
-    rig = CrashRig(local_template, tmp_path_factory.mktemp("crash"))
+    # SNS-wrapped, EventBridge and offloaded events among the events alone (every fourth of each)
+    rig = CrashRig(local_template, tmp_path_factory.mktemp("crash"), shapes=True)
     try:
         yield rig
     finally:

@@ -6,6 +6,8 @@ until the in-progress records of the killed invocation have expired (as SQS's vi
 at least 6x the function timeout, guarantees before a redelivery), then delivers the same batch
 again to a new process that runs to the end. Every handler's effect is a ``Hello`` line with its
 time, so the sweep knows which effects ran twice and how long before the kill each one returned.
+With ``shapes``, the batch also holds SNS-wrapped, EventBridge and offloaded events (their payloads
+in moto_server's S3), as upstream services send them.
 """
 
 from __future__ import annotations
@@ -27,10 +29,19 @@ from pathlib import Path
 from typing import IO, Any
 
 from local.pipeline import resolve_environment
-from local.sqs_server import SqsServer, create_buckets, create_queues, create_tables, dynamodb_client
+from local.sqs_server import (
+    LOCAL_CREDENTIALS,
+    REGION,
+    SqsServer,
+    create_buckets,
+    create_queues,
+    create_tables,
+    dynamodb_client,
+)
 from local.template import load_plan
 from sqs_consumer.settings import ConsumerSettings
 from tests.support import sqs_events as sqs
+from tests.support.envelopes import eventbridge_event, pointer_body, size_attribute, sns_notification
 
 ROOT = Path(__file__).resolve().parents[2]
 # The invocation's remaining time when the batch starts: its claims' in-progress records expire then.
@@ -41,6 +52,7 @@ REDELIVERY_REMAINING_MS = 30_000
 # Async handlers awaited together (the local stage's 2 would make a batch outlast its 2.5 s).
 MAX_CONCURRENT_RECORDS = 4
 RECORDS = 10
+PAYLOAD_BUCKET = "crash-payloads"
 
 
 @dataclass(frozen=True)
@@ -84,9 +96,10 @@ class Sweep:
 class CrashRig:
     """moto_server with the local stage's queues and table, and the function's environment for it."""
 
-    def __init__(self, template: Path, log_dir: Path, latency_ms: int = 25) -> None:
+    def __init__(self, template: Path, log_dir: Path, latency_ms: int = 25, *, shapes: bool = False) -> None:
         self.log_dir = log_dir
         self.latency_ms = latency_ms
+        self.shapes = shapes
         plan = load_plan(template)
         self.server = SqsServer(log_dir / "moto.log")
         queues = create_queues(self.server.client(), plan)
@@ -103,6 +116,16 @@ class CrashRig:
             "POWERTOOLS_METRICS_DISABLED": "true", "AWS_LAMBDA_FUNCTION_NAME": "consumer",
         }  # fmt: skip
         self.queue_arn = queues[plan.source_queue.logical_id].arn
+        self._s3: Any = None
+        if shapes:
+            import boto3
+            from botocore.config import Config
+
+            self._s3 = boto3.client("s3", endpoint_url=self.server.endpoint_url, region_name=REGION,
+                                    config=Config(s3={"addressing_style": "path"}),
+                                    aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                                    aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])  # fmt: skip
+            self._s3.create_bucket(Bucket=PAYLOAD_BUCKET)
 
     def stop(self) -> None:
         self.server.stop()
@@ -128,10 +151,24 @@ class CrashRig:
             if rng.random() < 0.6:
                 payload.update(simulate="slow", delay_ms=rng.randint(50, 600))
             message_id = str(uuid.uuid5(uuid.NAMESPACE_URL, event_id))
-            records.append(sqs.record(sqs.body("hello", payload, event_id=event_id), message_id=message_id,
-                                      receive_count=receive_count, queue_arn=self.queue_arn))  # fmt: skip
+            body, attributes = self._shaped(index, sqs.body("hello", payload, event_id=event_id))
+            records.append(sqs.record(body, message_id=message_id, receive_count=receive_count,
+                                      queue_arn=self.queue_arn, message_attributes=attributes))  # fmt: skip
             ids.append(event_id)
         return {"Records": records}, ids
+
+    def _shaped(self, index: int, body: str) -> tuple[str, dict[str, Any] | None]:
+        """The event alone, or (with ``shapes``) in an SNS notification, an EventBridge event or S3."""
+        shape = index % 4 if self.shapes else 0
+        if shape == 1:
+            return sns_notification(body), None
+        if shape == 2:
+            return eventbridge_event(json.loads(body)), None
+        if shape == 3:
+            key = f"crash/{uuid.uuid4()}"
+            self._s3.put_object(Bucket=PAYLOAD_BUCKET, Key=key, Body=body.encode())
+            return pointer_body(PAYLOAD_BUCKET, key), size_attribute(len(body.encode()))
+        return body, None
 
     def trial(self, strategy: str, seed: int, kill_after_s: float) -> Trial:
         first, ids = self.batch(seed, receive_count=1)
