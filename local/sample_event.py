@@ -1,8 +1,10 @@
 """Write a sample event for an event type: the SQS event exactly as Lambda delivers it, and what it gives.
 
     python -m local.sample_event --type TYPE --payload '{"...": "..."}' [--name NAME] [--force]
-                                 [--expect success|retry|quarantine] [--shape sns|eventbridge|eventbridge-plain]
+                                 [--expect success|retry|quarantine] [--shape SHAPE]
     make event TYPE=document.processed PAYLOAD='{"document_id": "doc-9"}' [EXPECT=quarantine] [SHAPE=sns]
+
+SHAPE: sns, eventbridge, eventbridge-plain or offloaded.
 
 Writes events/NAME.json (NAME defaults to TYPE): one record whose body follows the contract
 (docs/design.md §3), with SQS's own md5 of the body, and events/NAME.expected.json: the response
@@ -13,8 +15,9 @@ succeed, edit the expected file to what it does there.
 With --shape the body is the event as an upstream service delivers it (local/shapes.py): an SNS
 notification with raw delivery off (`sns`), an EventBridge event whose detail is the event
 (`eventbridge`), or a plain EventBridge event whose detail is the payload and detail-type the type
-(`eventbridge-plain`); NAME then defaults to TYPE.SHAPE. An offloaded payload needs S3: the demo
-(`make local`) and `make chaos` publish those into moto's.
+(`eventbridge-plain`), or a pointer to the payload offloaded to S3 as AWS's extended clients send
+it (`offloaded`: the payload is written to events/payloads/NAME.json, and put in S3 wherever the
+sample runs, local/sample_payloads.py); NAME then defaults to TYPE.SHAPE.
 
 The payload is validated against the type's model first: an invalid one is refused with the
 validation error, unless a poison sample is what you want (--expect quarantine). The sample is
@@ -27,6 +30,7 @@ import argparse
 import hashlib
 import json
 import sys
+import tempfile
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,9 +38,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from local import shapes
+from local import sample_payloads, shapes
 from sqs_consumer.budget import Deadline
 from sqs_consumer.observability import logger
+from sqs_consumer.payloads import size_attribute
 from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.quarantine import QuarantinedMessage
 from sqs_consumer.routes import REGISTRY
@@ -93,26 +98,39 @@ class _Context:
         return 30_000
 
 
-def expected_outcome(event: dict[str, Any]) -> dict[str, Any]:
+def expected_outcome(event: dict[str, Any], events_dir: Path = EVENTS_DIR) -> dict[str, Any]:
+    """What the consumer gives the event, offloaded payloads read from moto's S3 holding the samples'."""
     logger.setLevel("CRITICAL")  # the consumer's own lines are not what the command says
     quarantine = _Recorded()
-    response = BatchConsumer(REGISTRY, quarantine).handle(event, _Context())
+    with sample_payloads.in_process(events_dir) as payloads:
+        response = BatchConsumer(REGISTRY, quarantine, payloads=payloads).handle(event, _Context())
     return {"batchItemFailures": response["batchItemFailures"], "quarantined": quarantine.message_ids}
 
 
 OUTCOMES = ("success", "retry", "quarantine")
 EVENT = "event"
-SAMPLE_SHAPES = (EVENT, shapes.SNS, shapes.EVENTBRIDGE_DETAIL, shapes.EVENTBRIDGE_PLAIN)
+SAMPLE_SHAPES = (EVENT, *shapes.SHAPES)
 
 
-def sample_event(event_type: str, payload: dict[str, Any], name: str, shape: str = EVENT) -> dict[str, Any]:
+def sample_event(
+    event_type: str, payload: dict[str, Any], name: str, shape: str = EVENT, events_dir: Path = EVENTS_DIR
+) -> dict[str, Any]:
+    """The sample's SQS event; an offloaded one also writes its payload (events/payloads/NAME.json)."""
     event = {"event_id": f"evt_{name.replace('.', '_').replace('-', '_')}_1", "event_type": event_type,
              "occurred_at": "2026-11-27T10:00:00Z", "payload": payload}  # fmt: skip
     if shape == EVENT:
         body = json.dumps(event)
         return {"Records": [sqs_record(body, event_type, seed=f"sample:{name}:{body}")]}
-    body = shapes.wrap(shape, event)
-    return {"Records": [sqs_record(body, None, seed=f"sample:{name}:{body}")]}
+    if shape != shapes.OFFLOADED:
+        body = shapes.wrap(shape, event)
+        return {"Records": [sqs_record(body, None, seed=f"sample:{name}:{body}")]}
+    body, size = sample_payloads.write_payload(events_dir, name, json.dumps(event))
+    record = sqs_record(body, event_type, seed=f"sample:{name}:{body}")
+    # The size attribute as Lambda's event carries message attributes.
+    for attribute, value in size_attribute(size).items():
+        record["messageAttributes"][attribute] = {"stringValue": value["StringValue"], "stringListValues": [],
+                                                  "binaryListValues": [], "dataType": value["DataType"]}  # fmt: skip
+    return {"Records": [record]}
 
 
 def outcome_of(expected: dict[str, Any]) -> str:
@@ -134,10 +152,12 @@ def validation_error(event_type: str, payload: dict[str, Any]) -> str | None:
 def write_sample(
     event_type: str, payload: dict[str, Any], name: str, directory: Path = EVENTS_DIR, shape: str = EVENT
 ) -> list[Path]:
-    event = sample_event(event_type, payload, name, shape)
+    event = sample_event(event_type, payload, name, shape, directory)
     paths = [directory / f"{name}.json", directory / f"{name}.expected.json"]
     paths[0].write_text(json.dumps(event, indent=2) + "\n")
-    paths[1].write_text(json.dumps(expected_outcome(event), indent=2) + "\n")
+    paths[1].write_text(json.dumps(expected_outcome(event, directory), indent=2) + "\n")
+    if shape == shapes.OFFLOADED:
+        paths.append(directory / sample_payloads.PAYLOADS / f"{name}.json")
     return paths
 
 
@@ -169,14 +189,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     name = args.name or (args.event_type if args.shape == EVENT else f"{args.event_type}.{args.shape}")
     if (EVENTS_DIR / f"{name}.json").exists() and not args.force:
         parser.error(f"events/{name}.json exists: pass --force (FORCE=1 with make) to overwrite it, or --name")
-    event = sample_event(args.event_type, payload, name, args.shape)
     invalid = validation_error(args.event_type, payload)
     if invalid is not None and args.expect != "quarantine":
         print(f"error: the payload is not a valid {args.event_type} event, so the consumer would quarantine it:\n"
               f"{invalid}\nFix PAYLOAD, or pass EXPECT=quarantine (--expect quarantine) to write a poison sample.",
               file=sys.stderr)  # fmt: skip
         return 2
-    got = outcome_of(expected_outcome(event))
+    with tempfile.TemporaryDirectory() as scratch:  # nothing is written before the outcome is known
+        got = outcome_of(expected_outcome(sample_event(args.event_type, payload, name, args.shape, Path(scratch)),
+                                          Path(scratch)))  # fmt: skip
     if got != args.expect:
         print(f"error: the consumer gives this sample the outcome {got!r}, not {args.expect!r}; nothing written. "
               f"Pass EXPECT={got} if that is the sample you want.", file=sys.stderr)  # fmt: skip

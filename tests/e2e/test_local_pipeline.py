@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from local import demo
+from local import demo, sample_payloads
 from local.event_source import BatchResult
 from local.pipeline import Pipeline, running_pipeline
 from local.sqs_server import s3_client, sqs_client
@@ -33,6 +33,7 @@ SHAPE_LABELS = ("SNS notification", "EventBridge (detail an event)", "EventBridg
 @pytest.fixture(scope="module")
 def invoker(local_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
     with running_pipeline(local_template, tmp_path_factory.mktemp("logs"), poll=False, instances=1) as pipeline:
+        sample_payloads.stage(s3_client(pipeline.server.endpoint_url), SAMPLE_EVENTS[0].parent)
         yield pipeline
 
 

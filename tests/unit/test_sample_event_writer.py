@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from local.sample_event import main, write_sample
+from local.sample_event import expected_outcome, main, write_sample
 from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.routes import REGISTRY
 from tests.support.fakes import FakeContext, FakeQuarantine
@@ -106,3 +106,29 @@ def test_a_sample_in_an_upstream_shape_is_delivered_as_that_service_does_and_suc
     assert inner["event_id"] == "evt_hello_" + shape.replace("-", "_") + "_1" and inner["payload"] == {"name": "x"}
     expected = json.loads((tmp_path / f"hello.{shape}.expected.json").read_text())
     assert expected == {"batchItemFailures": [], "quarantined": []}
+
+
+def test_an_offloaded_sample_is_a_pointer_with_its_size_and_a_payload_file_the_consumer_reads(tmp_path, monkeypatch):
+    # GIVEN `make event SHAPE=offloaded` for a valid document.processed event
+    monkeypatch.setattr("local.sample_event.EVENTS_DIR", tmp_path)
+
+    # WHEN the sample is written
+    payload = '{"document_id": "doc-1", "pages": 412}'
+    assert main(["--type", "document.processed", "--payload", payload, "--shape", "offloaded"]) == 0
+
+    # THEN the body is the extended clients' pointer, the size attribute is the payload file's size,
+    # and the consumer fetched that file from S3 and ran the handler
+    [record] = json.loads((tmp_path / "document.processed.offloaded.json").read_text())["Records"]
+    assert json.loads(record["body"]) == [
+        "software.amazon.payloadoffloading.PayloadS3Pointer",
+        {"s3BucketName": "sample-payloads", "s3Key": "document.processed.offloaded"},
+    ]
+    stored = (tmp_path / "payloads" / "document.processed.offloaded.json").read_bytes()
+    assert json.loads(stored)["payload"] == json.loads(payload)
+    assert record["messageAttributes"]["ExtendedPayloadSize"]["stringValue"] == str(len(stored))
+    expected = json.loads((tmp_path / "document.processed.offloaded.expected.json").read_text())
+    assert expected == {"batchItemFailures": [], "quarantined": []}
+    # AND without its payload in S3 the same sample is quarantined, not run
+    (tmp_path / "payloads" / "document.processed.offloaded.json").unlink()
+    event = json.loads((tmp_path / "document.processed.offloaded.json").read_text())
+    assert expected_outcome(event, tmp_path)["quarantined"] == [record["messageId"]]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from local import sample_payloads
 from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.routes import REGISTRY
 from tests.support.fakes import FakeContext, FakeQuarantine
@@ -55,10 +56,10 @@ def test_sample_event_gives_expected_response(path: Path):
     event = json.loads(path.read_text())
     expected = expected_for(path)
     quarantine = FakeQuarantine()
-    consumer = BatchConsumer(REGISTRY, quarantine)
 
-    # WHEN the consumer handles it
-    response = consumer.handle(event, FakeContext())
+    # WHEN the consumer handles it (an offloaded sample's payload in moto's S3, where its pointer says)
+    with sample_payloads.in_process(EVENTS_DIR) as payloads:
+        response = BatchConsumer(REGISTRY, quarantine, payloads=payloads).handle(event, FakeContext())
 
     # THEN exactly the expected records fail and exactly the expected ones are quarantined
     assert response == {"batchItemFailures": expected["batchItemFailures"]}
