@@ -95,7 +95,7 @@ bench: $(STAMP) $(LOCAL_TEMPLATE) ## Benchmarks beside their references, each ta
 bench-docs: $(STAMP) ## make bench, writing its tables to docs/performance.md and docs/cost.md
 	$(BIN)/python -m benchmarks --docs
 
-event: $(STAMP) ## Write a sample event and its expected outcome: make event TYPE=hello PAYLOAD='{"name": "x"}' [NAME=...] [EXPECT=quarantine] [SHAPE=sns|eventbridge|eventbridge-plain]
+event: $(STAMP) ## Write a sample event and its expected outcome: make event TYPE=hello PAYLOAD='{"name": "x"}' [NAME=...] [EXPECT=quarantine] [SHAPE=sns|eventbridge|eventbridge-plain|offloaded]
 	$(BIN)/python -m local.sample_event --type "$(TYPE)" --payload '$(PAYLOAD)' $(if $(NAME),--name "$(NAME)") $(if $(FORCE),--force) $(if $(EXPECT),--expect "$(EXPECT)") $(if $(SHAPE),--shape "$(SHAPE)")
 
 new-event: $(STAMP) ## Scaffold an event type (model, handler and its test, route, sample, schema): make new-event TYPE=invoice.paid [FIELD=invoice_id]
