@@ -95,8 +95,8 @@ bench: $(STAMP) $(LOCAL_TEMPLATE) ## Benchmarks beside their references, each ta
 bench-docs: $(STAMP) ## make bench, writing its tables to docs/performance.md and docs/cost.md
 	$(BIN)/python -m benchmarks --docs
 
-event: $(STAMP) ## Write a sample event and its expected outcome: make event TYPE=hello PAYLOAD='{"name": "x"}' [NAME=...] [EXPECT=quarantine]
-	$(BIN)/python -m local.sample_event --type "$(TYPE)" --payload '$(PAYLOAD)' $(if $(NAME),--name "$(NAME)") $(if $(FORCE),--force) $(if $(EXPECT),--expect "$(EXPECT)")
+event: $(STAMP) ## Write a sample event and its expected outcome: make event TYPE=hello PAYLOAD='{"name": "x"}' [NAME=...] [EXPECT=quarantine] [SHAPE=sns|eventbridge|eventbridge-plain|offloaded]
+	$(BIN)/python -m local.sample_event --type "$(TYPE)" --payload '$(PAYLOAD)' $(if $(NAME),--name "$(NAME)") $(if $(FORCE),--force) $(if $(EXPECT),--expect "$(EXPECT)") $(if $(SHAPE),--shape "$(SHAPE)")
 
 new-event: $(STAMP) ## Scaffold an event type (model, handler and its test, route, sample, schema): make new-event TYPE=invoice.paid [FIELD=invoice_id]
 	$(BIN)/python -m local.new_event --type "$(TYPE)" $(if $(FIELD),--field "$(FIELD)")
@@ -128,6 +128,7 @@ deploy-role: setup ## The role GitHub Actions deploys with, by OIDC: make deploy
 		$(if $(OIDC_PROVIDER_ARN),-c oidc_provider_arn=$(OIDC_PROVIDER_ARN)) \
 		--require-approval $(CDK_APPROVAL) --outputs-file cdk.out/outputs-deploy-role.json
 
-destroy: setup ## Delete the stack of STAGE (its queues, table and logs too, unless the stage sets retain_data, as prod does)
+destroy: setup ## Delete the stack of STAGE (its queues, table, logs and payloads too, unless the stage sets retain_data, as prod does)
 	@$(CHECK_SETTINGS) $(STAGE)
-	cdk destroy -c stage=$(STAGE)
+	@$(BIN)/python -m infra.empty_payload_bucket $(STAGE)
+	cdk destroy -c stage=$(STAGE) --force

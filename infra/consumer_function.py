@@ -14,6 +14,7 @@ from constructs import Construct
 from infra.idempotency_table import IdempotencyTableConstruct
 from infra.network import ENI_ACTIONS, VpcPlacementConstruct
 from infra.packaging import Target, build_function_asset
+from infra.payload_bucket import READ_ACTIONS, PayloadBucketConstruct
 from infra.queues import QueuesConstruct
 from infra.settings import StackSettings, pascal_case
 from sqs_consumer.settings import ConsumerSettings
@@ -45,7 +46,9 @@ _RETENTION = {
 }  # fmt: skip
 
 
-def function_environment(settings: StackSettings, dlq_url: str, table_name: str | None) -> dict[str, str]:
+def function_environment(
+    settings: StackSettings, dlq_url: str, table_name: str | None, payload_bucket: str | None = None
+) -> dict[str, str]:
     """The variables ``ConsumerSettings`` reads, named by the function's own settings class."""
     values = {
         "service_name": settings.service_name,
@@ -62,6 +65,8 @@ def function_environment(settings: StackSettings, dlq_url: str, table_name: str 
     if settings.secrets:
         values["secret_names"] = json.dumps(settings.secrets, sort_keys=True)
         values["secrets_max_age_seconds"] = str(settings.secrets_max_age_seconds)
+    if payload_bucket is not None:
+        values["payload_bucket"] = payload_bucket
     if table_name is not None:
         values["idempotency_table"] = table_name
         values["idempotency_ttl_seconds"] = str(settings.idempotency_ttl_seconds)
@@ -80,6 +85,7 @@ class ConsumerFunctionConstruct(Construct):
         queues: QueuesConstruct,
         idempotency: IdempotencyTableConstruct | None,
         network: VpcPlacementConstruct | None,
+        payload_bucket: PayloadBucketConstruct,
         handler: str = HANDLER,
         code: lambda_.Code | None = None,
     ) -> None:
@@ -130,6 +136,9 @@ class ConsumerFunctionConstruct(Construct):
                     },
                 )
             )
+        payload_bucket.grant_read(self.role)
+        if network is not None:
+            network.allow("s3", READ_ACTIONS, [payload_bucket.bucket.arn_for_objects("*")])
         table = idempotency.table if idempotency is not None else None
         if table is not None:
             table.grant(self.role, *TABLE_ACTIONS)
@@ -153,7 +162,10 @@ class ConsumerFunctionConstruct(Construct):
             # INFO keeps platform.report, the REPORT line the memory alarm reads Max Memory Used from.
             system_log_level_v2=lambda_.SystemLogLevel.INFO,
             environment=function_environment(
-                settings, queues.dead_letter_queue.queue_url, table.table_name if table is not None else None
+                settings,
+                queues.dead_letter_queue.queue_url,
+                table.table_name if table is not None else None,
+                payload_bucket.bucket.bucket_name,
             ),
             vpc=network.vpc if network else None,
             vpc_subnets=network.subnets if network else None,

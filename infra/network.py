@@ -1,13 +1,14 @@
 """The function's place in an existing VPC: private subnets, a security group, the endpoints it calls.
 
 The VPC is named by ids in the stage's settings (``vpc``), never looked up, so synth stays offline.
-The function's own calls are SQS (quarantine, backoff), DynamoDB (idempotency) and, when the stage
-names secrets, Secrets Manager. Its logs and metrics leave through Lambda's service, not the VPC,
-and the mapping polls the queue from Lambda's side too: no Logs or Monitoring endpoint is needed.
+The function's own calls are SQS (quarantine, backoff), DynamoDB (idempotency), S3 (offloaded
+payloads, from the stage's payload bucket) and, when the stage names secrets, Secrets Manager. Its
+logs and metrics leave through Lambda's service, not the VPC, and the mapping polls the queue from
+Lambda's side too: no Logs or Monitoring endpoint is needed.
 
 HTTPS out goes only where each egress mode needs it: the endpoints' security group and the region's
-DynamoDB prefix list (``endpoints``, ``existing_endpoints``), or anywhere through the NAT (``nat``).
-The endpoints this stack makes carry policies that allow only its own queues, table and secrets:
+DynamoDB and S3 prefix lists (``endpoints``, ``existing_endpoints``), or anywhere through the NAT (``nat``).
+The endpoints this stack makes carry policies that allow only its own queues, table, bucket and secrets:
 every consumer of the stack adds what it calls (``allow``).
 """
 
@@ -73,6 +74,12 @@ class VpcPlacementConstruct(Construct):
             self.security_group.add_egress_rule(
                 ec2.Peer.prefix_list(placement.dynamodb_prefix_list_id), HTTPS, "HTTPS to DynamoDB (gateway endpoint)"
             )
+        assert placement.s3_prefix_list_id is not None  # the settings' rules require it
+        self.security_group.add_egress_rule(
+            ec2.Peer.prefix_list(placement.s3_prefix_list_id),
+            HTTPS,
+            "HTTPS to S3, the payload bucket (gateway endpoint)",
+        )
 
     @property
     def endpoints(self) -> list[ec2.IVpcEndpoint]:
@@ -103,6 +110,11 @@ class VpcPlacementConstruct(Construct):
             self.gateway_endpoints["dynamodb"] = self.vpc.add_gateway_endpoint(
                 "DynamoDbEndpoint", service=ec2.GatewayVpcEndpointAwsService.DYNAMODB, subnets=[self.subnets]
             )
+        # Every stage has a payload bucket. The endpoint's policy applies to all S3 traffic of these
+        # route tables, like the DynamoDB one's (docs/decisions.md: "The payload bucket").
+        self.gateway_endpoints["s3"] = self.vpc.add_gateway_endpoint(
+            "S3Endpoint", service=ec2.GatewayVpcEndpointAwsService.S3, subnets=[self.subnets]
+        )
 
     def allow(self, service: str, actions: Sequence[str], resources: Sequence[str]) -> None:
         """Let calls through this stack's endpoint of ``service`` reach ``resources`` only.

@@ -52,6 +52,16 @@ TOPIC_KMS = (
     "with the AWS-managed SNS key (docs/decisions.md)"
 )
 
+BUCKET_ACCESS_LOGS = (
+    "Payloads are written once under random keys and read by the consumer, which logs each read with its "
+    "message id; server access logs would need a second bucket kept as long, and CloudTrail's S3 data events "
+    "are the account's choice for object-level audit"
+)
+BUCKET_VERSIONING = (
+    "Each payload is written once under a key its producer's extended client makes unique, never overwritten; "
+    "versions would only keep deleted payloads past the lifecycle rule that expires them after their messages"
+)
+
 
 def skip(construct: IConstruct, check: str, reason: str) -> None:
     """Record a reasoned checkov skip on ``construct``'s CloudFormation resource."""

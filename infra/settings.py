@@ -67,6 +67,11 @@ def arn_region(arn: str) -> str:
     return arn.split(":")[3]
 
 
+def arn_account(arn: str) -> str:
+    """The account field of an ARN."""
+    return arn.split(":")[4]
+
+
 def zone_region(zone: str) -> str:
     """The region of an availability zone name: ``eu-west-1a`` -> ``eu-west-1``; a Local Zone's is its
     parent region's: ``us-west-2-lax-1a`` -> ``us-west-2``."""
@@ -128,6 +133,9 @@ class VpcPlacement(BaseModel):
     # opened to it alone. Find it with `aws ec2 describe-managed-prefix-lists --filters
     # Name=prefix-list-name,Values=com.amazonaws.<region>.dynamodb --query 'PrefixLists[].PrefixListId'`.
     dynamodb_prefix_list_id: str | None = Field(default=None, pattern=r"^pl-[0-9a-f]{8,17}$")
+    # The region's S3 prefix list, for the function's reads of the payload bucket through a gateway
+    # endpoint (com.amazonaws.<region>.s3): needed in every mode but nat, since every stage has the bucket.
+    s3_prefix_list_id: str | None = Field(default=None, pattern=r"^pl-[0-9a-f]{8,17}$")
 
     @property
     def region(self) -> str:
@@ -161,6 +169,17 @@ class VpcPlacement(BaseModel):
             problems.append(
                 "vpc.egress existing_endpoints needs vpc.endpoint_security_group_ids: the security groups of "
                 "the VPC's SQS (and Secrets Manager) interface endpoints"
+            )
+        if self.egress != "nat" and self.s3_prefix_list_id is None:
+            problems.append(
+                f"vpc.s3_prefix_list_id is needed with egress {self.egress}: the function reads the payload bucket "
+                "through an S3 gateway endpoint, and its HTTPS egress goes to the region's S3 prefix list (aws ec2 "
+                f"describe-managed-prefix-lists --filters Name=prefix-list-name,Values=com.amazonaws.{self.region}.s3)"
+            )
+        if self.s3_prefix_list_id is not None and self.s3_prefix_list_id == self.dynamodb_prefix_list_id:
+            problems.append(
+                f"vpc.s3_prefix_list_id and vpc.dynamodb_prefix_list_id are both {self.s3_prefix_list_id}: each "
+                "service has its own prefix list in a region"
             )
         if self.egress != "existing_endpoints" and self.endpoint_security_group_ids:
             problems.append(f"vpc.endpoint_security_group_ids applies to egress existing_endpoints, not {self.egress}")
@@ -222,6 +241,11 @@ class StackSettings(BaseModel):
     producer_principals: tuple[IamPrincipalArn, ...] = ()
     producer_sns_topics: tuple[SnsTopicArn, ...] = ()
     producer_event_rules: tuple[EventRuleArn, ...] = ()
+    # The stack subscribes the queue to each of producer_sns_topics (topics of the stack's own account
+    # only: another account's topic is subscribed by its owner). Raw delivery puts the message itself in
+    # the body; off, SNS's default, the body is SNS's notification JSON: the consumer reads both.
+    subscribe_sns_topics: bool = False
+    sns_raw_message_delivery: bool = False
     # Security: private subnets of an existing VPC (ids only: synth makes no lookup), and the
     # Secrets Manager secrets the handlers may read: the name handlers use -> the secret's name.
     vpc: VpcPlacement | None = None
@@ -244,6 +268,13 @@ class StackSettings(BaseModel):
     def idempotency_ttl_seconds(self) -> int:
         """A message can wait its retention in the queue, then the DLQ's before a redrive."""
         return self.retention_period_seconds + self.dlq_retention_period_seconds
+
+    @property
+    def payload_retention_seconds(self) -> int:
+        """How long an offloaded payload must stay readable: its message's queue retention, the DLQ's
+        after a quarantine (which starts the DLQ's clock anew), and one more pass through the queue
+        after a redrive (docs/decisions.md: "The payload bucket")."""
+        return 2 * self.retention_period_seconds + self.dlq_retention_period_seconds
 
     @property
     def mapping_max_concurrency(self) -> int | None:
@@ -343,6 +374,30 @@ def _stage_violations(stage: str, s: StackSettings, stages: dict[str, Any]) -> l
     return problems
 
 
+def _producer_violations(s: StackSettings) -> list[str]:
+    problems = []
+    if s.subscribe_sns_topics and not s.producer_sns_topics:
+        problems.append("subscribe_sns_topics subscribes the queue to producer_sns_topics: list the topics there")
+    if s.sns_raw_message_delivery and not s.subscribe_sns_topics:
+        problems.append(
+            "sns_raw_message_delivery is an attribute of the subscription the stack makes: set subscribe_sns_topics "
+            "too, or set RawMessageDelivery on the subscription the topic's owner makes"
+        )
+    if s.fifo and s.producer_event_rules and not s.content_based_deduplication:
+        problems.append(
+            "producer_event_rules on a FIFO queue need content_based_deduplication = true: EventBridge sends no "
+            "deduplication id (and its target must set SqsParameters.MessageGroupId)"
+        )
+    if s.fifo:
+        standard = [arn for arn in s.producer_sns_topics if not arn.endswith(".fifo")]
+        if standard:
+            problems.append(
+                f"producer_sns_topics {', '.join(standard)} are standard topics: SNS delivers to a FIFO queue only "
+                "from a FIFO topic (name ending .fifo); use a FIFO topic or a standard queue"
+            )
+    return problems
+
+
 def _rule_violations(s: StackSettings) -> list[str]:  # noqa: PLR0912  # one branch per AWS rule
     problems: list[str] = []
     # AWS: a visibility timeout of at least six times the function timeout, plus the
@@ -422,6 +477,7 @@ def _rule_violations(s: StackSettings) -> list[str]:  # noqa: PLR0912  # one bra
             f"dlq_max_message_size_bytes ({s.dlq_max_message_size_bytes}) must be >= max_message_size_bytes "
             f"({s.max_message_size_bytes}): a poison message must fit in the DLQ with its reason"
         )
+    problems += _producer_violations(s)
     if s.secrets_kms_key_arn is not None and not s.secrets:
         problems.append("secrets_kms_key_arn is the key of the stage's secrets: it needs secrets")
     if s.vpc is not None:

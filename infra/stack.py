@@ -8,6 +8,7 @@ from aws_cdk import Annotations, CfnOutput, CfnRule, CfnRuleAssertion, Fn, Stack
 from constructs import Construct
 
 from infra.network import VpcPlacementConstruct
+from infra.payload_bucket import PayloadBucketConstruct
 from infra.settings import StackSettings, arn_region, pascal_case
 from infra.sqs_consumer import SqsConsumer, SqsConsumerProps
 
@@ -22,7 +23,8 @@ def stack_name(stage: str) -> str:
 class ConsumerStack(Stack):
     """The stage's consumer, and any further ones the stage declares under ``consumers``.
 
-    They share the stage's VPC placement (one set of endpoints) and the first consumer's alarm topic.
+    They share the stage's VPC placement (one set of endpoints), the payload bucket (expiring objects
+    after the longest retention among them) and the first consumer's alarm topic.
     """
 
     def __init__(
@@ -51,13 +53,22 @@ class ConsumerStack(Stack):
             if settings.vpc
             else None
         )
-        self.consumer = SqsConsumer(self, "Consumer", SqsConsumerProps(settings=settings, network=self.network))
+        self.payloads = PayloadBucketConstruct(self, "Payloads", settings=everyone)
+        self.consumer = SqsConsumer(
+            self, "Consumer", SqsConsumerProps(settings=settings, network=self.network, payload_bucket=self.payloads)
+        )
         self.consumers = {"": self.consumer}
         for name, extra in (consumers or {}).items():
             self.consumers[name] = SqsConsumer(
                 self,
                 f"Consumer{pascal_case(name)}",
-                SqsConsumerProps(settings=extra, name=name, network=self.network, alarm_topic=self.consumer.topic),
+                SqsConsumerProps(
+                    settings=extra,
+                    name=name,
+                    network=self.network,
+                    alarm_topic=self.consumer.topic,
+                    payload_bucket=self.payloads,
+                ),
             )
         self._check_regions(settings)
         if settings.alarm_email and settings.alarm_email.rsplit("@", 1)[1].lower() in RESERVED_MAIL_DOMAINS:
@@ -78,6 +89,8 @@ class ConsumerStack(Stack):
             for output, value in outputs.items():
                 CfnOutput(self, f"{pascal_case(name)}{output}", value=value)
         CfnOutput(self, "AlarmTopicArn", value=self.consumer.topic.topic_arn)
+        # Producers' extended clients offload to this bucket (README: Large payloads).
+        CfnOutput(self, "PayloadBucketName", value=self.payloads.bucket.bucket_name)
 
     def _check_regions(self, settings: StackSettings) -> None:
         """The stack's region must be the VPC's and the alarm topic's.

@@ -19,11 +19,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from local import demo
+from local import demo, sample_payloads
 from local.batch_outcomes import batch_outcomes
 from local.emulator import rie_binary
 from local.event_source import BatchResult
 from local.pipeline import running_pipeline
+from local.sqs_server import s3_client
 from sqs_consumer.settings import ConsumerSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,7 +67,7 @@ def run_demo(template: Path, timeout: float, consumer: str = "") -> int:
             f"{plan.mapping.batching_window_seconds} s, max receives {plan.source_queue.max_receive_count}, "
             f"visibility {plan.source_queue.attributes.get('VisibilityTimeout')} s. Logs in {LOG_DIR}."
         )
-        messages = demo.demo_mix()
+        messages = demo.demo_mix(demo.offloader(pipeline.server.endpoint_url, pipeline.payload_bucket))
         group_id = "demo" if plan.source_queue.fifo else None
         published = demo.publish(pipeline.client, pipeline.queue.url, messages, group_id)
         console.print(f"Published {len(published)} messages: {', '.join(sorted({m.label for m in messages}))}")
@@ -188,6 +189,8 @@ def run_invoke(template: Path, event_path: Path, consumer: str = "") -> int:
     with running_pipeline(
         template, LOG_DIR, poll=False, instances=1, environment_overrides=overrides, consumer=consumer
     ) as pipeline:
+        # An offloaded sample's payload, where its pointer says (events/payloads/).
+        sample_payloads.stage(s3_client(pipeline.server.endpoint_url), event_path.parent)
         log_path = LOG_DIR / "function-0.log"
         invocation = pipeline.functions[0].invoke(event)
         deadline = time.monotonic() + 3

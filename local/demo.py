@@ -11,7 +11,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from local import shapes
 from local.event_source import BatchResult
+from local.sqs_server import s3_client
 from operations.dlq import peek
 from operations.letters import DeadLetter
 from publisher.client import EventPublisher
@@ -42,6 +44,8 @@ class DemoMessage:
     label: str
     body: str | dict[str, Any]  # a dict is published through the validating publisher
     expected: str
+    # Message attributes of a body sent as it is (an offloaded payload's size).
+    attributes: dict[str, Any] | None = None
 
 
 def _event(event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
@@ -53,9 +57,37 @@ def _event(event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def demo_mix() -> list[DemoMessage]:
-    """Successes, a slow one, a flaky one, one failing on every receive and four kinds of poison."""
+# An offloaded event's payload: larger than the largest SQS message, so a producer must offload it.
+OFFLOADED_TEXT_BYTES = 1_100_000
+
+
+def upstream_shapes(offload: Callable[[str], tuple[str, dict[str, Any]]]) -> list[DemoMessage]:
+    """One event in each shape upstream services deliver (local/shapes.py), each expected to succeed."""
+    large = _event("document.processed", {"document_id": "doc-large", "text": "x" * OFFLOADED_TEXT_BYTES})
+    pointer, attributes = offload(json.dumps(large))
     return [
+        DemoMessage("SNS notification", shapes.wrap(shapes.SNS, _event("hello", {"name": "via-sns"})), SUCCEEDED),
+        DemoMessage("EventBridge (detail an event)",
+                    shapes.wrap(shapes.EVENTBRIDGE_DETAIL, _event("hello", {"name": "via-eventbridge"})), SUCCEEDED),
+        DemoMessage("EventBridge (routed by detail-type)", shapes.wrap(
+            shapes.EVENTBRIDGE_PLAIN, _event("document.processed", {"document_id": "doc-routed"})), SUCCEEDED),
+        DemoMessage("offloaded to S3 (1.1 MB)", pointer, SUCCEEDED, attributes),
+    ]  # fmt: skip
+
+
+def offloader(endpoint_url: str, bucket: str | None) -> Callable[[str], tuple[str, dict[str, Any]]] | None:
+    """Offloads a body to ``bucket`` in moto's S3, as an extended client does (None without a bucket)."""
+    if bucket is None:
+        return None
+    s3 = s3_client(endpoint_url)
+    return lambda body: shapes.offload(s3, bucket, body)
+
+
+def demo_mix(offload: Callable[[str], tuple[str, dict[str, Any]]] | None = None) -> list[DemoMessage]:
+    """Successes, a slow one, a flaky one, one failing on every receive, four kinds of poison and, given
+    where to offload a payload, one event in each upstream shape."""
+    return [
+        *(upstream_shapes(offload) if offload is not None else []),
         *(DemoMessage("hello", _event("hello", {"name": f"user-{i}"}), SUCCEEDED) for i in range(4)),
         *(
             DemoMessage("document.processed", _event("document.processed", {"document_id": f"doc-{i}"}), SUCCEEDED)
@@ -77,31 +109,36 @@ def send(
     items: Sequence[T],
     *,
     body: Callable[[T], str],
-    poison: Callable[[T], bool],
+    raw: Callable[[T], bool],
+    attributes: Callable[[T], dict[str, Any] | None] = lambda _: None,
     group_id: str | None = None,
 ) -> dict[str, T]:
-    """Send valid events through the validating publisher and poison raw, as a careless producer
-    would; returns message id -> item. Raises if SQS refuses any of them."""
+    """Send valid events through the validating publisher, and the rest as they are (poison, as a
+    careless producer would; other shapes, as SNS, EventBridge or an extended client would), with
+    their ``attributes``; returns message id -> item. Raises if SQS refuses any of them."""
     published: dict[str, T] = {}
-    valid = [item for item in items if not poison(item)]
+    valid = [item for item in items if not raw(item)]
     results = EventPublisher(queue_url, client).publish([json.loads(body(item)) for item in valid], group_id=group_id)
     for item, result in zip(valid, results, strict=True):
         if result.message_id is None:
             raise RuntimeError(f"could not publish {body(item)[:80]}: {result.error}")
         published[result.message_id] = item
-    raw = [item for item in items if poison(item)]
-    for start in range(0, len(raw), 10):
-        chunk = raw[start : start + 10]
+    as_they_are = [item for item in items if raw(item)]
+    for start in range(0, len(as_they_are), 10):
+        chunk = as_they_are[start : start + 10]
         entries: list[SendMessageBatchRequestEntryTypeDef] = []
         for index, item in enumerate(chunk):
             entry: SendMessageBatchRequestEntryTypeDef = {"Id": str(index), "MessageBody": body(item)}
+            extra = attributes(item)
+            if extra:
+                entry["MessageAttributes"] = extra
             if group_id:
                 entry["MessageGroupId"] = group_id
                 entry["MessageDeduplicationId"] = uuid.uuid4().hex
             entries.append(entry)
         response = client.send_message_batch(QueueUrl=queue_url, Entries=entries)
         if response.get("Failed"):
-            raise RuntimeError(f"SQS refused poison messages: {response['Failed']}")
+            raise RuntimeError(f"SQS refused messages sent as they are: {response['Failed']}")
         for sent in response["Successful"]:
             published[sent["MessageId"]] = chunk[int(sent["Id"])]
     return published
@@ -116,7 +153,8 @@ def publish(
         queue_url,
         messages,
         body=lambda m: m.body if isinstance(m.body, str) else json.dumps(m.body),
-        poison=lambda m: m.expected == QUARANTINED,
+        raw=lambda m: m.expected == QUARANTINED or isinstance(m.body, str),
+        attributes=lambda m: m.attributes,
         group_id=group_id,
     )
 

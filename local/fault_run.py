@@ -5,7 +5,9 @@
 
 The mix: successes, duplicates (same event_id, another message), flaky records, records that
 fail on every receive, slow records that meet the near-timeout guard, late records that meet it
-on receive after receive, malformed JSON, invalid payloads and unknown types. The run checks that
+on receive after receive, malformed JSON, invalid payloads, unknown types, and events in the shapes
+upstream services deliver: SNS notifications, EventBridge events (detail an event, or a payload
+routed by detail-type) and payloads offloaded to moto's S3 (local/shapes.py). The run checks that
 every handler effect happened exactly once per event_id, every poison message reached the DLQ
 with its reason after one receive, every always-failing record was quarantined with its last
 error on its last allowed receive, every late record either ran once or was quarantined saying
@@ -35,10 +37,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from local import demo
+from local import demo, shapes
 from local.crashes import CrashInjector, Kill
 from local.event_source import BatchResult
 from local.pipeline import Pipeline, running_pipeline
+from local.sqs_server import s3_client
+from local.template import TemplateError
 from operations.letters import approximate_count
 from sqs_consumer.registry import UNREGISTERED_TYPE
 
@@ -50,11 +54,12 @@ EFFECT_MESSAGES = ("Hello", "Document processed")
 MIX = {
     "success": 55, "duplicate": 10, "flaky": 8, "failing": 3, "slow": 1,
     "malformed": 6, "invalid_payload": 5, "unknown_type": 5,
+    shapes.SNS: 3, shapes.EVENTBRIDGE_DETAIL: 3, shapes.EVENTBRIDGE_PLAIN: 3, shapes.OFFLOADED: 3,
 }  # fmt: skip
 EXPECTED = {
     "success": demo.SUCCEEDED, "duplicate": demo.SUCCEEDED, "flaky": demo.SUCCEEDED, "slow": demo.SUCCEEDED,
     "failing": demo.RETRIES_EXHAUSTED, "malformed": demo.QUARANTINED, "invalid_payload": demo.QUARANTINED,
-    "unknown_type": demo.QUARANTINED, "late": demo.NEVER_STARTED,
+    "unknown_type": demo.QUARANTINED, "late": demo.NEVER_STARTED, **dict.fromkeys(shapes.SHAPES, demo.SUCCEEDED),
 }  # fmt: skip
 # A late record may also run on one of its receives; either way it is accounted for.
 ALSO_ACCEPTED = {"late": {demo.SUCCEEDED}}
@@ -80,6 +85,8 @@ class Planned:
     kind: str
     body: str
     event_id: str | None
+    # Message attributes sent with the body (an offloaded payload's size).
+    attributes: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +126,7 @@ _BUILDERS: dict[str, Any] = {
     "late": lambda eid, late_ms: ("hello", {"name": eid, "simulate": "slow", "delay_ms": late_ms}),
     "invalid_payload": lambda eid, slow_ms: ("document.processed", {"document_id": ""}),
     "unknown_type": lambda eid, slow_ms: (UNREGISTERED_TYPE, {"name": eid}),
+    **dict.fromkeys(shapes.SHAPES, lambda eid, slow_ms: ("hello", {"name": eid})),
 }
 
 
@@ -135,8 +143,12 @@ def plan_messages(count: int, seed: int, slow_ms: int, late_ms: int | None = Non
         event_type, payload = _BUILDERS[kind](event_id, late_ms if kind == "late" and late_ms else slow_ms)
         if kind == "success" and rng.random() < 0.3:
             event_type, payload = "document.processed", {"document_id": event_id}
-        planned.append(Planned(kind, json.dumps({"event_id": event_id, "event_type": event_type, "payload": payload}),
-                               event_id))  # fmt: skip
+        event = {"event_id": event_id, "event_type": event_type, "payload": payload}
+        if kind == shapes.EVENTBRIDGE_PLAIN and rng.random() < 0.5:
+            event = {**event, "event_type": "document.processed", "payload": {"document_id": event_id}}
+        # An offloaded event is put in S3 when it is sent (_publish); the others are wrapped here.
+        wrapped = kind in shapes.SHAPES and kind != shapes.OFFLOADED
+        planned.append(Planned(kind, shapes.wrap(kind, event) if wrapped else json.dumps(event), event_id))
 
     # One burst of late records, first, so that they are sent and received together.
     for _ in range(min(LATE_BURST, count // 10)):
@@ -255,12 +267,20 @@ def _publish(pipeline: Pipeline, count: int, seed: int) -> dict[str, Planned]:
     reserve_ms = int(plan.function.environment.get("TIME_RESERVE_MS", "1000"))
     timeout_ms = plan.function.timeout_seconds * 1000
     planned = plan_messages(count, seed, slow_ms=reserve_ms // 2, late_ms=timeout_ms - reserve_ms + 500)
+    offloaded = [item for item in planned if item.kind == shapes.OFFLOADED]
+    if offloaded:
+        if pipeline.payload_bucket is None:
+            raise TemplateError("the template has no payload bucket (PAYLOAD_BUCKET) to offload events to")
+        s3 = s3_client(pipeline.server.endpoint_url)
+        for item in offloaded:
+            item.body, item.attributes = shapes.offload(s3, pipeline.payload_bucket, item.body)
     return demo.send(
         pipeline.client,
         pipeline.queue.url,
         planned,
         body=lambda item: item.body,
-        poison=lambda item: item.kind in POISON,
+        raw=lambda item: item.kind in POISON or item.kind in shapes.SHAPES,
+        attributes=lambda item: item.attributes,
     )
 
 
@@ -324,6 +344,10 @@ KIND_LEGEND = {
     "unknown_type": "an event_type nothing handles: quarantined on its first receive",
     "late": "longer than the time left once started: runs once, or meets the guard on every receive "
     "and is quarantined saying it never started",
+    shapes.SNS: "an event in an SNS notification (raw delivery off): its handler runs once",
+    shapes.EVENTBRIDGE_DETAIL: "an EventBridge event whose detail is an event: its handler runs once",
+    shapes.EVENTBRIDGE_PLAIN: "an EventBridge event routed by detail-type, its detail the payload: runs once",
+    shapes.OFFLOADED: "a payload in moto's S3, an extended client's pointer in the body: fetched, runs once",
 }
 COLUMN_LEGEND = (
     "reached it: messages in their expected final state (late: either outcome); effects: handler effects "

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from local.emulator import FunctionEmulator
 from local.event_source import BatchResult, EventSourceMapping
-from local.sqs_server import LOCAL_CREDENTIALS, Queue, SqsServer, create_queues, create_tables
+from local.sqs_server import LOCAL_CREDENTIALS, Queue, SqsServer, create_buckets, create_queues, create_tables
 from local.template import LocalPlan, TemplateError, load_plan
 from sqs_consumer.settings import ConsumerSettings
 
@@ -27,18 +27,25 @@ class Pipeline:
     dead_letter_queue: Queue
     functions: list[FunctionEmulator]
     mapping: EventSourceMapping | None
+    # The function's PAYLOAD_BUCKET, created in moto's S3.
+    payload_bucket: str | None = None
 
 
 def resolve_environment(
-    plan: LocalPlan, queues: dict[str, Queue], tables: dict[str, str], endpoint_url: str
+    plan: LocalPlan,
+    queues: dict[str, Queue],
+    tables: dict[str, str],
+    endpoint_url: str,
+    buckets: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    """The function's template environment with references resolved to the local queues and tables."""
+    """The function's template environment with references resolved to the local queues, tables and buckets."""
+    names = {**tables, **(buckets or {})}
 
     def resolve(name: str, value: Any) -> str:
         if isinstance(value, str):
             return value
-        if isinstance(value, dict) and value.get("Ref") in tables:
-            return tables[value["Ref"]]
+        if isinstance(value, dict) and value.get("Ref") in names:
+            return names[value["Ref"]]
         if isinstance(value, dict) and "Ref" in value and value["Ref"] in queues:
             return queues[value["Ref"]].url
         if isinstance(value, dict) and "Fn::GetAtt" in value and value["Fn::GetAtt"][0] in queues:
@@ -79,7 +86,8 @@ def running_pipeline(
         client = server.client()
         queues = create_queues(client, plan)
         tables = create_tables(server.endpoint_url, plan)
-        environment = resolve_environment(plan, queues, tables, server.endpoint_url)
+        buckets = create_buckets(server.endpoint_url, plan)
+        environment = resolve_environment(plan, queues, tables, server.endpoint_url, buckets)
         if log_level is not None:
             environment[ConsumerSettings.env_name("log_level")] = log_level
         environment.update(environment_overrides or {})
@@ -93,7 +101,9 @@ def running_pipeline(
                 client, queue, plan.mapping, functions, wait_time_seconds=wait, on_batch=on_batch
             )
             mapping.start()
-        yield Pipeline(plan, server, client, queue, queues[plan.dead_letter_queue.logical_id], functions, mapping)
+        dlq = queues[plan.dead_letter_queue.logical_id]
+        bucket = environment.get(ConsumerSettings.env_name("payload_bucket"))
+        yield Pipeline(plan, server, client, queue, dlq, functions, mapping, bucket)
     finally:
         if mapping is not None:
             mapping.stop()

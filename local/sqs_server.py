@@ -1,4 +1,5 @@
-"""moto's server on loopback (SQS and DynamoDB), with the queues and tables of the synthesized template."""
+"""moto's server on loopback (SQS, DynamoDB and S3), with the queues, tables and buckets of the synthesized
+template."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from local.template import LocalPlan, QueueSpec
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,6 +72,29 @@ def dynamodb_client(endpoint_url: str) -> DynamoDBClient:
         aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         config=Config(max_pool_connections=50),
     )
+
+
+def s3_client(endpoint_url: str) -> S3Client:
+    """Path-style, as the function's client addresses a local endpoint (no bucket subdomain of an IP)."""
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name=REGION,
+        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        config=Config(s3={"addressing_style": "path"}, max_pool_connections=50),
+    )
+
+
+def create_buckets(endpoint_url: str, plan: LocalPlan) -> dict[str, str]:
+    """Create the template's S3 buckets; returns logical id -> bucket name (S3's rules: lower case, <= 63)."""
+    client = s3_client(endpoint_url)
+    names = {}
+    for logical_id in plan.buckets:
+        name = f"{plan.stack_name}-{logical_id}".lower()[:63].rstrip("-")
+        client.create_bucket(Bucket=name)
+        names[logical_id] = name
+    return names
 
 
 def create_tables(endpoint_url: str, plan: LocalPlan) -> dict[str, str]:

@@ -70,6 +70,8 @@ class LocalPlan:
     function: FunctionSpec
     mapping: MappingSpec
     tables: dict[str, TableSpec] = field(default_factory=dict)
+    # Logical ids of the template's S3 buckets (the stage's payload bucket).
+    buckets: tuple[str, ...] = ()
 
     @property
     def source_queue(self) -> QueueSpec:
@@ -173,4 +175,5 @@ def load_plan(template_path: Path, consumer: str = "") -> LocalPlan:
         report_batch_item_failures="ReportBatchItemFailures" in mprops.get("FunctionResponseTypes", []),
     )
     stack_name = template_path.name.removesuffix(".template.json")
-    return LocalPlan(stack_name, queues, function_spec, mapping_spec, tables)
+    buckets = tuple(lid for lid, resource in resources.items() if resource["Type"] == "AWS::S3::Bucket")
+    return LocalPlan(stack_name, queues, function_spec, mapping_spec, tables, buckets)

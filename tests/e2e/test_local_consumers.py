@@ -27,7 +27,8 @@ def test_the_fifo_consumer_accounts_for_the_demo_mix(local_template: Path, tmp_p
     # GIVEN the stage's FIFO consumer under the emulator and the demo mix in one message group
     ledger = demo.Ledger()
     with running_pipeline(local_template, tmp_path, on_batch=ledger.on_batch, consumer="orders") as pipeline:
-        published = demo.publish(pipeline.client, pipeline.queue.url, demo.demo_mix(), "demo")
+        mix = demo.demo_mix(demo.offloader(pipeline.server.endpoint_url, pipeline.payload_bucket))
+        published = demo.publish(pipeline.client, pipeline.queue.url, mix, "demo")
         expected = {mid: m.expected for mid, m in published.items()}
 
         # WHEN the mapping polls until nothing is in flight
@@ -35,6 +36,7 @@ def test_the_fifo_consumer_accounts_for_the_demo_mix(local_template: Path, tmp_p
 
     # THEN every message reached its expected state, in its own consumer's queues
     assert states == expected
+    assert len(mix) == len(published) and {m.label for m in mix} >= {"SNS notification", "offloaded to S3 (1.1 MB)"}
     assert ledger.invocations["function_error"] == 0
     assert sum(ledger.invocations.values()) >= 2
     assert dead and all(letter.kind and letter.reason for letter in dead.values())

@@ -16,21 +16,24 @@ from typing import Any
 
 import pytest
 
-from local import demo
+from local import demo, sample_payloads
 from local.event_source import BatchResult
 from local.pipeline import Pipeline, running_pipeline
-from local.sqs_server import sqs_client
+from local.sqs_server import s3_client, sqs_client
 from publisher.client import EventPublisher
 from tests.e2e.conftest import settle
 from tests.unit.test_sample_events import SAMPLE_EVENTS, expected_for
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
+SHAPE_LABELS = ("SNS notification", "EventBridge (detail an event)", "EventBridge (routed by detail-type)",
+                "offloaded to S3 (1.1 MB)")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def invoker(local_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
     with running_pipeline(local_template, tmp_path_factory.mktemp("logs"), poll=False, instances=1) as pipeline:
+        sample_payloads.stage(s3_client(pipeline.server.endpoint_url), SAMPLE_EVENTS[0].parent)
         yield pipeline
 
 
@@ -62,10 +65,15 @@ def test_emulator_invocation_of_sample_event_gives_expected_response(invoker: Pi
 
 
 def test_demo_mix_every_message_reaches_its_expected_state(local_template: Path, tmp_path: Path):
-    # GIVEN the local pipeline and the demo mix (successes, slow, flaky, failing, poison)
+    # GIVEN the local pipeline and the demo mix (successes, slow, flaky, failing, poison, and one event in
+    # each upstream shape: SNS, EventBridge twice, offloaded to the stage's payload bucket in moto's S3)
     ledger = demo.Ledger()
-    messages = demo.demo_mix()
     with running_pipeline(local_template, tmp_path, on_batch=ledger.on_batch) as pipeline:
+        # (the template's bucket, made in moto's S3, named in the function's environment)
+        assert pipeline.plan.function.environment["PAYLOAD_BUCKET"] == {"Ref": pipeline.plan.buckets[0]}
+        assert pipeline.payload_bucket is not None
+        s3_client(pipeline.server.endpoint_url).head_bucket(Bucket=pipeline.payload_bucket)
+        messages = demo.demo_mix(demo.offloader(pipeline.server.endpoint_url, pipeline.payload_bucket))
         published = demo.publish(pipeline.client, pipeline.queue.url, messages, None)
         expected = {mid: m.expected for mid, m in published.items()}
         receives = pipeline.plan.source_queue.max_receive_count or 1
@@ -74,8 +82,15 @@ def test_demo_mix_every_message_reaches_its_expected_state(local_template: Path,
         # WHEN the mapping polls until nothing is in flight (bounded in time)
         states, dead = settle(pipeline, published, ledger, seconds=receives * visibility + 60)
 
+        offloaded = s3_client(pipeline.server.endpoint_url).list_objects_v2(Bucket=pipeline.payload_bucket)
+
     # THEN every message is in exactly its expected final state: none lost, none twice
     assert states == expected
+    # (each upstream shape among them, expected to succeed: the handler ran for it)
+    shaped = {m.label: states[mid] for mid, m in published.items() if m.label in SHAPE_LABELS}
+    assert shaped == dict.fromkeys(SHAPE_LABELS, demo.SUCCEEDED)
+    # AND the payload stays for the bucket's lifecycle rule: its message could come back
+    assert offloaded["KeyCount"] == 1 and offloaded["Contents"][0]["Size"] > demo.OFFLOADED_TEXT_BYTES
     assert sum(ledger.invocations.values()) >= 2
     assert ledger.invocations["function_error"] == 0
     flaky = next(mid for mid, m in published.items() if m.label == "hello flaky")

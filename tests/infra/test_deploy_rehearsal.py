@@ -289,6 +289,48 @@ def queue_names_are_valid(resources: Resources) -> list[str]:
     return problems
 
 
+def payloads_outlive_the_messages_pointing_to_them(resources: Resources) -> list[str]:
+    problems = []
+    for mapping_id, _, queue, (function_id, function) in mappings(resources):
+        bucket = props(function).get("Environment", {}).get("Variables", {}).get("PAYLOAD_BUCKET")
+        if bucket is None:
+            problems.append(f"{function_id}: no PAYLOAD_BUCKET in its environment")
+            continue
+        dlq = props(resources[queue["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]])
+        # A quarantined copy starts the DLQ's retention anew, and a redriven one the queue's.
+        needed = 2 * queue.get("MessageRetentionPeriod", 345_600) + dlq.get("MessageRetentionPeriod", 345_600)
+        rules = props(resources[bucket["Ref"]]).get("LifecycleConfiguration", {}).get("Rules", [])
+        for rule in rules:
+            if "ExpirationInDays" in rule and rule["ExpirationInDays"] * 86_400 < needed:
+                problems.append(f"{mapping_id}: payloads expire after {rule['ExpirationInDays']} days, before "
+                                f"the {needed} s a message pointing to one can live")  # fmt: skip
+    return problems
+
+
+def subscribed_queues_accept_their_topic_first(resources: Resources) -> list[str]:
+    problems = []
+    for subscription_id, subscription in of_type(resources, "AWS::SNS::Subscription"):
+        p = props(subscription)
+        if p["Protocol"] != "sqs":
+            continue
+        queue = p["Endpoint"]["Fn::GetAtt"][0]
+        accepting = [
+            policy_id
+            for policy_id, policy in of_type(resources, "AWS::SQS::QueuePolicy")
+            if {"Ref": queue} in props(policy)["Queues"]
+            for statement in props(policy)["PolicyDocument"]["Statement"]
+            if statement["Effect"] == "Allow"
+            and isinstance(statement["Principal"], dict)
+            and statement["Principal"].get("Service") == "sns.amazonaws.com"
+            and p["TopicArn"] in as_list(statement.get("Condition", {}).get("ArnEquals", {}).get("aws:SourceArn"))
+        ]
+        if not accepting:
+            problems.append(f"{subscription_id}: the queue's policy does not let {p['TopicArn']} send")
+        elif not set(accepting) & created_before(resources, subscription_id):
+            problems.append(f"{subscription_id}: created before the queue policy that lets its topic send")
+    return problems
+
+
 @dataclass(frozen=True)
 class Rule:
     name: str
@@ -333,6 +375,13 @@ RULES = (
     Rule("the DLQ matches its queue's type and its redrive allow policy names the queue",
          "https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-dead-letter-queues.html",
          on_resources(dead_letter_queue_accepts_its_source)),
+    Rule("offloaded payloads outlive every message that can point to them",
+         "https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-dead-letter-queues.html; "
+         "https://docs.aws.amazon.com/AmazonS3/latest/userguide/lifecycle-expire-general-considerations.html",
+         on_resources(payloads_outlive_the_messages_pointing_to_them)),
+    Rule("a subscribed queue lets its topic send before the subscription exists",
+         "https://docs.aws.amazon.com/sns/latest/dg/subscribe-sqs-queue-to-sns-topic.html",
+         on_resources(subscribed_queues_accept_their_topic_first)),
     Rule("queue names within SQS's limits",
          "https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_CreateQueue.html",
          on_resources(queue_names_are_valid)),
@@ -367,6 +416,7 @@ def test_the_every_option_stage_exercises_the_rules(templates):
     assert "VpcConfig" in props(function) and "SnapStart" in props(function)
     assert "ProvisionedPollerConfig" in props(mapping) and list(of_type(resources, "AWS::Lambda::Alias"))
     assert "sns.amazonaws.com" in json.dumps(resources) and "events.amazonaws.com" in json.dumps(resources)
+    assert list(of_type(resources, "AWS::SNS::Subscription")) and list(of_type(resources, "AWS::S3::Bucket"))
 
 
 def broken(template: dict[str, Any], edit: Callable[[Resources], object]) -> dict[str, Any]:
@@ -414,6 +464,11 @@ BREAKS: dict[str, tuple[str, Callable[[Resources], object]]] = {
     "the DLQ matches its queue's type and its redrive allow policy names the queue": (
         "dev", lambda r: [q["Properties"].update(QueueName="renamed") for _, q in of_type(r, "AWS::SQS::Queue")
                           if "RedrivePolicy" in q["Properties"]]),
+    "offloaded payloads outlive every message that can point to them": (
+        "two-consumers", lambda r: [b["Properties"]["LifecycleConfiguration"]["Rules"][0].update(ExpirationInDays=18)
+                                    for _, b in of_type(r, "AWS::S3::Bucket")]),
+    "a subscribed queue lets its topic send before the subscription exists": (
+        "every-option", lambda r: [s.pop("DependsOn") for _, s in of_type(r, "AWS::SNS::Subscription")]),
     "queue names within SQS's limits": (
         "fifo", lambda r: [q["Properties"].update(QueueName="no-suffix") for _, q in of_type(r, "AWS::SQS::Queue")
                            if "QueueName" in q["Properties"]]),

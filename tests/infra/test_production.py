@@ -25,7 +25,8 @@ VPC = {
     "availability_zones": ["eu-west-1a", "eu-west-1b"],
     "private_subnet_ids": ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"],
     "private_subnet_route_table_ids": ["rtb-0123456789abcdef0", "rtb-0fedcba9876543210"],
-    "dynamodb_prefix_list_id": "pl-6da54004",
+    "dynamodb_prefix_list_id": "pl-6fa54006",
+    "s3_prefix_list_id": "pl-6da54004",
 }
 SECRETS_KEY = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 PRODUCER = "arn:aws:iam::111122223333:role/orders-api"
@@ -33,6 +34,7 @@ PRODUCER = "arn:aws:iam::111122223333:role/orders-api"
 FULL: dict[str, Any] = {
     "alarm_topic_arn": TOPIC, "provisioned_pollers": {"minimum": 2, "maximum": 20}, "reserved_concurrency": 200,
     "producer_principals": [PRODUCER], "producer_sns_topics": [SNS_SOURCE], "producer_event_rules": [RULE_SOURCE],
+    "subscribe_sns_topics": True,
     "vpc": VPC, "secrets": {"document_api_key": "prod/documents/api-key"}, "secrets_kms_key_arn": SECRETS_KEY,
     "snap_start": True, "retain_data": True, "termination_protection": True,
 }  # fmt: skip
@@ -201,23 +203,24 @@ def test_the_function_runs_in_the_private_subnets_with_https_out_and_the_endpoin
     kinds = sorted(
         (e["Properties"].get("VpcEndpointType"), json.dumps(e["Properties"]["ServiceName"])) for e in endpoints
     )
-    assert [kind for kind, _ in kinds] == ["Gateway", "Interface", "Interface"]
-    assert any("dynamodb" in name for kind, name in kinds if kind == "Gateway")
+    assert [kind for kind, _ in kinds] == ["Gateway", "Gateway", "Interface", "Interface"]
+    assert sorted(name.split(".")[-1].strip('"]}') for kind, name in kinds if kind == "Gateway") == ["dynamodb", "s3"]
     assert sorted(name.split(".")[-1].strip('"]}') for kind, name in kinds if kind == "Interface") == [
         "secretsmanager", "sqs"
     ]  # fmt: skip
-    [gateway] = [e for e in endpoints if e["Properties"]["VpcEndpointType"] == "Gateway"]
-    assert gateway["Properties"]["RouteTableIds"] == VPC["private_subnet_route_table_ids"]
+    for gateway in [e for e in endpoints if e["Properties"]["VpcEndpointType"] == "Gateway"]:
+        assert gateway["Properties"]["RouteTableIds"] == VPC["private_subnet_route_table_ids"]
     full.has_resource_properties("AWS::EC2::SecurityGroupIngress", {"IpProtocol": "tcp", "FromPort": 443})
 
 
-def test_in_endpoints_mode_https_goes_only_to_the_endpoints_and_the_dynamodb_prefix_list(full: Template):
+def test_in_endpoints_mode_https_goes_only_to_the_endpoints_and_the_dynamodb_and_s3_prefix_lists(full: Template):
     [(endpoint_group_id, _)] = [(lid, g) for lid, g in full.find_resources("AWS::EC2::SecurityGroup").items()
                                 if lid != function_group_id(full)]  # fmt: skip
     rules = egress_rules(full, function_group_id(full))
     assert sorted(rules) == sorted([
         ("tcp", 443, 443, json.dumps({"Fn::GetAtt": [endpoint_group_id, "GroupId"]})),
         ("tcp", 443, 443, json.dumps(VPC["dynamodb_prefix_list_id"])),
+        ("tcp", 443, 443, json.dumps(VPC["s3_prefix_list_id"])),
     ])  # fmt: skip
     assert "0.0.0.0/0" not in json.dumps(rules)
 
@@ -240,11 +243,12 @@ def test_existing_endpoints_makes_none_and_lets_the_function_reach_them():
     # WHEN the stage is synthesized
     template = Template.from_stack(synth("shared", vpc=vpc, secrets={"api": "shared/api"})[1])
 
-    # THEN no endpoint (no private DNS, no route) is made, and HTTPS goes to theirs and DynamoDB's prefix list only
+    # THEN no endpoint (no private DNS, no route) is made, and HTTPS goes to theirs and the prefix lists only
     assert resources(template, "AWS::EC2::VPCEndpoint") == []
     assert sorted(egress_rules(template, function_group_id(template))) == sorted(
-        [("tcp", 443, 443, json.dumps(EXISTING_GROUP)), ("tcp", 443, 443, json.dumps(VPC["dynamodb_prefix_list_id"]))]
-    )
+        [("tcp", 443, 443, json.dumps(EXISTING_GROUP)), ("tcp", 443, 443, json.dumps(VPC["dynamodb_prefix_list_id"])),
+         ("tcp", 443, 443, json.dumps(VPC["s3_prefix_list_id"]))]
+    )  # fmt: skip
     template.has_resource_properties("AWS::EC2::SecurityGroupIngress", {
         "GroupId": EXISTING_GROUP, "FromPort": 443, "ToPort": 443,
         "SourceSecurityGroupId": {"Fn::GetAtt": [function_group_id(template), "GroupId"]}})  # fmt: skip
@@ -261,7 +265,7 @@ def test_two_stages_making_endpoints_in_one_vpc_fail_synth_and_existing_endpoint
     StackSettings.for_stage("prod", {"dev": shared, "prod": prod})
 
 
-def test_each_endpoint_allows_only_this_stacks_queues_table_and_secrets(full: Template):
+def test_each_endpoint_allows_only_this_stacks_queues_table_bucket_and_secrets(full: Template):
     endpoints = {json.dumps(e["Properties"]["ServiceName"]).split(".")[-1].strip('"]}'): e["Properties"]
                  for e in resources(full, "AWS::EC2::VPCEndpoint")}  # fmt: skip
     queues = full.find_resources("AWS::SQS::Queue")
@@ -272,6 +276,10 @@ def test_each_endpoint_allows_only_this_stacks_queues_table_and_secrets(full: Te
     }
     assert allowed["sqs"] == sorted(json.dumps({"Fn::GetAtt": [q, "Arn"]}) for q in queues)
     assert allowed["dynamodb"] == [json.dumps({"Fn::GetAtt": [table, "Arn"]})]
+    [bucket] = full.find_resources("AWS::S3::Bucket")
+    assert allowed["s3"] == [json.dumps({"Fn::Join": ["", [{"Fn::GetAtt": [bucket, "Arn"]}, "/*"]]})]
+    [s3_statement] = endpoints["s3"]["PolicyDocument"]["Statement"]
+    assert s3_statement["Action"] == "s3:GetObject"
     assert (
         len(allowed["secretsmanager"]) == 1 and "secret:prod/documents/api-key-??????" in allowed["secretsmanager"][0]
     )

@@ -93,12 +93,14 @@ def test_function_runtime_memory_timeout_concurrency_and_logs(template: Template
 
 def test_function_environment_is_what_the_handler_settings_read(template: Template):
     dlq = queue_logical_id(template, dlq=True)
+    [bucket] = template.find_resources("AWS::S3::Bucket")
     template.has_resource_properties(
         "AWS::Lambda::Function",
         {
             "Environment": {
                 "Variables": {
                     "DLQ_URL": {"Ref": dlq},
+                    "PAYLOAD_BUCKET": {"Ref": bucket},
                     "TIME_RESERVE_MS": "5000",
                     "MAX_CONCURRENT_RECORDS": "10",
                     "POWERTOOLS_SERVICE_NAME": "sqs-consumer",
@@ -171,7 +173,7 @@ def test_dashboard_shows_the_five_seed_metrics(template: Template):
 
 def test_outputs_for_upstream_services(template: Template):
     outputs = template.find_outputs("*")
-    assert {"QueueUrl", "QueueArn", "DeadLetterQueueUrl", "FunctionName"} <= set(outputs)
+    assert {"QueueUrl", "QueueArn", "DeadLetterQueueUrl", "FunctionName", "PayloadBucketName"} <= set(outputs)
 
 
 def test_stack_name_carries_the_stage(dev_stack: ConsumerStack):

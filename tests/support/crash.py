@@ -29,7 +29,15 @@ from pathlib import Path
 from typing import IO, Any
 
 from local.pipeline import resolve_environment
-from local.sqs_server import LOCAL_CREDENTIALS, REGION, SqsServer, create_queues, create_tables, dynamodb_client
+from local.sqs_server import (
+    LOCAL_CREDENTIALS,
+    REGION,
+    SqsServer,
+    create_buckets,
+    create_queues,
+    create_tables,
+    dynamodb_client,
+)
 from local.template import load_plan
 from sqs_consumer.settings import ConsumerSettings
 from tests.support import sqs_events as sqs
@@ -97,7 +105,8 @@ class CrashRig:
         queues = create_queues(self.server.client(), plan)
         tables = create_tables(self.server.endpoint_url, plan)
         self.table = next(iter(tables.values()))
-        environment = resolve_environment(plan, queues, tables, self.server.endpoint_url)
+        buckets = create_buckets(self.server.endpoint_url, plan)
+        environment = resolve_environment(plan, queues, tables, self.server.endpoint_url, buckets)
         environment[ConsumerSettings.env_name("log_level")] = "DEBUG"
         environment[ConsumerSettings.env_name("time_reserve_ms")] = str(TIME_RESERVE_MS)
         environment[ConsumerSettings.env_name("max_concurrent_records")] = str(MAX_CONCURRENT_RECORDS)

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from local.sample_event import main, write_sample
+from local.sample_event import expected_outcome, main, write_sample
 from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.routes import REGISTRY
 from tests.support.fakes import FakeContext, FakeQuarantine
@@ -80,3 +80,55 @@ def test_a_sample_whose_outcome_differs_from_the_expected_one_is_not_written(tmp
     assert code == 2
     assert "outcome 'retry', not 'success'" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("shape", ["sns", "eventbridge", "eventbridge-plain"])
+def test_a_sample_in_an_upstream_shape_is_delivered_as_that_service_does_and_succeeds(shape, tmp_path, monkeypatch):
+    # GIVEN `make event SHAPE=...` for a valid hello event
+    monkeypatch.setattr("local.sample_event.EVENTS_DIR", tmp_path)
+
+    # WHEN the sample is written
+    assert main(["--type", "hello", "--payload", '{"name": "x"}', "--shape", shape]) == 0
+
+    # THEN the body is the service's, SQS carries no attribute of ours, and the consumer's handler ran it
+    [record] = json.loads((tmp_path / f"hello.{shape}.json").read_text())["Records"]
+    body = json.loads(record["body"])
+    assert record["messageAttributes"] == {}
+    if shape == "sns":
+        assert body["Type"] == "Notification" and body["MessageAttributes"]["event_type"]["Value"] == "hello"
+        inner = json.loads(body["Message"])
+    elif shape == "eventbridge":
+        assert body["detail-type"] == "hello" and body["detail"]["event_type"] == "hello"
+        inner = body["detail"]
+    else:
+        assert body["detail-type"] == "hello" and body["detail"] == {"name": "x"}
+        inner = {"event_id": body["id"], "payload": body["detail"]}
+    assert inner["event_id"] == "evt_hello_" + shape.replace("-", "_") + "_1" and inner["payload"] == {"name": "x"}
+    expected = json.loads((tmp_path / f"hello.{shape}.expected.json").read_text())
+    assert expected == {"batchItemFailures": [], "quarantined": []}
+
+
+def test_an_offloaded_sample_is_a_pointer_with_its_size_and_a_payload_file_the_consumer_reads(tmp_path, monkeypatch):
+    # GIVEN `make event SHAPE=offloaded` for a valid document.processed event
+    monkeypatch.setattr("local.sample_event.EVENTS_DIR", tmp_path)
+
+    # WHEN the sample is written
+    payload = '{"document_id": "doc-1", "pages": 412}'
+    assert main(["--type", "document.processed", "--payload", payload, "--shape", "offloaded"]) == 0
+
+    # THEN the body is the extended clients' pointer, the size attribute is the payload file's size,
+    # and the consumer fetched that file from S3 and ran the handler
+    [record] = json.loads((tmp_path / "document.processed.offloaded.json").read_text())["Records"]
+    assert json.loads(record["body"]) == [
+        "software.amazon.payloadoffloading.PayloadS3Pointer",
+        {"s3BucketName": "sample-payloads", "s3Key": "document.processed.offloaded"},
+    ]
+    stored = (tmp_path / "payloads" / "document.processed.offloaded.json").read_bytes()
+    assert json.loads(stored)["payload"] == json.loads(payload)
+    assert record["messageAttributes"]["ExtendedPayloadSize"]["stringValue"] == str(len(stored))
+    expected = json.loads((tmp_path / "document.processed.offloaded.expected.json").read_text())
+    assert expected == {"batchItemFailures": [], "quarantined": []}
+    # AND without its payload in S3 the same sample is quarantined, not run
+    (tmp_path / "payloads" / "document.processed.offloaded.json").unlink()
+    event = json.loads((tmp_path / "document.processed.offloaded.json").read_text())
+    assert expected_outcome(event, tmp_path)["quarantined"] == [record["messageId"]]

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from pathlib import Path
+from typing import Any
 
+import botocore.session
 import pytest
+from botocore.response import StreamingBody
+from botocore.stub import Stubber
 
+from sqs_consumer.envelopes import pointer_in
+from sqs_consumer.payload_store import S3Payloads
 from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.routes import REGISTRY
 from tests.support.fakes import FakeContext, FakeQuarantine
@@ -25,6 +32,25 @@ RECORD_KEYS = {
     "eventSourceARN",
     "awsRegion",
 }
+
+
+def stubbed_s3(event: dict[str, Any]) -> tuple[S3Payloads, Stubber]:
+    """S3 answering each pointer of the event with its sample payload (events/payloads/KEY.json), as
+    `make event SHAPE=offloaded` wrote it; botocore's Stubber, so this runs on the function's own packages."""
+    client: Any = botocore.session.get_session().create_client(
+        "s3", region_name="us-east-1", aws_access_key_id="sample", aws_secret_access_key="sample"
+    )
+    stubber = Stubber(client)
+    for record in event["Records"]:
+        found = pointer_in(record)
+        if found is None:
+            continue
+        pointer, _ = found
+        data = (EVENTS_DIR / "payloads" / f"{pointer.key}.json").read_bytes()
+        stubber.add_response("get_object", {"Body": StreamingBody(io.BytesIO(data), len(data)),
+                             "ContentLength": len(data)}, {"Bucket": pointer.bucket, "Key": pointer.key})  # fmt: skip
+    stubber.activate()
+    return S3Payloads(32 * 1_048_576, client_factory=lambda _: client), stubber
 
 
 def expected_for(path: Path) -> dict:
@@ -55,11 +81,12 @@ def test_sample_event_gives_expected_response(path: Path):
     event = json.loads(path.read_text())
     expected = expected_for(path)
     quarantine = FakeQuarantine()
-    consumer = BatchConsumer(REGISTRY, quarantine)
 
-    # WHEN the consumer handles it
-    response = consumer.handle(event, FakeContext())
+    # WHEN the consumer handles it (an offloaded sample's payload in S3, where its pointer says)
+    payloads, s3 = stubbed_s3(event)
+    response = BatchConsumer(REGISTRY, quarantine, payloads=payloads).handle(event, FakeContext())
 
     # THEN exactly the expected records fail and exactly the expected ones are quarantined
     assert response == {"batchItemFailures": expected["batchItemFailures"]}
     assert sorted(quarantine.message_ids) == sorted(expected["quarantined"])
+    s3.assert_no_pending_responses()  # every offloaded payload was fetched

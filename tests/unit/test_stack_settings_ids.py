@@ -18,6 +18,7 @@ VPC = {
     "private_subnet_ids": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"],
     "private_subnet_route_table_ids": ["rtb-0123456789abcdef0", "rtb-0123456789abcdef1"],
     "dynamodb_prefix_list_id": "pl-00a54069",
+    "s3_prefix_list_id": "pl-02cd2c6b",
 }
 
 
