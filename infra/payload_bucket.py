@@ -8,7 +8,6 @@ every consumer of the stack), plus a day: S3 runs lifecycle rules once a day and
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 from aws_cdk import Acknowledgment, CfnResource, Duration, RemovalPolicy, Stack, Validations
@@ -19,7 +18,6 @@ from constructs import Construct
 from infra import scanner_skips
 from infra.settings import StackSettings
 
-DAY = 86_400
 # The function's one call on the bucket; producers' one call (the extended clients' PutObject).
 READ_ACTIONS = ("s3:GetObject",)
 WRITE_ACTIONS = ("s3:PutObject",)
@@ -31,7 +29,7 @@ OBJECTS_WILDCARD = (
 
 def expiration_days(settings: Sequence[StackSettings]) -> int:
     """Days after which a payload is deleted: the longest retention of any consumer, in whole days, plus one."""
-    return math.ceil(max(s.payload_retention_seconds for s in settings) / DAY) + 1
+    return max(s.payload_expiration_days for s in settings)
 
 
 class PayloadBucketConstruct(Construct):

@@ -277,6 +277,12 @@ class StackSettings(BaseModel):
         return 2 * self.retention_period_seconds + self.dlq_retention_period_seconds
 
     @property
+    def payload_expiration_days(self) -> int:
+        """When the payload bucket's lifecycle deletes a payload: its retention in whole days, plus one
+        (S3 runs lifecycle rules once a day and never early). The bill (planning/cost.py) stores it as long."""
+        return -(-self.payload_retention_seconds // 86_400) + 1
+
+    @property
     def mapping_max_concurrency(self) -> int | None:
         """The mapping's maximum concurrency: none in provisioned mode, where the pollers bound it."""
         return None if self.provisioned_pollers is not None else self.max_concurrency

@@ -190,7 +190,8 @@ def _idempotency(month: _Month) -> list[CostLine]:
 def _payloads(month: _Month) -> list[CostLine]:
     if not month.offloaded:
         return []
-    lifetime_seconds = month.stage.retention_period_seconds + month.stage.dlq_retention_period_seconds
+    # A payload stays in the bucket until the lifecycle rule deletes it, read or not (infra/payload_bucket.py).
+    lifetime_seconds = month.stage.payload_expiration_days * 86_400
     stored_gb = month.messages / SECONDS_PER_MONTH * lifetime_seconds * month.workload.payload_bytes / GB
     return [
         month.line("S3", "payload objects written (PUT)", month.messages, "s3_put_request"),
