@@ -52,38 +52,31 @@ class SqsServer:
         self._child.stop()
 
 
-def sqs_client(endpoint_url: str) -> SQSClient:
+def _local_client(service: str, endpoint_url: str, config: Config) -> Any:
     return boto3.client(
-        "sqs",
+        service,  # type: ignore[call-overload]  # one of the three below, each typed by its caller
         endpoint_url=endpoint_url,
         region_name=REGION,
         aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        config=Config(retries={"mode": "standard", "max_attempts": 3}, max_pool_connections=50),
+        config=config.merge(Config(max_pool_connections=50)),
     )
+
+
+def sqs_client(endpoint_url: str) -> SQSClient:
+    client: SQSClient = _local_client("sqs", endpoint_url, Config(retries={"mode": "standard", "max_attempts": 3}))
+    return client
 
 
 def dynamodb_client(endpoint_url: str) -> DynamoDBClient:
-    return boto3.client(
-        "dynamodb",
-        endpoint_url=endpoint_url,
-        region_name=REGION,
-        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        config=Config(max_pool_connections=50),
-    )
+    client: DynamoDBClient = _local_client("dynamodb", endpoint_url, Config())
+    return client
 
 
 def s3_client(endpoint_url: str) -> S3Client:
     """Path-style, as the function's client addresses a local endpoint (no bucket subdomain of an IP)."""
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint_url,
-        region_name=REGION,
-        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        config=Config(s3={"addressing_style": "path"}, max_pool_connections=50),
-    )
+    client: S3Client = _local_client("s3", endpoint_url, Config(s3={"addressing_style": "path"}))
+    return client
 
 
 def create_buckets(endpoint_url: str, plan: LocalPlan) -> dict[str, str]:
