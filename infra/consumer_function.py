@@ -61,6 +61,7 @@ def function_environment(
         "dlq_max_message_bytes": str(settings.dlq_max_message_size_bytes),
         "retry_backoff_base_seconds": f"{settings.retry_backoff_base_seconds:g}",
         "retry_backoff_cap_seconds": f"{settings.retry_backoff_cap_seconds:g}",
+        "max_payload_bytes": str(settings.max_payload_size_bytes),
     }
     if settings.secrets:
         values["secret_names"] = json.dumps(settings.secrets, sort_keys=True)

@@ -244,6 +244,10 @@ class StackSettings(BaseModel):
     # The stack subscribes the queue to each of producer_sns_topics (topics of the stack's own account
     # only: another account's topic is subscribed by its owner). Raw delivery puts the message itself in
     # the body; off, SNS's default, the body is SNS's notification JSON: the consumer reads both.
+    # The largest offloaded payload the function fetches (MAX_PAYLOAD_BYTES); a larger one is quarantined.
+    max_payload_size_bytes: int = Field(
+        default=ConsumerSettings.model_fields["max_payload_bytes"].default, ge=LARGEST_MAX_MESSAGE_BYTES, le=2**31
+    )
     subscribe_sns_topics: bool = False
     sns_raw_message_delivery: bool = False
     # Security: private subnets of an existing VPC (ids only: synth makes no lookup), and the
@@ -382,6 +386,14 @@ def _stage_violations(stage: str, s: StackSettings, stages: dict[str, Any]) -> l
 
 def _producer_violations(s: StackSettings) -> list[str]:
     problems = []
+    # A fetched payload is held as its text and as its parsed event at once, beside the runtime and
+    # the batch: the function's memory holds four of the largest.
+    needed_mb = -(-4 * s.max_payload_size_bytes // 1_048_576)
+    if s.function_memory_mb < needed_mb:
+        problems.append(
+            f"function_memory_mb ({s.function_memory_mb}) must be >= 4 x max_payload_size_bytes "
+            f"({s.max_payload_size_bytes:,}) = {needed_mb} MB: raise function_memory_mb or lower max_payload_size_bytes"
+        )
     if s.subscribe_sns_topics and not s.producer_sns_topics:
         problems.append("subscribe_sns_topics subscribes the queue to producer_sns_topics: list the topics there")
     if s.sns_raw_message_delivery and not s.subscribe_sns_topics:

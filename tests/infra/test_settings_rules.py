@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from infra.consumer_function import function_environment
 from infra.settings import StackSettings, StackSettingsError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,11 +56,26 @@ def test_defaults_mirror_the_seed():
                      r"retry_backoff_base_seconds \(400\) must be <= retry_backoff_cap_seconds \(300\)",
                      id="backoff"),
         pytest.param({"bacth_size": 5}, r"bacth_size: Extra inputs are not permitted", id="typo"),
+        pytest.param({"max_payload_size_bytes": 100 * 1_048_576},
+                     r"function_memory_mb \(256\) must be >= 4 x max_payload_size_bytes \(104,857,600\) = 400 MB",
+                     id="payload-memory"),
+        pytest.param({"function_memory_mb": 128, "max_payload_size_bytes": 32 * 1_048_576 + 1},
+                     r"function_memory_mb \(128\) must be >= 4 x max_payload_size_bytes .* = 129 MB",
+                     id="payload-edge"),
     ],
 )  # fmt: skip
 def test_rule_violation_names_setting_and_bound(values, message):
     with pytest.raises(StackSettingsError, match=message):
         settings(**values)
+
+
+def test_the_largest_payload_reaches_the_function_and_fits_its_memory():
+    # The default fits the smallest function, and the function fetches exactly what the stage allows.
+    smallest = settings(function_memory_mb=128)
+    assert 4 * smallest.max_payload_size_bytes <= 128 * 1_048_576
+    environment = function_environment(settings(max_payload_size_bytes=50 * 1_048_576, function_memory_mb=200),
+                                       "https://sqs/dlq", None)  # fmt: skip
+    assert environment["MAX_PAYLOAD_BYTES"] == str(50 * 1_048_576)
 
 
 def test_unknown_stage_lists_known_ones():
