@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
+import weakref
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
@@ -12,18 +14,20 @@ from typing import Any
 import pydantic
 import pytest
 
-from sqs_consumer.envelopes import Unwrapper
+from sqs_consumer import envelopes, payload_store
+from sqs_consumer.envelopes import Unwrapper, pointer_in
 from sqs_consumer.errors import PoisonMessageError
 from sqs_consumer.models import DocumentProcessedEvent, HelloEvent
 from sqs_consumer.payloads import LEGACY_POINTER_CLASS, POINTER_CLASS, PayloadPointer
 from sqs_consumer.pipeline import BatchConsumer
+from sqs_consumer.pipeline.records import Job, Unparsed, parse_records
 from sqs_consumer.quarantine import QuarantinedMessage
 from sqs_consumer.registry import Envelope, EventRegistry, RecordInfo, Route
 from sqs_consumer.routes import REGISTRY
 from tests.conftest import failed_ids
 from tests.support import sqs_events as sqs
 from tests.support.envelopes import TOPIC_ARN, eventbridge_event, pointer_body, size_attribute, sns_notification
-from tests.support.fakes import FakeContext, FakeIdempotency, FakeQuarantine
+from tests.support.fakes import FakeClock, FakeContext, FakeIdempotency, FakeQuarantine
 
 BUCKET = "payloads-bucket"
 
@@ -43,12 +47,17 @@ class Seen:
 class Payloads:
     """S3Payloads' interface over a dict of pointer -> text; other pointers fail as a throttled GET would."""
 
+    max_bytes = 32 * 1_048_576
+    prefetch_bytes = 64 * 1_048_576
+
     def __init__(self, objects: dict[PayloadPointer, str]) -> None:
         self.objects = objects
         self.reads: list[PayloadPointer] = []
+        self.threads: list[str] = []  # where each read ran: the main thread when not fetched ahead
 
     def read(self, pointer: PayloadPointer, size: int | None) -> str:
         self.reads.append(pointer)
+        self.threads.append(threading.current_thread().name)
         if pointer not in self.objects:
             raise ConnectionError("SlowDown: please reduce your request rate")
         return self.objects[pointer]
@@ -282,6 +291,7 @@ def test_a_batch_of_events_alone_never_imports_the_envelopes_nor_makes_an_s3_cli
     code = """
 import sys
 from sqs_consumer.pipeline import BatchConsumer
+from sqs_consumer.pipeline.records import Job, Unparsed, parse_records
 from sqs_consumer.payload_store import S3Payloads
 from sqs_consumer.routes import REGISTRY
 from tests.support import sqs_events as sqs
@@ -304,3 +314,119 @@ def test_unwrapping_a_body_the_fast_path_refused_returns_the_registrys_poison_fo
         Unwrapper(REGISTRY, None).unwrap(sqs.record(body), refused.value, Envelope())
     assert (raised.value.kind, raised.value.reason) == (REGISTRY.poison(refused.value).kind, "unknown event_type "
                                                         "'example.unregistered'")  # fmt: skip
+
+
+# Deeper than any decoder's recursion limit: pydantic's says invalid JSON, json.loads raises RecursionError.
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.mark.parametrize("body", [DEEP, "[" * 100_000 + '"S3Pointer"' + "]" * 100_000], ids=["plain", "S3Pointer"])
+def test_a_body_nested_too_deep_to_decode_is_quarantined_as_malformed_and_the_batch_goes_on(body):
+    seen, quarantine = Seen(), FakeQuarantine()
+    deep, good = sqs.record(body), sqs.record(json.dumps(hello("e-ok")))
+    assert run(consumer(seen, quarantine, Payloads({})), deep, good) == set()
+    assert [event.event_id for event, _ in seen.calls] == ["e-ok"]
+    assert [(message.kind, message.source_message_id) for message in quarantine.sent] == [
+        ("malformed_json", deep["messageId"])
+    ]
+
+
+def test_an_offloaded_payload_nested_too_deep_is_quarantined_as_malformed():
+    seen, quarantine = Seen(), FakeQuarantine()
+    payloads = Payloads({PayloadPointer(BUCKET, "deep"): DEEP})
+    assert run(consumer(seen, quarantine, payloads), sqs.record(pointer_body(BUCKET, "deep"))) == set()
+    [message] = quarantine.sent
+    assert message.kind == "malformed_json"
+    assert message.reason.startswith("in the payload at s3://payloads-bucket/deep: ")
+
+
+def test_the_prefetch_hint_never_raises():
+    assert pointer_in(sqs.record("[" * 100_000 + '"S3Pointer"' + "]" * 100_000)) is None
+    odd_size = sqs.record(pointer_body(BUCKET, "k"), message_attributes={"ExtendedPayloadSize": ["not", "a", "map"]})
+    assert pointer_in(odd_size) is None
+
+
+def test_whatever_preparing_the_unwrapping_raises_lists_its_record_and_the_batch_answers(monkeypatch):
+    def broken(raw: Any) -> None:
+        raise RuntimeError("a bug in the prefetch")
+
+    monkeypatch.setattr(envelopes, "pointer_in", broken)
+    seen, quarantine = Seen(), FakeQuarantine()
+    wrapped, good = sqs.record(sns_notification(json.dumps(hello("e-sns")))), sqs.record(json.dumps(hello("e-ok")))
+    assert run(consumer(seen, quarantine, Payloads({})), wrapped, good) == {wrapped["messageId"]}
+    assert [event.event_id for event, _ in seen.calls] == ["e-ok"]
+
+
+def test_a_payload_fetched_ahead_but_never_read_gives_its_place_to_the_next(monkeypatch):
+    # GIVEN room for one fetch ahead, taken by the pointer of an SNS notification SNS never wrote (no Timestamp)
+    monkeypatch.setattr(payload_store, "PREFETCH_WINDOW", 1)
+    notification = json.loads(sns_notification(pointer_body(BUCKET, "first")))
+    del notification["Timestamp"]
+    text = json.dumps(hello("e-2"))
+    payloads = Payloads({PayloadPointer(BUCKET, "first"): text, PayloadPointer(BUCKET, "second"): text})
+    first, second = sqs.record(json.dumps(notification)), sqs.record(pointer_body(BUCKET, "second"))
+    seen, quarantine = Seen(), FakeQuarantine()
+    # WHEN the batch is consumed
+    assert run(consumer(seen, quarantine, payloads), first, second) == set()
+    # THEN the first is poison, and the second's payload was fetched ahead once its place was given up
+    assert [message.kind for message in quarantine.sent] == ["invalid_envelope"]
+    assert [event.event_id for event, _ in seen.calls] == ["e-2"]
+    [where] = [
+        thread for pointer, thread in zip(payloads.reads, payloads.threads, strict=True) if pointer.key == "second"
+    ]
+    assert where != threading.main_thread().name
+
+
+class Text(str):
+    """A payload's text that can be watched for being let go."""
+
+    __slots__ = ("__weakref__",)
+
+
+def test_a_payloads_text_is_let_go_once_its_record_is_parsed_whatever_it_became():
+    # GIVEN payloads read as texts nobody else keeps: one a valid event, one refused by its model
+    texts: dict[str, weakref.ref[Text]] = {}
+
+    class Fresh(Payloads):
+        def read(self, pointer: PayloadPointer, size: int | None) -> str:
+            text = Text(super().read(pointer, size))
+            texts[pointer.key] = weakref.ref(text)
+            return text
+
+    bad = json.loads(sqs.body("hello", {}))  # no name: invalid_payload
+    payloads = Fresh(
+        {PayloadPointer(BUCKET, "ok"): json.dumps(hello("e-ok")), PayloadPointer(BUCKET, "bad"): json.dumps(bad)}
+    )
+    keys = ["ok", "bad"]
+    records = [sqs.record(pointer_body(BUCKET, key)) for key in keys]
+    registry = EventRegistry([Route(HelloEvent, Seen())])
+    # WHEN the records are parsed, each kept as the batch keeps it until it ends
+    kept = []
+    for item in parse_records(records, registry, 0.0, payloads):  # type: ignore[arg-type]
+        kept.append(item)
+        # THEN no text outlives its record's parse: not in the fetches, the envelope or the poison
+        assert texts[keys[len(kept) - 1]]() is None
+    assert [type(item) for item in kept] == [type(kept[0]), Unparsed] and isinstance(kept[0], Job)
+
+
+def test_a_payload_cut_off_by_the_deadline_is_a_record_never_started_not_a_failure():
+    # GIVEN a payload still being fetched when the deadline comes, on its record's last receive
+    release = threading.Event()
+
+    class Stuck(Payloads):
+        def read(self, pointer: PayloadPointer, size: int | None) -> str:
+            release.wait(5)
+            return super().read(pointer, size)
+
+    seen, quarantine = Seen(), FakeQuarantine()
+    c = consumer(seen, quarantine, Stuck({}), time_reserve_ms=5_000, timer=FakeClock())
+    record = sqs.record(pointer_body(BUCKET, "slow"), receive_count=5)
+    try:
+        # 100 ms before the time reserve: the fetch is cut off, the timer says the records may still start
+        response = c.handle(sqs.event(record), FakeContext(remaining_ms=5_100))
+    finally:
+        release.set()
+    # THEN it is quarantined as never started, as a record the deadline kept from starting is
+    assert failed_ids(response) == []
+    [message] = quarantine.sent
+    assert message.kind == "not_started", message.reason

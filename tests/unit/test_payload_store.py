@@ -15,7 +15,7 @@ from botocore.stub import Stubber
 
 from sqs_consumer.budget import Deadline
 from sqs_consumer.errors import DeadlineReachedError, PoisonMessageError
-from sqs_consumer.payload_store import PREFETCH_WINDOW, BatchPayloads, S3Payloads
+from sqs_consumer.payload_store import PREFETCH_WINDOW, BatchPayloads, S3Payloads, prefetch_budget
 from sqs_consumer.payloads import PayloadPointer
 from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.routes import REGISTRY
@@ -163,15 +163,19 @@ def test_through_the_consumer_a_refused_payload_is_quarantined_with_its_pointer_
 
 
 class SlowStore:
-    """Reads take ``seconds``; records how many overlapped."""
+    """Reads take ``seconds``; records how many overlapped, and which ran on the caller's thread (not ahead)."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, max_bytes: int = MAX_BYTES) -> None:
         self.seconds = seconds
+        self.max_bytes = max_bytes
         self.running = 0
         self.most = 0
+        self.inline: list[str] = []
         self.lock = threading.Lock()
 
     def read(self, pointer: PayloadPointer, size: int | None) -> str:
+        if threading.current_thread() is threading.main_thread():
+            self.inline.append(pointer.key)
         with self.lock:
             self.running += 1
             self.most = max(self.most, self.running)
@@ -183,7 +187,7 @@ class SlowStore:
 
 def test_a_batchs_payloads_are_fetched_ahead_concurrently_within_the_window():
     store = SlowStore(0.1)
-    fetches = BatchPayloads(store, Deadline(lambda: 60_000, 0))  # type: ignore[arg-type]
+    fetches = BatchPayloads(store, Deadline(lambda: 60_000, 0), 100 * MAX_BYTES)  # type: ignore[arg-type]
     wanted = [(f"m{index}", PayloadPointer("b", f"k{index}"), None) for index in range(20)]
     started = time.perf_counter()
     fetches.prefetch(wanted)
@@ -196,8 +200,48 @@ def test_a_batchs_payloads_are_fetched_ahead_concurrently_within_the_window():
 
 
 def test_a_payload_not_fetched_by_the_deadline_is_a_deadline_error():
-    fetches = BatchPayloads(SlowStore(0.5), Deadline(lambda: 50, 0))  # type: ignore[arg-type]
+    fetches = BatchPayloads(SlowStore(0.5), Deadline(lambda: 50, 0), MAX_BYTES)  # type: ignore[arg-type]
     pointer = PayloadPointer("b", "k")
     fetches.prefetch([("m", pointer, None)])
     with pytest.raises(DeadlineReachedError):
         fetches.read("m", pointer, None)
+
+
+def parse_in_order(fetches: BatchPayloads, wanted: list[tuple[str, PayloadPointer, int | None]]) -> list[str]:
+    """Each payload read, then its record's parse over, as the parse stage does."""
+    texts = []
+    for message_id, pointer, size in wanted:
+        texts.append(fetches.read(message_id, pointer, size))
+        fetches.passed(message_id)
+    return texts
+
+
+@pytest.mark.parametrize(("announced", "most"), [(MAX_BYTES // 3, 6), (None, 2)], ids=["announced", "unannounced"])
+def test_the_payloads_fetched_ahead_stay_within_the_byte_budget(announced, most):
+    # GIVEN a budget of twice the largest payload, the one being parsed counted in
+    store = SlowStore(0.05)
+    fetches = BatchPayloads(store, Deadline(lambda: 60_000, 0), 2 * MAX_BYTES)  # type: ignore[arg-type]
+    wanted = [(f"m{index}", PayloadPointer("b", f"k{index}"), announced) for index in range(12)]
+    # WHEN they are read in order
+    fetches.prefetch(wanted)
+    assert parse_in_order(fetches, wanted) == [f"k{index}" for index in range(12)]
+    # THEN no more were held at once than their announced sizes (or MAX_PAYLOAD_BYTES each) allow, all ahead
+    assert store.most == most
+    assert store.inline == []
+
+
+def test_a_payload_larger_than_the_budget_is_fetched_when_its_record_is_parsed_not_ahead():
+    store = SlowStore(0.01)
+    fetches = BatchPayloads(store, Deadline(lambda: 60_000, 0), MAX_BYTES // 2)  # type: ignore[arg-type]
+    wanted = [("small", PayloadPointer("b", "small"), 100), ("unannounced", PayloadPointer("b", "big"), None),
+              ("announced", PayloadPointer("b", "big2"), MAX_BYTES)]  # fmt: skip
+    fetches.prefetch(wanted)
+    assert parse_in_order(fetches, wanted) == ["small", "big", "big2"]
+    assert store.inline == ["big", "big2"]
+
+
+def test_the_budget_is_a_quarter_of_the_functions_memory_or_of_lambdas_default_without_it():
+    assert prefetch_budget({"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256"}) == 64 * 1_048_576
+    assert prefetch_budget({"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "10240"}) == 2_560 * 1_048_576
+    assert prefetch_budget({}) == prefetch_budget({"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "many"}) == 32 * 1_048_576
+    assert S3Payloads(MAX_BYTES, prefetch_bytes=5).prefetch_bytes == 5

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sqs_consumer.errors import PoisonMessageError
-from sqs_consumer.payloads import LEGACY_SIZE_ATTRIBUTE, POINTER_CLASSES, SIZE_ATTRIBUTE, pointer_from
+from sqs_consumer.payloads import announced_size, looks_like_pointer, pointer_from
 from sqs_consumer.registry import INVALID_ENVELOPE, Envelope, EventRegistry
 
 if TYPE_CHECKING:
@@ -96,8 +96,7 @@ class Unwrapper:
 
     def unwrap(self, raw: Mapping[str, Any], refused: ValidationError, envelope: Envelope) -> BaseEvent:
         """The event in a record whose body is not an event alone (``refused`` says why), filling ``envelope``."""
-        attributes = raw.get("messageAttributes") or {}
-        size = _sqs_size(attributes)
+        size = announced_size(raw.get("messageAttributes") or {}, "stringValue")
         return self._body(raw["messageId"], raw["body"], size, envelope, refused=refused, where="")
 
     def _body(
@@ -111,9 +110,9 @@ class Unwrapper:
                 refused = exc
         try:
             document = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # nested too deep for the decoder: malformed, as the fast path says
             raise self._poison(refused, where) from None
-        if isinstance(document, list) and document and isinstance(document[0], str) and document[0] in POINTER_CLASSES:
+        if looks_like_pointer(document):
             return self._pointer(message_id, document, size, envelope, where)
         if isinstance(document, dict) and "event_type" not in document:
             if any(mark in document for mark in _SNS_MARKS) or document.get("Type") in _SNS_TYPES:
@@ -129,9 +128,7 @@ class Unwrapper:
             envelope.sns = notification = _sns(document)
         except ValidationError as exc:
             raise _half_match(SNS, _detail(exc)) from None
-        attributes = notification.message_attributes
-        size = next((attributes[name].value for name in (SIZE_ATTRIBUTE, LEGACY_SIZE_ATTRIBUTE) if name in attributes),
-                    None)  # fmt: skip
+        size = announced_size(document.get("MessageAttributes") or {}, "Value")
         return self._body(message_id, notification.message, size, envelope, refused=None,
                           where="in the SNS notification's Message")  # fmt: skip
 
@@ -186,15 +183,6 @@ def _detail(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(part) for part in error['loc']) or '<body>'}: {error['msg']}" for error in errors)
 
 
-def _sqs_size(attributes: Mapping[str, Any]) -> str | None:
-    """The size attribute of an SQS message, as Lambda's event gives its message attributes."""
-    for name in (SIZE_ATTRIBUTE, LEGACY_SIZE_ATTRIBUTE):
-        value = attributes.get(name)
-        if value is not None:
-            return str(value.get("stringValue")) if isinstance(value, dict) else str(value)
-    return None
-
-
 def _byte_count(size: str | None) -> int | None:
     if size is None:
         return None
@@ -209,18 +197,19 @@ def _byte_count(size: str | None) -> int | None:
 
 def pointer_in(raw: Mapping[str, Any]) -> tuple[PayloadPointer, int | None] | None:
     """The pointer a record's body carries (alone or in an SNS notification) and its announced size,
-    for a prefetch: None for any other body, or one that is not quite a pointer (its parse says why)."""
+    for a prefetch: None for any other body, or one that is not quite a pointer (its parse says why).
+
+    A hint only, it never raises: whatever a body holds (JSON nested too deep to decode, attributes
+    of any type), its record's parse decides what becomes of it."""
     body = raw["body"]
-    if "S3Pointer" not in body:
+    if not isinstance(body, str) or "S3Pointer" not in body:
         return None
     try:
         document = json.loads(body)
-        size = _sqs_size(raw.get("messageAttributes") or {})
+        size = announced_size(raw.get("messageAttributes") or {}, "stringValue")
         if isinstance(document, dict) and isinstance(document.get("Message"), str):
-            attributes = document.get("MessageAttributes") or {}
-            size = next((attributes[name].get("Value") for name in (SIZE_ATTRIBUTE, LEGACY_SIZE_ATTRIBUTE)
-                         if name in attributes), None)  # fmt: skip
+            size = announced_size(document.get("MessageAttributes") or {}, "Value")
             document = json.loads(document["Message"])
         return pointer_from(document), _byte_count(size)
-    except (ValueError, TypeError, AttributeError, PoisonMessageError):
+    except Exception:  # a prefetch not made: the parse reads the payload, or says why not
         return None

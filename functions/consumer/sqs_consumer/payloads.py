@@ -13,6 +13,7 @@ consumer reads this format and the publisher writes it.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,14 +45,30 @@ def size_attribute(size: int) -> dict[str, dict[str, str]]:
     return {SIZE_ATTRIBUTE: {"DataType": "Number", "StringValue": str(size)}}
 
 
+def announced_size(attributes: Mapping[str, Any], value_key: str) -> str | None:
+    """The size a message's attributes announce for its payload, as text (None without the attribute).
+
+    ``value_key`` is where an attribute keeps its value: ``stringValue`` in Lambda's SQS records,
+    ``Value`` in an SNS notification's ``MessageAttributes``.
+    """
+    for name in SIZE_ATTRIBUTES:
+        value = attributes.get(name)
+        if value is not None:
+            return str(value.get(value_key)) if isinstance(value, Mapping) else str(value)
+    return None
+
+
 def looks_like_pointer(document: Any) -> bool:
-    """Whether a decoded body has the pointer's outer shape: a pair whose first item is a pointer class."""
-    return isinstance(document, list) and len(document) == 2 and document[0] in POINTER_CLASSES
+    """Whether a decoded body is taken for a pointer: a list whose first item is a pointer class
+    (``pointer_from`` then says what else is wrong with it)."""
+    return isinstance(document, list) and bool(document) and isinstance(document[0], str) and (
+        document[0] in POINTER_CLASSES
+    )  # fmt: skip
 
 
 def pointer_from(document: Any) -> PayloadPointer:
     """The pointer in a decoded body, or ``ValueError`` saying what is wrong with it."""
-    if not looks_like_pointer(document):
+    if not looks_like_pointer(document) or len(document) != 2:
         raise ValueError(f"not an S3 payload pointer: expected [{POINTER_CLASS!r}, {{s3BucketName, s3Key}}]")
     location = document[1]
     if not isinstance(location, dict):

@@ -11,8 +11,9 @@ that could not be fetched but may be on a retry makes an ``Unfetched`` record, l
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -26,9 +27,11 @@ if TYPE_CHECKING:
     from sqs_consumer.envelopes import Unwrapper
     from sqs_consumer.idempotency import Claim
     from sqs_consumer.models.base import BaseEvent
-    from sqs_consumer.payload_store import S3Payloads
+    from sqs_consumer.payload_store import BatchPayloads, S3Payloads
     from sqs_consumer.pipeline.dispositions import Disposition
     from sqs_consumer.registry import EventRegistry, Route
+
+E = TypeVar("E", bound=Exception)
 
 
 class Item(RecordInfo):
@@ -145,56 +148,77 @@ def parse_records(
     Offloaded payloads are read from ``payloads`` until ``deadline``; the batch's are fetched ahead
     from its first body that is not an event alone."""
     validate, routes = registry.validate_json, registry.routes
-    unwrapper: Unwrapper | None = None
+    unwrapping: tuple[Unwrapper, BatchPayloads | None] | None = None
     for raw in records:
         try:
-            event = validate(raw["body"])
-            job = Job(raw, event, routes[event.event_type], now_ms)
-        except ValidationError as exc:
-            if unwrapper is None:
-                unwrapper = _unwrapper(records, registry, payloads, deadline)
-            yield _unwrapped(raw, exc, unwrapper, registry, now_ms)
-            continue
+            try:
+                event = validate(raw["body"])
+            except ValidationError as exc:
+                if unwrapping is None:
+                    unwrapping = _unwrapper(records, registry, payloads, deadline)
+                item: Item = _unwrapped(raw, exc, unwrapping, registry, now_ms)
+            else:
+                item = Job(raw, event, routes[event.event_type], now_ms)
         except Exception as exc:  # a validator's or our own bug: the record is listed, never lost
             logger.exception("Record listed after an internal error", message_id=raw.get("messageId"))
             item = Item(raw, now_ms)
             item.disposition = Listed(exc, 0)
-            yield item
-            continue
-        yield job
+        yield item
 
 
 def _unwrapper(
     records: list[dict[str, Any]], registry: EventRegistry, payloads: S3Payloads | None, deadline: Deadline | None
-) -> Unwrapper:
+) -> tuple[Unwrapper, BatchPayloads | None]:
     from sqs_consumer.envelopes import Unwrapper, pointer_in  # noqa: PLC0415  # deferred: see envelopes.py
 
     if payloads is None:
-        return Unwrapper(registry, None)
+        return Unwrapper(registry, None), None
     from sqs_consumer.budget import Deadline  # noqa: PLC0415
     from sqs_consumer.payload_store import BatchPayloads  # noqa: PLC0415
 
-    fetches = BatchPayloads(payloads, deadline or Deadline(lambda: 900_000, 0))
+    fetches = BatchPayloads(payloads, deadline or Deadline(lambda: 900_000, 0), payloads.prefetch_bytes)
     wanted = ((raw["messageId"], found) for raw in records if (found := pointer_in(raw)) is not None)
     fetches.prefetch((message_id, pointer, size) for message_id, (pointer, size) in wanted)
-    return Unwrapper(registry, fetches.read)
+    return Unwrapper(registry, fetches.read), fetches
 
 
 def _unwrapped(
-    raw: dict[str, Any], refused: ValidationError, unwrapper: Unwrapper, registry: EventRegistry, now_ms: float
+    raw: dict[str, Any],
+    refused: ValidationError,
+    unwrapping: tuple[Unwrapper, BatchPayloads | None],
+    registry: EventRegistry,
+    now_ms: float,
 ) -> Item:
+    unwrapper, fetches = unwrapping
     envelope = Envelope()
     try:
         event = unwrapper.unwrap(raw, refused, envelope)
     except PoisonMessageError as poison:
-        return Unparsed(raw, poison, now_ms, envelope)
+        return Unparsed(raw, _let_go(poison), now_ms, envelope)
     except Exception as exc:  # a payload not fetched this time, or a bug: listed, never lost
         if not envelope:
             logger.exception("Record listed after an internal error", message_id=raw.get("messageId"))
-        return Unfetched(raw, exc, now_ms, envelope)
+        return Unfetched(raw, _let_go(exc), now_ms, envelope)
+    finally:
+        if fetches is not None:
+            fetches.passed(raw["messageId"])
     if not envelope:  # an event alone, valid once unwrapped: never (the fast path refused it)
         return Unparsed(raw, registry.poison(refused), now_ms)
     return WrappedJob(raw, event, registry.routes[event.event_type], now_ms, envelope)
+
+
+def _let_go(exc: E) -> E:
+    """The error kept on its record until the batch ends, without the locals of the frames it went
+    through (a payload's text or bytes): its traceback still says where it came from."""
+    seen: set[int] = set()
+    error: BaseException | None = exc
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        traceback.clear_frames(error.__traceback__)
+        if error.__suppress_context__:
+            error.__context__ = None  # e.g. a UnicodeDecodeError, which holds the bytes it failed on
+        error = error.__cause__ or error.__context__
+    return exc
 
 
 def _age_ms(attributes: Mapping[str, Any], now_ms: float) -> float:

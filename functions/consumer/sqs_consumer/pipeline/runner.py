@@ -13,11 +13,11 @@ import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Iterable
 
-from sqs_consumer.errors import HandlerAbortedError
+from sqs_consumer.errors import DeadlineReachedError, HandlerAbortedError
 from sqs_consumer.observability import logger
 from sqs_consumer.pipeline.batch import Batch
 from sqs_consumer.pipeline.claims import claimed, follow
-from sqs_consumer.pipeline.dispositions import NEAR_TIMEOUT, SUCCEEDED, Listed
+from sqs_consumer.pipeline.dispositions import NEAR_TIMEOUT, SUCCEEDED, Decisions, Disposition, Listed
 from sqs_consumer.pipeline.records import Item, Job, Unfetched, Unparsed
 
 # How long leftover tasks of a handler get to finish after being cancelled, at most: out of the
@@ -67,8 +67,8 @@ class Runner:
         if type(item) is Unparsed:
             batch.decide(item, decisions.poison(item))
             return
-        if type(item) is Unfetched:  # as its handler failing would be: retried, quarantined on the last receive
-            batch.decide(item, decisions.failure(item, item.error, None))
+        if type(item) is Unfetched:
+            batch.decide(item, _unfetched(item, decisions))
             return
         assert isinstance(item, Job)
         if item.leader is not None:
@@ -165,6 +165,12 @@ class Runner:
         if still_running:
             # A task that ignores cancellation: a fresh loop keeps it out of later invocations.
             self._loop = None
+
+
+def _unfetched(item: Unfetched, decisions: Decisions) -> Disposition:
+    if isinstance(item.error, DeadlineReachedError):  # its payload's fetch was cut off: as a record never started
+        return decisions.not_started(item, NEAR_TIMEOUT, None)
+    return decisions.failure(item, item.error, None)  # as its handler failing: retried, quarantined on the last receive
 
 
 def _list_unsettled(item: Item, exc: Exception, batch: Batch) -> None:
