@@ -8,9 +8,13 @@
 
 (`make setup` installs sqs-publish into .venv/bin; `python -m publisher` is the same.)
 Requests go out --concurrency at a time (16 by default); on a FIFO queue one group's requests go one
-after the other, in input order. --payload-bucket is the stack's payload bucket output: an event
-whose message is above the queue's MaximumMessageSize is stored there and sent as the extended
-clients' S3 pointer; without it such an event fails. Prints one line per event, in input order, as
+after the other, in input order, and a message is never sent after a later one of its group: an entry
+SQS fails is not retried once later entries of its group were accepted, and after a message of a group
+fails for good the group's later events are not sent (each reported, with why). A partial batch goes
+out after 50 ms without input, so a producer that pauses does not hold back what it wrote.
+--payload-bucket is the stack's payload bucket output: an event whose message is above the queue's
+MaximumMessageSize is stored there and sent as the extended clients' S3 pointer; without it such an
+event fails. Prints one line per event, in input order, as
 soon as it is known, and exits 1 if any event was not sent (an unreadable stdin line is one such
 event); an expected failure (no region, no credentials, a queue that does not exist) is one line
 saying what to do, and exit code 1.
@@ -40,7 +44,10 @@ class _ArgumentParser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _ArgumentParser(prog="sqs-publish", description="Validate events and send them to the queue.")
+    parser = _ArgumentParser(prog="sqs-publish", description="Validate events and send them to the queue.",
+                             epilog="On a FIFO queue no message is sent after a later one of its group: a failed "
+                             "entry is not retried once later ones of its group were accepted, and the group's "
+                             "events after one that failed for good are not sent (each is reported).")  # fmt: skip
     parser.add_argument("events", nargs="*", help="events as JSON objects (default: JSON lines on stdin)")
     parser.add_argument("--queue-url", required=True, help="the QueueUrl output of the stack, or a local queue")
     parser.add_argument("--file", type=Path, help="a JSON file holding one event or a list of events")
@@ -95,10 +102,10 @@ def _print(results: Iterable[Any]) -> bool:
     sent_all = True
     for result in results:
         if result.ok:
-            print(f"sent    {result.event_id}  message_id={result.message_id}")
+            print(f"sent    {result.event_id}  message_id={result.message_id}", flush=True)
         else:
             sent_all = False
-            print(f"FAILED  {result.event_id or '<no event_id>'}  {result.error}")
+            print(f"FAILED  {result.event_id or '<no event_id>'}  {result.error}", flush=True)
     return sent_all
 
 

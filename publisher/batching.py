@@ -89,6 +89,9 @@ class BatchBuilder:
             closed.append(self._open.pop(entry.group_id))
         return closed
 
+    def has_open(self) -> bool:
+        return bool(self._open)
+
     def close_oldest(self) -> Batch | None:
         """The open batch holding the earliest event, closed; None when none is open."""
         if not self._open:

@@ -1,4 +1,10 @@
-"""One SendMessageBatch request, with retries of the entries that failed; safe to call from many threads."""
+"""One SendMessageBatch request, with retries of the entries that failed; safe to call from many threads.
+
+On a FIFO queue (a request holds one message group) an entry is never sent after a later message of
+its group: a failed entry is retried only while no later entry of its request was accepted, and once
+an entry has failed for good the entries after it are not sent (publisher.dispatch holds back the
+group's later requests the same way). Such entries are reported failed, saying why: the producer decides.
+"""
 
 from __future__ import annotations
 
@@ -61,12 +67,17 @@ class BatchSender:
         """Stores the batch's offloaded events, then sends; a result for every entry, never an exception."""
         results: dict[int, PublishResult] = {}
         ready = []
+        first_failed: Entry | None = None
         for entry in batch.entries:
+            if first_failed is not None:
+                results[entry.index] = held_back(entry, first_failed.group_id, first_failed.event_id)
+                continue
             error = self._store(entry)
             if error is None:
                 ready.append(entry)
             else:
                 results[entry.index] = PublishResult(entry.event_id, error=error)
+                first_failed = entry if self._fifo else None
         if ready:
             results.update(self._send_with_retries(ready))
         return results
@@ -95,7 +106,10 @@ class BatchSender:
                 last_error = f"{type(error).__name__}: {error}"
                 retryable = not is_permanent(error)
             else:
-                retryable, last_error = self._settle(response, pending, results, last_error)
+                failures = self._settle(response, pending, results)
+                if self._fifo:
+                    self._keep_group_order(pending, results, failures)
+                retryable, last_error = bool(failures), next(reversed(failures.values()), last_error)
             if not pending or not retryable:
                 break
             if attempt < self._retry.max_attempts:
@@ -105,14 +119,13 @@ class BatchSender:
         return results
 
     @staticmethod
-    def _settle(
-        response: Any, pending: dict[str, Entry], results: dict[int, PublishResult], last_error: str
-    ) -> tuple[bool, str]:
-        """Records successes and sender faults, leaving in ``pending`` the entries worth sending again."""
+    def _settle(response: Any, pending: dict[str, Entry], results: dict[int, PublishResult]) -> dict[str, str]:
+        """Records successes and sender faults; returns the other failures' errors by entry Id, leaving
+        those entries in ``pending`` as worth sending again."""
         for success in response.get("Successful", []):
             entry = pending.pop(success["Id"])
             results[entry.index] = PublishResult(entry.event_id, message_id=success["MessageId"])
-        retryable = False
+        failures: dict[str, str] = {}
         for failure in response.get("Failed", []):
             entry = pending[failure["Id"]]
             message = f"{failure['Code']}: {failure.get('Message', '')}".strip(": ")
@@ -121,8 +134,29 @@ class BatchSender:
                 results[entry.index] = PublishResult(entry.event_id, error=message)
                 pending.pop(failure["Id"])
             else:
-                last_error, retryable = message, True
-        return retryable, last_error
+                failures[failure["Id"]] = message
+        return failures
+
+    @staticmethod
+    def _keep_group_order(
+        pending: dict[str, Entry], results: dict[int, PublishResult], failures: dict[str, str]
+    ) -> None:
+        """Fails, instead of leaving to a retry, each pending entry a retry would put out of its group's
+        order: one before a later accepted entry of its request, or one after an entry failed for good."""
+        last_accepted = max((index for index, result in results.items() if result.ok), default=-1)
+        for key, entry in sorted(pending.items(), key=lambda item: item[1].index):
+            first_failed = min((index for index, result in results.items() if not result.ok), default=None)
+            if entry.index < last_accepted:
+                results[entry.index] = PublishResult(entry.event_id, error=(
+                    f"{failures.get(key, 'failed')}; not retried: later messages of group {entry.group_id} were "
+                    "already accepted, so a retry would arrive after them (the producer decides whether to resend it)"
+                ))  # fmt: skip
+            elif first_failed is not None and first_failed < entry.index:
+                results[entry.index] = held_back(entry, entry.group_id, results[first_failed].event_id)
+            else:
+                continue
+            failures.pop(key, None)
+            del pending[key]
 
     def _request_entry(self, entry: Entry) -> SendMessageBatchRequestEntryTypeDef:
         request: SendMessageBatchRequestEntryTypeDef = {
@@ -137,6 +171,12 @@ class BatchSender:
             # an id SQS cannot take as it is (too long, other characters) is hashed, never cut.
             request["MessageDeduplicationId"] = deduplication_id(entry.event_id)
         return request
+
+
+def held_back(entry: Entry, group_id: str | None, failed_event_id: str | None) -> PublishResult:
+    """The result of an entry of a FIFO group not sent because an earlier message of its group was not."""
+    error = f"not sent: an earlier message of group {group_id} was not sent ({failed_event_id})"
+    return PublishResult(entry.event_id, error=error)
 
 
 # Errors that no retry can fix: the request, the queue or the caller's rights are wrong.

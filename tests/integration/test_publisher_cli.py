@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import threading
+import time
 
 import boto3
 import pytest
@@ -48,3 +51,47 @@ def test_cli_without_stdin_events_is_a_usage_error(argv, monkeypatch, capsys):
         main(["--queue-url", "https://sqs/q", *argv])
     assert exited.value.code == 2
     assert "no events to publish" in capsys.readouterr().err
+
+
+class FlushedOutput(io.StringIO):
+    """stdout that keeps what was flushed: what a reader at the other end of a pipe has seen."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flushed = ""
+
+    def flush(self) -> None:
+        super().flush()
+        self.flushed = self.getvalue()
+
+    def wait_for(self, text: str, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while text not in self.flushed and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return text in self.flushed
+
+
+def test_cli_prints_each_result_while_the_producer_is_quiet(aws_credentials, monkeypatch):
+    with mock_aws():
+        # GIVEN sqs-publish reading a pipe whose producer wrote one event, then went quiet
+        url = boto3.client("sqs").create_queue(QueueName="events")["QueueUrl"]
+        read_end, write_end = os.pipe()
+        monkeypatch.setattr("sys.stdin", os.fdopen(read_end))
+        out = FlushedOutput()
+        monkeypatch.setattr("sys.stdout", out)
+        codes: list[int] = []
+        cli = threading.Thread(target=lambda: codes.append(main(["--queue-url", url])), daemon=True)
+        cli.start()
+        with os.fdopen(write_end, "w") as producer:
+            producer.write(sqs.body("hello", event_id="evt_first") + "\n")
+            producer.flush()
+
+            # THEN that event is sent and its line printed and flushed while the producer is quiet
+            assert out.wait_for("sent    evt_first", seconds=5), out.getvalue()
+            producer.write(sqs.body("hello", event_id="evt_second") + "\n")
+        cli.join(10)
+        assert codes == [0]
+        assert [line.split()[:2] for line in out.flushed.splitlines()] == [
+            ["sent", "evt_first"],
+            ["sent", "evt_second"],
+        ]

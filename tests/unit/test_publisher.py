@@ -281,3 +281,54 @@ def test_publisher_fills_a_request_up_to_the_byte_limit_exactly():
 
     # THEN the first pair fits one request, the second does not
     assert [len(call) for call in client.calls] == [2, 1, 1]
+
+
+def sent_event_ids(client: FakeSqs) -> list[str]:
+    return [json.loads(entry["MessageBody"])["event_id"] for call in client.calls for entry in call]
+
+
+def test_fifo_does_not_retry_an_entry_failed_behind_accepted_ones():
+    # GIVEN SQS failing entry 0 once (not the sender's fault) while it accepts entries 1 and 2
+    client = FakeSqs(transient_failures=1)
+
+    # WHEN three events of one group go to a FIFO queue (the standard queue retries it, above)
+    results = publisher(client, "https://sqs/q.fifo").publish(events(3), group_id="tenant-a")
+
+    # THEN evt_0 is reported failed, not sent after evt_1 and evt_2
+    assert [result.ok for result in results] == [False, True, True]
+    assert "InternalError" in (results[0].error or "")
+    assert "not retried: later messages of group tenant-a were already accepted" in (results[0].error or "")
+    assert len(client.calls) == 1
+
+
+def test_fifo_group_after_an_entry_failed_for_good_is_not_sent():
+    # GIVEN SQS refusing evt_12 (the sender's fault), in the second request of one group
+    client = FakeSqs(sender_fault_ids=frozenset({"12"}))
+
+    # WHEN 25 events of the group are published
+    results = publisher(client, "https://sqs/q.fifo").publish(events(25), group_id="g")
+
+    # THEN the third request is never sent, and each of its events names the one that failed
+    assert [len(call) for call in client.calls] == [10, 10]
+    assert "InvalidParameterValue" in (results[12].error or "")
+    assert [result.error for result in results[20:]] == [
+        "not sent: an earlier message of group g was not sent (evt_12)"
+    ] * 5
+    assert all(result.ok for result in results[:12])
+
+
+def test_fifo_group_after_a_failed_payload_write_is_not_sent():
+    from botocore.exceptions import ClientError
+
+    response: Any = {"Error": {"Code": "AccessDenied", "Message": "no"}, "ResponseMetadata": {"HTTPStatusCode": 403}}
+    client = FakeSqs()
+    sender = EventPublisher("https://sqs/q.fifo", cast(Any, client), sleep=lambda _: None, max_message_bytes=4_096,
+                            payload_bucket="payloads", s3=FakeS3(ClientError(response, "PutObject")))  # fmt: skip
+    documents = [events(1)[0], event_of_message_size(5_000, "evt_big"), *events(3)[1:]]
+
+    results = sender.publish(documents, group_id="g")
+
+    assert [result.ok for result in results] == [True, False, False, False]
+    assert "payload not stored" in (results[1].error or "")
+    assert results[2].error == "not sent: an earlier message of group g was not sent (evt_big)"
+    assert sent_event_ids(client) == ["evt_0"]

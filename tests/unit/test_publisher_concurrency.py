@@ -156,3 +156,91 @@ def test_publisher_window_in_bytes_bounds_what_it_holds():
     ahead = [read - taken for taken, _ in enumerate(publisher(client, bytes=100_000).stream(stream()), start=1)]
     # about 10 KB each: 10 in the window, and the one read when it filled
     assert max(ahead) <= 11
+
+
+def sent_ids(client: SlowSqs, group: str | None = None) -> list[str]:
+    return [
+        json.loads(e["MessageBody"])["event_id"] for e in client.arrived if group in (None, e.get("MessageGroupId"))
+    ]
+
+
+def test_fifo_entry_failed_behind_accepted_ones_is_not_retried_and_holds_back_its_group():
+    # GIVEN two interleaved groups on a FIFO queue, and SQS failing evt_6 (group g0, 4th of its
+    # request) once with a retryable error while it accepts the rest of that request
+    client = SlowSqs(fail_first=frozenset({"evt_6"}))
+    documents = events(60, groups=2)
+
+    # WHEN published
+    results = publisher(client, "https://sqs/q.fifo").publish(documents, group_id=field_group("payload.name"))
+
+    # THEN evt_6 is not sent again (it would land after evt_8..evt_18), and says why
+    assert not results[6].ok
+    assert "InternalError" in (results[6].error or "")
+    assert "not retried: later messages of group g0 were already accepted" in (results[6].error or "")
+    # and g0's events after its request are not sent, each naming the event that failed
+    for i in range(20, 60, 2):
+        assert results[i].error == "not sent: an earlier message of group g0 was not sent (evt_6)"
+    # while g0's messages that reached SQS are in input order, and group g1 is untouched
+    assert sent_ids(client, "g0") == [f"evt_{i}" for i in range(0, 20, 2) if i != 6]
+    assert sent_ids(client, "g1") == [f"evt_{i}" for i in range(1, 60, 2)]
+    assert all(results[i].ok for i in range(1, 60, 2))
+
+
+def test_fifo_failed_entries_with_no_later_accepted_entry_are_retried_in_order():
+    # GIVEN SQS failing the last two entries of the first request once
+    client = SlowSqs(fail_first=frozenset({"evt_8", "evt_9"}))
+
+    # WHEN 20 events of one group are published
+    results = publisher(client, "https://sqs/q.fifo").publish(events(20), group_id="g")
+
+    # THEN they are retried, before the next request, and SQS took every event in input order
+    assert all(result.ok for result in results)
+    assert sent_ids(client) == [f"evt_{i}" for i in range(20)]
+
+
+def test_standard_queue_retries_an_entry_failed_behind_accepted_ones():
+    client = SlowSqs(fail_first=frozenset({"evt_3"}))
+    results = publisher(client).publish(events(20))
+    assert all(result.ok for result in results)
+    assert sorted(sent_ids(client)) == sorted(f"evt_{i}" for i in range(20))
+
+
+def test_publisher_sends_and_reports_what_it_has_while_the_producer_pauses():
+    # GIVEN a producer that writes three events, then waits (at most 3 s) to be let go on
+    client = SlowSqs()
+    documents = events(4)
+    let_go = threading.Event()
+    waited_out: list[bool] = []
+
+    def producer() -> Iterator[dict[str, Any]]:
+        yield from documents[:3]
+        waited_out.append(not let_go.wait(3))
+        yield documents[3]
+
+    # WHEN the results are taken as they come
+    results = publisher(client).stream(producer())
+    first_three = [next(results) for _ in range(3)]
+    let_go.set()
+    rest = list(results)
+
+    # THEN the first three were sent and reported while the producer was still paused
+    assert [result.event_id for result in first_three] == ["evt_0", "evt_1", "evt_2"]
+    assert all(result.ok for result in first_three)
+    assert waited_out == [False]
+    assert [result.event_id for result in rest] == ["evt_3"] and rest[0].ok
+
+
+def test_publisher_raises_the_error_of_its_input_after_the_results_before_it():
+    client = SlowSqs()
+
+    def broken() -> Iterator[dict[str, Any]]:
+        yield from events(3)
+        raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
+
+    results = publisher(client).stream(broken())
+    try:
+        taken = [result.event_id for result in results]
+    except UnicodeDecodeError:
+        pass
+    else:
+        raise AssertionError(f"the input's error was lost: {taken}")
