@@ -14,14 +14,17 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from publisher.batching import Batch, BatchBuilder, Entry
+from publisher.batching import MAX_BATCH_ENTRIES, Batch, BatchBuilder, Entry
 from publisher.sender import PublishResult, held_back
 
 Prepare = Callable[[int, object], Entry | PublishResult]
+# What the reader has read, in order, and the dispatcher's inbox (also where finished requests post).
+Arrivals = tuple[deque[object], "queue.SimpleQueue[object]"]
 
 
 @dataclass(frozen=True)
@@ -78,9 +81,14 @@ class _Gate:
             self._room.notify_all()
 
 
-def _read(source: Iterator[object], prepare: Prepare, gate: _Gate, inbox: queue.SimpleQueue[object]) -> None:
-    """The reader thread: each event prepared, as (index, entry or result), then _END, or the error."""
+def _read(source: Iterator[object], prepare: Prepare, gate: _Gate, arrivals: Arrivals) -> None:
+    """The reader thread: each event prepared, as (index, entry or result), then _END, or the error.
+
+    Appended to ``arrivals`` without waking the dispatcher, which is woken once a batch's worth has
+    arrived, and otherwise looks at least every ``linger``: one wake per event cost more CPU than the
+    requests themselves."""
     index = 0
+    items, inbox = arrivals
     try:
         while gate.wait_for_room():
             document = next(source, _END)
@@ -88,12 +96,15 @@ def _read(source: Iterator[object], prepare: Prepare, gate: _Gate, inbox: queue.
                 break
             prepared = prepare(index, document)
             gate.took(0 if isinstance(prepared, PublishResult) else prepared.held_bytes)
-            inbox.put((index, prepared))
+            items.append((index, prepared))
             index += 1
+            if index % MAX_BATCH_ENTRIES == 0:
+                inbox.put(_ARRIVED)
     except Exception as error:  # the caller's iterator failed: raised again to the caller
-        inbox.put(error)
+        items.append(error)
     else:
-        inbox.put(_END)
+        items.append(_END)
+    inbox.put(_ARRIVED)
 
 
 class Dispatcher:
@@ -129,13 +140,14 @@ class Dispatcher:
 
     def run(self, events: Iterable[object]) -> Iterator[PublishResult]:
         inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
-        reader = threading.Thread(target=_read, args=(iter(events), self._prepare, self._gate, inbox),
+        arrivals: Arrivals = (deque(), inbox)
+        reader = threading.Thread(target=_read, args=(iter(events), self._prepare, self._gate, arrivals),
                                   name="sqs-publish-reader", daemon=True)  # fmt: skip
         with ThreadPoolExecutor(self._window.concurrency, thread_name_prefix="sqs-publish") as pool:
             reader.start()
             try:
                 while not (self._exhausted and self._reported == self._read):
-                    self._receive(inbox)
+                    self._receive(arrivals)
                     self._close_batches()
                     self._start(pool, inbox)
                     yield from self._in_order()
@@ -144,15 +156,19 @@ class Dispatcher:
                 for future in self._in_flight:
                     future.cancel()
 
-    def _receive(self, inbox: queue.SimpleQueue[object]) -> None:
-        """Takes what the reader and the requests posted; waits for the first, or until a linger is over."""
+    def _receive(self, arrivals: Arrivals) -> None:
+        """Takes finished requests and what the reader read; waits for the first wake, at most a linger."""
+        items, inbox = arrivals
         try:
             item = inbox.get(timeout=self._linger_left())
             while True:
-                self._take(item)
+                if item is not _ARRIVED:
+                    self._take(item)
                 item = inbox.get_nowait()
         except queue.Empty:
             pass
+        while items:
+            self._take(items.popleft())
 
     def _take(self, item: object) -> None:
         if isinstance(item, Future):
@@ -176,9 +192,12 @@ class Dispatcher:
         return len(self._in_flight) + len(self._waiting) < self._window.concurrency
 
     def _linger_left(self) -> float | None:
-        """Seconds to wait for more input before a partial batch goes; None: wait for whatever comes."""
-        if self._exhausted or not self._builder.has_open() or not self._room():
+        """Seconds to wait for a wake: until a partial batch is due, or a linger at most while the reader may
+        have read what it has not yet woken the dispatcher for; None once the input is all read."""
+        if self._exhausted:
             return None
+        if not self._builder.has_open() or not self._room():
+            return self._window.linger
         return max(0.0, self._last_input + self._window.linger - time.monotonic())
 
     def _close_batches(self) -> None:
@@ -245,3 +264,4 @@ class Dispatcher:
 
 
 _END = object()
+_ARRIVED = object()  # the reader's wake: a batch's worth read, or the input's end
