@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from local.processes import LOOPBACK, ChildProcess, free_port, wait_for_port
+from publisher.dispatch import DEFAULT_CONCURRENCY
 
 if TYPE_CHECKING:
     # benchmarks.report imports the CDK app's modules: not in the measured processes.
@@ -136,8 +137,8 @@ def offload_check(endpoint: str, count: int = 200, large_every: int = 20) -> tup
 
     os.environ.update({name: os.environ.get(name, value) for name, value in CREDENTIALS.items()})
     before = _counts(endpoint)
-    publisher = EventPublisher(QUEUE_URL.format(endpoint=endpoint), _client("sqs", endpoint, 16),
-                               payload_bucket="bench-payloads", s3=_client("s3", endpoint, 16))  # fmt: skip
+    sqs, s3 = (_client(service, endpoint, DEFAULT_CONCURRENCY) for service in ("sqs", "s3"))
+    publisher = EventPublisher(QUEUE_URL.format(endpoint=endpoint), sqs, payload_bucket="bench-payloads", s3=s3)
     results = publisher.publish(list(documents(count, large_every)))
     after = _counts(endpoint)
     offloaded = count // large_every
@@ -146,7 +147,9 @@ def offload_check(endpoint: str, count: int = 200, large_every: int = 20) -> tup
     return offloaded, objects, missing
 
 
-def run(quick: bool = False, latency_ms: float = LATENCY_MS, count: int = 0, concurrency: int = 16) -> Figures:
+def run(
+    quick: bool = False, latency_ms: float = LATENCY_MS, count: int = 0, concurrency: int = DEFAULT_CONCURRENCY
+) -> Figures:
     """Starts the endpoint, runs each arm in its own process (ours three times, its median kept)."""
     count = count or (500 if quick else 5_000)
     port = free_port()
@@ -198,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--events", type=int, default=5_000)
     parser.add_argument("--latency-ms", type=float, default=LATENCY_MS)
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
     parser.add_argument("--child", choices=("ours", "plain"), help=argparse.SUPPRESS)
     parser.add_argument("--endpoint", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -7,7 +7,7 @@
     sqs-publish --queue-url URL.fifo --group-field payload.tenant_id ...   (a FIFO group per event)
 
 (`make setup` installs sqs-publish into .venv/bin; `python -m publisher` is the same.)
-Requests go out --concurrency at a time (16 by default); on a FIFO queue one group's requests go one
+Requests go out --concurrency at a time (32 by default); on a FIFO queue one group's requests go one
 after the other, in input order, and a message is never sent after a later one of its group: an entry
 SQS fails is not retried once later entries of its group were accepted, and after a message of a group
 fails for good the group's later events are not sent (each reported, with why). A partial batch goes

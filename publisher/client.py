@@ -18,7 +18,7 @@ import boto3
 from botocore.config import Config
 
 from publisher.batching import MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, Batch, Entry
-from publisher.dispatch import Dispatcher, Window
+from publisher.dispatch import DEFAULT_CONCURRENCY, Dispatcher, Window
 from publisher.offload import PayloadStore, S3Writer
 from publisher.sender import BatchSender, PublishResult, RetryPolicy, is_permanent
 from sqs_consumer.errors import PoisonMessageError
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 __all__ = ["MAX_BATCH_BYTES", "MAX_BATCH_ENTRIES", "EventPublisher", "GroupId", "PublishResult", "is_permanent"]
 
 EVENT_TYPE_ATTRIBUTE = "event_type"
-DEFAULT_CONCURRENCY = 16
 # A FIFO message group: one for every event, or one chosen per event from the validated event.
 GroupId = str | Callable[[BaseEvent], str] | None
 

@@ -27,9 +27,14 @@ Prepare = Callable[[int, object], Entry | PublishResult]
 Arrivals = tuple[deque[object], "queue.SimpleQueue[object]"]
 
 
+# Requests in flight: 25 ms apart, one process's client CPU (about 1.5 ms a request with botocore) is the
+# limit well before 32 are (docs/decisions.md, the publisher at producer scale).
+DEFAULT_CONCURRENCY = 32
+
+
 @dataclass(frozen=True)
 class Window:
-    concurrency: int = 16
+    concurrency: int = DEFAULT_CONCURRENCY
     events: int = 0  # 0: four requests' worth of events per request in flight
     bytes: int = 64 * 2**20
     linger: float = 0.05  # seconds without input before a partial batch is sent
