@@ -33,7 +33,8 @@ from typing import Any
 import boto3
 
 from operations.errors import hint, one_line
-from publisher.client import DEFAULT_CONCURRENCY, EventPublisher, GroupId, client_config, field_group
+from publisher.client import EventPublisher, GroupId, client_config, field_group
+from publisher.dispatch import DEFAULT_CONCURRENCY
 from publisher.dispatch import Window
 
 
