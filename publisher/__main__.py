@@ -34,8 +34,7 @@ import boto3
 
 from operations.errors import hint, one_line
 from publisher.client import EventPublisher, GroupId, client_config, field_group
-from publisher.dispatch import DEFAULT_CONCURRENCY
-from publisher.dispatch import Window
+from publisher.dispatch import DEFAULT_CONCURRENCY, Window
 
 
 class _ArgumentParser(argparse.ArgumentParser):
