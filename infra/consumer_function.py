@@ -14,7 +14,7 @@ from constructs import Construct
 from infra.idempotency_table import IdempotencyTableConstruct
 from infra.network import ENI_ACTIONS, VpcPlacementConstruct
 from infra.packaging import Target, build_function_asset
-from infra.payload_bucket import READ_ACTIONS, PayloadBucketConstruct
+from infra.payload_bucket import PayloadBucketConstruct
 from infra.queues import QueuesConstruct
 from infra.settings import StackSettings, pascal_case
 from sqs_consumer.settings import ConsumerSettings
@@ -139,7 +139,8 @@ class ConsumerFunctionConstruct(Construct):
             )
         payload_bucket.grant_read(self.role)
         if network is not None:
-            network.allow("s3", READ_ACTIONS, [payload_bucket.bucket.arn_for_objects("*")])
+            for actions, resource in payload_bucket.read_statements():
+                network.allow("s3", actions, [resource])
         table = idempotency.table if idempotency is not None else None
         if table is not None:
             table.grant(self.role, *TABLE_ACTIONS)

@@ -18,8 +18,11 @@ from constructs import Construct
 from infra import scanner_skips
 from infra.settings import StackSettings
 
-# The function's one call on the bucket; producers' one call (the extended clients' PutObject).
+# The function's calls: GetObject on the payloads, and ListBucket on the bucket itself, without which S3
+# answers a missing key with AccessDenied and the consumer could not tell payload_missing from
+# payload_unreadable. Producers' one call (the extended clients' PutObject).
 READ_ACTIONS = ("s3:GetObject",)
+LIST_ACTIONS = ("s3:ListBucket",)
 WRITE_ACTIONS = ("s3:PutObject",)
 OBJECTS_WILDCARD = (
     "The function reads any payload a producer offloaded: keys are chosen by the producers' extended clients "
@@ -78,13 +81,16 @@ class PayloadBucketConstruct(Construct):
             )
 
     def grant_read(self, role: iam.Role) -> None:
-        """GetObject on the payloads alone: no listing, no bucket-level call (so a missing key reads as
-        AccessDenied, as S3 answers a caller without s3:ListBucket)."""
-        role.add_to_policy(
-            iam.PolicyStatement(actions=list(READ_ACTIONS), resources=[self.bucket.arn_for_objects("*")])
-        )
+        """GetObject on the payloads, and ListBucket on this bucket alone (so a missing key reads as
+        NoSuchKey, not AccessDenied)."""
+        for actions, arn in self.read_statements():
+            role.add_to_policy(iam.PolicyStatement(actions=list(actions), resources=[arn]))
         resource = self.bucket.node.default_child
         assert isinstance(resource, CfnResource)
         logical_id = Stack.of(self).resolve(Stack.of(self).get_logical_id(resource))
         finding = f"AwsSolutions::AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/*]"
         Validations.of(role).acknowledge(Acknowledgment(id=finding, reason=OBJECTS_WILDCARD))
+
+    def read_statements(self) -> list[tuple[tuple[str, ...], str]]:
+        """What the function may do on the bucket, as (actions, resource): for its role and its endpoint."""
+        return [(READ_ACTIONS, self.bucket.arn_for_objects("*")), (LIST_ACTIONS, self.bucket.bucket_arn)]

@@ -82,11 +82,15 @@ def test_consumers_of_a_stage_share_one_bucket_that_expires_after_the_longest_re
     assert len(readers) == 2
 
 
-def test_the_function_may_get_objects_and_nothing_else_on_the_bucket(template: Template):
+def test_the_function_may_get_objects_and_list_the_bucket_and_nothing_else(template: Template):
+    # ListBucket on the bucket alone: without it S3 answers a missing key with AccessDenied.
     bucket_id, _ = bucket_of(template)
     [policy] = template.find_resources("AWS::IAM::Policy").values()
     on_bucket = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if bucket_id in json.dumps(s)]
-    assert on_bucket == [{"Action": "s3:GetObject", "Effect": "Allow", "Resource": objects_arn(bucket_id)}]
+    assert on_bucket == [
+        {"Action": "s3:GetObject", "Effect": "Allow", "Resource": objects_arn(bucket_id)},
+        {"Action": "s3:ListBucket", "Effect": "Allow", "Resource": {"Fn::GetAtt": [bucket_id, "Arn"]}},
+    ]
     [function] = template.find_resources("AWS::Lambda::Function").values()
     assert function["Properties"]["Environment"]["Variables"]["PAYLOAD_BUCKET"] == {"Ref": bucket_id}
     assert template.find_outputs("PayloadBucketName")["PayloadBucketName"]["Value"] == {"Ref": bucket_id}

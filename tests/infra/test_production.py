@@ -277,9 +277,11 @@ def test_each_endpoint_allows_only_this_stacks_queues_table_bucket_and_secrets(f
     assert allowed["sqs"] == sorted(json.dumps({"Fn::GetAtt": [q, "Arn"]}) for q in queues)
     assert allowed["dynamodb"] == [json.dumps({"Fn::GetAtt": [table, "Arn"]})]
     [bucket] = full.find_resources("AWS::S3::Bucket")
-    assert allowed["s3"] == [json.dumps({"Fn::Join": ["", [{"Fn::GetAtt": [bucket, "Arn"]}, "/*"]]})]
-    [s3_statement] = endpoints["s3"]["PolicyDocument"]["Statement"]
-    assert s3_statement["Action"] == "s3:GetObject"
+    assert allowed["s3"] == sorted([json.dumps({"Fn::Join": ["", [{"Fn::GetAtt": [bucket, "Arn"]}, "/*"]]}),
+                                    json.dumps({"Fn::GetAtt": [bucket, "Arn"]})])  # fmt: skip
+    actions = {json.dumps(s["Resource"]): s["Action"] for s in endpoints["s3"]["PolicyDocument"]["Statement"]}
+    assert actions == {json.dumps({"Fn::Join": ["", [{"Fn::GetAtt": [bucket, "Arn"]}, "/*"]]}): "s3:GetObject",
+                       json.dumps({"Fn::GetAtt": [bucket, "Arn"]}): "s3:ListBucket"}  # fmt: skip
     assert (
         len(allowed["secretsmanager"]) == 1 and "secret:prod/documents/api-key-??????" in allowed["secretsmanager"][0]
     )

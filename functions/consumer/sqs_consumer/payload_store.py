@@ -120,9 +120,10 @@ def _classified(exc: ClientError, pointer: PayloadPointer) -> Exception:
         return PoisonMessageError(PAYLOAD_MISSING, f"offloaded payload {pointer} is missing: {code} "
                                   f"(bucket {pointer.bucket!r}, key {pointer.key!r})")  # fmt: skip
     if code in _UNREADABLE:
+        where = f"bucket {pointer.bucket!r}, key {pointer.key!r}"
         return PoisonMessageError(PAYLOAD_UNREADABLE, f"offloaded payload {pointer} cannot be read by the function: "
-                                  f"{code} (bucket {pointer.bucket!r}, key {pointer.key!r}; without s3:ListBucket, "
-                                  "S3 also answers AccessDenied for a missing key)")  # fmt: skip
+                                  f"{code} ({where}; in a bucket the function may not list, S3 also answers "
+                                  "AccessDenied for a missing key)")  # fmt: skip
     return exc
 
 
