@@ -163,8 +163,10 @@ def test_the_fast_path_gives_an_event_alone_no_envelope():
 HALF_MATCHES = [
     pytest.param(json.dumps({"Type": "Notification", "TopicArn": TOPIC_ARN, "MessageId": "m"}), "invalid_envelope",
                  "resembles an SNS notification, but Message: Field required", id="sns-without-message"),
-    pytest.param(json.dumps({**json.loads(sns_notification("{}")), "Type": "SubscriptionConfirmation"}),
-                 "invalid_envelope", "resembles an SNS notification, but Type: Input should be 'Notification'",
+    pytest.param(json.dumps({**json.loads(sns_notification("{}")), "Type": "SubscriptionConfirmation",
+                             "SubscribeURL": "https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription"}),
+                 "invalid_envelope", f"an SNS SubscriptionConfirmation for {TOPIC_ARN}, not a notification: it "
+                 "holds no event. To confirm, open its SubscribeURL (https://sns.eu-west-1.amazonaws.com/?Action=",
                  id="sns-subscription-confirmation"),
     pytest.param(json.dumps({**json.loads(sns_notification("{}")), "Message": {"event_id": "e"}}), "invalid_envelope",
                  "resembles an SNS notification, but Message: Input should be a valid string", id="sns-message-object"),

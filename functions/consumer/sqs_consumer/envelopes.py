@@ -124,6 +124,8 @@ class Unwrapper:
     def _notification(self, message_id: str, document: dict[str, Any], envelope: Envelope, where: str) -> BaseEvent:
         if where:
             raise _half_match(SNS, f"found {where}, where SNS never puts a notification")
+        if document.get("Type") in _SNS_TYPES[1:]:
+            raise _subscription_message(document)
         try:
             envelope.sns = notification = _sns(document)
         except ValidationError as exc:
@@ -176,6 +178,16 @@ class Unwrapper:
 
 def _half_match(shape: str, what: str) -> PoisonMessageError:
     return PoisonMessageError(INVALID_ENVELOPE, f"resembles {shape}, but {what}")
+
+
+def _subscription_message(document: Mapping[str, Any]) -> PoisonMessageError:
+    """SNS asks the queue to confirm a subscription another account made: it carries no event. Its reason
+    says how to confirm, and the body (kept whole in the DLQ) holds the SubscribeURL."""
+    url = str(document.get("SubscribeURL") or "")[:300]
+    return PoisonMessageError(INVALID_ENVELOPE, (
+        f"an SNS {document.get('Type')} for {str(document.get('TopicArn'))[:256]}, not a notification: it holds "
+        f"no event. To confirm, open its SubscribeURL ({url or 'none given'}); subscribing from the queue's own "
+        "account needs no confirmation (README: From SNS)"))  # fmt: skip
 
 
 def _detail(exc: ValidationError) -> str:
