@@ -35,16 +35,15 @@ class Entry:
     payload: str | None = None
     pointer: PayloadPointer | None = None
 
-    # What the message counts against SQS's limits, body plus attributes: counted once, read three times.
+    # Counted once, read several times: what the message counts against SQS's limits (body plus
+    # attributes), and what the entry keeps in memory until it is sent (body plus offloaded event).
     size: int = field(init=False, repr=False)
+    held_bytes: int = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "size", message_size(self.body, self.attributes))
-
-    @property
-    def held_bytes(self) -> int:
-        """What this entry keeps in memory until it is sent."""
-        return utf8_size(self.body) + (utf8_size(self.payload) if self.payload is not None else 0)
+        held = utf8_size(self.body) + (utf8_size(self.payload) if self.payload is not None else 0)
+        object.__setattr__(self, "held_bytes", held)
 
 
 @dataclass(slots=True)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.config import Config
 
-from publisher.batching import MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, Batch, Entry
+from publisher.batching import MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, Entry
 from publisher.dispatch import DEFAULT_CONCURRENCY, Dispatcher, Window
 from publisher.offload import PayloadStore, S3Writer
 from publisher.sender import BatchSender, PublishResult, RetryPolicy, is_permanent
@@ -96,7 +96,7 @@ class EventPublisher:
         limit = self._queue_max_bytes()
         dispatcher = Dispatcher(
             lambda index, document: self._prepare(index, document, group_id, limit),
-            self._send,
+            self._sender.send,
             self._window,
             ordered_groups=self._fifo,
             max_batch_bytes=limit,
@@ -105,9 +105,6 @@ class EventPublisher:
             yield from dispatcher.run(events)
         finally:
             self.peak_in_flight = max(self.peak_in_flight, dispatcher.peak_in_flight)
-
-    def _send(self, batch: Batch) -> dict[int, PublishResult]:
-        return self._sender.send(batch)
 
     def _prepare(self, index: int, document: object, group_id: GroupId, limit: int) -> Entry | PublishResult:
         """The event as an entry to send, or the result that says why it will not be sent."""
