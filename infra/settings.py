@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from sqs_consumer.payload_store import PARSE_BYTES_PER_PAYLOAD_BYTE, RUNTIME_MB, max_payload_for, memory_needed_mb
 from sqs_consumer.retry import MAX_BACKOFF_SECONDS
 from sqs_consumer.settings import ConsumerSettings
 from sqs_consumer.sqs_limits import DEFAULT_MAX_MESSAGE_BYTES, LARGEST_MAX_MESSAGE_BYTES
@@ -386,13 +387,16 @@ def _stage_violations(stage: str, s: StackSettings, stages: dict[str, Any]) -> l
 
 def _producer_violations(s: StackSettings) -> list[str]:
     problems = []
-    # A fetched payload is held as its text and as its parsed event at once, beside the runtime and
-    # the batch: the function's memory holds four of the largest.
-    needed_mb = -(-4 * s.max_payload_size_bytes // 1_048_576)
-    if s.function_memory_mb < needed_mb:
+    # Parsing a payload takes up to PARSE_BYTES_PER_PAYLOAD_BYTE bytes per byte of JSON (measured:
+    # docs/performance.md), beside the runtime and the payloads fetched ahead (payload_store.py).
+    largest = max_payload_for(s.function_memory_mb)
+    if s.max_payload_size_bytes > largest:
+        needed_mb = memory_needed_mb(s.max_payload_size_bytes, s.function_memory_mb)
         problems.append(
-            f"function_memory_mb ({s.function_memory_mb}) must be >= 4 x max_payload_size_bytes "
-            f"({s.max_payload_size_bytes:,}) = {needed_mb} MB: raise function_memory_mb or lower max_payload_size_bytes"
+            f"max_payload_size_bytes ({s.max_payload_size_bytes:,}) is more than a function of function_memory_mb "
+            f"({s.function_memory_mb}) can parse: {largest:,} bytes at most ({RUNTIME_MB} MB of runtime, the "
+            f"payloads fetched ahead, and {PARSE_BYTES_PER_PAYLOAD_BYTE} bytes per byte of JSON parsed). Lower "
+            f"max_payload_size_bytes to {largest:,} or raise function_memory_mb to at least {needed_mb}"
         )
     if s.subscribe_sns_topics and not s.producer_sns_topics:
         problems.append("subscribe_sns_topics subscribes the queue to producer_sns_topics: list the topics there")

@@ -5,6 +5,11 @@
 - an S3 pointer of the extended clients (payloads.py), alone or in an SNS notification: the
   payload is fetched (payload_store.py), then read as any body.
 
+Each layer comes at most once, SNS outermost. No text is parsed twice: a body that fails the fast path
+(an event alone) is unwrapped from what that parse decoded (its error carries the decoded root), and an
+offloaded payload is decoded once with ``json.loads`` (the least memory per byte: docs/performance.md),
+after its root was seen to be a JSON object; then validated as Python objects.
+
 Each layer comes at most once, SNS outermost. A body that has a shape's marks but not the shape
 (an SNS ``Type`` without ``Message``, an EventBridge event without ``detail``...) is poison whose
 reason names the shape it resembled. Imported on the first body that is not an event alone: a
@@ -14,6 +19,7 @@ batch of events never builds these models.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -21,8 +27,14 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sqs_consumer.errors import PoisonMessageError
-from sqs_consumer.payloads import announced_size, looks_like_pointer, pointer_from
-from sqs_consumer.registry import INVALID_ENVELOPE, Envelope, EventRegistry
+from sqs_consumer.payloads import (
+    MAX_POINTER_BODY_CHARS,
+    announced_size,
+    looks_like_pointer,
+    may_hold_pointer,
+    pointer_from,
+)
+from sqs_consumer.registry import INVALID_ENVELOPE, MALFORMED_JSON, Envelope, EventRegistry
 
 if TYPE_CHECKING:
     from sqs_consumer.models.base import BaseEvent
@@ -35,6 +47,10 @@ POINTER = "an S3 payload pointer"
 _SNS_MARKS = ("TopicArn", "Message")
 _EVENTBRIDGE_MARKS = ("detail-type", "detail")
 _SNS_TYPES = ("Notification", "SubscriptionConfirmation", "UnsubscribeConfirmation")
+# JSON's whitespace, before a payload's first character.
+_LEADING_SPACE = re.compile(rb"[ \t\n\r]*")
+# The first character of a JSON text whose root is not an object (array, string, number, literal).
+_OTHER_ROOTS = frozenset(b'["-0123456789tfn')
 
 
 class SnsAttribute(BaseModel):
@@ -77,9 +93,9 @@ class EventBridgeEvent(BaseModel):
     replay_name: str | None = Field(default=None, alias="replay-name")
 
 
-# Reads an offloaded payload: its text, PoisonMessageError when it can never be read (quarantined),
+# Reads an offloaded payload: its bytes, PoisonMessageError when it can never be read (quarantined),
 # any other exception when a retry may succeed.
-PayloadReader = Callable[[str, "PayloadPointer", "int | None"], str]
+PayloadReader = Callable[[str, "PayloadPointer", "int | None"], bytes]
 
 _sns = SnsNotification.model_validate
 _eventbridge = EventBridgeEvent.model_validate
@@ -108,10 +124,16 @@ class Unwrapper:
                 return self._validate_json(body)
             except ValidationError as exc:
                 refused = exc
-        try:
-            document = json.loads(body)
-        except (ValueError, RecursionError):  # nested too deep for the decoder: malformed, as the fast path says
-            raise self._poison(refused, where) from None
+        document = _decoded_root(refused)
+        if document is None:  # malformed JSON, or an event (it has its event_type) with invalid fields
+            raise self._poison(refused, where)
+        return self._document(message_id, document, size, envelope, refused, where)
+
+    def _document(
+        self, message_id: str, document: Any, size: str | None, envelope: Envelope, refused: ValidationError | None,
+        where: str,
+    ) -> BaseEvent:  # fmt: skip
+        """The event in a decoded body; ``refused`` is the fast path's error, None when it did not run."""
         if looks_like_pointer(document):
             return self._pointer(message_id, document, size, envelope, where)
         if isinstance(document, dict) and "event_type" not in document:
@@ -119,6 +141,11 @@ class Unwrapper:
                 return self._notification(message_id, document, envelope, where)
             if any(mark in document for mark in _EVENTBRIDGE_MARKS):
                 return self._eventbridge(document, envelope, where)
+        if refused is None:
+            try:
+                return self._validate_python(document)
+            except ValidationError as exc:
+                refused = exc
         raise self._poison(refused, where)
 
     def _notification(self, message_id: str, document: dict[str, Any], envelope: Envelope, where: str) -> BaseEvent:
@@ -166,8 +193,33 @@ class Unwrapper:
         envelope.payload_size = _byte_count(size)
         if self._read_payload is None:
             raise RuntimeError(f"offloaded payload {pointer}: this consumer reads no payloads")
-        text = self._read_payload(message_id, pointer, envelope.payload_size)
-        return self._body(message_id, text, None, envelope, refused=None, where=f"in the payload at {pointer}")
+        where = f"in the payload at {pointer}"
+        # The payload's bytes and text are let go once decoded: only its Python objects stay.
+        document = self._payload(message_id, pointer, envelope.payload_size, where)
+        return self._document(message_id, document, None, envelope, None, where)
+
+    def _payload(self, message_id: str, pointer: PayloadPointer, size: int | None, where: str) -> Any:
+        """A payload decoded once, its root seen to be a JSON object before (a pointer's small array aside)."""
+        from sqs_consumer.payload_store import decoded  # noqa: PLC0415  # deferred: botocore's module
+
+        assert self._read_payload is not None  # noqa: S101  # checked by the caller
+        data = self._read_payload(message_id, pointer, size)
+        start = _LEADING_SPACE.match(data).end()  # type: ignore[union-attr]  # matches the empty string
+        first = data[start : start + 1]
+        if first != b"{" and len(data) > MAX_POINTER_BODY_CHARS:
+            # Never an event, nor a pointer (a payload may not point to another): refused before its parse.
+            kind = INVALID_ENVELOPE if first and first[0] in _OTHER_ROOTS else MALFORMED_JSON
+            shown = "empty" if not first else f"starts with {first.decode('latin-1')!r}"
+            raise PoisonMessageError(kind, f"{where}: the payload ({len(data)} bytes, {shown}) is not a JSON "
+                                     "object, as an event is")  # fmt: skip
+        text = decoded(pointer, data)
+        del data
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise PoisonMessageError(MALFORMED_JSON, f"{where}: Invalid JSON: {exc}") from None
+        except RecursionError:
+            raise PoisonMessageError(MALFORMED_JSON, f"{where}: Invalid JSON: nested too deep") from None
 
     def _poison(self, exc: ValidationError, where: str) -> PoisonMessageError:
         poison = self._registry.poison(exc)
@@ -207,14 +259,28 @@ def _byte_count(size: str | None) -> int | None:
     return count
 
 
+def _decoded_root(refused: ValidationError) -> Any:
+    """The body the fast path decoded, from its own error (no second parse): None when it was not JSON, or
+    was an event (it names its event_type: its field errors are the reason)."""
+    for error in refused.errors(include_url=False, include_context=False):
+        kind, loc = error["type"], error["loc"]
+        if kind == "json_invalid":
+            return None
+        if loc == () or (kind == "missing" and loc == ("event_type",)):  # the root, or a root without event_type
+            return error.get("input")
+    return None
+
+
 def pointer_in(raw: Mapping[str, Any]) -> tuple[PayloadPointer, int | None] | None:
     """The pointer a record's body carries (alone or in an SNS notification) and its announced size,
     for a prefetch: None for any other body, or one that is not quite a pointer (its parse says why).
 
+    Recognised as the parse does (``pointer_from``), in the bodies that may hold one (``may_hold_pointer``,
+    which misses none: a body over its size is read by its record's parse, with the same deadline).
     A hint only, it never raises: whatever a body holds (JSON nested too deep to decode, attributes
     of any type), its record's parse decides what becomes of it."""
     body = raw["body"]
-    if not isinstance(body, str) or "S3Pointer" not in body:
+    if not isinstance(body, str) or not may_hold_pointer(body):
         return None
     try:
         document = json.loads(body)

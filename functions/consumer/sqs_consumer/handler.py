@@ -23,7 +23,7 @@ from sqs_consumer import secrets
 from sqs_consumer.clients import preload_service_models
 from sqs_consumer.idempotency import DynamoDBIdempotency, DynamoDBStore
 from sqs_consumer.observability import build_metrics, inject_lambda_context, logger
-from sqs_consumer.payload_store import S3Payloads
+from sqs_consumer.payload_store import S3Payloads, function_memory_mb, max_payload_for
 from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.quarantine import SqsQuarantine
 from sqs_consumer.registry import EventRegistry
@@ -47,8 +47,16 @@ def build_consumer(settings: ConsumerSettings, registry: EventRegistry = REGISTR
         backoff=Backoff(settings.retry_backoff_base_seconds, settings.retry_backoff_cap_seconds),
         visibility=SqsVisibility(endpoint_url=settings.aws_endpoint_url),
         idempotency=_idempotency(settings),
-        payloads=S3Payloads(settings.max_payload_bytes, endpoint_url=settings.aws_endpoint_url),
+        payloads=_payloads(settings),
     )
+
+
+def _payloads(settings: ConsumerSettings) -> S3Payloads:
+    """Payloads within MAX_PAYLOAD_BYTES and within what the function's memory can parse, whichever is less
+    (the stack refuses a bound over the latter; a function whose memory was changed by hand keeps to it)."""
+    memory_mb = function_memory_mb()
+    return S3Payloads(min(settings.max_payload_bytes, max_payload_for(memory_mb)), memory_mb=memory_mb,
+                      endpoint_url=settings.aws_endpoint_url)  # fmt: skip
 
 
 def _idempotency(settings: ConsumerSettings) -> DynamoDBIdempotency | None:

@@ -13,6 +13,7 @@ consumer reads this format and the publisher writes it.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,18 @@ POINTER_CLASSES = frozenset({POINTER_CLASS, LEGACY_POINTER_CLASS})
 SIZE_ATTRIBUTE = "ExtendedPayloadSize"
 LEGACY_SIZE_ATTRIBUTE = "SQSLargePayloadSize"
 SIZE_ATTRIBUTES = (SIZE_ATTRIBUTE, LEGACY_SIZE_ATTRIBUTE)
+# What botocore accepts as a bucket: a name (its own rule, which still admits legacy names), or the ARN
+# of an access point (S3, S3 on Outposts, Object Lambda) in a named region. Anything else (a bad name,
+# another service's ARN, a Multi-Region Access Point, whose SigV4A signing the runtime cannot do) is
+# refused by botocore before any request, and no retry changes that: the pointer is invalid.
+_BUCKET_NAME = re.compile(r"[a-zA-Z0-9.\-_]{1,255}")
+_ACCESS_POINT_ARN = re.compile(
+    r"arn:aws[a-z-]*:(?:s3|s3-outposts|s3-object-lambda):[a-z0-9-]+:[0-9]{12}:(?:accesspoint|outpost)[/:][\x21-\x7e]+"
+)
+# The largest body taken for a pointer (alone or in an SNS notification) when a batch's payloads are
+# looked for ahead: a pointer is a bucket and a key (at most 1,024 bytes); a larger body is parsed once, by
+# its record's parse, which reads its payload then (with the batch's deadline, as any read).
+MAX_POINTER_BODY_CHARS = 65_536
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +88,17 @@ def pointer_from(document: Any) -> PayloadPointer:
         raise ValueError("S3 payload pointer: the second item must be an object with s3BucketName and s3Key")
     bucket, key = location.get("s3BucketName"), location.get("s3Key")
     if isinstance(bucket, str) and bucket and isinstance(key, str) and key:
+        if not (_BUCKET_NAME.fullmatch(bucket) or _ACCESS_POINT_ARN.fullmatch(bucket)):
+            raise ValueError(f"S3 payload pointer: s3BucketName {bucket[:300]!r} is not a bucket name or access point ARN")
         return PayloadPointer(bucket, key)
     missing = [
         name for name, value in (("s3BucketName", bucket), ("s3Key", key)) if not isinstance(value, str) or not value
     ]
     raise ValueError(f"S3 payload pointer without {' and '.join(missing)}")
+
+
+def may_hold_pointer(body: str) -> bool:
+    """Whether a body may hold a pointer, alone or in an SNS notification's Message: a cheap test before
+    the body is decoded, which never misses one. Decoded, a pointer names its class; in the text, that
+    name is there as it is, or written with ``\\u`` escapes (JSON's only way to write a letter otherwise)."""
+    return len(body) <= MAX_POINTER_BODY_CHARS and ("S3Pointer" in body or "\\u" in body)

@@ -90,8 +90,9 @@ class BatchConsumer:
         if batch.order.sequential:
             batch.confirm_quarantine = self._settlement.confirm_one
         # Offloaded payloads are fetched before the time reserve, when records stop starting.
-        items: Iterable[Item] = parse_records(records, self._registry, batch.now_ms, self._payloads,
-                                              batch.deadline(self._time_reserve_ms))  # fmt: skip
+        parsed = parse_records(records, self._registry, batch.now_ms, self._payloads,
+                               batch.deadline(self._time_reserve_ms))  # fmt: skip
+        items: Iterable[Item] = parsed
         if self._idempotency is not None:  # the batch is parsed and its events claimed together first
             items = list(items)
             claim_events(items, self._idempotency, context.get_remaining_time_in_millis(),
@@ -103,6 +104,7 @@ class BatchConsumer:
             left = self._runner.run(items, batch)
             response = self._settlement.settle(event, left, batch)
         finally:
+            parsed.close()  # the payload reads of records never taken end with the batch
             self._runner.cancel_leftover_tasks(batch.deadline().seconds_left)
         batch.report.log_summary(len(records))
         if self._emf is not None:

@@ -146,24 +146,28 @@ def parse_records(
     it must, which the garbage collector would otherwise scan again and again).
 
     Offloaded payloads are read from ``payloads`` until ``deadline``; the batch's are fetched ahead
-    from its first body that is not an event alone."""
+    from its first body that is not an event alone, and stopped when the iterator ends or is closed."""
     validate, routes = registry.validate_json, registry.routes
     unwrapping: tuple[Unwrapper, BatchPayloads | None] | None = None
-    for raw in records:
-        try:
+    try:
+        for raw in records:
             try:
-                event = validate(raw["body"])
-            except ValidationError as exc:
-                if unwrapping is None:
-                    unwrapping = _unwrapper(records, registry, payloads, deadline)
-                item: Item = _unwrapped(raw, exc, unwrapping, registry, now_ms)
-            else:
-                item = Job(raw, event, routes[event.event_type], now_ms)
-        except Exception as exc:  # a validator's or our own bug: the record is listed, never lost
-            logger.exception("Record listed after an internal error", message_id=raw.get("messageId"))
-            item = Item(raw, now_ms)
-            item.disposition = Listed(exc, 0)
-        yield item
+                try:
+                    event = validate(raw["body"])
+                except ValidationError as exc:
+                    if unwrapping is None:
+                        unwrapping = _unwrapper(records, registry, payloads, deadline)
+                    item: Item = _unwrapped(raw, exc, unwrapping, registry, now_ms)
+                else:
+                    item = Job(raw, event, routes[event.event_type], now_ms)
+            except Exception as exc:  # a validator's or our own bug: the record is listed, never lost
+                logger.exception("Record listed after an internal error", message_id=raw.get("messageId"))
+                item = Item(raw, now_ms)
+                item.disposition = Listed(exc, 0)
+            yield item
+    finally:  # parsed, or the batch stopped taking records: no payload read outlives the batch
+        if unwrapping is not None and unwrapping[1] is not None:
+            unwrapping[1].close()
 
 
 def _unwrapper(
