@@ -29,6 +29,7 @@ FUNCTION_TESTS = (
     "tests/unit/test_envelopes.py",
     "tests/unit/test_last_receive_and_containment.py",
     "tests/unit/test_observability.py",
+    "tests/unit/test_payload_bounds.py",
     "tests/unit/test_payload_store.py",
     "tests/unit/test_pipeline_dispositions.py",
     "tests/unit/test_properties.py",

@@ -60,6 +60,10 @@ PREFETCH_WINDOW = 8
 PREFETCH_MEMORY_SHARE = 0.25
 DEFAULT_FUNCTION_MEMORY_MB = 128
 _MB = 1_048_576
+# At a batch's end, how long its reads under way are waited for once their bodies are closed, at most, and
+# what is kept of the function's time for returning (the consumer's floor: pipeline/consumer.py).
+CLOSE_WAIT_SECONDS = 3.0
+CLOSE_FLOOR_MS = 500
 # A payload's body is read this much at a time, so that a batch that ends stops its reads at once.
 READ_CHUNK_BYTES = 256 * 1024
 # Measured (docs/performance.md, "Parsing offloaded payloads"; python -m benchmarks.parse_cost): the
@@ -352,15 +356,17 @@ class BatchPayloads:
         self._fill()
 
     def close(self) -> None:
-        """The batch is over: nothing more starts, the reads under way stop (their bodies closed), and
-        they are waited for until the deadline; one still in its GET then ends without reading."""
+        """The batch is over: nothing more starts, the reads under way stop (their bodies closed), and they
+        are waited for, up to CLOSE_WAIT_SECONDS and never into the last CLOSE_FLOOR_MS of the function's
+        time. One still waiting for S3's answer then ends at its timeout without reading a byte."""
         self._queued.clear()
         running = [future for _, future in self._fetching.values()] + self._abandoned
         self._fetching.clear()
         self._fetches.stop()
         running = [future for future in running if not future.cancel()]
-        if running:
-            wait(running, timeout=self._deadline.seconds_left())
+        if running:  # closed under them, they end at once; a GET still waiting for its headers, within its timeout
+            left = Deadline(self._deadline.remaining_ms, CLOSE_FLOOR_MS).seconds_left()
+            wait(running, timeout=min(CLOSE_WAIT_SECONDS, left))
         self._abandoned = [future for future in running if not future.done()]
 
     @property
