@@ -391,7 +391,7 @@ def _producer_violations(s: StackSettings) -> list[str]:
     # docs/performance.md), beside the runtime and the payloads fetched ahead (payload_store.py).
     largest = max_payload_for(s.function_memory_mb)
     if s.max_payload_size_bytes > largest:
-        needed_mb = memory_needed_mb(s.max_payload_size_bytes, s.function_memory_mb)
+        needed_mb = memory_needed_mb(s.max_payload_size_bytes)
         problems.append(
             f"max_payload_size_bytes ({s.max_payload_size_bytes:,}) is more than a function of function_memory_mb "
             f"({s.function_memory_mb}) can parse: {largest:,} bytes at most ({RUNTIME_MB} MB of runtime, the "

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from sqs_consumer.payload_store import max_payload_for
+
 from infra.consumer_function import function_environment
 from infra.settings import StackSettings, StackSettingsError
 
@@ -56,11 +58,12 @@ def test_defaults_mirror_the_seed():
                      r"retry_backoff_base_seconds \(400\) must be <= retry_backoff_cap_seconds \(300\)",
                      id="backoff"),
         pytest.param({"bacth_size": 5}, r"bacth_size: Extra inputs are not permitted", id="typo"),
-        pytest.param({"max_payload_size_bytes": 100 * 1_048_576},
-                     r"function_memory_mb \(256\) must be >= 4 x max_payload_size_bytes \(104,857,600\) = 400 MB",
+        pytest.param({"max_payload_size_bytes": 32 * 1_048_576},
+                     r"max_payload_size_bytes \(33,554,432\) is more than a function of function_memory_mb \(256\) "
+                     r"can parse: 4,660,337 bytes at most .* raise function_memory_mb to at least \\d{3,4}",
                      id="payload-memory"),
-        pytest.param({"function_memory_mb": 128, "max_payload_size_bytes": 32 * 1_048_576 + 1},
-                     r"function_memory_mb \(128\) must be >= 4 x max_payload_size_bytes .* = 129 MB",
+        pytest.param({"function_memory_mb": 512, "max_payload_size_bytes": max_payload_for(512) + 1},
+                     r"Lower max_payload_size_bytes to 12,\d{3},\d{3} or raise function_memory_mb to at least 513",
                      id="payload-edge"),
     ],
 )  # fmt: skip
@@ -70,10 +73,11 @@ def test_rule_violation_names_setting_and_bound(values, message):
 
 
 def test_the_largest_payload_reaches_the_function_and_fits_its_memory():
-    # The default fits the smallest function, and the function fetches exactly what the stage allows.
-    smallest = settings(function_memory_mb=128)
-    assert 4 * smallest.max_payload_size_bytes <= 128 * 1_048_576
-    environment = function_environment(settings(max_payload_size_bytes=50 * 1_048_576, function_memory_mb=200),
+    # The default fits the default memory (and the function parses it in the worst case), and the function
+    # fetches exactly what the stage allows.
+    default = settings()
+    assert default.max_payload_size_bytes <= max_payload_for(default.function_memory_mb)
+    environment = function_environment(settings(max_payload_size_bytes=50 * 1_048_576, function_memory_mb=1_897),
                                        "https://sqs/dlq", None)  # fmt: skip
     assert environment["MAX_PAYLOAD_BYTES"] == str(50 * 1_048_576)
 

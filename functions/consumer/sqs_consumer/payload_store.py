@@ -108,11 +108,9 @@ def max_payload_for(memory_mb: int) -> int:
     return int(max(with_budget, with_window, 0))
 
 
-def memory_needed_mb(max_payload_bytes: int, memory_mb: int) -> int:
-    """The memory (MB) a function needs to parse a payload of ``max_payload_bytes`` (``max_payload_for``)."""
-    needed = RUNTIME_MB * _MB + prefetch_bytes_for(memory_mb, max_payload_bytes)
-    needed += PARSE_BYTES_PER_PAYLOAD_BYTE * max_payload_bytes
-    return -(-needed // _MB)
+def memory_needed_mb(max_payload_bytes: int) -> int:
+    """The least memory (MB) in which a function parses a payload of ``max_payload_bytes`` (``max_payload_for``)."""
+    return next((mb for mb in range(128, 10_241) if max_payload_for(mb) >= max_payload_bytes), 10_241)
 
 
 def resident_bytes() -> int | None:
