@@ -12,7 +12,9 @@
    Powertools' per-record idempotency and batch-end writes (benchmarks.crash_sweep; target 0 for ours);
 7. cost per million messages (benchmarks.cost);
 8. the publisher: messages per second from one process with 25 ms per SQS call, beside a plain boto3
-   loop of SendMessageBatch calls, and the peak RSS of each (benchmarks.publisher).
+   loop of SendMessageBatch calls, and the peak RSS of each (benchmarks.publisher);
+9. offloaded payloads: the parse cost per payload byte by shape, and the handler's peak RSS on a batch of
+   payloads at the dev stage's bound plus a poison one (benchmarks.parse_cost).
 
 Ends with each target's verdict (met or missed) and exits 1 when one is missed (a --quick run is
 not judged: too few repeats). The tables (performance.md, cost.md, results.json) go to
@@ -38,7 +40,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cost, crash_sweep, exactly_once, lambda_runtime, report
+from benchmarks import cost, crash_sweep, exactly_once, lambda_runtime, parse_cost, report
 from benchmarks import publisher as publisher_bench
 from benchmarks.references import hello_batch
 from sqs_consumer.models import HelloEvent
@@ -125,7 +127,7 @@ def machine() -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915  # one run, figure after figure
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="few repeats: checks that the benchmarks run")
@@ -179,14 +181,17 @@ def main(argv: list[str] | None = None) -> int:
     published = publisher_bench.run(quick)
     print(publisher_bench.render(published))
     print()
+    parsing = parse_cost.run(quick)
+    print(parse_cost.render(parsing))
+    print()
     judged = report.verdicts(cold, per_record, rows, idempotency) + crash_sweep.verdicts(sweeps)
-    judged += publisher_bench.verdicts(published)
+    judged += publisher_bench.verdicts(published) + parse_cost.verdicts(parsing)
     print(report.render_verdicts(judged))
     if quick:
         print("Quick run: too few repeats to judge; nothing written.")
         return 0
     documents = {
-        "performance.md": report.render(machine(), cold, per_record, rows, idempotency),
+        "performance.md": report.render(machine(), cold, per_record, rows, idempotency) + parse_cost.markdown(parsing),
         "cost.md": cost.render_document(cpu_ms_per_record, machine()),
     }
     results = {"machine": machine(), "rows": rows, "cold_start": asdict(cold),

@@ -370,10 +370,10 @@ def test_a_payload_fetched_ahead_but_never_read_gives_its_place_to_the_next(monk
     first, second = sqs.record(json.dumps(notification)), sqs.record(pointer_body(BUCKET, "second"))
     seen, quarantine = Seen(), FakeQuarantine()
     submitted: list[tuple[str, str]] = []  # (key, by): "read" when fetched as its record is parsed
-    submit = payload_store.submit
+    submit = payload_store.submit  # type: ignore[attr-defined]
 
     def recorded(call: Any) -> Any:
-        submitted.append((call.args[0].key, sys._getframe(1).f_code.co_name))  # noqa: SLF001
+        submitted.append((call.args[0].key, sys._getframe(1).f_code.co_name))
         return submit(call)
 
     monkeypatch.setattr(payload_store, "submit", recorded)

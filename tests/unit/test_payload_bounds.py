@@ -11,7 +11,7 @@ from typing import Any
 import botocore.session
 import pytest
 
-from sqs_consumer import envelopes, payload_store
+from sqs_consumer import payload_store
 from sqs_consumer.budget import Deadline
 from sqs_consumer.envelopes import pointer_in
 from sqs_consumer.errors import DeadlineReachedError, PoisonMessageError
@@ -81,7 +81,7 @@ class Client:
         self.gets: list[str] = []
         self.bodies: list[Body] = []
 
-    def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:  # noqa: N803  # botocore's names
+    def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:  # botocore's names
         self.gets.append(Key)
         body = Body(self, self.sizes[Key])
         self.bodies.append(body)
@@ -145,7 +145,7 @@ def test_after_the_deadline_nothing_starts_and_nothing_outlives_the_batch():
     consumer = BatchConsumer(REGISTRY, FakeQuarantine(), payloads=store(client, prefetch_bytes=64 * MAX_BYTES),
                              time_reserve_ms=1_000, max_receive_count=5)  # fmt: skip
     # WHEN the batch is handled through its deadline
-    response = consumer.handle(sqs.event(*records), Countdown(1_300))  # type: ignore[arg-type]
+    response = consumer.handle(sqs.event(*records), Countdown(1_300))
     gets_at_return = len(client.gets)
     # THEN each record was listed (none failed the batch), no read is under way once it returned, every
     # body it opened is closed, and no GET starts afterwards
@@ -230,10 +230,15 @@ def test_botocores_own_refusal_of_a_bucket_is_an_invalid_envelope_not_an_error_t
 def test_a_large_payload_whose_root_is_not_an_object_is_refused_without_being_parsed(monkeypatch):
     decoded: list[int] = []
     loads = json.loads
-    monkeypatch.setattr(envelopes.json, "loads", lambda text: decoded.append(len(text)) or loads(text))
+
+    def counted(text: Any) -> Any:
+        decoded.append(len(text))
+        return loads(text)
+
+    monkeypatch.setattr(json, "loads", counted)
     array = b"[" + b",".join([b"[]"] * 100_000) + b"]"
     client = Client({})
-    client.get_object = lambda Bucket, Key: {"Body": FixedBody(array), "ContentLength": len(array)}  # type: ignore[method-assign] # noqa: N803
+    client.get_object = lambda Bucket, Key: {"Body": FixedBody(array), "ContentLength": len(array)}  # type: ignore[method-assign]
     quarantine = FakeQuarantine()
     record = sqs.record(pointer_body(BUCKET, "array"))
     BatchConsumer(REGISTRY, quarantine, payloads=store(client)).handle(sqs.event(record), FakeContext())
@@ -259,7 +264,12 @@ def test_a_body_that_fails_the_fast_path_is_unwrapped_without_a_second_parse(mon
     body = sns_notification(event) + " " * 5_000  # a body the hint never parses (no pointer can be in it)
     decoded: list[str] = []
     loads = json.loads
-    monkeypatch.setattr(envelopes.json, "loads", lambda text: decoded.append(text) or loads(text))
+
+    def kept(text: Any) -> Any:
+        decoded.append(text)
+        return loads(text)
+
+    monkeypatch.setattr(json, "loads", kept)
     quarantine = FakeQuarantine()
     response = BatchConsumer(REGISTRY, quarantine).handle(sqs.event(sqs.record(body)), FakeContext())
     assert failed_ids(response) == [] and quarantine.sent == []
@@ -269,7 +279,7 @@ def test_a_body_that_fails_the_fast_path_is_unwrapped_without_a_second_parse(mon
 def test_an_offloaded_payload_is_decoded_once():
     client = Client({})
     data = document("e-1", items=1_000)
-    client.get_object = lambda Bucket, Key: {"Body": FixedBody(data), "ContentLength": len(data)}  # type: ignore[method-assign] # noqa: N803
+    client.get_object = lambda Bucket, Key: {"Body": FixedBody(data), "ContentLength": len(data)}  # type: ignore[method-assign]
     registry_calls: list[str] = []
     validate_json = REGISTRY.validate_json
 
@@ -279,8 +289,8 @@ def test_an_offloaded_payload_is_decoded_once():
 
     quarantine = FakeQuarantine()
     consumer = BatchConsumer(REGISTRY, quarantine, payloads=store(client))
-    consumer._registry = type(REGISTRY)([*REGISTRY.routes.values()])  # noqa: SLF001  # a registry to spy on
-    consumer._registry.__dict__["validate_json"] = spy  # noqa: SLF001
+    consumer._registry = type(REGISTRY)([*REGISTRY.routes.values()])  # a registry to spy on
+    consumer._registry.__dict__["validate_json"] = spy
     response = consumer.handle(sqs.event(sqs.record(pointer_body(BUCKET, "doc"))), FakeContext())
     assert failed_ids(response) == [] and quarantine.sent == []
     assert registry_calls == ["json"]  # the pointer body's fast path; the payload went through json.loads only

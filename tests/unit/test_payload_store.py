@@ -166,10 +166,10 @@ def test_through_the_consumer_a_refused_payload_is_quarantined_with_its_pointer_
 def inline(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The keys whose read started only when their record was parsed (not fetched ahead)."""
     started: list[str] = []
-    submit = payload_store.submit
+    submit = payload_store.submit  # type: ignore[attr-defined]
 
     def recorded(call: Any) -> Any:
-        if sys._getframe(1).f_code.co_name == "read":  # noqa: SLF001  # BatchPayloads.read, not its prefetch
+        if sys._getframe(1).f_code.co_name == "read":  # BatchPayloads.read, not its prefetch
             started.append(call.args[0].key)
         return submit(call)
 

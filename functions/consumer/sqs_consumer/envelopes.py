@@ -129,7 +129,7 @@ class Unwrapper:
             raise self._poison(refused, where)
         return self._document(message_id, document, size, envelope, refused, where)
 
-    def _document(
+    def _document(  # noqa: PLR0917  # _body's arguments, with the decoded body
         self, message_id: str, document: Any, size: str | None, envelope: Envelope, refused: ValidationError | None,
         where: str,
     ) -> BaseEvent:  # fmt: skip
@@ -202,7 +202,7 @@ class Unwrapper:
         """A payload decoded once, its root seen to be a JSON object before (a pointer's small array aside)."""
         from sqs_consumer.payload_store import decoded  # noqa: PLC0415  # deferred: botocore's module
 
-        assert self._read_payload is not None  # noqa: S101  # checked by the caller
+        assert self._read_payload is not None  # checked by the caller
         data = self._read_payload(message_id, pointer, size)
         start = _LEADING_SPACE.match(data).end()  # type: ignore[union-attr]  # matches the empty string
         first = data[start : start + 1]

@@ -25,9 +25,8 @@ import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from concurrent.futures import TimeoutError as FutureTimeoutError
-from concurrent.futures import wait
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -159,7 +158,7 @@ class _Fetches:
         for body in bodies:
             try:
                 body.close()
-            except Exception:  # noqa: BLE001, S112  # a body already closed or broken: its read ends all the same
+            except Exception:  # noqa: S112  # a body already closed or broken: its read ends all the same
                 continue
 
 

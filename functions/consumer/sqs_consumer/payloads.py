@@ -89,7 +89,9 @@ def pointer_from(document: Any) -> PayloadPointer:
     bucket, key = location.get("s3BucketName"), location.get("s3Key")
     if isinstance(bucket, str) and bucket and isinstance(key, str) and key:
         if not (_BUCKET_NAME.fullmatch(bucket) or _ACCESS_POINT_ARN.fullmatch(bucket)):
-            raise ValueError(f"S3 payload pointer: s3BucketName {bucket[:300]!r} is not a bucket name or access point ARN")
+            raise ValueError(
+                f"S3 payload pointer: s3BucketName {bucket[:300]!r} is not a bucket name or access point ARN"
+            )
         return PayloadPointer(bucket, key)
     missing = [
         name for name, value in (("s3BucketName", bucket), ("s3Key", key)) if not isinstance(value, str) or not value

@@ -104,7 +104,7 @@ class BatchConsumer:
             left = self._runner.run(items, batch)
             response = self._settlement.settle(event, left, batch)
         finally:
-            parsed.close()  # the payload reads of records never taken end with the batch
+            parsed.close()  # type: ignore[attr-defined]  # a generator: the payload reads of records never taken end with the batch
             self._runner.cancel_leftover_tasks(batch.deadline().seconds_left)
         batch.report.log_summary(len(records))
         if self._emf is not None:
