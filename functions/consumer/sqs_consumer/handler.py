@@ -53,7 +53,10 @@ def build_consumer(settings: ConsumerSettings, registry: EventRegistry = REGISTR
 
 def _payloads(settings: ConsumerSettings) -> S3Payloads:
     """Payloads within MAX_PAYLOAD_BYTES and within what the function's memory can parse, whichever is less
-    (the stack refuses a bound over the latter; a function whose memory was changed by hand keeps to it)."""
+    (the stack refuses a bound over the latter; a function whose memory was changed by hand keeps to it).
+    Lambda always says its memory; a process that does not (a test, a script) is not bounded by it."""
+    if "AWS_LAMBDA_FUNCTION_MEMORY_SIZE" not in os.environ:
+        return S3Payloads(settings.max_payload_bytes, endpoint_url=settings.aws_endpoint_url)
     memory_mb = function_memory_mb()
     return S3Payloads(min(settings.max_payload_bytes, max_payload_for(memory_mb)), memory_mb=memory_mb,
                       endpoint_url=settings.aws_endpoint_url)  # fmt: skip
