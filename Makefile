@@ -34,14 +34,14 @@ UV_VERSION := 0.13.8
 $(STAMP): requirements.txt requirements-dev.txt requirements-checkov.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/uv pip install --quiet -r requirements-dev.txt
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/uv pip install --quiet --compile-bytecode -r requirements-dev.txt
 	# The project itself, editable: the sqs-publish and sqs-dlq commands.
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/uv pip install --quiet --no-deps -e .
 	# The Lambda emulator, taken once from the pinned aws-sam-cli wheel into .cache/rie/.
 	$(BIN)/python -c "from local.emulator import rie_binary; rie_binary()"
 	# checkov in its own environment: its pins conflict with cfn-lint's (requirements-checkov.txt).
 	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
-	VIRTUAL_ENV=$(CURDIR)/$(CHECKOV_VENV) $(BIN)/uv pip install --quiet -r requirements-checkov.txt
+	VIRTUAL_ENV=$(CURDIR)/$(CHECKOV_VENV) $(BIN)/uv pip install --quiet --compile-bytecode -r requirements-checkov.txt
 	# CPython 3.14, the runtime's Python, into .cache/python3.14/ when none is found (infra/runtime_python.py).
 	$(BIN)/python -m infra.runtime_python install > /dev/null
 	touch $@
@@ -69,8 +69,11 @@ lint-workflows: $(STAMP) ## actionlint and zizmor (its strictest persona) on .gi
 	$(BIN)/actionlint
 	$(BIN)/zizmor --offline --persona=auditor --quiet .github/workflows
 
+# The suite runs on every CPU; worksteal keeps both busy when a few long e2e tests land on one.
+PYTEST_PARALLEL := -n auto --dist worksteal
+
 test: setup lint lint-workflows typecheck ## The whole suite: lint, types, unit, infra, integration, e2e; the function's tests on 3.14
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL)
 	$(BIN)/python -m tests.runtime
 
 unit: $(STAMP) ## Unit tests only (fast)

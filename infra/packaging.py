@@ -23,6 +23,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,13 +126,32 @@ def build_dependencies(target: Target, requirements: Path = REQUIREMENTS, cache_
     folder = cache_dir / f"deps-{target.architecture}-py{target.python_version}-{key}"
     if (folder / ".complete").is_file():
         return folder
-    partial = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
+    partial = _partial(cache_dir)
     pip_install(target, partial, "--requirement", str(requirements), hint=f"then the cache in {cache_dir} is used")
     _prune_botocore_models(partial)
-    shutil.rmtree(folder, ignore_errors=True)
-    partial.rename(folder)
-    (folder / ".complete").write_text("ok\n")
+    return _publish(partial, folder)
+
+
+def _partial(cache_dir: Path) -> Path:
+    """A folder of this process's own to build in: two builds at once (parallel tests, two
+    terminals) never write into, rename or delete each other's work."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=".partial-", dir=cache_dir))
+
+
+def _publish(partial: Path, folder: Path) -> Path:
+    """Move a finished build into place in one rename; if another build got there first, keep
+    its folder (the same inputs made both) and drop this one. A folder without its marker is a
+    build that was cut off: it is replaced."""
+    (partial / ".complete").write_text("ok\n")
+    if folder.is_dir() and not (folder / ".complete").is_file():
+        shutil.rmtree(folder, ignore_errors=True)
+    try:
+        partial.rename(folder)
+    except OSError:
+        if not (folder / ".complete").is_file():
+            raise
+        shutil.rmtree(partial, ignore_errors=True)
     return folder
 
 
@@ -196,17 +216,14 @@ def build_function_asset(target: Target, source: Path = FUNCTION_SOURCE, cache_d
     staging = cache_dir / f"{prefix}{key}"
     if (staging / ".complete").is_file():
         return staging
-    partial = staging.with_name(staging.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    shutil.copytree(dependencies, partial, ignore=shutil.ignore_patterns(".complete"))
+    partial = _partial(cache_dir)
+    shutil.copytree(dependencies, partial, ignore=shutil.ignore_patterns(".complete"), dirs_exist_ok=True)
     shutil.copytree(source, partial, ignore=_IGNORED, dirs_exist_ok=True)
     if compiler is not None:
         compile_bytecode(compiler, partial)
-    shutil.rmtree(staging, ignore_errors=True)
-    partial.rename(staging)
+    # The marker is excluded from the asset by the stack (see consumer_function.py).
+    _publish(partial, staging)
     for stale in cache_dir.glob(f"{prefix}*"):
         if stale != staging:
             shutil.rmtree(stale, ignore_errors=True)
-    # The marker is excluded from the asset by the stack (see consumer_function.py).
-    (staging / ".complete").write_text("ok\n")
     return staging

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from infra import runtime_python
-from infra.packaging import Target, pins, pip_install
+from infra.packaging import Target, compile_bytecode, pins, pip_install
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE_ROOT = ROOT / ".cache" / "runtime-site"
@@ -58,6 +58,9 @@ def site() -> Path:
         return folder
     shutil.rmtree(SITE_ROOT, ignore_errors=True)
     pip_install(target, folder, "--no-deps", *pins_list)
+    # Bytecode for 3.14 once, as the deployed asset has it: without it every test that starts
+    # a process compiles pydantic and botocore again (the tests run with bytecode writing off).
+    compile_bytecode(runtime_python.install(), folder)
     (folder / ".complete").write_text("ok\n")
     return folder
 

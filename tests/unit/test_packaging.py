@@ -1,6 +1,11 @@
-"""Synth without a CPython 3.14: the asset is built without bytecode, and one line says why."""
+"""Building the asset: without a CPython 3.14 it goes on without bytecode and says so in one line;
+two builds at once never break each other."""
 
 from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
 
 import pytest
 
@@ -27,3 +32,40 @@ def test_without_a_runtime_python_synth_goes_on_and_says_so_in_one_line(monkeypa
 def test_a_target_of_another_python_gets_no_bytecode(version, capsys):
     assert packaging.bytecode_compiler(Target(version, "arm64")) is None
     assert "only CPython 3.14 is looked for" in capsys.readouterr().err
+
+
+def test_two_builds_at_once_share_one_finished_folder_and_leave_no_partial_behind(monkeypatch, tmp_path):
+    # GIVEN a pip that takes a while, so two builds of the same inputs overlap (parallel tests, two terminals)
+    started = threading.Barrier(2)
+
+    def slow_pip(target: Target, folder: Path, *arguments: str, hint: str = "") -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        started.wait(timeout=10)
+        (folder / "module.py").write_text("VALUE = 1\n")
+        time.sleep(0.2)
+
+    monkeypatch.setattr(packaging, "pip_install", slow_pip)
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("pydantic==2.0\n")
+    results: list[Path | BaseException] = []
+
+    def build() -> None:
+        try:
+            results.append(packaging.build_dependencies(Target("3.14", "arm64"), requirements, tmp_path / "cache"))
+        except BaseException as exc:  # the test reports what a build raised
+            results.append(exc)
+
+    # WHEN both run at the same time
+    threads = [threading.Thread(target=build) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # THEN both get the same complete folder, and nothing half-built is left in the cache
+    assert all(isinstance(result, Path) for result in results), results
+    assert results[0] == results[1]
+    folder = results[0]
+    assert isinstance(folder, Path)
+    assert (folder / ".complete").is_file() and (folder / "module.py").read_text() == "VALUE = 1\n"
+    assert sorted(path.name for path in (tmp_path / "cache").iterdir()) == [folder.name]
