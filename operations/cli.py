@@ -51,7 +51,8 @@ def command(main: Callable[P, int]) -> Callable[P, int]:
                 sys.stdout.flush()  # a reader gone is found here, not at the interpreter's exit
             except KeyboardInterrupt:
                 with contextlib.suppress(OSError, ValueError):
-                    print("\nstopped", file=sys.stderr, flush=True)
+                    sys.stderr.write("\nstopped\n")
+                    sys.stderr.flush()
                 return INTERRUPTED_EXIT
             except BrokenPipeError:
                 _silence_stdout()

@@ -28,7 +28,7 @@ def hint_for(error: str) -> str:
     if "NonExistentQueue" in error or "QueueDoesNotExist" in error:
         return " (check the queue URL or ARN: the stack outputs QueueUrl, DeadLetterQueueUrl, DeadLetterQueueArn)"
     if name in ("AccessDenied", "AccessDeniedException"):
-        return " (the caller lacks a permission: a producer needs sqs:SendMessage; the stage's producer_principals says who)"
+        return " (the caller lacks a permission: a producer needs sqs:SendMessage; see the stage's producer_principals)"
     if name in ("InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch", "ExpiredToken"):
         return " (the credentials are not valid here: check AWS_PROFILE or refresh them)"
     return ""
