@@ -51,7 +51,8 @@ def command(main: Callable[P, int]) -> Callable[P, int]:
                 sys.stdout.flush()  # a reader gone is found here, not at the interpreter's exit
             except KeyboardInterrupt:
                 with contextlib.suppress(OSError, ValueError):
-                    sys.stderr.write("\nstopped\n")
+                    # After the terminal's ^C, on a line of its own.
+                    sys.stderr.write("\nstopped\n" if _on_a_terminal() else "stopped\n")
                     sys.stderr.flush()
                 return INTERRUPTED_EXIT
             except BrokenPipeError:
@@ -76,7 +77,7 @@ def _stop_signals() -> Iterator[None]:
         received += 1
         if received == 2:
             # os.write, not print: a handler may run in the middle of another write to stderr.
-            os.write(2, b"\nstopping: finishing cleanly (once more to quit at once)\n")
+            os.write(2, b"\nstopping: finishing cleanly (once more to quit at once)\n"[0 if _on_a_terminal() else 1 :])
             return
         raise KeyboardInterrupt
 
@@ -86,6 +87,13 @@ def _stop_signals() -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _on_a_terminal() -> bool:
+    try:
+        return os.isatty(2)
+    except OSError:
+        return False
 
 
 def _in_main_thread() -> bool:

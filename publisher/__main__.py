@@ -37,7 +37,7 @@ from typing import Any
 
 import boto3
 
-from operations.cli import ArgumentParser, command
+from operations.cli import INTERRUPTED_EXIT, ArgumentParser, command
 from operations.errors import hint, hint_for, one_line
 from publisher.client import EventPublisher, GroupId, client_config, field_group
 from publisher.dispatch import DEFAULT_CONCURRENCY, Window
@@ -168,8 +168,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         publisher = EventPublisher(args.queue_url, sqs, payload_bucket=args.payload_bucket, s3=s3,
                                    window=Window(args.concurrency))  # fmt: skip
         report.print(publisher.stream(itertools.chain([first], events), group_id=group))
-    except KeyboardInterrupt:
-        report.summary()  # what was sent before the stop is known and said
+    except KeyboardInterrupt:  # what was sent before the stop is known, and said in the one line
+        print(f"{parser.prog}: stopped: sent {report.sent}, failed {report.failed}; the rest not sent, but for "
+              "requests already in flight", file=sys.stderr)  # fmt: skip
+        return INTERRUPTED_EXIT
+    except BrokenPipeError:  # the reader of stdout went away: ended quietly by @command
         raise
     except Exception as error:  # one line that says what to do, never a traceback
         done = f"{report.sent} sent, then stopped" if report.sent or report.failed else "nothing sent"

@@ -123,8 +123,8 @@ class BatchSender:
             if attempt < self._retry.max_attempts:
                 self._sleep(self._retry.backoff(attempt))
         for entry in pending.values():
-            error = f"not sent: {last_error}" if cause else f"not sent after retries: {last_error}"
-            results[entry.index] = PublishResult(entry.event_id, error=error, cause=cause)
+            why = f"not sent: {last_error}" if cause else f"not sent after retries: {last_error}"
+            results[entry.index] = PublishResult(entry.event_id, error=why, cause=cause)
         return results
 
     @staticmethod
