@@ -26,12 +26,30 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
-def running(pid: int) -> bool:
-    stat = Path(f"/proc/{pid}/stat")
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the command name: state, ppid, pgrp, ... (empty once gone)."""
     try:
-        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
-        return False
+        return b""
+
+
+def running(pid: int) -> bool:
+    fields = _stat(pid)
+    return bool(fields) and fields[0] != "Z"
+
+
+def running_in(groups: set[int]) -> list[int]:
+    """Processes of these process groups still running (one started after a snapshot included)."""
+    pids = (int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit())
+    return [pid for pid in pids if running(pid) and int(_stat(pid)[2] if _stat(pid) else -1) in groups]
 
 
 def interrupt_once_started(argv: list[str], started: str) -> tuple[int, str, set[int]]:
@@ -85,3 +103,40 @@ def test_the_fault_run_stopped_by_ctrl_c_says_stopped_without_a_traceback(local_
     assert "Traceback" not in output
     assert output.splitlines()[-1] == "stopped"
     assert_all_stopped(children)
+
+
+def synth_recipe(stage: str) -> str:
+    """The command `make synth` runs for the CDK CLI (make -n prints it; the settings check comes first)."""
+    dry = subprocess.run(["make", "-n", "--no-print-directory", "synth", f"STAGE={stage}"], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    return dry.strip().splitlines()[-1]
+
+
+def test_sigterm_to_make_synth_stops_the_cdk_app_and_leaves_no_lock(tmp_path: Path):
+    # GIVEN the command `make synth` runs, writing to a folder of the test's, as make starts it
+    out = tmp_path / "cdk.out"
+    env = {**ENV, "PATH": f"{ROOT / '.venv' / 'bin'}:{ROOT / 'node_modules' / '.bin'}:{os.environ['PATH']}"}
+    process = subprocess.Popen(["/bin/bash", "-c", f"exec {synth_recipe('dev')} -o {out}"], cwd=ROOT, env=env,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+    # WHEN make passes on a SIGTERM while the CDK app runs (the CLI holds its lock)
+    deadline = time.monotonic() + 120
+    while not (out / "synth.lock").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (out / "synth.lock").exists(), "the CDK CLI never took its lock"
+    while not any(b"app.py" in _cmdline(pid) for pid in descendants(process.pid)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)  # the app builds the stack
+    groups = {int(_stat(pid)[2]) for pid in descendants(process.pid) | {process.pid}}
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=30)
+    written_at_exit = sorted(path.name for path in out.iterdir())
+
+    # THEN every process it started is stopped by the time it exits: nothing writes cdk.out afterwards
+    assert running_in(groups) == []
+    time.sleep(3)
+    assert sorted(path.name for path in out.iterdir()) == written_at_exit
+    # AND it leaves no lock, and says in one line that it stopped
+    assert not list(out.glob("*.lock"))
+    assert process.returncode == 128 + signal.SIGTERM
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("cdk synth: stopped")
