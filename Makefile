@@ -90,7 +90,7 @@ invoke: setup $(LOCAL_TEMPLATE) ## Invoke the function once under the Lambda emu
 
 $(LOCAL_TEMPLATE): $(SOURCES) | setup
 	@$(CHECK_SETTINGS) $(LOCAL_STAGE)
-	cdk synth --quiet -c stage=$(LOCAL_STAGE) > /dev/null
+	$(CDK_SYNTH) --quiet -c stage=$(LOCAL_STAGE) > /dev/null
 
 bench: $(STAMP) $(LOCAL_TEMPLATE) ## Benchmarks beside their references, each target met or missed (exit 1 on a miss); tables in .cache/bench/ (minutes)
 	$(BIN)/python -m benchmarks
@@ -113,10 +113,13 @@ schema: $(STAMP) ## Regenerate schema/events.schema.json from the event models
 
 # A bad setting is one line from infra.check_settings, not the CDK CLI's report of a failed app.
 CHECK_SETTINGS = $(BIN)/python -m infra.check_settings
+# cdk synth in a process group of its own: Ctrl-C or SIGTERM to make stops the CLI and the app it runs,
+# and leaves no synth.lock behind (infra/cdk_run.py). Not for deploy: its approval prompt needs the terminal.
+CDK_SYNTH = $(BIN)/python -m infra.cdk_run synth
 
 synth: setup ## Synthesize the stack of STAGE (default dev) into cdk.out/
 	@$(CHECK_SETTINGS) $(STAGE)
-	cdk synth --quiet -c stage=$(STAGE)
+	$(CDK_SYNTH) --quiet -c stage=$(STAGE)
 
 diff: setup ## Compare STAGE with what is deployed
 	@$(CHECK_SETTINGS) $(STAGE)

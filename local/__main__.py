@@ -25,18 +25,13 @@ from local.emulator import rie_binary
 from local.event_source import BatchResult
 from local.pipeline import running_pipeline
 from local.sqs_server import s3_client
+from operations.cli import INTERRUPTED_EXIT, ArgumentParser, command
 from sqs_consumer.settings import ConsumerSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 LOG_DIR = ROOT / ".cache" / "local"
 SCRIPTS = Path(sys.executable).parent
 console = Console(highlight=False)
-
-
-class _ArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def _stop_event() -> threading.Event:
@@ -46,7 +41,7 @@ def _stop_event() -> threading.Event:
     def handle(signum: int, frame: FrameType | None) -> None:
         if stop.is_set():
             return
-        console.print("\n[bold]Stopping[/]: no new polls; waiting for in-flight invocations…")
+        console.print("\n[bold]Stopping[/]: no new polls; waiting for in-flight invocations…", soft_wrap=True)
         stop.set()
 
     signal.signal(signal.SIGINT, handle)
@@ -69,8 +64,9 @@ def run_demo(template: Path, timeout: float, consumer: str = "") -> int:
         )
         messages = demo.demo_mix(demo.offloader(pipeline.server.endpoint_url, pipeline.payload_bucket))
         group_id = "demo" if plan.source_queue.fifo else None
-        published = demo.publish(pipeline.client, pipeline.queue.url, messages, group_id)
-        console.print(f"Published {len(published)} messages: {', '.join(sorted({m.label for m in messages}))}")
+        published = {} if stop.is_set() else demo.publish(pipeline.client, pipeline.queue.url, messages, group_id)
+        if published:
+            console.print(f"Published {len(published)} messages: {', '.join(sorted({m.label for m in messages}))}")
         states: dict[str, str] = {}
         last = ""
         while not stop.is_set() and time.monotonic() - started < timeout:
@@ -88,7 +84,17 @@ def run_demo(template: Path, timeout: float, consumer: str = "") -> int:
                 break
             stop.wait(1.0)
     elapsed = time.monotonic() - started
+    if stop.is_set():  # the person stopped it: what had not settled yet is not a failure of the system
+        console.print(stopped_line(published, states, elapsed), soft_wrap=True)
+        return INTERRUPTED_EXIT
     return _summary(published, states, ledger, elapsed)
+
+
+def stopped_line(published: dict[str, demo.DemoMessage], states: dict[str, str], elapsed: float) -> str:
+    """The one line of a demo stopped by Ctrl-C or SIGTERM, once every process has stopped."""
+    settled = sum(1 for message_id, message in published.items() if states.get(message_id) == message.expected)
+    return (f"stopped after {elapsed:.0f} s: {settled} of {len(published)} published message(s) had reached "
+            "their expected state; every process is stopped")  # fmt: skip
 
 
 def _summary(
@@ -129,6 +135,7 @@ def run_serve(template: Path, consumer: str = "") -> int:
     with running_pipeline(template, LOG_DIR, on_batch=feed, consumer=consumer) as pipeline:
         group = " --group-id demo" if pipeline.plan.source_queue.fifo else ""
         connection = f"--endpoint-url {pipeline.server.endpoint_url} --region us-east-1"
+        offload = f" --payload-bucket {pipeline.payload_bucket}" if pipeline.payload_bucket else ""
         event = '\'{"event_id": "evt_1", "event_type": "hello", "payload": {"name": "you"}}\''
         credentials = "AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local"
         # Printed whole, never wrapped: each command pastes as one line.
@@ -137,9 +144,11 @@ def run_serve(template: Path, consumer: str = "") -> int:
             f"  queue      {pipeline.queue.url}",
             f"  DLQ        {pipeline.dead_letter_queue.url}",
             f"  DLQ ARN    {pipeline.dead_letter_queue.arn}",
+            f"  payloads   {pipeline.payload_bucket or '(no payload bucket in the template)'}",
             f"  logs       {LOG_DIR}",
-            "Publish from another terminal:",
-            f"  {credentials} {SCRIPTS}/sqs-publish {connection} --queue-url {pipeline.queue.url}{group} {event}",
+            "Publish from another terminal (events above the queue's maximum go to the payload bucket):",
+            f"  {credentials} {SCRIPTS}/sqs-publish {connection} --queue-url {pipeline.queue.url}{group}{offload} "
+            f"{event}",
             "See what was quarantined:",
             f"  {credentials} {SCRIPTS}/sqs-dlq peek {connection} --queue-url {pipeline.dead_letter_queue.url}",
             "Each batch is shown below as it settles.",
@@ -147,6 +156,7 @@ def run_serve(template: Path, consumer: str = "") -> int:
         for line in lines:
             console.out(line, highlight=False)
         stop.wait()
+    # Ctrl-C is how serve mode is meant to end: a success, unlike a demo stopped half-way.
     console.print("Stopped: no process left behind.")
     return 0
 
@@ -230,16 +240,17 @@ def run_invoke(template: Path, event_path: Path, consumer: str = "") -> int:
     return 0
 
 
+@command
 def main(argv: Sequence[str] | None = None) -> int:
     # --template is accepted before or after the command.
-    common = _ArgumentParser(add_help=False)
+    common = ArgumentParser(add_help=False)
     common.add_argument(
         "--template", type=Path, default=argparse.SUPPRESS, help="synthesized template (cdk.out/<stack>.template.json)"
     )
     common.add_argument(
         "--consumer", default=argparse.SUPPRESS, help="one of the stage's consumers by name (default: the first)"
     )
-    parser = _ArgumentParser(prog="python -m local", description=__doc__, parents=[common])
+    parser = ArgumentParser(prog="python -m local", description=__doc__, parents=[common])
     commands = parser.add_subparsers(dest="command", required=True)
     demo_parser = commands.add_parser("demo", parents=[common], help="publish the demo mix and account for it")
     demo_parser.add_argument("--timeout", type=float, default=170.0, help="seconds before giving up (default 170)")

@@ -17,8 +17,7 @@ from local.sqs_server import s3_client
 from operations.dlq import peek
 from operations.letters import DeadLetter
 from publisher.client import EventPublisher
-from sqs_consumer.registry import NOT_STARTED as NOT_STARTED_KIND
-from sqs_consumer.registry import RETRIES_EXHAUSTED as RETRIES_EXHAUSTED_KIND
+from sqs_consumer.kinds import QuarantineKind
 from sqs_consumer.registry import UNREGISTERED_TYPE
 
 if TYPE_CHECKING:
@@ -192,7 +191,10 @@ class Ledger:
             self.invocations[result.reason] += 1
 
 
-_QUARANTINE_STATES = {RETRIES_EXHAUSTED_KIND: RETRIES_EXHAUSTED, NOT_STARTED_KIND: NEVER_STARTED}
+_QUARANTINE_STATES: dict[str, str] = {
+    QuarantineKind.RETRIES_EXHAUSTED: RETRIES_EXHAUSTED,
+    QuarantineKind.NOT_STARTED: NEVER_STARTED,
+}
 
 
 def observe(

@@ -43,6 +43,7 @@ from local.event_source import BatchResult
 from local.pipeline import Pipeline, running_pipeline
 from local.sqs_server import s3_client
 from local.template import TemplateError
+from operations.cli import command
 from operations.letters import approximate_count
 from sqs_consumer.registry import UNREGISTERED_TYPE
 
@@ -434,6 +435,7 @@ class ProgressLines:
         self._last_at, self._last = now, line
 
 
+@command  # Ctrl-C or SIGTERM: the pipeline's processes stopped, one line, exit 130
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local.fault_run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip

@@ -39,6 +39,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from local import sample_payloads, shapes
+from operations.cli import ArgumentParser, command
 from sqs_consumer.budget import Deadline
 from sqs_consumer.observability import logger
 from sqs_consumer.payloads import size_attribute
@@ -161,9 +162,10 @@ def write_sample(
     return paths
 
 
+@command
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m local.sample_event", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = ArgumentParser(prog="python -m local.sample_event", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--type", required=True, dest="event_type", help="a registered event_type")
     parser.add_argument("--payload", required=True, help="the payload, as a JSON object")
     parser.add_argument("--name", help="file name without .json (default: the type)")
@@ -177,6 +179,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--shape", choices=SAMPLE_SHAPES, default=EVENT,
                         help="the body as an upstream service delivers it (default: the event alone)")  # fmt: skip
     args = parser.parse_args(argv)
+    # `make event` passes its variables even when they are unset: an empty one is a missing one.
+    example = """e.g. make event TYPE=hello PAYLOAD='{"name": "x"}'"""
+    if not args.event_type.strip():
+        parser.error(f"TYPE (--type) is required: one of {', '.join(sorted(REGISTRY.routes))}; {example}")
+    if not args.payload.strip():
+        parser.error(f"PAYLOAD (--payload) is required: the payload as a JSON object; {example}")
     try:
         payload = json.loads(args.payload)
     except json.JSONDecodeError as error:

@@ -14,8 +14,8 @@ then stops, whatever comes back: a quarantined copy names its source queue in it
 goes to the DLQ's source queue (when it has one). SQS's own message move task cannot do the
 first: it returns a message to its source only when SQS moved it there, and quarantined copies
 arrive by SendMessage. By default it leaves in the DLQ the kinds that a retry cannot fix
-unless the code changed (malformed_json, invalid_envelope, invalid_payload,
-unknown_event_type, reused_event_id); --include-poison moves them too, --kind picks kinds.
+unless the producer or the code changed (see --kind below); --include-poison moves them too,
+--kind picks kinds.
 It shows its progress, and its summary (by kind, destination and outcome, with what came
 straight back) at the end and on Ctrl-C, which gives back every message it held.
 """
@@ -34,6 +34,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from operations.cli import INTERRUPTED_EXIT, ArgumentParser, command
 from operations.errors import hint, one_line
 from operations.letters import DeadLetter, approximate_count, decode, receive, release
 from operations.redrive import (
@@ -61,8 +62,6 @@ PEEK_VISIBILITY_SECONDS = 30
 # Long polling asks every SQS server; a short poll samples a few and can answer "empty" early.
 WAIT_SECONDS = 2
 DEFAULT_RATE = 50
-# The exit status of a run stopped by Ctrl-C, as shells report it.
-INTERRUPTED_EXIT = 130
 MAX_STATUS_DETAIL = 80
 
 
@@ -150,6 +149,10 @@ def summary_lines(report: RedriveReport, rate: int, kinds: KindFilter) -> list[s
             f"came straight back: {sum(came_back.values())} ({_kinds(came_back)}): their cause is not fixed; "
             "they are in the DLQ again (sqs-dlq peek shows why)"
         )
+    if report.limit is not None and report.handled >= report.limit and report.snapshot > report.handled:
+        lines.append(
+            f"left {report.snapshot - report.handled} of the {report.snapshot} in the DLQ (--max {report.limit})"
+        )
     arrived = report.count(ARRIVED)
     if arrived:
         lines.append(f"{arrived} message(s) arrived in the DLQ during the run and were left there")
@@ -165,18 +168,12 @@ def _kinds(counts: Counter[str] | dict[str, int]) -> str:
     return ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 
-class _ArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def _parser() -> argparse.ArgumentParser:
     # The connection options are accepted before or after the command.
-    common = _ArgumentParser(add_help=False)
+    common = ArgumentParser(add_help=False)
     common.add_argument("--endpoint-url", default=argparse.SUPPRESS, help="an SQS endpoint, e.g. the local moto server")
     common.add_argument("--region", default=argparse.SUPPRESS, help="AWS region (default: environment or profile)")
-    parser = _ArgumentParser(prog="sqs-dlq", description=__doc__, parents=[common],
+    parser = ArgumentParser(prog="sqs-dlq", description=__doc__, parents=[common],
                              formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     commands = parser.add_subparsers(dest="command", required=True)
     peek_parser = commands.add_parser(
@@ -191,8 +188,10 @@ def _parser() -> argparse.ArgumentParser:
     move.add_argument("--rate", type=int, default=DEFAULT_RATE, help=f"messages per second (default {DEFAULT_RATE})")
     move.add_argument("--max", type=int, help="move at most this many (default: all)")
     move.add_argument("--dry-run", action="store_true", help="show what would move; move nothing")
-    move.add_argument("--kind", action="append", choices=sorted(KNOWN_KINDS), dest="kinds",
-                      help="move only this kind (repeatable); out_of_retries = moved there by SQS")  # fmt: skip
+    kinds, poison = ", ".join(sorted(KNOWN_KINDS)), ", ".join(sorted(POISON_KINDS))
+    move.add_argument("--kind", action="append", choices=sorted(KNOWN_KINDS), dest="kinds", metavar="KIND",
+                      help=f"move only this kind (repeatable): one of {kinds} ({OUT_OF_RETRIES}: moved there by "
+                      f"SQS). Left unless asked for: {poison}")  # fmt: skip
     move.add_argument("--include-poison", action="store_true",
                       help="also move the kinds a retry cannot fix unless the code changed")  # fmt: skip
     move.add_argument("--watch", type=float, default=DEFAULT_WATCH_SECONDS,
@@ -203,6 +202,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -220,6 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"--{name.replace('_', '-')} must be an SQS queue ARN (arn:aws:sqs:REGION:ACCOUNT:NAME)")
     try:
         return _run(args)
+    except BrokenPipeError:  # the reader went away: ended quietly by @command
+        raise
     except Exception as exc:  # one line that says what to do, never a traceback
         print(f"{parser.prog} {args.command}: {one_line(exc)}{hint(exc)}", file=sys.stderr)
         return 1
@@ -253,19 +255,29 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+PEEK_COLUMNS = ("source_message_id", "event_id", "event_type", "why")
+
+
 def _peek(client: SQSClient, args: argparse.Namespace) -> int:
     letters = peek(client, args.queue_url, args.max)
     count = approximate_count(client, args.queue_url)
+    if not args.json:
+        print(_peek_row(*PEEK_COLUMNS))
     for letter in letters:
         if args.json:
             print(json.dumps(letter.__dict__))
         else:
             why = f"{letter.kind}: {letter.reason}" if letter.quarantined else "out of retries"
-            print(f"{letter.source_message_id}  {letter.event_type or '-':<20} {why}")
+            print(_peek_row(letter.source_message_id, letter.event_id or "-", letter.event_type or "-", why))
     kinds = Counter(letter.kind or OUT_OF_RETRIES for letter in letters)
     summary = ", ".join(f"{n} {k}" for k, n in kinds.most_common())
     print(f"{len(letters)} message(s): {summary or 'none'}; the queue holds {count.describe()}", file=sys.stderr)
     return 0
+
+
+def _peek_row(message_id: str, event_id: str, event_type: str, why: str) -> str:
+    # Message ids are 36 characters; event ids and types pad to a common width and never wrap.
+    return f"{message_id:<36}  {event_id:<24} {event_type:<20} {why}"
 
 
 def _redrive(client: SQSClient, dlq_url: str, endpoint_url: str | None, args: argparse.Namespace) -> int:

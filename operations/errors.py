@@ -13,14 +13,22 @@ def one_line(exc: BaseException) -> str:
 
 def hint(exc: BaseException) -> str:
     """What to do about the usual failures, or nothing."""
-    text = one_line(exc)
-    name = type(exc).__name__
+    return hint_for(one_line(exc))
+
+
+def hint_for(error: str) -> str:
+    """What to do about an error as ``one_line`` writes it (its code or class name first), or nothing."""
+    name = error.split(":", 1)[0]
     if name == "NoRegionError":
         return " (pass --region or set AWS_REGION)"
     if name in ("NoCredentialsError", "PartialCredentialsError"):
         return " (configure AWS credentials, e.g. AWS_PROFILE; for the local pipeline any value works)"
     if name == "EndpointConnectionError":
         return " (is the endpoint running? check --endpoint-url)"
-    if "NonExistentQueue" in text or "QueueDoesNotExist" in text:
+    if "NonExistentQueue" in error or "QueueDoesNotExist" in error:
         return " (check the queue URL or ARN: the stack outputs QueueUrl, DeadLetterQueueUrl, DeadLetterQueueArn)"
+    if name in ("AccessDenied", "AccessDeniedException"):
+        return " (the caller lacks a permission: a producer needs sqs:SendMessage; see the stage's producer_principals)"
+    if name in ("InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch", "ExpiredToken"):
+        return " (the credentials are not valid here: check AWS_PROFILE or refresh them)"
     return ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ class DeadLetter:
     event_type: str | None
     receive_count: str | None
     source_queue_arn: str | None = None
+    event_id: str | None = None
 
     @property
     def quarantined(self) -> bool:
@@ -46,7 +48,30 @@ def decode(message: dict[str, Any]) -> DeadLetter:
         event_type=attributes.get("event_type"),
         receive_count=attributes.get("receive_count") or message.get("Attributes", {}).get("ApproximateReceiveCount"),
         source_queue_arn=source_arn if source_arn and source_arn != "-" else None,
+        event_id=event_id_of(message["Body"]),
     )
+
+
+def event_id_of(body: str) -> str | None:
+    """The event_id in a body, as far as the body alone tells: the event itself, or the event an SNS
+    notification or an EventBridge event carries (an offloaded event's is in S3: None)."""
+    document = _json(body)
+    if not isinstance(document, dict):
+        return None
+    if document.get("Type") == "Notification" and isinstance(document.get("Message"), str):
+        document = _json(document["Message"])
+    elif "detail-type" in document and isinstance(document.get("detail"), dict):
+        detail = document["detail"]
+        document = detail if "event_id" in detail else {"event_id": document.get("id")}
+    event_id = document.get("event_id") if isinstance(document, dict) else None
+    return event_id if isinstance(event_id, str) and event_id else None
+
+
+def _json(text: str) -> object:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
 
 
 @dataclass

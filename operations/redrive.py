@@ -6,9 +6,10 @@ Built for the person on call, whose cause may not be fixed yet:
   has seen by id. It stops once it has handled that many, or when the DLQ has nothing left to
   show it. A message that arrives during the run (a redriven one quarantined again, a new
   failure) is left in the DLQ: the run ends whatever keeps coming back.
-- By default it skips the kinds that cannot succeed on a retry unless the code changed (a body
-  that is not JSON, an invalid envelope or payload, an unknown event type, a reused event id):
-  redriven, they come straight back. ``kinds`` or ``include_poison`` choose otherwise.
+- By default it skips the kinds that cannot succeed on a retry unless the producer or the code
+  changed (``QuarantineKind.redrive_fixes`` is False: a body that is not JSON, an invalid envelope or
+  payload, an unknown event type, a reused event id, an offloaded payload that is gone, too large or
+  not text): redriven, they come straight back. ``kinds`` or ``include_poison`` choose otherwise.
 - Each message it received is hidden (its visibility) while the run lasts and made visible again
   at the end, on Ctrl-C included: nothing stays hidden longer than the run.
 - A redriven message that reaches the DLQ again during the run (or within ``watch_seconds``
@@ -29,17 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 from operations.errors import one_line
 from operations.letters import approximate_count, dead_letter_sources, decode, receive, release
+from sqs_consumer.kinds import QuarantineKind
 from sqs_consumer.quarantine import ATTRIBUTE_PREFIX
-from sqs_consumer.registry import (
-    INVALID_ENVELOPE,
-    INVALID_PAYLOAD,
-    MALFORMED_JSON,
-    NON_RETRYABLE,
-    NOT_STARTED,
-    RETRIES_EXHAUSTED,
-    REUSED_EVENT_ID,
-    UNKNOWN_EVENT_TYPE,
-)
 from sqs_consumer.retry import queue_url_from_arn
 
 if TYPE_CHECKING:
@@ -50,10 +42,10 @@ if TYPE_CHECKING:
 # A message in the DLQ without quarantine attributes: moved there by SQS's own redrive (a crash,
 # a timeout on the last receive).
 OUT_OF_RETRIES = "out_of_retries"
-# Kinds that a retry cannot fix unless the code (or the producer) changed: redriven, they come
-# straight back on their first receive.
-POISON_KINDS = frozenset({MALFORMED_JSON, INVALID_ENVELOPE, INVALID_PAYLOAD, UNKNOWN_EVENT_TYPE, REUSED_EVENT_ID})
-KNOWN_KINDS = frozenset({*POISON_KINDS, NON_RETRYABLE, RETRIES_EXHAUSTED, NOT_STARTED, OUT_OF_RETRIES})
+# Kinds that a redrive cannot fix unless the code (or the producer) changed: moved, they come
+# straight back on their first receive (sqs_consumer.kinds says why for each).
+POISON_KINDS = frozenset(kind.value for kind in QuarantineKind if not kind.redrive_fixes)
+KNOWN_KINDS = frozenset({*(kind.value for kind in QuarantineKind), OUT_OF_RETRIES})
 
 # Outcomes of one message in a redrive (the summary's columns).
 MOVED = "moved"
@@ -98,6 +90,7 @@ class RedriveReport:
     failed: list[str] = field(default_factory=list)
     interrupted: bool = False
     dry_run: bool = False
+    limit: int | None = None  # at most this many handled (--max)
 
     def add(self, kind: str, destination: str, outcome: str) -> None:
         self.rows[(kind, destination, outcome)] += 1
@@ -166,7 +159,7 @@ def redrive(  # each keyword is one knob of the CLI, or a clock for the tests
     sources = dead_letter_sources(client, dlq_url)
     fallback = sources[0] if len(sources) == 1 else None
     count = approximate_count(client, dlq_url)
-    report = RedriveReport(snapshot=count.visible + count.in_flight, dry_run=dry_run)
+    report = RedriveReport(snapshot=count.visible + count.in_flight, dry_run=dry_run, limit=limit)
     goal = report.snapshot if limit is None else min(report.snapshot, limit)
     started_ms = wall_clock_ms()
     hold = hold_seconds(goal, rate, watch_seconds)
@@ -193,12 +186,10 @@ def redrive(  # each keyword is one knob of the CLI, or a clock for the tests
                 message_id = message["MessageId"]
                 letter = decode(message)
                 kind = letter.kind or OUT_OF_RETRIES
-                sent_at = int(message.get("Attributes", {}).get("SentTimestamp", "0") or 0)
-                if letter.source_message_id in sent or message_id in sent:
-                    report.add(kind, letter.source_queue_arn or "-", CAME_BACK)
-                elif sent_at > started_ms or report.handled >= goal:
-                    report.add(kind, letter.source_queue_arn or "-", ARRIVED)
-                else:
+                seen = _not_of_the_snapshot(message, letter, sent, started_ms)
+                if seen is not None:
+                    report.add(kind, letter.source_queue_arn or "-", seen)
+                elif report.handled < goal:  # past it (--max), a message is left there, said by the count
                     moved = mover.handle(message, letter, kind)
                     if moved is not None:
                         held.pop(message_id)  # deleted from the DLQ: nothing to give back
@@ -214,6 +205,14 @@ def redrive(  # each keyword is one knob of the CLI, or a clock for the tests
     finally:
         release(client, dlq_url, [h.receipt_handle for h in held.values()])
     return report
+
+
+def _not_of_the_snapshot(message: dict[str, Any], letter: DeadLetter, sent: set[str], started_ms: int) -> str | None:
+    """CAME_BACK or ARRIVED for a message that was not in the DLQ when the run started, else None."""
+    if letter.source_message_id in sent or message["MessageId"] in sent:
+        return CAME_BACK
+    sent_at = int(message.get("Attributes", {}).get("SentTimestamp", "0") or 0)
+    return ARRIVED if sent_at > started_ms else None
 
 
 @dataclass(frozen=True)
@@ -274,3 +273,14 @@ def move(client: SQSClient, dlq_url: str, destination_url: str, message: dict[st
     new_id = client.send_message(**params)["MessageId"]
     client.delete_message(QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"])
     return new_id
+
+
+def kinds_table() -> str:
+    """The README's table of quarantine kinds (tests/unit/test_quarantine_kinds.py keeps the two equal)."""
+    rows = ["| `quarantine.kind` | means | `sqs-dlq redrive` moves it |", "|---|---|---|"]
+    for kind in QuarantineKind:
+        moves = "yes" if kind.redrive_fixes else "no: `--include-poison` or `--kind`"
+        rows.append(f"| `{kind}` | {kind.description} | {moves} |")
+    rows.append(f"| `{OUT_OF_RETRIES}` (no `quarantine.*` attributes) | moved by SQS's own redrive: a crash or a "
+                "timeout on its last allowed receive | yes |")  # fmt: skip
+    return "\n".join(rows)

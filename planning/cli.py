@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from infra.settings import StackSettings, StackSettingsError
+from operations.cli import ArgumentParser, command
 from planning.checks import run_checks
 from planning.cost import CostLine, monthly_cost, total
 from planning.measured import handler_times_from_logs
@@ -28,12 +29,6 @@ from planning.workload import ArrivalProfile, Burst, HandlerTime, Workload, Work
 
 ROOT = Path(__file__).resolve().parents[1]
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
-
-
-class _ArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def duration(text: str) -> float:
@@ -65,7 +60,7 @@ def positive(text: str) -> float:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = _ArgumentParser(
+    p = ArgumentParser(
         prog="sqs-plan",
         description="Plan a stage for a workload: concurrency, scale-up, bursts, checks, monthly cost, suggestions.",
     )
@@ -124,7 +119,11 @@ def load_stage(args: argparse.Namespace) -> StackSettings:
         except (OSError, json.JSONDecodeError) as error:
             raise StackSettingsError(f"cannot read stage file {args.stage_file}: {error}") from None
         return StackSettings.for_stage(args.stage_file.stem, {args.stage_file.stem: values})
-    stages = json.loads((ROOT / "cdk.json").read_text())["context"].get("stages")
+    cdk_json = ROOT / "cdk.json"
+    try:
+        stages = json.loads(cdk_json.read_text())["context"].get("stages")
+    except (OSError, ValueError, KeyError, AttributeError) as error:
+        raise StackSettingsError(f"cannot read context.stages from {cdk_json}: {error}") from None
     return StackSettings.for_stage(args.stage, stages)
 
 
@@ -263,6 +262,7 @@ def render(  # noqa: PLR0912  # one branch per optional section of the report
         console.print(diff)
 
 
+@command
 def run(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     console = Console(highlight=False)
@@ -271,7 +271,6 @@ def run(argv: Sequence[str] | None = None) -> int:
         workload = load_workload(args)
         prices = price_sheet(args.region)
     except (StackSettingsError, WorkloadError, UnpricedRegionError) as error:
-        parser().print_usage(sys.stderr)
         print(f"sqs-plan: error: {error}", file=sys.stderr)
         return 2
     mapping = Mapping.of(stage, args.account_concurrency).for_workload(workload)

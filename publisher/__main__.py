@@ -1,7 +1,7 @@
 """CLI: validate and publish events to the queue.
 
     sqs-publish --queue-url URL '{"event_id": ...}' ...
-    sqs-publish --queue-url URL --file events.json
+    sqs-publish --queue-url URL --file events.json       (one event, a list of events, or JSON Lines)
     some-producer | sqs-publish --queue-url URL          (JSON lines on stdin, read as they are sent)
     sqs-publish --queue-url URL --payload-bucket BUCKET ...      (offload events above the queue's maximum)
     sqs-publish --queue-url URL.fifo --group-field payload.tenant_id ...   (a FIFO group per event)
@@ -14,10 +14,14 @@ fails for good the group's later events are not sent (each reported, with why). 
 out after 50 ms without input, so a producer that pauses does not hold back what it wrote.
 --payload-bucket is the stack's payload bucket output: an event whose message is above the queue's
 MaximumMessageSize is stored there and sent as the extended clients' S3 pointer; without it such an
-event fails. Prints one line per event, in input order, as
-soon as it is known, and exits 1 if any event was not sent (an unreadable stdin line is one such
-event); an expected failure (no region, no credentials, a queue that does not exist) is one line
-saying what to do, and exit code 1.
+event fails.
+
+Prints one line per event on stdout, in input order, as soon as it is known (an unreadable line of
+stdin or of a JSON Lines file is one such event), then a summary on stderr (sent N, failed M), and
+exits 1 if any event was not sent. A failure no event causes is one line saying what to do instead
+of a line per event: a queue that does not exist, no credentials or no region stop the run before it
+reads its input ("nothing sent: ..."); a refusal of every request (AccessDenied) is one line per
+cause with the number of events it failed.
 """
 
 from __future__ import annotations
@@ -26,31 +30,29 @@ import argparse
 import itertools
 import json
 import sys
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import boto3
 
-from operations.errors import hint, one_line
+from operations.cli import INTERRUPTED_EXIT, ArgumentParser, command
+from operations.errors import hint, hint_for, one_line
 from publisher.client import EventPublisher, GroupId, client_config, field_group
 from publisher.dispatch import DEFAULT_CONCURRENCY, Window
 
 
-class _ArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def _parser() -> argparse.ArgumentParser:
-    parser = _ArgumentParser(prog="sqs-publish", description="Validate events and send them to the queue.",
+    parser = ArgumentParser(prog="sqs-publish", description="Validate events and send them to the queue.",
                              epilog="On a FIFO queue no message is sent after a later one of its group: a failed "
                              "entry is not retried once later ones of its group were accepted, and the group's "
                              "events after one that failed for good are not sent (each is reported).")  # fmt: skip
     parser.add_argument("events", nargs="*", help="events as JSON objects (default: JSON lines on stdin)")
     parser.add_argument("--queue-url", required=True, help="the QueueUrl output of the stack, or a local queue")
-    parser.add_argument("--file", type=Path, help="a JSON file holding one event or a list of events")
+    parser.add_argument(
+        "--file", type=Path, help="a JSON file: one event, a list of events, or JSON Lines (one event a line)"
+    )
     parser.add_argument("--endpoint-url", help="an SQS endpoint, e.g. the local moto server")
     parser.add_argument("--region", help="AWS region (default: from the environment or profile)")
     groups = parser.add_mutually_exclusive_group()
@@ -75,18 +77,43 @@ def _positive(text: str) -> int:
 
 
 def _read_events(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Iterator[Any]:
-    """The events; stdin's lines are read lazily and passed on as JSON texts (a bad line fails alone)."""
+    """The events; lines of stdin or of a JSON Lines file are passed on as JSON texts (a bad line fails
+    alone), stdin's read lazily."""
+    if args.file and args.events:
+        parser.error("give events as arguments or with --file, not both")
+    if args.file:
+        return _read_file(args.file, parser)
     try:
-        if args.file and args.events:
-            parser.error("give events as arguments or with --file, not both")
-        if args.file:
-            loaded = json.loads(args.file.read_text())
-            return iter(loaded if isinstance(loaded, list) else [loaded])
         if args.events:
             return iter([json.loads(text) for text in args.events])
-    except (OSError, json.JSONDecodeError) as error:
-        parser.error(f"cannot read events: {error}")
+    except json.JSONDecodeError as error:
+        parser.error(f"an event argument is not JSON: {error}")
     return (line.strip() for line in sys.stdin if line.strip())
+
+
+def _read_file(path: Path, parser: argparse.ArgumentParser) -> Iterator[Any]:
+    """One JSON document (an event or a list of them), or JSON Lines: a first line that is JSON
+    followed by more is read one line at a time."""
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        parser.error(f"cannot read events from {path}: {getattr(error, 'strerror', None) or error}")
+    try:
+        loaded = json.loads(text)
+    except json.JSONDecodeError as error:
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        if error.msg == "Extra data" and _is_json(lines[0]):
+            return iter(lines)
+        parser.error(f"cannot read events from {path}: not JSON: {error}")
+    return iter(loaded if isinstance(loaded, list) else [loaded])
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except json.JSONDecodeError:
+        return False
+    return True
 
 
 def _clients(args: argparse.Namespace) -> tuple[Any, Any]:
@@ -97,18 +124,34 @@ def _clients(args: argparse.Namespace) -> tuple[Any, Any]:
     return sqs, s3
 
 
-def _print(results: Iterable[Any]) -> bool:
-    """One line per result as it arrives; True when every event was sent."""
-    sent_all = True
-    for result in results:
-        if result.ok:
-            print(f"sent    {result.event_id}  message_id={result.message_id}", flush=True)
-        else:
-            sent_all = False
-            print(f"FAILED  {result.event_id or '<no event_id>'}  {result.error}", flush=True)
-    return sent_all
+class _Report:
+    """Prints one line per event as results arrive; failures with a shared cause are counted, not printed."""
+
+    def __init__(self, prog: str) -> None:
+        self._prog = prog
+        self.sent = 0
+        self.failed = 0
+        self._causes: Counter[str] = Counter()
+
+    def print(self, results: Iterable[Any]) -> None:
+        for result in results:
+            if result.ok:
+                self.sent += 1
+                print(f"sent    {result.event_id}  message_id={result.message_id}", flush=True)
+                continue
+            self.failed += 1
+            if result.cause:
+                self._causes[result.cause] += 1
+            else:
+                print(f"FAILED  {result.event_id or '<no event_id>'}  {result.error}", flush=True)
+
+    def summary(self) -> None:
+        for cause, count in self._causes.items():
+            print(f"{self._prog}: {count} event(s) not sent: {cause}{hint_for(cause)}", file=sys.stderr)
+        print(f"{self._prog}: sent {self.sent}, failed {self.failed}", file=sys.stderr)
 
 
+@command
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -119,15 +162,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     if first is None:
         parser.error("no events to publish")
     group: GroupId = field_group(args.group_field) if args.group_field else args.group_id
+    report = _Report(parser.prog)
     try:
         sqs, s3 = _clients(args)
         publisher = EventPublisher(args.queue_url, sqs, payload_bucket=args.payload_bucket, s3=s3,
                                    window=Window(args.concurrency))  # fmt: skip
-        sent_all = _print(publisher.stream(itertools.chain([first], events), group_id=group))
+        report.print(publisher.stream(itertools.chain([first], events), group_id=group))
+    except KeyboardInterrupt:  # what was sent before the stop is known, and said in the one line
+        print(f"{parser.prog}: stopped: sent {report.sent}, failed {report.failed}; the rest not sent, but for "
+              "requests already in flight", file=sys.stderr)  # fmt: skip
+        return INTERRUPTED_EXIT
+    except BrokenPipeError:  # the reader of stdout went away: ended quietly by @command
+        raise
     except Exception as error:  # one line that says what to do, never a traceback
-        print(f"{parser.prog}: {one_line(error)}{hint(error)}", file=sys.stderr)
+        done = f"{report.sent} sent, then stopped" if report.sent or report.failed else "nothing sent"
+        print(f"{parser.prog}: {done} to {args.queue_url}: {one_line(error)}{hint(error)}", file=sys.stderr)
         return 1
-    return 0 if sent_all else 1
+    report.summary()
+    return 0 if report.failed == 0 else 1
 
 
 if __name__ == "__main__":

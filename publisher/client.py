@@ -90,7 +90,9 @@ class EventPublisher:
 
     def stream(self, events: Iterable[Mapping[str, Any] | str], *, group_id: GroupId = None) -> Iterator[PublishResult]:
         """As ``publish``, yielding each result as soon as it and those before it are known; reads
-        ``events`` (objects, or JSON texts) only as the window allows."""
+        ``events`` (objects, or JSON texts) only as the window allows. Raises, before reading any,
+        when the queue's first request shows that none can succeed: the queue does not exist, or no
+        credentials, region or endpoint to reach it."""
         if self._fifo and not group_id:
             raise ValueError("a FIFO queue needs a message group id")
         limit = self._queue_max_bytes()
@@ -112,8 +114,7 @@ class EventPublisher:
         try:
             event = self._registry.parse(body)
         except PoisonMessageError as error:
-            event_id = document.get("event_id") if isinstance(document, Mapping) else None
-            return PublishResult(str(event_id) if event_id else None, error=f"{error.kind}: {error}")
+            return PublishResult(_event_id_of(document), error=f"{error.kind}: {error}")
         try:
             group = group_id(event) if callable(group_id) else group_id
         except Exception as error:
@@ -136,9 +137,35 @@ class EventPublisher:
                     QueueUrl=self._queue_url, AttributeNames=["MaximumMessageSize"]
                 ).get("Attributes", {})
                 self._max_message_bytes = int(attributes.get("MaximumMessageSize", MAX_BATCH_BYTES))
-            except Exception:  # no permission to read it, or a stand-in without it: SQS's own limit
+            except Exception as error:
+                if _no_request_can_succeed(error):
+                    raise
+                # No permission to read it (a producer may only send), or a stand-in without it: SQS's own limit.
                 self._max_message_bytes = MAX_BATCH_BYTES
         return self._max_message_bytes
+
+
+def _event_id_of(document: object) -> str | None:
+    """The event_id of an event that failed validation, when it has one (a JSON text is read again)."""
+    if isinstance(document, str):
+        try:
+            document = json.loads(document)
+        except ValueError:
+            return None
+    event_id = document.get("event_id") if isinstance(document, Mapping) else None
+    return str(event_id) if event_id not in (None, "") else None
+
+
+# Errors of the queue's first request that every later one would meet: the run stops before reading
+# its input. (AccessDenied is not one: a producer may be allowed to send and not to read attributes.)
+_QUEUE_MISSING = ("QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue")
+_CALLER_ERRORS = ("NoCredentialsError", "PartialCredentialsError", "NoRegionError", "EndpointConnectionError")
+
+
+def _no_request_can_succeed(error: Exception) -> bool:
+    response = getattr(error, "response", None)
+    code = str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
+    return code in _QUEUE_MISSING or type(error).__name__ in _CALLER_ERRORS
 
 
 def field_group(path: str) -> Callable[[BaseEvent], str]:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from operations.errors import one_line
 from publisher.batching import Batch, Entry
 from publisher.offload import PayloadStore
 from sqs_consumer.sqs_limits import deduplication_id
@@ -28,6 +29,10 @@ class PublishResult:
     event_id: str | None
     message_id: str | None = None
     error: str | None = None
+    # Set when no request could send the event whatever it held: SQS refused the request itself for a
+    # reason no retry fixes (the queue does not exist, the caller may not send, no credentials). The
+    # same for every event of the run, so a tool reports it once (``code: message``), not per event.
+    cause: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -97,6 +102,7 @@ class BatchSender:
         pending = {str(entry.index): entry for entry in entries}
         results: dict[int, PublishResult] = {}
         last_error = ""
+        cause: str | None = None
         for attempt in range(1, self._retry.max_attempts + 1):
             try:
                 response: Any = self._client.send_message_batch(
@@ -105,17 +111,20 @@ class BatchSender:
             except Exception as error:  # botocore already retried transient errors
                 last_error = f"{type(error).__name__}: {error}"
                 retryable = not is_permanent(error)
+                cause = None if retryable else one_line(error)
             else:
                 failures = self._settle(response, pending, results)
                 if self._fifo:
                     self._keep_group_order(pending, results, failures)
                 retryable, last_error = bool(failures), next(reversed(failures.values()), last_error)
+                cause = None
             if not pending or not retryable:
                 break
             if attempt < self._retry.max_attempts:
                 self._sleep(self._retry.backoff(attempt))
         for entry in pending.values():
-            results[entry.index] = PublishResult(entry.event_id, error=f"not sent after retries: {last_error}")
+            why = f"not sent: {last_error}" if cause else f"not sent after retries: {last_error}"
+            results[entry.index] = PublishResult(entry.event_id, error=why, cause=cause)
         return results
 
     @staticmethod
@@ -183,10 +192,16 @@ def held_back(entry: Entry, group_id: str | None, failed_event_id: str | None) -
 _RETRYABLE_CLIENT_CODES = frozenset(
     {"RequestThrottled", "ThrottlingException", "KmsThrottled", "KMS.ThrottlingException"}
 )
+# botocore's errors raised before any request is made: no credentials, no region. By name, so that
+# this module does not import botocore.
+_CALLER_ERRORS = frozenset({"NoCredentialsError", "PartialCredentialsError", "NoRegionError"})
 
 
 def is_permanent(error: Exception) -> bool:
-    """A client error (HTTP 4xx) other than throttling: AccessDenied, a queue that does not exist..."""
+    """A client error (HTTP 4xx) other than throttling: AccessDenied, a queue that does not exist...;
+    or no credentials or region to make a request with."""
+    if type(error).__name__ in _CALLER_ERRORS:
+        return True
     response = getattr(error, "response", None)
     if not isinstance(response, dict):
         return False

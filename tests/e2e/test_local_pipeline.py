@@ -166,10 +166,13 @@ def test_serve_mode_stops_cleanly_on_ctrl_c(local_template: Path):
     process, lines = serving([sys.executable, "-m", "local", "--template", str(local_template), "demo", "--serve"], env)
     output = "".join(lines)
     # AND it printed the queue, the DLQ's URL and ARN, and one-line publish and peek commands
-    assert {"queue", "DLQ", "DLQ ARN"} <= {line.split("  ")[1].strip() for line in lines if line.startswith("  ") and
-                                         not line.startswith("  AWS_")}  # fmt: skip
+    labels = {line.split("  ")[1].strip() for line in lines if line.startswith("  ") and not line.startswith("  AWS_")}
+    assert {"queue", "DLQ", "DLQ ARN", "payloads"} <= labels
     commands = [line.strip() for line in lines if line.startswith("  AWS_ACCESS_KEY_ID=")]
     assert [command.split()[2].rsplit("/", 1)[1] for command in commands] == ["sqs-publish", "sqs-dlq"]
+    # AND the publish command offloads large events to the payload bucket it names
+    bucket = next(line.split()[1] for line in lines if line.startswith("  payloads "))
+    assert f"--payload-bucket {bucket} " in commands[0]
     endpoint = next(word for word in output.split() if word.startswith("http://127.0.0.1:"))
     port = int(endpoint.split(":")[2].split("/")[0])
     assert _port_open(port)

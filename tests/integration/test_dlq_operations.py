@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
@@ -194,11 +195,14 @@ def test_peek_reports_the_queue_count_beside_what_it_saw(queues, capsys):
                                   ["redrive", "--dlq-arn", "arn:aws:sqs:us-east-1:1:d", "--kind", "not_started",
                                    "--include-poison"],
                                   ["redrive", "--dlq-arn", "arn:aws:sqs:us-east-1:1:d", "--watch", "-1"]])  # fmt: skip
-def test_cli_bad_arguments_print_usage_and_exit_2(argv, capsys):
+def test_cli_bad_arguments_are_one_line_first_and_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as exited:
         main(argv)
     assert exited.value.code == 2
-    assert "usage:" in capsys.readouterr().err
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("sqs-dlq")
+    assert ": error: " in line
+    assert line.endswith("--help)")
 
 
 class FakeClock:
@@ -319,3 +323,75 @@ def test_status_line_for_an_endpoint_answering_with_an_html_page():
     line = move_tasks_unavailable(error)
 
     assert line == "SQS move tasks: not available from this endpoint (HTTP 500); redrive does not need them"
+
+
+def test_cli_redrive_leaves_a_missing_payload_unless_its_kind_is_asked_for(queues, capsys):
+    # GIVEN a message whose offloaded payload is gone, and one whose payload S3 refused to the function
+    client, source_url, dlq_url, dlq_arn = queues
+    source = source_arn(client, source_url)
+    quarantine_one(client, dlq_url, "m-missing", kind="payload_missing", source=source)
+    quarantine_one(client, dlq_url, "m-unreadable", kind="payload_unreadable", source=source)
+    argv = ["redrive", "--dlq-arn", dlq_arn, "--region", "us-east-1", "--rate", "100", "--watch", "0"]
+
+    # WHEN redriven by default: THEN the unreadable one moves (its permission can be fixed), the other stays
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "skipped 1 (1 payload_missing)" in out
+    assert visible(client, source_url) == 1 and visible(client, dlq_url) == 1
+
+    # WHEN its kind is asked for: THEN it moves too
+    assert main([*argv, "--kind", "payload_missing"]) == 0
+    assert visible(client, source_url) == 2 and visible(client, dlq_url) == 0
+
+
+def test_cli_redrive_with_max_says_how_many_it_left_not_that_they_arrived(queues, capsys):
+    # GIVEN twelve messages in the DLQ
+    client, source_url, dlq_url, dlq_arn = queues
+    for i in range(12):
+        quarantine_one(client, dlq_url, f"m-{i}", source=source_arn(client, source_url))
+
+    # WHEN at most three are redriven, watching a second for returns
+    assert main(["redrive", "--dlq-arn", dlq_arn, "--region", "us-east-1", "--max", "3", "--watch", "1"]) == 0
+
+    # THEN three moved; the nine it was told to leave are said to be left, not to have arrived
+    out = capsys.readouterr().out
+    assert "moved 3 message(s)" in out
+    assert "arrived" not in out
+    assert "left 9 of the 12 in the DLQ (--max 3)" in out
+    assert visible(client, source_url) == 3 and visible(client, dlq_url) == 9
+
+
+def test_cli_peek_has_a_header_and_each_event_id(queues, capsys):
+    # GIVEN a quarantined event, and a message SQS moved there without a reason
+    client, _, dlq_url, _ = queues
+    body = json.dumps({"event_id": "evt_42", "event_type": "hello", "payload": {}})
+    message = QuarantinedMessage(body=body, kind="invalid_payload", reason="payload.name: Field required",
+                                 source_message_id="m-1", source_queue_arn="-", receive_count=1,
+                                 event_type="hello")  # fmt: skip
+    assert SqsQuarantine(dlq_url, client_factory=lambda _: client).send_batch([message], DEADLINE) == [None]
+    client.send_message(QueueUrl=dlq_url, MessageBody="not json")
+
+    # WHEN peeked
+    assert main(["peek", "--queue-url", dlq_url, "--region", "us-east-1"]) == 0
+
+    # THEN a header names the columns, and each line has the event_id (or - when the body has none)
+    header, *rows = capsys.readouterr().out.splitlines()
+    assert header.split() == ["source_message_id", "event_id", "event_type", "why"]
+    [quarantined] = [row for row in rows if row.startswith("m-1")]
+    assert quarantined.split()[:4] == ["m-1", "evt_42", "hello", "invalid_payload:"]
+    [other] = [row for row in rows if not row.startswith("m-1")]
+    assert other.split()[1:3] == ["-", "-"]
+
+
+class ClosedPipe(io.StringIO):
+    """stdout whose reader has gone (`sqs-dlq status | head -0`)."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_cli_a_reader_that_goes_away_ends_it_quietly(queues, monkeypatch, capsys):
+    _, _, _, dlq_arn = queues
+    monkeypatch.setattr("sys.stdout", ClosedPipe())
+    assert main(["status", "--dlq-arn", dlq_arn, "--region", "us-east-1"]) == 141
+    assert capsys.readouterr().err == ""

@@ -216,16 +216,27 @@ def test_cli_table_and_simulation_chart(capsys):
         (["--rate", "1", "--handler-ms", "1", "--failure-rate", "1.5"], "failure rate must be in [0, 1)"),
     ],
 )
-def test_cli_bad_input_prints_usage_and_exits_non_zero(argv, message, capsys):
+def test_cli_bad_input_is_one_line_and_exits_2(argv, message, capsys):
     code: object
     try:
         code = run(argv)
     except SystemExit as exit_:
         code = exit_.code
-    err = capsys.readouterr().err
+    [line] = capsys.readouterr().err.splitlines()
     assert code == 2
-    assert "usage: sqs-plan" in err
-    assert message in err
+    assert line.startswith("sqs-plan: error: ")
+    assert message in line
+
+
+def test_cli_a_cdk_json_it_cannot_read_is_one_line(tmp_path, monkeypatch, capsys):
+    # GIVEN a cdk.json with a syntax error
+    (tmp_path / "cdk.json").write_text('{"context": {"stages": {,}}}')
+    monkeypatch.setattr("planning.cli.ROOT", tmp_path)
+
+    # WHEN a stage of it is planned: THEN one line names the file and the error, exit 2
+    assert run(["--stage", "dev", "--rate", "1", "--handler-ms", "1"]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"sqs-plan: error: cannot read context.stages from {tmp_path / 'cdk.json'}: Expecting")
 
 
 def test_cli_stage_file_with_a_broken_rule_is_refused(tmp_path, capsys):

@@ -37,11 +37,29 @@ def test_written_sample_has_lambda_shape_and_its_true_outcome(tmp_path):
         ["--type", "hello", "--payload", '{"name": "x"}'],  # events/hello.json exists: needs --force
     ],
 )
-def test_bad_arguments_print_usage_and_exit_2(argv, capsys):
+def test_bad_arguments_are_one_line_and_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as exited:
         main(argv)
     assert exited.value.code == 2
-    assert "usage:" in capsys.readouterr().err
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("python -m local.sample_event: error: ")
+    assert line.endswith("(see python -m local.sample_event --help)")
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--type", "", "--payload", ""], "TYPE (--type) is required: one of document.processed, hello; e.g. make"),
+        (["--type", "hello", "--payload", ""], "PAYLOAD (--payload) is required: the payload as a JSON object; e.g."),
+    ],
+)
+def test_make_event_without_its_variables_says_which_is_required(argv, says, capsys):
+    # `make event` passes TYPE and PAYLOAD empty when they are not given
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert says in line
 
 
 def test_an_invalid_payload_is_refused_with_the_validation_error(tmp_path, monkeypatch, capsys):

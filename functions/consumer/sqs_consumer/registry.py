@@ -16,6 +16,7 @@ from typing import Annotated, Any, Generic, TypeVar, Union
 from pydantic import Field, TypeAdapter, ValidationError
 
 from sqs_consumer.errors import PoisonMessageError
+from sqs_consumer.kinds import QuarantineKind
 from sqs_consumer.models.base import BaseEvent
 
 if typing.TYPE_CHECKING:
@@ -24,24 +25,19 @@ if typing.TYPE_CHECKING:
 
 EventT = TypeVar("EventT", bound=BaseEvent)
 
-# Quarantine kinds: the reasons a message goes to the DLQ without a retry.
-MALFORMED_JSON = "malformed_json"
-INVALID_ENVELOPE = "invalid_envelope"
-INVALID_PAYLOAD = "invalid_payload"
-UNKNOWN_EVENT_TYPE = "unknown_event_type"
-# An offloaded payload (envelopes.py) that no retry can fetch: gone, forbidden to the function,
-# larger than MAX_PAYLOAD_BYTES, or not UTF-8 text.
-PAYLOAD_MISSING = "payload_missing"
-PAYLOAD_UNREADABLE = "payload_unreadable"
-PAYLOAD_TOO_LARGE = "payload_too_large"
-PAYLOAD_NOT_UTF8 = "payload_not_utf8"
-NON_RETRYABLE = "non_retryable"
-# Failed on every allowed receive, or never started on any of them (near the timeout, or
-# behind a failed record of its FIFO group): quarantined on the last receive with the reason.
-RETRIES_EXHAUSTED = "retries_exhausted"
-NOT_STARTED = "not_started"
-# The same event_id came with another event_type or payload: a producer bug.
-REUSED_EVENT_ID = "reused_event_id"
+# Quarantine kinds, as the modules that quarantine name them (sqs_consumer.kinds holds them all).
+MALFORMED_JSON = QuarantineKind.MALFORMED_JSON
+INVALID_ENVELOPE = QuarantineKind.INVALID_ENVELOPE
+INVALID_PAYLOAD = QuarantineKind.INVALID_PAYLOAD
+UNKNOWN_EVENT_TYPE = QuarantineKind.UNKNOWN_EVENT_TYPE
+PAYLOAD_MISSING = QuarantineKind.PAYLOAD_MISSING
+PAYLOAD_UNREADABLE = QuarantineKind.PAYLOAD_UNREADABLE
+PAYLOAD_TOO_LARGE = QuarantineKind.PAYLOAD_TOO_LARGE
+PAYLOAD_NOT_UTF8 = QuarantineKind.PAYLOAD_NOT_UTF8
+NON_RETRYABLE = QuarantineKind.NON_RETRYABLE
+RETRIES_EXHAUSTED = QuarantineKind.RETRIES_EXHAUSTED
+NOT_STARTED = QuarantineKind.NOT_STARTED
+REUSED_EVENT_ID = QuarantineKind.REUSED_EVENT_ID
 # Reserved: never registered. Samples and tests of the unknown-type path use it, so adding an
 # event type can never silently change what they exercise.
 UNREGISTERED_TYPE = "example.unregistered"
