@@ -6,7 +6,7 @@ so no name is written twice.
 
 A plain pydantic model validated from ``os.environ``, not pydantic-settings: the
 function reads nothing but flat variables, and importing pydantic-settings cost
-~30 ms of every cold start (docs/decisions.md).
+~30 ms of every cold start (docs/decisions/008-settings-model.md).
 """
 
 from __future__ import annotations
