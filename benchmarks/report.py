@@ -175,7 +175,7 @@ def render(
         "s3transfer (~100 ms; the function's clients are botocore's), Powertools' idempotency package",
         "(imported boto3), pydantic-settings (~30 ms), and ~40 ms of botocore listing 400-odd service model",
         "folders and decoding its 1.2 MB endpoints file (the asset keeps the models it calls).",
-        "docs/decisions.md gives each choice; SnapStart (`snap_start`) removes the init from the cold path.",
+        "docs/decisions/ gives each choice; SnapStart (`snap_start`) removes the init from the cold path.",
         "",
         "## Per-record cost: what remains",
         "",

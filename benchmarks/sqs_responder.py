@@ -1,8 +1,8 @@
 """A minimal SQS- and S3-compatible endpoint on loopback, answering each call after a fixed latency.
 
 For the publisher benchmark (benchmarks/publisher.py): moto's server spends 15 to 70 ms of CPU per
-call on this 2-CPU machine, so it, not the publisher, would set the rate (docs/decisions.md). This
-answers what the publisher calls, over real HTTP/1.1 with keep-alive, in the JSON protocol botocore
+call on this 2-CPU machine, so it, not the publisher, would set the rate (docs/decisions/048-publisher-at-scale.md).
+This answers what the publisher calls, over real HTTP/1.1 with keep-alive, in the JSON protocol botocore
 speaks to SQS: ``SendMessageBatch`` (checked as SQS checks it: at most 10 entries, distinct ids, the
 messages within the queue's maximum in total), ``GetQueueAttributes`` (the maximum), and S3's
 ``PutObject`` (path style). ``GET /counts`` returns the messages and objects taken.

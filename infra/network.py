@@ -111,7 +111,7 @@ class VpcPlacementConstruct(Construct):
                 "DynamoDbEndpoint", service=ec2.GatewayVpcEndpointAwsService.DYNAMODB, subnets=[self.subnets]
             )
         # Every stage has a payload bucket. The endpoint's policy applies to all S3 traffic of these
-        # route tables, like the DynamoDB one's (docs/decisions.md: "The payload bucket").
+        # route tables, like the DynamoDB one's (docs/decisions/049-payload-bucket.md).
         self.gateway_endpoints["s3"] = self.vpc.add_gateway_endpoint(
             "S3Endpoint", service=ec2.GatewayVpcEndpointAwsService.S3, subnets=[self.subnets]
         )

@@ -1,7 +1,7 @@
 """checkov's findings that do not apply to this stack, each with its reason in the template.
 
 checkov reads ``Metadata.checkov.skip`` on a resource: the reason travels with the template,
-and docs/decisions.md lists the same skips. Everything else checkov reports is fixed in the
+and docs/decisions/027-checkov-skips.md lists the same skips. Everything else checkov reports is fixed in the
 stack, and make test fails on any new finding (tests/infra/test_checks.py).
 """
 
@@ -49,7 +49,7 @@ ENI_WRITE = (
 )
 TOPIC_KMS = (
     "Alarm notifications carry alarm names and states only; CloudWatch cannot publish to a topic encrypted "
-    "with the AWS-managed SNS key (docs/decisions.md)"
+    "with the AWS-managed SNS key (docs/decisions/026-alarm-topic-unencrypted.md)"
 )
 
 BUCKET_ACCESS_LOGS = (

@@ -226,7 +226,7 @@ class StackSettings(BaseModel):
     retry_backoff_base_seconds: float = Field(default=10, ge=0, le=MAX_BACKOFF_SECONDS)
     retry_backoff_cap_seconds: float = Field(default=300, gt=0, le=MAX_BACKOFF_SECONDS)
     # SnapStart: a snapshot of the initialized function per published version; the event source
-    # mapping invokes the "live" alias of the latest version (docs/decisions.md: when to turn it on).
+    # mapping invokes the "live" alias of the latest version (docs/decisions/023-snapstart.md).
     snap_start: bool = False
     # Exactly-once effects per event_id, remembered in a DynamoDB table.
     idempotency: bool = True
@@ -278,7 +278,7 @@ class StackSettings(BaseModel):
     def payload_retention_seconds(self) -> int:
         """How long an offloaded payload must stay readable: its message's queue retention, the DLQ's
         after a quarantine (which starts the DLQ's clock anew), and one more pass through the queue
-        after a redrive (docs/decisions.md: "The payload bucket")."""
+        after a redrive (docs/decisions/049-payload-bucket.md)."""
         return 2 * self.retention_period_seconds + self.dlq_retention_period_seconds
 
     @property

@@ -276,7 +276,7 @@ def move(client: SQSClient, dlq_url: str, destination_url: str, message: dict[st
 
 
 def kinds_table() -> str:
-    """The README's table of quarantine kinds (tests/unit/test_quarantine_kinds.py keeps the two equal)."""
+    """docs/operations.md's table of quarantine kinds (tests/unit/test_quarantine_kinds.py keeps the two equal)."""
     rows = ["| `quarantine.kind` | means | `sqs-dlq redrive` moves it |", "|---|---|---|"]
     for kind in QuarantineKind:
         moves = "yes" if kind.redrive_fixes else "no: `--include-poison` or `--kind`"

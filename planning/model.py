@@ -1,6 +1,6 @@
 """What AWS documents about the event source mapping and the function, as numbers and small formulas.
 
-Limits follow the newest AWS pages (docs/decisions.md: "Capacity planning"): a standard mapping
+Limits follow the newest AWS pages (docs/decisions/041-planning-aws-numbers.md): a standard mapping
 starts 5 concurrent batches, adds up to 300 a minute while messages wait, at most 1,250; provisioned
 mode keeps ``minimum`` pollers ready, each driving up to 10 concurrent invokes, and adds up to 1,000
 concurrent invokes a minute, at most 20,000. The unit of the model is a *reader*: one batch being

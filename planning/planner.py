@@ -75,7 +75,7 @@ def steady_state(mapping: Mapping, workload: Workload, rate: float) -> SteadySta
     if mapping.window_seconds > 0 and readers > mapping.initial_readers:
         # More readers busy than idle ones gather: the mapping scaled up while messages waited, and
         # a reader back from a batch finds its window full sooner. Full batches are the limit of
-        # that (the simulation shows fewer where the scale-up overshot: docs/decisions.md).
+        # that (the simulation shows fewer where the scale-up overshot: docs/decisions/042-planning-simplifications.md).
         records = float(full_batch(mapping, workload))
         fill_seconds, readers = 0.0, receives / records * reader_cycle_seconds(mapping, workload, records)
     full, full_cycle = saturated_reader(mapping, workload)

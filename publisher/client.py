@@ -40,7 +40,7 @@ def client_config(concurrency: int = DEFAULT_CONCURRENCY) -> Config:
     """The botocore configuration of the publisher's clients: a pooled connection per request in flight,
     the standard retry mode (throttling and 5xx retried with backoff, for SQS and for S3's PUTs), and no
     client-side parameter validation: the publisher builds each request within SQS's limits, and that
-    validation cost more CPU per request than the rest of the client (docs/decisions.md)."""
+    validation cost more CPU per request than the rest of the client (docs/decisions/048-publisher-at-scale.md)."""
     return Config(
         retries={"mode": "standard", "max_attempts": 5},
         max_pool_connections=concurrency,

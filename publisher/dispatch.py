@@ -28,7 +28,7 @@ Arrivals = tuple[deque[object], "queue.SimpleQueue[object]"]
 
 
 # Requests in flight: 25 ms apart, one process's client CPU (about 1.5 ms a request with botocore) is the
-# limit well before 32 are (docs/decisions.md, the publisher at producer scale).
+# limit well before 32 are (docs/decisions/048-publisher-at-scale.md).
 DEFAULT_CONCURRENCY = 32
 
 

@@ -49,7 +49,7 @@ def test_every_module_of_the_cold_path_has_unchecked_314_bytecode_in_the_deploye
     deployed = build_function_asset(TARGET)
     python_modules = {name: path for name, path in modules.items() if path.endswith(".py")}
     assert "sqs_consumer.handler" in python_modules and "pydantic" in python_modules
-    # botocore's clients only: boto3 (and s3transfer) stay off the cold path (docs/decisions.md).
+    # botocore's clients only: boto3 (and s3transfer) stay off the cold path (docs/decisions/019-botocore-clients.md).
     assert "botocore.client" in modules and "boto3" not in modules and "s3transfer" not in modules
     missing, stale = [], []
     for name, relative in sorted(python_modules.items()):

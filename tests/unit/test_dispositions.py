@@ -152,7 +152,7 @@ def test_consumer_entire_batch_failure_returns_every_record(consumer, context):
     # WHEN it is handled
     response = consumer.handle(sqs.event(*records), context)
 
-    # THEN the response lists all of them instead of raising (docs/decisions.md)
+    # THEN the response lists all of them instead of raising (docs/decisions/002-all-failed-batch-returns-list.md)
     assert failed_ids(response) == [r["messageId"] for r in records]
 
 

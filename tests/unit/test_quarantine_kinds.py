@@ -1,4 +1,4 @@
-"""The quarantine kinds are written once (sqs_consumer.kinds): the consumer, sqs-dlq and the README agree."""
+"""The quarantine kinds are written once (sqs_consumer.kinds): the consumer, sqs-dlq and docs/operations.md agree."""
 
 from __future__ import annotations
 
@@ -53,11 +53,12 @@ def test_sqs_dlq_redrive_accepts_every_kind(kind, monkeypatch):
     assert main(["redrive", "--dlq-arn", "arn:aws:sqs:us-east-1:123456789012:dlq", "--kind", kind]) == 0
 
 
-def test_the_readme_table_of_kinds_is_the_enum():
-    readme = (ROOT / "README.md").read_text()
+def test_the_docs_table_of_kinds_is_the_enum():
+    operations = (ROOT / "docs" / "operations.md").read_text()
     table = kinds_table()
-    indented = "\n".join(f"  {line}" for line in table.splitlines())
-    assert indented in readme, f"README.md's table of quarantine kinds differs from sqs_consumer.kinds:\n{indented}"
+    assert table in operations, (
+        f"docs/operations.md's table of quarantine kinds differs from sqs_consumer.kinds:\n{table}"
+    )
 
 
 def test_the_kinds_module_imports_nothing_of_the_pipeline():

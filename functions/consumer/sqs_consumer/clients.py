@@ -2,7 +2,7 @@
 idempotency store, S3 for offloaded payloads), made with botocore on first use only.
 
 botocore, not boto3: boto3 adds nothing the function uses (no resources, no S3 transfers) and
-importing it, with s3transfer, cost ~100 ms of every cold start (docs/decisions.md). The clients
+importing it, with s3transfer, cost ~100 ms of every cold start (docs/decisions/019-botocore-clients.md). The clients
 share one botocore session, and the config of budget.py (short timeouts, standard retries).
 """
 

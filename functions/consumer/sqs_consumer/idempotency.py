@@ -199,7 +199,7 @@ def event_data(event: BaseEvent) -> dict[str, Any]:
 
     ``{"name": "x"}`` and ``{"name": "x", "delay_ms": 0}`` are the same event and get the same
     fingerprint. It is also what Powertools' ``@idempotent_function`` hashes when given the event
-    model itself, for payloads of JSON types (docs/decisions.md says what interoperates).
+    model itself, for payloads of JSON types (docs/decisions/017-idempotency-per-batch.md says what interoperates).
     """
     return event.model_dump(mode="json", include={"event_id", "event_type", "payload"})
 

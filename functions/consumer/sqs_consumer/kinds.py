@@ -1,7 +1,7 @@
 """Why a message is in the DLQ: the quarantine kinds, written once.
 
 The consumer sends each quarantined copy with its kind in the ``quarantine.kind`` message attribute;
-``sqs-dlq`` reads it back to choose what a redrive moves, and the README's table of kinds is checked
+``sqs-dlq`` reads it back to choose what a redrive moves, and the table of kinds in docs/operations.md is checked
 against this enum (tests/unit/test_quarantine_kinds.py). The values are on the wire (DLQ attributes,
 dashboards, Logs Insights queries): never change one, only add.
 
@@ -40,7 +40,7 @@ class QuarantineKind(StrEnum):
 
     @property
     def description(self) -> str:
-        """What the kind means, in one line (the README's table shows it)."""
+        """What the kind means, in one line (docs/operations.md's table shows it)."""
         return _KINDS[self][1]
 
 

@@ -5,7 +5,7 @@ DEBUG line per record, every failure at WARNING or ERROR with its message id,
 event id and reason. Metrics are EMF (Powertools Metrics), aggregated per
 ``event_type`` within a batch: a few metric calls per batch, not per record.
 Tracing is left out: Lambda's own active tracing needs no SDK, and the X-Ray
-SDK would add ~270 ms to every cold start (docs/decisions.md).
+SDK would add ~270 ms to every cold start (docs/decisions/009-no-tracer.md).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def inject_lambda_context(
     as that decorator does (tests/unit/test_observability.py compares their lines). It builds
     no context model, reads no environment variable per invocation and looks the formatter up
     once rather than three times: Powertools' own costs ~9 µs per invocation, two records'
-    worth of work in a batch of ten (docs/decisions.md).
+    worth of work in a batch of ten (docs/decisions/013-invocation-log-keys.md).
     """
     # Powertools counts a provisioned-concurrency environment as never cold.
     cold_start = os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") != "provisioned-concurrency"

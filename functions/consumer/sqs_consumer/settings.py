@@ -6,7 +6,7 @@ so no name is written twice.
 
 A plain pydantic model validated from ``os.environ``, not pydantic-settings: the
 function reads nothing but flat variables, and importing pydantic-settings cost
-~30 ms of every cold start (docs/decisions.md).
+~30 ms of every cold start (docs/decisions/008-settings-model.md).
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ class ConsumerSettings(BaseModel):
     max_payload_bytes: int = Field(
         # Follows from the parse cost measured in docs/performance.md: a batch of 10 documents at the bound
         # (about 5 bytes of memory per byte of text), plus one being parsed at the worst case (28 per
-        # byte), fits in the default 256 MB beside the runtime (docs/decisions.md: "Payload bound").
+        # byte), fits in the default 256 MB beside the runtime (docs/decisions/051-payload-bound.md).
         default=2 * 1_048_576,
         ge=LARGEST_MAX_MESSAGE_BYTES,
         le=2_147_483_648,

@@ -6,7 +6,7 @@ kill can repeat only the effects whose completion was still in flight (at most t
 trip or two), never those of the whole batch; and a batch of fast handlers still pays about one round
 trip for all its completions: the first write carries the first success, the second all the others.
 Writing at the end of the batch instead would leave every success of a killed invocation
-``INPROGRESS``, to run again once the in-progress record expires (docs/decisions.md has the figures).
+``INPROGRESS``, to run again once the in-progress record expires (docs/decisions/016-group-commit.md has the figures).
 """
 
 from __future__ import annotations

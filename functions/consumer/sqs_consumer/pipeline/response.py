@@ -39,7 +39,7 @@ class SettledBatchProcessor(BatchProcessor):
         return results
 
     def respond(self, event: dict[str, Any], listed: dict[str, Exception]) -> PartialItemFailureResponse:
-        """Every failure is listed, even when all records fail (docs/decisions.md)."""
+        """Every failure is listed, even when all records fail (docs/decisions/002-all-failed-batch-returns-list.md)."""
         self.listed = listed
         try:
             return process_partial_response(event, _settled, self, None)
