@@ -488,7 +488,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--template", type=Path, required=True)
     parser.add_argument("--messages", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--timeout", type=float, default=280.0)
+    # Out of it come the late records' phase (~40 s) and the publishing (~30 s for 1,000 on a busy machine).
+    parser.add_argument("--timeout", type=float, default=420.0, help="seconds to wait for every message to settle")
     parser.add_argument("--crashes", type=int, default=0, help="invocations whose runtime is SIGKILLed mid-batch")
     args = parser.parse_args(argv)
     if args.messages < 1:
