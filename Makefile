@@ -82,8 +82,10 @@ unit: $(STAMP) ## Unit tests only (fast)
 local: setup $(LOCAL_TEMPLATE) ## Run the whole system locally: publish a demo mix, account for it (ARGS=--serve keeps it running, CONSUMER=orders the FIFO one)
 	$(BIN)/python -m local --template $(LOCAL_TEMPLATE) $(if $(CONSUMER),--consumer $(CONSUMER)) demo $(ARGS)
 
-chaos: setup $(LOCAL_TEMPLATE) ## Fault run: 1,000 messages of every fault through the local pipeline, then the accounting
-	$(BIN)/python -m local.fault_run --template $(LOCAL_TEMPLATE) --messages 1000 --crashes 3
+COUNT ?= 1000
+
+chaos: setup $(LOCAL_TEMPLATE) ## Fault run: COUNT (1,000) messages of every fault through the local pipeline, then the accounting (COUNT=200 is quicker)
+	$(BIN)/python -m local.fault_run --template $(LOCAL_TEMPLATE) --messages $(COUNT) --crashes 3
 
 invoke: setup $(LOCAL_TEMPLATE) ## Invoke the function once under the Lambda emulator: make invoke EVENT=events/hello.json
 	$(BIN)/python -m local --template $(LOCAL_TEMPLATE) invoke $(EVENT)

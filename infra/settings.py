@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sqs_consumer.payload_store import PARSE_BYTES_PER_PAYLOAD_BYTE, RUNTIME_MB, max_payload_for, memory_needed_mb
+from sqs_consumer.quarantine import DLQ_ROOM_BYTES
 from sqs_consumer.retry import MAX_BACKOFF_SECONDS
 from sqs_consumer.settings import ConsumerSettings
 from sqs_consumer.sqs_limits import DEFAULT_MAX_MESSAGE_BYTES, LARGEST_MAX_MESSAGE_BYTES
@@ -200,7 +201,8 @@ class StackSettings(BaseModel):
     receive_wait_time_seconds: int = Field(default=20, ge=0, le=20)
     retention_period_seconds: int = Field(default=4 * 86_400, ge=60, le=14 * 86_400)
     dlq_retention_period_seconds: int = Field(default=14 * 86_400, ge=60, le=14 * 86_400)
-    # SQS's MaximumMessageSize of the queue; the DLQ's must hold the largest message plus its reason.
+    # SQS's MaximumMessageSize of the queue; the DLQ's must hold the largest message plus its reason
+    # (DLQ_ROOM_BYTES more), so a queue at SQS's 1 MiB has no DLQ large enough.
     max_message_size_bytes: int = Field(default=DEFAULT_MAX_MESSAGE_BYTES, ge=1_024, le=LARGEST_MAX_MESSAGE_BYTES)
     dlq_max_message_size_bytes: int = Field(default=LARGEST_MAX_MESSAGE_BYTES, ge=1_024, le=LARGEST_MAX_MESSAGE_BYTES)
     # Retries before the redrive policy moves a message to the DLQ (seed: WORKER_MAX_RETRIES).
@@ -494,10 +496,18 @@ def _rule_violations(s: StackSettings) -> list[str]:  # noqa: PLR0912  # one bra
             f"retry_backoff_base_seconds ({s.retry_backoff_base_seconds:g}) must be <= retry_backoff_cap_seconds "
             f"({s.retry_backoff_cap_seconds:g})"
         )
-    if s.dlq_max_message_size_bytes < s.max_message_size_bytes:
+    # A poison message as large as the queue allows must fit in the DLQ with its reason (quarantine.py).
+    needed_dlq = s.max_message_size_bytes + DLQ_ROOM_BYTES
+    if s.dlq_max_message_size_bytes < needed_dlq:
+        fix = (
+            f"raise dlq_max_message_size_bytes to {needed_dlq}"
+            if needed_dlq <= LARGEST_MAX_MESSAGE_BYTES
+            else f"lower max_message_size_bytes to at most {LARGEST_MAX_MESSAGE_BYTES - DLQ_ROOM_BYTES}"
+        )
         problems.append(
             f"dlq_max_message_size_bytes ({s.dlq_max_message_size_bytes}) must be >= max_message_size_bytes "
-            f"({s.max_message_size_bytes}): a poison message must fit in the DLQ with its reason"
+            f"({s.max_message_size_bytes}) + {DLQ_ROOM_BYTES} for the quarantine reason = {needed_dlq} (SQS allows "
+            f"{LARGEST_MAX_MESSAGE_BYTES} at most): {fix}"
         )
     problems += _producer_violations(s)
     if s.secrets_kms_key_arn is not None and not s.secrets:

@@ -30,10 +30,20 @@ class Kill:
 class CrashInjector:
     """Kills ``count`` invocations at random moments, a few seconds apart; records when and where."""
 
-    def __init__(self, functions: Sequence[FunctionEmulator], count: int, seed: int) -> None:
+    def __init__(
+        self,
+        functions: Sequence[FunctionEmulator],
+        count: int,
+        seed: int,
+        *,
+        pause_seconds: tuple[float, float] = (1.0, 4.0),
+        moment_seconds: tuple[float, float] = (0.0, 0.5),
+    ) -> None:
         self._functions = list(functions)
         self._count = count
         self._random = random.Random(seed)  # noqa: S311  # reproducible moments, not a secret
+        self._pause = pause_seconds
+        self._moment = moment_seconds
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="crashes", daemon=True)
         self.kills: list[Kill] = []
@@ -49,19 +59,26 @@ class CrashInjector:
 
     def _run(self) -> None:
         for _ in range(self._count):
-            if self._stopping.wait(self._random.uniform(1.0, 4.0)):
+            if self._stopping.wait(self._random.uniform(*self._pause)):
                 return
-            deadline = time.monotonic() + BUSY_WAIT_SECONDS
-            busy: list[int] = []
-            while not busy and time.monotonic() < deadline and not self._stopping.is_set():
-                busy = [index for index, function in enumerate(self._functions) if function.invoking]
-                time.sleep(0.01)
+            self._kill_one()
+
+    def _kill_one(self) -> None:
+        """Kill one busy instance somewhere in its invocation: among its claims, its handlers or its
+        settlement. An invocation that ends before the chosen moment is not a crash: another is looked
+        for, up to ``BUSY_WAIT_SECONDS`` (most invocations of a fast batch end within the moment)."""
+        deadline = time.monotonic() + BUSY_WAIT_SECONDS
+        while time.monotonic() < deadline and not self._stopping.is_set():
+            busy = [index for index, function in enumerate(self._functions) if function.invoking]
             if not busy:
+                time.sleep(0.01)
                 continue
             index = self._random.choice(busy)
-            # Somewhere in the invocation: among its claims, its handlers or its settlement.
-            if self._stopping.wait(self._random.uniform(0.0, 0.5)) or not self._functions[index].invoking:
+            if self._stopping.wait(self._random.uniform(*self._moment)):
+                return
+            if not self._functions[index].invoking:
                 continue
             at = time.time()
             if self._functions[index].kill_runtime():
                 self.kills.append(Kill(index, at))
+                return

@@ -27,7 +27,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -69,12 +69,18 @@ POISON = {"malformed", "invalid_payload", "unknown_type"}
 # Slow records come in bursts so that one batch holds more than its workers finish before
 # the time reserve: the later ones meet the near-timeout guard and return at once.
 SLOW_BURST = 8
-# Late records: a burst sent first, so that moto hands them out first on every receive. Each takes
-# longer than the time left above the reserve once it starts, so a batch runs one per worker and the
-# guard stops the rest; those return at once, together, to the next batch. With more late records
-# than workers x maxReceiveCount, the last ones meet the guard on every receive and are quarantined
-# saying they never started; the others run once.
+# Late records: a burst sent and settled alone, before the rest of the mix. Each takes longer than the
+# time left above the reserve once it starts, so a batch runs one per worker and the guard stops the
+# rest; those return at once, together, to the next batch. With more late records than workers x
+# maxReceiveCount, the last ones meet the guard on every receive and are quarantined saying they never
+# started; the others run once. Alone, because a late record is only safe at the head of its batch:
+# one that starts behind other work (a publisher sends in parallel, so the order the queue holds is not
+# the plan's) outlasts the function's timeout, and every record behind late ones loses a receive to the
+# guard, so the first messages after them would be quarantined as never started too.
 LATE_BURST = 24
+# How long the late records get to settle before the rest of the mix is sent (they need about
+# maxReceiveCount rounds of a function timeout each).
+LATE_PHASE_SECONDS = 120.0
 # An effect a crash may repeat: its handler returned this close before the kill of its instance, its
 # completion still on its way to the store (docs/design.md §4: the last store round trips; moto_server
 # answers in tens of milliseconds, more on a busy machine).
@@ -229,22 +235,24 @@ def run(
     ):
         injector = CrashInjector(pipeline.functions, crashes, seed)
         task = progress.add_task("publishing", total=count, detail="")
-        report.published = _publish(pipeline, count, seed)
-        progress.update(task, description="settling", total=len(report.published), completed=0)
-        injector.start()
         lines = ProgressLines(console)
-        lines.show(f"published {len(report.published)}", force=True)
-        while time.monotonic() - started < timeout:
-            states, dead = demo.observe(pipeline.client, pipeline.dead_letter_queue.url, report.published, ledger)
-            in_flight = sum(state == demo.IN_FLIGHT for state in states.values())
+
+        def show(states: dict[str, str], in_flight: int) -> None:
             detail = f"in flight {in_flight}, invocations {sum(ledger.invocations.values())}"
             progress.update(task, completed=len(states) - in_flight, detail=f"published {len(states)}, {detail}")
             lines.show(f"settled {len(states) - in_flight}/{len(states)}, {detail}")
-            # A DLQ message hidden (received and not yet released) is not in what peek saw.
-            dlq_hidden = approximate_count(pipeline.client, pipeline.dead_letter_queue.url).in_flight
-            if demo.IN_FLIGHT not in states.values() and not dlq_hidden:
-                break
-            time.sleep(1.0)
+
+        def settle_late(late: dict[str, Planned]) -> None:
+            progress.update(task, description="late records", total=len(late), completed=0)
+            lines.show(f"published {len(late)} late records first, alone", force=True)
+            _settle(pipeline, late, ledger, started + min(LATE_PHASE_SECONDS, timeout), show)
+
+        planned = _plan(pipeline, count, seed)
+        report.published = publish_late_first(planned, lambda items: _send(pipeline, items), settle_late)
+        progress.update(task, description="settling", total=len(report.published))
+        injector.start()
+        lines.show(f"published {len(report.published)}", force=True)
+        states, dead = _settle(pipeline, report.published, ledger, started + timeout, show)
         max_receives = pipeline.plan.source_queue.max_receive_count
         injector.stop()
     report.kills = injector.kills
@@ -259,8 +267,43 @@ def run(
     return report
 
 
-def _publish(pipeline: Pipeline, count: int, seed: int) -> dict[str, Planned]:
-    """The seeded mix, sent; by message id."""
+def publish_late_first(
+    planned: list[Planned],
+    send: Callable[[list[Planned]], dict[str, Planned]],
+    settle: Callable[[dict[str, Planned]], None],
+) -> dict[str, Planned]:
+    """The late records sent and settled alone, then the rest of the mix sent; all by message id.
+
+    A late record is safe only at the head of its batch (LATE_BURST): alone, it always is.
+    """
+    published = send([item for item in planned if item.kind == "late"])
+    if published:
+        settle(dict(published))
+    published.update(send([item for item in planned if item.kind != "late"]))
+    return published
+
+
+def _settle(
+    pipeline: Pipeline,
+    published: dict[str, Planned],
+    ledger: demo.Ledger,
+    until: float,
+    show: Callable[[dict[str, str], int], None],
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """Observe until every published message is settled (or ``until``, monotonic); the last observation."""
+    while True:
+        states, dead = demo.observe(pipeline.client, pipeline.dead_letter_queue.url, published, ledger)
+        in_flight = sum(state == demo.IN_FLIGHT for state in states.values())
+        show(states, in_flight)
+        # A DLQ message hidden (received and not yet released) is not in what peek saw.
+        dlq_hidden = approximate_count(pipeline.client, pipeline.dead_letter_queue.url).in_flight
+        if (not in_flight and not dlq_hidden) or time.monotonic() >= until:
+            return states, dead
+        time.sleep(1.0)
+
+
+def _plan(pipeline: Pipeline, count: int, seed: int) -> list[Planned]:
+    """The seeded mix, its offloaded payloads put in moto's S3."""
     plan = pipeline.plan
     # A slow record takes half the time reserve: a burst of them in one batch outlasts the
     # workers, so the later ones meet the near-timeout guard, while a record started just
@@ -275,6 +318,11 @@ def _publish(pipeline: Pipeline, count: int, seed: int) -> dict[str, Planned]:
         s3 = s3_client(pipeline.server.endpoint_url)
         for item in offloaded:
             item.body, item.attributes = shapes.offload(s3, pipeline.payload_bucket, item.body)
+    return planned
+
+
+def _send(pipeline: Pipeline, planned: list[Planned]) -> dict[str, Planned]:
+    """``planned`` sent; by message id."""
     return demo.send(
         pipeline.client,
         pipeline.queue.url,
@@ -442,7 +490,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--template", type=Path, required=True)
     parser.add_argument("--messages", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--timeout", type=float, default=280.0)
+    # Out of it come the late records' phase (~40 s) and the publishing (~30 s for 1,000 on a busy machine).
+    parser.add_argument("--timeout", type=float, default=420.0, help="seconds to wait for every message to settle")
     parser.add_argument("--crashes", type=int, default=0, help="invocations whose runtime is SIGKILLed mid-batch")
     args = parser.parse_args(argv)
     if args.messages < 1:
@@ -453,7 +502,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
     report = run(args.template, args.messages, args.seed, args.timeout, console=console, crashes=args.crashes)
     render(report, console)
+    console.print(f"Logs: {_shown(LOG_DIR)}/ (function-N.log: each function instance's lines; moto.log: the server's)")
     return 0 if report.ok else 1
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it is under it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 if __name__ == "__main__":

@@ -53,6 +53,13 @@ def test_defaults_mirror_the_seed():
         pytest.param({"batch_size": 10_001}, r"batch_size: Input should be less than or equal to 10000",
                      id="batch-max"),
         pytest.param({"log_retention_days": 31}, r"log_retention_days \(31\) must be one of", id="log-retention"),
+        pytest.param({"max_message_size_bytes": 1_048_576},
+                     r"dlq_max_message_size_bytes \(1048576\) must be >= max_message_size_bytes \(1048576\) \+ 2048 "
+                     r"for the quarantine reason = 1050624 \(SQS allows 1048576 at most\): lower "
+                     r"max_message_size_bytes to at most 1046528", id="queue-at-sqs-maximum"),
+        pytest.param({"max_message_size_bytes": 262_144, "dlq_max_message_size_bytes": 262_144},
+                     r"dlq_max_message_size_bytes \(262144\) must be >= .* = 264192 .*: raise "
+                     r"dlq_max_message_size_bytes to 264192", id="dlq-as-large-as-queue"),
         pytest.param({"retry_backoff_base_seconds": 400},
                      r"retry_backoff_base_seconds \(400\) must be <= retry_backoff_cap_seconds \(300\)",
                      id="backoff"),

@@ -143,3 +143,51 @@ def test_strict_double_refuses_what_sqs_refuses(strict):
             "a": {"DataType": "String", "StringValue": "\u0000"}})  # fmt: skip
     with pytest.raises(Exception, match="InvalidParameterValue"):
         strict.send_message(QueueUrl=url, MessageBody="x" * 1_025)
+
+
+def test_strict_double_refuses_an_empty_attribute_value(strict):
+    # SQS answers: Message (user) attribute 'x' must contain a non-empty value of type 'String'.
+    url = dlq(strict, 1_024)
+    with pytest.raises(Exception, match="must contain a non-empty value"):
+        strict.send_message(QueueUrl=url, MessageBody="x",
+                            MessageAttributes={"x": {"DataType": "String", "StringValue": ""}})  # fmt: skip
+
+
+def test_a_body_at_the_dlq_maximum_stays_on_its_queue_rather_than_reach_the_dlq_without_a_reason(strict):
+    # GIVEN malformed JSON as large as the DLQ allows (its queue as large as its DLQ)
+    url = dlq(strict, 262_144)
+    record = sqs.record("{" + "x" * (262_144 - 1))
+
+    # WHEN the consumer handles it
+    response = consumer_for(strict, url, 262_144).handle(sqs.event(record), FakeContext())
+
+    # THEN no copy without a reason reaches the DLQ: the record stays on its queue, listed
+    assert failed_ids(response) == [record["messageId"]]
+    assert dead_letters(strict, url) == []
+
+
+def test_every_copy_sqs_accepts_says_why_whatever_room_the_body_leaves(strict):
+    # GIVEN poison bodies leaving every room from none to 160 bytes in a 4 KiB DLQ
+    url = dlq(strict, 4_096)
+    consumer = consumer_for(strict, url, 4_096)
+    records = [sqs.record("{" + "x" * (4_096 - 1 - room)) for room in range(160)]
+
+    # WHEN the consumer handles them, ten a batch
+    listed: set[str] = set()
+    for start in range(0, len(records), 10):
+        listed |= set(failed_ids(consumer.handle(sqs.event(*records[start : start + 10]), FakeContext())))
+
+    # THEN SQS refused nothing, each record is either listed or in the DLQ with a kind and a reason
+    assert strict.refused == []
+    by_body = {record["body"]: record["messageId"] for record in records}
+    seen = {}
+    while batch := dead_letters(strict, url):
+        for letter in batch:
+            # Where room is short the source message id gives way to the reason: the body tells them apart.
+            seen[by_body[letter["Body"]]] = reasons(letter)
+            strict.delete_message(QueueUrl=url, ReceiptHandle=letter["ReceiptHandle"])
+    assert listed | set(seen) == {record["messageId"] for record in records}
+    assert not listed & set(seen)
+    assert all(
+        letter["quarantine.kind"] == "malformed_json" and letter["quarantine.reason"] for letter in seen.values()
+    )

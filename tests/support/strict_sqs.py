@@ -4,7 +4,7 @@ It wraps a real boto3 client (moto's, in the tests) and checks every message sen
 with ``send_message`` and ``send_message_batch`` against SQS's rules before passing
 it on: at most 10 attributes, SQS's character set in bodies and string attribute
 values, body plus attributes within the queue's ``MaximumMessageSize``, a whole batch
-within the same limit, and FIFO deduplication ids SQS would take. A refused message
+within the same limit, no empty attribute value, and FIFO deduplication ids SQS would take. A refused message
 raises the ``ClientError`` SQS answers with (per entry, ``Failed`` with a sender fault).
 """
 
@@ -62,6 +62,14 @@ class StrictSqs:
             )
         for name, value in attributes.items():
             text = value.get("StringValue")
+            data_type = str(value.get("DataType", ""))
+            # SQS: "Name, type, value and the message body must not be empty or null".
+            if not (text or value.get("BinaryValue")):
+                kind = "Binary" if data_type.startswith("Binary") else "String"
+                return (
+                    "InvalidParameterValue",
+                    f"Message (user) attribute '{name}' must contain a non-empty value of type '{kind}'.",
+                )
             if text is not None and has_forbidden_characters(text):
                 return "InvalidParameterValue", f"Message attribute '{name}' contains invalid characters"
         limit = self.max_message_bytes(queue_url)

@@ -165,9 +165,10 @@ HALF_MATCHES = [
     pytest.param(json.dumps({"Type": "Notification", "TopicArn": TOPIC_ARN, "MessageId": "m"}), "invalid_envelope",
                  "resembles an SNS notification, but Message: Field required", id="sns-without-message"),
     pytest.param(json.dumps({**json.loads(sns_notification("{}")), "Type": "SubscriptionConfirmation",
-                             "SubscribeURL": "https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription"}),
+                             "SubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription"
+                                             f"&TopicArn={TOPIC_ARN}&Token=2336412f37"}),
                  "invalid_envelope", f"an SNS SubscriptionConfirmation for {TOPIC_ARN}, not a notification: it "
-                 "holds no event. To confirm, open its SubscribeURL (https://sns.eu-west-1.amazonaws.com/?Action=",
+                 "holds no event. To confirm, open its SubscribeURL (https://sns.us-east-1.amazonaws.com/?Action=",
                  id="sns-subscription-confirmation"),
     pytest.param(json.dumps({**json.loads(sns_notification("{}")), "Message": {"event_id": "e"}}), "invalid_envelope",
                  "resembles an SNS notification, but Message: Input should be a valid string", id="sns-message-object"),

@@ -13,7 +13,13 @@ if TYPE_CHECKING:
 
 from sqs_consumer.budget import Deadline
 from sqs_consumer.errors import DeadlineReachedError, QuarantineFailedError
-from sqs_consumer.quarantine import MAX_REASON_BYTES, QuarantinedMessage, SqsQuarantine
+from sqs_consumer.quarantine import (
+    DLQ_ROOM_BYTES,
+    MAX_REASON_BYTES,
+    MIN_REASON_BYTES,
+    QuarantinedMessage,
+    SqsQuarantine,
+)
 from sqs_consumer.sqs_limits import MAX_MESSAGE_ATTRIBUTES, has_forbidden_characters, message_size
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -127,6 +133,79 @@ def test_a_body_that_leaves_little_room_keeps_a_trimmed_reason_rather_than_other
 def test_attributes_refuse_a_body_larger_than_the_dlq_allows():
     with pytest.raises(QuarantineFailedError, match="MaximumMessageSize"):
         message(body="x" * 2_000).attributes(NOW, 1_024)
+
+
+def test_a_body_at_the_queue_maximum_keeps_every_attribute_whole_in_a_dlq_with_the_room():
+    # GIVEN a body at the queue's maximum, and every quarantine value at its longest
+    queue_max = 262_144
+    longest = message(
+        body="x" * queue_max,
+        kind="k" * 64,
+        reason="r" * 5_000,
+        source_message_id="6c0c7a2e-1f4b-4a8e-9d3c-0b8f5e2a7d91",
+        source_queue_arn="arn:aws-us-gov:sqs:us-gov-west-1:123456789012:" + "q" * 80,
+        receive_count=1_000,
+        event_type="t" * 1_000,
+    )
+
+    # WHEN its attributes are built for a DLQ with DLQ_ROOM_BYTES above the queue's maximum
+    attributes = longest.attributes(NOW, queue_max + DLQ_ROOM_BYTES)
+
+    # THEN nothing is dropped and the reason is cut only by its own cap
+    assert len([name for name in attributes if name.startswith("quarantine.")]) == 7
+    assert len(attributes["quarantine.reason"]["StringValue"].encode()) == MAX_REASON_BYTES
+
+
+@pytest.mark.parametrize("reason", ["r" * 5_000, "\u00e9" * 3_000, "\U0001f600" * 2_000, "short"])
+def test_a_copy_always_carries_a_kind_and_a_reason_or_is_not_sent(reason):
+    # GIVEN bodies leaving every room from none to a few hundred bytes in the DLQ
+    for room in range(400):
+        body = "x" * (4_096 - room)
+
+        # WHEN the attributes are built
+        try:
+            attributes = message(body=body, reason=reason, event_type="hello").attributes(NOW, 4_096)
+        except QuarantineFailedError as error:
+            # THEN either the copy is refused, saying why and what to change...
+            assert "give the DLQ" in str(error)
+            assert f"(malformed_json: {reason[:8]}" in str(error)
+            continue
+        # ...or it carries a kind and a reason, no empty value, and fits
+        assert attributes["quarantine.kind"]["StringValue"] == "malformed_json"
+        kept = attributes["quarantine.reason"]["StringValue"]
+        assert reason.startswith(kept.removesuffix("…"))
+        assert len(kept.encode()) >= min(len(reason.encode()), MIN_REASON_BYTES - len("…".encode()))
+        assert all(value["StringValue"] for value in attributes.values())
+        assert message_size(body, attributes) <= 4_096
+
+
+def test_a_body_without_room_for_its_reason_is_refused_with_the_reason_in_the_error():
+    # GIVEN a body exactly at the DLQ's maximum (a queue as large as its DLQ)
+    body = "x" * 4_096
+
+    # WHEN its attributes are built
+    with pytest.raises(QuarantineFailedError) as refused:
+        message(body=body, reason="Invalid JSON: EOF while parsing").attributes(NOW, 4_096)
+
+    # THEN the error says what to change, and keeps the reason for the log
+    assert f"give the DLQ {DLQ_ROOM_BYTES} bytes above the queue's maximum message size" in str(refused.value)
+    assert "(malformed_json: Invalid JSON: EOF while parsing)" in str(refused.value)
+
+
+def test_an_empty_reason_or_kind_is_never_sent_empty():
+    attributes = message(kind="", reason="").attributes(NOW)
+    assert attributes["quarantine.kind"]["StringValue"] == "unknown"
+    assert attributes["quarantine.reason"]["StringValue"] == "unknown"
+
+
+def test_an_original_attribute_with_an_empty_value_is_left_out():
+    originals = {
+        "empty": {"stringValue": "", "dataType": "String"},
+        "tenant": {"stringValue": "acme", "dataType": "String"},
+    }
+    attributes = message(original_attributes=originals).attributes(NOW)
+    assert "empty" not in attributes
+    assert attributes["tenant"] == {"DataType": "String", "StringValue": "acme"}
 
 
 DEADLINE = Deadline(lambda: 30_000, 1_000)

@@ -23,6 +23,7 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import parse_qs, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -234,12 +235,58 @@ def _half_match(shape: str, what: str) -> PoisonMessageError:
 
 def _subscription_message(document: Mapping[str, Any]) -> PoisonMessageError:
     """SNS asks the queue to confirm a subscription another account made: it carries no event. Its reason
-    says how to confirm, and the body (kept whole in the DLQ) holds the SubscribeURL."""
-    url = str(document.get("SubscribeURL") or "")[:300]
+    says how to confirm, and the body (kept whole in the DLQ) holds the SubscribeURL.
+
+    Anyone allowed to send to the queue can send this shape too, so the reason an operator follows names
+    the URL only when it is SNS's own confirmation link for the topic the message names; otherwise it
+    says the confirmation looks forged, and names no URL."""
+    kind = str(document.get("Type"))
+    topic = document.get("TopicArn")
+    url = document.get("SubscribeURL")
+    if isinstance(topic, str) and isinstance(url, str) and _is_sns_subscribe_url(url, topic):
+        return PoisonMessageError(INVALID_ENVELOPE, (
+            f"an SNS {kind} for {topic}, not a notification: it holds no event. To confirm, open its "
+            f"SubscribeURL ({url}); subscribing from the queue's own account needs no confirmation "
+            "(README: From SNS)"))  # fmt: skip
+    # A TopicArn is named only when it is one: forged text must not read as an instruction either.
+    named = topic if isinstance(topic, str) and _TOPIC_ARN.fullmatch(topic) else "an invalid TopicArn"
     return PoisonMessageError(INVALID_ENVELOPE, (
-        f"an SNS {document.get('Type')} for {str(document.get('TopicArn'))[:256]}, not a notification: it holds "
-        f"no event. To confirm, open its SubscribeURL ({url or 'none given'}); subscribing from the queue's own "
-        "account needs no confirmation (README: From SNS)"))  # fmt: skip
+        f"an SNS {kind} for {named} that looks forged: its SubscribeURL is not SNS's link confirming that "
+        "topic on its region's endpoint. Do not open it; to take a topic's messages, subscribe from the "
+        "queue's own account (README: From SNS)"))  # fmt: skip
+
+
+# The domain of SNS's endpoints in each partition a TopicArn may name (GovCloud shares the commercial one).
+_SNS_DOMAINS = {"aws": "amazonaws.com", "aws-us-gov": "amazonaws.com", "aws-cn": "amazonaws.com.cn"}
+_TOPIC_ARN = re.compile(
+    r"arn:(?P<partition>[a-z-]+):sns:(?P<region>[a-z]{2}(?:-[a-z]+)+-\d+):\d{12}:[\w-]{1,256}(?:\.fifo)?"
+)
+
+
+def _is_sns_subscribe_url(url: str, topic_arn: str) -> bool:
+    """True when ``url`` is what SNS sends: https on sns.<region>.<partition's domain>, the topic's region,
+    with no credentials or port (the host is the whole netloc), asking ConfirmSubscription of that very
+    topic with a token."""
+    topic = _TOPIC_ARN.fullmatch(topic_arn)
+    if topic is None or topic["partition"] not in _SNS_DOMAINS:
+        return False
+    # As SNS writes it: printable ASCII, no spaces (urlsplit would drop tabs and newlines silently).
+    if len(url) > 2_048 or not (url.isascii() and url.isprintable()) or " " in url:
+        return False
+    try:
+        parts = urlsplit(url)
+        query = parse_qs(parts.query, strict_parsing=True) if parts.query else {}
+    except ValueError:
+        return False
+    host = f"sns.{topic['region']}.{_SNS_DOMAINS[topic['partition']]}"
+    if parts.scheme != "https" or parts.netloc != host or parts.path not in ("", "/"):
+        return False
+    return (
+        query.get("Action") == ["ConfirmSubscription"]
+        and query.get("TopicArn") == [topic_arn]
+        and len(query.get("Token", [])) == 1
+        and not parts.fragment
+    )
 
 
 def _detail(exc: ValidationError) -> str:

@@ -41,10 +41,18 @@ if TYPE_CHECKING:
 ATTRIBUTE_PREFIX = "quarantine."
 MAX_REASON_BYTES = 1024
 MAX_EVENT_TYPE_BYTES = 256
-# A value cut shorter than this says nothing: it is left out instead.
+MAX_KIND_BYTES = 64
+# Where room is short, the reason is cut to no less than this (a shorter reason stays whole). A copy
+# without room for its kind and this much reason is not sent: SQS refuses an empty attribute value,
+# and a copy in the DLQ that cannot say why it is there is what quarantine exists to prevent.
 MIN_REASON_BYTES = 16
+# The room a DLQ needs above its queue's MaximumMessageSize: every quarantine attribute at its longest
+# (a 1,024-byte reason, a 256-byte event type, the source queue's ARN...). A body at the queue's
+# maximum then keeps its whole reason; the synth refuses a DLQ with less (infra/settings.py).
+DLQ_ROOM_BYTES = 2_048
 SEND_BATCH_ENTRIES = 10
 _STRING = "String"
+_UNKNOWN_KIND = "unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,18 +78,31 @@ class QuarantinedMessage:
         beside what identifies the copy, and never dropped for another attribute), the source message
         id and receive count, the source queue, the event type, the time, then the original
         attributes. The original's own ``quarantine.*`` attributes (a copy redriven and quarantined
-        again) are replaced by the new ones.
+        again) are replaced by the new ones. No value is empty (SQS refuses one).
+
+        Raises ``QuarantineFailedError`` when the body leaves no room for the kind and a reason of
+        ``MIN_REASON_BYTES``: the record is then listed as a failure and stays on its queue, its reason
+        in the log line of the refusal, and SQS's redrive is the backstop once its receives run out.
+        A stack whose DLQ has ``DLQ_ROOM_BYTES`` above its queue's maximum never gets there.
         """
-        room = max_message_bytes - utf8_size(self.body)
+        body_bytes = utf8_size(self.body)
+        room = max_message_bytes - body_bytes
         if room < 0:
             raise QuarantineFailedError(
-                f"the body ({utf8_size(self.body)} bytes) is larger than the DLQ's maximum message size "
+                f"the body ({body_bytes} bytes) is larger than the DLQ's maximum message size "
                 f"({max_message_bytes} bytes): raise the DLQ's MaximumMessageSize"
             )
+        kind = trim_utf8(sqs_safe(self.kind), MAX_KIND_BYTES) or _UNKNOWN_KIND
+        # An empty reason would be refused; the kind is the least it can say.
+        reason = sqs_safe(self.reason) or kind
+        minimal = _cost("kind", kind) + _cost("reason", trim_utf8(reason, MIN_REASON_BYTES))
+        if minimal > room:
+            raise QuarantineFailedError(
+                f"the body ({body_bytes} bytes) leaves {room} of the DLQ's {max_message_bytes} bytes, less than "
+                f"the {minimal} its kind and reason need: give the DLQ {DLQ_ROOM_BYTES} bytes above the queue's "
+                f"maximum message size ({kind}: {trim_utf8(reason, 256)})"
+            )
         attributes: dict[str, dict[str, Any]] = {}
-
-        def cost_of(name: str, value: str) -> int:
-            return utf8_size(ATTRIBUTE_PREFIX + name) + len(_STRING) + utf8_size(sqs_safe(value))
 
         def add(name: str, value: str, *, trim_to: int | None = None, keep: int = 0) -> None:
             """Add while it fits; a trimmable value is cut to the room left but ``keep`` bytes."""
@@ -89,25 +110,20 @@ class QuarantinedMessage:
             name = ATTRIBUTE_PREFIX + name
             value = sqs_safe(value)
             overhead = utf8_size(name) + len(_STRING)
-            if trim_to is not None:
-                limit = min(trim_to, room - overhead - keep)
-                if utf8_size(value) > limit:
-                    if limit < min(MIN_REASON_BYTES, utf8_size(value)) and keep:
-                        keep = 0  # what it was kept for goes first: the reason is never dropped for it
-                        limit = min(trim_to, room - overhead)
-                    if limit < 1:
-                        return
-                    value = trim_utf8(value, limit)
+            if trim_to is not None and utf8_size(value) > trim_to:
+                value = trim_utf8(value, trim_to)
+            if trim_to is not None and overhead + utf8_size(value) > room - keep:
+                value = trim_utf8(value, room - keep - overhead)
             size = overhead + utf8_size(value)
-            if size <= room and len(attributes) < MAX_MESSAGE_ATTRIBUTES:
+            if value and size <= room and len(attributes) < MAX_MESSAGE_ATTRIBUTES:
                 attributes[name] = {"DataType": _STRING, "StringValue": value}
                 room -= size
 
-        identity = cost_of("source_message_id", self.source_message_id) + cost_of(
-            "receive_count", str(self.receive_count)
-        )
-        add("kind", self.kind)
-        add("reason", self.reason or "-", trim_to=MAX_REASON_BYTES, keep=identity)
+        add("kind", kind)
+        # The reason keeps room for what identifies the copy, down to its minimum, never below.
+        identity = _cost("source_message_id", self.source_message_id) + _cost("receive_count", str(self.receive_count))
+        floor = utf8_size(trim_utf8(reason, MIN_REASON_BYTES)) + _cost("reason", "")
+        add("reason", reason, trim_to=MAX_REASON_BYTES, keep=max(0, min(identity, room - floor)))
         add("source_message_id", self.source_message_id)
         add("receive_count", str(self.receive_count))
         add("source_queue_arn", self.source_queue_arn or "-")
@@ -124,6 +140,11 @@ class QuarantinedMessage:
         return attributes
 
 
+def _cost(name: str, value: str) -> int:
+    """What a quarantine attribute adds to the message size (``value`` already SQS-safe)."""
+    return utf8_size(ATTRIBUTE_PREFIX + name) + len(_STRING) + utf8_size(value)
+
+
 def _add_originals(attributes: dict[str, dict[str, Any]], originals: dict[str, Any], room: int) -> list[str]:
     """The original message attributes, each while it fits beside ``attributes``; the names left out.
 
@@ -137,7 +158,9 @@ def _add_originals(attributes: dict[str, dict[str, Any]], originals: dict[str, A
             continue
         converted = _to_send_format(value)
         cost = attribute_size(name, converted)
-        if len(attributes) < MAX_MESSAGE_ATTRIBUTES and cost <= room:
+        # An empty value (SQS never delivers one, a hand-made event may hold one) would be refused.
+        has_value = bool(converted.get("StringValue") or converted.get("BinaryValue"))
+        if has_value and len(attributes) < MAX_MESSAGE_ATTRIBUTES and cost <= room:
             attributes[name] = converted
             room -= cost
         else:
