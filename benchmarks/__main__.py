@@ -47,7 +47,7 @@ from sqs_consumer.models import HelloEvent
 from sqs_consumer.observability import logger
 from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.registry import EventRegistry, RecordInfo, Route
-from tests.support.fakes import FakeContext, FakeQuarantine
+from sqs_consumer.testing.fakes import FakeContext, InMemoryDLQ
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,8 +70,8 @@ def concurrency(repeats: int) -> tuple[float, float]:
     registry = EventRegistry([Route(HelloEvent, wait)])
     event = hello_batch(10)
     with redirect_stdout(io.StringIO()):
-        together = BatchConsumer(registry, FakeQuarantine(), max_concurrent_records=10)
-        one_by_one = BatchConsumer(registry, FakeQuarantine(), max_concurrent_records=1)
+        together = BatchConsumer(registry, InMemoryDLQ(), max_concurrent_records=10)
+        one_by_one = BatchConsumer(registry, InMemoryDLQ(), max_concurrent_records=1)
         ours = median_seconds(lambda: together.handle(event, FakeContext()), repeats)
         serial = median_seconds(lambda: one_by_one.handle(event, FakeContext()), max(1, repeats // 3))
     return ours * 1000, serial * 1000
@@ -84,14 +84,14 @@ from benchmarks.references import hello_batch, reference_handler
 from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.routes import REGISTRY
 from sqs_consumer.observability import build_metrics, logger
-from tests.support.fakes import FakeContext, FakeQuarantine
+from sqs_consumer.testing.fakes import FakeContext, InMemoryDLQ
 logger.registered_handler.setStream(io.StringIO())
 import tracemalloc
 event = hello_batch({size})
 out = sys.stdout; sys.stdout = io.StringIO()
 tracemalloc.start()
 if {ours}:
-    BatchConsumer(REGISTRY, FakeQuarantine(), metrics=build_metrics("B", "b")).handle(event, FakeContext())
+    BatchConsumer(REGISTRY, InMemoryDLQ(), metrics=build_metrics("B", "b")).handle(event, FakeContext())
 else:
     reference_handler(event)
 handling_peak = tracemalloc.get_traced_memory()[1] / 2**20

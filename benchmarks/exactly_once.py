@@ -34,8 +34,8 @@ from sqs_consumer.models import HelloEvent
 from sqs_consumer.observability import logger
 from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.registry import EventRegistry, RecordInfo, Route
-from tests.support import sqs_events as sqs
-from tests.support.fakes import FakeContext, FakeQuarantine
+from sqs_consumer.testing import events as sqs
+from sqs_consumer.testing.fakes import FakeContext, InMemoryDLQ
 
 TABLE = "bench-idempotency"
 ASYNC_WAIT_SECONDS = 0.05
@@ -119,9 +119,9 @@ def measure(size: int, handler: Any, latency_ms: float, repeats: int) -> Row:
         return layer
 
     registry = EventRegistry([Route(HelloEvent, handler)])
-    on = BatchConsumer(registry, FakeQuarantine(), max_concurrent_records=size,
+    on = BatchConsumer(registry, InMemoryDLQ(), max_concurrent_records=size,
                        idempotency=DynamoDBIdempotency(persistence))  # fmt: skip
-    off = BatchConsumer(registry, FakeQuarantine(), max_concurrent_records=size)
+    off = BatchConsumer(registry, InMemoryDLQ(), max_concurrent_records=size)
     on.handle(new_events(1), FakeContext())  # the client is created once per execution environment
     timings: dict[str, list[float]] = {"on": [], "off": []}
     calls = []

@@ -7,7 +7,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
 from sqs_consumer.models import HelloEvent
-from tests.support import sqs_events as sqs
+from sqs_consumer.testing import events as sqs
 
 
 def hello_batch(size: int) -> dict[str, Any]:

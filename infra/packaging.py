@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 FUNCTION_SOURCE = ROOT / "functions" / "consumer"
 REQUIREMENTS = ROOT / "requirements.txt"
 CACHE_DIR = ROOT / ".cache" / "assets"
-_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", "tests")
+# The test kit (sqs_consumer.testing) is for tests: the function never imports it, so the asset leaves it out.
+_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", "tests", "testing")
 # The AWS services whose botocore models the asset keeps: the ones the function's clients call
 # (sqs_consumer/clients.py: S3 for offloaded payloads; secrets.py through Powertools). botocore lists every model
 # folder it ships when it makes a client, and 400-odd folders cost a cold start some 40 ms; a

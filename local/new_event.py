@@ -103,41 +103,36 @@ def {n.handler}(event: {n.event_class}, record: RecordInfo) -> None:
 
 
 def handler_test_source(n: Names) -> str:
-    return f'''"""The ``{n.event_type}`` handler, and what its model accepts."""
+    return f'''"""The ``{n.event_type}`` handler through the real consumer, with the test kit (sqs_consumer.testing)."""
 
 from __future__ import annotations
 
-import json
-
-import pytest
-
-from sqs_consumer.errors import PoisonMessageError
-from sqs_consumer.handlers.{n.module} import {n.handler}
-from sqs_consumer.models.{n.module} import {n.event_class}
-from sqs_consumer.registry import RecordInfo
-from sqs_consumer.routes import REGISTRY
+from sqs_consumer.testing import run_batch
 
 
-def _body(payload: dict) -> str:
-    return json.dumps({{"event_id": "evt_1", "event_type": "{n.event_type}", "payload": payload}})
+def _event(event_id: str, **payload: str) -> dict:
+    return {{"event_id": event_id, "event_type": "{n.event_type}", "payload": payload}}
 
 
-def test_{n.module}_is_routed_to_its_handler():
-    event = REGISTRY.parse(_body({{"{n.field}": "x-1"}}))
+def test_{n.module}_is_handled_once_and_its_message_deleted():
+    result = run_batch(_event("evt_1", {n.field}="x-1"))
 
-    assert isinstance(event, {n.event_class})
-    assert REGISTRY.route_for(event).handler is {n.handler}
-
-
-def test_{n.module}_handler_succeeds_on_a_valid_event():
-    event = {n.event_class}.model_validate_json(_body({{"{n.field}": "x-1"}}))
-
-    assert {n.handler}(event, RecordInfo({{"messageId": "m-1"}})) is None
+    assert result.succeeded == ["evt_1"]
+    assert result["evt_1"].handler_calls == 1
 
 
-def test_{n.module}_without_{n.field}_is_poison():
-    with pytest.raises(PoisonMessageError):
-        REGISTRY.parse(_body({{"{n.field}": ""}}))
+def test_{n.module}_without_{n.field}_is_quarantined_with_its_reason():
+    result = run_batch(_event("evt_1", {n.field}=""))
+
+    assert result.quarantined["evt_1"].kind == "invalid_payload"
+    assert "{n.field}" in (result.quarantined["evt_1"].reason or "")
+
+
+def test_{n.module}_sent_again_is_a_duplicate_whatever_its_shape():
+    first = run_batch(_event("evt_1", {n.field}="x-1"))
+    again = run_batch(_event("evt_1", {n.field}="x-1"), shape="sns", idempotency=first.idempotency)
+
+    assert again.duplicates == ["evt_1"]
 '''
 
 

@@ -11,7 +11,7 @@ import pytest
 from sqs_consumer.observability import logger
 from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.routes import REGISTRY
-from tests.support.fakes import FakeContext, FakeQuarantine
+from sqs_consumer.testing.fakes import FakeContext, InMemoryDLQ
 
 
 @pytest.fixture
@@ -23,8 +23,8 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def quarantine() -> FakeQuarantine:
-    return FakeQuarantine()
+def quarantine() -> InMemoryDLQ:
+    return InMemoryDLQ()
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def context() -> FakeContext:
 
 
 @pytest.fixture
-def consumer(quarantine: FakeQuarantine) -> BatchConsumer:
+def consumer(quarantine: InMemoryDLQ) -> BatchConsumer:
     return BatchConsumer(REGISTRY, quarantine, time_reserve_ms=1_000)
 
 

@@ -40,6 +40,7 @@ FUNCTION_TESTS = (
     "tests/unit/test_settings.py",
     "tests/unit/test_snapstart.py",
     "tests/unit/test_subscription_confirmation.py",
+    "tests/unit/test_testing_kit.py",
 )
 TEST_TOOLS = ("pytest", "pytest-asyncio", "hypothesis", "iniconfig", "packaging", "pluggy", "pygments", "attrs",
               "sortedcontainers")  # fmt: skip

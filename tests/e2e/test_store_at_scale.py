@@ -16,9 +16,9 @@ from sqs_consumer.idempotency import DynamoDBIdempotency, DynamoDBStore
 from sqs_consumer.models import HelloEvent
 from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.registry import EventRegistry, RecordInfo, Route
+from sqs_consumer.testing import events as sqs
+from sqs_consumer.testing.fakes import FakeContext, InMemoryDLQ
 from tests.conftest import failed_ids
-from tests.support import sqs_events as sqs
-from tests.support.fakes import FakeContext, FakeQuarantine
 
 pytestmark = pytest.mark.e2e
 TABLE = "scale-idempotency"
@@ -46,7 +46,7 @@ def test_every_event_of_a_large_mixed_batch_runs_once(dynamodb: Any, size: int):
     def handle(event: HelloEvent, record: RecordInfo) -> None:
         effects[event.event_id] += 1
 
-    quarantine = FakeQuarantine()
+    quarantine = InMemoryDLQ()
     store = DynamoDBIdempotency(lambda: DynamoDBStore(TABLE, 86_400, client=dynamodb))
     subject = BatchConsumer(EventRegistry([Route(HelloEvent, handle)]), quarantine, idempotency=store)
     context = FakeContext(remaining_ms=900_000)

@@ -19,10 +19,10 @@ from moto import mock_aws
 
 from sqs_consumer.models import DocumentProcessedEvent, HelloEvent
 from sqs_consumer.registry import EventRegistry, RecordInfo, Route
+from sqs_consumer.testing import events as sqs
+from sqs_consumer.testing.events import eventbridge_event, sns_notification
+from sqs_consumer.testing.fakes import FakeContext
 from tests.conftest import failed_ids
-from tests.support import sqs_events as sqs
-from tests.support.envelopes import eventbridge_event, sns_notification
-from tests.support.fakes import FakeContext
 
 REGION = "us-east-1"
 TABLE = "consumer-idempotency"

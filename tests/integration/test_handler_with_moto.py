@@ -11,9 +11,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from sqs_consumer.testing import events as sqs
+from sqs_consumer.testing.fakes import FakeContext
 from tests.conftest import failed_ids
-from tests.support import sqs_events as sqs
-from tests.support.fakes import FakeContext
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -38,9 +38,9 @@ from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.registry import EventRegistry, RecordInfo, Route
 from sqs_consumer.retry import Backoff
 from sqs_consumer.routes import REGISTRY
+from sqs_consumer.testing import events as sqs
+from sqs_consumer.testing.fakes import FakeClock, FakeContext, InMemoryDLQ
 from tests.conftest import failed_ids
-from tests.support import sqs_events as sqs
-from tests.support.fakes import FakeClock, FakeContext, FakeQuarantine
 
 TABLE = "consumer-idempotency"
 TTL = 18 * 86_400
@@ -91,7 +91,7 @@ def powertools_layer() -> DynamoDBPersistenceLayer:
 
 def consumer(handler) -> BatchConsumer:
     idempotency = DynamoDBIdempotency(lambda: DynamoDBStore(TABLE, TTL))
-    return BatchConsumer(EventRegistry([Route(HelloEvent, handler)]), FakeQuarantine(), idempotency=idempotency)
+    return BatchConsumer(EventRegistry([Route(HelloEvent, handler)]), InMemoryDLQ(), idempotency=idempotency)
 
 
 def copy_of(event_id: str) -> dict:
@@ -197,7 +197,7 @@ def counted_consumer(handler, calls: StoreCalls, **kwargs) -> BatchConsumer:
         return layer
 
     registry = EventRegistry([Route(HelloEvent, handler)])
-    return BatchConsumer(registry, FakeQuarantine(), idempotency=DynamoDBIdempotency(persistence), **kwargs)
+    return BatchConsumer(registry, InMemoryDLQ(), idempotency=DynamoDBIdempotency(persistence), **kwargs)
 
 
 @pytest.mark.parametrize("size", [10, 100])
@@ -233,7 +233,7 @@ def test_a_batch_with_processed_and_new_events_runs_only_the_new_ones(dynamodb):
     assert effects.count == {f"evt_{i}": 1 for i in range(1, 6)}
 
 
-def quarantining_consumer(quarantine: FakeQuarantine) -> BatchConsumer:
+def quarantining_consumer(quarantine: InMemoryDLQ) -> BatchConsumer:
     idempotency = DynamoDBIdempotency(lambda: DynamoDBStore(TABLE, TTL))
     return BatchConsumer(REGISTRY, quarantine, idempotency=idempotency)
 
@@ -247,7 +247,7 @@ def quarantining_consumer(quarantine: FakeQuarantine) -> BatchConsumer:
 )
 def test_an_event_id_reused_for_another_event_is_quarantined_never_acknowledged(dynamodb, second):
     # GIVEN a hello with id 42 already processed
-    quarantine = FakeQuarantine()
+    quarantine = InMemoryDLQ()
     subject = quarantining_consumer(quarantine)
     subject.handle(sqs.event(sqs.record(sqs.body("hello", {"name": "x"}, event_id="42"))), FakeContext())
 
@@ -264,7 +264,7 @@ def test_an_event_id_reused_for_another_event_is_quarantined_never_acknowledged(
 
 
 def test_an_event_id_reused_within_one_batch_is_quarantined(dynamodb):
-    quarantine = FakeQuarantine()
+    quarantine = InMemoryDLQ()
     first = sqs.record(sqs.body("hello", {"name": "x"}, event_id="42"))
     other = sqs.record(sqs.body("document.processed", {"document_id": "d"}, event_id="42"))
 
@@ -341,7 +341,7 @@ def test_a_store_that_does_not_answer_makes_records_retryable_within_the_reserve
         return layer
 
     effects = Effects()
-    subject = BatchConsumer(EventRegistry([Route(HelloEvent, effects.sync)]), FakeQuarantine(), time_reserve_ms=1_000,
+    subject = BatchConsumer(EventRegistry([Route(HelloEvent, effects.sync)]), InMemoryDLQ(), time_reserve_ms=1_000,
                             idempotency=DynamoDBIdempotency(persistence))  # fmt: skip
     message = copy_of("evt_1")
     try:
@@ -395,7 +395,7 @@ def test_defaults_spelled_out_or_left_out_give_one_fingerprint():
 
 def test_an_event_resent_with_its_defaults_spelled_out_is_a_duplicate_not_a_reuse(dynamodb):
     # GIVEN an event processed as a producer first sent it
-    quarantine, effects = FakeQuarantine(), Effects()
+    quarantine, effects = InMemoryDLQ(), Effects()
     subject = BatchConsumer(EventRegistry([Route(HelloEvent, effects.sync)]), quarantine,
                             idempotency=DynamoDBIdempotency(lambda: DynamoDBStore(TABLE, TTL)))  # fmt: skip
     subject.handle(sqs.event(sqs.record(sqs.body("hello", {"name": "x"}, event_id="e1"))), FakeContext())

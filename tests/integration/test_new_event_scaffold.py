@@ -105,8 +105,13 @@ def test_readme_add_an_event_type_code_runs_as_shown(project: Path):
                             text=True, check=True)  # fmt: skip
     (project / "schema/events.schema.json").write_text(schema.stdout)
 
-    # THEN the registry, sample and schema tests pass
-    tests = ["tests/unit/test_registry.py", "tests/unit/test_sample_events.py", "tests/unit/test_schema.py"]
+    # ... and the README's handler test, as shown under "Test your handler", is the team's first test
+    [handler_test] = re.findall(r"### Test your handler.*?```python\n(.*?)```", readme, flags=re.DOTALL)
+    (project / "tests/unit/test_readme_handler.py").write_text(handler_test)
+
+    # THEN the registry, sample, schema and handler tests pass
+    tests = ["tests/unit/test_registry.py", "tests/unit/test_sample_events.py", "tests/unit/test_schema.py",
+             "tests/unit/test_readme_handler.py"]  # fmt: skip
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests], cwd=project,
                          env=env, capture_output=True, text=True, check=False)  # fmt: skip
     assert run.returncode == 0, run.stdout[-3000:]

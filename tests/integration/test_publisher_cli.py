@@ -14,7 +14,7 @@ from moto import mock_aws
 
 from publisher.__main__ import main
 from sqs_consumer.payloads import pointer_from
-from tests.support import sqs_events as sqs
+from sqs_consumer.testing import events as sqs
 
 
 def test_cli_streams_stdin_and_offloads_with_a_payload_bucket(aws_credentials, monkeypatch, capsys):

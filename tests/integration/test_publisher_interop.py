@@ -18,7 +18,7 @@ from moto import mock_aws
 from publisher.client import EventPublisher
 from sqs_consumer.payloads import LEGACY_SIZE_ATTRIBUTE, SIZE_ATTRIBUTE, pointer_from
 from sqs_consumer.sqs_limits import DEFAULT_MAX_MESSAGE_BYTES
-from tests.support import sqs_events as sqs
+from sqs_consumer.testing import events as sqs
 
 REGION = "us-east-1"
 BUCKET = "payloads"

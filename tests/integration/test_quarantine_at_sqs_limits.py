@@ -18,9 +18,9 @@ from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.quarantine import SqsQuarantine
 from sqs_consumer.routes import REGISTRY
 from sqs_consumer.sqs_limits import LARGEST_MAX_MESSAGE_BYTES, message_size
+from sqs_consumer.testing import events as sqs
+from sqs_consumer.testing.fakes import FakeContext
 from tests.conftest import failed_ids
-from tests.support import sqs_events as sqs
-from tests.support.fakes import FakeContext
 from tests.support.strict_sqs import StrictSqs
 
 

@@ -15,9 +15,9 @@ from sqs_consumer.handlers.document_processed import API_KEY_SECRET
 from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.routes import REGISTRY
 from sqs_consumer.settings import ConsumerSettings, get_settings
+from sqs_consumer.testing import events as sqs
+from sqs_consumer.testing.fakes import FakeContext, InMemoryDLQ
 from tests.conftest import failed_ids
-from tests.support import sqs_events as sqs
-from tests.support.fakes import FakeContext, FakeQuarantine
 
 SECRET_NAME = "prod/documents/api-key"
 
@@ -50,7 +50,7 @@ def documents(count: int) -> dict:
 
 
 def test_a_handler_reads_its_secret_once_per_max_age_through_the_parameters_utility(secrets_manager):
-    consumer = BatchConsumer(REGISTRY, FakeQuarantine())
+    consumer = BatchConsumer(REGISTRY, InMemoryDLQ())
 
     # WHEN a first batch arrives, the handler reads the secret: one call to Secrets Manager
     first = consumer.handle(documents(3), FakeContext())

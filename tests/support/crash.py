@@ -40,8 +40,8 @@ from local.sqs_server import (
 )
 from local.template import load_plan
 from sqs_consumer.settings import ConsumerSettings
-from tests.support import sqs_events as sqs
-from tests.support.envelopes import eventbridge_event, pointer_body, size_attribute, sns_notification
+from sqs_consumer.testing import events as sqs
+from sqs_consumer.testing.events import eventbridge_event, pointer_body, size_attribute, sns_notification
 
 ROOT = Path(__file__).resolve().parents[2]
 # The invocation's remaining time when the batch starts: its claims' in-progress records expire then.

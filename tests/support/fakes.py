@@ -1,53 +1,13 @@
-"""In-memory stand-ins for the function's adapters."""
+"""Test-only helpers beside the public kit (sqs_consumer.testing)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable
 from typing import Any
 
-from sqs_consumer.budget import Deadline
-from sqs_consumer.errors import QuarantineFailedError
-from sqs_consumer.idempotency import Claim, ClaimState, EventInProgressError, Held, fingerprint, same_event
-from sqs_consumer.models.base import BaseEvent
-from sqs_consumer.quarantine import QuarantinedMessage
 from sqs_consumer.registry import EventRegistry, Handler, RecordInfo, Route
 from sqs_consumer.routes import REGISTRY
-
-
-@dataclass
-class FakeClock:
-    """Time as the test sets it, in seconds: the consumer's timer and a context's countdown read it."""
-
-    now: float = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@dataclass
-class FakeContext:
-    """A Lambda context with ``remaining_ms`` left; counting down as ``clock`` advances, if given."""
-
-    remaining_ms: int = 30_000
-    clock: FakeClock | None = None
-    function_name: str = "consumer"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:consumer"
-    aws_request_id: str = "req-1"
-    _deadline_ms: float = field(init=False, default=0.0)
-
-    def __post_init__(self) -> None:
-        start = self.clock.now if self.clock is not None else 0.0
-        self._deadline_ms = start * 1000 + self.remaining_ms
-
-    def get_remaining_time_in_millis(self) -> int:
-        if self.clock is None:
-            return self.remaining_ms
-        return int(self._deadline_ms - self.clock.now * 1000)
+from sqs_consumer.testing.fakes import FakeClock
 
 
 def slow_registry(clock: FakeClock, seconds: float) -> EventRegistry:
@@ -61,76 +21,3 @@ def slow_registry(clock: FakeClock, seconds: float) -> EventRegistry:
         return run
 
     return EventRegistry(Route(route.model, slowed(route.handler)) for route in REGISTRY.routes.values())
-
-
-@dataclass
-class FakeQuarantine:
-    """Keeps quarantined messages; refuses them while ``fail`` is set."""
-
-    fail: bool = False
-    sent: list[QuarantinedMessage] = field(default_factory=list)
-    # How many messages each send_batch call carried.
-    calls: list[int] = field(default_factory=list)
-
-    def send_batch(self, messages: Sequence[QuarantinedMessage], deadline: Deadline) -> list[Exception | None]:
-        self.calls.append(len(messages))
-        if self.fail:
-            return [QuarantineFailedError("DLQ unavailable") for _ in messages]
-        self.sent.extend(messages)
-        return [None for _ in messages]
-
-    @property
-    def message_ids(self) -> list[str]:
-        return [message.source_message_id for message in self.sent]
-
-
-@dataclass
-class FakeIdempotency:
-    """An in-memory idempotency store with the semantics of the DynamoDB one.
-
-    ``claim``: a new event is acquired (in progress); a completed one is a duplicate; one in
-    progress is reported with the seconds left; a stored event of the same id with another
-    type or payload is reused. ``settle`` completes and releases.
-    """
-
-    records: dict[str, tuple[str, str, int]] = field(default_factory=dict)  # id -> (status, fingerprint, token)
-    in_progress_left_s: int = 30
-    claims: list[list[str]] = field(default_factory=list)
-    completed: list[str] = field(default_factory=list)
-    released: list[str] = field(default_factory=list)
-    _tokens: int = 0
-
-    def claim(self, events: Sequence[BaseEvent], remaining_ms: int, deadline: Deadline) -> list[Claim]:
-        self.claims.append([event.event_id for event in events])
-        claims = []
-        for event in events:
-            stored = self.records.get(event.event_id)
-            if stored is None:
-                self._tokens += 1
-                self.records[event.event_id] = ("INPROGRESS", fingerprint(event), self._tokens)
-                claims.append(Claim(ClaimState.ACQUIRED, token=self._tokens))
-                continue
-            if stored[0] == "COMPLETED":
-                same = Claim(ClaimState.DUPLICATE)
-            else:
-                error = EventInProgressError("in progress elsewhere", retry_after_seconds=self.in_progress_left_s)
-                same = Claim(ClaimState.IN_PROGRESS, error)
-            if not same_event(stored[1], event):
-                claims.append(Claim(ClaimState.REUSED, stored_fingerprint=stored[1], stored=same))
-            else:
-                claims.append(same)
-        return claims
-
-    def settle(self, succeeded: Sequence[BaseEvent], released: Sequence[Held], deadline: Deadline) -> int:
-        if deadline.passed:  # as the DynamoDB store: nothing is attempted past the deadline
-            return len(succeeded)
-        for event in succeeded:
-            self.records[event.event_id] = ("COMPLETED", fingerprint(event), 0)
-            self.completed.append(event.event_id)
-        for held in released:
-            stored = self.records.get(held.event.event_id)
-            # Only this claim's own in-progress record, as the DynamoDB store's conditional delete.
-            if stored is not None and stored[0] == "INPROGRESS" and stored[2] == held.token:
-                del self.records[held.event.event_id]
-            self.released.append(held.event.event_id)
-        return 0

@@ -9,9 +9,9 @@ import pytest
 from sqs_consumer.models import HelloEvent
 from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.registry import EventRegistry, RecordInfo, Route
+from sqs_consumer.testing import events as sqs
+from sqs_consumer.testing.fakes import FakeContext, InMemoryDLQ
 from tests.conftest import failed_ids
-from tests.support import sqs_events as sqs
-from tests.support.fakes import FakeContext, FakeQuarantine
 
 
 class OverlapProbe:
@@ -33,7 +33,7 @@ class OverlapProbe:
 
 
 def consumer_with(probe: OverlapProbe, bound: int) -> BatchConsumer:
-    return BatchConsumer(EventRegistry([Route(HelloEvent, probe)]), FakeQuarantine(), max_concurrent_records=bound)
+    return BatchConsumer(EventRegistry([Route(HelloEvent, probe)]), InMemoryDLQ(), max_concurrent_records=bound)
 
 
 @pytest.mark.parametrize("bound", [1, 4, 10])

@@ -11,9 +11,10 @@ from sqs_consumer.models import DocumentProcessedEvent, HelloEvent
 from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.registry import UNREGISTERED_TYPE, EventRegistry, RecordInfo, Route
 from sqs_consumer.routes import REGISTRY
+from sqs_consumer.testing import events as sqs
+from sqs_consumer.testing.fakes import FakeClock, FakeContext, InMemoryDLQ
 from tests.conftest import failed_ids
-from tests.support import sqs_events as sqs
-from tests.support.fakes import FakeClock, FakeContext, FakeQuarantine, slow_registry
+from tests.support.fakes import slow_registry
 
 
 def test_consumer_success_is_not_listed(consumer, context, quarantine):
@@ -119,7 +120,7 @@ def test_consumer_non_retryable_handler_error_is_quarantined(context, quarantine
 
 def test_consumer_failed_quarantine_becomes_retryable_failure(consumer, context):
     # GIVEN a DLQ that refuses messages
-    consumer = BatchConsumer(REGISTRY, FakeQuarantine(fail=True))
+    consumer = BatchConsumer(REGISTRY, InMemoryDLQ(fail=True))
     poison = sqs.record("not json")
     good = sqs.record(sqs.body("hello"))
 
@@ -172,7 +173,7 @@ def test_consumer_fifo_skips_rest_of_failed_group_only(consumer, context):
         if event.payload.simulate == "fail":
             raise RuntimeError("boom")
 
-    consumer = BatchConsumer(EventRegistry([Route(HelloEvent, track)]), FakeQuarantine())
+    consumer = BatchConsumer(EventRegistry([Route(HelloEvent, track)]), InMemoryDLQ())
 
     # WHEN it is handled
     response = consumer.handle(sqs.event(a1, b1, a2, b2, a3), context)

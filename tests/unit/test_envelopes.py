@@ -24,10 +24,10 @@ from sqs_consumer.pipeline.records import Job, Unparsed, parse_records
 from sqs_consumer.quarantine import QuarantinedMessage
 from sqs_consumer.registry import Envelope, EventRegistry, RecordInfo, Route
 from sqs_consumer.routes import REGISTRY
+from sqs_consumer.testing import events as sqs
+from sqs_consumer.testing.events import TOPIC_ARN, eventbridge_event, pointer_body, size_attribute, sns_notification
+from sqs_consumer.testing.fakes import FakeClock, FakeContext, InMemoryDLQ, InMemoryIdempotency
 from tests.conftest import failed_ids
-from tests.support import sqs_events as sqs
-from tests.support.envelopes import TOPIC_ARN, eventbridge_event, pointer_body, size_attribute, sns_notification
-from tests.support.fakes import FakeClock, FakeContext, FakeIdempotency, FakeQuarantine
 
 BUCKET = "payloads-bucket"
 
@@ -64,7 +64,7 @@ class Payloads:
         return self.objects[pointer].encode()
 
 
-def consumer(seen: Seen, quarantine: FakeQuarantine, payloads: Any = None, **kwargs: Any) -> BatchConsumer:
+def consumer(seen: Seen, quarantine: InMemoryDLQ, payloads: Any = None, **kwargs: Any) -> BatchConsumer:
     registry = EventRegistry([Route(HelloEvent, seen), Route(DocumentProcessedEvent, seen)])
     return BatchConsumer(registry, quarantine, payloads=payloads, max_receive_count=5, **kwargs)
 
@@ -78,7 +78,7 @@ def run(c: BatchConsumer, *records: dict[str, Any]) -> set[str]:
 
 
 def test_an_sns_notification_gives_its_message_and_the_notification_to_the_handler():
-    seen, quarantine = Seen(), FakeQuarantine()
+    seen, quarantine = Seen(), InMemoryDLQ()
     body = sns_notification(json.dumps(hello("e-1")), message_id="sns-1", subject="Orders",
                             attributes={"tenant": ("String", "acme")})  # fmt: skip
     assert run(consumer(seen, quarantine), sqs.record(body)) == set()
@@ -91,7 +91,7 @@ def test_an_sns_notification_gives_its_message_and_the_notification_to_the_handl
 
 
 def test_an_eventbridge_event_whose_detail_is_an_event_gives_that_event():
-    seen, quarantine = Seen(), FakeQuarantine()
+    seen, quarantine = Seen(), InMemoryDLQ()
     body = eventbridge_event(hello("e-2", "detail"), detail_type="Order Placed", event_id="eb-1",
                              resources=["arn:aws:s3:::b"])  # fmt: skip
     assert run(consumer(seen, quarantine), sqs.record(body)) == set()
@@ -105,7 +105,7 @@ def test_an_eventbridge_event_whose_detail_is_an_event_gives_that_event():
 
 
 def test_a_plain_eventbridge_event_becomes_the_event_of_its_detail_type_with_its_id():
-    seen, quarantine = Seen(), FakeQuarantine()
+    seen, quarantine = Seen(), InMemoryDLQ()
     body = eventbridge_event({"name": "plain"}, detail_type="hello", event_id="eb-2")
     assert run(consumer(seen, quarantine), sqs.record(body)) == set()
     [(event, _)] = seen.calls
@@ -114,7 +114,7 @@ def test_a_plain_eventbridge_event_becomes_the_event_of_its_detail_type_with_its
 
 @pytest.mark.parametrize("legacy", [False, True], ids=["ExtendedPayloadSize", "SQSLargePayloadSize"])
 def test_an_offloaded_payload_is_fetched_and_its_pointer_given_to_the_handler(legacy):
-    seen, quarantine = Seen(), FakeQuarantine()
+    seen, quarantine = Seen(), InMemoryDLQ()
     text = json.dumps(hello("e-3"))
     payloads = Payloads({PayloadPointer(BUCKET, "k-3"): text})
     record = sqs.record(pointer_body(BUCKET, "k-3"), message_attributes=size_attribute(len(text), legacy=legacy))
@@ -126,7 +126,7 @@ def test_an_offloaded_payload_is_fetched_and_its_pointer_given_to_the_handler(le
 
 
 def test_the_legacy_pointer_class_is_read_too():
-    seen, quarantine = Seen(), FakeQuarantine()
+    seen, quarantine = Seen(), InMemoryDLQ()
     payloads = Payloads({PayloadPointer(BUCKET, "old"): json.dumps(hello("e-old"))})
     body = json.dumps([LEGACY_POINTER_CLASS, {"s3BucketName": BUCKET, "s3Key": "old"}])
     assert run(consumer(seen, quarantine, payloads), sqs.record(body)) == set()
@@ -134,7 +134,7 @@ def test_the_legacy_pointer_class_is_read_too():
 
 
 def test_a_pointer_in_an_sns_notification_takes_its_size_from_the_notifications_attributes():
-    seen, quarantine = Seen(), FakeQuarantine()
+    seen, quarantine = Seen(), InMemoryDLQ()
     text = json.dumps(hello("e-4"))
     payloads = Payloads({PayloadPointer(BUCKET, "k-4"): text})
     body = sns_notification(pointer_body(BUCKET, "k-4"), attributes={"ExtendedPayloadSize": ("Number", str(len(text)))})
@@ -146,7 +146,7 @@ def test_a_pointer_in_an_sns_notification_takes_its_size_from_the_notifications_
 
 
 def test_an_eventbridge_event_published_through_sns_is_unwrapped_twice():
-    seen, quarantine = Seen(), FakeQuarantine()
+    seen, quarantine = Seen(), InMemoryDLQ()
     body = sns_notification(eventbridge_event({"name": "x"}, event_id="eb-5"))
     assert run(consumer(seen, quarantine), sqs.record(body)) == set()
     [(event, info)] = seen.calls
@@ -154,7 +154,7 @@ def test_an_eventbridge_event_published_through_sns_is_unwrapped_twice():
 
 
 def test_the_fast_path_gives_an_event_alone_no_envelope():
-    seen, quarantine = Seen(), FakeQuarantine()
+    seen, quarantine = Seen(), InMemoryDLQ()
     assert run(consumer(seen, quarantine), sqs.record(sqs.body("hello", event_id="alone"))) == set()
     [(_, info)] = seen.calls
     assert not info.envelope and info.sns is None and info.eventbridge is None and info.payload_pointer is None
@@ -198,7 +198,7 @@ HALF_MATCHES = [
 @pytest.mark.parametrize(("body", "kind", "reason"), HALF_MATCHES)
 @pytest.mark.parametrize("fifo", [False, True], ids=["standard", "fifo"])
 def test_a_body_that_half_matches_a_shape_is_quarantined_with_a_reason_naming_it(body, kind, reason, fifo):
-    seen, quarantine = Seen(), FakeQuarantine()
+    seen, quarantine = Seen(), InMemoryDLQ()
     record = sqs.record(body, group_id="g" if fifo else None)
     assert run(consumer(seen, quarantine, Payloads({})), record) == set()
     [message] = quarantine.sent
@@ -208,7 +208,7 @@ def test_a_body_that_half_matches_a_shape_is_quarantined_with_a_reason_naming_it
 
 
 def test_a_pointer_with_a_size_attribute_that_is_not_a_byte_count_is_quarantined_before_any_fetch():
-    seen, quarantine, payloads = Seen(), FakeQuarantine(), Payloads({})
+    seen, quarantine, payloads = Seen(), InMemoryDLQ(), Payloads({})
     record = sqs.record(pointer_body(BUCKET, "k"), message_attributes=size_attribute(-1))
     assert run(consumer(seen, quarantine, payloads), record) == set()
     [message] = quarantine.sent
@@ -217,7 +217,7 @@ def test_a_pointer_with_a_size_attribute_that_is_not_a_byte_count_is_quarantined
 
 
 def test_a_payload_pointing_to_another_payload_is_poison():
-    seen, quarantine = Seen(), FakeQuarantine()
+    seen, quarantine = Seen(), InMemoryDLQ()
     payloads = Payloads({PayloadPointer(BUCKET, "a"): pointer_body(BUCKET, "b")})
     assert run(consumer(seen, quarantine, payloads), sqs.record(pointer_body(BUCKET, "a"))) == set()
     [message] = quarantine.sent
@@ -230,7 +230,7 @@ def test_a_payload_pointing_to_another_payload_is_poison():
 @pytest.mark.parametrize("fifo", [False, True], ids=["standard", "fifo"])
 def test_the_same_event_by_two_shapes_is_a_duplicate(fifo):
     # GIVEN one event sent alone, through SNS, through EventBridge and offloaded, in one batch
-    seen, quarantine, store = Seen(), FakeQuarantine(), FakeIdempotency()
+    seen, quarantine, store = Seen(), InMemoryDLQ(), InMemoryIdempotency()
     text = json.dumps(hello("same"))
     payloads = Payloads({PayloadPointer(BUCKET, "same"): text})
     bodies = [text, sns_notification(text), eventbridge_event(hello("same")), pointer_body(BUCKET, "same")]
@@ -245,7 +245,7 @@ def test_the_same_event_by_two_shapes_is_a_duplicate(fifo):
 
 
 def test_a_plain_eventbridge_event_with_a_reused_id_is_caught_as_any_event():
-    seen, quarantine, store = Seen(), FakeQuarantine(), FakeIdempotency()
+    seen, quarantine, store = Seen(), InMemoryDLQ(), InMemoryIdempotency()
     first = eventbridge_event({"name": "a"}, event_id="eb-r")
     second = eventbridge_event({"name": "b"}, event_id="eb-r")
     assert run(consumer(seen, quarantine, idempotency=store), sqs.record(first), sqs.record(second)) == set()
@@ -254,7 +254,7 @@ def test_a_plain_eventbridge_event_with_a_reused_id_is_caught_as_any_event():
 
 @pytest.mark.parametrize("fifo", [False, True], ids=["standard", "fifo"])
 def test_a_payload_not_fetched_is_listed_and_on_fifo_holds_back_its_group(fifo):
-    seen, quarantine = Seen(), FakeQuarantine()
+    seen, quarantine = Seen(), InMemoryDLQ()
     payloads = Payloads({})  # every fetch throttled
     group = "g" if fifo else None
     unfetched = sqs.record(pointer_body(BUCKET, "gone-for-now"), group_id=group, sequence_number=1)
@@ -266,7 +266,7 @@ def test_a_payload_not_fetched_is_listed_and_on_fifo_holds_back_its_group(fifo):
 
 
 def test_a_payload_never_fetched_is_quarantined_on_the_last_receive_with_its_pointer_body():
-    seen, quarantine = Seen(), FakeQuarantine()
+    seen, quarantine = Seen(), InMemoryDLQ()
     record = sqs.record(pointer_body(BUCKET, "k"), receive_count=5, message_attributes=size_attribute(10))
     assert run(consumer(seen, quarantine, Payloads({})), record) == set()
     [message] = quarantine.sent
@@ -275,7 +275,7 @@ def test_a_payload_never_fetched_is_quarantined_on_the_last_receive_with_its_poi
 
 
 def test_without_a_payload_store_a_pointer_is_listed_never_lost():
-    seen, quarantine = Seen(), FakeQuarantine()
+    seen, quarantine = Seen(), InMemoryDLQ()
     record = sqs.record(pointer_body(BUCKET, "k"))
     assert run(consumer(seen, quarantine), record) == {record["messageId"]}
 
@@ -298,11 +298,11 @@ from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.pipeline.records import Job, Unparsed, parse_records
 from sqs_consumer.payload_store import S3Payloads
 from sqs_consumer.routes import REGISTRY
-from tests.support import sqs_events as sqs
-from tests.support.fakes import FakeContext, FakeQuarantine
+from sqs_consumer.testing import events as sqs
+from sqs_consumer.testing.fakes import FakeContext, InMemoryDLQ
 made = []
 payloads = S3Payloads(1_000_000, client_factory=lambda endpoint: made.append(endpoint))
-consumer = BatchConsumer(REGISTRY, FakeQuarantine(), payloads=payloads)
+consumer = BatchConsumer(REGISTRY, InMemoryDLQ(), payloads=payloads)
 consumer.handle(sqs.event(*(sqs.record(sqs.body("hello")) for _ in range(10))), FakeContext())
 print("sqs_consumer.envelopes" in sys.modules, made)
 """
@@ -326,7 +326,7 @@ DEEP = "[" * 100_000 + "]" * 100_000
 
 @pytest.mark.parametrize("body", [DEEP, "[" * 100_000 + '"S3Pointer"' + "]" * 100_000], ids=["plain", "S3Pointer"])
 def test_a_body_nested_too_deep_to_decode_is_quarantined_as_malformed_and_the_batch_goes_on(body):
-    seen, quarantine = Seen(), FakeQuarantine()
+    seen, quarantine = Seen(), InMemoryDLQ()
     deep, good = sqs.record(body), sqs.record(json.dumps(hello("e-ok")))
     assert run(consumer(seen, quarantine, Payloads({})), deep, good) == set()
     assert [event.event_id for event, _ in seen.calls] == ["e-ok"]
@@ -336,7 +336,7 @@ def test_a_body_nested_too_deep_to_decode_is_quarantined_as_malformed_and_the_ba
 
 
 def test_an_offloaded_payload_nested_too_deep_is_quarantined_as_malformed():
-    seen, quarantine = Seen(), FakeQuarantine()
+    seen, quarantine = Seen(), InMemoryDLQ()
     payloads = Payloads({PayloadPointer(BUCKET, "deep"): '{"payload": ' + DEEP + "}"})
     assert run(consumer(seen, quarantine, payloads), sqs.record(pointer_body(BUCKET, "deep"))) == set()
     [message] = quarantine.sent
@@ -355,7 +355,7 @@ def test_whatever_preparing_the_unwrapping_raises_lists_its_record_and_the_batch
         raise RuntimeError("a bug in the prefetch")
 
     monkeypatch.setattr(envelopes, "pointer_in", broken)
-    seen, quarantine = Seen(), FakeQuarantine()
+    seen, quarantine = Seen(), InMemoryDLQ()
     wrapped, good = sqs.record(sns_notification(json.dumps(hello("e-sns")))), sqs.record(json.dumps(hello("e-ok")))
     assert run(consumer(seen, quarantine, Payloads({})), wrapped, good) == {wrapped["messageId"]}
     assert [event.event_id for event, _ in seen.calls] == ["e-ok"]
@@ -369,7 +369,7 @@ def test_a_payload_fetched_ahead_but_never_read_gives_its_place_to_the_next(monk
     text = json.dumps(hello("e-2"))
     payloads = Payloads({PayloadPointer(BUCKET, "first"): text, PayloadPointer(BUCKET, "second"): text})
     first, second = sqs.record(json.dumps(notification)), sqs.record(pointer_body(BUCKET, "second"))
-    seen, quarantine = Seen(), FakeQuarantine()
+    seen, quarantine = Seen(), InMemoryDLQ()
     submitted: list[tuple[str, str]] = []  # (key, by): "read" when fetched as its record is parsed
     submit = payload_store.submit  # type: ignore[attr-defined]
 
@@ -425,7 +425,7 @@ def test_a_payload_cut_off_by_the_deadline_is_a_record_never_started_not_a_failu
             release.wait(5)
             return super().read(pointer, size)
 
-    seen, quarantine = Seen(), FakeQuarantine()
+    seen, quarantine = Seen(), InMemoryDLQ()
     c = consumer(seen, quarantine, Stuck({}), time_reserve_ms=5_000, timer=FakeClock())
     record = sqs.record(pointer_body(BUCKET, "slow"), receive_count=5)
     try:

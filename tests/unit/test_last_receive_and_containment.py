@@ -20,9 +20,10 @@ from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.pipeline import batch as batch_module
 from sqs_consumer.registry import EventRegistry, RecordInfo, Route
 from sqs_consumer.routes import REGISTRY
+from sqs_consumer.testing import events as sqs
+from sqs_consumer.testing.fakes import FakeClock, FakeContext, InMemoryDLQ, InMemoryIdempotency
 from tests.conftest import failed_ids
-from tests.support import sqs_events as sqs
-from tests.support.fakes import FakeClock, FakeContext, FakeIdempotency, FakeQuarantine, slow_registry
+from tests.support.fakes import slow_registry
 
 MAX_RECEIVES = 4
 
@@ -32,7 +33,7 @@ def failing(receive_count: int, **fields) -> dict:
 
 
 @pytest.fixture
-def consumer(quarantine: FakeQuarantine) -> BatchConsumer:
+def consumer(quarantine: InMemoryDLQ) -> BatchConsumer:
     return BatchConsumer(REGISTRY, quarantine, time_reserve_ms=5_000, max_receive_count=MAX_RECEIVES)
 
 
@@ -60,7 +61,7 @@ def test_failure_on_the_last_receive_is_quarantined_with_the_last_error(consumer
 
 
 def test_failure_on_the_last_receive_stays_listed_when_the_dlq_refuses_it():
-    consumer = BatchConsumer(REGISTRY, FakeQuarantine(fail=True), max_receive_count=MAX_RECEIVES)
+    consumer = BatchConsumer(REGISTRY, InMemoryDLQ(fail=True), max_receive_count=MAX_RECEIVES)
     record = failing(MAX_RECEIVES)
     assert failed_ids(consumer.handle(sqs.event(record), FakeContext())) == [record["messageId"]]
 
@@ -165,7 +166,7 @@ class Cancelled:
 @pytest.mark.parametrize("flavour", ["sync", "async_"])
 def test_base_exception_in_a_handler_fails_its_record_only(flavour):
     handlers = Cancelled()
-    consumer = BatchConsumer(EventRegistry([Route(HelloEvent, getattr(handlers, flavour))]), FakeQuarantine())
+    consumer = BatchConsumer(EventRegistry([Route(HelloEvent, getattr(handlers, flavour))]), InMemoryDLQ())
     ok = sqs.record(sqs.body("hello", {"name": "ok"}))
     cancelled = sqs.record(sqs.body("hello", {"name": "cancel"}))
     after = sqs.record(sqs.body("hello", {"name": "after"}))
@@ -178,7 +179,7 @@ def test_base_exception_in_a_handler_fails_its_record_only(flavour):
 
 def test_generator_exit_in_a_sync_handler_fails_its_record_only():
     handlers = Cancelled()
-    consumer = BatchConsumer(EventRegistry([Route(HelloEvent, handlers.sync)]), FakeQuarantine())
+    consumer = BatchConsumer(EventRegistry([Route(HelloEvent, handlers.sync)]), InMemoryDLQ())
     record = sqs.record(sqs.body("hello", {"name": "generator-exit"}))
     assert failed_ids(consumer.handle(sqs.event(record), FakeContext())) == [record["messageId"]]
 
@@ -187,15 +188,15 @@ def test_process_exits_are_not_swallowed():
     def exit_now(event: HelloEvent, record: RecordInfo) -> None:
         raise SystemExit(3)
 
-    consumer = BatchConsumer(EventRegistry([Route(HelloEvent, exit_now)]), FakeQuarantine())
+    consumer = BatchConsumer(EventRegistry([Route(HelloEvent, exit_now)]), InMemoryDLQ())
     with pytest.raises(SystemExit):
         consumer.handle(sqs.event(sqs.record(sqs.body("hello"))), FakeContext())
 
 
 def test_cancelled_record_releases_its_idempotency_record():
-    store = FakeIdempotency()
+    store = InMemoryIdempotency()
     handlers = Cancelled()
-    consumer = BatchConsumer(EventRegistry([Route(HelloEvent, handlers.async_)]), FakeQuarantine(), idempotency=store)
+    consumer = BatchConsumer(EventRegistry([Route(HelloEvent, handlers.async_)]), InMemoryDLQ(), idempotency=store)
     consumer.handle(sqs.event(sqs.record(sqs.body("hello", {"name": "cancel"}, event_id="e-1"))), FakeContext())
     assert store.released == ["e-1"]
     assert "e-1" not in store.records
@@ -204,7 +205,7 @@ def test_cancelled_record_releases_its_idempotency_record():
 def test_no_task_of_an_invocation_runs_during_the_next_one():
     # GIVEN an async handler that leaves a task behind on the loop
     handlers = Cancelled()
-    consumer = BatchConsumer(EventRegistry([Route(HelloEvent, handlers.async_)]), FakeQuarantine())
+    consumer = BatchConsumer(EventRegistry([Route(HelloEvent, handlers.async_)]), InMemoryDLQ())
     consumer.handle(sqs.event(sqs.record(sqs.body("hello", {"name": "fire-and-forget"}))), FakeContext())
 
     # WHEN the next invocation runs long enough for that task to have finished

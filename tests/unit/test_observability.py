@@ -12,8 +12,8 @@ from aws_lambda_powertools import Metrics
 from sqs_consumer.observability import EmfDocuments, inject_lambda_context, logger
 from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.routes import REGISTRY
-from tests.support import sqs_events as sqs
-from tests.support.fakes import FakeContext, FakeQuarantine
+from sqs_consumer.testing import events as sqs
+from sqs_consumer.testing.fakes import FakeContext, InMemoryDLQ
 
 
 def json_lines(text: str) -> list[dict]:
@@ -32,7 +32,7 @@ def mixed_batch() -> dict:
 
 
 def test_batch_summary_is_one_info_line_with_counts(logs):
-    consumer = BatchConsumer(REGISTRY, FakeQuarantine())
+    consumer = BatchConsumer(REGISTRY, InMemoryDLQ())
 
     consumer.handle(mixed_batch(), FakeContext())
 
@@ -46,7 +46,7 @@ def test_batch_summary_is_one_info_line_with_counts(logs):
 
 
 def test_failures_are_logged_at_warning_with_correlation_keys(logs):
-    consumer = BatchConsumer(REGISTRY, FakeQuarantine())
+    consumer = BatchConsumer(REGISTRY, InMemoryDLQ())
     failing = sqs.record(sqs.body("hello", {"name": "x", "simulate": "fail"}, event_id="evt_f"))
 
     consumer.handle(sqs.event(failing), FakeContext())
@@ -59,7 +59,7 @@ def test_failures_are_logged_at_warning_with_correlation_keys(logs):
 
 
 def test_per_record_lines_only_at_debug(logs):
-    consumer = BatchConsumer(REGISTRY, FakeQuarantine())
+    consumer = BatchConsumer(REGISTRY, InMemoryDLQ())
     previous = logger.log_level
     try:
         logger.setLevel("DEBUG")
@@ -78,7 +78,7 @@ def test_per_record_lines_only_at_debug(logs):
 def test_metrics_are_one_emf_document_per_event_type(capsys):
     # GIVEN a consumer with metrics and a clock 10 s after the messages were sent
     metrics = Metrics(namespace="Test", service="orders")
-    consumer = BatchConsumer(REGISTRY, FakeQuarantine(), metrics=metrics, wall_clock_ms=lambda: 11_000.0)
+    consumer = BatchConsumer(REGISTRY, InMemoryDLQ(), metrics=metrics, wall_clock_ms=lambda: 11_000.0)
 
     # WHEN a mixed batch is handled
     consumer.handle(mixed_batch(), FakeContext())
@@ -159,7 +159,7 @@ def test_invocation_keys_are_those_powertools_inject_lambda_context_sets(logs, m
 
 def test_message_age_is_never_negative_when_the_sender_clock_is_ahead(capsys):
     # GIVEN a message stamped 4 s after the function's clock reads
-    consumer = BatchConsumer(REGISTRY, FakeQuarantine(), metrics=Metrics(namespace="Test", service="orders"),
+    consumer = BatchConsumer(REGISTRY, InMemoryDLQ(), metrics=Metrics(namespace="Test", service="orders"),
                              wall_clock_ms=lambda: 1_000.0)  # fmt: skip
 
     consumer.handle(sqs.event(sqs.record(sqs.body("hello"), sent_timestamp_ms=5_000)), FakeContext())

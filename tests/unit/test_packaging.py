@@ -69,3 +69,8 @@ def test_two_builds_at_once_share_one_finished_folder_and_leave_no_partial_behin
     assert isinstance(folder, Path)
     assert (folder / ".complete").is_file() and (folder / "module.py").read_text() == "VALUE = 1\n"
     assert sorted(path.name for path in (tmp_path / "cache").iterdir()) == [folder.name]
+
+
+def test_the_asset_leaves_out_the_test_kit():
+    package = packaging.FUNCTION_SOURCE / "sqs_consumer"
+    assert packaging._IGNORED(str(package), ["testing", "handler.py"]) == {"testing"}

@@ -26,10 +26,10 @@ from sqs_consumer.payload_store import (
 from sqs_consumer.payloads import PayloadPointer, pointer_from
 from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.routes import REGISTRY
+from sqs_consumer.testing import events as sqs
+from sqs_consumer.testing.events import pointer_body, size_attribute, sns_notification
+from sqs_consumer.testing.fakes import FakeContext, InMemoryDLQ
 from tests.conftest import failed_ids
-from tests.support import sqs_events as sqs
-from tests.support.envelopes import pointer_body, size_attribute, sns_notification
-from tests.support.fakes import FakeContext, FakeQuarantine
 
 BUCKET = "payloads-bucket"
 MAX_BYTES = 1_048_576
@@ -142,7 +142,7 @@ def test_after_the_deadline_nothing_starts_and_nothing_outlives_the_batch():
     keys = [f"k{index}" for index in range(20)]
     client = Client(dict.fromkeys(keys, MAX_BYTES), chunk_seconds=0.1)
     records = [sqs.record(pointer_body(BUCKET, key), message_attributes=size_attribute(1_000)) for key in keys]
-    consumer = BatchConsumer(REGISTRY, FakeQuarantine(), payloads=store(client, prefetch_bytes=64 * MAX_BYTES),
+    consumer = BatchConsumer(REGISTRY, InMemoryDLQ(), payloads=store(client, prefetch_bytes=64 * MAX_BYTES),
                              time_reserve_ms=1_000, max_receive_count=5)  # fmt: skip
     # WHEN the batch is handled through its deadline
     response = consumer.handle(sqs.event(*records), Countdown(1_300))
@@ -206,7 +206,7 @@ def test_a_payload_not_fetched_ahead_is_read_within_the_deadline_too():
 def test_a_pointer_to_a_bucket_botocore_refuses_is_an_invalid_envelope_on_its_first_receive(bucket):
     with pytest.raises(ValueError, match="s3BucketName"):
         pointer_from(["software.amazon.payloadoffloading.PayloadS3Pointer", {"s3BucketName": bucket, "s3Key": "k"}])
-    quarantine = FakeQuarantine()
+    quarantine = InMemoryDLQ()
     body = json.dumps(["software.amazon.payloadoffloading.PayloadS3Pointer", {"s3BucketName": bucket, "s3Key": "k"}])
     record = sqs.record(body, receive_count=1)
     consumer = BatchConsumer(REGISTRY, quarantine, payloads=store(Client({})), max_receive_count=5)
@@ -239,7 +239,7 @@ def test_a_large_payload_whose_root_is_not_an_object_is_refused_without_being_pa
     array = b"[" + b",".join([b"[]"] * 100_000) + b"]"
     client = Client({})
     client.get_object = lambda Bucket, Key: {"Body": FixedBody(array), "ContentLength": len(array)}  # type: ignore[method-assign]
-    quarantine = FakeQuarantine()
+    quarantine = InMemoryDLQ()
     record = sqs.record(pointer_body(BUCKET, "array"))
     BatchConsumer(REGISTRY, quarantine, payloads=store(client)).handle(sqs.event(record), FakeContext())
     assert [message.kind for message in quarantine.sent] == ["invalid_envelope"]
@@ -270,7 +270,7 @@ def test_a_body_that_fails_the_fast_path_is_unwrapped_without_a_second_parse(mon
         return loads(text)
 
     monkeypatch.setattr(json, "loads", kept)
-    quarantine = FakeQuarantine()
+    quarantine = InMemoryDLQ()
     response = BatchConsumer(REGISTRY, quarantine).handle(sqs.event(sqs.record(body)), FakeContext())
     assert failed_ids(response) == [] and quarantine.sent == []
     assert body not in decoded
@@ -287,7 +287,7 @@ def test_an_offloaded_payload_is_decoded_once():
         registry_calls.append("json")
         return validate_json(text)
 
-    quarantine = FakeQuarantine()
+    quarantine = InMemoryDLQ()
     consumer = BatchConsumer(REGISTRY, quarantine, payloads=store(client))
     consumer._registry = type(REGISTRY)([*REGISTRY.routes.values()])  # a registry to spy on
     consumer._registry.__dict__["validate_json"] = spy

@@ -21,10 +21,10 @@ from sqs_consumer.payload_store import PREFETCH_WINDOW, BatchPayloads, S3Payload
 from sqs_consumer.payloads import PayloadPointer
 from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.routes import REGISTRY
+from sqs_consumer.testing import events as sqs
+from sqs_consumer.testing.events import pointer_body, size_attribute
+from sqs_consumer.testing.fakes import FakeContext, InMemoryDLQ
 from tests.conftest import failed_ids
-from tests.support import sqs_events as sqs
-from tests.support.envelopes import pointer_body, size_attribute
-from tests.support.fakes import FakeContext, FakeQuarantine
 
 POINTER = PayloadPointer("payloads-bucket", "orders/2026/big.json")
 MAX_BYTES = 2 * 1_048_576
@@ -152,7 +152,7 @@ def test_through_the_consumer_a_refused_payload_is_quarantined_with_its_pointer_
 ):
     store, stubber = stubbed()
     expect_error(stubber, code, status)
-    quarantine = FakeQuarantine()
+    quarantine = InMemoryDLQ()
     record = sqs.record(pointer_body(POINTER.bucket, POINTER.key), message_attributes=size_attribute(5_000))
     response = BatchConsumer(REGISTRY, quarantine, payloads=store).handle(sqs.event(record), FakeContext())
     assert failed_ids(response) == ([record["messageId"]] if listed else [])

@@ -13,9 +13,9 @@ from sqs_consumer.errors import NonRetryableError
 from sqs_consumer.models import HelloEvent
 from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.registry import EventRegistry, RecordInfo, Route
+from sqs_consumer.testing import events as sqs
+from sqs_consumer.testing.fakes import FakeClock, FakeContext, InMemoryDLQ, InMemoryIdempotency
 from tests.conftest import failed_ids
-from tests.support import sqs_events as sqs
-from tests.support.fakes import FakeClock, FakeContext, FakeIdempotency, FakeQuarantine
 
 MAX_RECEIVES = 4
 
@@ -34,7 +34,7 @@ class Effects:
             raise RuntimeError("transient")
 
 
-def consumer(effects: Effects, store: FakeIdempotency, quarantine: FakeQuarantine, **kwargs: Any) -> BatchConsumer:
+def consumer(effects: Effects, store: InMemoryIdempotency, quarantine: InMemoryDLQ, **kwargs: Any) -> BatchConsumer:
     registry = EventRegistry([Route(HelloEvent, effects.handle)])
     return BatchConsumer(registry, quarantine, idempotency=store, max_receive_count=MAX_RECEIVES, **kwargs)
 
@@ -55,7 +55,7 @@ def records(fifo: bool, *bodies: tuple[str, str], receive_count: int = 1) -> lis
 @pytest.mark.parametrize("fifo", [False, True], ids=["standard", "fifo"])
 def test_a_copy_of_a_quarantined_record_is_listed_not_acknowledged_as_a_duplicate(fifo):
     # GIVEN an event whose handler can never succeed, and a copy of it later in the batch
-    effects, store, quarantine = Effects(), FakeIdempotency(), FakeQuarantine()
+    effects, store, quarantine = Effects(), InMemoryIdempotency(), InMemoryDLQ()
     leader, copy = records(fifo, ("e1", "bad"), ("e1", "bad"))
 
     # WHEN the batch is handled
@@ -69,7 +69,7 @@ def test_a_copy_of_a_quarantined_record_is_listed_not_acknowledged_as_a_duplicat
 
 @pytest.mark.parametrize("fifo", [False, True], ids=["standard", "fifo"])
 def test_a_copy_of_a_succeeded_record_is_a_duplicate(fifo):
-    effects, store, quarantine = Effects(), FakeIdempotency(), FakeQuarantine()
+    effects, store, quarantine = Effects(), InMemoryIdempotency(), InMemoryDLQ()
     leader, copy = records(fifo, ("e1", "ok"), ("e1", "ok"))
 
     response = consumer(effects, store, quarantine).handle(sqs.event(leader, copy), FakeContext())
@@ -83,7 +83,7 @@ def test_a_copy_of_a_succeeded_record_is_a_duplicate(fifo):
 def test_a_true_duplicate_is_judged_against_the_stored_event_not_an_earlier_record(fifo):
     # GIVEN an event processed before, and a batch where a record reusing its id with another payload
     # comes before a true duplicate of it
-    effects, store, quarantine = Effects(), FakeIdempotency(), FakeQuarantine()
+    effects, store, quarantine = Effects(), InMemoryIdempotency(), InMemoryDLQ()
     subject = consumer(effects, store, quarantine)
     subject.handle(sqs.event(*records(fifo, ("e1", "stored"))), FakeContext())
     reused, duplicate = records(fifo, ("e1", "other"), ("e1", "stored"))
@@ -100,7 +100,7 @@ def test_a_true_duplicate_is_judged_against_the_stored_event_not_an_earlier_reco
 @pytest.mark.parametrize("fifo", [False, True], ids=["standard", "fifo"])
 def test_reuse_within_a_batch_is_judged_against_the_leading_record_alone(fifo):
     # GIVEN a new event, then two records reusing its id with one other payload
-    effects, store, quarantine = Effects(), FakeIdempotency(), FakeQuarantine()
+    effects, store, quarantine = Effects(), InMemoryIdempotency(), InMemoryDLQ()
     first, second, third = records(fifo, ("e1", "first"), ("e1", "second"), ("e1", "second"))
 
     response = consumer(effects, store, quarantine).handle(sqs.event(first, second, third), FakeContext())
@@ -116,7 +116,7 @@ def test_reuse_within_a_batch_is_judged_against_the_leading_record_alone(fifo):
 def test_fifo_records_behind_a_failed_record_of_their_group_are_listed_unstarted(behind):
     # GIVEN a stored event, then a FIFO group whose first record fails and whose next record would be a
     # duplicate, a reuse, or poison on its last receive
-    effects, store, quarantine = Effects(), FakeIdempotency(), FakeQuarantine()
+    effects, store, quarantine = Effects(), InMemoryIdempotency(), InMemoryDLQ()
     subject = consumer(effects, store, quarantine)
     subject.handle(sqs.event(*records(True, ("stored", "x"))), FakeContext())
     failing = sqs.record(sqs.body("hello", {"name": "fail"}, event_id="f1"), group_id="g", sequence_number=1)
@@ -140,14 +140,14 @@ def test_fifo_records_behind_a_failed_record_of_their_group_are_listed_unstarted
 @pytest.mark.parametrize("fifo", [False, True], ids=["standard", "fifo"])
 def test_each_success_is_written_as_its_handler_returns_not_at_the_batch_end(fifo):
     # GIVEN handlers that record what the store holds when each one starts
-    store = FakeIdempotency()
+    store = InMemoryIdempotency()
     completed_when_started: list[list[str]] = []
 
     async def handle(event: HelloEvent, record: RecordInfo) -> None:
         await asyncio.sleep(0.05)  # time enough for the write of the previous success
         completed_when_started.append(list(store.completed))
 
-    subject = BatchConsumer(EventRegistry([Route(HelloEvent, handle)]), FakeQuarantine(), idempotency=store,
+    subject = BatchConsumer(EventRegistry([Route(HelloEvent, handle)]), InMemoryDLQ(), idempotency=store,
                             max_concurrent_records=1)  # fmt: skip
     batch = records(fifo, ("e1", "a"), ("e2", "b"), ("e3", "c"))
 
@@ -161,12 +161,12 @@ def test_each_success_is_written_as_its_handler_returns_not_at_the_batch_end(fif
 
 def test_a_handler_that_runs_deep_into_the_time_reserve_still_has_its_success_written():
     # GIVEN a handler that returns with 400 ms left, inside the part of the reserve kept for returning
-    clock, store = FakeClock(), FakeIdempotency()
+    clock, store = FakeClock(), InMemoryIdempotency()
 
     def slow(event: HelloEvent, record: RecordInfo) -> None:
         clock.advance(11.6)
 
-    subject = BatchConsumer(EventRegistry([Route(HelloEvent, slow)]), FakeQuarantine(), idempotency=store,
+    subject = BatchConsumer(EventRegistry([Route(HelloEvent, slow)]), InMemoryDLQ(), idempotency=store,
                             time_reserve_ms=5_000, timer=clock)  # fmt: skip
     message = sqs.record(sqs.body("hello", event_id="e1"))
 
@@ -192,7 +192,7 @@ def test_the_grace_for_leftover_tasks_comes_out_of_the_time_reserve(monkeypatch)
     async def leaves_a_task(event: HelloEvent, record: RecordInfo) -> None:
         asyncio.get_running_loop().create_task(asyncio.sleep(60))
 
-    subject = BatchConsumer(EventRegistry([Route(HelloEvent, leaves_a_task)]), FakeQuarantine(),
+    subject = BatchConsumer(EventRegistry([Route(HelloEvent, leaves_a_task)]), InMemoryDLQ(),
                             time_reserve_ms=900)  # fmt: skip
 
     # WHEN a batch runs with 1.1 s left (the reserve keeps 225 ms for returning)
@@ -205,7 +205,7 @@ def test_the_grace_for_leftover_tasks_comes_out_of_the_time_reserve(monkeypatch)
 
 def test_fifo_a_record_behind_a_failed_one_on_its_last_receive_is_quarantined_as_never_started():
     # GIVEN a FIFO group whose first record fails and whose next one, a stored event, is on its last receive
-    effects, store, quarantine = Effects(), FakeIdempotency(), FakeQuarantine()
+    effects, store, quarantine = Effects(), InMemoryIdempotency(), InMemoryDLQ()
     subject = consumer(effects, store, quarantine)
     subject.handle(sqs.event(*records(True, ("stored", "x"))), FakeContext())
     failing = sqs.record(sqs.body("hello", {"name": "fail"}, event_id="f1"), group_id="g", sequence_number=1)
@@ -232,7 +232,7 @@ def test_a_validator_that_raises_lists_its_record_and_the_batch_goes_on(fifo):
             return payload
 
     effects = Effects()
-    subject = BatchConsumer(EventRegistry([Route(Exploding, effects.handle)]), FakeQuarantine())
+    subject = BatchConsumer(EventRegistry([Route(Exploding, effects.handle)]), InMemoryDLQ())
     boom, ok = records(fifo, ("e1", "boom"), ("e2", "ok"))
     if fifo:
         ok = dict(ok, attributes={**ok["attributes"], "MessageGroupId": "other"})

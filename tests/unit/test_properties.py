@@ -13,9 +13,9 @@ from sqs_consumer.errors import NonRetryableError, PoisonMessageError, Retryable
 from sqs_consumer.models import DocumentProcessedEvent, HelloEvent
 from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.registry import EventRegistry, RecordInfo, Route
+from sqs_consumer.testing import events as sqs
+from sqs_consumer.testing.fakes import FakeContext, InMemoryDLQ
 from tests.conftest import failed_ids
-from tests.support import sqs_events as sqs
-from tests.support.fakes import FakeContext, FakeQuarantine
 
 OUTCOMES = ("ok", "retryable", "non_retryable", "async_ok", "async_retryable", "crash")
 
@@ -92,7 +92,7 @@ def test_every_message_is_deleted_or_listed_exactly_once(
         sqs.record(body, receive_count=count, group_id=group if fifo else None, sequence_number=index)
         for index, (body, count, group) in enumerate(batch)
     ]
-    quarantine = FakeQuarantine(fail=dlq_down)
+    quarantine = InMemoryDLQ(fail=dlq_down)
     consumer = BatchConsumer(REGISTRY, quarantine, max_concurrent_records=concurrency)
 
     # WHEN the consumer handles it, it never raises past the response contract

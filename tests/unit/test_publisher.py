@@ -12,7 +12,7 @@ from publisher.__main__ import main
 from publisher.client import MAX_BATCH_BYTES, EventPublisher
 from sqs_consumer.payloads import SIZE_ATTRIBUTE, pointer_from
 from sqs_consumer.sqs_limits import message_size
-from tests.support import sqs_events as sqs
+from sqs_consumer.testing import events as sqs
 
 
 class FakeSqs:

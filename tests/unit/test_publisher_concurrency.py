@@ -11,7 +11,7 @@ from typing import Any, cast
 
 from publisher.client import EventPublisher, field_group
 from publisher.dispatch import Window
-from tests.support import sqs_events as sqs
+from sqs_consumer.testing import events as sqs
 
 
 class SlowSqs:

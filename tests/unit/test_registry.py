@@ -15,7 +15,7 @@ from sqs_consumer.errors import PoisonMessageError
 from sqs_consumer.models import BaseEvent, HelloEvent
 from sqs_consumer.registry import UNREGISTERED_TYPE, EventRegistry, RecordInfo, Route, event_type_of
 from sqs_consumer.routes import REGISTRY
-from tests.support import sqs_events as sqs
+from sqs_consumer.testing import events as sqs
 
 EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"
 

@@ -13,8 +13,9 @@ from sqs_consumer.budget import MAX_PARALLEL_CALLS, Deadline
 from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.retry import MAX_BACKOFF_SECONDS, Backoff, SqsVisibility, VisibilityChange, queue_url_from_arn
 from sqs_consumer.routes import REGISTRY
-from tests.support import sqs_events as sqs
-from tests.support.fakes import FakeClock, FakeContext, FakeQuarantine, slow_registry
+from sqs_consumer.testing import events as sqs
+from sqs_consumer.testing.fakes import FakeClock, FakeContext, InMemoryDLQ
+from tests.support.fakes import slow_registry
 
 DEADLINE = Deadline(lambda: 30_000, 1_000)
 
@@ -47,7 +48,7 @@ def test_consumer_sets_backoff_for_failures_and_zero_for_records_not_started():
     visibility = RecordingVisibility()
     clock = FakeClock()
     consumer = BatchConsumer(
-        slow_registry(clock, 6), FakeQuarantine(), time_reserve_ms=5_000, max_concurrent_records=1,
+        slow_registry(clock, 6), InMemoryDLQ(), time_reserve_ms=5_000, max_concurrent_records=1,
         backoff=Backoff(10, 300), visibility=visibility, timer=clock,
     )  # fmt: skip
     first = sqs.record(sqs.body("hello", {"name": "x", "simulate": "fail"}), receive_count=1)
@@ -70,7 +71,7 @@ def test_consumer_sets_backoff_for_failures_and_zero_for_records_not_started():
 
 def test_consumer_fifo_group_skipped_records_return_at_once():
     visibility = RecordingVisibility()
-    consumer = BatchConsumer(REGISTRY, FakeQuarantine(), backoff=Backoff(10, 300), visibility=visibility)
+    consumer = BatchConsumer(REGISTRY, InMemoryDLQ(), backoff=Backoff(10, 300), visibility=visibility)
     failing = sqs.record(sqs.body("hello", {"name": "a", "simulate": "fail"}), group_id="a", sequence_number=1)
     behind = sqs.record(sqs.body("hello"), group_id="a", sequence_number=2)
 
@@ -83,7 +84,7 @@ def test_consumer_fifo_group_skipped_records_return_at_once():
 
 def test_consumer_without_backoff_changes_nothing():
     visibility = RecordingVisibility()
-    consumer = BatchConsumer(REGISTRY, FakeQuarantine(), backoff=Backoff(0, 300), visibility=visibility)
+    consumer = BatchConsumer(REGISTRY, InMemoryDLQ(), backoff=Backoff(0, 300), visibility=visibility)
     consumer.handle(sqs.event(sqs.record(sqs.body("hello", {"name": "x", "simulate": "fail"}))), FakeContext())
     assert visibility.changes == []
 
@@ -179,7 +180,7 @@ def test_consumer_counts_the_backoff_calls_in_its_time_reserve():
     # (20 s left, three handlers of 6.6 s each: 200 ms remain, below the 500 ms kept for returning)
     visibility = RecordingDeadlines()
     clock = FakeClock()
-    consumer = BatchConsumer(slow_registry(clock, 6.6), FakeQuarantine(), time_reserve_ms=4_000,
+    consumer = BatchConsumer(slow_registry(clock, 6.6), InMemoryDLQ(), time_reserve_ms=4_000,
                              backoff=Backoff(1, 8), visibility=visibility, timer=clock)  # fmt: skip
     failing = [sqs.record(sqs.body("hello", {"name": "x", "simulate": "fail"})) for _ in range(3)]
     context = FakeContext(remaining_ms=20_000, clock=clock)

@@ -10,7 +10,7 @@ import pytest
 from local.sample_event import expected_outcome, main, write_sample
 from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.routes import REGISTRY
-from tests.support.fakes import FakeContext, FakeQuarantine
+from sqs_consumer.testing.fakes import FakeContext, InMemoryDLQ
 
 
 def test_written_sample_has_lambda_shape_and_its_true_outcome(tmp_path):
@@ -22,7 +22,7 @@ def test_written_sample_has_lambda_shape_and_its_true_outcome(tmp_path):
     assert json.loads(record["body"])["event_type"] == "document.processed"
     expected = json.loads(expected_path.read_text())
     # An empty document_id is poison: the expected outcome says it is quarantined, as the consumer does
-    quarantine = FakeQuarantine()
+    quarantine = InMemoryDLQ()
     response = BatchConsumer(REGISTRY, quarantine).handle(event, FakeContext())
     assert expected == {"batchItemFailures": response["batchItemFailures"], "quarantined": quarantine.message_ids}
     assert expected["quarantined"] == [record["messageId"]]

@@ -17,7 +17,7 @@ from sqs_consumer.envelopes import pointer_in
 from sqs_consumer.payload_store import S3Payloads
 from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.routes import REGISTRY
-from tests.support.fakes import FakeContext, FakeQuarantine
+from sqs_consumer.testing.fakes import FakeContext, InMemoryDLQ
 
 EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"
 SAMPLE_EVENTS = sorted(p for p in EVENTS_DIR.glob("*.json") if not p.name.endswith(".expected.json"))
@@ -80,7 +80,7 @@ def test_sample_event_gives_expected_response(path: Path):
     # GIVEN a sample event and its expected outcome
     event = json.loads(path.read_text())
     expected = expected_for(path)
-    quarantine = FakeQuarantine()
+    quarantine = InMemoryDLQ()
 
     # WHEN the consumer handles it (an offloaded sample's payload in S3, where its pointer says)
     payloads, s3 = stubbed_s3(event)

@@ -14,10 +14,10 @@ import pytest
 from sqs_consumer.models import HelloEvent
 from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.registry import EventRegistry, Route
+from sqs_consumer.testing import events as sqs
+from sqs_consumer.testing.events import TOPIC_ARN, sns_notification
+from sqs_consumer.testing.fakes import FakeContext, InMemoryDLQ
 from tests.conftest import failed_ids
-from tests.support import sqs_events as sqs
-from tests.support.envelopes import TOPIC_ARN, sns_notification
-from tests.support.fakes import FakeContext, FakeQuarantine
 
 REGION = TOPIC_ARN.split(":")[3]
 TOKEN = "2336412f37fb687f5d51e6e241d09c805a5a57b30d712f794cc5f6a988666d92768dd60a747ba6f3beb71854e285d6ad"
@@ -34,7 +34,7 @@ def confirmation(url: Any, *, topic_arn: str = TOPIC_ARN, kind: str = "Subscript
 
 
 def reason_for(body: str) -> str:
-    quarantine = FakeQuarantine()
+    quarantine = InMemoryDLQ()
     consumer = BatchConsumer(EventRegistry([Route(HelloEvent, lambda event, record: None)]), quarantine)
     response = consumer.handle(sqs.event(sqs.record(body)), FakeContext())
     assert failed_ids(response) == []
