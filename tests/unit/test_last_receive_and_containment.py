@@ -14,6 +14,7 @@ import json
 
 import pytest
 
+from sqs_consumer.errors import MAX_DESCRIPTION_CHARS, NonRetryableError, describe
 from sqs_consumer.models import HelloEvent
 from sqs_consumer.observability import BatchReport, Outcome
 from sqs_consumer.pipeline import BatchConsumer
@@ -224,3 +225,121 @@ def test_a_huge_unknown_type_is_logged_in_bounded_lines(consumer, quarantine, lo
 
     assert quarantine.message_ids == [record["messageId"]]
     assert max(len(json.dumps(line)) for line in logs.lines) < 4_096
+
+
+class Unprintable(Exception):
+    """An exception whose ``__str__`` itself raises (a bug in a library's exception class)."""
+
+    def __str__(self) -> str:
+        raise ValueError("no text for this one")
+
+
+class Opaque(Unprintable):
+    """Neither ``__str__`` nor ``__repr__`` works."""
+
+    def __repr__(self) -> str:
+        raise ValueError("no repr either")
+
+
+def test_describe_falls_back_to_repr_then_to_the_type_name():
+    assert describe(RuntimeError("transient")) == "RuntimeError: transient"
+    assert describe(RuntimeError()) == "RuntimeError"
+    assert describe(NonRetryableError("gone upstream"), typed=False) == "gone upstream"
+    assert describe(Unprintable("x")) == "Unprintable('x')"
+    assert describe(Opaque("x")) == "Opaque"
+
+
+def test_describe_is_bounded_and_plain_text():
+    class Returns(Exception):
+        def __init__(self, text: object) -> None:
+            self.text = text
+
+        def __str__(self) -> str:
+            return self.text  # type: ignore[return-value]
+
+    class Loud(str):
+        def __len__(self) -> int:
+            raise RuntimeError("no length")
+
+    assert len(describe(RuntimeError("x" * 1_000_000))) <= MAX_DESCRIPTION_CHARS
+    assert describe(Returns(42)) == "Returns(42)"  # __str__ returned no text: the repr
+    described = describe(Returns(Loud("loud")))
+    assert described == "Returns: loud" and type(described) is str
+
+
+@pytest.mark.parametrize("fifo", [False, True], ids=["standard", "fifo"])
+@pytest.mark.parametrize(
+    ("raised", "receive_count"), [(Unprintable, 1), (Opaque, 1), (Unprintable, MAX_RECEIVES)], ids=["listed", "opaque", "last"]
+)
+def test_an_exception_whose_str_raises_fails_its_record_only(fifo, raised, receive_count, quarantine):
+    # GIVEN a handler raising an exception that cannot be turned into text, beside a record that succeeds
+    ran: list[str] = []
+
+    def handle(event: HelloEvent, record: RecordInfo) -> None:
+        ran.append(event.payload.name)
+        if event.payload.name == "bad":
+            raise raised("boom")
+
+    consumer = BatchConsumer(EventRegistry([Route(HelloEvent, handle)]), quarantine, max_receive_count=MAX_RECEIVES)
+    group = {"group_id": "g"} if fifo else {}
+    bad = sqs.record(sqs.body("hello", {"name": "bad"}), receive_count=receive_count, **group)
+    ok = sqs.record(sqs.body("hello", {"name": "ok"}), group_id="h" if fifo else None)
+
+    # WHEN the batch is handled
+    response = consumer.handle(sqs.event(bad, ok), FakeContext())
+
+    # THEN only its record failed (listed, or quarantined on its last receive with the type as its reason)
+    assert ran == ["bad", "ok"]
+    if receive_count == MAX_RECEIVES:
+        assert failed_ids(response) == []
+        [sent] = quarantine.sent
+        assert sent.kind == "retries_exhausted" and raised.__name__ in sent.reason
+    else:
+        assert failed_ids(response) == [bad["messageId"]]
+
+
+class UnprintableStore(FakeIdempotency):
+    """A store adapter that raises unprintable exceptions instead of answering."""
+
+    def __init__(self, fail_on: str) -> None:
+        super().__init__()
+        self.fail_on = fail_on
+
+    def claim(self, events, remaining_ms, deadline):
+        if self.fail_on == "claim":
+            raise Unprintable("claim")
+        return super().claim(events, remaining_ms, deadline)
+
+    def settle(self, succeeded, released, deadline):
+        if self.fail_on == "settle":
+            raise Unprintable("settle")
+        return super().settle(succeeded, released, deadline)
+
+
+class UnprintableQuarantine(FakeQuarantine):
+    def send_batch(self, messages, deadline):
+        raise Unprintable("dlq")
+
+
+@pytest.mark.parametrize("where", ["claim", "settle", "dlq"])
+def test_an_adapter_raising_an_unprintable_exception_fails_no_batch(where, logs):
+    # GIVEN an adapter (store or DLQ) that raises an exception whose __str__ raises
+    store = UnprintableStore(where) if where != "dlq" else FakeIdempotency()
+    quarantine = UnprintableQuarantine() if where == "dlq" else FakeQuarantine()
+    consumer = BatchConsumer(REGISTRY, quarantine, idempotency=store, time_reserve_ms=1_000)
+    ok = sqs.record(sqs.body("hello"))
+    failing = sqs.record(sqs.body("hello", {"name": "x", "simulate": "fail"}))
+    poison = sqs.record("not json")
+
+    # WHEN a batch is handled
+    response = consumer.handle(sqs.event(ok, failing, poison), FakeContext(remaining_ms=3_000))
+
+    # THEN the records it concerns are listed, the failure is logged with the exception's type, and the
+    # batch answers
+    expected = {
+        "claim": [ok["messageId"], failing["messageId"]],  # nothing ran: retried; the poison needs no claim
+        "settle": [failing["messageId"]],
+        "dlq": [failing["messageId"], poison["messageId"]],
+    }[where]
+    assert failed_ids(response) == expected
+    assert any("Unprintable" in str(line.get("error")) for line in logs.lines if line["level"] in {"WARNING", "ERROR"})

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from sqs_consumer.errors import PoisonMessageError
+from sqs_consumer.errors import PoisonMessageError, describe
 from sqs_consumer.payloads import announced_size, looks_like_pointer, pointer_from
 from sqs_consumer.registry import INVALID_ENVELOPE, Envelope, EventRegistry
 
@@ -160,7 +160,7 @@ class Unwrapper:
         try:
             pointer = pointer_from(document)
         except ValueError as exc:
-            what = str(exc).removeprefix("S3 payload pointer: ").removeprefix("S3 payload pointer ")
+            what = describe(exc, typed=False).removeprefix("S3 payload pointer: ").removeprefix("S3 payload pointer ")
             raise _half_match(POINTER, what) from None
         envelope.payload_pointer = pointer
         envelope.payload_size = _byte_count(size)

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from sqs_consumer.budget import MAX_ATTEMPTS, Deadline, run_parallel, shortfall
 from sqs_consumer.clients import dynamodb_client
-from sqs_consumer.errors import DeadlineReachedError
+from sqs_consumer.errors import DeadlineReachedError, describe
 from sqs_consumer.models.base import BaseEvent
 from sqs_consumer.observability import logger
 
@@ -246,7 +246,7 @@ class DynamoDBIdempotency:
         try:
             store = self._store()
         except Exception as exc:  # no store, no run: every record is retried
-            unavailable = StoreUnavailableError(f"idempotency store unavailable: {exc}")
+            unavailable = StoreUnavailableError(f"idempotency store unavailable: {describe(exc)}")
             return [Claim(ClaimState.UNAVAILABLE, unavailable) for _ in events]
         chunks = [list(events[start : start + TRANSACT_ITEMS]) for start in range(0, len(events), TRANSACT_ITEMS)]
         outcomes = run_parallel([self._claimer(store, chunk, remaining_ms, deadline) for chunk in chunks], deadline)
@@ -375,7 +375,7 @@ class DynamoDBIdempotency:
             store = self._store()
             completions = [_completed(store, event) for event in succeeded]
         except Exception as exc:  # the in-progress records expire with the function's timeout instead
-            logger.error("Could not settle idempotency records", error=str(exc))
+            logger.error("Could not settle idempotency records", error=describe(exc))
             return len(succeeded)
         chunks = [
             completions[start : start + BATCH_WRITE_ITEMS] for start in range(0, len(completions), BATCH_WRITE_ITEMS)
@@ -406,7 +406,7 @@ _JITTER = random.SystemRandom()
 def _unavailable(event: BaseEvent, error: BaseException | None) -> Exception:
     if isinstance(error, DeadlineReachedError):
         return StoreUnavailableError(f"idempotency store did not answer in time for event_id {event.event_id!r}")
-    return StoreUnavailableError(f"idempotency store failed for event_id {event.event_id!r}: {error}")
+    return StoreUnavailableError(f"idempotency store failed for event_id {event.event_id!r}: {describe(error) if error is not None else None}")
 
 
 def _in_progress_put(store: DynamoDBStore, event: BaseEvent, remaining_ms: int) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from sqs_consumer.budget import Deadline, submit
 from sqs_consumer.clients import s3_client
-from sqs_consumer.errors import DeadlineReachedError, PoisonMessageError
+from sqs_consumer.errors import DeadlineReachedError, PoisonMessageError, describe
 from sqs_consumer.registry import PAYLOAD_MISSING, PAYLOAD_NOT_UTF8, PAYLOAD_TOO_LARGE, PAYLOAD_UNREADABLE
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ class S3Payloads:
         try:
             return data.decode()
         except UnicodeDecodeError as exc:
-            reason = f"offloaded payload {pointer} is not UTF-8 text: {exc}"
+            reason = f"offloaded payload {pointer} is not UTF-8 text: {describe(exc, typed=False)}"
             raise PoisonMessageError(PAYLOAD_NOT_UTF8, reason) from None
 
     def _too_large(self, pointer: PayloadPointer, size: int, source: str) -> PoisonMessageError:

@@ -181,4 +181,4 @@ def _list_unsettled(item: Item, exc: Exception, batch: Batch) -> None:
 def _as_exception(exc: BaseException) -> Exception:
     if isinstance(exc, Exception):
         return exc
-    return HandlerAbortedError(f"the handler raised {type(exc).__name__}: {exc}")
+    return HandlerAbortedError(f"the handler raised {describe(exc)}")

@@ -13,6 +13,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 
+from sqs_consumer.errors import describe
 from sqs_consumer.observability import UNRECOGNIZED_TYPE, Outcome, logger
 from sqs_consumer.pipeline.batch import Batch
 from sqs_consumer.pipeline.dispositions import DUPLICATE, SUCCEEDED, Listed, Quarantined
@@ -110,17 +111,18 @@ class Settlement:
         return listed
 
     def _log_listed(self, item: Item, listed: Listed, refused: Exception | None) -> None:
-        error = trim_utf8(f"{type(listed.error).__name__}: {listed.error}", LOG_VALUE_BYTES)
         if refused is not None:
             logger.error("Quarantine failed; the record will be retried", message_id=item.message_id,
-                         error=trim_utf8(str(refused), LOG_VALUE_BYTES))  # fmt: skip
+                         error=trim_utf8(describe(refused), LOG_VALUE_BYTES))  # fmt: skip
         elif listed.outcome is Outcome.SKIPPED:
-            logger.warning(f"Record {listed.error}", message_id=item.message_id, event_type=_quoted(item.event_type))
+            logger.warning("Record not started", message_id=item.message_id, event_type=_quoted(item.event_type),
+                           reason=trim_utf8(describe(listed.error, typed=False), LOG_VALUE_BYTES))  # fmt: skip
         else:
             event_id = item.event.event_id if isinstance(item, Job) else None
             logger.warning("Record failed; it will be retried", message_id=item.message_id, event_id=event_id,
                            event_type=_quoted(item.event_type), receive_count=item.receive_count,
-                           error=error, envelope=item.envelope.log_fields() or None)  # fmt: skip
+                           error=trim_utf8(describe(listed.error), LOG_VALUE_BYTES),
+                           envelope=item.envelope.log_fields() or None)  # fmt: skip
 
     def _metric_type(self, event_type: str | None) -> str:
         return event_type if event_type is not None and event_type in self._registry else UNRECOGNIZED_TYPE
