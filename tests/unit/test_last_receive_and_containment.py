@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -343,3 +345,149 @@ def test_an_adapter_raising_an_unprintable_exception_fails_no_batch(where, logs)
     }[where]
     assert failed_ids(response) == expected
     assert any("Unprintable" in str(line.get("error")) for line in logs.lines if line["level"] in {"WARNING", "ERROR"})
+
+
+class Returns:
+    """``hello`` handlers returning what the name asks for: none of them is None or an awaitable."""
+
+    def __init__(self) -> None:
+        self.ran: list[str] = []
+        self.pool = ThreadPoolExecutor(max_workers=1)
+
+    def handle(self, event: HelloEvent, record: RecordInfo) -> object:
+        name = event.payload.name
+        if name == "generator":
+            return self._generator(name)
+        if name == "async-generator":
+            return self._async_generator(name)
+        if name == "future":
+            return self.pool.submit(self.ran.append, name)
+        if name == "number":
+            return 42
+        self.ran.append(name)
+        return None
+
+    def _generator(self, name: str) -> Iterator[None]:
+        self.ran.append(name)
+        yield None
+
+    async def _async_generator(self, name: str) -> AsyncIterator[None]:
+        self.ran.append(name)
+        yield None
+
+
+@pytest.mark.parametrize("fifo", [False, True], ids=["standard", "fifo"])
+@pytest.mark.parametrize("returned", ["generator", "async-generator", "future", "number"])
+def test_a_handler_returning_neither_none_nor_an_awaitable_fails_its_record_only(fifo, returned):
+    # GIVEN a handler that returns a generator, an async generator, a concurrent.futures.Future or a number
+    handlers, store = Returns(), FakeIdempotency()
+    consumer = BatchConsumer(EventRegistry([Route(HelloEvent, handlers.handle)]), FakeQuarantine(), idempotency=store)
+    odd = sqs.record(sqs.body("hello", {"name": returned}, event_id="odd"), group_id="g" if fifo else None)
+    ok = sqs.record(sqs.body("hello", {"name": "ok"}, event_id="ok"), group_id="h" if fifo else None)
+
+    # WHEN the batch is handled
+    response = consumer.handle(sqs.event(odd, ok), FakeContext())
+    handlers.pool.shutdown()
+
+    # THEN its record is listed (never deleted as if it succeeded); the other one succeeded
+    assert failed_ids(response) == [odd["messageId"]]
+    assert store.completed == ["ok"]
+
+
+def test_a_handler_returning_a_generator_on_its_last_receive_is_quarantined_saying_so(quarantine):
+    handlers = Returns()
+    consumer = BatchConsumer(EventRegistry([Route(HelloEvent, handlers.handle)]), quarantine,
+                             max_receive_count=MAX_RECEIVES)  # fmt: skip
+    record = sqs.record(sqs.body("hello", {"name": "generator"}), receive_count=MAX_RECEIVES)
+
+    assert failed_ids(consumer.handle(sqs.event(record), FakeContext())) == []
+
+    [sent] = quarantine.sent
+    assert sent.kind == "retries_exhausted"
+    assert "HandlerReturnError" in sent.reason and "generator" in sent.reason
+
+
+class Hangs:
+    """``hello`` handlers: "hang" never finishes (and "stubborn" ignores its cancellation too); others do."""
+
+    def __init__(self) -> None:
+        self.finished: list[str] = []
+        self.cancelled: list[str] = []
+
+    async def handle(self, event: HelloEvent, record: RecordInfo) -> None:
+        name = event.payload.name
+        try:
+            if name in {"hang", "stubborn"}:
+                await asyncio.Event().wait()
+            await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            self.cancelled.append(name)
+            if name != "stubborn":
+                raise
+            await asyncio.Event().wait()  # ignores its cancellation: waits again
+        self.finished.append(name)
+
+
+def hanging_batch(fifo: bool, receive_count: int = 1, hang: str = "hang") -> list[dict]:
+    group = (lambda name: {"group_id": name}) if fifo else (lambda name: {})
+    return [
+        sqs.record(sqs.body("hello", {"name": hang}, event_id="hung"), receive_count=receive_count, **group("g")),
+        sqs.record(sqs.body("hello", {"name": "behind"}, event_id="behind"), **group("g")),
+        sqs.record(sqs.body("hello", {"name": "other"}, event_id="other"), **group("h")),
+    ]
+
+
+@pytest.mark.parametrize("fifo", [False, True], ids=["standard", "fifo"])
+@pytest.mark.parametrize("hang", ["hang", "stubborn"])
+def test_an_async_handler_past_its_route_timeout_is_cancelled_and_listed(fifo, hang):
+    # GIVEN a route whose handlers get 50 ms, and a handler that never finishes (or ignores its cancellation)
+    handlers, store = Hangs(), FakeIdempotency()
+    consumer = BatchConsumer(EventRegistry([Route(HelloEvent, handlers.handle, timeout_seconds=0.05)]),
+                             FakeQuarantine(), idempotency=store)  # fmt: skip
+    hung, behind, other = hanging_batch(fifo, hang=hang)
+
+    # WHEN the batch is handled (with 30 s left)
+    response = consumer.handle(sqs.event(hung, behind, other), FakeContext())
+
+    # THEN the hung record alone is listed (on FIFO, with the rest of its group, unstarted); it was cancelled;
+    # its claim is kept until it expires (it may still be running), never released as if it had not run
+    expected = [hung["messageId"], behind["messageId"]] if fifo else [hung["messageId"]]
+    assert failed_ids(response) == expected
+    assert handlers.cancelled == [hang]
+    assert store.records["hung"][0] == "INPROGRESS" and "hung" not in store.released
+    assert store.completed == ["other"] if fifo else sorted(store.completed) == ["behind", "other"]
+
+
+def test_an_async_handler_without_a_route_timeout_is_cut_off_within_the_time_reserve():
+    # GIVEN a route with no timeout of its own, and a batch with 1.2 s left, 1 s of it the time reserve
+    handlers = Hangs()
+    consumer = BatchConsumer(EventRegistry([Route(HelloEvent, handlers.handle)]), FakeQuarantine(),
+                             time_reserve_ms=1_000)  # fmt: skip
+    hung, behind, other = hanging_batch(fifo=False)
+    context = FakeContext(remaining_ms=1_200)
+
+    # WHEN the batch is handled
+    response = consumer.handle(sqs.event(hung, behind, other), context)
+
+    # THEN the hung handler was cancelled before the part of the reserve kept for returning, and listed
+    assert failed_ids(response) == [hung["messageId"]]
+    assert handlers.cancelled == ["hang"]
+    assert sorted(handlers.finished) == ["behind", "other"]
+
+
+def test_an_async_handler_timed_out_on_its_last_receive_is_quarantined_saying_it_timed_out(quarantine):
+    handlers = Hangs()
+    consumer = BatchConsumer(EventRegistry([Route(HelloEvent, handlers.handle, timeout_seconds=0.05)]), quarantine,
+                             max_receive_count=MAX_RECEIVES)  # fmt: skip
+    hung, *_ = hanging_batch(fifo=False, receive_count=MAX_RECEIVES)
+
+    assert failed_ids(consumer.handle(sqs.event(hung), FakeContext())) == []
+
+    [sent] = quarantine.sent
+    assert sent.kind == "retries_exhausted"
+    assert "timed out" in sent.reason and "0.05 s" in sent.reason
+
+
+def test_a_route_timeout_must_be_positive():
+    with pytest.raises(ValueError, match="timeout_seconds"):
+        Route(HelloEvent, Hangs().handle, timeout_seconds=0)

@@ -245,3 +245,57 @@ def test_a_validator_that_raises_lists_its_record_and_the_batch_goes_on(fifo):
     # THEN the record is listed, the others ran, and nothing escaped
     assert failed_ids(response) == [boom["messageId"]]
     assert effects.count == {"e2": 1, "e3": 1}
+
+
+class TwoPart:
+    """``hello`` handlers with a synchronous part (counted) and an awaitable; "slow" takes ``seconds`` of the
+    clock in its awaitable."""
+
+    def __init__(self, clock: FakeClock, seconds: float) -> None:
+        self.clock, self.seconds = clock, seconds
+        self.sync_part: Counter[str] = Counter()
+        self.finished: list[str] = []
+
+    def handle(self, event: HelloEvent, record: RecordInfo) -> Any:
+        self.sync_part[event.event_id] += 1
+        return self._rest(event)
+
+    async def _rest(self, event: HelloEvent) -> None:
+        if event.payload.name == "slow":
+            self.clock.advance(self.seconds)
+        self.finished.append(event.event_id)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "second_finishes"), [(15.5, True), (19.0, False)], ids=["reserve-left", "past-cutoff"]
+)
+def test_a_record_whose_handler_was_called_is_never_listed_as_not_started(seconds, second_finishes):
+    # GIVEN a standard queue, one record awaited at a time, and a first handler whose awaitable runs into the
+    # time reserve (20 s left, 5 s reserved): the second record's handler was called, its awaitable not yet run
+    clock, store, quarantine = FakeClock(), FakeIdempotency(), FakeQuarantine()
+    handlers = TwoPart(clock, seconds)
+    subject = BatchConsumer(EventRegistry([Route(HelloEvent, handlers.handle)]), quarantine, idempotency=store,
+                            time_reserve_ms=5_000, max_concurrent_records=1, max_receive_count=MAX_RECEIVES,
+                            timer=clock)  # fmt: skip
+    first = sqs.record(sqs.body("hello", {"name": "slow"}, event_id="e1"))
+    second = sqs.record(sqs.body("hello", {"name": "quick"}, event_id="e2"), receive_count=MAX_RECEIVES)
+
+    # WHEN the batch is handled
+    response = subject.handle(sqs.event(first, second), FakeContext(remaining_ms=20_000, clock=clock))
+
+    # THEN the second record is never "not started": awaited within the reserve's part for handlers, or,
+    # past it, retried as a handler that did not finish, its claim kept in progress (never released as if
+    # it had not run); nothing ran twice
+    assert handlers.sync_part == {"e1": 1, "e2": 1}
+    assert "e2" not in store.released
+    if second_finishes:
+        assert failed_ids(response) == [] and quarantine.sent == []
+        assert store.records["e2"][0] == "COMPLETED"
+    else:
+        assert [(m.source_message_id, m.kind) for m in quarantine.sent] == [(second["messageId"], "retries_exhausted")]
+        assert "timed out" in quarantine.sent[0].reason
+        assert store.records["e2"][0] == "INPROGRESS"
+        # and its redelivery, before that claim expires, does not run it again
+        again = sqs.record(sqs.body("hello", {"name": "quick"}, event_id="e2"))
+        subject.handle(sqs.event(again), FakeContext(remaining_ms=20_000, clock=clock))
+        assert handlers.sync_part["e2"] == 1

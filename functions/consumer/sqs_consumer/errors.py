@@ -53,12 +53,23 @@ class SettingsError(ValueError):
     """The function's environment does not hold valid settings."""
 
 
-class HandlerTimeoutError(Exception):
-    """An async handler did not finish within its route's timeout, or the batch's handler deadline: it
-    was cancelled. Retryable; its idempotency claim is kept until it expires (pipeline/batch.py)."""
+class HandlerUnfinishedError(Exception):
+    """A handler was called and did not finish: what it started may still be running.
+
+    Retryable. Its idempotency claim is kept until it expires rather than released, so that no other
+    execution runs the event meanwhile: the retry comes no sooner than ``retry_after_seconds``.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = 0
 
 
-class HandlerReturnError(Exception):
+class HandlerTimeoutError(HandlerUnfinishedError):
+    """An async handler did not finish within its route's timeout or the batch's handler deadline."""
+
+
+class HandlerReturnError(HandlerUnfinishedError):
     """A handler returned something that is neither ``None`` nor an awaitable: whatever work it stands
     for (a generator, an async generator, a ``concurrent.futures.Future``) was never awaited here."""
 

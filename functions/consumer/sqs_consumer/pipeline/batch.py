@@ -26,8 +26,8 @@ class LambdaContextLike(Protocol):
 class Batch:
     """What the stages of one invocation share."""
 
-    __slots__ = ("commit", "confirm_quarantine", "context", "debug", "decisions", "now_ms", "order", "refused",
-                 "report", "return_floor_ms", "sent", "stop_at", "timer")  # fmt: skip
+    __slots__ = ("commit", "confirm_quarantine", "context", "cut_at", "debug", "decisions", "now_ms", "order",
+                 "refused", "report", "return_floor_ms", "sent", "stop_at", "timer")  # fmt: skip
 
     def __init__(
         self,
@@ -45,7 +45,11 @@ class Batch:
         self.now_ms = now_ms
         # The timer's reading past which no record starts: the time reserve before the timeout.
         # The context's clock is read once; each start is checked against the timer it reads anyway.
-        self.stop_at = timer() + (context.get_remaining_time_in_millis() - time_reserve_ms) / 1000
+        start, remaining_ms = timer(), context.get_remaining_time_in_millis()
+        self.stop_at = start + (remaining_ms - time_reserve_ms) / 1000
+        # The handlers' deadline: async handlers still running are cancelled here, half-way through the
+        # part of the reserve before the return floor; the other half is the settlement's (DLQ, backoff).
+        self.cut_at = start + (remaining_ms - return_floor_ms - (time_reserve_ms - return_floor_ms) / 2) / 1000
         self.return_floor_ms = return_floor_ms
         self.decisions = decisions
         self.order = order
@@ -91,5 +95,6 @@ class Batch:
             and item.claim is not None
             and item.claim.state is ClaimState.ACQUIRED
             and item.leader is None
+            and not item.unfinished  # what it started may still run: the claim is kept until it expires
         ):
             self.commit.release(Held(item.event, item.claim.token))
