@@ -271,7 +271,9 @@ def test_describe_is_bounded_and_plain_text():
 
 @pytest.mark.parametrize("fifo", [False, True], ids=["standard", "fifo"])
 @pytest.mark.parametrize(
-    ("raised", "receive_count"), [(Unprintable, 1), (Opaque, 1), (Unprintable, MAX_RECEIVES)], ids=["listed", "opaque", "last"]
+    ("raised", "receive_count"),
+    [(Unprintable, 1), (Opaque, 1), (Unprintable, MAX_RECEIVES)],
+    ids=["listed", "opaque", "last"],
 )
 def test_an_exception_whose_str_raises_fails_its_record_only(fifo, raised, receive_count, quarantine):
     # GIVEN a handler raising an exception that cannot be turned into text, beside a record that succeeds

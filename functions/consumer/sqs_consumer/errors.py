@@ -110,7 +110,7 @@ def _text(convert: Callable[[object], str], exc: BaseException) -> str | None:
         return str.__getitem__(text, slice(None)) if isinstance(text, str) else None
     except (KeyboardInterrupt, SystemExit):
         raise
-    except BaseException:  # noqa: BLE001  # whatever __str__ or __repr__ raises is the exception's own bug
+    except BaseException:  # whatever __str__ or __repr__ raises is the exception's own bug
         return None
 
 
@@ -120,5 +120,5 @@ def _type_name(exc: BaseException) -> str:
         return name if type(name) is str else "Exception"
     except (KeyboardInterrupt, SystemExit):
         raise
-    except BaseException:  # noqa: BLE001  # a metaclass's __name__ that raises
+    except BaseException:  # a metaclass's __name__ that raises
         return "Exception"
