@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections import Counter
 from typing import Any
 
@@ -11,8 +13,13 @@ import pytest
 
 from sqs_consumer.errors import NonRetryableError
 from sqs_consumer.models import HelloEvent
+from sqs_consumer.observability import logger
 from sqs_consumer.pipeline import BatchConsumer
+from sqs_consumer.pipeline.batch import RETURN_US_PER_RECORD, Batch
+from sqs_consumer.pipeline.dispositions import Decisions
+from sqs_consumer.pipeline.ordering import StandardOrder
 from sqs_consumer.registry import EventRegistry, RecordInfo, Route
+from sqs_consumer.retry import NO_BACKOFF
 from tests.conftest import failed_ids
 from tests.support import sqs_events as sqs
 from tests.support.fakes import FakeClock, FakeContext, FakeIdempotency, FakeQuarantine
@@ -299,3 +306,66 @@ def test_a_record_whose_handler_was_called_is_never_listed_as_not_started(second
         again = sqs.record(sqs.body("hello", {"name": "quick"}, event_id="e2"))
         subject.handle(sqs.event(again), FakeContext(remaining_ms=20_000, clock=clock))
         assert handlers.sync_part["e2"] == 1
+
+
+class UnansweringStore(FakeIdempotency):
+    """A store that answers no write before its deadline (of ``clock``)."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__()
+        self.clock = clock
+
+    def settle(self, succeeded: Any, released: Any, deadline: Any) -> int:
+        self.clock.advance(deadline.seconds_left())
+        return len(succeeded)
+
+
+class SlowLines(logging.Handler):
+    """Each log line the consumer writes takes ``seconds`` of the clock: a line's cost on a small share of
+    a CPU, where one structured line costs about 0.1 ms (256 MB: 0.15 vCPU)."""
+
+    def __init__(self, clock: FakeClock, seconds: float) -> None:
+        super().__init__()
+        self.clock, self.seconds, self.lines = clock, seconds, 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.clock.advance(self.seconds)
+        self.lines += 1
+
+
+def test_ten_thousand_listed_records_with_a_store_that_does_not_answer_return_before_the_timeout():
+    # GIVEN 10,000 records whose handlers fail, a store that answers nothing before its deadline, and
+    # log lines that cost 0.1 ms each
+    clock = FakeClock()
+    lines = SlowLines(clock, 0.000_1)
+    subject = BatchConsumer(EventRegistry([Route(HelloEvent, Effects().handle)]), FakeQuarantine(),
+                            idempotency=UnansweringStore(clock), time_reserve_ms=5_000, timer=clock)  # fmt: skip
+    batch = [sqs.record(sqs.body("hello", {"name": "fail"}, event_id=f"e{n}")) for n in range(10_000)]
+    context = FakeContext(remaining_ms=30_000, clock=clock)
+
+    # WHEN the batch is handled
+    logger.addHandler(lines)
+    try:
+        response = subject.handle(sqs.event(*batch), context)
+    finally:
+        logger.removeHandler(lines)
+
+    # THEN every record is listed, and the function returned before its timeout: the lines that did not
+    # fit were summarised
+    assert len(failed_ids(response)) == 10_000
+    assert context.get_remaining_time_in_millis() > 0
+    assert lines.lines < 100
+
+
+def test_the_time_kept_for_returning_grows_with_the_batch():
+    # GIVEN the same function, at its smallest memory, with batches of 10 and of 10,000 records
+    def floors(records: int) -> tuple[float, float]:
+        context = FakeContext(memory_limit_in_mb=128)
+        batch = Batch(context, timer=time.perf_counter, now_ms=0, time_reserve_ms=5_000, records=records,
+                      decisions=Decisions(None, NO_BACKOFF), order=StandardOrder())  # fmt: skip
+        return batch.commit_floor_ms, batch.return_floor_ms
+
+    # THEN the larger batch keeps more time for its response and its log lines
+    small, large = floors(10), floors(10_000)
+    assert small[0] < large[0] and small[1] < large[1]
+    assert large[0] - small[0] >= 9_990 * RETURN_US_PER_RECORD / 1000
