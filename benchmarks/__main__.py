@@ -180,8 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     together, serial = concurrency(3 if quick else 15)
     rows += [
         ("10 records x 50 ms async wait (ms)", together, 50.0, "<= 1.3", f"50 ms; one at a time: {serial:.0f} ms"),
-        ("return per listed record, 10,000 (us)", return_cost(3 if quick else 15), float(RETURN_US_PER_RECORD), "<= 0.5",
-         "time the consumer keeps a record at one vCPU"),
+        ("return per listed record, 10,000 (us)", return_cost(3 if quick else 15), float(RETURN_US_PER_RECORD),
+         "<= 0.5", "time the consumer keeps a record at one vCPU"),
     ]  # fmt: skip
     size = 1_000 if quick else 10_000
     (rss_ours, alloc_ours), (rss_ref, alloc_ref) = peak_rss(size, ours=True), peak_rss(size, ours=False)

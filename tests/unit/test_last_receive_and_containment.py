@@ -13,6 +13,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
@@ -285,8 +286,7 @@ def test_an_exception_whose_str_raises_fails_its_record_only(fifo, raised, recei
             raise raised("boom")
 
     consumer = BatchConsumer(EventRegistry([Route(HelloEvent, handle)]), quarantine, max_receive_count=MAX_RECEIVES)
-    group = {"group_id": "g"} if fifo else {}
-    bad = sqs.record(sqs.body("hello", {"name": "bad"}), receive_count=receive_count, **group)
+    bad = sqs.record(sqs.body("hello", {"name": "bad"}), receive_count=receive_count, group_id="g" if fifo else None)
     ok = sqs.record(sqs.body("hello", {"name": "ok"}), group_id="h" if fifo else None)
 
     # WHEN the batch is handled
@@ -356,7 +356,7 @@ class Returns:
         self.ran: list[str] = []
         self.pool = ThreadPoolExecutor(max_workers=1)
 
-    def handle(self, event: HelloEvent, record: RecordInfo) -> object:
+    def handle(self, event: HelloEvent, record: RecordInfo) -> Any:
         name = event.payload.name
         if name == "generator":
             return self._generator(name)

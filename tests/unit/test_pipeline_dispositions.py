@@ -348,7 +348,7 @@ def test_ten_thousand_listed_records_with_a_store_that_does_not_answer_return_be
     try:
         response = subject.handle(sqs.event(*batch), context)
     finally:
-        logger.removeHandler(lines)
+        logger._logger.removeHandler(lines)
 
     # THEN every record is listed, and the function returned before its timeout: the lines that did not
     # fit were summarised

@@ -152,10 +152,12 @@ class Runner:
             started = job.started if job.started is not None else batch.timer()
             limit, timeout = batch.cut_at - started, job.route.timeout_seconds
             by_route = timeout is not None and timeout < limit
+            if timeout is not None and by_route:
+                limit = timeout
             try:
                 # A task of its own: a handler that ignores its cancellation cannot hold up the batch.
                 task = asyncio.ensure_future(awaitable)
-                done, _ = await asyncio.wait((task,), timeout=max(0.0, timeout if by_route else limit))
+                done, _ = await asyncio.wait((task,), timeout=max(0.0, limit))
                 if not done:
                     task.cancel()  # its cleanup runs while the others are awaited; leftovers at the end
                     _unfinished(job, batch, HandlerTimeoutError(

@@ -208,9 +208,9 @@ class _Untold:
         logger.warning(
             "Records settled without a line each: the function was close to its timeout",
             records=sum(self.outcomes.values()),
-            **{outcome.value: count for outcome, count in self.outcomes.items()},
             message_ids=self.message_ids,
             first_error=trim_utf8(describe(self.first_error), LOG_VALUE_BYTES) if self.first_error else None,
+            outcomes={outcome.value: count for outcome, count in self.outcomes.items()},
         )
 
 
