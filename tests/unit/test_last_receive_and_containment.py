@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import types
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -493,3 +494,29 @@ def test_an_async_handler_timed_out_on_its_last_receive_is_quarantined_saying_it
 def test_a_route_timeout_must_be_positive():
     with pytest.raises(ValueError, match="timeout_seconds"):
         Route(HelloEvent, Hangs().handle, timeout_seconds=0)
+
+
+def test_any_awaitable_a_handler_returns_is_awaited():
+    # GIVEN handlers returning an object with __await__ and a generator-based coroutine
+    ran: list[str] = []
+
+    class Awaitable:
+        def __await__(self) -> Iterator[None]:
+            yield from asyncio.sleep(0).__await__()
+            ran.append("__await__")
+
+    @types.coroutine
+    def generator_based() -> Iterator[None]:
+        yield
+        ran.append("generator-based")
+
+    def handle(event: HelloEvent, record: RecordInfo) -> Any:
+        return Awaitable() if event.payload.name == "__await__" else generator_based()
+
+    consumer = BatchConsumer(EventRegistry([Route(HelloEvent, handle)]), FakeQuarantine())
+    names = ["__await__", "generator-based"]
+    records = [sqs.record(sqs.body("hello", {"name": name})) for name in names]
+
+    # WHEN the batch is handled, THEN each was awaited to its end and succeeded
+    assert failed_ids(consumer.handle(sqs.event(*records), FakeContext())) == []
+    assert sorted(ran) == sorted(names)

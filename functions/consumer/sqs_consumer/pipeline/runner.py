@@ -223,7 +223,8 @@ def _unfinished(job: Job, batch: Batch, error: HandlerUnfinishedError) -> None:
 def _type_name(value: object) -> str:
     kind = type(value)
     module = getattr(kind, "__module__", "")
-    return f"a {kind.__qualname__}" if module == "builtins" else f"a {module}.{kind.__qualname__}"
+    name = kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
+    return f"an object of type {name}"
 
 
 def _list_unsettled(item: Item, exc: Exception, batch: Batch) -> None:
