@@ -572,3 +572,61 @@ def test_a_claim_refused_for_a_reason_no_retry_fixes_says_why_at_once(aws_creden
     assert client.calls == 1
     assert claim.state is ClaimState.UNAVAILABLE
     assert "ValidationError" in str(claim.error)
+
+
+class ContendedReleases(ContendedClient):
+    """A table whose transactions meet contention ``conflicts`` times (cancelled for a conflicting
+    transaction, or refused whole with ``code``), then succeed; it records what each one deleted."""
+
+    def __init__(self, conflicts: int, code: str = "TransactionCanceledException") -> None:
+        super().__init__(conflicts)
+        self.code = code
+        self.deleted: list[list[str]] = []
+
+    def transact_write_items(self, TransactItems: list[Any]) -> dict[str, Any]:
+        from botocore.exceptions import ClientError
+
+        if self.code != "TransactionCanceledException" and self.calls < self.conflicts:
+            self.calls += 1
+            raise ClientError({"Error": {"Code": self.code, "Message": "contended"}}, "TransactWriteItems")
+        answer = super().transact_write_items(TransactItems)
+        self.deleted.append([item["Delete"]["Key"]["id"]["S"] for item in TransactItems])
+        return answer
+
+
+@pytest.mark.parametrize(
+    "code", ["TransactionCanceledException", "TransactionConflictException", "ThrottlingException"]
+)
+def test_releases_refused_for_contention_go_again_with_jitter(aws_credentials, code):
+    # GIVEN two claims to release, and a table whose first two transactions meet contention
+    client, pauses = ContendedReleases(conflicts=2, code=code), list[float]()
+    store = DynamoDBIdempotency(lambda: DynamoDBStore(TABLE, TTL, client=client), sleep=pauses.append)  # type: ignore[arg-type]
+    held = [Held(REGISTRY.parse(sqs.body("hello", event_id=f"e{n}")), 1_000 + n) for n in range(2)]
+
+    # WHEN they are released with time to spare
+    store.settle([], held, Deadline(lambda: 60_000, 0))
+
+    # THEN the release went again after two growing, jittered pauses, and deleted both
+    assert client.calls == 3
+    assert len(pauses) == 2
+    assert all(0 <= pause <= 0.025 * 2**attempt for attempt, pause in enumerate(pauses))
+    assert [len(keys) for keys in client.deleted] == [2]
+
+
+def test_releases_meeting_contention_give_up_within_the_deadline(aws_credentials):
+    # GIVEN a table that always conflicts, and 20 ms left, which the pauses use up
+    client, pauses, left_ms = ContendedReleases(conflicts=100), [], [20.0]
+
+    def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        left_ms[0] -= seconds * 1000
+
+    store = DynamoDBIdempotency(lambda: DynamoDBStore(TABLE, TTL, client=client), sleep=sleep)  # type: ignore[arg-type]
+    held = [Held(REGISTRY.parse(sqs.body("hello")), 1_000)]
+
+    # WHEN a claim is released
+    store.settle([], held, Deadline(lambda: int(left_ms[0]), 0))
+
+    # THEN no pause ran past the deadline, and nothing was deleted (the record expires instead)
+    assert sum(pauses) < 0.02
+    assert client.deleted == []

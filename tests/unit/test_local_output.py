@@ -74,14 +74,14 @@ def _report() -> FaultReport:
 
 
 def test_fault_run_table_explains_each_row_and_the_late_outcomes():
-    console = Console(file=io.StringIO(), width=200, highlight=False)
+    console = Console(file=io.StringIO(), width=260, highlight=False)
 
     render(_report(), console)
 
     out = console.file.getvalue()  # type: ignore[attr-defined]
     late_row = next(line for line in out.splitlines() if line.startswith("│ late"))
-    assert "quarantined, never started or succeeded" in late_row
-    assert "2 (1 quarantined, never started, 1 succeeded)" in late_row
+    assert "quarantined, never started or quarantined after retries or succeeded" in late_row
+    assert "2 (1 quarantined, never started, 0 quarantined after retries, 1 succeeded)" in late_row
     for kind in KINDS:
         assert f"  {kind}: " in out
     assert "inconsistent: deleted by the mapping and also in the DLQ without a reason" in out

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections import Counter
 from typing import Any
 
@@ -11,8 +13,13 @@ import pytest
 
 from sqs_consumer.errors import NonRetryableError
 from sqs_consumer.models import HelloEvent
+from sqs_consumer.observability import logger
 from sqs_consumer.pipeline import BatchConsumer
+from sqs_consumer.pipeline.batch import RETURN_US_PER_RECORD, Batch
+from sqs_consumer.pipeline.dispositions import Decisions
+from sqs_consumer.pipeline.ordering import StandardOrder
 from sqs_consumer.registry import EventRegistry, RecordInfo, Route
+from sqs_consumer.retry import NO_BACKOFF
 from sqs_consumer.testing import events as sqs
 from sqs_consumer.testing.fakes import FakeClock, FakeContext, InMemoryDLQ, InMemoryIdempotency
 from tests.conftest import failed_ids
@@ -245,3 +252,120 @@ def test_a_validator_that_raises_lists_its_record_and_the_batch_goes_on(fifo):
     # THEN the record is listed, the others ran, and nothing escaped
     assert failed_ids(response) == [boom["messageId"]]
     assert effects.count == {"e2": 1, "e3": 1}
+
+
+class TwoPart:
+    """``hello`` handlers with a synchronous part (counted) and an awaitable; "slow" takes ``seconds`` of the
+    clock in its awaitable."""
+
+    def __init__(self, clock: FakeClock, seconds: float) -> None:
+        self.clock, self.seconds = clock, seconds
+        self.sync_part: Counter[str] = Counter()
+        self.finished: list[str] = []
+
+    def handle(self, event: HelloEvent, record: RecordInfo) -> Any:
+        self.sync_part[event.event_id] += 1
+        return self._rest(event)
+
+    async def _rest(self, event: HelloEvent) -> None:
+        if event.payload.name == "slow":
+            self.clock.advance(self.seconds)
+        self.finished.append(event.event_id)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "second_finishes"), [(15.5, True), (19.0, False)], ids=["reserve-left", "past-cutoff"]
+)
+def test_a_record_whose_handler_was_called_is_never_listed_as_not_started(seconds, second_finishes):
+    # GIVEN a standard queue, one record awaited at a time, and a first handler whose awaitable runs into the
+    # time reserve (20 s left, 5 s reserved): the second record's handler was called, its awaitable not yet run
+    clock, store, quarantine = FakeClock(), InMemoryIdempotency(), InMemoryDLQ()
+    handlers = TwoPart(clock, seconds)
+    subject = BatchConsumer(EventRegistry([Route(HelloEvent, handlers.handle)]), quarantine, idempotency=store,
+                            time_reserve_ms=5_000, max_concurrent_records=1, max_receive_count=MAX_RECEIVES,
+                            timer=clock)  # fmt: skip
+    first = sqs.record(sqs.body("hello", {"name": "slow"}, event_id="e1"))
+    second = sqs.record(sqs.body("hello", {"name": "quick"}, event_id="e2"), receive_count=MAX_RECEIVES)
+
+    # WHEN the batch is handled
+    response = subject.handle(sqs.event(first, second), FakeContext(remaining_ms=20_000, clock=clock))
+
+    # THEN the second record is never "not started": awaited within the reserve's part for handlers, or,
+    # past it, retried as a handler that did not finish, its claim kept in progress (never released as if
+    # it had not run); nothing ran twice
+    assert handlers.sync_part == {"e1": 1, "e2": 1}
+    assert "e2" not in store.released
+    if second_finishes:
+        assert failed_ids(response) == [] and quarantine.sent == []
+        assert store.records["e2"][0] == "COMPLETED"
+    else:
+        assert [(m.source_message_id, m.kind) for m in quarantine.sent] == [(second["messageId"], "retries_exhausted")]
+        assert "timed out" in quarantine.sent[0].reason
+        assert store.records["e2"][0] == "INPROGRESS"
+        # and its redelivery, before that claim expires, does not run it again
+        again = sqs.record(sqs.body("hello", {"name": "quick"}, event_id="e2"))
+        subject.handle(sqs.event(again), FakeContext(remaining_ms=20_000, clock=clock))
+        assert handlers.sync_part["e2"] == 1
+
+
+class UnansweringStore(InMemoryIdempotency):
+    """A store that answers no write before its deadline (of ``clock``)."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__()
+        self.clock = clock
+
+    def settle(self, succeeded: Any, released: Any, deadline: Any) -> int:
+        self.clock.advance(deadline.seconds_left())
+        return len(succeeded)
+
+
+class SlowLines(logging.Handler):
+    """Each log line the consumer writes takes ``seconds`` of the clock: a line's cost on a small share of
+    a CPU, where one structured line costs about 0.1 ms (256 MB: 0.15 vCPU)."""
+
+    def __init__(self, clock: FakeClock, seconds: float) -> None:
+        super().__init__()
+        self.clock, self.seconds, self.lines = clock, seconds, 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.clock.advance(self.seconds)
+        self.lines += 1
+
+
+def test_ten_thousand_listed_records_with_a_store_that_does_not_answer_return_before_the_timeout():
+    # GIVEN 10,000 records whose handlers fail, a store that answers nothing before its deadline, and
+    # log lines that cost 0.1 ms each
+    clock = FakeClock()
+    lines = SlowLines(clock, 0.000_1)
+    subject = BatchConsumer(EventRegistry([Route(HelloEvent, Effects().handle)]), InMemoryDLQ(),
+                            idempotency=UnansweringStore(clock), time_reserve_ms=5_000, timer=clock)  # fmt: skip
+    batch = [sqs.record(sqs.body("hello", {"name": "fail"}, event_id=f"e{n}")) for n in range(10_000)]
+    context = FakeContext(remaining_ms=30_000, clock=clock)
+
+    # WHEN the batch is handled
+    logger.addHandler(lines)
+    try:
+        response = subject.handle(sqs.event(*batch), context)
+    finally:
+        logger._logger.removeHandler(lines)
+
+    # THEN every record is listed, and the function returned before its timeout: the lines that did not
+    # fit were summarised
+    assert len(failed_ids(response)) == 10_000
+    assert context.get_remaining_time_in_millis() > 0
+    assert lines.lines < 100
+
+
+def test_the_time_kept_for_returning_grows_with_the_batch():
+    # GIVEN the same function, at its smallest memory, with batches of 10 and of 10,000 records
+    def floors(records: int) -> tuple[float, float]:
+        context = FakeContext(memory_limit_in_mb=128)
+        batch = Batch(context, timer=time.perf_counter, now_ms=0, time_reserve_ms=5_000, records=records,
+                      decisions=Decisions(None, NO_BACKOFF), order=StandardOrder())  # fmt: skip
+        return batch.commit_floor_ms, batch.return_floor_ms
+
+    # THEN the larger batch keeps more time for its response and its log lines
+    small, large = floors(10), floors(10_000)
+    assert small[0] < large[0] and small[1] < large[1]
+    assert large[0] - small[0] >= 9_990 * RETURN_US_PER_RECORD / 1000

@@ -187,9 +187,9 @@ def test_consumer_counts_the_backoff_calls_in_its_time_reserve():
 
     consumer.handle(sqs.event(*failing), context)
 
-    # THEN the backoff got the reserve's deadline: nothing left to spend on it
-    [deadline] = visibility.deadlines
-    assert deadline.passed
+    # THEN the backoff was not attempted: its deadline, the reserve's, had passed (not even the list of
+    # changes was built, which for a large batch costs time the response needs)
+    assert visibility.deadlines == []
 
 
 @dataclass

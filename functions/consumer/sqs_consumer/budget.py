@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, TypeVar
 
-from sqs_consumer.errors import DeadlineReachedError
+from sqs_consumer.errors import DeadlineReachedError, describe
 
 if TYPE_CHECKING:
     from botocore.config import Config
@@ -123,4 +123,4 @@ def shortfall(outcomes: Sequence[int | BaseException]) -> Shortfall:
     """Of calls that return how many of their items were refused, or raise."""
     errors = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
     left = sum(outcome for outcome in outcomes if isinstance(outcome, int))
-    return Shortfall(len(errors), left, str(errors[0]) if errors else None)
+    return Shortfall(len(errors), left, describe(errors[0]) if errors else None)

@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from sqs_consumer.errors import PoisonMessageError
+from sqs_consumer.errors import PoisonMessageError, describe
 from sqs_consumer.payloads import (
     MAX_POINTER_BODY_CHARS,
     announced_size,
@@ -188,7 +188,7 @@ class Unwrapper:
         try:
             pointer = pointer_from(document)
         except ValueError as exc:
-            what = str(exc).removeprefix("S3 payload pointer: ").removeprefix("S3 payload pointer ")
+            what = describe(exc, typed=False).removeprefix("S3 payload pointer: ").removeprefix("S3 payload pointer ")
             raise _half_match(POINTER, what) from None
         envelope.payload_pointer = pointer
         envelope.payload_size = _byte_count(size)
@@ -218,7 +218,7 @@ class Unwrapper:
         try:
             return json.loads(text)
         except ValueError as exc:
-            raise PoisonMessageError(MALFORMED_JSON, f"{where}: Invalid JSON: {exc}") from None
+            raise PoisonMessageError(MALFORMED_JSON, f"{where}: Invalid JSON: {describe(exc, typed=False)}") from None
         except RecursionError:
             raise PoisonMessageError(MALFORMED_JSON, f"{where}: Invalid JSON: nested too deep") from None
 

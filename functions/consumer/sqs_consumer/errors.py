@@ -9,6 +9,8 @@ says that retrying can never succeed, so the message is quarantined at once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 
 class RetryableError(Exception):
     """A transient failure: the message is retried after the visibility timeout.
@@ -49,3 +51,74 @@ class QuarantineFailedError(Exception):
 
 class SettingsError(ValueError):
     """The function's environment does not hold valid settings."""
+
+
+class HandlerUnfinishedError(Exception):
+    """A handler was called and did not finish: what it started may still be running.
+
+    Retryable. Its idempotency claim is kept until it expires rather than released, so that no other
+    execution runs the event meanwhile: the retry comes no sooner than ``retry_after_seconds``.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = 0
+
+
+class HandlerTimeoutError(HandlerUnfinishedError):
+    """An async handler did not finish within its route's timeout or the batch's handler deadline."""
+
+
+class HandlerReturnError(HandlerUnfinishedError):
+    """A handler returned something that is neither ``None`` nor an awaitable: whatever work it stands
+    for (a generator, an async generator, a ``concurrent.futures.Future``) was never awaited here."""
+
+
+# A description is cut to this many characters: an exception's message may carry a whole payload.
+MAX_DESCRIPTION_CHARS = 2_048
+_CUT = " [...]"
+
+
+def describe(exc: BaseException, *, typed: bool = True) -> str:
+    """``"TypeName: message"`` (``"TypeName"`` when the message is empty; the message alone when not
+    ``typed``), at most ``MAX_DESCRIPTION_CHARS`` long, and never an exception of its own.
+
+    Every exception the function turns into text goes through here: a handler's exception whose
+    ``__str__`` raises, returns a non-string or loops must fail its own record, never the batch.
+    Falls back to ``repr``, then to the type's name. Only a process exit (``KeyboardInterrupt``,
+    ``SystemExit``) raised by ``__str__`` itself goes through, as anywhere else in the function.
+    """
+    name = _type_name(exc)
+    message = _text(str, exc)
+    if message is None:
+        message = _text(repr, exc)
+        if message is None:
+            return name
+        typed = False  # a repr names the type already
+    text = (f"{name}: {message}" if message else name) if typed else (message or name)
+    if len(text) > MAX_DESCRIPTION_CHARS:
+        return text[: MAX_DESCRIPTION_CHARS - len(_CUT)] + _CUT
+    return text
+
+
+def _text(convert: Callable[[object], str], exc: BaseException) -> str | None:
+    try:
+        text = convert(exc)
+        if type(text) is str:
+            return text
+        # A str subclass may override what slicing or formatting do: a plain copy of its characters.
+        return str.__getitem__(text, slice(None)) if isinstance(text, str) else None
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException:  # whatever __str__ or __repr__ raises is the exception's own bug
+        return None
+
+
+def _type_name(exc: BaseException) -> str:
+    try:
+        name = type(exc).__name__
+        return name if type(name) is str else "Exception"
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException:  # a metaclass's __name__ that raises
+        return "Exception"

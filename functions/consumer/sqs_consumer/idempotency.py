@@ -21,6 +21,7 @@ for all the records of a batch together:
   ``TransactWriteItems``: they delete only this execution's own in-progress record (its in-progress
   expiry, written by the claim, is the claim's token), so a release that runs late, even after a
   freeze and thaw, can never delete a record another execution has since claimed or completed.
+  Releases refused for contention go again after a jittered backoff within the deadline, as claims do.
 
 The record is looked up by ``event_id`` (as before, so a deployed table keeps its records) and
 carries a fingerprint of ``[event_type, payload]`` in Powertools' payload-validation attribute: of
@@ -46,7 +47,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from sqs_consumer.budget import MAX_ATTEMPTS, Deadline, run_parallel, shortfall
 from sqs_consumer.clients import dynamodb_client
-from sqs_consumer.errors import DeadlineReachedError
+from sqs_consumer.errors import DeadlineReachedError, describe
 from sqs_consumer.models.base import BaseEvent
 from sqs_consumer.observability import logger
 
@@ -246,7 +247,7 @@ class DynamoDBIdempotency:
         try:
             store = self._store()
         except Exception as exc:  # no store, no run: every record is retried
-            unavailable = StoreUnavailableError(f"idempotency store unavailable: {exc}")
+            unavailable = StoreUnavailableError(f"idempotency store unavailable: {describe(exc)}")
             return [Claim(ClaimState.UNAVAILABLE, unavailable) for _ in events]
         chunks = [list(events[start : start + TRANSACT_ITEMS]) for start in range(0, len(events), TRANSACT_ITEMS)]
         outcomes = run_parallel([self._claimer(store, chunk, remaining_ms, deadline) for chunk in chunks], deadline)
@@ -375,7 +376,7 @@ class DynamoDBIdempotency:
             store = self._store()
             completions = [_completed(store, event) for event in succeeded]
         except Exception as exc:  # the in-progress records expire with the function's timeout instead
-            logger.error("Could not settle idempotency records", error=str(exc))
+            logger.error("Could not settle idempotency records", error=describe(exc))
             return len(succeeded)
         chunks = [
             completions[start : start + BATCH_WRITE_ITEMS] for start in range(0, len(completions), BATCH_WRITE_ITEMS)
@@ -383,7 +384,8 @@ class DynamoDBIdempotency:
         calls = [_writer(store, chunk, deadline) for chunk in chunks]
         held = [item for item in released if item.token is not None]
         calls += [
-            _releaser(store, held[start : start + TRANSACT_ITEMS]) for start in range(0, len(held), TRANSACT_ITEMS)
+            self._releaser(store, held[start : start + TRANSACT_ITEMS], deadline)
+            for start in range(0, len(held), TRANSACT_ITEMS)
         ]
         outcomes = run_parallel(calls, deadline)
         missed = shortfall(outcomes)
@@ -398,6 +400,49 @@ class DynamoDBIdempotency:
             unconfirmed += len(chunk) if isinstance(outcome, BaseException) else int(outcome)
         return unconfirmed
 
+    def _releaser(self, store: DynamoDBStore, released: list[Held], deadline: Deadline) -> Callable[[], int]:
+        """Delete this execution's own in-progress records, and nothing else: one that another execution
+        has claimed since, or completed, no longer carries this claim's token and is left as it is.
+
+        Up to 100 conditional deletes to a ``TransactWriteItems`` (a batch near its deadline may release
+        thousands of unstarted records at once); a refused condition cancels the transaction, and the
+        others are sent again without it. Contention (throttling, a conflicting transaction) is retried
+        after a jittered backoff within the deadline, as claims are: a release dropped for it would hold
+        the event in progress until the function's full timeout, and waste its next receive."""
+
+        def release() -> int:
+            from botocore.exceptions import ClientError  # noqa: PLC0415
+
+            pending = list(released)
+            for attempt in range(TRANSACT_ATTEMPTS):
+                try:
+                    store.client.transact_write_items(TransactItems=[_conditional_delete(store, h) for h in pending])  # type: ignore[misc]
+                except ClientError as exc:
+                    code = exc.response.get("Error", {}).get("Code")
+                    if code in _CONTENTION:
+                        if not self._backoff(attempt, deadline):
+                            raise
+                        continue
+                    if code != "TransactionCanceledException":
+                        raise
+                    reasons = exc.response.get("CancellationReasons") or []
+                    codes = [str(reason.get("Code")) for reason in reasons]
+                    contended = set(codes) - {"None", "ConditionalCheckFailed"}
+                    if contended - _CONTENDED_REASONS or not (contended or "ConditionalCheckFailed" in codes):
+                        raise  # a reason no retry fixes, or none given
+                    # Records no longer ours are left as they are; the others go again together.
+                    refused = {index for index, why in enumerate(codes) if why == "ConditionalCheckFailed"}
+                    pending = [held for index, held in enumerate(pending) if index not in refused]
+                    if not pending:
+                        return 0
+                    if contended and not self._backoff(attempt, deadline):
+                        raise
+                    continue
+                return 0
+            raise StoreUnavailableError(f"idempotency release kept meeting contention ({len(pending)} records)")
+
+        return release
+
 
 # Backoff jitter from the OS, as retry.py's: environments restored from one snapshot share random's state.
 _JITTER = random.SystemRandom()
@@ -406,7 +451,9 @@ _JITTER = random.SystemRandom()
 def _unavailable(event: BaseEvent, error: BaseException | None) -> Exception:
     if isinstance(error, DeadlineReachedError):
         return StoreUnavailableError(f"idempotency store did not answer in time for event_id {event.event_id!r}")
-    return StoreUnavailableError(f"idempotency store failed for event_id {event.event_id!r}: {error}")
+    return StoreUnavailableError(
+        f"idempotency store failed for event_id {event.event_id!r}: {describe(error) if error is not None else None}"
+    )
 
 
 def _in_progress_put(store: DynamoDBStore, event: BaseEvent, remaining_ms: int) -> dict[str, Any]:
@@ -460,40 +507,6 @@ def _completed(store: DynamoDBStore, event: BaseEvent) -> dict[str, Any]:
         store.validation_key_attr: {"S": fingerprint(event)},
     }
     return {"PutRequest": {"Item": item}}
-
-
-def _releaser(store: DynamoDBStore, released: list[Held]) -> Callable[[], int]:
-    """Delete this execution's own in-progress records, and nothing else: one that another execution
-    has claimed since, or completed, no longer carries this claim's token and is left as it is.
-
-    Up to 100 conditional deletes to a ``TransactWriteItems`` (a batch near its deadline may release
-    thousands of unstarted records at once); a refused condition cancels the transaction, and the
-    others are sent again without it."""
-
-    def release() -> int:
-        from botocore.exceptions import ClientError  # noqa: PLC0415
-
-        pending = list(released)
-        for _ in range(TRANSACT_ATTEMPTS):
-            if not pending:
-                break
-            try:
-                store.client.transact_write_items(TransactItems=[_conditional_delete(store, h) for h in pending])  # type: ignore[misc]
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-                    raise
-                reasons = exc.response.get("CancellationReasons") or []
-                refused = {
-                    index for index, reason in enumerate(reasons) if reason.get("Code") == "ConditionalCheckFailed"
-                }
-                if not refused:
-                    raise
-                pending = [held for index, held in enumerate(pending) if index not in refused]
-                continue
-            pending = []
-        return 0
-
-    return release
 
 
 def _conditional_delete(store: DynamoDBStore, held: Held) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqs_consumer.budget import Deadline, submit
 from sqs_consumer.clients import s3_client
-from sqs_consumer.errors import DeadlineReachedError, PoisonMessageError
+from sqs_consumer.errors import DeadlineReachedError, PoisonMessageError, describe
 from sqs_consumer.registry import (
     INVALID_ENVELOPE,
     PAYLOAD_MISSING,
@@ -200,7 +200,7 @@ class S3Payloads:
             raise _classified(exc, pointer) from exc
         except _refused_by_botocore() as exc:
             raise PoisonMessageError(INVALID_ENVELOPE, f"resembles an S3 payload pointer, but botocore refuses its "
-                                     f"bucket: {str(exc)[:300]}") from None  # fmt: skip
+                                     f"bucket: {describe(exc, typed=False)[:300]}") from None  # fmt: skip
         body = response["Body"]
         if fetches is not None:
             fetches.opened(body)
@@ -243,7 +243,7 @@ def decoded(pointer: PayloadPointer, data: bytes) -> str:
     try:
         return data.decode()
     except UnicodeDecodeError as exc:
-        reason = f"offloaded payload {pointer} is not UTF-8 text: {exc}"
+        reason = f"offloaded payload {pointer} is not UTF-8 text: {describe(exc, typed=False)}"
         raise PoisonMessageError(PAYLOAD_NOT_UTF8, reason) from None
 
 

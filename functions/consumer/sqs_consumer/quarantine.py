@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from sqs_consumer.budget import Deadline, run_parallel
 from sqs_consumer.clients import sqs_client
-from sqs_consumer.errors import QuarantineFailedError
+from sqs_consumer.errors import QuarantineFailedError, describe
 from sqs_consumer.observability import logger
 from sqs_consumer.payloads import SIZE_ATTRIBUTES
 from sqs_consumer.sqs_limits import (
@@ -239,13 +239,13 @@ class SqsQuarantine:
         try:
             client = self._sqs()
         except Exception as exc:  # no client, no send: every record stays on the queue
-            error = QuarantineFailedError(f"DLQ client unavailable: {exc}")
+            error = QuarantineFailedError(f"DLQ client unavailable: {describe(exc)}")
             return [error if result is None else result for result in results]
         outcomes = run_parallel([_sender(client, self._queue_url, request) for request in requests], deadline)
         for request, outcome in zip(requests, outcomes, strict=True):
             for index, _ in request:
                 if isinstance(outcome, BaseException):
-                    results[index] = QuarantineFailedError(f"DLQ did not accept message: {outcome}")
+                    results[index] = QuarantineFailedError(f"DLQ did not accept message: {describe(outcome)}")
                 else:
                     results[index] = outcome.get(index)
         return results

@@ -144,10 +144,21 @@ Handler = Callable[[EventT, RecordInfo], Awaitable[None] | None]
 
 @dataclass(frozen=True, slots=True)
 class Route(Generic[EventT]):
-    """One registration: an event model and the handler that processes it."""
+    """One registration: an event model and the handler that processes it.
+
+    ``timeout_seconds``: how long an async handler's awaitable may run before it is cancelled and its
+    record retried (quarantined on its last receive, saying it timed out). Unset, it runs until the
+    batch's handler deadline, within the time reserve (docs/design.md §4). A synchronous handler cannot
+    be interrupted: only the function's own timeout stops it.
+    """
 
     model: type[EventT]
     handler: Handler[EventT]
+    timeout_seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.timeout_seconds is not None and not self.timeout_seconds > 0:
+            raise ValueError(f"{self.model.__name__}: timeout_seconds must be > 0, or None for the batch's deadline")
 
     @property
     def event_type(self) -> str:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from sqs_consumer.budget import Deadline, run_parallel, shortfall
 from sqs_consumer.clients import sqs_client
+from sqs_consumer.errors import describe
 from sqs_consumer.observability import logger
 
 if TYPE_CHECKING:
@@ -105,7 +106,7 @@ class SqsVisibility:
             if self._client is None:
                 self._client = self._client_factory(self._endpoint_url)
         except Exception as exc:  # the visibility timeout still brings the messages back
-            logger.warning("Retry backoff not applied", records=len(changes), error=str(exc))
+            logger.warning("Retry backoff not applied", records=len(changes), error=describe(exc))
             return
         client = self._client
         by_queue: dict[str, list[VisibilityChange]] = {}

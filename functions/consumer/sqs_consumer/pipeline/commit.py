@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 
 from sqs_consumer.budget import Deadline
+from sqs_consumer.errors import describe
 from sqs_consumer.idempotency import Held, Idempotency
 from sqs_consumer.models.base import BaseEvent
 from sqs_consumer.observability import logger
@@ -72,7 +73,7 @@ class GroupCommit:
             try:
                 missed = self._store.settle(completed, released, self._deadline)
             except Exception as exc:  # an adapter that raises: its completions count as unconfirmed
-                logger.error("Idempotency write failed", error=str(exc))
+                logger.error("Idempotency write failed", error=describe(exc))
                 missed = len(completed)
             with self._lock:
                 self._unconfirmed += missed

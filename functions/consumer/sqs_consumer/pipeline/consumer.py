@@ -32,12 +32,6 @@ from sqs_consumer.quarantine import Quarantine
 from sqs_consumer.registry import EventRegistry
 from sqs_consumer.retry import NO_BACKOFF, Backoff, VisibilitySetter
 
-# The part of the time reserve kept for building the response and flushing metrics.
-MAX_RETURN_FLOOR_MS = 500
-# Completions may use the reserve further: a success the store never hears of is deleted from the
-# queue while its in-progress record expires, and a producer's retry would then run it again.
-MAX_COMMIT_FLOOR_MS = 100
-
 
 class BatchConsumer:
     """Processes one SQS batch and returns the partial batch response."""
@@ -61,7 +55,6 @@ class BatchConsumer:
         self._registry = registry
         self._emf = EmfDocuments(metrics) if metrics is not None else None
         self._time_reserve_ms = time_reserve_ms
-        self._return_floor_ms = min(MAX_RETURN_FLOOR_MS, time_reserve_ms // 4)
         self._decisions = Decisions(max_receive_count, backoff)
         self._idempotency = idempotency
         self._payloads = payloads
@@ -83,7 +76,7 @@ class BatchConsumer:
             timer=self._timer,
             now_ms=self._wall_clock_ms(),
             time_reserve_ms=self._time_reserve_ms,
-            return_floor_ms=self._return_floor_ms,
+            records=len(records),
             decisions=self._decisions,
             order=ordering_for(records),
         )
@@ -91,15 +84,13 @@ class BatchConsumer:
             batch.confirm_quarantine = self._settlement.confirm_one
         # Offloaded payloads are fetched before the time reserve, when records stop starting.
         parsed = parse_records(records, self._registry, batch.now_ms, self._payloads,
-                               batch.deadline(self._time_reserve_ms))  # fmt: skip
+                               batch.deadline(batch.reserve_ms))  # fmt: skip
         items: Iterable[Item] = parsed
         if self._idempotency is not None:  # the batch is parsed and its events claimed together first
             items = list(items)
             claim_events(items, self._idempotency, context.get_remaining_time_in_millis(),
-                         batch.deadline(self._time_reserve_ms))  # fmt: skip
-            batch.commit = GroupCommit(
-                self._idempotency, batch.deadline(min(MAX_COMMIT_FLOOR_MS, self._return_floor_ms))
-            )
+                         batch.deadline(batch.reserve_ms))  # fmt: skip
+            batch.commit = GroupCommit(self._idempotency, batch.deadline(batch.commit_floor_ms))
         try:
             left = self._runner.run(items, batch)
             response = self._settlement.settle(event, left, batch)

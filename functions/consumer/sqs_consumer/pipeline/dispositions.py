@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqs_consumer.errors import DeadlineReachedError, NonRetryableError
+from sqs_consumer.errors import DeadlineReachedError, HandlerUnfinishedError, NonRetryableError, describe
 from sqs_consumer.idempotency import REUSED_REASON, EventInProgressError
 from sqs_consumer.observability import Outcome
 from sqs_consumer.registry import NON_RETRYABLE, NOT_STARTED, RETRIES_EXHAUSTED, REUSED_EVENT_ID, RecordInfo
@@ -74,13 +74,14 @@ class Decisions:
     def failure(self, info: RecordInfo, exc: Exception, event_type: str | None) -> Listed | Quarantined:
         """A non-retryable error, or any error on the last receive, is quarantined; others are listed."""
         if isinstance(exc, NonRetryableError):
-            return self._quarantined(info, NON_RETRYABLE, str(exc), event_type)
+            return self._quarantined(info, NON_RETRYABLE, describe(exc, typed=False), event_type)
         if self.last_receive(info):
-            reason = f"failed on each of {info.receive_count} receive(s); last error: {type(exc).__name__}: {exc}"
+            reason = f"failed on each of {info.receive_count} receive(s); last error: {describe(exc)}"
             return self._quarantined(info, RETRIES_EXHAUSTED, reason, event_type)
         delay = self.backoff.delay(info.receive_count)
-        if isinstance(exc, EventInProgressError):
-            # Not before the other execution's in-progress record expires: the copy must not use up its receives.
+        if isinstance(exc, (EventInProgressError, HandlerUnfinishedError)):
+            # Not before the in-progress record (another execution's, or this one's kept) expires: the
+            # record must not use up its receives on it.
             delay = min(MAX_BACKOFF_SECONDS, max(delay, exc.retry_after_seconds))
         return Listed(exc, delay)
 

@@ -57,7 +57,7 @@ class Item(RecordInfo):
 class Job(Item):
     """A record parsed into its event and route: its handler may run."""
 
-    __slots__ = ("claim", "event", "leader", "processing_ms", "route", "started")
+    __slots__ = ("claim", "event", "leader", "processing_ms", "route", "started", "unfinished")
 
     def __init__(self, raw: dict[str, Any], event: BaseEvent, route: Route[Any], now_ms: float) -> None:
         # Item's fields, set here: one call fewer for every record of every batch.
@@ -75,6 +75,9 @@ class Job(Item):
         # When its handler started (the timer's reading), and how long it ran; None until then.
         self.started: float | None = None
         self.processing_ms: float | None = None
+        # Its handler was called and did not finish (cut off, or it returned work not awaited here):
+        # that work may still be running, so its claim is kept until it expires, never released.
+        self.unfinished = False
 
     @property
     def event_type(self) -> str:

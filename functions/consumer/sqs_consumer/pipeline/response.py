@@ -5,8 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.base import FailureResponse
+from aws_lambda_powertools.utilities.batch.exceptions import ExceptionInfo
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from sqs_consumer.errors import describe
 
 
 class SettledBatchProcessor(BatchProcessor):
@@ -37,6 +41,14 @@ class SettledBatchProcessor(BatchProcessor):
             if error is not None:
                 results.append(self.failure_handler(SQSRecord(raw), (type(error), error, error.__traceback__)))
         return results
+
+    def failure_handler(self, record: Any, exception: ExceptionInfo) -> FailureResponse:
+        """Powertools' bookkeeping of a failed record, without its text of the error: that is
+        ``f"{type}:{error}"``, which raises for an exception whose ``__str__`` raises (failing the whole
+        batch) and costs a string and a debug call per listed record. The settlement has logged each one."""
+        self.exceptions.append(exception)
+        self.fail_messages.append(record)
+        return ("fail", describe(exception[1]) if exception[1] is not None else "", record)
 
     def respond(self, event: dict[str, Any], listed: dict[str, Exception]) -> PartialItemFailureResponse:
         """Every failure is listed, even when all records fail (docs/decisions/002-all-failed-batch-returns-list.md)."""

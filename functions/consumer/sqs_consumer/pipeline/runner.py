@@ -5,15 +5,32 @@ workers on one event loop kept for the life of the execution environment (FIFO: 
 before the next record starts). The deadline is checked at every start: a record reached within
 the time reserve is not started. A handler's exception, ``BaseException`` included (but a process
 exit), is contained to its record.
+
+A handler returns ``None`` (done) or an awaitable (``inspect.isawaitable``: a coroutine, an asyncio
+future or task, an object with ``__await__``), awaited as a task until its route's timeout or the
+batch's handler deadline, whichever comes first, then cancelled. Anything else it returns (a
+generator, an async generator, a ``concurrent.futures.Future``) is work nobody here awaits: its record
+fails. A record whose handler was called is never "not started": its synchronous part ran. One that did
+not finish (cut off, not awaited in time, or a wrong return) is retried with its claim kept until it
+expires, since what it started may still run (docs/design.md §4).
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import math
 from collections.abc import Awaitable, Callable, Iterable
 
-from sqs_consumer.errors import DeadlineReachedError, HandlerAbortedError
+from sqs_consumer.errors import (
+    DeadlineReachedError,
+    HandlerAbortedError,
+    HandlerReturnError,
+    HandlerTimeoutError,
+    HandlerUnfinishedError,
+    describe,
+)
+from sqs_consumer.idempotency import ClaimState
 from sqs_consumer.observability import logger
 from sqs_consumer.pipeline.batch import Batch
 from sqs_consumer.pipeline.claims import claimed, follow
@@ -101,9 +118,14 @@ class Runner:
         except BaseException as exc:  # contained to its record (CancelledError included)
             batch.decide(job, batch.decisions.failure(job, _as_exception(exc), job.event.event_type))
             return None
-        if result is not None and inspect.isawaitable(result):
+        if result is None:
+            batch.succeed(job, started)
+            return None
+        if inspect.isawaitable(result):
             return result
-        batch.succeed(job, started)
+        _unfinished(job, batch, HandlerReturnError(
+            f"the handler returned {_type_name(result)}, neither None nor an awaitable (a coroutine, an asyncio "
+            "future or task): nothing awaited it"))  # fmt: skip
         return None
 
     async def _await_all(self, suspended: list[tuple[Job, Awaitable[None]]], batch: Batch) -> None:
@@ -112,12 +134,14 @@ class Runner:
         async def worker() -> None:
             for job, awaitable in pending:
                 started = batch.timer()
-                if started > batch.stop_at:  # its turn in the pool came too late
+                if started > batch.cut_at:  # its turn in the pool came past the handlers' deadline
                     if inspect.iscoroutine(awaitable):
                         awaitable.close()
-                    job.started = None
-                    batch.decide(job, batch.decisions.not_started(job, NEAR_TIMEOUT, job.event.event_type))
+                    _unfinished(job, batch, HandlerTimeoutError(
+                        "timed out: the batch reached its handler deadline (the function was close to its timeout) "
+                        "before this handler's awaitable could run; its synchronous part had run"))  # fmt: skip
                     continue
+                # Within the reserve but before the handlers' deadline: awaited, since its synchronous part ran.
                 job.started = started
                 await self._await_one(job, awaitable, batch)
 
@@ -126,8 +150,22 @@ class Runner:
     async def _await_one(self, job: Job, awaitable: Awaitable[None], batch: Batch) -> None:
         try:
             started = job.started if job.started is not None else batch.timer()
+            limit, timeout = batch.cut_at - started, job.route.timeout_seconds
+            by_route = timeout is not None and timeout < limit
+            if timeout is not None and by_route:
+                limit = timeout
             try:
-                await awaitable
+                # A task of its own: a handler that ignores its cancellation cannot hold up the batch.
+                task = asyncio.ensure_future(awaitable)
+                done, _ = await asyncio.wait((task,), timeout=max(0.0, limit))
+                if not done:
+                    task.cancel()  # its cleanup runs while the others are awaited; leftovers at the end
+                    _unfinished(job, batch, HandlerTimeoutError(
+                        f"timed out: the handler did not finish within its route's timeout ({timeout:g} s); cancelled"
+                        if by_route else "timed out: the handler did not finish before the batch's handler deadline "
+                        "(the function was close to its timeout); cancelled"))  # fmt: skip
+                    return
+                task.result()
             except (KeyboardInterrupt, SystemExit):
                 raise
             except BaseException as exc:  # contained to its record (CancelledError included)
@@ -173,6 +211,22 @@ def _unfetched(item: Unfetched, decisions: Decisions) -> Disposition:
     return decisions.failure(item, item.error, None)  # as its handler failing: retried, quarantined on the last receive
 
 
+def _unfinished(job: Job, batch: Batch, error: HandlerUnfinishedError) -> None:
+    """A handler that was called and did not finish: retried, its claim kept until it expires."""
+    job.unfinished = True
+    if job.claim is not None and job.claim.state is ClaimState.ACQUIRED:
+        # The claim's in-progress record expires with the function's timeout: no retry before then.
+        error.retry_after_seconds = math.ceil(batch.context.get_remaining_time_in_millis() / 1000) + 1
+    batch.decide(job, batch.decisions.failure(job, error, job.event.event_type))
+
+
+def _type_name(value: object) -> str:
+    kind = type(value)
+    module = getattr(kind, "__module__", "")
+    name = kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
+    return f"an object of type {name}"
+
+
 def _list_unsettled(item: Item, exc: Exception, batch: Batch) -> None:
     logger.exception("Record listed after an internal error", message_id=item.message_id)
     batch.decide(item, Listed(exc, 0))
@@ -181,4 +235,4 @@ def _list_unsettled(item: Item, exc: Exception, batch: Batch) -> None:
 def _as_exception(exc: BaseException) -> Exception:
     if isinstance(exc, Exception):
         return exc
-    return HandlerAbortedError(f"the handler raised {type(exc).__name__}: {exc}")
+    return HandlerAbortedError(f"the handler raised {describe(exc)}")

@@ -5,14 +5,23 @@ left: quarantined copies go to the DLQ together (a refused one makes its record 
 commit's last write is awaited; each disposition is counted and logged once; the listed records
 get their retry backoff; Powertools builds the response. A record is never both deleted and
 listed: the response lists exactly the records whose disposition is ``Listed``.
+
+What follows the commit's last write grows with the batch and must end before the timeout: one log
+line per record is written until the commit floor (``Batch.lines_until``), and one line sums up the
+records left past it (a structured line costs more than validating a record, on a fraction of a CPU).
 """
 
 from __future__ import annotations
 
+import gc
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 
+from sqs_consumer.errors import describe
 from sqs_consumer.observability import UNRECOGNIZED_TYPE, Outcome, logger
 from sqs_consumer.pipeline.batch import Batch
 from sqs_consumer.pipeline.dispositions import DUPLICATE, SUCCEEDED, Listed, Quarantined
@@ -25,6 +34,8 @@ from sqs_consumer.sqs_limits import trim_utf8
 
 # Values quoted in log lines are cut to this many bytes: a poison body may hold megabytes.
 LOG_VALUE_BYTES = 512
+# A summary of the records logged without a line each names this many of them.
+SUMMARY_MESSAGE_IDS = 20
 
 
 class Settlement:
@@ -52,8 +63,9 @@ class Settlement:
             if unconfirmed:
                 logger.error("Completions not confirmed by the store before the deadline; acknowledged anyway: "
                              "their effects happened", unconfirmed=unconfirmed)  # fmt: skip
-        listed = self._account(items, batch)
-        response = self._processor.respond(event, listed)
+        with _no_cyclic_collection():
+            listed = self._account(items, batch)
+            response = self._processor.respond(event, listed)
         self._apply_backoff(items, batch)
         return response
 
@@ -84,21 +96,29 @@ class Settlement:
 
     def _account(self, items: list[Item], batch: Batch) -> dict[str, Exception]:
         """Count and log each record's disposition once; the listed records, with their errors."""
-        add = batch.report.add
+        add, timer, lines_until = batch.report.add, batch.timer, batch.lines_until
         listed: dict[str, Exception] = {}
+        untold = _Untold()
         for item in items:
             disposition = item.disposition
             if disposition is SUCCEEDED:  # counted when its handler returned
                 continue
             metric_type = self._metric_type(item.event_type)
             processing_ms = item.processing_ms if isinstance(item, Job) else None
+            line = timer() < lines_until
             if disposition is DUPLICATE:
                 assert isinstance(item, Job)
                 add(metric_type, Outcome.DUPLICATE, age_ms=item.age_ms)
+                if not line:
+                    untold.add(item, Outcome.DUPLICATE, None)
+                    continue
                 logger.info("Duplicate acknowledged without running its handler", message_id=item.message_id,
                             event_id=item.event.event_id, envelope=item.envelope.log_fields() or None)  # fmt: skip
             elif isinstance(disposition, Quarantined):
                 add(metric_type, Outcome.QUARANTINED, age_ms=item.age_ms, processing_ms=processing_ms)
+                if not line:
+                    untold.add(item, Outcome.QUARANTINED, None)
+                    continue
                 logger.warning("Record quarantined to the DLQ", message_id=item.message_id,
                                event_type=_quoted(item.event_type), kind=disposition.kind,
                                reason=trim_utf8(disposition.reason, LOG_VALUE_BYTES),
@@ -106,21 +126,26 @@ class Settlement:
             elif isinstance(disposition, Listed):
                 listed[item.message_id] = disposition.error
                 add(metric_type, disposition.outcome, age_ms=item.age_ms, processing_ms=processing_ms)
+                if not line:
+                    untold.add(item, disposition.outcome, disposition.error)
+                    continue
                 self._log_listed(item, disposition, batch.refused.get(item.message_id))
+        untold.log()
         return listed
 
     def _log_listed(self, item: Item, listed: Listed, refused: Exception | None) -> None:
-        error = trim_utf8(f"{type(listed.error).__name__}: {listed.error}", LOG_VALUE_BYTES)
         if refused is not None:
             logger.error("Quarantine failed; the record will be retried", message_id=item.message_id,
-                         error=trim_utf8(str(refused), LOG_VALUE_BYTES))  # fmt: skip
+                         error=trim_utf8(describe(refused), LOG_VALUE_BYTES))  # fmt: skip
         elif listed.outcome is Outcome.SKIPPED:
-            logger.warning(f"Record {listed.error}", message_id=item.message_id, event_type=_quoted(item.event_type))
+            logger.warning("Record not started", message_id=item.message_id, event_type=_quoted(item.event_type),
+                           reason=trim_utf8(describe(listed.error, typed=False), LOG_VALUE_BYTES))  # fmt: skip
         else:
             event_id = item.event.event_id if isinstance(item, Job) else None
             logger.warning("Record failed; it will be retried", message_id=item.message_id, event_id=event_id,
                            event_type=_quoted(item.event_type), receive_count=item.receive_count,
-                           error=error, envelope=item.envelope.log_fields() or None)  # fmt: skip
+                           error=trim_utf8(describe(listed.error), LOG_VALUE_BYTES),
+                           envelope=item.envelope.log_fields() or None)  # fmt: skip
 
     def _metric_type(self, event_type: str | None) -> str:
         return event_type if event_type is not None and event_type in self._registry else UNRECOGNIZED_TYPE
@@ -129,13 +154,64 @@ class Settlement:
         """Listed records come back after their backoff; records never started, at once."""
         if not (self._backoff.enabled and self._visibility is not None):
             return
+        deadline = batch.deadline()
+        if deadline.passed:  # no call could be made: not even the list of changes is built
+            return
         changes = [
             VisibilityChange(item.raw["eventSourceARN"], item.raw["receiptHandle"], item.disposition.delay_s)
             for item in items
             if isinstance(item.disposition, Listed)
         ]
         if changes:
-            self._visibility.change(changes, batch.deadline())
+            self._visibility.change(changes, deadline)
+
+
+@contextmanager
+def _no_cyclic_collection() -> Iterator[None]:
+    """The counting and the response after the commit floor, without the cyclic garbage collector.
+
+    What they allocate (an entry and a wrapper per listed record) is freed by reference counting; but
+    their allocations trigger collections that scan every object of the batch still alive (its records,
+    events, errors and their tracebacks): measured on 10,000 listed records, 40 us a record in
+    collections against 6 us of work, past the commit floor where every millisecond is counted.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+class _Untold:
+    """The records past ``Batch.lines_until``: counted by outcome, a few named, summed up in one line."""
+
+    __slots__ = ("first_error", "message_ids", "outcomes")
+
+    def __init__(self) -> None:
+        self.outcomes: Counter[Outcome] = Counter()
+        self.message_ids: list[str] = []
+        self.first_error: Exception | None = None
+
+    def add(self, item: Item, outcome: Outcome, error: Exception | None) -> None:
+        self.outcomes[outcome] += 1
+        if len(self.message_ids) < SUMMARY_MESSAGE_IDS:
+            self.message_ids.append(item.message_id)
+        if self.first_error is None and outcome is Outcome.FAILED:
+            self.first_error = error
+
+    def log(self) -> None:
+        if not self.outcomes:
+            return
+        logger.warning(
+            "Records settled without a line each: the function was close to its timeout",
+            records=sum(self.outcomes.values()),
+            message_ids=self.message_ids,
+            first_error=trim_utf8(describe(self.first_error), LOG_VALUE_BYTES) if self.first_error else None,
+            outcomes={outcome.value: count for outcome, count in self.outcomes.items()},
+        )
 
 
 def _message(item: Item) -> QuarantinedMessage:
