@@ -58,11 +58,17 @@ class LogCapture:
 
 @pytest.fixture
 def logs() -> Iterator[LogCapture]:
-    handler = logger.registered_handler
-    assert isinstance(handler, logging.StreamHandler)
+    """The consumer's lines at INFO and above, formatted as Powertools writes them, whatever an earlier
+    test in the same process did to the logger's level or its handler."""
     stream = io.StringIO()
-    previous = handler.setStream(stream)
+    capture = logging.StreamHandler(stream)
+    capture.setFormatter(logger.registered_formatter)
+    level = logger._logger.level
+    logger._logger.addHandler(capture)
+    if level == logging.NOTSET or level > logging.INFO:
+        logger._logger.setLevel(logging.INFO)
     try:
         yield LogCapture(stream)
     finally:
-        handler.setStream(previous)
+        logger._logger.removeHandler(capture)
+        logger._logger.setLevel(level)

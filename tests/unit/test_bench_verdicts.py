@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import benchmarks.__main__ as bench
-from benchmarks import exactly_once, lambda_runtime, report
+from benchmarks import exactly_once, lambda_runtime, parse_cost, report
 from benchmarks import publisher as publisher_bench
 from benchmarks.lambda_runtime import ColdStart, PerRecord
 
@@ -32,6 +32,11 @@ def figures(monkeypatch, tmp_path):
     plain = publisher_bench.Run(5_000, 5_000, 15.0, 55.0, 55.0)
     published = publisher_bench.Figures(ours, plain, 25.0, 16, offloaded=10, objects=10, missing=0)
     monkeypatch.setattr(publisher_bench, "run", lambda quick: published)
+    monkeypatch.setattr(bench, "return_cost", lambda repeats, size=10_000: 10.0)  # of 30 us kept: met
+    multipliers = [parse_cost.Multiplier(shape, way, 1_048_576, 20 * 1_048_576)
+                   for shape in parse_cost.SHAPES for way in parse_cost.WAYS]  # fmt: skip
+    batch = parse_cost.BatchPeak(256, 2 * 1_048_576, 200.0, 10, ["msg-11"], 0, "CPython 3.14")
+    monkeypatch.setattr(parse_cost, "run", lambda quick: parse_cost.Figures(multipliers, batch))
     docs, output = tmp_path / "docs", tmp_path / "cache"
     docs.mkdir()
     monkeypatch.setattr(report, "DOCUMENT", docs / "performance.md")
