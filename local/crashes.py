@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from local.emulator import FunctionEmulator
 
 # How long to look for an instance that is invoking, before giving a crash up.
-BUSY_WAIT_SECONDS = 20.0
+BUSY_WAIT_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,8 @@ class CrashInjector:
         self.kills: list[Kill] = []
 
     def start(self) -> None:
-        if self._count:
+        """Start killing (once: a second call does nothing)."""
+        if self._count and not self._thread.is_alive() and self._thread.ident is None:
             self._thread.start()
 
     def stop(self) -> None:
@@ -68,15 +69,19 @@ class CrashInjector:
         settlement. An invocation that ends before the chosen moment is not a crash: another is looked
         for, up to ``BUSY_WAIT_SECONDS`` (most invocations of a fast batch end within the moment)."""
         deadline = time.monotonic() + BUSY_WAIT_SECONDS
+        low, high = self._moment
         while time.monotonic() < deadline and not self._stopping.is_set():
             busy = [index for index, function in enumerate(self._functions) if function.invoking]
             if not busy:
                 time.sleep(0.01)
                 continue
             index = self._random.choice(busy)
-            if self._stopping.wait(self._random.uniform(*self._moment)):
+            if self._stopping.wait(self._random.uniform(low, high)):
                 return
             if not self._functions[index].invoking:
+                # The invocations are shorter than the moments drawn (the tail of a run: a record or
+                # two a batch): draw from earlier in the next one.
+                low, high = low / 2, max(high / 2, 0.005)
                 continue
             at = time.time()
             if self._functions[index].kill_runtime():
