@@ -11,6 +11,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from infra import scanner_skips
 from infra.idempotency_table import IdempotencyTableConstruct
 from infra.network import ENI_ACTIONS, VpcPlacementConstruct
 from infra.packaging import Target, build_function_asset
@@ -201,3 +202,16 @@ class ConsumerFunctionConstruct(Construct):
             ),
             metrics_config=lambda_.MetricsConfig(metrics=[lambda_.MetricType.EVENT_COUNT]),
         )
+        self._skip_scanner_findings(settings)
+
+    def _skip_scanner_findings(self, settings: StackSettings) -> None:
+        """checkov's findings on the log group, the function and the role that do not apply, with why."""
+        scanner_skips.skip(self.log_group, "CKV_AWS_158", scanner_skips.LOG_GROUP_KMS)
+        scanner_skips.skip(self.function, "CKV_AWS_116", scanner_skips.LAMBDA_DLQ)
+        scanner_skips.skip(self.function, "CKV_AWS_173", scanner_skips.LAMBDA_ENV_KMS)
+        if settings.vpc is None:
+            scanner_skips.skip(self.function, "CKV_AWS_117", scanner_skips.LAMBDA_VPC)
+        else:
+            scanner_skips.skip(self.role.node.find_child("DefaultPolicy"), "CKV_AWS_111", scanner_skips.ENI_WRITE)
+        if settings.reserved_concurrency is None:
+            scanner_skips.skip(self.function, "CKV_AWS_115", scanner_skips.unbounded_concurrency(settings))

@@ -11,6 +11,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
+from infra import scanner_skips
 from infra.consumer_function import ConsumerFunctionConstruct
 from infra.queues import QueuesConstruct
 from infra.settings import StackSettings
@@ -192,6 +193,7 @@ class MonitoringConstruct(Construct):
         )
         if settings.alarm_email:
             topic.add_subscription(subscriptions.EmailSubscription(settings.alarm_email))
+        scanner_skips.skip(topic, "CKV_AWS_26", scanner_skips.TOPIC_KMS)
         return topic
 
     @staticmethod
