@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -222,6 +223,17 @@ class ConsumerFunctionConstruct(Construct):
                 else None
             ),
             metrics_config=lambda_.MetricsConfig(metrics=[lambda_.MetricType.EVENT_COUNT]),
+        )
+
+    def metric_mapping(self, name: str, period: Duration) -> cw.Metric:
+        """One of the event source mapping's own metrics (its EventCount metrics are turned on)."""
+        return cw.Metric(
+            namespace="AWS/Lambda",
+            metric_name=name,
+            dimensions_map={"EventSourceMappingUUID": self.event_source_mapping.event_source_mapping_id},
+            period=period,
+            statistic="Sum",
+            label=name,
         )
 
     def _skip_scanner_findings(self, settings: StackSettings) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
@@ -21,10 +23,145 @@ FIVE_MINUTES = Duration.minutes(5)
 # Duration and memory alarms fire at this share of the function's timeout and memory size.
 NEAR_LIMIT = 0.9
 RUNBOOK = "docs/runbook.md"
+ABOVE = cw.ComparisonOperator.GREATER_THAN_THRESHOLD
+AT_LEAST = cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
 
 
 def runbook(section: str) -> str:
     return f"Runbook: {RUNBOOK}#{section}"
+
+
+@dataclass(frozen=True)
+class AlarmSpec:
+    """One alarm, by name. The defaults are the common case: a single period above zero fires it,
+    and a period without data (a count that nothing emitted) is no breach."""
+
+    name: str
+    description: str
+    metric: cw.IMetric
+    threshold: float = 0
+    comparison_operator: cw.ComparisonOperator = ABOVE
+    evaluation_periods: int = 1
+    datapoints_to_alarm: int | None = None
+    treat_missing_data: cw.TreatMissingData = cw.TreatMissingData.NOT_BREACHING
+
+    def make(self, scope: Construct) -> cw.Alarm:
+        return cw.Alarm(
+            scope,
+            self.name,
+            alarm_description=self.description,
+            metric=self.metric,
+            threshold=self.threshold,
+            comparison_operator=self.comparison_operator,
+            evaluation_periods=self.evaluation_periods,
+            datapoints_to_alarm=self.datapoints_to_alarm,
+            treat_missing_data=self.treat_missing_data,
+        )
+
+
+def dead_letter_queue_alarms(settings: StackSettings, queues: QueuesConstruct) -> list[AlarmSpec]:
+    """What reaches the DLQ, and how long it waits there."""
+    dlq = queues.dead_letter_queue
+    # A standard queue's DLQ keeps each message's first enqueue time: its age and its expiry
+    # both count from there.
+    age_limit = settings.dlq_retention_period_seconds // 2
+    # A gap in the DLQ's metrics says nothing about its backlog: the backlog alarms keep their state.
+    keep_state = cw.TreatMissingData.IGNORE
+    return [
+        AlarmSpec(
+            "DeadLetterQueueNotEmpty",
+            "Messages are in the DLQ: quarantined or out of retries. Inspect and redrive. " + runbook("dlq-filling"),
+            dlq.metric_approximate_number_of_messages_visible(period=ONE_MINUTE, statistic="Maximum"),
+            treat_missing_data=keep_state,
+        ),
+        AlarmSpec(
+            "DeadLetterQueueMessagesAging",
+            f"A message has waited in the DLQ more than half its retention ({age_limit} s of "
+            f"{settings.dlq_retention_period_seconds} s): redrive or drop it before SQS deletes it unseen. "
+            + runbook("dlq-messages-aging"),
+            dlq.metric_approximate_age_of_oldest_message(period=FIVE_MINUTES, statistic="Maximum"),
+            threshold=age_limit,
+            treat_missing_data=keep_state,
+        ),
+        AlarmSpec(
+            "DeadLetterQueueArrivals",
+            "New messages reached the DLQ in the last minute (every quarantine is a SendMessage, so each "
+            "arrival notifies, even while the backlog alarm stays in ALARM). Moves by SQS's own redrive "
+            "(a crash or timeout on the last receive) are not counted here; the backlog alarm covers them. "
+            + runbook("new-dlq-arrivals"),
+            dlq.metric_number_of_messages_sent(period=ONE_MINUTE, statistic="Sum"),
+        ),
+    ]
+
+
+def flow_alarms(
+    settings: StackSettings, queues: QueuesConstruct, consumer: ConsumerFunctionConstruct
+) -> list[AlarmSpec]:
+    """Whether messages move: the queue's age, the function's errors and throttles, the mapping's polling."""
+    queue, function = queues.queue, consumer.function
+    visible = queue.metric_approximate_number_of_messages_visible(period=FIVE_MINUTES, statistic="Maximum")
+    polled = consumer.metric_mapping("PolledEventCount", FIVE_MINUTES)
+    return [
+        AlarmSpec(
+            "OldestMessageTooOld",
+            "The queue is falling behind: its oldest message is older than the threshold. "
+            + runbook("messages-not-processing"),
+            queue.metric_approximate_age_of_oldest_message(period=ONE_MINUTE, statistic="Maximum"),
+            threshold=settings.oldest_message_age_alarm_seconds,
+            evaluation_periods=5,
+            datapoints_to_alarm=3,
+        ),
+        AlarmSpec(
+            "FunctionErrors",
+            "The function itself failed (crash, timeout, bad deploy); record failures are reported "
+            "in the batch response, not here. " + runbook("high-error-rate"),
+            function.metric_errors(period=FIVE_MINUTES, statistic="Sum"),
+        ),
+        AlarmSpec(
+            "FunctionThrottles",
+            "Invocations are throttled: throttled receives still count toward maxReceiveCount. "
+            + runbook("throttling"),
+            function.metric_throttles(period=FIVE_MINUTES, statistic="Sum"),
+        ),
+        AlarmSpec(
+            "MappingNotPolling",
+            "Messages wait but the event source mapping polls none (disabled, broken permissions or a "
+            "deleted function). " + runbook("messages-not-processing"),
+            cw.MathExpression(
+                expression="IF(visible > 0 AND FILL(polled, 0) == 0, 1, 0)",
+                using_metrics={"visible": visible, "polled": polled},
+                period=FIVE_MINUTES,
+                label="Messages waiting while the mapping polls none",
+            ),
+            threshold=1,
+            comparison_operator=AT_LEAST,
+            evaluation_periods=3,
+        ),
+    ]
+
+
+def near_limit_alarms(
+    settings: StackSettings, consumer: ConsumerFunctionConstruct, max_memory_used: cw.IMetric
+) -> list[AlarmSpec]:
+    """An invocation close to the function's timeout or memory size: the next may go over."""
+    return [
+        AlarmSpec(
+            "DurationNearTimeout",
+            f"An invocation ran past {NEAR_LIMIT:.0%} of the {settings.function_timeout_seconds} s timeout: "
+            "the next may time out and redeliver its whole batch. " + runbook("duration-near-timeout"),
+            consumer.function.metric_duration(period=FIVE_MINUTES, statistic="Maximum"),
+            threshold=settings.function_timeout_seconds * 1000 * NEAR_LIMIT,
+            comparison_operator=AT_LEAST,
+        ),
+        AlarmSpec(
+            "MemoryNearLimit",
+            f"An invocation used more than {NEAR_LIMIT:.0%} of the {settings.function_memory_mb} MB memory "
+            "(the seed's Worker Health): the next may run out. " + runbook("memory-near-limit"),
+            max_memory_used,
+            threshold=settings.function_memory_mb * NEAR_LIMIT,
+            comparison_operator=AT_LEAST,
+        ),
+    ]
 
 
 class MonitoringConstruct(Construct):
@@ -41,7 +178,6 @@ class MonitoringConstruct(Construct):
         topic: sns.ITopic | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
-        stack = Stack.of(self)
         # The stack's own topic, unless the caller or the stage names one.
         self.owns_topic = topic is None and settings.alarm_topic_arn is None
         if topic is not None:
@@ -50,11 +186,7 @@ class MonitoringConstruct(Construct):
             # An existing topic: its owner's policy must let cloudwatch.amazonaws.com publish.
             self.topic = sns.Topic.from_topic_arn(self, "AlarmTopic", settings.alarm_topic_arn)
         else:
-            self.topic = self._own_topic(settings, stack)
-
-        queue, dlq, function = queues.queue, queues.dead_letter_queue, consumer.function
-        visible = queue.metric_approximate_number_of_messages_visible(period=FIVE_MINUTES, statistic="Maximum")
-        polled = self.mapping_metric(consumer, "PolledEventCount", FIVE_MINUTES)
+            self.topic = self._own_topic(settings, Stack.of(self))
         # Max Memory Used, from the REPORT line (platform.report) Lambda writes after each invocation.
         self.max_memory_used = logs.MetricFilter(
             self,
@@ -67,104 +199,15 @@ class MonitoringConstruct(Construct):
             metric_value="$.record.metrics.maxMemoryUsedMB",
             unit=cw.Unit.MEGABYTES,
         ).metric(statistic="Maximum", period=FIVE_MINUTES, label="Max memory used (MB)")
-        memory_limit = settings.function_memory_mb * NEAR_LIMIT
-        duration_limit_ms = settings.function_timeout_seconds * 1000 * NEAR_LIMIT
-        above_zero = cw.ComparisonOperator.GREATER_THAN_THRESHOLD
-        quiet = cw.TreatMissingData.NOT_BREACHING
-        # A standard queue's DLQ keeps each message's first enqueue time: its age and its expiry
-        # both count from there.
-        dlq_age_limit = settings.dlq_retention_period_seconds // 2
-        self.alarms = {
-            name: cw.Alarm(
-                self,
-                name,
-                alarm_description=description,
-                metric=metric,
-                threshold=threshold,
-                comparison_operator=operator,
-                evaluation_periods=periods,
-                datapoints_to_alarm=datapoints,
-                treat_missing_data=missing,
-            )
-            for name, description, metric, threshold, operator, periods, datapoints, missing in (
-                (
-                    "DeadLetterQueueNotEmpty",
-                    "Messages are in the DLQ: quarantined or out of retries. Inspect and redrive. "
-                    + runbook("dlq-filling"),
-                    dlq.metric_approximate_number_of_messages_visible(period=ONE_MINUTE, statistic="Maximum"),
-                    # A gap in the DLQ's metrics says nothing about its backlog: the alarm keeps its state.
-                    0, above_zero, 1, None, cw.TreatMissingData.IGNORE,
-                ),
-                (
-                    "DeadLetterQueueMessagesAging",
-                    f"A message has waited in the DLQ more than half its retention ({dlq_age_limit} s of "
-                    f"{settings.dlq_retention_period_seconds} s): redrive or drop it before SQS deletes it unseen. "
-                    + runbook("dlq-messages-aging"),
-                    dlq.metric_approximate_age_of_oldest_message(period=FIVE_MINUTES, statistic="Maximum"),
-                    dlq_age_limit, above_zero, 1, None, cw.TreatMissingData.IGNORE,
-                ),
-                (
-                    "DeadLetterQueueArrivals",
-                    "New messages reached the DLQ in the last minute (every quarantine is a SendMessage, so each "
-                    "arrival notifies, even while the backlog alarm stays in ALARM). Moves by SQS's own redrive "
-                    "(a crash or timeout on the last receive) are not counted here; the backlog alarm covers them. "
-                    + runbook("new-dlq-arrivals"),
-                    dlq.metric_number_of_messages_sent(period=ONE_MINUTE, statistic="Sum"),
-                    0, above_zero, 1, None, quiet,
-                ),
-                (
-                    "OldestMessageTooOld",
-                    "The queue is falling behind: its oldest message is older than the threshold. "
-                    + runbook("messages-not-processing"),
-                    queue.metric_approximate_age_of_oldest_message(period=ONE_MINUTE, statistic="Maximum"),
-                    settings.oldest_message_age_alarm_seconds, above_zero, 5, 3, quiet,
-                ),
-                (
-                    "FunctionErrors",
-                    "The function itself failed (crash, timeout, bad deploy); record failures are reported "
-                    "in the batch response, not here. " + runbook("high-error-rate"),
-                    function.metric_errors(period=FIVE_MINUTES, statistic="Sum"),
-                    0, above_zero, 1, None, quiet,
-                ),
-                (
-                    "FunctionThrottles",
-                    "Invocations are throttled: throttled receives still count toward maxReceiveCount. "
-                    + runbook("throttling"),
-                    function.metric_throttles(period=FIVE_MINUTES, statistic="Sum"),
-                    0, above_zero, 1, None, quiet,
-                ),
-                (
-                    "MappingNotPolling",
-                    "Messages wait but the event source mapping polls none (disabled, broken permissions or a "
-                    "deleted function). " + runbook("messages-not-processing"),
-                    cw.MathExpression(
-                        expression="IF(visible > 0 AND FILL(polled, 0) == 0, 1, 0)",
-                        using_metrics={"visible": visible, "polled": polled},
-                        period=FIVE_MINUTES,
-                        label="Messages waiting while the mapping polls none",
-                    ),
-                    1, cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD, 3, None, quiet,
-                ),
-                (
-                    "DurationNearTimeout",
-                    f"An invocation ran past {NEAR_LIMIT:.0%} of the {settings.function_timeout_seconds} s timeout: "
-                    "the next may time out and redeliver its whole batch. " + runbook("duration-near-timeout"),
-                    function.metric_duration(period=FIVE_MINUTES, statistic="Maximum"),
-                    duration_limit_ms, cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD, 1, None, quiet,
-                ),
-                (
-                    "MemoryNearLimit",
-                    f"An invocation used more than {NEAR_LIMIT:.0%} of the {settings.function_memory_mb} MB memory "
-                    "(the seed's Worker Health): the next may run out. " + runbook("memory-near-limit"),
-                    self.max_memory_used,
-                    memory_limit, cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD, 1, None, quiet,
-                ),
-            )
-        }  # fmt: skip
+        specs = [
+            *dead_letter_queue_alarms(settings, queues),
+            *flow_alarms(settings, queues, consumer),
+            *near_limit_alarms(settings, consumer, self.max_memory_used),
+        ]
+        self.alarms = {spec.name: spec.make(self) for spec in specs}
         for alarm in self.alarms.values():
             alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
             alarm.add_ok_action(cw_actions.SnsAction(self.topic))
-
         self.dashboard = self._dashboard(settings, queues, consumer)
 
     def _own_topic(self, settings: StackSettings, stack: Stack) -> sns.Topic:
@@ -195,18 +238,6 @@ class MonitoringConstruct(Construct):
             topic.add_subscription(subscriptions.EmailSubscription(settings.alarm_email))
         scanner_skips.skip(topic, "CKV_AWS_26", scanner_skips.TOPIC_KMS)
         return topic
-
-    @staticmethod
-    def mapping_metric(consumer: ConsumerFunctionConstruct, name: str, period: Duration) -> cw.Metric:
-        """One of the event source mapping's own metrics (its EventCount metrics are turned on)."""
-        return cw.Metric(
-            namespace="AWS/Lambda",
-            metric_name=name,
-            dimensions_map={"EventSourceMappingUUID": consumer.event_source_mapping.event_source_mapping_id},
-            period=period,
-            statistic="Sum",
-            label=name,
-        )
 
     def _dashboard(
         self, settings: StackSettings, queues: QueuesConstruct, consumer: ConsumerFunctionConstruct
@@ -301,7 +332,7 @@ class MonitoringConstruct(Construct):
             cw.GraphWidget(
                 title="Event source mapping: polled, invoked, failed invokes",
                 left=[
-                    self.mapping_metric(consumer, name, ONE_MINUTE)
+                    consumer.metric_mapping(name, ONE_MINUTE)
                     for name in ("PolledEventCount", "InvokedEventCount", "FailedInvokeEventCount")
                 ],
                 width=12,
