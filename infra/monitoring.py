@@ -8,6 +8,7 @@ from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
@@ -164,6 +165,166 @@ def near_limit_alarms(
     ]
 
 
+class RecordMetrics:
+    """The consumer's own metrics (EMF, one series per event_type) as the dashboard's expressions."""
+
+    def __init__(self, settings: StackSettings) -> None:
+        self.namespace = settings.metrics_namespace
+        self.service = settings.service_name
+
+    def search(self, metric_name: str, statistic: str) -> str:
+        # One series per event_type: the consumer emits metrics with that dimension.
+        return (
+            f'SEARCH(\'{{{self.namespace},event_type,service}} MetricName="{metric_name}" '
+            f"service=\"{self.service}\"', '{statistic}', 60)"
+        )
+
+    # Zero counts are left out of the EMF documents: FILL draws them as 0.
+    def per_event_type(self, metric_name: str, statistic: str = "Sum") -> cw.MathExpression:
+        return self._expression(f"FILL({self.search(metric_name, statistic)}, 0)", metric_name)
+
+    def total(self, metric_name: str) -> cw.MathExpression:
+        return self._expression(f"FILL(SUM({self.search(metric_name, 'Sum')}), 0)", metric_name)
+
+    def error_rate(self) -> cw.MathExpression:
+        return cw.MathExpression(
+            expression="IF(processed + failed + quarantined > 0, "
+            "100 * (failed + quarantined) / (processed + failed + quarantined), 0)",
+            using_metrics={
+                "processed": self.total("RecordsProcessed"),
+                "failed": self.total("RecordsFailed"),
+                "quarantined": self.total("RecordsQuarantined"),
+            },
+            label="Record error rate (%)",
+            period=ONE_MINUTE,
+        )
+
+    @staticmethod
+    def _expression(text: str, label: str) -> cw.MathExpression:
+        return cw.MathExpression(expression=text, using_metrics={}, label=label, period=ONE_MINUTE)
+
+
+def dashboard(
+    scope: Construct,
+    *,
+    settings: StackSettings,
+    queues: QueuesConstruct,
+    consumer: ConsumerFunctionConstruct,
+    max_memory_used: cw.IMetric,
+    alarms: list[cw.Alarm],
+) -> cw.Dashboard:
+    """The seed's five metrics, numbered, then the mapping, concurrency and the alarms' states: a row each call."""
+    board = cw.Dashboard(scope, "Dashboard", default_interval=Duration.hours(3))
+    records, function = RecordMetrics(settings), consumer.function
+    board.add_widgets(
+        cw.GraphWidget(
+            title="1. Messages processed (per event type)",
+            left=[records.per_event_type("RecordsProcessed")],
+            right=[
+                records.per_event_type("RecordsFailed"),
+                records.per_event_type("RecordsQuarantined"),
+                records.per_event_type("RecordsSkippedByDeadline"),
+            ],
+            width=12,
+        ),
+        cw.GraphWidget(
+            title="2. Processing time (ms)",
+            left=[
+                records.per_event_type("ProcessingTime", "Average"),
+                records.per_event_type("ProcessingTimeMax", "Maximum"),
+            ],
+            right=[function.metric_duration(statistic="p90", period=ONE_MINUTE)],
+            width=12,
+        ),
+    )
+    board.add_widgets(
+        cw.GraphWidget(
+            title="3. Queue depth",
+            left=[
+                queues.queue.metric_approximate_number_of_messages_visible(period=ONE_MINUTE),
+                queues.queue.metric_approximate_number_of_messages_not_visible(period=ONE_MINUTE),
+                queues.dead_letter_queue.metric_approximate_number_of_messages_visible(
+                    period=ONE_MINUTE, label="DLQ visible"
+                ),
+            ],
+            right=[queues.queue.metric_approximate_age_of_oldest_message(period=ONE_MINUTE)],
+            width=12,
+        ),
+        cw.GraphWidget(
+            title="4. Error rate",
+            left=[records.error_rate()],
+            right=[function.metric_errors(period=ONE_MINUTE)],
+            width=12,
+        ),
+    )
+    board.add_widgets(*worker_health(settings, function, max_memory_used))
+    board.add_widgets(*mapping_concurrency_and_alarms(queues, consumer, alarms))
+    return board
+
+
+def worker_health(settings: StackSettings, function: lambda_.Function, max_memory_used: cw.IMetric) -> list[cw.IWidget]:
+    """The seed's fifth metric: duration and memory, each against its limit and its alarm."""
+    timeout_ms = settings.function_timeout_seconds * 1000
+    memory_mb = settings.function_memory_mb
+    return [
+        cw.GraphWidget(
+            title="5. Worker health: duration against the timeout",
+            left=[function.metric_duration(statistic="Maximum", period=ONE_MINUTE)],
+            left_annotations=[
+                cw.HorizontalAnnotation(value=timeout_ms, label="timeout"),
+                cw.HorizontalAnnotation(value=timeout_ms * NEAR_LIMIT, label="alarm"),
+            ],
+            width=12,
+        ),
+        cw.GraphWidget(
+            title="5. Worker health: memory used against the limit (MB)",
+            left=[max_memory_used],
+            left_annotations=[
+                cw.HorizontalAnnotation(value=memory_mb, label="memory size"),
+                cw.HorizontalAnnotation(value=memory_mb * NEAR_LIMIT, label="alarm"),
+            ],
+            width=12,
+        ),
+    ]
+
+
+def mapping_concurrency_and_alarms(
+    queues: QueuesConstruct, consumer: ConsumerFunctionConstruct, alarms: list[cw.Alarm]
+) -> list[cw.IWidget]:
+    """What the mapping polls and invokes, the function's concurrency and throttles, every alarm's state."""
+    function = consumer.function
+    return [
+        cw.GraphWidget(
+            title="Event source mapping: polled, invoked, failed invokes",
+            left=[
+                consumer.metric_mapping(name, ONE_MINUTE)
+                for name in ("PolledEventCount", "InvokedEventCount", "FailedInvokeEventCount")
+            ],
+            width=12,
+        ),
+        cw.GraphWidget(
+            title="Concurrency, throttles and DLQ arrivals",
+            left=[
+                cw.Metric(
+                    namespace="AWS/Lambda",
+                    metric_name="ConcurrentExecutions",
+                    dimensions_map={"FunctionName": function.function_name},
+                    statistic="Maximum",
+                    period=ONE_MINUTE,
+                ),
+                function.metric_throttles(period=ONE_MINUTE),
+            ],
+            right=[
+                queues.dead_letter_queue.metric_number_of_messages_sent(
+                    period=ONE_MINUTE, statistic="Sum", label="DLQ arrivals (quarantined)"
+                )
+            ],
+            width=12,
+        ),
+        cw.AlarmStatusWidget(alarms=alarms, title="Alarms", width=24),
+    ]
+
+
 class MonitoringConstruct(Construct):
     """Alarms on the DLQ, queue age, function errors and throttles, and a stalled mapping."""
 
@@ -208,7 +369,14 @@ class MonitoringConstruct(Construct):
         for alarm in self.alarms.values():
             alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
             alarm.add_ok_action(cw_actions.SnsAction(self.topic))
-        self.dashboard = self._dashboard(settings, queues, consumer)
+        self.dashboard = dashboard(
+            self,
+            settings=settings,
+            queues=queues,
+            consumer=consumer,
+            max_memory_used=self.max_memory_used,
+            alarms=list(self.alarms.values()),
+        )
 
     def _own_topic(self, settings: StackSettings, stack: Stack) -> sns.Topic:
         topic = sns.Topic(
@@ -238,124 +406,3 @@ class MonitoringConstruct(Construct):
             topic.add_subscription(subscriptions.EmailSubscription(settings.alarm_email))
         scanner_skips.skip(topic, "CKV_AWS_26", scanner_skips.TOPIC_KMS)
         return topic
-
-    def _dashboard(
-        self, settings: StackSettings, queues: QueuesConstruct, consumer: ConsumerFunctionConstruct
-    ) -> cw.Dashboard:
-        function = consumer.function
-
-        def search(metric_name: str, statistic: str) -> str:
-            # One series per event_type: the consumer emits metrics with that dimension.
-            return (
-                f'SEARCH(\'{{{settings.metrics_namespace},event_type,service}} MetricName="{metric_name}" '
-                f"service=\"{settings.service_name}\"', '{statistic}', 60)"
-            )
-
-        def expression(text: str, label: str) -> cw.MathExpression:
-            return cw.MathExpression(expression=text, using_metrics={}, label=label, period=ONE_MINUTE)
-
-        # Zero counts are left out of the EMF documents: FILL draws them as 0.
-        def records(metric_name: str, statistic: str = "Sum") -> cw.MathExpression:
-            return expression(f"FILL({search(metric_name, statistic)}, 0)", metric_name)
-
-        def total(metric_name: str) -> cw.MathExpression:
-            return expression(f"FILL(SUM({search(metric_name, 'Sum')}), 0)", metric_name)
-
-        error_rate = cw.MathExpression(
-            expression="IF(processed + failed + quarantined > 0, "
-            "100 * (failed + quarantined) / (processed + failed + quarantined), 0)",
-            using_metrics={
-                "processed": total("RecordsProcessed"),
-                "failed": total("RecordsFailed"),
-                "quarantined": total("RecordsQuarantined"),
-            },
-            label="Record error rate (%)",
-            period=ONE_MINUTE,
-        )
-        dashboard = cw.Dashboard(self, "Dashboard", default_interval=Duration.hours(3))
-        dashboard.add_widgets(
-            cw.GraphWidget(
-                title="1. Messages processed (per event type)",
-                left=[records("RecordsProcessed")],
-                right=[records("RecordsFailed"), records("RecordsQuarantined"), records("RecordsSkippedByDeadline")],
-                width=12,
-            ),
-            cw.GraphWidget(
-                title="2. Processing time (ms)",
-                left=[records("ProcessingTime", "Average"), records("ProcessingTimeMax", "Maximum")],
-                right=[function.metric_duration(statistic="p90", period=ONE_MINUTE)],
-                width=12,
-            ),
-        )
-        dashboard.add_widgets(
-            cw.GraphWidget(
-                title="3. Queue depth",
-                left=[
-                    queues.queue.metric_approximate_number_of_messages_visible(period=ONE_MINUTE),
-                    queues.queue.metric_approximate_number_of_messages_not_visible(period=ONE_MINUTE),
-                    queues.dead_letter_queue.metric_approximate_number_of_messages_visible(
-                        period=ONE_MINUTE, label="DLQ visible"
-                    ),
-                ],
-                right=[queues.queue.metric_approximate_age_of_oldest_message(period=ONE_MINUTE)],
-                width=12,
-            ),
-            cw.GraphWidget(
-                title="4. Error rate",
-                left=[error_rate],
-                right=[function.metric_errors(period=ONE_MINUTE)],
-                width=12,
-            ),
-        )
-        timeout_ms = settings.function_timeout_seconds * 1000
-        dashboard.add_widgets(
-            cw.GraphWidget(
-                title="5. Worker health: duration against the timeout",
-                left=[function.metric_duration(statistic="Maximum", period=ONE_MINUTE)],
-                left_annotations=[
-                    cw.HorizontalAnnotation(value=timeout_ms, label="timeout"),
-                    cw.HorizontalAnnotation(value=timeout_ms * NEAR_LIMIT, label="alarm"),
-                ],
-                width=12,
-            ),
-            cw.GraphWidget(
-                title="5. Worker health: memory used against the limit (MB)",
-                left=[self.max_memory_used],
-                left_annotations=[
-                    cw.HorizontalAnnotation(value=settings.function_memory_mb, label="memory size"),
-                    cw.HorizontalAnnotation(value=settings.function_memory_mb * NEAR_LIMIT, label="alarm"),
-                ],
-                width=12,
-            ),
-        )
-        dashboard.add_widgets(
-            cw.GraphWidget(
-                title="Event source mapping: polled, invoked, failed invokes",
-                left=[
-                    consumer.metric_mapping(name, ONE_MINUTE)
-                    for name in ("PolledEventCount", "InvokedEventCount", "FailedInvokeEventCount")
-                ],
-                width=12,
-            ),
-            cw.GraphWidget(
-                title="Concurrency, throttles and DLQ arrivals",
-                left=[
-                    cw.Metric(
-                        namespace="AWS/Lambda",
-                        metric_name="ConcurrentExecutions",
-                        dimensions_map={"FunctionName": function.function_name},
-                        statistic="Maximum",
-                        period=ONE_MINUTE,
-                    ),
-                    function.metric_throttles(period=ONE_MINUTE),
-                ],
-                right=[
-                    queues.dead_letter_queue.metric_number_of_messages_sent(
-                        period=ONE_MINUTE, statistic="Sum", label="DLQ arrivals (quarantined)"
-                    )
-                ],
-                width=12,
-            ),
-            cw.AlarmStatusWidget(alarms=list(self.alarms.values()), title="Alarms", width=24),
-        )
-        return dashboard
