@@ -158,7 +158,7 @@ def machine() -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915  # one run, figure after figure
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="few repeats: checks that the benchmarks run")
@@ -168,49 +168,31 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915  # one run, fig
     args = parser.parse_args(argv)
     if args.quick and args.docs:
         parser.error("--docs needs a full run, not --quick")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """One run, figure after figure, each printed as it is measured; then the verdicts, and the tables."""
+    args = parse_args(argv)
     quick = args.quick
     handler = logger.registered_handler
     assert isinstance(handler, logging.StreamHandler)
     handler.setStream(io.StringIO())  # logs are formatted, as in Lambda, but not shown
 
-    rows: list[tuple[str, float, float, str, str]] = []
     sizes = ((10, 50), (100, 10), (10_000, 1)) if quick else ((10, 3000), (100, 300), (10_000, 25))
     cold, per_record, store_calls = lambda_runtime.measure(2 if quick else 15, sizes)
     print(lambda_runtime.render(cold, [row for row in per_record if row.size != 100], store_calls))
     print()
-    measured = {row.size: row for row in per_record}
-    together, serial = concurrency(3 if quick else 15)
-    rows += [
-        ("10 records x 50 ms async wait (ms)", together, 50.0, "<= 1.3", f"50 ms; one at a time: {serial:.0f} ms"),
-        ("return per listed record, 10,000 (us)", return_cost(3 if quick else 15), float(RETURN_US_PER_RECORD),
-         "<= 0.5", "time the consumer keeps a record at one vCPU"),
-    ]  # fmt: skip
-    size = 1_000 if quick else 10_000
-    (rss_ours, alloc_ours), (rss_ref, alloc_ref) = peak_rss(size, ours=True), peak_rss(size, ours=False)
-    rows.append((f"peak RSS, batch of {size:,} (MiB)", rss_ours, rss_ref, "report", "BatchProcessor reference process"))
-    rows.append(
-        ("  peak allocated while handling (MiB)", alloc_ours, alloc_ref, "report", "tracemalloc, same processes")
-    )
-
-    print(f"Machine: {machine()}")
-    print(f"{'figure':<40} {'ours':>9} {'reference':>10} {'ratio':>6}  {'target':<7} reference")
-    for name, ours, ref, target, what in rows:
-        print(f"{name:<40} {ours:>9.2f} {ref:>10.2f} {ours / ref:>6.2f}  {target:<7} {what}")
+    rows = in_process(quick)
     print()
     idempotency = exactly_once.run(latency_ms=25.0, repeats=2 if quick else 9)
     print(exactly_once.render(idempotency))
     print()
     sweeps = crash_sweep.run(args.template, 1 if quick else 8) if args.template.is_file() else []
     print(crash_sweep.render(sweeps) if sweeps else f"Crash sweep skipped: no local template at {args.template}")
+    measured = {row.size: row for row in per_record}
     cpu_ms_per_record = {size: measured[size].ours_us / 1000 for size in (10, 100)}
-    print()
-    print("Cost per million messages (Lambda arm64, 256 MB, + SQS requests):")
-    print(cost.render_summary(cost.scenarios(cpu_ms_per_record)))
-    print(
-        "Seed worker on Fargate, per month: "
-        + ", ".join(f"{k}: ${v:,.2f}" for k, v in cost.seed_worker_monthly().items())
-    )
-    print()
+    print_cost(cpu_ms_per_record)
     published = publisher_bench.run(quick)
     print(publisher_bench.render(published))
     print()
@@ -233,6 +215,39 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915  # one run, fig
     written = write_tables(documents, results, report.DOCUMENT.parent if args.docs else report.OUTPUT)
     print("Wrote " + ", ".join(str(path.relative_to(ROOT)) for path in written))
     return 1 if any(item.outcome == report.MISSED for item in judged) else 0
+
+
+def in_process(quick: bool) -> list[tuple[str, float, float, str, str]]:
+    """Concurrency and peak memory beside their references, printed as a table; the rows, for the verdicts."""
+    rows: list[tuple[str, float, float, str, str]] = []
+    together, serial = concurrency(3 if quick else 15)
+    rows.append(
+        ("10 records x 50 ms async wait (ms)", together, 50.0, "<= 1.3", f"50 ms; one at a time: {serial:.0f} ms")
+    )
+    rows.append(("return per listed record, 10,000 (us)", return_cost(3 if quick else 15), float(RETURN_US_PER_RECORD),
+                 "<= 0.5", "time the consumer keeps a record at one vCPU"))  # fmt: skip
+    size = 1_000 if quick else 10_000
+    (rss_ours, alloc_ours), (rss_ref, alloc_ref) = peak_rss(size, ours=True), peak_rss(size, ours=False)
+    rows.append((f"peak RSS, batch of {size:,} (MiB)", rss_ours, rss_ref, "report", "BatchProcessor reference process"))
+    rows.append(
+        ("  peak allocated while handling (MiB)", alloc_ours, alloc_ref, "report", "tracemalloc, same processes")
+    )
+    print(f"Machine: {machine()}")
+    print(f"{'figure':<40} {'ours':>9} {'reference':>10} {'ratio':>6}  {'target':<7} reference")
+    for name, ours, ref, target, what in rows:
+        print(f"{name:<40} {ours:>9.2f} {ref:>10.2f} {ours / ref:>6.2f}  {target:<7} {what}")
+    return rows
+
+
+def print_cost(cpu_ms_per_record: dict[int, float]) -> None:
+    print()
+    print("Cost per million messages (Lambda arm64, 256 MB, + SQS requests):")
+    print(cost.render_summary(cost.scenarios(cpu_ms_per_record)))
+    print(
+        "Seed worker on Fargate, per month: "
+        + ", ".join(f"{k}: ${v:,.2f}" for k, v in cost.seed_worker_monthly().items())
+    )
+    print()
 
 
 def write_tables(documents: dict[str, str], results: dict[str, Any], directory: Path) -> list[Path]:

@@ -98,7 +98,7 @@ def render(
     rows: list[tuple[str, float, float, str, str]],
     idempotency: list[exactly_once.Row],
 ) -> str:
-    by_size = {row.size: row for row in per_record}
+    """performance.md: each section's table with the notes on how it was measured and what it costs."""
     lines = [
         "# Performance",
         "",
@@ -106,14 +106,69 @@ def render(
         f"medians of repeated runs. Machine: {machine} (shared and noisy: compare ratios, not",
         f"absolute figures). Run on {dt.date.today().isoformat()}.",
         "",
+        *_as_lambda_runs_it(cold, per_record),
+        *_in_process(rows),
+        *_exactly_once(idempotency),
+        *COST_NOTES,
+    ]
+    return "\n".join(lines)
+
+
+TABLE_HEADER = (
+    "| figure | ours | reference | ratio | target | verdict | reference is |",
+    "|---|---:|---:|---:|---|---|---|",
+)
+LAMBDA_NOTES = (
+    "",
+    "- Cold start: fresh processes, ours and the reference interleaved, timed inside each process from",
+    "  before the handler's import to the first response (what Lambda bills beyond its own runtime",
+    "  start; a process's exit, which Lambda never runs, is left out). The reference is",
+    "  benchmarks/naive_handler.py (Logger, Metrics, Tracer and a boto3 client at import, parser models)",
+    "  with Powertools, pydantic and the X-Ray SDK bundled without bytecode, and boto3 from a folder",
+    "  compiled as the runtime's `/var/runtime` is.",
+    "- Per record: through `lambda_handler` (Logger context, EMF, response), on events shaped as",
+    "  `sam local generate-event sqs receive-message` prints them, idempotency off (its cost is the",
+    "  next section's); the two alternate sample by sample, the garbage collector on.",
+    "",
+)
+COST_NOTES = (
+    "",
+    "## What the cold path costs, and what was removed",
+    "",
+    "`-X importtime` under 3.14, read-only asset, import plus a first batch with idempotency on. Kept:",
+    "the Powertools batch utility with Logger and Metrics (~110 ms with pydantic's share), pydantic and",
+    "the event models (~90 ms), botocore and the DynamoDB client (~110 ms import, ~60 ms for the client).",
+    "Removed: compiling every module on each cold start (the asset ships 3.14 bytecode), boto3 and",
+    "s3transfer (~100 ms; the function's clients are botocore's), Powertools' idempotency package",
+    "(imported boto3), pydantic-settings (~30 ms), and ~40 ms of botocore listing 400-odd service model",
+    "folders and decoding its 1.2 MB endpoints file (the asset keeps the models it calls).",
+    "docs/decisions/ gives each choice; SnapStart (`snap_start`) removes the init from the cold path.",
+    "",
+    "## Per-record cost: what remains",
+    "",
+    "The response is built by Powertools from the failed records only (a `BatchProcessor` whose",
+    "`process()` hands them to `failure_handler`); successes are counted once in the EMF document, and",
+    "the batch summary line is written only when a record did not succeed. What ours still pays beyond",
+    "the bare reference, per record: the record's `RecordInfo`, its route, a deadline check against the",
+    "Lambda context, two timer reads and the per-type counters (about 3 us here); per batch: the",
+    "Logger's context injection (~15 us) and the EMF document (~25 us).",
+    "",
+    "Cost per million messages is in docs/cost.md, produced by the same run.",
+    "",
+)
+
+
+def _as_lambda_runs_it(cold: ColdStart, per_record: list[PerRecord]) -> list[str]:
+    """Cold start and per-record cost of the built asset under CPython 3.14, with how they were measured."""
+    by_size = {row.size: row for row in per_record}
+    lines = [
         "## As Lambda runs it",
         "",
         "benchmarks/lambda_runtime.py: the asset `cdk synth` builds (bytecode compiled by CPython 3.14),",
         "built for this machine's CPU, copied read-only, run by CPython 3.14 with no bytecode writing and",
         "the `dev` stage's environment (idempotency on, the DynamoDB table answered by a stub on loopback).",
         "",
-        "| figure | ours | reference | ratio | target | verdict | reference is |",
-        "|---|---:|---:|---:|---|---|---|",
+        *TABLE_HEADER,
         _ratio_row(
             "cold start: import + first batch of 10",
             (cold.ours_ms, cold.naive_ms),
@@ -128,28 +183,20 @@ def render(
             name = f"per record, entry point, batch of {size:,}"
             bare = "a bare Powertools `BatchProcessor` parsing the same contract"
             lines.append(_ratio_row(name, (row.ours_us, row.bare_us), "us", target, bare))
-    lines += [
-        "",
-        "- Cold start: fresh processes, ours and the reference interleaved, timed inside each process from",
-        "  before the handler's import to the first response (what Lambda bills beyond its own runtime",
-        "  start; a process's exit, which Lambda never runs, is left out). The reference is",
-        "  benchmarks/naive_handler.py (Logger, Metrics, Tracer and a boto3 client at import, parser models)",
-        "  with Powertools, pydantic and the X-Ray SDK bundled without bytecode, and boto3 from a folder",
-        "  compiled as the runtime's `/var/runtime` is.",
-        "- Per record: through `lambda_handler` (Logger context, EMF, response), on events shaped as",
-        "  `sam local generate-event sqs receive-message` prints them, idempotency off (its cost is the",
-        "  next section's); the two alternate sample by sample, the garbage collector on.",
-        "",
-        "## In process",
-        "",
-        "| figure | ours | reference | ratio | target | verdict | reference is |",
-        "|---|---:|---:|---:|---|---|---|",
-    ]
+    return [*lines, *LAMBDA_NOTES]
+
+
+def _in_process(rows: list[tuple[str, float, float, str, str]]) -> list[str]:
+    lines = ["## In process", "", *TABLE_HEADER]
     for name, ours, reference, target, what in rows:
         ratio = ours / reference
         lines.append(f"| {name} | {ours:,.2f} | {reference:,.2f} | {ratio:.2f} | {target} | "
                      f"{verdict(ratio, target)} | {what} |")  # fmt: skip
-    lines += [
+    return lines
+
+
+def _exactly_once(idempotency: list[exactly_once.Row]) -> list[str]:
+    lines = [
         "",
         "## Exactly-once cost",
         "",
@@ -164,29 +211,4 @@ def render(
         judged = verdict(item.round_trips, target)
         lines.append(f"| {item.size} | {item.handlers} | {item.on_ms:.1f} ms | {item.off_ms:.1f} ms | "
                      f"{item.store_calls} | {item.round_trips:.1f} | {target} | {judged} |")  # fmt: skip
-    lines += [
-        "",
-        "## What the cold path costs, and what was removed",
-        "",
-        "`-X importtime` under 3.14, read-only asset, import plus a first batch with idempotency on. Kept:",
-        "the Powertools batch utility with Logger and Metrics (~110 ms with pydantic's share), pydantic and",
-        "the event models (~90 ms), botocore and the DynamoDB client (~110 ms import, ~60 ms for the client).",
-        "Removed: compiling every module on each cold start (the asset ships 3.14 bytecode), boto3 and",
-        "s3transfer (~100 ms; the function's clients are botocore's), Powertools' idempotency package",
-        "(imported boto3), pydantic-settings (~30 ms), and ~40 ms of botocore listing 400-odd service model",
-        "folders and decoding its 1.2 MB endpoints file (the asset keeps the models it calls).",
-        "docs/decisions/ gives each choice; SnapStart (`snap_start`) removes the init from the cold path.",
-        "",
-        "## Per-record cost: what remains",
-        "",
-        "The response is built by Powertools from the failed records only (a `BatchProcessor` whose",
-        "`process()` hands them to `failure_handler`); successes are counted once in the EMF document, and",
-        "the batch summary line is written only when a record did not succeed. What ours still pays beyond",
-        "the bare reference, per record: the record's `RecordInfo`, its route, a deadline check against the",
-        "Lambda context, two timer reads and the per-type counters (about 3 us here); per batch: the",
-        "Logger's context injection (~15 us) and the EMF document (~25 us).",
-        "",
-        "Cost per million messages is in docs/cost.md, produced by the same run.",
-        "",
-    ]
-    return "\n".join(lines)
+    return lines

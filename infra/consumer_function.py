@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from infra import scanner_skips
 from infra.idempotency_table import IdempotencyTableConstruct
 from infra.network import ENI_ACTIONS, VpcPlacementConstruct
 from infra.packaging import Target, build_function_asset
@@ -97,25 +99,60 @@ class ConsumerFunctionConstruct(Construct):
             retention=logs.RetentionDays[_RETENTION[settings.log_retention_days]],
             removal_policy=RemovalPolicy.RETAIN if settings.retain_data else RemovalPolicy.DESTROY,
         )
-        # An explicit role with what the function and its mapping call, and nothing else: its own
-        # logs; on the queue, what the mapping polls and deletes with and the backoff's visibility
-        # changes; on the DLQ, the quarantine's sends.
-        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
-        self.log_group.grant_write(self.role)
-        queues.queue.grant(self.role, *QUEUE_ACTIONS)
-        queues.dead_letter_queue.grant(self.role, *DLQ_ACTIONS)
         self.network = network
+        self.role = self._role(queues)
+        # Each grant on the role, and on the VPC's endpoints when the function is placed in one.
+        self._grant_secrets(settings)
+        payload_bucket.grant_read(self.role)
+        if network is not None:
+            for actions, resource in payload_bucket.read_statements():
+                network.allow("s3", actions, [resource])
+        table = idempotency.table if idempotency is not None else None
+        if table is not None:
+            table.grant(self.role, *TABLE_ACTIONS)
+            if network is not None:
+                network.allow("dynamodb", TABLE_ACTIONS, [table.table_arn])
+        environment = function_environment(
+            settings,
+            queues.dead_letter_queue.queue_url,
+            table.table_name if table is not None else None,
+            payload_bucket.bucket.bucket_name,
+        )
+        self.function = self._function(settings, environment, handler, code)
+        # SnapStart restores published versions only: the mapping invokes an alias of the current one.
+        self.target: lambda_.IFunction = self.function
+        if settings.snap_start:
+            self.target = lambda_.Alias(
+                self, "Live", alias_name=LIVE_ALIAS, version=self.function.current_version,
+                description="The published version the queue's event source mapping invokes",
+            )  # fmt: skip
+        self.event_source_mapping = self._event_source_mapping(settings, queues)
+        self._skip_scanner_findings(settings)
+
+    def _role(self, queues: QueuesConstruct) -> iam.Role:
+        """An explicit role with what the function and its mapping call, and nothing else: its own
+        logs; on the queue, what the mapping polls and deletes with and the backoff's visibility
+        changes; on the DLQ, the quarantine's sends."""
+        role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+        self.log_group.grant_write(role)
+        queues.queue.grant(role, *QUEUE_ACTIONS)
+        queues.dead_letter_queue.grant(role, *DLQ_ACTIONS)
+        network = self.network
         if network is not None:
             # CDK adds AWSLambdaVPCAccessExecutionRole only to a role it makes itself; this one needs
             # the ENI actions written out, or CreateFunction fails. Network interfaces are made by
             # Lambda at deploy and scale time with ids unknown here, and the Describe actions take no
             # resource: the statement names "*".
-            self.role.add_to_policy(iam.PolicyStatement(actions=list(ENI_ACTIONS), resources=["*"]))
-            Validations.of(self.role).acknowledge(Acknowledgment(id=f"AwsSolutions::{ENI_WILDCARD}", reason=(
+            role.add_to_policy(iam.PolicyStatement(actions=list(ENI_ACTIONS), resources=["*"]))
+            Validations.of(role).acknowledge(Acknowledgment(id=f"AwsSolutions::{ENI_WILDCARD}", reason=(
                 "Lambda creates and deletes the function's network interfaces with the role's permissions; their "
                 "ids are unknown before Lambda makes them and the EC2 Describe actions take no resource")))  # fmt: skip
             network.allow("sqs", QUEUE_ACTIONS, [queues.queue.queue_arn])
             network.allow("sqs", DLQ_ACTIONS, [queues.dead_letter_queue.queue_arn])
+        return role
+
+    def _grant_secrets(self, settings: StackSettings) -> None:
+        """GetSecretValue on the stage's secrets, and Decrypt on their customer-managed key if any."""
         # Secrets Manager ends a secret's ARN with six random characters: a name alone matches it as name-??????.
         secret_arns = [
             secretsmanager.Secret.from_secret_name_v2(self, f"Secret{pascal_case(handle)}", name).secret_arn + "-??????"
@@ -123,8 +160,8 @@ class ConsumerFunctionConstruct(Construct):
         ]
         if secret_arns:
             self.role.add_to_policy(iam.PolicyStatement(actions=list(SECRET_ACTIONS), resources=secret_arns))
-            if network is not None:
-                network.allow("secretsmanager", SECRET_ACTIONS, secret_arns)
+            if self.network is not None:
+                self.network.allow("secretsmanager", SECRET_ACTIONS, secret_arns)
         if settings.secrets_kms_key_arn is not None:
             # Secrets under a customer-managed key: Secrets Manager decrypts with the caller's
             # permission, and only its calls may use it.
@@ -137,16 +174,12 @@ class ConsumerFunctionConstruct(Construct):
                     },
                 )
             )
-        payload_bucket.grant_read(self.role)
-        if network is not None:
-            for actions, resource in payload_bucket.read_statements():
-                network.allow("s3", actions, [resource])
-        table = idempotency.table if idempotency is not None else None
-        if table is not None:
-            table.grant(self.role, *TABLE_ACTIONS)
-            if network is not None:
-                network.allow("dynamodb", TABLE_ACTIONS, [table.table_arn])
-        self.function = lambda_.Function(
+
+    def _function(
+        self, settings: StackSettings, environment: dict[str, str], handler: str, code: lambda_.Code | None
+    ) -> lambda_.Function:
+        network = self.network
+        return lambda_.Function(
             self,
             "Function",
             runtime=RUNTIME,
@@ -163,29 +196,19 @@ class ConsumerFunctionConstruct(Construct):
             application_log_level_v2=lambda_.ApplicationLogLevel[settings.log_level.replace("WARNING", "WARN")],
             # INFO keeps platform.report, the REPORT line the memory alarm reads Max Memory Used from.
             system_log_level_v2=lambda_.SystemLogLevel.INFO,
-            environment=function_environment(
-                settings,
-                queues.dead_letter_queue.queue_url,
-                table.table_name if table is not None else None,
-                payload_bucket.bucket.bucket_name,
-            ),
+            environment=environment,
             vpc=network.vpc if network else None,
             vpc_subnets=network.subnets if network else None,
             security_groups=[network.security_group] if network else None,
             description="Consumes the SQS queue with partial batch responses",
             snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if settings.snap_start else None,
         )
-        # SnapStart restores published versions only: the mapping invokes an alias of the current one.
-        self.target: lambda_.IFunction = self.function
-        if settings.snap_start:
-            self.target = lambda_.Alias(
-                self, "Live", alias_name=LIVE_ALIAS, version=self.function.current_version,
-                description="The published version the queue's event source mapping invokes",
-            )  # fmt: skip
-        # The mapping, made directly rather than through SqsEventSource, whose grant would add
-        # sqs:GetQueueUrl, which neither the mapping nor the function calls.
+
+    def _event_source_mapping(self, settings: StackSettings, queues: QueuesConstruct) -> lambda_.EventSourceMapping:
+        """The mapping, made directly rather than through SqsEventSource, whose grant would add
+        sqs:GetQueueUrl, which neither the mapping nor the function calls."""
         pollers = settings.provisioned_pollers
-        self.event_source_mapping = self.target.add_event_source_mapping(
+        return self.target.add_event_source_mapping(
             "SqsEventSource",
             event_source_arn=queues.queue.queue_arn,
             batch_size=settings.batch_size,
@@ -201,3 +224,26 @@ class ConsumerFunctionConstruct(Construct):
             ),
             metrics_config=lambda_.MetricsConfig(metrics=[lambda_.MetricType.EVENT_COUNT]),
         )
+
+    def metric_mapping(self, name: str, period: Duration) -> cw.Metric:
+        """One of the event source mapping's own metrics (its EventCount metrics are turned on)."""
+        return cw.Metric(
+            namespace="AWS/Lambda",
+            metric_name=name,
+            dimensions_map={"EventSourceMappingUUID": self.event_source_mapping.event_source_mapping_id},
+            period=period,
+            statistic="Sum",
+            label=name,
+        )
+
+    def _skip_scanner_findings(self, settings: StackSettings) -> None:
+        """checkov's findings on the log group, the function and the role that do not apply, with why."""
+        scanner_skips.skip(self.log_group, "CKV_AWS_158", scanner_skips.LOG_GROUP_KMS)
+        scanner_skips.skip(self.function, "CKV_AWS_116", scanner_skips.LAMBDA_DLQ)
+        scanner_skips.skip(self.function, "CKV_AWS_173", scanner_skips.LAMBDA_ENV_KMS)
+        if settings.vpc is None:
+            scanner_skips.skip(self.function, "CKV_AWS_117", scanner_skips.LAMBDA_VPC)
+        else:
+            scanner_skips.skip(self.role.node.find_child("DefaultPolicy"), "CKV_AWS_111", scanner_skips.ENI_WRITE)
+        if settings.reserved_concurrency is None:
+            scanner_skips.skip(self.function, "CKV_AWS_115", scanner_skips.unbounded_concurrency(settings))

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
+from infra import scanner_skips
 from infra.consumer_function import ConsumerFunctionConstruct
 from infra.queues import QueuesConstruct
 from infra.settings import StackSettings
@@ -20,10 +24,305 @@ FIVE_MINUTES = Duration.minutes(5)
 # Duration and memory alarms fire at this share of the function's timeout and memory size.
 NEAR_LIMIT = 0.9
 RUNBOOK = "docs/runbook.md"
+ABOVE = cw.ComparisonOperator.GREATER_THAN_THRESHOLD
+AT_LEAST = cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
 
 
 def runbook(section: str) -> str:
     return f"Runbook: {RUNBOOK}#{section}"
+
+
+@dataclass(frozen=True)
+class AlarmSpec:
+    """One alarm, by name. The defaults are the common case: a single period above zero fires it,
+    and a period without data (a count that nothing emitted) is no breach."""
+
+    name: str
+    description: str
+    metric: cw.IMetric
+    threshold: float = 0
+    comparison_operator: cw.ComparisonOperator = ABOVE
+    evaluation_periods: int = 1
+    datapoints_to_alarm: int | None = None
+    treat_missing_data: cw.TreatMissingData = cw.TreatMissingData.NOT_BREACHING
+
+    def make(self, scope: Construct) -> cw.Alarm:
+        return cw.Alarm(
+            scope,
+            self.name,
+            alarm_description=self.description,
+            metric=self.metric,
+            threshold=self.threshold,
+            comparison_operator=self.comparison_operator,
+            evaluation_periods=self.evaluation_periods,
+            datapoints_to_alarm=self.datapoints_to_alarm,
+            treat_missing_data=self.treat_missing_data,
+        )
+
+
+def dead_letter_queue_alarms(settings: StackSettings, queues: QueuesConstruct) -> list[AlarmSpec]:
+    """What reaches the DLQ, and how long it waits there."""
+    dlq = queues.dead_letter_queue
+    # A standard queue's DLQ keeps each message's first enqueue time: its age and its expiry
+    # both count from there.
+    age_limit = settings.dlq_retention_period_seconds // 2
+    # A gap in the DLQ's metrics says nothing about its backlog: the backlog alarms keep their state.
+    keep_state = cw.TreatMissingData.IGNORE
+    return [
+        AlarmSpec(
+            "DeadLetterQueueNotEmpty",
+            "Messages are in the DLQ: quarantined or out of retries. Inspect and redrive. " + runbook("dlq-filling"),
+            dlq.metric_approximate_number_of_messages_visible(period=ONE_MINUTE, statistic="Maximum"),
+            treat_missing_data=keep_state,
+        ),
+        AlarmSpec(
+            "DeadLetterQueueMessagesAging",
+            f"A message has waited in the DLQ more than half its retention ({age_limit} s of "
+            f"{settings.dlq_retention_period_seconds} s): redrive or drop it before SQS deletes it unseen. "
+            + runbook("dlq-messages-aging"),
+            dlq.metric_approximate_age_of_oldest_message(period=FIVE_MINUTES, statistic="Maximum"),
+            threshold=age_limit,
+            treat_missing_data=keep_state,
+        ),
+        AlarmSpec(
+            "DeadLetterQueueArrivals",
+            "New messages reached the DLQ in the last minute (every quarantine is a SendMessage, so each "
+            "arrival notifies, even while the backlog alarm stays in ALARM). Moves by SQS's own redrive "
+            "(a crash or timeout on the last receive) are not counted here; the backlog alarm covers them. "
+            + runbook("new-dlq-arrivals"),
+            dlq.metric_number_of_messages_sent(period=ONE_MINUTE, statistic="Sum"),
+        ),
+    ]
+
+
+def flow_alarms(
+    settings: StackSettings, queues: QueuesConstruct, consumer: ConsumerFunctionConstruct
+) -> list[AlarmSpec]:
+    """Whether messages move: the queue's age, the function's errors and throttles, the mapping's polling."""
+    queue, function = queues.queue, consumer.function
+    visible = queue.metric_approximate_number_of_messages_visible(period=FIVE_MINUTES, statistic="Maximum")
+    polled = consumer.metric_mapping("PolledEventCount", FIVE_MINUTES)
+    return [
+        AlarmSpec(
+            "OldestMessageTooOld",
+            "The queue is falling behind: its oldest message is older than the threshold. "
+            + runbook("messages-not-processing"),
+            queue.metric_approximate_age_of_oldest_message(period=ONE_MINUTE, statistic="Maximum"),
+            threshold=settings.oldest_message_age_alarm_seconds,
+            evaluation_periods=5,
+            datapoints_to_alarm=3,
+        ),
+        AlarmSpec(
+            "FunctionErrors",
+            "The function itself failed (crash, timeout, bad deploy); record failures are reported "
+            "in the batch response, not here. " + runbook("high-error-rate"),
+            function.metric_errors(period=FIVE_MINUTES, statistic="Sum"),
+        ),
+        AlarmSpec(
+            "FunctionThrottles",
+            "Invocations are throttled: throttled receives still count toward maxReceiveCount. "
+            + runbook("throttling"),
+            function.metric_throttles(period=FIVE_MINUTES, statistic="Sum"),
+        ),
+        AlarmSpec(
+            "MappingNotPolling",
+            "Messages wait but the event source mapping polls none (disabled, broken permissions or a "
+            "deleted function). " + runbook("messages-not-processing"),
+            cw.MathExpression(
+                expression="IF(visible > 0 AND FILL(polled, 0) == 0, 1, 0)",
+                using_metrics={"visible": visible, "polled": polled},
+                period=FIVE_MINUTES,
+                label="Messages waiting while the mapping polls none",
+            ),
+            threshold=1,
+            comparison_operator=AT_LEAST,
+            evaluation_periods=3,
+        ),
+    ]
+
+
+def near_limit_alarms(
+    settings: StackSettings, consumer: ConsumerFunctionConstruct, max_memory_used: cw.IMetric
+) -> list[AlarmSpec]:
+    """An invocation close to the function's timeout or memory size: the next may go over."""
+    return [
+        AlarmSpec(
+            "DurationNearTimeout",
+            f"An invocation ran past {NEAR_LIMIT:.0%} of the {settings.function_timeout_seconds} s timeout: "
+            "the next may time out and redeliver its whole batch. " + runbook("duration-near-timeout"),
+            consumer.function.metric_duration(period=FIVE_MINUTES, statistic="Maximum"),
+            threshold=settings.function_timeout_seconds * 1000 * NEAR_LIMIT,
+            comparison_operator=AT_LEAST,
+        ),
+        AlarmSpec(
+            "MemoryNearLimit",
+            f"An invocation used more than {NEAR_LIMIT:.0%} of the {settings.function_memory_mb} MB memory "
+            "(the seed's Worker Health): the next may run out. " + runbook("memory-near-limit"),
+            max_memory_used,
+            threshold=settings.function_memory_mb * NEAR_LIMIT,
+            comparison_operator=AT_LEAST,
+        ),
+    ]
+
+
+class RecordMetrics:
+    """The consumer's own metrics (EMF, one series per event_type) as the dashboard's expressions."""
+
+    def __init__(self, settings: StackSettings) -> None:
+        self.namespace = settings.metrics_namespace
+        self.service = settings.service_name
+
+    def search(self, metric_name: str, statistic: str) -> str:
+        # One series per event_type: the consumer emits metrics with that dimension.
+        return (
+            f'SEARCH(\'{{{self.namespace},event_type,service}} MetricName="{metric_name}" '
+            f"service=\"{self.service}\"', '{statistic}', 60)"
+        )
+
+    # Zero counts are left out of the EMF documents: FILL draws them as 0.
+    def per_event_type(self, metric_name: str, statistic: str = "Sum") -> cw.MathExpression:
+        return self._expression(f"FILL({self.search(metric_name, statistic)}, 0)", metric_name)
+
+    def total(self, metric_name: str) -> cw.MathExpression:
+        return self._expression(f"FILL(SUM({self.search(metric_name, 'Sum')}), 0)", metric_name)
+
+    def error_rate(self) -> cw.MathExpression:
+        return cw.MathExpression(
+            expression="IF(processed + failed + quarantined > 0, "
+            "100 * (failed + quarantined) / (processed + failed + quarantined), 0)",
+            using_metrics={
+                "processed": self.total("RecordsProcessed"),
+                "failed": self.total("RecordsFailed"),
+                "quarantined": self.total("RecordsQuarantined"),
+            },
+            label="Record error rate (%)",
+            period=ONE_MINUTE,
+        )
+
+    @staticmethod
+    def _expression(text: str, label: str) -> cw.MathExpression:
+        return cw.MathExpression(expression=text, using_metrics={}, label=label, period=ONE_MINUTE)
+
+
+def dashboard(
+    scope: Construct,
+    *,
+    settings: StackSettings,
+    queues: QueuesConstruct,
+    consumer: ConsumerFunctionConstruct,
+    max_memory_used: cw.IMetric,
+    alarms: list[cw.Alarm],
+) -> cw.Dashboard:
+    """The seed's five metrics, numbered, then the mapping, concurrency and the alarms' states: a row each call."""
+    board = cw.Dashboard(scope, "Dashboard", default_interval=Duration.hours(3))
+    records, function = RecordMetrics(settings), consumer.function
+    board.add_widgets(
+        cw.GraphWidget(
+            title="1. Messages processed (per event type)",
+            left=[records.per_event_type("RecordsProcessed")],
+            right=[
+                records.per_event_type("RecordsFailed"),
+                records.per_event_type("RecordsQuarantined"),
+                records.per_event_type("RecordsSkippedByDeadline"),
+            ],
+            width=12,
+        ),
+        cw.GraphWidget(
+            title="2. Processing time (ms)",
+            left=[
+                records.per_event_type("ProcessingTime", "Average"),
+                records.per_event_type("ProcessingTimeMax", "Maximum"),
+            ],
+            right=[function.metric_duration(statistic="p90", period=ONE_MINUTE)],
+            width=12,
+        ),
+    )
+    board.add_widgets(
+        cw.GraphWidget(
+            title="3. Queue depth",
+            left=[
+                queues.queue.metric_approximate_number_of_messages_visible(period=ONE_MINUTE),
+                queues.queue.metric_approximate_number_of_messages_not_visible(period=ONE_MINUTE),
+                queues.dead_letter_queue.metric_approximate_number_of_messages_visible(
+                    period=ONE_MINUTE, label="DLQ visible"
+                ),
+            ],
+            right=[queues.queue.metric_approximate_age_of_oldest_message(period=ONE_MINUTE)],
+            width=12,
+        ),
+        cw.GraphWidget(
+            title="4. Error rate",
+            left=[records.error_rate()],
+            right=[function.metric_errors(period=ONE_MINUTE)],
+            width=12,
+        ),
+    )
+    board.add_widgets(*worker_health(settings, function, max_memory_used))
+    board.add_widgets(*mapping_concurrency_and_alarms(queues, consumer, alarms))
+    return board
+
+
+def worker_health(settings: StackSettings, function: lambda_.Function, max_memory_used: cw.IMetric) -> list[cw.IWidget]:
+    """The seed's fifth metric: duration and memory, each against its limit and its alarm."""
+    timeout_ms = settings.function_timeout_seconds * 1000
+    memory_mb = settings.function_memory_mb
+    return [
+        cw.GraphWidget(
+            title="5. Worker health: duration against the timeout",
+            left=[function.metric_duration(statistic="Maximum", period=ONE_MINUTE)],
+            left_annotations=[
+                cw.HorizontalAnnotation(value=timeout_ms, label="timeout"),
+                cw.HorizontalAnnotation(value=timeout_ms * NEAR_LIMIT, label="alarm"),
+            ],
+            width=12,
+        ),
+        cw.GraphWidget(
+            title="5. Worker health: memory used against the limit (MB)",
+            left=[max_memory_used],
+            left_annotations=[
+                cw.HorizontalAnnotation(value=memory_mb, label="memory size"),
+                cw.HorizontalAnnotation(value=memory_mb * NEAR_LIMIT, label="alarm"),
+            ],
+            width=12,
+        ),
+    ]
+
+
+def mapping_concurrency_and_alarms(
+    queues: QueuesConstruct, consumer: ConsumerFunctionConstruct, alarms: list[cw.Alarm]
+) -> list[cw.IWidget]:
+    """What the mapping polls and invokes, the function's concurrency and throttles, every alarm's state."""
+    function = consumer.function
+    return [
+        cw.GraphWidget(
+            title="Event source mapping: polled, invoked, failed invokes",
+            left=[
+                consumer.metric_mapping(name, ONE_MINUTE)
+                for name in ("PolledEventCount", "InvokedEventCount", "FailedInvokeEventCount")
+            ],
+            width=12,
+        ),
+        cw.GraphWidget(
+            title="Concurrency, throttles and DLQ arrivals",
+            left=[
+                cw.Metric(
+                    namespace="AWS/Lambda",
+                    metric_name="ConcurrentExecutions",
+                    dimensions_map={"FunctionName": function.function_name},
+                    statistic="Maximum",
+                    period=ONE_MINUTE,
+                ),
+                function.metric_throttles(period=ONE_MINUTE),
+            ],
+            right=[
+                queues.dead_letter_queue.metric_number_of_messages_sent(
+                    period=ONE_MINUTE, statistic="Sum", label="DLQ arrivals (quarantined)"
+                )
+            ],
+            width=12,
+        ),
+        cw.AlarmStatusWidget(alarms=alarms, title="Alarms", width=24),
+    ]
 
 
 class MonitoringConstruct(Construct):
@@ -40,7 +339,6 @@ class MonitoringConstruct(Construct):
         topic: sns.ITopic | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
-        stack = Stack.of(self)
         # The stack's own topic, unless the caller or the stage names one.
         self.owns_topic = topic is None and settings.alarm_topic_arn is None
         if topic is not None:
@@ -49,11 +347,7 @@ class MonitoringConstruct(Construct):
             # An existing topic: its owner's policy must let cloudwatch.amazonaws.com publish.
             self.topic = sns.Topic.from_topic_arn(self, "AlarmTopic", settings.alarm_topic_arn)
         else:
-            self.topic = self._own_topic(settings, stack)
-
-        queue, dlq, function = queues.queue, queues.dead_letter_queue, consumer.function
-        visible = queue.metric_approximate_number_of_messages_visible(period=FIVE_MINUTES, statistic="Maximum")
-        polled = self.mapping_metric(consumer, "PolledEventCount", FIVE_MINUTES)
+            self.topic = self._own_topic(settings, Stack.of(self))
         # Max Memory Used, from the REPORT line (platform.report) Lambda writes after each invocation.
         self.max_memory_used = logs.MetricFilter(
             self,
@@ -66,105 +360,23 @@ class MonitoringConstruct(Construct):
             metric_value="$.record.metrics.maxMemoryUsedMB",
             unit=cw.Unit.MEGABYTES,
         ).metric(statistic="Maximum", period=FIVE_MINUTES, label="Max memory used (MB)")
-        memory_limit = settings.function_memory_mb * NEAR_LIMIT
-        duration_limit_ms = settings.function_timeout_seconds * 1000 * NEAR_LIMIT
-        above_zero = cw.ComparisonOperator.GREATER_THAN_THRESHOLD
-        quiet = cw.TreatMissingData.NOT_BREACHING
-        # A standard queue's DLQ keeps each message's first enqueue time: its age and its expiry
-        # both count from there.
-        dlq_age_limit = settings.dlq_retention_period_seconds // 2
-        self.alarms = {
-            name: cw.Alarm(
-                self,
-                name,
-                alarm_description=description,
-                metric=metric,
-                threshold=threshold,
-                comparison_operator=operator,
-                evaluation_periods=periods,
-                datapoints_to_alarm=datapoints,
-                treat_missing_data=missing,
-            )
-            for name, description, metric, threshold, operator, periods, datapoints, missing in (
-                (
-                    "DeadLetterQueueNotEmpty",
-                    "Messages are in the DLQ: quarantined or out of retries. Inspect and redrive. "
-                    + runbook("dlq-filling"),
-                    dlq.metric_approximate_number_of_messages_visible(period=ONE_MINUTE, statistic="Maximum"),
-                    # A gap in the DLQ's metrics says nothing about its backlog: the alarm keeps its state.
-                    0, above_zero, 1, None, cw.TreatMissingData.IGNORE,
-                ),
-                (
-                    "DeadLetterQueueMessagesAging",
-                    f"A message has waited in the DLQ more than half its retention ({dlq_age_limit} s of "
-                    f"{settings.dlq_retention_period_seconds} s): redrive or drop it before SQS deletes it unseen. "
-                    + runbook("dlq-messages-aging"),
-                    dlq.metric_approximate_age_of_oldest_message(period=FIVE_MINUTES, statistic="Maximum"),
-                    dlq_age_limit, above_zero, 1, None, cw.TreatMissingData.IGNORE,
-                ),
-                (
-                    "DeadLetterQueueArrivals",
-                    "New messages reached the DLQ in the last minute (every quarantine is a SendMessage, so each "
-                    "arrival notifies, even while the backlog alarm stays in ALARM). Moves by SQS's own redrive "
-                    "(a crash or timeout on the last receive) are not counted here; the backlog alarm covers them. "
-                    + runbook("new-dlq-arrivals"),
-                    dlq.metric_number_of_messages_sent(period=ONE_MINUTE, statistic="Sum"),
-                    0, above_zero, 1, None, quiet,
-                ),
-                (
-                    "OldestMessageTooOld",
-                    "The queue is falling behind: its oldest message is older than the threshold. "
-                    + runbook("messages-not-processing"),
-                    queue.metric_approximate_age_of_oldest_message(period=ONE_MINUTE, statistic="Maximum"),
-                    settings.oldest_message_age_alarm_seconds, above_zero, 5, 3, quiet,
-                ),
-                (
-                    "FunctionErrors",
-                    "The function itself failed (crash, timeout, bad deploy); record failures are reported "
-                    "in the batch response, not here. " + runbook("high-error-rate"),
-                    function.metric_errors(period=FIVE_MINUTES, statistic="Sum"),
-                    0, above_zero, 1, None, quiet,
-                ),
-                (
-                    "FunctionThrottles",
-                    "Invocations are throttled: throttled receives still count toward maxReceiveCount. "
-                    + runbook("throttling"),
-                    function.metric_throttles(period=FIVE_MINUTES, statistic="Sum"),
-                    0, above_zero, 1, None, quiet,
-                ),
-                (
-                    "MappingNotPolling",
-                    "Messages wait but the event source mapping polls none (disabled, broken permissions or a "
-                    "deleted function). " + runbook("messages-not-processing"),
-                    cw.MathExpression(
-                        expression="IF(visible > 0 AND FILL(polled, 0) == 0, 1, 0)",
-                        using_metrics={"visible": visible, "polled": polled},
-                        period=FIVE_MINUTES,
-                        label="Messages waiting while the mapping polls none",
-                    ),
-                    1, cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD, 3, None, quiet,
-                ),
-                (
-                    "DurationNearTimeout",
-                    f"An invocation ran past {NEAR_LIMIT:.0%} of the {settings.function_timeout_seconds} s timeout: "
-                    "the next may time out and redeliver its whole batch. " + runbook("duration-near-timeout"),
-                    function.metric_duration(period=FIVE_MINUTES, statistic="Maximum"),
-                    duration_limit_ms, cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD, 1, None, quiet,
-                ),
-                (
-                    "MemoryNearLimit",
-                    f"An invocation used more than {NEAR_LIMIT:.0%} of the {settings.function_memory_mb} MB memory "
-                    "(the seed's Worker Health): the next may run out. " + runbook("memory-near-limit"),
-                    self.max_memory_used,
-                    memory_limit, cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD, 1, None, quiet,
-                ),
-            )
-        }  # fmt: skip
+        specs = [
+            *dead_letter_queue_alarms(settings, queues),
+            *flow_alarms(settings, queues, consumer),
+            *near_limit_alarms(settings, consumer, self.max_memory_used),
+        ]
+        self.alarms = {spec.name: spec.make(self) for spec in specs}
         for alarm in self.alarms.values():
             alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
             alarm.add_ok_action(cw_actions.SnsAction(self.topic))
-
-        self.dashboard = self._dashboard(settings, queues, consumer)
+        self.dashboard = dashboard(
+            self,
+            settings=settings,
+            queues=queues,
+            consumer=consumer,
+            max_memory_used=self.max_memory_used,
+            alarms=list(self.alarms.values()),
+        )
 
     def _own_topic(self, settings: StackSettings, stack: Stack) -> sns.Topic:
         topic = sns.Topic(
@@ -192,137 +404,5 @@ class MonitoringConstruct(Construct):
         )
         if settings.alarm_email:
             topic.add_subscription(subscriptions.EmailSubscription(settings.alarm_email))
+        scanner_skips.skip(topic, "CKV_AWS_26", scanner_skips.TOPIC_KMS)
         return topic
-
-    @staticmethod
-    def mapping_metric(consumer: ConsumerFunctionConstruct, name: str, period: Duration) -> cw.Metric:
-        """One of the event source mapping's own metrics (its EventCount metrics are turned on)."""
-        return cw.Metric(
-            namespace="AWS/Lambda",
-            metric_name=name,
-            dimensions_map={"EventSourceMappingUUID": consumer.event_source_mapping.event_source_mapping_id},
-            period=period,
-            statistic="Sum",
-            label=name,
-        )
-
-    def _dashboard(
-        self, settings: StackSettings, queues: QueuesConstruct, consumer: ConsumerFunctionConstruct
-    ) -> cw.Dashboard:
-        function = consumer.function
-
-        def search(metric_name: str, statistic: str) -> str:
-            # One series per event_type: the consumer emits metrics with that dimension.
-            return (
-                f'SEARCH(\'{{{settings.metrics_namespace},event_type,service}} MetricName="{metric_name}" '
-                f"service=\"{settings.service_name}\"', '{statistic}', 60)"
-            )
-
-        def expression(text: str, label: str) -> cw.MathExpression:
-            return cw.MathExpression(expression=text, using_metrics={}, label=label, period=ONE_MINUTE)
-
-        # Zero counts are left out of the EMF documents: FILL draws them as 0.
-        def records(metric_name: str, statistic: str = "Sum") -> cw.MathExpression:
-            return expression(f"FILL({search(metric_name, statistic)}, 0)", metric_name)
-
-        def total(metric_name: str) -> cw.MathExpression:
-            return expression(f"FILL(SUM({search(metric_name, 'Sum')}), 0)", metric_name)
-
-        error_rate = cw.MathExpression(
-            expression="IF(processed + failed + quarantined > 0, "
-            "100 * (failed + quarantined) / (processed + failed + quarantined), 0)",
-            using_metrics={
-                "processed": total("RecordsProcessed"),
-                "failed": total("RecordsFailed"),
-                "quarantined": total("RecordsQuarantined"),
-            },
-            label="Record error rate (%)",
-            period=ONE_MINUTE,
-        )
-        dashboard = cw.Dashboard(self, "Dashboard", default_interval=Duration.hours(3))
-        dashboard.add_widgets(
-            cw.GraphWidget(
-                title="1. Messages processed (per event type)",
-                left=[records("RecordsProcessed")],
-                right=[records("RecordsFailed"), records("RecordsQuarantined"), records("RecordsSkippedByDeadline")],
-                width=12,
-            ),
-            cw.GraphWidget(
-                title="2. Processing time (ms)",
-                left=[records("ProcessingTime", "Average"), records("ProcessingTimeMax", "Maximum")],
-                right=[function.metric_duration(statistic="p90", period=ONE_MINUTE)],
-                width=12,
-            ),
-        )
-        dashboard.add_widgets(
-            cw.GraphWidget(
-                title="3. Queue depth",
-                left=[
-                    queues.queue.metric_approximate_number_of_messages_visible(period=ONE_MINUTE),
-                    queues.queue.metric_approximate_number_of_messages_not_visible(period=ONE_MINUTE),
-                    queues.dead_letter_queue.metric_approximate_number_of_messages_visible(
-                        period=ONE_MINUTE, label="DLQ visible"
-                    ),
-                ],
-                right=[queues.queue.metric_approximate_age_of_oldest_message(period=ONE_MINUTE)],
-                width=12,
-            ),
-            cw.GraphWidget(
-                title="4. Error rate",
-                left=[error_rate],
-                right=[function.metric_errors(period=ONE_MINUTE)],
-                width=12,
-            ),
-        )
-        timeout_ms = settings.function_timeout_seconds * 1000
-        dashboard.add_widgets(
-            cw.GraphWidget(
-                title="5. Worker health: duration against the timeout",
-                left=[function.metric_duration(statistic="Maximum", period=ONE_MINUTE)],
-                left_annotations=[
-                    cw.HorizontalAnnotation(value=timeout_ms, label="timeout"),
-                    cw.HorizontalAnnotation(value=timeout_ms * NEAR_LIMIT, label="alarm"),
-                ],
-                width=12,
-            ),
-            cw.GraphWidget(
-                title="5. Worker health: memory used against the limit (MB)",
-                left=[self.max_memory_used],
-                left_annotations=[
-                    cw.HorizontalAnnotation(value=settings.function_memory_mb, label="memory size"),
-                    cw.HorizontalAnnotation(value=settings.function_memory_mb * NEAR_LIMIT, label="alarm"),
-                ],
-                width=12,
-            ),
-        )
-        dashboard.add_widgets(
-            cw.GraphWidget(
-                title="Event source mapping: polled, invoked, failed invokes",
-                left=[
-                    self.mapping_metric(consumer, name, ONE_MINUTE)
-                    for name in ("PolledEventCount", "InvokedEventCount", "FailedInvokeEventCount")
-                ],
-                width=12,
-            ),
-            cw.GraphWidget(
-                title="Concurrency, throttles and DLQ arrivals",
-                left=[
-                    cw.Metric(
-                        namespace="AWS/Lambda",
-                        metric_name="ConcurrentExecutions",
-                        dimensions_map={"FunctionName": function.function_name},
-                        statistic="Maximum",
-                        period=ONE_MINUTE,
-                    ),
-                    function.metric_throttles(period=ONE_MINUTE),
-                ],
-                right=[
-                    queues.dead_letter_queue.metric_number_of_messages_sent(
-                        period=ONE_MINUTE, statistic="Sum", label="DLQ arrivals (quarantined)"
-                    )
-                ],
-                width=12,
-            ),
-            cw.AlarmStatusWidget(alarms=list(self.alarms.values()), title="Alarms", width=24),
-        )
-        return dashboard

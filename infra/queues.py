@@ -8,6 +8,7 @@ from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from infra import scanner_skips
 from infra.settings import StackSettings, StackSettingsError
 
 # SQS queue names: up to 80 characters of letters, digits, hyphens and underscores (".fifo" included).
@@ -73,3 +74,5 @@ class QueuesConstruct(Construct):
             content_based_deduplication=dedup,
             removal_policy=RemovalPolicy.RETAIN if settings.retain_data else RemovalPolicy.DESTROY,
         )
+        for queue in (self.queue, self.dead_letter_queue):
+            scanner_skips.skip(queue, "CKV_AWS_27", scanner_skips.SQS_SSE)

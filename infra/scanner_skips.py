@@ -1,8 +1,9 @@
-"""checkov's findings that do not apply to this stack, each with its reason in the template.
+"""checkov's findings that do not apply to this stack: the reasons, and how a skip is recorded.
 
 checkov reads ``Metadata.checkov.skip`` on a resource: the reason travels with the template,
-and docs/decisions/027-checkov-skips.md lists the same skips. Everything else checkov reports is fixed in the
-stack, and make test fails on any new finding (tests/infra/test_checks.py).
+and docs/decisions/027-checkov-skips.md lists the same skips. Each construct records the skips of the resources it
+makes, where it makes them (``skip``), so this module imports no construct. Everything else checkov
+reports is fixed in the stack, and make test fails on any new finding (tests/infra/test_checks.py).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from aws_cdk import CfnResource
 from constructs import IConstruct
 
-from infra.settings import INVOKES_PER_POLLER
+from infra.settings import INVOKES_PER_POLLER, StackSettings
 
 SQS_SSE = (
     "Encrypted at rest with SQS-managed SSE (SqsManagedSseEnabled); the check only recognises a KMS key, "
@@ -72,30 +73,11 @@ def skip(construct: IConstruct, check: str, reason: str) -> None:
     resource.add_metadata("checkov", metadata)
 
 
-def apply(consumer: IConstruct) -> None:
-    """The skips of one consumer's resources, given its settings."""
-    from infra.sqs_consumer import SqsConsumer  # noqa: PLC0415  # the construct imports this module
-
-    assert isinstance(consumer, SqsConsumer)
-    settings = consumer.props.settings
-    for queue in (consumer.queue, consumer.dead_letter_queue):
-        skip(queue, "CKV_AWS_27", SQS_SSE)
-    skip(consumer.log_group, "CKV_AWS_158", LOG_GROUP_KMS)
-    function = consumer.function
-    skip(function, "CKV_AWS_116", LAMBDA_DLQ)
-    skip(function, "CKV_AWS_173", LAMBDA_ENV_KMS)
-    if settings.vpc is None:
-        skip(function, "CKV_AWS_117", LAMBDA_VPC)
-    else:
-        skip(consumer.role.node.find_child("DefaultPolicy"), "CKV_AWS_111", ENI_WRITE)
-    if settings.reserved_concurrency is None:
-        pollers = settings.provisioned_pollers
-        if pollers is None:
-            reason = LAMBDA_CONCURRENCY.format(bound=settings.max_concurrency)
-        else:
-            reason = LAMBDA_CONCURRENCY_PROVISIONED.format(
-                pollers=pollers.maximum, per_poller=INVOKES_PER_POLLER, bound=pollers.max_invocations
-            )
-        skip(function, "CKV_AWS_115", reason)
-    if consumer.monitoring.owns_topic:
-        skip(consumer.topic, "CKV_AWS_26", TOPIC_KMS)
+def unbounded_concurrency(settings: StackSettings) -> str:
+    """Why a function without reserved concurrency is still bounded, with the stage's figures."""
+    pollers = settings.provisioned_pollers
+    if pollers is None:
+        return LAMBDA_CONCURRENCY.format(bound=settings.max_concurrency)
+    return LAMBDA_CONCURRENCY_PROVISIONED.format(
+        pollers=pollers.maximum, per_poller=INVOKES_PER_POLLER, bound=pollers.max_invocations
+    )

@@ -24,7 +24,6 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra import scanner_skips
 from infra.consumer_function import HANDLER, ConsumerFunctionConstruct
 from infra.idempotency_table import IdempotencyTableConstruct
 from infra.monitoring import MonitoringConstruct
@@ -92,7 +91,6 @@ class SqsConsumer(Construct):
             self, "Monitoring", settings=settings, queues=self.queues, consumer=self.consumer, topic=props.alarm_topic
         )
         self._allow_producers(settings)
-        scanner_skips.apply(self)
 
     # What a caller needs, by name.
     @property

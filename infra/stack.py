@@ -71,12 +71,19 @@ class ConsumerStack(Stack):
                 ),
             )
         self._check_regions(settings)
+        self._warn_on_an_unreachable_alarm_email(settings)
+        self._outputs()
+
+    def _warn_on_an_unreachable_alarm_email(self, settings: StackSettings) -> None:
         if settings.alarm_email and settings.alarm_email.rsplit("@", 1)[1].lower() in RESERVED_MAIL_DOMAINS:
             Annotations.of(self).add_warning_v2(
                 "sqs-consumer:alarm-email",
                 f"alarm_email {settings.alarm_email} is at a reserved domain that receives no mail: set the stage's "
                 "alarm_email to your on-call address",
             )
+
+    def _outputs(self) -> None:
+        """What producers and operators look up after a deploy: each consumer's names, the alarm topic, the bucket."""
         for name, consumer in self.consumers.items():
             outputs = {
                 "QueueUrl": consumer.queue.queue_url,

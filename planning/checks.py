@@ -10,7 +10,6 @@ from planning.model import (
     INVOCATION_PAYLOAD_LIMIT_BYTES,
     MB,
     PAYLOAD_MEMORY_FACTOR,
-    Mapping,
     memory_needed_mb,
     offloaded,
     record_bytes,
@@ -37,86 +36,108 @@ def batch_p99_ms(plan: Plan, records: float) -> float:
 
 
 def run_checks(plan: Plan, *, max_age_seconds: float | None, alarm_age_seconds: int) -> list[Check]:
-    m: Mapping = plan.mapping
-    w = plan.workload
+    """Every check of the plan, in the order the report lists them (the latency one only with a target)."""
+    latency = [] if max_age_seconds is None else [window_vs_latency(plan, max_age_seconds)]
+    return [
+        batch_within_budget(plan),
+        visibility_vs_batch(plan),
+        no_throttling(plan),
+        keeps_up(plan),
+        *latency,
+        invocation_payload(plan),
+        memory_vs_payload(plan),
+        alarm_vs_expected_ages(plan, alarm_age_seconds),
+    ]
+
+
+def batch_within_budget(plan: Plan) -> Check:
+    m = plan.mapping
     full = m.batch_size
-    checks: list[Check] = []
     p99 = batch_p99_ms(plan, full)
     budget = m.time_budget_seconds * 1000
-    checks.append(
-        Check(
-            "batch p99 within the time budget",
-            p99 <= budget,
-            f"a full batch of {full} takes {p99 / 1000:.2f} s at p99; records start until timeout - reserve = "
-            f"{budget / 1000:.1f} s"
-            + ("" if p99 <= budget else ": the rest are listed and come back, a receive spent"),
-        )
+    return Check(
+        "batch p99 within the time budget",
+        p99 <= budget,
+        f"a full batch of {full} takes {p99 / 1000:.2f} s at p99; records start until timeout - reserve = "
+        f"{budget / 1000:.1f} s" + ("" if p99 <= budget else ": the rest are listed and come back, a receive spent"),
     )
-    held = p99 / 1000 + m.window_seconds
-    checks.append(
-        Check(
-            "visibility timeout vs a batch in flight",
-            m.visibility_seconds >= held,
-            f"visibility {m.visibility_seconds:.0f} s vs window + batch p99 = {held:.1f} s",
-        )
+
+
+def visibility_vs_batch(plan: Plan) -> Check:
+    m = plan.mapping
+    held = batch_p99_ms(plan, m.batch_size) / 1000 + m.window_seconds
+    return Check(
+        "visibility timeout vs a batch in flight",
+        m.visibility_seconds >= held,
+        f"visibility {m.visibility_seconds:.0f} s vs window + batch p99 = {held:.1f} s",
     )
+
+
+def no_throttling(plan: Plan) -> Check:
+    m = plan.mapping
     need = max(plan.peak.readers, plan.ramp.readers_needed)
     throttled = m.mapping_cap > m.function_cap and need > m.function_cap
-    checks.append(
-        Check(
-            "no throttling pushes messages towards maxReceiveCount",
-            not throttled,
-            f"the mapping may run {m.mapping_cap} batches, the function {m.function_cap}; the peak needs {need:.0f}"
-            + (
-                f": held batches return after {m.visibility_seconds:.0f} s with a receive spent, and after "
-                f"{m.max_receive_count} go to the DLQ unprocessed"
-                if throttled
-                else ""
-            ),
-        )
+    return Check(
+        "no throttling pushes messages towards maxReceiveCount",
+        not throttled,
+        f"the mapping may run {m.mapping_cap} batches, the function {m.function_cap}; the peak needs {need:.0f}"
+        + (
+            f": held batches return after {m.visibility_seconds:.0f} s with a receive spent, and after "
+            f"{m.max_receive_count} go to the DLQ unprocessed"
+            if throttled
+            else ""
+        ),
     )
-    checks.append(
-        Check(
-            "keeps up at the peak rate",
-            plan.peak.keeps_up,
-            f"{plan.peak.readers:.1f} concurrent batches needed at {plan.peak.rate:g} msg/s, "
-            f"{plan.peak.limit} allowed ({plan.peak.limited_by})",
-        )
+
+
+def keeps_up(plan: Plan) -> Check:
+    return Check(
+        "keeps up at the peak rate",
+        plan.peak.keeps_up,
+        f"{plan.peak.readers:.1f} concurrent batches needed at {plan.peak.rate:g} msg/s, "
+        f"{plan.peak.limit} allowed ({plan.peak.limited_by})",
     )
-    if max_age_seconds is not None:
-        latency = plan.steady.oldest_age_seconds
-        checks.append(
-            Check(
-                "batching window vs latency target",
-                latency <= max_age_seconds,
-                f"a message waits up to {latency:.1f} s at the mean rate (window {m.window_seconds:g} s + batch) "
-                f"vs --max-age {max_age_seconds:g} s",
-            )
-        )
+
+
+def window_vs_latency(plan: Plan, max_age_seconds: float) -> Check:
+    latency = plan.steady.oldest_age_seconds
+    return Check(
+        "batching window vs latency target",
+        latency <= max_age_seconds,
+        f"a message waits up to {latency:.1f} s at the mean rate (window {plan.mapping.window_seconds:g} s + batch) "
+        f"vs --max-age {max_age_seconds:g} s",
+    )
+
+
+def invocation_payload(plan: Plan) -> Check:
+    m, w = plan.mapping, plan.workload
+    full = m.batch_size
     per_record = record_bytes(m.max_message_bytes, w)
     event_bytes = full * per_record
     fits = event_bytes <= INVOCATION_PAYLOAD_LIMIT_BYTES
     body = "an S3 pointer" if offloaded(m.max_message_bytes, w) else f"{w.payload_bytes:,} B"
-    checks.append(
-        Check(
-            "6 MB invocation payload",
-            fits,
-            f"batch {full} x ({body} + Lambda's record) = {event_bytes / MB:.2f} MB"
-            + (
-                "" if fits else f": batches close early at 6 MB, {INVOCATION_PAYLOAD_LIMIT_BYTES // per_record} records"
-            ),
-        )
+    return Check(
+        "6 MB invocation payload",
+        fits,
+        f"batch {full} x ({body} + Lambda's record) = {event_bytes / MB:.2f} MB"
+        + ("" if fits else f": batches close early at 6 MB, {INVOCATION_PAYLOAD_LIMIT_BYTES // per_record} records"),
     )
-    memory = memory_needed_mb(m.max_message_bytes, w, full)
+
+
+def memory_vs_payload(plan: Plan) -> Check:
+    m, w = plan.mapping, plan.workload
+    memory = memory_needed_mb(m.max_message_bytes, w, m.batch_size)
     fetched = " + the payloads fetched from S3" if offloaded(m.max_message_bytes, w) else ""
-    checks.append(
-        Check(
-            "memory vs payload x batch size",
-            memory <= 0.9 * m.memory_mb,
-            f"about {memory:,.0f} MB needed ({BASE_MEMORY_MB} MB + {PAYLOAD_MEMORY_FACTOR} x the event{fetched}) "
-            f"vs 90% of {m.memory_mb} MB",
-        )
+    return Check(
+        "memory vs payload x batch size",
+        memory <= 0.9 * m.memory_mb,
+        f"about {memory:,.0f} MB needed ({BASE_MEMORY_MB} MB + {PAYLOAD_MEMORY_FACTOR} x the event{fetched}) "
+        f"vs 90% of {m.memory_mb} MB",
     )
+
+
+def alarm_vs_expected_ages(plan: Plan, alarm_age_seconds: int) -> Check:
+    m, w = plan.mapping, plan.workload
     retry_age = sum(m.retry_delay_seconds(n) for n in range(1, m.max_receive_count)) if w.failure_rate else 0.0
     worst = max(
         plan.steady.oldest_age_seconds,
@@ -124,13 +145,10 @@ def run_checks(plan: Plan, *, max_age_seconds: float | None, alarm_age_seconds: 
         retry_age,
         *(b.peak_age_seconds for b in plan.bursts),
     )
-    checks.append(
-        Check(
-            "oldest-message alarm vs expected ages",
-            worst < alarm_age_seconds,
-            f"expected oldest age up to {worst:,.0f} s (ramp {plan.ramp.peak_age_seconds:,.0f} s, bursts "
-            f"{max((b.peak_age_seconds for b in plan.bursts), default=0):,.0f} s, retries {retry_age:,.0f} s) vs the "
-            f"alarm at {alarm_age_seconds:,} s" + ("" if worst < alarm_age_seconds else ": it pages on planned load"),
-        )
+    return Check(
+        "oldest-message alarm vs expected ages",
+        worst < alarm_age_seconds,
+        f"expected oldest age up to {worst:,.0f} s (ramp {plan.ramp.peak_age_seconds:,.0f} s, bursts "
+        f"{max((b.peak_age_seconds for b in plan.bursts), default=0):,.0f} s, retries {retry_age:,.0f} s) vs the "
+        f"alarm at {alarm_age_seconds:,} s" + ("" if worst < alarm_age_seconds else ": it pages on planned load"),
     )
-    return checks

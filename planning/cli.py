@@ -171,15 +171,32 @@ def _money(value: float | None) -> str:
     return "not priced" if value is None else f"${value:,.4f}" if value < 1 else f"${value:,.2f}"
 
 
-def render(  # noqa: PLR0912  # one branch per optional section of the report
-    console: Console, result: dict[str, Any], p: Plan, stage_name: str, prices: PriceSheet
-) -> None:
-    m, s = p.mapping, p.steady
+def render(console: Console, result: dict[str, Any], p: Plan, stage_name: str, prices: PriceSheet) -> None:
+    """The report's sections in order: the stage, capacity, scale-up, bursts, checks, cost, suggestion."""
+    m = p.mapping
     console.print(
         f"[bold]Stage {stage_name}[/]: {m.mode} mapping, batch {m.batch_size}, window {m.window_seconds:g} s, "
         f"at most {m.mapping_cap} batches, function limit {m.function_cap}, timeout {m.timeout_seconds:g} s "
         f"(reserve {m.time_reserve_seconds:g} s), {m.memory_mb} MB, maxReceiveCount {m.max_receive_count}"
     )
+    console.print(_capacity(p))
+    r = p.ramp
+    console.print(
+        f"Scale-up from idle to {r.rate:,.1f} msg/s ({m.mode}: {m.initial_readers} batches, "
+        f"+{m.scale_up_per_second * 60:,.0f} a minute, at most {m.cap}): needs {r.readers_needed:,.1f}; "
+        f"reached after {_seconds(r.seconds_to_scale)}, backlog gone after {_seconds(r.seconds_to_drain)}, "
+        f"peak backlog {r.peak_backlog:,.0f}, oldest message {_seconds(r.peak_age_seconds)}."
+    )
+    if p.bursts:
+        console.print(_bursts(p))
+    console.print(_checks(result["checks"]))
+    console.print(_cost(result["cost"], prices))
+    suggestion = result.get("suggestion")
+    if suggestion is not None:
+        console.print(_suggestion(suggestion))
+
+
+def _capacity(p: Plan) -> Table:
     table = Table(title="Capacity", title_justify="left")
     for column in ("", "mean rate", "peak rate"):
         table.add_column(column, justify="right" if column else "left")
@@ -194,72 +211,74 @@ def render(  # noqa: PLR0912  # one branch per optional section of the report
         ("oldest message age", lambda x: _seconds(x.oldest_age_seconds)),
     )
     for label, getter in rows:
-        table.add_row(label, getter(s), getter(p.peak))
-    console.print(table)
-    r = p.ramp
-    console.print(
-        f"Scale-up from idle to {r.rate:,.1f} msg/s ({m.mode}: {m.initial_readers} batches, "
-        f"+{m.scale_up_per_second * 60:,.0f} a minute, at most {m.cap}): needs {r.readers_needed:,.1f}; "
-        f"reached after {_seconds(r.seconds_to_scale)}, backlog gone after {_seconds(r.seconds_to_drain)}, "
-        f"peak backlog {r.peak_backlog:,.0f}, oldest message {_seconds(r.peak_age_seconds)}."
-    )
-    if p.bursts:
-        bursts = Table(title="Bursts", title_justify="left")
-        for column in ("at", "messages", "drained after", "peak age", "peak batches"):
-            bursts.add_column(column, justify="right")
-        for b in p.bursts:
-            bursts.add_row(
-                _seconds(b.at_seconds),
-                f"{b.messages:,}",
-                _seconds(b.seconds_to_drain),
-                _seconds(b.peak_age_seconds),
-                f"{b.peak_readers:,.0f}",
-            )
-        console.print(bursts)
-    checks = Table(title="Checks", title_justify="left")
-    checks.add_column("")
-    checks.add_column("check")
-    checks.add_column("detail")
-    for c in result["checks"]:
-        checks.add_row("[green]ok[/]" if c["ok"] else "[red]FAIL[/]", c["name"], c["detail"])
-    console.print(checks)
-    cost = Table(
+        table.add_row(label, getter(p.steady), getter(p.peak))
+    return table
+
+
+def _bursts(p: Plan) -> Table:
+    bursts = Table(title="Bursts", title_justify="left")
+    for column in ("at", "messages", "drained after", "peak age", "peak batches"):
+        bursts.add_column(column, justify="right")
+    for b in p.bursts:
+        bursts.add_row(
+            _seconds(b.at_seconds),
+            f"{b.messages:,}",
+            _seconds(b.seconds_to_drain),
+            _seconds(b.peak_age_seconds),
+            f"{b.peak_readers:,.0f}",
+        )
+    return bursts
+
+
+def _checks(checks: list[dict[str, Any]]) -> Table:
+    table = Table(title="Checks", title_justify="left")
+    table.add_column("")
+    table.add_column("check")
+    table.add_column("detail")
+    for c in checks:
+        table.add_row("[green]ok[/]" if c["ok"] else "[red]FAIL[/]", c["name"], c["detail"])
+    return table
+
+
+def _cost(cost: dict[str, Any], prices: PriceSheet) -> Table:
+    table = Table(
         title=f"Monthly cost, {prices.region_name} ({prices.region}), prices checked {prices.checked_on}",
         title_justify="left",
     )
     for column in ("service", "item", "quantity", "unit price", "month"):
-        cost.add_column(column, justify="right" if column in ("quantity", "unit price", "month") else "left")
-    for line in result["cost"]["lines"]:
-        cost.add_row(
+        table.add_column(column, justify="right" if column in ("quantity", "unit price", "month") else "left")
+    for line in cost["lines"]:
+        table.add_row(
             line["service"],
             line["item"],
             f"{line['quantity']:,.2f}",
             "not priced" if line["unit_price"] is None else f"${line['unit_price']:.10g}",
             _money(line["monthly"]),
         )
-    cost.add_row("", "[bold]total (priced lines)[/]", "", "", f"[bold]{_money(result['cost']['total'])}[/]")
-    console.print(cost)
-    suggestion = result.get("suggestion")
-    if suggestion is not None:
-        target = f"--max-age {suggestion['max_age_seconds']:g} s"
-        if not suggestion["found"]:
-            console.print(f"[red]No setting the planner tries keeps up with this workload ({target}).[/]")
-            return
-        month = f"{_money(suggestion['monthly'])} a month" + (" + pollers, not priced" if suggestion["pollers"] else "")
-        title = (
-            f"Suggested settings for {target} ({month})"
-            if suggestion["meets"]
-            else f"[red]No setting tried meets {target}[/]: the closest, oldest message "
-            f"{_seconds(suggestion['worst_age_seconds'])} ({month})"
-        )
-        diff = Table(title=title, title_justify="left")
-        for column in ("setting", "stage", "suggested"):
-            diff.add_column(column)
-        for name, before, after in suggestion["diff"]:
-            diff.add_row(name, json.dumps(before), json.dumps(after))
-        if not suggestion["diff"]:
-            diff.add_row("(the stage is already the cheapest that meets it)", "", "")
-        console.print(diff)
+    table.add_row("", "[bold]total (priced lines)[/]", "", "", f"[bold]{_money(cost['total'])}[/]")
+    return table
+
+
+def _suggestion(suggestion: dict[str, Any]) -> Table | str:
+    """The settings that meet --max-age at the lowest cost, as a diff against the stage; or why there are none."""
+    target = f"--max-age {suggestion['max_age_seconds']:g} s"
+    if not suggestion["found"]:
+        return f"[red]No setting the planner tries keeps up with this workload ({target}).[/]"
+    month = f"{_money(suggestion['monthly'])} a month" + (" + pollers, not priced" if suggestion["pollers"] else "")
+    title = (
+        f"Suggested settings for {target} ({month})"
+        if suggestion["meets"]
+        else f"[red]No setting tried meets {target}[/]: the closest, oldest message "
+        f"{_seconds(suggestion['worst_age_seconds'])} ({month})"
+    )
+    diff = Table(title=title, title_justify="left")
+    for column in ("setting", "stage", "suggested"):
+        diff.add_column(column)
+    for name, before, after in suggestion["diff"]:
+        diff.add_row(name, json.dumps(before), json.dumps(after))
+    if not suggestion["diff"]:
+        diff.add_row("(the stage is already the cheapest that meets it)", "", "")
+    return diff
 
 
 @command

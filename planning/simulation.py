@@ -10,6 +10,11 @@ expires; per-record handler times, the time reserve, retries with backoff, poiso
 Messages move in cohorts (a run of messages sent between two instants, with one receive count),
 so a backlog of millions costs a few objects; arrivals are the profile's fluid count, bursts are
 cohorts sent at one instant. Order is first-in first-out, the best case of a standard queue.
+
+``Simulation`` composes small parts on one clock: ``_Queue`` (arrivals, visible messages and
+retries waiting for their backoff), ``_Pollers`` (the mapping's readers, their batches and the
+scaling policy), ``_Function`` (concurrency, handler times and outcomes) and ``_Recorder`` (the
+samples).
 """
 
 from __future__ import annotations
@@ -102,207 +107,182 @@ class _Reader:
         self.batch, self.records, self.window_ends = [], 0, math.inf
 
 
-class Simulation:
-    def __init__(self, mapping: Mapping, workload: Workload, *, seed: int = 1, sample_every: float = 1.0) -> None:
-        self.mapping = mapping.for_workload(workload)
-        self.workload = workload
-        self.rng = random.Random(seed)  # noqa: S311  # a seeded model, not secrets
-        self.draw = workload.handler.sampler(self.rng)
-        self.sample_every = sample_every
-        self.full = full_batch(mapping, workload)
-        self.receive_s = workload.receive_ms / 1000
+class _Clock:
+    """Simulated time and the events due at it, in order (ties in the order they were scheduled)."""
+
+    def __init__(self) -> None:
         self.now = 0.0
         self.events: list[tuple[float, int, Callable[[], None]]] = []
         self.sequence = itertools.count()
-        self.queue: deque[Cohort] = deque()
-        self.delayed: list[tuple[float, int, Cohort]] = []
-        self.readers: dict[int, _Reader] = {}
-        self.waiting: deque[_Reader] = deque()  # long-polling an empty queue, oldest first
-        self.reader_ids = itertools.count()
-        self.executing = 0
-        self.busy_seconds = 0.0  # the integral of executing invocations over time
-        self.busy_since = 0.0
-        self.busy_at_last_sample = 0.0
-        self.admitted_fluid = 0
-        self.fluid_cursor = 0.0
-        self.scale_credit = 0.0
-        self.wake_pending = False
-        self.arrival_pending = False
-        self.visible_before = False
-        self.result = SimulationResult()
-        self.sent = 0
-        self.horizon = 0.0
 
-    # -- scheduling -------------------------------------------------------------------------------
     def at(self, t: float, action: Callable[[], None]) -> None:
         heapq.heappush(self.events, (t, next(self.sequence), action))
 
-    def run(self, horizon: float, *, until_drained: bool = True, limit: float = 30 * 86_400) -> SimulationResult:
-        """Run to ``horizon`` seconds of arrivals, then (``until_drained``) until every message settled."""
-        self.horizon = horizon
-        for b in self.workload.arrivals.bursts:
-            if b.at_seconds <= horizon:
-                self.at(b.at_seconds, functools.partial(self._send, Cohort(b.at_seconds, b.at_seconds, b.messages, 0)))
-        for _ in range(self.mapping.initial_readers):
-            self._start_reader()
-        self.at(0.0, self._tick)
-        while self.events:
-            t, _, action = heapq.heappop(self.events)
-            if t > limit or (t > horizon and not (until_drained and self._outstanding())):
-                break
-            self.now = t
-            action()
-        return self.result
 
-    # -- arrivals -------------------------------------------------------------------------------
-    def _arrivals_by(self, t: float) -> int:
-        a = self.workload.arrivals
+class _Queue:
+    """The arrivals, the visible messages, and the failed ones waiting for their backoff.
+
+    ``wake`` is told when messages become visible; ``polling`` says whether a reader long-polls.
+    """
+
+    def __init__(self, clock: _Clock, workload: Workload, *, receive_s: float, max_receive_count: int) -> None:
+        self.clock = clock
+        self.arrivals = workload.arrivals
+        self.receive_s = receive_s
+        self.max_receive_count = max_receive_count
+        self.visible: deque[Cohort] = deque()
+        self.delayed: list[tuple[float, int, Cohort]] = []
+        self.admitted_fluid = 0
+        self.fluid_cursor = 0.0
+        self.arrival_pending = False
+        self.sent = 0
+        self.horizon = 0.0
+        self.wake: Callable[[], None] = lambda: None
+        self.polling: Callable[[], bool] = lambda: False
+
+    def arrivals_by(self, t: float) -> int:
+        a = self.arrivals
         fluid = a.arrived_by(min(t, self.horizon)) - sum(b.messages for b in a.bursts if b.at_seconds <= t)
         return math.floor(fluid + 1e-9)
 
-    def _admit(self) -> None:
+    def to_arrive(self) -> int:
+        return self.arrivals_by(self.horizon) - self.admitted_fluid
+
+    def admit(self) -> None:
         """Admit the fluid arrivals up to now as one cohort (lazily: when something looks at the queue)."""
-        total = self._arrivals_by(self.now)
+        now = self.clock.now
+        total = self.arrivals_by(now)
         if total > self.admitted_fluid:
             count = total - self.admitted_fluid
             self.admitted_fluid = total
-            self._send(Cohort(self.fluid_cursor, min(self.now, self.horizon), count, 0))
-        self.fluid_cursor = min(self.now, self.horizon)
+            self.send(Cohort(self.fluid_cursor, min(now, self.horizon), count, 0))
+        self.fluid_cursor = min(now, self.horizon)
 
-    def _expect_arrival(self) -> None:
+    def expect_arrival(self) -> None:
         """With readers long-polling an empty queue, wake at the next arrival (one pending at a time)."""
-        if self.arrival_pending or self.now >= self.horizon:
+        now = self.clock.now
+        if self.arrival_pending or now >= self.horizon:
             return
         wanted = self.admitted_fluid + 1
-        if self._arrivals_by(self.horizon) < wanted:
+        if self.arrivals_by(self.horizon) < wanted:
             return
-        arrivals = self.workload.arrivals
+        arrivals = self.arrivals
         if not arrivals.per_minute and arrivals.steady_rate > 0:
             due = (wanted - 1e-9) / arrivals.steady_rate
         else:
-            low, due = self.now, self.horizon
+            low, due = now, self.horizon
             for _ in range(50):
                 middle = (low + due) / 2
-                if self._arrivals_by(middle) >= wanted:
+                if self.arrivals_by(middle) >= wanted:
                     due = middle
                 else:
                     low = middle
         self.arrival_pending = True
         # At high rates, arrivals gather for half a receive round trip: one event, not one a message.
-        self.at(max(due, self.now + self.receive_s / 2), self._arrival_due)
+        self.clock.at(max(due, now + self.receive_s / 2), self._arrival_due)
 
     def _arrival_due(self) -> None:
         self.arrival_pending = False
-        self._admit()
-        if self.waiting and not self.queue:
-            self._expect_arrival()
+        self.admit()
+        if self.polling() and not self.visible:
+            self.expect_arrival()
 
-    def _send(self, cohort: Cohort) -> None:
+    def send(self, cohort: Cohort) -> None:
         self.sent += cohort.count
-        tail = self.queue[-1] if self.queue else None
+        tail = self.visible[-1] if self.visible else None
         if tail is not None and tail.receives == cohort.receives == 0 and tail.last_sent == cohort.first_sent:
             tail.last_sent, tail.count = cohort.last_sent, tail.count + cohort.count  # one run of arrivals
         else:
-            self.queue.append(cohort)
-        self._wake()
+            self.visible.append(cohort)
+        self.wake()
 
-    def _wake(self) -> None:
-        """A long-polling reader returns with what is visible after one round trip."""
-        if self.waiting and not self.wake_pending and self.queue:
-            reader = self.waiting.popleft()
-            self.wake_pending = True
-            self.at(self.now + self.receive_s, lambda: self._received(reader, woken=True))
+    def retry(self, cohort: Cohort, delay: float) -> None:
+        """Visible again after ``delay``: the consumer's backoff (its visibility change)."""
+        now = self.clock.now
+        heapq.heappush(self.delayed, (now + delay, next(self.clock.sequence), cohort))
+        self.clock.at(now + delay, self.release_due_retries)
 
-    # -- readers --------------------------------------------------------------------------------
-    def _start_reader(self) -> None:
-        reader = _Reader(next(self.reader_ids))
-        self.readers[reader.ident] = reader
-        self.result.peak_readers = max(self.result.peak_readers, len(self.readers))
-        self.at(self.now, lambda: self._poll(reader))
+    def release_due_retries(self) -> None:
+        released = False
+        while self.delayed and self.delayed[0][0] <= self.clock.now:
+            self.visible.append(heapq.heappop(self.delayed)[2])
+            released = True
+        if released:
+            self.wake()
 
-    def _poll(self, reader: _Reader) -> None:
-        if reader.retired:
-            return
-        self._admit()
-        if self.queue:
-            self.at(self.now + self.receive_s, lambda: self._received(reader))
-        else:
-            reader.waiting_since = self.now
-            self.waiting.append(reader)
-            self._expect_arrival()
-            if reader.batch and math.isfinite(reader.window_ends):
-                self.at(reader.window_ends, lambda: self._window_closed(reader))
-
-    def _received(self, reader: _Reader, *, woken: bool = False) -> None:
-        if woken:
-            self.wake_pending = False
-        self._admit()
-        self._release_due_retries()
-        first = not reader.batch
-        wanted = min(MESSAGES_PER_RECEIVE, self.full - reader.records)
-        got = 0
-        while got < wanted and self.queue:
-            head = self.queue[0]
-            part = head.take(min(head.count, wanted - got)) if head.count > wanted - got else self.queue.popleft()
+    def receive(self, wanted: int) -> tuple[list[Cohort], int]:
+        """Up to ``wanted`` visible messages, their receive counted, and how many SQS redrove instead
+        (received ``maxReceiveCount`` times already)."""
+        parts: list[Cohort] = []
+        got = redriven = 0
+        while got < wanted and self.visible:
+            head = self.visible[0]
+            part = head.take(min(head.count, wanted - got)) if head.count > wanted - got else self.visible.popleft()
             got += part.count
-            if part.receives >= self.mapping.max_receive_count:
-                self.result.redriven += part.count  # SQS moves it to the DLQ on this receive
+            if part.receives >= self.max_receive_count:
+                redriven += part.count
                 continue
             part.receives += 1
-            reader.batch.append(part)
-            reader.records += part.count
-        if self.queue:
-            self._wake()
-        if not reader.batch:
-            self._poll(reader)
-            return
-        if first:  # the batch opens: its window and its visibility timeout start now
-            reader.received_at = self.now
-            reader.window_ends = self.now + self.mapping.window_seconds if self.mapping.window_seconds else self.now
-        if reader.records < self.full and self.now < reader.window_ends:
-            self._poll(reader)  # keep gathering until full or the window closes
-            return
-        self._invoke(reader)
+            parts.append(part)
+        return parts, redriven
 
-    def _window_closed(self, reader: _Reader) -> None:
-        if reader in self.waiting and reader.batch:
-            self.waiting.remove(reader)
-            self._invoke(reader)
+    def return_unprocessed(self, batch: list[Cohort]) -> None:
+        """A batch whose visibility timeout expired before it ran: visible again, at the front."""
+        for part in batch:
+            self.visible.appendleft(part)
 
-    def _invoke(self, reader: _Reader) -> None:
-        if self.executing >= self.mapping.function_cap:
-            self.result.throttled_invokes += 1
-            if self.now - reader.received_at >= self.mapping.visibility_seconds:
-                for part in reader.batch:  # visibility expired: back to the queue, the receive counted
-                    self.queue.appendleft(part)
-                reader.clear()
-                self._wake()
-                self._poll(reader)
-                return
-            self.at(self.now + THROTTLE_RETRY_SECONDS, lambda: self._invoke(reader))
-            return
-        self._account_busy()
+    def unsettled(self, settled: int) -> int:
+        """Messages sent or still to arrive that are not settled yet."""
+        return self.sent - settled + self.to_arrive()
+
+    def cohorts(self) -> list[Cohort]:
+        return [*self.visible, *(entry[2] for entry in self.delayed)]
+
+
+class _Function:
+    """The function's concurrency (and its integral over time), and what a batch comes to when it runs."""
+
+    def __init__(self, clock: _Clock, mapping: Mapping, workload: Workload, rng: random.Random) -> None:
+        self.clock = clock
+        self.mapping = mapping
+        self.workload = workload
+        self.rng = rng
+        self.draw = workload.handler.sampler(rng)
+        self.executing = 0
+        self.busy_seconds = 0.0  # the integral of executing invocations over time
+        self.busy_since = 0.0
+
+    @property
+    def throttles(self) -> bool:
+        return self.executing >= self.mapping.function_cap
+
+    def start(self) -> None:
+        self.account_busy()
         self.executing += 1
-        reader.executing = True
-        duration_ms = self._run_batch(reader)
-        self.result.invocations += 1
-        self.result.billed_ms += math.ceil(duration_ms)
-        self.at(self.now + duration_ms / 1000, lambda: self._finished(reader))
 
-    def _run_batch(self, reader: _Reader) -> float:
-        """Each record's time and outcome; the batch's duration in ms. Outcomes apply when it ends."""
+    def finish(self) -> None:
+        self.account_busy()
+        self.executing -= 1
+
+    def account_busy(self) -> None:
+        self.busy_seconds += self.executing * (self.clock.now - self.busy_since)
+        self.busy_since = self.clock.now
+
+    def run_batch(self, batch: list[Cohort], n: int) -> tuple[list[tuple[Cohort, int, int, int, int]], float]:
+        """Each record's time and outcome, per cohort; the batch's duration in ms. Outcomes apply when it ends."""
         budget_ms = self.mapping.time_budget_seconds * 1000
-        n, handler = reader.records, self.workload.handler
-        self.result.records_invoked += n
+        handler = self.workload.handler
         spread = math.sqrt(n) * handler.stdev_ms
         if self.workload.records_in_parallel == 1 and n >= CLT_RECORDS and n * handler.mean_ms + 6 * spread < budget_ms:
             # Records one after another, far from the time budget: the sum of many handler times is
             # normal (central limit theorem); one draw instead of one a record.
-            reader.outcomes = [(part, *self._split(part.count), 0) for part in reader.batch]
-            return max(0.0, self.rng.gauss(n * handler.mean_ms, spread)) + self.workload.invocation_overhead_ms
+            outcomes = [(part, *self._split(part.count), 0) for part in batch]
+            return outcomes, max(
+                0.0, self.rng.gauss(n * handler.mean_ms, spread)
+            ) + self.workload.invocation_overhead_ms
         lanes = [0.0] * min(self.workload.records_in_parallel, n)
-        outcomes: list[tuple[Cohort, int, int, int, int]] = []
-        for part in reader.batch:
+        outcomes = []
+        for part in batch:
             started = 0
             for _ in range(part.count):
                 start = heapq.heappop(lanes)
@@ -312,8 +292,7 @@ class Simulation:
                 heapq.heappush(lanes, start + self.draw())
                 started += 1
             outcomes.append((part, *self._split(started), part.count - started))
-        reader.outcomes = outcomes
-        return max(lanes) + self.workload.invocation_overhead_ms
+        return outcomes, max(lanes) + self.workload.invocation_overhead_ms
 
     def _split(self, records: int) -> tuple[int, int, int]:
         """Succeeded, failed (retryable) and poison (quarantined at once) of ``records`` run."""
@@ -329,86 +308,257 @@ class Simulation:
             return sum(self.rng.random() < p for _ in range(n))
         return min(n, max(0, round(self.rng.gauss(n * p, math.sqrt(n * p * (1 - p))))))
 
-    def _account_busy(self) -> None:
-        self.busy_seconds += self.executing * (self.now - self.busy_since)
-        self.busy_since = self.now
+
+class _ScalingPolicy:
+    """When the mapping adds readers: while messages keep waiting (at least a receive's worth, two samples
+    in a row) and no reader is idle, at the mode's rate up to its cap. Idle readers are released, down to
+    the initial ones, only while nothing is visible."""
+
+    def __init__(self, mapping: Mapping, sample_every: float) -> None:
+        self.mapping = mapping
+        self.sample_every = sample_every
+        self.credit = 0.0
+        self.visible_before = False
+
+    def readers_to_add(self, visible: int, active: int, *, idle_readers: bool) -> int:
+        waiting_now = visible >= MESSAGES_PER_RECEIVE
+        backlog, self.visible_before = waiting_now and self.visible_before, waiting_now
+        cap = self.mapping.mapping_cap
+        if not backlog or idle_readers or active >= cap:
+            if not visible:
+                self.credit = 0.0
+            return 0
+        self.credit += self.mapping.scale_up_per_second * self.sample_every
+        added = 0
+        while self.credit >= 1 and active + added < cap:
+            self.credit -= 1
+            added += 1
+        return added
+
+    def may_release(self, active: int) -> bool:
+        return active > self.mapping.initial_readers
+
+
+class _Pollers:
+    """The mapping's readers: each long-polls, gathers a batch, invokes the function (retrying a
+    throttled invoke until the batch's visibility timeout), settles what the batch came to, and polls again."""
+
+    def __init__(
+        self,
+        clock: _Clock,
+        mapping: Mapping,
+        queue: _Queue,
+        function: _Function,
+        result: SimulationResult,
+        *,
+        full: int,
+        policy: _ScalingPolicy,
+    ) -> None:
+        self.clock, self.mapping, self.queue, self.function, self.result = clock, mapping, queue, function, result
+        self.full = full
+        self.policy = policy
+        self.readers: dict[int, _Reader] = {}
+        self.waiting: deque[_Reader] = deque()  # long-polling an empty queue, oldest first
+        self.reader_ids = itertools.count()
+        self.wake_pending = False
+
+    def start_reader(self) -> None:
+        reader = _Reader(next(self.reader_ids))
+        self.readers[reader.ident] = reader
+        self.result.peak_readers = max(self.result.peak_readers, len(self.readers))
+        self.clock.at(self.clock.now, lambda: self._poll(reader))
+
+    def wake(self) -> None:
+        """A long-polling reader returns with what is visible after one round trip."""
+        if self.waiting and not self.wake_pending and self.queue.visible:
+            reader = self.waiting.popleft()
+            self.wake_pending = True
+            self.clock.at(self.clock.now + self.queue.receive_s, lambda: self._received(reader, woken=True))
+
+    def scale(self) -> None:
+        """Start the readers the policy adds; with nothing visible, release one idle for long enough."""
+        visible = sum(c.count for c in self.queue.visible)
+        active = sum(1 for r in self.readers.values() if not r.retired)
+        for _ in range(self.policy.readers_to_add(visible, active, idle_readers=bool(self.waiting))):
+            self.start_reader()
+        if visible:
+            return
+        now = self.clock.now
+        idle = [r for r in self.waiting if not r.batch and now - r.waiting_since >= IDLE_RELEASE_SECONDS]
+        if idle and self.policy.may_release(active):
+            reader = idle[0]
+            self.waiting.remove(reader)
+            reader.retired = True
+            del self.readers[reader.ident]
+
+    def _poll(self, reader: _Reader) -> None:
+        if reader.retired:
+            return
+        self.queue.admit()
+        now = self.clock.now
+        if self.queue.visible:
+            self.clock.at(now + self.queue.receive_s, lambda: self._received(reader))
+        else:
+            reader.waiting_since = now
+            self.waiting.append(reader)
+            self.queue.expect_arrival()
+            if reader.batch and math.isfinite(reader.window_ends):
+                self.clock.at(reader.window_ends, lambda: self._window_closed(reader))
+
+    def _received(self, reader: _Reader, *, woken: bool = False) -> None:
+        if woken:
+            self.wake_pending = False
+        self.queue.admit()
+        self.queue.release_due_retries()
+        first = not reader.batch
+        parts, redriven = self.queue.receive(min(MESSAGES_PER_RECEIVE, self.full - reader.records))
+        self.result.redriven += redriven  # SQS moves them to the DLQ on this receive
+        for part in parts:
+            reader.batch.append(part)
+            reader.records += part.count
+        if self.queue.visible:
+            self.wake()
+        if not reader.batch:
+            self._poll(reader)
+            return
+        now = self.clock.now
+        if first:  # the batch opens: its window and its visibility timeout start now
+            reader.received_at = now
+            reader.window_ends = now + self.mapping.window_seconds if self.mapping.window_seconds else now
+        if reader.records < self.full and now < reader.window_ends:
+            self._poll(reader)  # keep gathering until full or the window closes
+            return
+        self._invoke(reader)
+
+    def _window_closed(self, reader: _Reader) -> None:
+        if reader in self.waiting and reader.batch:
+            self.waiting.remove(reader)
+            self._invoke(reader)
+
+    def _invoke(self, reader: _Reader) -> None:
+        now = self.clock.now
+        if self.function.throttles:
+            self.result.throttled_invokes += 1
+            if now - reader.received_at >= self.mapping.visibility_seconds:
+                self.queue.return_unprocessed(reader.batch)  # visibility expired, the receive counted
+                reader.clear()
+                self.wake()
+                self._poll(reader)
+                return
+            self.clock.at(now + THROTTLE_RETRY_SECONDS, lambda: self._invoke(reader))
+            return
+        self.function.start()
+        reader.executing = True
+        self.result.records_invoked += reader.records
+        reader.outcomes, duration_ms = self.function.run_batch(reader.batch, reader.records)
+        self.result.invocations += 1
+        self.result.billed_ms += math.ceil(duration_ms)
+        self.clock.at(now + duration_ms / 1000, lambda: self._finished(reader))
 
     def _finished(self, reader: _Reader) -> None:
-        self._account_busy()
-        self.executing -= 1
+        self.function.finish()
         reader.executing = False
+        self._settle(reader.outcomes)
+        reader.clear()
+        now = self.clock.now
+        if not self.queue.unsettled(self.result.settled) and now >= self.queue.horizon:
+            self.result.drained_at = now
+        # The next receive starts after this batch's delete round trip.
+        self.clock.at(now + self.queue.receive_s, lambda: self._poll(reader))
+
+    def _settle(self, outcomes: list[tuple[Cohort, int, int, int, int]]) -> None:
+        """Succeeded and poison are done; failed come back after their backoff, not started at once,
+        except on their last receive, where the consumer quarantines them with their reason."""
         last = self.mapping.max_receive_count
-        for part, ok, failed, poison, unstarted in reader.outcomes:
+        for part, ok, failed, poison, unstarted in outcomes:
             self.result.succeeded += ok
             self.result.quarantined += poison
             for count, delay in ((failed, self.mapping.retry_delay_seconds(part.receives)), (unstarted, 0.0)):
                 if not count:
                     continue
                 if part.receives >= last:
-                    self.result.quarantined += count  # quarantined on its last receive, with its reason
+                    self.result.quarantined += count
                     continue
-                back = Cohort(part.first_sent, part.last_sent, count, part.receives)
-                heapq.heappush(self.delayed, (self.now + delay, next(self.sequence), back))
-                self.at(self.now + delay, self._release_due_retries)
-        reader.clear()
-        if not self._outstanding() and self.now >= self.horizon:
-            self.result.drained_at = self.now
-        # The next receive starts after this batch's delete round trip.
-        self.at(self.now + self.receive_s, lambda: self._poll(reader))
+                self.queue.retry(Cohort(part.first_sent, part.last_sent, count, part.receives), delay)
 
-    def _release_due_retries(self) -> None:
-        released = False
-        while self.delayed and self.delayed[0][0] <= self.now:
-            self.queue.append(heapq.heappop(self.delayed)[2])
-            released = True
-        if released:
-            self._wake()
 
-    # -- scaling and observation ------------------------------------------------------------------
+class _Recorder:
+    """The samples: depth, age, readers and the mean concurrency since the previous sample."""
+
+    def __init__(self, result: SimulationResult, sample_every: float) -> None:
+        self.result = result
+        self.sample_every = sample_every
+        self.busy_at_last_sample = 0.0
+
+    def sample(self, now: float, queue: _Queue, pollers: _Pollers, function: _Function) -> None:
+        cohorts = queue.cohorts()
+        cohorts += [c for r in pollers.readers.values() for c in r.batch]
+        oldest = min((c.first_sent for c in cohorts), default=now)
+        in_flight = sum(r.records for r in pollers.readers.values())
+        waiting = queue.sent - self.result.settled - in_flight
+        age = now - oldest
+        self.result.peak_age = max(self.result.peak_age, age)
+        function.account_busy()
+        executing = (function.busy_seconds - self.busy_at_last_sample) / self.sample_every
+        self.busy_at_last_sample = function.busy_seconds
+        self.result.samples.append(Sample(now, waiting, in_flight, age, len(pollers.readers), executing))
+
+
+class Simulation:
+    def __init__(self, mapping: Mapping, workload: Workload, *, seed: int = 1, sample_every: float = 1.0) -> None:
+        self.mapping = mapping.for_workload(workload)
+        self.workload = workload
+        self.sample_every = sample_every
+        self.clock = _Clock()
+        self.result = SimulationResult()
+        rng = random.Random(seed)  # noqa: S311  # a seeded model, not secrets
+        self.queue = _Queue(
+            self.clock, workload, receive_s=workload.receive_ms / 1000, max_receive_count=self.mapping.max_receive_count
+        )
+        self.function = _Function(self.clock, self.mapping, workload, rng)
+        self.pollers = _Pollers(
+            self.clock,
+            self.mapping,
+            self.queue,
+            self.function,
+            self.result,
+            full=full_batch(mapping, workload),
+            policy=_ScalingPolicy(self.mapping, sample_every),
+        )
+        self.queue.wake = self.pollers.wake
+        self.queue.polling = lambda: bool(self.pollers.waiting)
+        self.recorder = _Recorder(self.result, sample_every)
+
+    def run(self, horizon: float, *, until_drained: bool = True, limit: float = 30 * 86_400) -> SimulationResult:
+        """Run to ``horizon`` seconds of arrivals, then (``until_drained``) until every message settled."""
+        clock, queue = self.clock, self.queue
+        queue.horizon = horizon
+        for b in self.workload.arrivals.bursts:
+            if b.at_seconds <= horizon:
+                clock.at(b.at_seconds, functools.partial(queue.send, Cohort(b.at_seconds, b.at_seconds, b.messages, 0)))
+        for _ in range(self.mapping.initial_readers):
+            self.pollers.start_reader()
+        clock.at(0.0, self._tick)
+        while clock.events:
+            t, _, action = heapq.heappop(clock.events)
+            if t > limit or (t > horizon and not (until_drained and self._outstanding())):
+                break
+            clock.now = t
+            action()
+        return self.result
+
     def _tick(self) -> None:
-        self._admit()
-        self._release_due_retries()
-        visible = sum(c.count for c in self.queue)
-        active = [r for r in self.readers.values() if not r.retired]
-        # Scale up while messages keep waiting (at least a receive's worth, two samples in a row)
-        # and no reader is idle.
-        waiting_now = visible >= MESSAGES_PER_RECEIVE
-        backlog, self.visible_before = waiting_now and self.visible_before, waiting_now
-        if backlog and not self.waiting and len(active) < self.mapping.mapping_cap:
-            self.scale_credit += self.mapping.scale_up_per_second * self.sample_every
-            while self.scale_credit >= 1 and len(active) < self.mapping.mapping_cap:
-                self.scale_credit -= 1
-                self._start_reader()
-                active.append(self.readers[max(self.readers)])
-        elif not visible:
-            self.scale_credit = 0.0
-            idle = [r for r in self.waiting if not r.batch and self.now - r.waiting_since >= IDLE_RELEASE_SECONDS]
-            if idle and len(active) > self.mapping.initial_readers:
-                reader = idle[0]
-                self.waiting.remove(reader)
-                reader.retired = True
-                del self.readers[reader.ident]
-        self._sample()
-        if self.now < self.horizon or self._outstanding():
-            self.at(self.now + self.sample_every, self._tick)
+        self.queue.admit()
+        self.queue.release_due_retries()
+        self.pollers.scale()
+        now = self.clock.now
+        self.recorder.sample(now, self.queue, self.pollers, self.function)
+        if now < self.queue.horizon or self._outstanding():
+            self.clock.at(now + self.sample_every, self._tick)
 
     def _outstanding(self) -> int:
         """Messages sent or still to arrive that are not settled yet."""
-        to_arrive = self._arrivals_by(self.horizon) - self.admitted_fluid
-        return self.sent - self.result.settled + to_arrive
-
-    def _sample(self) -> None:
-        cohorts = [*self.queue, *(entry[2] for entry in self.delayed)]
-        cohorts += [c for r in self.readers.values() for c in r.batch]
-        oldest = min((c.first_sent for c in cohorts), default=self.now)
-        in_flight = sum(r.records for r in self.readers.values())
-        waiting = self.sent - self.result.settled - in_flight
-        age = self.now - oldest
-        self.result.peak_age = max(self.result.peak_age, age)
-        self._account_busy()
-        executing = (self.busy_seconds - self.busy_at_last_sample) / self.sample_every
-        self.busy_at_last_sample = self.busy_seconds
-        self.result.samples.append(Sample(self.now, waiting, in_flight, age, len(self.readers), executing))
+        return self.queue.unsettled(self.result.settled)
 
 
 def simulate(mapping: Mapping, workload: Workload, horizon: float, *, seed: int = 1) -> SimulationResult:
