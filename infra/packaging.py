@@ -227,12 +227,14 @@ def _compiler_identity(compiler: list[str] | None) -> bytes:
     return result.stdout.encode()
 
 
-def compile_bytecode(compiler: list[str], folder: Path, task_root: str = TASK_ROOT) -> None:
-    """``.pyc`` for every module in ``folder``, valid whatever the files' timestamps, each recording its
-    module's path under ``task_root`` (``-s`` strips the build folder, ``-p`` prepends the task root)."""
+def compile_bytecode(compiler: list[str], folder: Path, task_root: str | None = None) -> None:
+    """``.pyc`` for every module in ``folder``, valid whatever the files' timestamps. With ``task_root``,
+    each records its module's path as under ``task_root`` (``-s`` strips ``folder``, ``-p`` prepends the
+    root), not where it was compiled."""
+    relocate = ["-s", str(folder), "-p", task_root] if task_root else []
     result = subprocess.run(  # noqa: S603
-        [*compiler, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash",
-         "-s", str(folder), "-p", task_root, str(folder)],
+        [*compiler, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash", *relocate,
+         str(folder)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     if result.returncode != 0:
@@ -252,7 +254,7 @@ def build_function_asset(target: Target, source: Path = FUNCTION_SOURCE, cache_d
     shutil.copytree(dependencies, partial, ignore=shutil.ignore_patterns(".complete"), dirs_exist_ok=True)
     shutil.copytree(source, partial, ignore=_IGNORED, dirs_exist_ok=True)
     if compiler is not None:
-        compile_bytecode(compiler, partial)
+        compile_bytecode(compiler, partial, task_root=TASK_ROOT)
     # The marker is excluded from the asset by the stack (see consumer_function.py).
     _publish(partial, staging)
     for stale in cache_dir.glob(f"{prefix}*"):
