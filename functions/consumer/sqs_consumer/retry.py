@@ -50,7 +50,8 @@ class Backoff:
 
     def ceiling(self, receive_count: int) -> float:
         """The longest delay after the ``receive_count``-th receive: ``base * 2**(receive_count - 1)``, capped."""
-        return min(self.cap_seconds, self.base_seconds * 2 ** min(64, max(0, receive_count - 1)))
+        doublings: int = min(64, max(0, receive_count - 1))
+        return min(self.cap_seconds, self.base_seconds * float(2**doublings))
 
     def delay(self, receive_count: int, rand: Callable[[float, float], float] | None = None) -> int:
         """Equal jitter: between half and all of the ceiling."""
