@@ -21,7 +21,7 @@ LOCAL_STAGE ?= local
 LOCAL_TEMPLATE := cdk.out/SqsConsumer-$(LOCAL_STAGE).template.json
 SOURCES := app.py cdk.json requirements.txt $(wildcard infra/*.py) $(shell find functions -name '*.py')
 
-.PHONY: help setup clean event new-event test lint typecheck unit synth diff deploy deploy-role destroy lint-workflows local invoke schema bench bench-docs chaos
+.PHONY: help setup clean event new-event test lint typecheck unit synth diff deploy deploy-role destroy lint-workflows local invoke schema bench bench-docs chaos stateful-record upgrade-check
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -122,6 +122,12 @@ CDK_SYNTH = $(BIN)/python -m infra.cdk_run synth
 synth: setup ## Synthesize the stack of STAGE (default dev) into cdk.out/
 	@$(CHECK_SETTINGS) $(STAGE)
 	$(CDK_SYNTH) --quiet -c stage=$(STAGE)
+
+stateful-record: setup ## Write infra/stateful-resources.json, every stage's stateful resources (review its diff: a changed one needs an upgrade note)
+	$(BIN)/python -m infra.identity write
+
+upgrade-check: setup ## What an upgrade from a release replaces or orphans: make upgrade-check FROM=<tag or commit> [STAGES="prod"] (exit 1 on a stateful one)
+	$(BIN)/python -m infra.upgrade_check --from "$(FROM)" $(foreach stage,$(STAGES),--stage $(stage))
 
 diff: setup ## Compare STAGE with what is deployed
 	@$(CHECK_SETTINGS) $(STAGE)

@@ -13,6 +13,12 @@ So the staging folder is compiled by a CPython of the runtime's exact minor vers
 (infra/runtime_python.py) with hash-based, unchecked ``.pyc`` files, which zip
 timestamps cannot invalidate. Where no such Python is found, the asset is built
 without bytecode and one line says so.
+
+The same sources give the same asset wherever they are built: CDK names an asset by a hash of
+its files' relative paths and contents (not their timestamps, modes or order), so nothing
+in the folder may depend on where it was built. The bytecode records each module's path as
+Lambda sees it (``/var/task/...``), not the build folder's, and pip's console scripts, whose
+first line names the building machine's Python, are left out.
 """
 
 from __future__ import annotations
@@ -41,6 +47,11 @@ _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", "tests"
 # handler that calls another service adds it here (botocore's UnknownServiceError names the
 # services the asset has).
 BOTOCORE_SERVICES = ("dynamodb", "s3", "secretsmanager", "sqs")
+# Where Lambda unpacks the asset: the path the bytecode records for each module (tracebacks, traces).
+TASK_ROOT = "/var/task"
+# How the dependency folder is laid out beyond pip's own work (in its cache key, so a change rebuilds it):
+# 2 leaves out the console scripts.
+_DEPENDENCIES_LAYOUT = b"2"
 
 
 class PackagingError(RuntimeError):
@@ -123,13 +134,14 @@ def pip_install(target: Target, folder: Path, *arguments: str, hint: str = "") -
 def build_dependencies(target: Target, requirements: Path = REQUIREMENTS, cache_dir: Path = CACHE_DIR) -> Path:
     """Install the pinned requirements for ``target`` once; return the folder."""
     key = _digest(requirements.read_bytes(), target.python_version.encode(), target.architecture.encode(),
-                  _pip_version(), " ".join(BOTOCORE_SERVICES).encode())  # fmt: skip
+                  _pip_version(), " ".join(BOTOCORE_SERVICES).encode(), _DEPENDENCIES_LAYOUT)  # fmt: skip
     folder = cache_dir / f"deps-{target.architecture}-py{target.python_version}-{key}"
     if (folder / ".complete").is_file():
         return folder
     partial = _partial(cache_dir)
     pip_install(target, partial, "--requirement", str(requirements), hint=f"then the cache in {cache_dir} is used")
     _prune_botocore_models(partial)
+    _drop_scripts(partial)
     return _publish(partial, folder)
 
 
@@ -177,6 +189,23 @@ def _prune_botocore_models(site: Path) -> None:
     endpoints_file.write_text(json.dumps(endpoints, separators=(",", ":")))
 
 
+def _drop_scripts(site: Path) -> None:
+    """Remove the console scripts pip wrote to ``bin/`` (jmespath's ``jp.py``) and their lines in RECORD.
+
+    Lambda never runs them, and pip rewrites their first line to the Python that ran it (this
+    machine's virtualenv): kept, they would make the asset differ between two folders or machines.
+    """
+    scripts = site / "bin"
+    if not scripts.is_dir():
+        return
+    shutil.rmtree(scripts)
+    for record in site.glob("*.dist-info/RECORD"):
+        lines = record.read_text().splitlines(keepends=True)
+        kept = [line for line in lines if not line.startswith("../../bin/")]
+        if kept != lines:
+            record.write_text("".join(kept))
+
+
 def bytecode_compiler(target: Target) -> list[str] | None:
     """A CPython of ``target``'s minor version, installed if needed; None (said in one line) if none."""
     if target.python_version != runtime_python.VERSION:
@@ -198,10 +227,14 @@ def _compiler_identity(compiler: list[str] | None) -> bytes:
     return result.stdout.encode()
 
 
-def compile_bytecode(compiler: list[str], folder: Path) -> None:
-    """``.pyc`` for every module in ``folder``, valid whatever the files' timestamps."""
+def compile_bytecode(compiler: list[str], folder: Path, task_root: str | None = None) -> None:
+    """``.pyc`` for every module in ``folder``, valid whatever the files' timestamps. With ``task_root``,
+    each records its module's path as under ``task_root`` (``-s`` strips ``folder``, ``-p`` prepends the
+    root), not where it was compiled."""
+    relocate = ["-s", str(folder), "-p", task_root] if task_root else []
     result = subprocess.run(  # noqa: S603
-        [*compiler, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash", str(folder)],
+        [*compiler, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash", *relocate,
+         str(folder)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     if result.returncode != 0:
@@ -221,7 +254,7 @@ def build_function_asset(target: Target, source: Path = FUNCTION_SOURCE, cache_d
     shutil.copytree(dependencies, partial, ignore=shutil.ignore_patterns(".complete"), dirs_exist_ok=True)
     shutil.copytree(source, partial, ignore=_IGNORED, dirs_exist_ok=True)
     if compiler is not None:
-        compile_bytecode(compiler, partial)
+        compile_bytecode(compiler, partial, task_root=TASK_ROOT)
     # The marker is excluded from the asset by the stack (see consumer_function.py).
     _publish(partial, staging)
     for stale in cache_dir.glob(f"{prefix}*"):

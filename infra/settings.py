@@ -1,7 +1,9 @@
 """Stack settings: one typed object per stage, read from cdk.json context.
 
 Defaults mirror the seed worker (SQS_MAX_MESSAGES=10, SQS_VISIBILITY_TIMEOUT=300,
-SQS_WAIT_TIME_SECONDS=20, WORKER_MAX_RETRIES=3). The AWS rules of docs/design.md §5
+SQS_WAIT_TIME_SECONDS=20), but for its WORKER_MAX_RETRIES=3: 4 retries, so the queue's
+maxReceiveCount is 5, the least AWS recommends for a queue Lambda reads (a receive lost to a
+throttled invocation counts too). The AWS rules of docs/design.md §5
 are checked here, so a wrong setting fails `cdk synth` with a message that names
 the setting and the bound.
 """
@@ -15,7 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from sqs_consumer.payload_store import PARSE_BYTES_PER_PAYLOAD_BYTE, RUNTIME_MB, max_payload_for, memory_needed_mb
 from sqs_consumer.quarantine import DLQ_ROOM_BYTES
-from sqs_consumer.retry import MAX_BACKOFF_SECONDS
+from sqs_consumer.retry import MAX_BACKOFF_SECONDS, Backoff
 from sqs_consumer.settings import ConsumerSettings
 from sqs_consumer.sqs_limits import DEFAULT_MAX_MESSAGE_BYTES, LARGEST_MAX_MESSAGE_BYTES
 
@@ -205,8 +207,9 @@ class StackSettings(BaseModel):
     # (DLQ_ROOM_BYTES more), so a queue at SQS's 1 MiB has no DLQ large enough.
     max_message_size_bytes: int = Field(default=DEFAULT_MAX_MESSAGE_BYTES, ge=1_024, le=LARGEST_MAX_MESSAGE_BYTES)
     dlq_max_message_size_bytes: int = Field(default=LARGEST_MAX_MESSAGE_BYTES, ge=1_024, le=LARGEST_MAX_MESSAGE_BYTES)
-    # Retries before the redrive policy moves a message to the DLQ (seed: WORKER_MAX_RETRIES).
-    max_retries: int = Field(default=3, ge=0, le=999)
+    # Retries before the redrive policy moves a message to the DLQ (seed: WORKER_MAX_RETRIES, 3). 4 makes
+    # maxReceiveCount 5, the least AWS recommends for Lambda's SQS consumers.
+    max_retries: int = Field(default=4, ge=0, le=999)
     fifo: bool = False
     content_based_deduplication: bool = False
     # The event source mapping (seed: SQS_MAX_MESSAGES, WORKER_POLL_INTERVAL, replicas).
@@ -298,6 +301,22 @@ class StackSettings(BaseModel):
     def max_receive_count(self) -> int:
         """Receives before the DLQ: the first one plus ``max_retries``."""
         return self.max_retries + 1
+
+    @property
+    def retry_delays_seconds(self) -> tuple[float, ...]:
+        """The longest a failed message waits before each retry: its backoff's ceiling after that receive
+        (10, 20, 40, 80 s by default), or the visibility timeout where the backoff is off or not applied."""
+        backoff = Backoff(self.retry_backoff_base_seconds, self.retry_backoff_cap_seconds)
+        return tuple(
+            max(backoff.ceiling(receive), self.visibility_timeout_seconds if not backoff.enabled else 0)
+            for receive in range(1, self.max_receive_count)
+        )
+
+    @property
+    def longest_retry_seconds(self) -> float:
+        """From a message's first receive to its last when it fails every one, at worst: each retry waits
+        the visibility timeout (a backoff that could not be applied) or its backoff, the longer."""
+        return sum(max(delay, self.visibility_timeout_seconds) for delay in self.retry_delays_seconds)
 
     @model_validator(mode="after")
     def _aws_rules(self) -> StackSettings:
@@ -495,6 +514,15 @@ def _rule_violations(s: StackSettings) -> list[str]:  # noqa: PLR0912  # one bra
         problems.append(
             f"retry_backoff_base_seconds ({s.retry_backoff_base_seconds:g}) must be <= retry_backoff_cap_seconds "
             f"({s.retry_backoff_cap_seconds:g})"
+        )
+    # A message that fails every receive must reach the DLQ: SQS deletes it, unprocessed and unseen, once
+    # its retention ends, whatever receive it is on.
+    elif s.longest_retry_seconds >= s.retention_period_seconds:
+        problems.append(
+            f"max_retries ({s.max_retries}) retries of a failing message take up to {s.longest_retry_seconds:,.0f} s "
+            f"(each the visibility timeout, {s.visibility_timeout_seconds} s, or its backoff, the longer), not less "
+            f"than retention_period_seconds ({s.retention_period_seconds}): it would expire before reaching the DLQ; "
+            "lower max_retries or visibility_timeout_seconds, or raise retention_period_seconds"
         )
     # A poison message as large as the queue allows must fit in the DLQ with its reason (quarantine.py).
     needed_dlq = s.max_message_size_bytes + DLQ_ROOM_BYTES

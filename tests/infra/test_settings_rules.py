@@ -21,10 +21,21 @@ def settings(**values: object) -> StackSettings:
     return StackSettings.for_stage("test", {"test": values})
 
 
-def test_defaults_mirror_the_seed():
+def test_defaults_mirror_the_seed_but_for_five_receives_before_the_dlq():
     s = settings()
-    assert (s.batch_size, s.visibility_timeout_seconds, s.receive_wait_time_seconds, s.max_retries) == (10, 300, 20, 3)
-    assert s.max_receive_count == 4
+    assert (s.batch_size, s.visibility_timeout_seconds, s.receive_wait_time_seconds) == (10, 300, 20)
+    # AWS recommends a maxReceiveCount of at least 5 for a queue Lambda reads: the seed's 3 retries give 4.
+    assert (s.max_retries, s.max_receive_count) == (4, 5)
+    # Each retry after its backoff's ceiling (base 10 s doubling), well inside the visibility timeout and the cap.
+    assert s.retry_delays_seconds == (10, 20, 40, 80)
+
+
+def test_every_stage_of_cdk_json_has_five_receives_and_retries_that_end_before_the_retention():
+    stages = json.loads((ROOT / "cdk.json").read_text())["context"]["stages"]
+    for stage in stages:
+        for s in [StackSettings.for_stage(stage, stages), *StackSettings.consumers_for_stage(stage, stages).values()]:
+            assert s.max_receive_count >= 5, stage
+            assert s.longest_retry_seconds < s.retention_period_seconds, stage
 
 
 @pytest.mark.parametrize(
@@ -63,6 +74,10 @@ def test_defaults_mirror_the_seed():
         pytest.param({"retry_backoff_base_seconds": 400},
                      r"retry_backoff_base_seconds \(400\) must be <= retry_backoff_cap_seconds \(300\)",
                      id="backoff"),
+        pytest.param({"max_retries": 20, "retention_period_seconds": 3_600},
+                     r"max_retries \(20\) retries of a failing message take up to 6,000 s .* not less than "
+                     r"retention_period_seconds \(3600\): it would expire before reaching the DLQ",
+                     id="retries-outlast"),
         pytest.param({"bacth_size": 5}, r"bacth_size: Extra inputs are not permitted", id="typo"),
         pytest.param({"max_payload_size_bytes": 32 * 1_048_576},
                      r"max_payload_size_bytes \(33,554,432\) is more than a function of function_memory_mb \(256\) "

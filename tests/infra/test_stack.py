@@ -27,7 +27,7 @@ def test_queue_redrives_to_dlq_after_retries_plus_one(template: Template):
             "ReceiveMessageWaitTimeSeconds": 20,
             "MessageRetentionPeriod": 4 * 86_400,
             "SqsManagedSseEnabled": True,
-            "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": [dlq, "Arn"]}, "maxReceiveCount": 4},
+            "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": [dlq, "Arn"]}, "maxReceiveCount": 5},
         },
     )
 
@@ -109,7 +109,7 @@ def test_function_environment_is_what_the_handler_settings_read(template: Templa
                     "RETRY_BACKOFF_BASE_SECONDS": "10",
                     "RETRY_BACKOFF_CAP_SECONDS": "300",
                     # The redrive's maxReceiveCount, from the one max_retries setting, and the DLQ's size.
-                    "MAX_RECEIVE_COUNT": "4",
+                    "MAX_RECEIVE_COUNT": "5",
                     "DLQ_MAX_MESSAGE_BYTES": "1048576",
                 }
             }

@@ -154,7 +154,7 @@ def test_checks_flag_payload_window_and_alarm_limits():
     assert checks["6 MB invocation payload"] is False
     assert checks["memory vs payload x batch size"] is True  # the event stops at 6 MB
     assert checks["batching window vs latency target"] is False
-    # 10 + 20 + 40 s of backoff before the last receive: older than the alarm
+    # 10 + 20 + 40 + 80 s of backoff before the last receive: older than the alarm
     assert checks["oldest-message alarm vs expected ages"] is False
 
 

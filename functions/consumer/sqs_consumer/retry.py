@@ -49,9 +49,14 @@ class Backoff:
     def enabled(self) -> bool:
         return self.base_seconds > 0
 
+    def ceiling(self, receive_count: int) -> float:
+        """The longest delay after the ``receive_count``-th receive: ``base * 2**(receive_count - 1)``, capped."""
+        doublings: int = min(64, max(0, receive_count - 1))
+        return min(self.cap_seconds, self.base_seconds * float(2**doublings))
+
     def delay(self, receive_count: int, rand: Callable[[float, float], float] | None = None) -> int:
-        """Equal jitter: between half and all of ``base * 2**(receive_count - 1)``, capped."""
-        ceiling = min(self.cap_seconds, self.base_seconds * 2 ** min(64, max(0, receive_count - 1)))
+        """Equal jitter: between half and all of the ceiling."""
+        ceiling = self.ceiling(receive_count)
         return int(min(MAX_BACKOFF_SECONDS, round((rand or _JITTER.uniform)(ceiling / 2, ceiling))))
 
 

@@ -87,7 +87,7 @@ def run_batch(
     registry: EventRegistry | None = None,
     shape: Shape = "plain",
     receive_count: int = 1,
-    max_receive_count: int = 4,
+    max_receive_count: int = 5,
     group_id: str | None = None,
     idempotency: InMemoryIdempotency | None = None,
     dlq: InMemoryDLQ | None = None,
