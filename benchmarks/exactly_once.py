@@ -29,7 +29,7 @@ from typing import Any, cast
 
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 
-from sqs_consumer.idempotency import DynamoDBIdempotency, DynamoDBStore
+from sqs_consumer.idempotency.dynamodb import DynamoDBIdempotency, DynamoDBStore
 from sqs_consumer.models import HelloEvent
 from sqs_consumer.observability import logger
 from sqs_consumer.pipeline import BatchConsumer

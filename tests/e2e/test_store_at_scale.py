@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from local.sqs_server import SqsServer, dynamodb_client
-from sqs_consumer.idempotency import DynamoDBIdempotency, DynamoDBStore
+from sqs_consumer.idempotency.dynamodb import DynamoDBIdempotency, DynamoDBStore
 from sqs_consumer.models import HelloEvent
 from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.registry import EventRegistry, RecordInfo, Route

@@ -9,7 +9,8 @@ when the store holds one, otherwise against the leading record, never against a 
 from __future__ import annotations
 
 from sqs_consumer.budget import Deadline
-from sqs_consumer.idempotency import Claim, ClaimState, EventInProgressError, Idempotency, fingerprint, same_event
+from sqs_consumer.idempotency.fingerprint import fingerprint, same_event
+from sqs_consumer.idempotency.port import Claim, ClaimState, EventInProgressError, Idempotency
 from sqs_consumer.observability import Outcome
 from sqs_consumer.pipeline.dispositions import DUPLICATE, SUCCEEDED, Decisions, Disposition, Listed
 from sqs_consumer.pipeline.records import Item, Job

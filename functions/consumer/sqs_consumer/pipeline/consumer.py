@@ -17,7 +17,7 @@ from typing import Any
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 
-from sqs_consumer.idempotency import Idempotency
+from sqs_consumer.idempotency.port import Idempotency
 from sqs_consumer.observability import EmfDocuments
 from sqs_consumer.payload_store import S3Payloads
 from sqs_consumer.pipeline.batch import Batch, LambdaContextLike

@@ -30,7 +30,7 @@ from sqs_consumer.errors import (
     HandlerUnfinishedError,
     describe,
 )
-from sqs_consumer.idempotency import ClaimState
+from sqs_consumer.idempotency.port import ClaimState
 from sqs_consumer.observability import logger
 from sqs_consumer.pipeline.batch import Batch
 from sqs_consumer.pipeline.claims import claimed, follow

@@ -1,0 +1,28 @@
+"""Layers of the function's code, read from its imports: the pipeline sees the idempotency port only."""
+
+from __future__ import annotations
+
+from tests.support.imports import edges
+
+FUNCTION = ("functions",)
+
+
+def test_the_pipeline_imports_the_idempotency_port_and_fingerprint_never_the_store():
+    # GIVEN every import the pipeline's modules make, deferred and typing-only ones included
+    imported = {
+        edge.target
+        for edge in edges(FUNCTION)
+        if edge.source.startswith("sqs_consumer.pipeline") and edge.target.startswith("sqs_consumer.idempotency")
+    }
+    # THEN the store's transactions and item format stay behind the port
+    assert imported == {"sqs_consumer.idempotency.port", "sqs_consumer.idempotency.fingerprint"}
+
+
+def test_the_idempotency_port_and_fingerprint_import_nothing_of_the_store():
+    imported = {
+        edge.target
+        for edge in edges(FUNCTION)
+        if edge.source in {"sqs_consumer.idempotency.port", "sqs_consumer.idempotency.fingerprint"}
+    }
+    assert not {target for target in imported if target.startswith("sqs_consumer.idempotency")}
+    assert "sqs_consumer.clients" not in imported
