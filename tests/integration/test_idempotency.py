@@ -32,8 +32,9 @@ from sqs_consumer.idempotency.fingerprint import (
 from sqs_consumer.idempotency.port import ClaimState, Held
 from sqs_consumer.idempotency.records import KEY_NAMESPACE
 from sqs_consumer.models import HelloEvent
+from sqs_consumer.models.record import RecordInfo
 from sqs_consumer.pipeline import BatchConsumer
-from sqs_consumer.registry import EventRegistry, RecordInfo, Route
+from sqs_consumer.registry import EventRegistry, Route
 from sqs_consumer.retry import Backoff
 from sqs_consumer.routes import REGISTRY
 from sqs_consumer.testing import events as sqs

@@ -84,7 +84,7 @@ def powertools_handler(latency: float) -> Any:
     )
 
     from sqs_consumer.idempotency.fingerprint import FINGERPRINT_JMESPATH
-    from sqs_consumer.registry import RecordInfo
+    from sqs_consumer.models.record import RecordInfo
     from sqs_consumer.routes import REGISTRY
     from sqs_consumer.settings import get_settings
 

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING
 
 from sqs_consumer.errors import DeadlineReachedError, HandlerUnfinishedError, NonRetryableError, describe
 from sqs_consumer.idempotency.port import REUSED_REASON, EventInProgressError
+from sqs_consumer.models.record import RecordInfo
 from sqs_consumer.observability import Outcome
-from sqs_consumer.registry import NON_RETRYABLE, NOT_STARTED, RETRIES_EXHAUSTED, REUSED_EVENT_ID, RecordInfo
+from sqs_consumer.registry import NON_RETRYABLE, NOT_STARTED, RETRIES_EXHAUSTED, REUSED_EVENT_ID
 from sqs_consumer.retry import MAX_BACKOFF_SECONDS, Backoff
 
 if TYPE_CHECKING:

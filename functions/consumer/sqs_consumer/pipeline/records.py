@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import ValidationError
 
 from sqs_consumer.errors import PoisonMessageError
+from sqs_consumer.models.record import NO_ENVELOPE, Envelope, RecordInfo
 from sqs_consumer.observability import logger
 from sqs_consumer.pipeline.dispositions import Listed
-from sqs_consumer.registry import NO_ENVELOPE, Envelope, RecordInfo
 
 if TYPE_CHECKING:
     from sqs_consumer.budget import Deadline
