@@ -1,10 +1,16 @@
-"""Layers of the function's code, read from its imports: the pipeline sees the idempotency port only."""
+"""Layers of the function's code, read from its imports: no circles, shapes below the logic, the
+pipeline behind the idempotency port."""
 
 from __future__ import annotations
 
-from tests.support.imports import edges
+from tests.support.imports import circles, edges
 
 FUNCTION = ("functions",)
+
+
+def test_the_function_has_no_import_circle_not_even_through_type_annotations():
+    # An annotation-only import is still a tie: the two modules cannot be read, moved or tested apart.
+    assert circles(edges(FUNCTION)) == []
 
 
 def test_the_pipeline_imports_the_idempotency_port_and_fingerprint_never_the_store():

@@ -17,7 +17,7 @@ from sqs_consumer.models.record import RecordInfo
 from sqs_consumer.observability import logger
 from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.pipeline.batch import RETURN_US_PER_RECORD, Batch
-from sqs_consumer.pipeline.dispositions import Decisions
+from sqs_consumer.pipeline.decisions import Decisions
 from sqs_consumer.pipeline.ordering import StandardOrder
 from sqs_consumer.registry import EventRegistry, Route
 from sqs_consumer.retry import NO_BACKOFF

@@ -23,7 +23,7 @@ from sqs_consumer.payload_store import S3Payloads
 from sqs_consumer.pipeline.batch import Batch, LambdaContextLike
 from sqs_consumer.pipeline.claims import claim_events
 from sqs_consumer.pipeline.commit import GroupCommit
-from sqs_consumer.pipeline.dispositions import Decisions
+from sqs_consumer.pipeline.decisions import Decisions
 from sqs_consumer.pipeline.ordering import ordering_for
 from sqs_consumer.pipeline.records import Item, parse_records
 from sqs_consumer.pipeline.runner import Runner
