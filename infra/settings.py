@@ -388,6 +388,7 @@ def _stage_violations(stage: str, s: StackSettings, stages: dict[str, Any]) -> l
 
 
 def _producer_violations(s: StackSettings) -> list[str]:
+    """Payloads and producers: the largest payload the memory parses, SNS topics, EventBridge rules."""
     problems = []
     # Parsing a payload takes up to PARSE_BYTES_PER_PAYLOAD_BYTE bytes per byte of JSON (measured:
     # docs/performance.md), beside the runtime and the payloads fetched ahead (payload_store.py).
@@ -422,7 +423,35 @@ def _producer_violations(s: StackSettings) -> list[str]:
     return problems
 
 
-def _rule_violations(s: StackSettings) -> list[str]:  # noqa: PLR0912  # one branch per AWS rule
+def _queue_violations(s: StackSettings) -> list[str]:
+    """The queue and its DLQ: retention, deduplication, room for the quarantine reason."""
+    problems: list[str] = []
+    # A standard queue's DLQ keeps the original enqueue time: it must keep messages longer.
+    if s.dlq_retention_period_seconds <= s.retention_period_seconds:
+        problems.append(
+            f"dlq_retention_period_seconds ({s.dlq_retention_period_seconds}) must be > "
+            f"retention_period_seconds ({s.retention_period_seconds})"
+        )
+    if s.content_based_deduplication and not s.fifo:
+        problems.append("content_based_deduplication needs fifo = true")
+    # A poison message as large as the queue allows must fit in the DLQ with its reason (quarantine.py).
+    needed_dlq = s.max_message_size_bytes + DLQ_ROOM_BYTES
+    if s.dlq_max_message_size_bytes < needed_dlq:
+        fix = (
+            f"raise dlq_max_message_size_bytes to {needed_dlq}"
+            if needed_dlq <= LARGEST_MAX_MESSAGE_BYTES
+            else f"lower max_message_size_bytes to at most {LARGEST_MAX_MESSAGE_BYTES - DLQ_ROOM_BYTES}"
+        )
+        problems.append(
+            f"dlq_max_message_size_bytes ({s.dlq_max_message_size_bytes}) must be >= max_message_size_bytes "
+            f"({s.max_message_size_bytes}) + {DLQ_ROOM_BYTES} for the quarantine reason = {needed_dlq} (SQS allows "
+            f"{LARGEST_MAX_MESSAGE_BYTES} at most): {fix}"
+        )
+    return problems
+
+
+def _function_violations(s: StackSettings) -> list[str]:
+    """The function against the queue: timeouts, the time reserve, retries, logs."""
     problems: list[str] = []
     # AWS: a visibility timeout of at least six times the function timeout, plus the
     # batching window, so a message is not redelivered while a batch holding it runs
@@ -434,6 +463,24 @@ def _rule_violations(s: StackSettings) -> list[str]:  # noqa: PLR0912  # one bra
             f"({s.function_timeout_seconds}) + max_batching_window_seconds ({s.max_batching_window_seconds}) = "
             f"{needed}: raise visibility_timeout_seconds or lower function_timeout_seconds"
         )
+    if s.log_retention_days not in LOG_RETENTION_DAYS:
+        problems.append(f"log_retention_days ({s.log_retention_days}) must be one of {LOG_RETENTION_DAYS}")
+    if s.time_reserve_seconds >= s.function_timeout_seconds:
+        problems.append(
+            f"time_reserve_seconds ({s.time_reserve_seconds}) must be < function_timeout_seconds "
+            f"({s.function_timeout_seconds}), or no record would ever start"
+        )
+    if s.retry_backoff_base_seconds > s.retry_backoff_cap_seconds:
+        problems.append(
+            f"retry_backoff_base_seconds ({s.retry_backoff_base_seconds:g}) must be <= retry_backoff_cap_seconds "
+            f"({s.retry_backoff_cap_seconds:g})"
+        )
+    return problems
+
+
+def _concurrency_violations(s: StackSettings) -> list[str]:
+    """The event source mapping: its concurrency, pollers and batches."""
+    problems: list[str] = []
     # Reserved concurrency below the mapping's maximum throttles invocations, and
     # throttled receives push good messages to the DLQ unprocessed.
     if (
@@ -464,16 +511,6 @@ def _rule_violations(s: StackSettings) -> list[str]:  # noqa: PLR0912  # one bra
                 f"provisioned_pollers.minimum ({s.provisioned_pollers.minimum}) must be <= "
                 f"provisioned_pollers.maximum ({s.provisioned_pollers.maximum})"
             )
-    if s.alarm_topic_arn is not None and s.alarm_email is not None:
-        problems.append(
-            "alarm_email subscribes to the stack's own topic: with alarm_topic_arn, subscribe to that topic instead"
-        )
-    # A standard queue's DLQ keeps the original enqueue time: it must keep messages longer.
-    if s.dlq_retention_period_seconds <= s.retention_period_seconds:
-        problems.append(
-            f"dlq_retention_period_seconds ({s.dlq_retention_period_seconds}) must be > "
-            f"retention_period_seconds ({s.retention_period_seconds})"
-        )
     if s.fifo:
         if s.batch_size > 10:
             problems.append(f"batch_size ({s.batch_size}) must be <= 10 for a FIFO queue")
@@ -484,46 +521,48 @@ def _rule_violations(s: StackSettings) -> list[str]:  # noqa: PLR0912  # one bra
             f"batch_size ({s.batch_size}) > 10 needs max_batching_window_seconds >= 1 "
             f"(got {s.max_batching_window_seconds})"
         )
-    if s.content_based_deduplication and not s.fifo:
-        problems.append("content_based_deduplication needs fifo = true")
-    if s.time_reserve_seconds >= s.function_timeout_seconds:
-        problems.append(
-            f"time_reserve_seconds ({s.time_reserve_seconds}) must be < function_timeout_seconds "
-            f"({s.function_timeout_seconds}), or no record would ever start"
-        )
-    if s.retry_backoff_base_seconds > s.retry_backoff_cap_seconds:
-        problems.append(
-            f"retry_backoff_base_seconds ({s.retry_backoff_base_seconds:g}) must be <= retry_backoff_cap_seconds "
-            f"({s.retry_backoff_cap_seconds:g})"
-        )
-    # A poison message as large as the queue allows must fit in the DLQ with its reason (quarantine.py).
-    needed_dlq = s.max_message_size_bytes + DLQ_ROOM_BYTES
-    if s.dlq_max_message_size_bytes < needed_dlq:
-        fix = (
-            f"raise dlq_max_message_size_bytes to {needed_dlq}"
-            if needed_dlq <= LARGEST_MAX_MESSAGE_BYTES
-            else f"lower max_message_size_bytes to at most {LARGEST_MAX_MESSAGE_BYTES - DLQ_ROOM_BYTES}"
-        )
-        problems.append(
-            f"dlq_max_message_size_bytes ({s.dlq_max_message_size_bytes}) must be >= max_message_size_bytes "
-            f"({s.max_message_size_bytes}) + {DLQ_ROOM_BYTES} for the quarantine reason = {needed_dlq} (SQS allows "
-            f"{LARGEST_MAX_MESSAGE_BYTES} at most): {fix}"
-        )
-    problems += _producer_violations(s)
+    return problems
+
+
+def _network_violations(s: StackSettings) -> list[str]:
+    """Where the function reaches and what it reads: the VPC's egress, the secrets' key."""
+    problems: list[str] = []
     if s.secrets_kms_key_arn is not None and not s.secrets:
         problems.append("secrets_kms_key_arn is the key of the stage's secrets: it needs secrets")
-    if s.vpc is not None:
-        if s.idempotency and s.vpc.egress != "nat" and s.vpc.dynamodb_prefix_list_id is None:
-            problems.append(
-                f"vpc.dynamodb_prefix_list_id is needed with egress {s.vpc.egress} and idempotency: the function's "
-                "HTTPS egress to DynamoDB goes to the region's prefix list (aws ec2 describe-managed-prefix-lists "
-                f"--filters Name=prefix-list-name,Values=com.amazonaws.{s.vpc.region}.dynamodb)"
-            )
-        if s.alarm_topic_arn is not None and arn_region(s.alarm_topic_arn) != s.vpc.region:
-            problems.append(
-                f"alarm_topic_arn is in {arn_region(s.alarm_topic_arn)} but the vpc is in {s.vpc.region}: "
-                "CloudWatch alarms publish only to a topic in their own region"
-            )
-    if s.log_retention_days not in LOG_RETENTION_DAYS:
-        problems.append(f"log_retention_days ({s.log_retention_days}) must be one of {LOG_RETENTION_DAYS}")
+    if s.vpc is not None and s.idempotency and s.vpc.egress != "nat" and s.vpc.dynamodb_prefix_list_id is None:
+        problems.append(
+            f"vpc.dynamodb_prefix_list_id is needed with egress {s.vpc.egress} and idempotency: the function's "
+            "HTTPS egress to DynamoDB goes to the region's prefix list (aws ec2 describe-managed-prefix-lists "
+            f"--filters Name=prefix-list-name,Values=com.amazonaws.{s.vpc.region}.dynamodb)"
+        )
     return problems
+
+
+def _alarm_violations(s: StackSettings) -> list[str]:
+    """Where the alarms go."""
+    problems: list[str] = []
+    if s.alarm_topic_arn is not None and s.alarm_email is not None:
+        problems.append(
+            "alarm_email subscribes to the stack's own topic: with alarm_topic_arn, subscribe to that topic instead"
+        )
+    if s.vpc is not None and s.alarm_topic_arn is not None and arn_region(s.alarm_topic_arn) != s.vpc.region:
+        problems.append(
+            f"alarm_topic_arn is in {arn_region(s.alarm_topic_arn)} but the vpc is in {s.vpc.region}: "
+            "CloudWatch alarms publish only to a topic in their own region"
+        )
+    return problems
+
+
+# Each concern's rules (docs/design.md §5), in the order their problems are reported.
+_RULES = (
+    _queue_violations,
+    _function_violations,
+    _concurrency_violations,
+    _producer_violations,
+    _network_violations,
+    _alarm_violations,
+)
+
+
+def _rule_violations(s: StackSettings) -> list[str]:
+    return [problem for check in _RULES for problem in check(s)]
