@@ -8,6 +8,7 @@ the setting and the bound.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Annotated, Any, Literal
 
@@ -193,83 +194,213 @@ class VpcPlacement(BaseModel):
 class StackSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    service_name: str = Field(default="sqs-consumer", pattern=r"^[a-z][a-z0-9-]{0,39}$")
-    # The function's metrics namespace; a stage's is this, "/", and the stage's name.
-    metrics_namespace: str = Field(default=ConsumerSettings.model_fields["metrics_namespace"].default, min_length=1)
-    # The queue (seed: SQS_VISIBILITY_TIMEOUT, SQS_WAIT_TIME_SECONDS).
-    visibility_timeout_seconds: int = Field(default=300, ge=0, le=43_200)
-    receive_wait_time_seconds: int = Field(default=20, ge=0, le=20)
-    retention_period_seconds: int = Field(default=4 * 86_400, ge=60, le=14 * 86_400)
-    dlq_retention_period_seconds: int = Field(default=14 * 86_400, ge=60, le=14 * 86_400)
-    # SQS's MaximumMessageSize of the queue; the DLQ's must hold the largest message plus its reason
-    # (DLQ_ROOM_BYTES more), so a queue at SQS's 1 MiB has no DLQ large enough.
-    max_message_size_bytes: int = Field(default=DEFAULT_MAX_MESSAGE_BYTES, ge=1_024, le=LARGEST_MAX_MESSAGE_BYTES)
-    dlq_max_message_size_bytes: int = Field(default=LARGEST_MAX_MESSAGE_BYTES, ge=1_024, le=LARGEST_MAX_MESSAGE_BYTES)
-    # Retries before the redrive policy moves a message to the DLQ (seed: WORKER_MAX_RETRIES).
-    max_retries: int = Field(default=3, ge=0, le=999)
-    fifo: bool = False
-    content_based_deduplication: bool = False
-    # The event source mapping (seed: SQS_MAX_MESSAGES, WORKER_POLL_INTERVAL, replicas).
-    batch_size: int = Field(default=10, ge=1, le=10_000)
-    max_batching_window_seconds: int = Field(default=0, ge=0, le=300)
-    # At most this many concurrent invocations from the mapping (not in provisioned mode).
-    max_concurrency: int = Field(default=3, ge=2, le=1_000)
-    # Provisioned mode: event pollers kept ready (billed per poller), instead of max_concurrency.
-    provisioned_pollers: ProvisionedPollers | None = None
-    # The function. Unset: the function draws on the account's unreserved pool (see README).
-    reserved_concurrency: int | None = Field(default=None, ge=1)
-    function_timeout_seconds: int = Field(default=30, ge=1, le=900)
-    function_memory_mb: int = Field(default=256, ge=128, le=10_240)
-    # Seed: WORKER_SHUTDOWN_TIMEOUT, the time kept in reserve before the function's timeout.
-    time_reserve_seconds: float = Field(default=5, ge=0)
-    max_concurrent_records: int = Field(default=10, ge=1, le=10_000)
-    # Retry with backoff: a failed record returns after base x 2^(receives - 1), jittered, capped.
-    # 0 leaves retries to the visibility timeout.
-    retry_backoff_base_seconds: float = Field(default=10, ge=0, le=MAX_BACKOFF_SECONDS)
-    retry_backoff_cap_seconds: float = Field(default=300, gt=0, le=MAX_BACKOFF_SECONDS)
-    # SnapStart: a snapshot of the initialized function per published version; the event source
-    # mapping invokes the "live" alias of the latest version (docs/decisions/023-snapstart.md).
-    snap_start: bool = False
-    # Exactly-once effects per event_id, remembered in a DynamoDB table.
-    idempotency: bool = True
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_retention_days: int = 30
-    # Monitoring.
-    oldest_message_age_alarm_seconds: int = Field(default=600, ge=60)
-    alarm_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-    # An existing SNS topic for the alarms instead of the stack's own, in the stack's region (its
-    # policy must let cloudwatch.amazonaws.com publish; see docs/runbook.md#an-existing-alarm-topic).
-    alarm_topic_arn: SnsTopicArn | None = None
-    # Producers: IAM roles or users (or accounts) that may send, and AWS services by their source.
-    producer_principals: tuple[IamPrincipalArn, ...] = ()
-    producer_sns_topics: tuple[SnsTopicArn, ...] = ()
-    producer_event_rules: tuple[EventRuleArn, ...] = ()
-    # The stack subscribes the queue to each of producer_sns_topics (topics of the stack's own account
-    # only: another account's topic is subscribed by its owner). Raw delivery puts the message itself in
-    # the body; off, SNS's default, the body is SNS's notification JSON: the consumer reads both.
-    # The largest offloaded payload the function fetches (MAX_PAYLOAD_BYTES); a larger one is quarantined.
-    max_payload_size_bytes: int = Field(
-        default=ConsumerSettings.model_fields["max_payload_bytes"].default, ge=LARGEST_MAX_MESSAGE_BYTES, le=2**31
+    # Names.
+    service_name: str = Field(
+        default="sqs-consumer",
+        pattern=r"^[a-z][a-z0-9-]{0,39}$",
+        description="The service's name: its function, logs, metrics and dashboard.",
     )
-    subscribe_sns_topics: bool = False
-    sns_raw_message_delivery: bool = False
+    metrics_namespace: str = Field(
+        default=ConsumerSettings.model_fields["metrics_namespace"].default,
+        min_length=1,
+        description="The function's metrics namespace; a stage's is this, `/`, and the stage's name.",
+    )
+    # The queue and its DLQ (seed: SQS_VISIBILITY_TIMEOUT, SQS_WAIT_TIME_SECONDS).
+    visibility_timeout_seconds: int = Field(
+        default=300,
+        ge=0,
+        le=43_200,
+        description="How long a received message stays hidden (seed: "
+        "SQS_VISIBILITY_TIMEOUT); at least 6 x function_timeout_seconds + "
+        "max_batching_window_seconds.",
+    )
+    receive_wait_time_seconds: int = Field(
+        default=20, ge=0, le=20, description="The queue's long poll (seed: SQS_WAIT_TIME_SECONDS)."
+    )
+    retention_period_seconds: int = Field(
+        default=4 * 86_400, ge=60, le=14 * 86_400, description="How long the queue keeps a message."
+    )
+    dlq_retention_period_seconds: int = Field(
+        default=14 * 86_400,
+        ge=60,
+        le=14 * 86_400,
+        description="How long the DLQ keeps a message: more than the queue "
+        "(a standard queue's DLQ keeps the original enqueue time).",
+    )
+    max_message_size_bytes: int = Field(
+        default=DEFAULT_MAX_MESSAGE_BYTES,
+        ge=1_024,
+        le=LARGEST_MAX_MESSAGE_BYTES,
+        description="SQS's MaximumMessageSize of the queue.",
+    )
+    dlq_max_message_size_bytes: int = Field(
+        default=LARGEST_MAX_MESSAGE_BYTES,
+        ge=1_024,
+        le=LARGEST_MAX_MESSAGE_BYTES,
+        description="The DLQ's MaximumMessageSize: the largest message plus its "
+        "quarantine reason (DLQ_ROOM_BYTES more), so a queue at SQS's 1 MiB has "
+        "no DLQ large enough.",
+    )
+    max_retries: int = Field(
+        default=3,
+        ge=0,
+        le=999,
+        description="Retries before the redrive policy moves a message to the DLQ (seed: "
+        "WORKER_MAX_RETRIES); the queue's maxReceiveCount is this + 1.",
+    )
+    fifo: bool = Field(default=False, description="A FIFO queue (and DLQ): order kept within each message group.")
+    content_based_deduplication: bool = Field(
+        default=False,
+        description="FIFO only: SQS deduplicates by the body's hash when a producer sends no deduplication id.",
+    )
+    # The event source mapping (seed: SQS_MAX_MESSAGES, WORKER_POLL_INTERVAL, replicas).
+    batch_size: int = Field(
+        default=10,
+        ge=1,
+        le=10_000,
+        description="Records per invocation (seed: SQS_MAX_MESSAGES); over 10 needs a batching "
+        "window, a FIFO queue allows 10.",
+    )
+    max_batching_window_seconds: int = Field(
+        default=0,
+        ge=0,
+        le=300,
+        description="How long the mapping gathers records before it invokes "
+        "(seed: WORKER_POLL_INTERVAL); 0 on a FIFO queue.",
+    )
+    max_concurrency: int = Field(
+        default=3,
+        ge=2,
+        le=1_000,
+        description="At most this many concurrent invocations from the mapping (seed: "
+        "replicas); not in provisioned mode.",
+    )
+    provisioned_pollers: ProvisionedPollers | None = Field(
+        default=None,
+        description="Provisioned mode: `{minimum, maximum}` "
+        "event pollers kept ready (billed per poller), instead "
+        "of max_concurrency.",
+    )
+    # The function.
+    reserved_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        description="Executions reserved for the function; unset, it draws on the account's unreserved pool.",
+    )
+    function_timeout_seconds: int = Field(default=30, ge=1, le=900, description="The function's timeout.")
+    function_memory_mb: int = Field(default=256, ge=128, le=10_240, description="The function's memory.")
+    time_reserve_seconds: float = Field(
+        default=5,
+        ge=0,
+        description="No record starts once less than this remains before the "
+        "function's timeout (seed: WORKER_SHUTDOWN_TIMEOUT).",
+    )
+    max_concurrent_records: int = Field(
+        default=10, ge=1, le=10_000, description=ConsumerSettings.model_fields["max_concurrent_records"].description
+    )
+    # Retry with backoff: a failed record returns after base x 2^(receives - 1), jittered, capped.
+    retry_backoff_base_seconds: float = Field(
+        default=10,
+        ge=0,
+        le=MAX_BACKOFF_SECONDS,
+        description="A failed record returns after base x 2^(receives - 1) "
+        "s, jittered, capped; 0 leaves retries to the visibility timeout.",
+    )
+    retry_backoff_cap_seconds: float = Field(
+        default=300, gt=0, le=MAX_BACKOFF_SECONDS, description="The longest backoff before a retry."
+    )
+    snap_start: bool = Field(
+        default=False,
+        description="SnapStart: a snapshot of the initialized function per "
+        "published version; the mapping invokes its `live` alias "
+        "(docs/decisions/023-snapstart.md).",
+    )
+    idempotency: bool = Field(
+        default=True, description="Exactly-once effects per event_id, remembered in a DynamoDB table."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="The function's log level."
+    )
+    log_retention_days: int = Field(
+        default=30, description="How long CloudWatch Logs keeps the function's logs: one of the periods it accepts."
+    )
+    # Monitoring.
+    oldest_message_age_alarm_seconds: int = Field(
+        default=600, ge=60, description="The alarm on the queue's oldest message fires past this age."
+    )
+    alarm_email: str | None = Field(
+        default=None,
+        pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+        description="An email address subscribed to the stack's alarm topic.",
+    )
+    alarm_topic_arn: SnsTopicArn | None = Field(
+        default=None,
+        description="An existing SNS topic for the alarms instead of the stack's own, in the stack's region (its "
+        "policy must let cloudwatch.amazonaws.com publish; see docs/runbook.md#an-existing-alarm-topic).",
+    )
+    # Producers: IAM roles or users (or accounts) that may send, and AWS services by their source.
+    producer_principals: tuple[IamPrincipalArn, ...] = Field(
+        default=(), description="IAM roles, users or accounts that may send, and put payloads in the payload bucket."
+    )
+    producer_sns_topics: tuple[SnsTopicArn, ...] = Field(
+        default=(), description="SNS topics that may send (`aws:SourceArn`)."
+    )
+    producer_event_rules: tuple[EventRuleArn, ...] = Field(
+        default=(), description="EventBridge rules that may send (`aws:SourceArn`)."
+    )
+    max_payload_size_bytes: int = Field(
+        default=ConsumerSettings.model_fields["max_payload_bytes"].default,
+        ge=LARGEST_MAX_MESSAGE_BYTES,
+        le=2**31,
+        description="The largest offloaded payload the function fetches (MAX_PAYLOAD_BYTES); a larger one is "
+        "quarantined.",
+    )
+    subscribe_sns_topics: bool = Field(
+        default=False,
+        description="The stack subscribes the queue to each of "
+        "producer_sns_topics (topics of the stack's own account only: another "
+        "account's topic is subscribed by its owner).",
+    )
+    sns_raw_message_delivery: bool = Field(
+        default=False,
+        description="Raw delivery on the stack's subscriptions: "
+        "the message itself in the body; off, SNS's default, the body is SNS's "
+        "notification JSON (the consumer reads both).",
+    )
     # Security: private subnets of an existing VPC (ids only: synth makes no lookup), and the
     # Secrets Manager secrets the handlers may read: the name handlers use -> the secret's name.
-    vpc: VpcPlacement | None = None
+    vpc: VpcPlacement | None = Field(
+        default=None,
+        description="Private subnets of an existing VPC, by id, and how the function reaches AWS from them "
+        "(egress: endpoints, existing_endpoints or nat).",
+    )
     secrets: dict[
         Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")],
         Annotated[str, Field(pattern=r"^[A-Za-z0-9/_+=.@-]{1,512}$")],
-    ] = Field(default_factory=dict)
-    secrets_max_age_seconds: int = Field(default=300, ge=0, le=86_400)
-    # The customer-managed KMS key the secrets are encrypted with, if not Secrets Manager's own:
-    # reading them then needs kms:Decrypt on it (through Secrets Manager only).
-    secrets_kms_key_arn: KmsKeyArn | None = None
+    ] = Field(
+        default_factory=dict,
+        description="The Secrets Manager secrets the handlers may read: the name handlers use -> the secret's name.",
+    )
+    secrets_max_age_seconds: int = Field(
+        default=300, ge=0, le=86_400, description=ConsumerSettings.model_fields["secrets_max_age_seconds"].description
+    )
+    secrets_kms_key_arn: KmsKeyArn | None = Field(
+        default=None,
+        description="The customer-managed KMS key the "
+        "secrets are encrypted with, if not Secrets Manager's own (read "
+        "through Secrets Manager only).",
+    )
     # Stage hygiene: prod keeps its data and refuses stack deletion; dev and local clean up.
-    retain_data: bool = False
-    termination_protection: bool = False
-    # More consumers in the stage's stack (a FIFO queue beside the standard one): each a name and
-    # the settings it changes from the stage's (stage-wide ones excepted: STAGE_WIDE).
-    consumers: dict[ConsumerName, dict[str, Any]] = Field(default_factory=dict)
+    retain_data: bool = Field(default=False, description="Keep the queues, table and bucket when the stack is deleted.")
+    termination_protection: bool = Field(
+        default=False, description="Refuse the stack's deletion; needs an alarm target."
+    )
+    consumers: dict[ConsumerName, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="More consumers in the stage's stack, each "
+        "a name and the settings it changes from the stage's "
+        "(stage-wide ones excepted).",
+    )
 
     @property
     def idempotency_ttl_seconds(self) -> int:
@@ -359,6 +490,17 @@ class StackSettings(BaseModel):
         # Stages often share an account and region: each stage's metrics, and its dashboard's
         # SEARCH expressions, keep to a namespace of their own.
         return settings.model_copy(update={"metrics_namespace": f"{settings.metrics_namespace}/{stage}"})
+
+
+def settings_table() -> str:
+    """docs/configuration.md's table of every stage setting, from the fields' own descriptions
+    (tests/unit/test_settings_table.py keeps the two equal)."""
+    rows = ["| setting | default | what it sets |", "|---|---|---|"]
+    for name, field in StackSettings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        shown = "unset" if default is None else f"`{json.dumps(default)}`"
+        rows.append(f"| `{name}` | {shown} | {field.description} |")
+    return "\n".join(rows)
 
 
 PRODUCTION_STAGE = "prod"
