@@ -191,8 +191,10 @@ class VpcPlacement(BaseModel):
         return self
 
 
-class StackSettings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+# The stage settings by concern. StackSettings composes them, flat as cdk.json writes them; its fields
+# keep this order (pydantic takes a base's fields before those of the bases listed before it).
+class NameSettings(BaseModel):
+    """Names: the service and its metrics."""
 
     # Names.
     service_name: str = Field(
@@ -205,6 +207,11 @@ class StackSettings(BaseModel):
         min_length=1,
         description="The function's metrics namespace; a stage's is this, `/`, and the stage's name.",
     )
+
+
+class QueueSettings(BaseModel):
+    """The queue and its DLQ (SQS); checked by _queue_violations."""
+
     # The queue and its DLQ (seed: SQS_VISIBILITY_TIMEOUT, SQS_WAIT_TIME_SECONDS).
     visibility_timeout_seconds: int = Field(
         default=300,
@@ -253,6 +260,11 @@ class StackSettings(BaseModel):
         default=False,
         description="FIFO only: SQS deduplicates by the body's hash when a producer sends no deduplication id.",
     )
+
+
+class MappingSettings(BaseModel):
+    """The event source mapping: batches and concurrency; checked by _concurrency_violations."""
+
     # The event source mapping (seed: SQS_MAX_MESSAGES, WORKER_POLL_INTERVAL, replicas).
     batch_size: int = Field(
         default=10,
@@ -281,6 +293,11 @@ class StackSettings(BaseModel):
         "event pollers kept ready (billed per poller), instead "
         "of max_concurrency.",
     )
+
+
+class FunctionSettings(BaseModel):
+    """The function: timeouts, memory, retries, logs; checked by _function_violations."""
+
     # The function.
     reserved_concurrency: int | None = Field(
         default=None,
@@ -324,6 +341,11 @@ class StackSettings(BaseModel):
     log_retention_days: int = Field(
         default=30, description="How long CloudWatch Logs keeps the function's logs: one of the periods it accepts."
     )
+
+
+class MonitoringSettings(BaseModel):
+    """Alarms and where they go; checked by _alarm_violations."""
+
     # Monitoring.
     oldest_message_age_alarm_seconds: int = Field(
         default=600, ge=60, description="The alarm on the queue's oldest message fires past this age."
@@ -338,6 +360,11 @@ class StackSettings(BaseModel):
         description="An existing SNS topic for the alarms instead of the stack's own, in the stack's region (its "
         "policy must let cloudwatch.amazonaws.com publish; see docs/runbook.md#an-existing-alarm-topic).",
     )
+
+
+class ProducerSettings(BaseModel):
+    """Who may send, and the payloads they offload; checked by _producer_violations."""
+
     # Producers: IAM roles or users (or accounts) that may send, and AWS services by their source.
     producer_principals: tuple[IamPrincipalArn, ...] = Field(
         default=(), description="IAM roles, users or accounts that may send, and put payloads in the payload bucket."
@@ -367,6 +394,11 @@ class StackSettings(BaseModel):
         "the message itself in the body; off, SNS's default, the body is SNS's "
         "notification JSON (the consumer reads both).",
     )
+
+
+class SecuritySettings(BaseModel):
+    """The network and the secrets; checked by _network_violations."""
+
     # Security: private subnets of an existing VPC (ids only: synth makes no lookup), and the
     # Secrets Manager secrets the handlers may read: the name handlers use -> the secret's name.
     vpc: VpcPlacement | None = Field(
@@ -390,6 +422,11 @@ class StackSettings(BaseModel):
         "secrets are encrypted with, if not Secrets Manager's own (read "
         "through Secrets Manager only).",
     )
+
+
+class HygieneSettings(BaseModel):
+    """Stage hygiene, and the stage's further consumers (checked at for_stage)."""
+
     # Stage hygiene: prod keeps its data and refuses stack deletion; dev and local clean up.
     retain_data: bool = Field(default=False, description="Keep the queues, table and bucket when the stack is deleted.")
     termination_protection: bool = Field(
@@ -401,6 +438,22 @@ class StackSettings(BaseModel):
         "a name and the settings it changes from the stage's "
         "(stage-wide ones excepted).",
     )
+
+
+class StackSettings(
+    HygieneSettings,
+    SecuritySettings,
+    ProducerSettings,
+    MonitoringSettings,
+    FunctionSettings,
+    MappingSettings,
+    QueueSettings,
+    NameSettings,
+):
+    """One stage's settings, each concern's fields from its own model (above), the AWS rules across them
+    checked by one function a concern (_RULES)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     @property
     def idempotency_ttl_seconds(self) -> int:
