@@ -29,11 +29,12 @@ from typing import Any, cast
 
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 
-from sqs_consumer.idempotency import DynamoDBIdempotency, DynamoDBStore
+from sqs_consumer.idempotency.dynamodb import DynamoDBIdempotency, DynamoDBStore
 from sqs_consumer.models import HelloEvent
+from sqs_consumer.models.record import RecordInfo
 from sqs_consumer.observability import logger
 from sqs_consumer.pipeline import BatchConsumer
-from sqs_consumer.registry import EventRegistry, RecordInfo, Route
+from sqs_consumer.registry import EventRegistry, Route
 from sqs_consumer.testing import events as sqs
 from sqs_consumer.testing.fakes import FakeContext, InMemoryDLQ
 

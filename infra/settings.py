@@ -10,6 +10,7 @@ the setting and the bound.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Annotated, Any, Literal
 
@@ -192,87 +193,270 @@ class VpcPlacement(BaseModel):
         return self
 
 
-class StackSettings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+# The stage settings by concern. StackSettings composes them, flat as cdk.json writes them; its fields
+# keep this order (pydantic takes a base's fields before those of the bases listed before it).
+class NameSettings(BaseModel):
+    """Names: the service and its metrics."""
 
-    service_name: str = Field(default="sqs-consumer", pattern=r"^[a-z][a-z0-9-]{0,39}$")
-    # The function's metrics namespace; a stage's is this, "/", and the stage's name.
-    metrics_namespace: str = Field(default=ConsumerSettings.model_fields["metrics_namespace"].default, min_length=1)
-    # The queue (seed: SQS_VISIBILITY_TIMEOUT, SQS_WAIT_TIME_SECONDS).
-    visibility_timeout_seconds: int = Field(default=300, ge=0, le=43_200)
-    receive_wait_time_seconds: int = Field(default=20, ge=0, le=20)
-    retention_period_seconds: int = Field(default=4 * 86_400, ge=60, le=14 * 86_400)
-    dlq_retention_period_seconds: int = Field(default=14 * 86_400, ge=60, le=14 * 86_400)
-    # SQS's MaximumMessageSize of the queue; the DLQ's must hold the largest message plus its reason
-    # (DLQ_ROOM_BYTES more), so a queue at SQS's 1 MiB has no DLQ large enough.
-    max_message_size_bytes: int = Field(default=DEFAULT_MAX_MESSAGE_BYTES, ge=1_024, le=LARGEST_MAX_MESSAGE_BYTES)
-    dlq_max_message_size_bytes: int = Field(default=LARGEST_MAX_MESSAGE_BYTES, ge=1_024, le=LARGEST_MAX_MESSAGE_BYTES)
-    # Retries before the redrive policy moves a message to the DLQ (seed: WORKER_MAX_RETRIES, 3). 4 makes
-    # maxReceiveCount 5, the least AWS recommends for Lambda's SQS consumers.
-    max_retries: int = Field(default=4, ge=0, le=999)
-    fifo: bool = False
-    content_based_deduplication: bool = False
-    # The event source mapping (seed: SQS_MAX_MESSAGES, WORKER_POLL_INTERVAL, replicas).
-    batch_size: int = Field(default=10, ge=1, le=10_000)
-    max_batching_window_seconds: int = Field(default=0, ge=0, le=300)
-    # At most this many concurrent invocations from the mapping (not in provisioned mode).
-    max_concurrency: int = Field(default=3, ge=2, le=1_000)
-    # Provisioned mode: event pollers kept ready (billed per poller), instead of max_concurrency.
-    provisioned_pollers: ProvisionedPollers | None = None
-    # The function. Unset: the function draws on the account's unreserved pool (see README).
-    reserved_concurrency: int | None = Field(default=None, ge=1)
-    function_timeout_seconds: int = Field(default=30, ge=1, le=900)
-    function_memory_mb: int = Field(default=256, ge=128, le=10_240)
-    # Seed: WORKER_SHUTDOWN_TIMEOUT, the time kept in reserve before the function's timeout.
-    time_reserve_seconds: float = Field(default=5, ge=0)
-    max_concurrent_records: int = Field(default=10, ge=1, le=10_000)
-    # Retry with backoff: a failed record returns after base x 2^(receives - 1), jittered, capped.
-    # 0 leaves retries to the visibility timeout.
-    retry_backoff_base_seconds: float = Field(default=10, ge=0, le=MAX_BACKOFF_SECONDS)
-    retry_backoff_cap_seconds: float = Field(default=300, gt=0, le=MAX_BACKOFF_SECONDS)
-    # SnapStart: a snapshot of the initialized function per published version; the event source
-    # mapping invokes the "live" alias of the latest version (docs/decisions/023-snapstart.md).
-    snap_start: bool = False
-    # Exactly-once effects per event_id, remembered in a DynamoDB table.
-    idempotency: bool = True
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_retention_days: int = 30
-    # Monitoring.
-    oldest_message_age_alarm_seconds: int = Field(default=600, ge=60)
-    alarm_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-    # An existing SNS topic for the alarms instead of the stack's own, in the stack's region (its
-    # policy must let cloudwatch.amazonaws.com publish; see docs/runbook.md#an-existing-alarm-topic).
-    alarm_topic_arn: SnsTopicArn | None = None
-    # Producers: IAM roles or users (or accounts) that may send, and AWS services by their source.
-    producer_principals: tuple[IamPrincipalArn, ...] = ()
-    producer_sns_topics: tuple[SnsTopicArn, ...] = ()
-    producer_event_rules: tuple[EventRuleArn, ...] = ()
-    # The stack subscribes the queue to each of producer_sns_topics (topics of the stack's own account
-    # only: another account's topic is subscribed by its owner). Raw delivery puts the message itself in
-    # the body; off, SNS's default, the body is SNS's notification JSON: the consumer reads both.
-    # The largest offloaded payload the function fetches (MAX_PAYLOAD_BYTES); a larger one is quarantined.
-    max_payload_size_bytes: int = Field(
-        default=ConsumerSettings.model_fields["max_payload_bytes"].default, ge=LARGEST_MAX_MESSAGE_BYTES, le=2**31
+    # Names.
+    service_name: str = Field(
+        default="sqs-consumer",
+        pattern=r"^[a-z][a-z0-9-]{0,39}$",
+        description="The service's name: its function, logs, metrics and dashboard.",
     )
-    subscribe_sns_topics: bool = False
-    sns_raw_message_delivery: bool = False
+    metrics_namespace: str = Field(
+        default=ConsumerSettings.model_fields["metrics_namespace"].default,
+        min_length=1,
+        description="The function's metrics namespace; a stage's is this, `/`, and the stage's name.",
+    )
+
+
+class QueueSettings(BaseModel):
+    """The queue and its DLQ (SQS); checked by _queue_violations."""
+
+    # The queue and its DLQ (seed: SQS_VISIBILITY_TIMEOUT, SQS_WAIT_TIME_SECONDS).
+    visibility_timeout_seconds: int = Field(
+        default=300,
+        ge=0,
+        le=43_200,
+        description="How long a received message stays hidden (seed: "
+        "SQS_VISIBILITY_TIMEOUT); at least 6 x function_timeout_seconds + "
+        "max_batching_window_seconds.",
+    )
+    receive_wait_time_seconds: int = Field(
+        default=20, ge=0, le=20, description="The queue's long poll (seed: SQS_WAIT_TIME_SECONDS)."
+    )
+    retention_period_seconds: int = Field(
+        default=4 * 86_400, ge=60, le=14 * 86_400, description="How long the queue keeps a message."
+    )
+    dlq_retention_period_seconds: int = Field(
+        default=14 * 86_400,
+        ge=60,
+        le=14 * 86_400,
+        description="How long the DLQ keeps a message: more than the queue "
+        "(a standard queue's DLQ keeps the original enqueue time).",
+    )
+    max_message_size_bytes: int = Field(
+        default=DEFAULT_MAX_MESSAGE_BYTES,
+        ge=1_024,
+        le=LARGEST_MAX_MESSAGE_BYTES,
+        description="SQS's MaximumMessageSize of the queue.",
+    )
+    dlq_max_message_size_bytes: int = Field(
+        default=LARGEST_MAX_MESSAGE_BYTES,
+        ge=1_024,
+        le=LARGEST_MAX_MESSAGE_BYTES,
+        description="The DLQ's MaximumMessageSize: the largest message plus its "
+        "quarantine reason (DLQ_ROOM_BYTES more), so a queue at SQS's 1 MiB has "
+        "no DLQ large enough.",
+    )
+    max_retries: int = Field(
+        default=4,
+        ge=0,
+        le=999,
+        description="Retries before the redrive policy moves a message to the DLQ (seed: "
+        "WORKER_MAX_RETRIES, 3); the queue's maxReceiveCount is this + 1: 5 by default, the least AWS "
+        "recommends for Lambda's SQS consumers.",
+    )
+    fifo: bool = Field(default=False, description="A FIFO queue (and DLQ): order kept within each message group.")
+    content_based_deduplication: bool = Field(
+        default=False,
+        description="FIFO only: SQS deduplicates by the body's hash when a producer sends no deduplication id.",
+    )
+
+
+class MappingSettings(BaseModel):
+    """The event source mapping: batches and concurrency; checked by _concurrency_violations."""
+
+    # The event source mapping (seed: SQS_MAX_MESSAGES, WORKER_POLL_INTERVAL, replicas).
+    batch_size: int = Field(
+        default=10,
+        ge=1,
+        le=10_000,
+        description="Records per invocation (seed: SQS_MAX_MESSAGES); over 10 needs a batching "
+        "window, a FIFO queue allows 10.",
+    )
+    max_batching_window_seconds: int = Field(
+        default=0,
+        ge=0,
+        le=300,
+        description="How long the mapping gathers records before it invokes "
+        "(seed: WORKER_POLL_INTERVAL); 0 on a FIFO queue.",
+    )
+    max_concurrency: int = Field(
+        default=3,
+        ge=2,
+        le=1_000,
+        description="At most this many concurrent invocations from the mapping (seed: "
+        "replicas); not in provisioned mode.",
+    )
+    provisioned_pollers: ProvisionedPollers | None = Field(
+        default=None,
+        description="Provisioned mode: `{minimum, maximum}` "
+        "event pollers kept ready (billed per poller), instead "
+        "of max_concurrency.",
+    )
+
+
+class FunctionSettings(BaseModel):
+    """The function: timeouts, memory, retries, logs; checked by _function_violations."""
+
+    # The function.
+    reserved_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        description="Executions reserved for the function; unset, it draws on the account's unreserved pool.",
+    )
+    function_timeout_seconds: int = Field(default=30, ge=1, le=900, description="The function's timeout.")
+    function_memory_mb: int = Field(default=256, ge=128, le=10_240, description="The function's memory.")
+    time_reserve_seconds: float = Field(
+        default=5,
+        ge=0,
+        description="No record starts once less than this remains before the "
+        "function's timeout (seed: WORKER_SHUTDOWN_TIMEOUT).",
+    )
+    max_concurrent_records: int = Field(
+        default=10, ge=1, le=10_000, description=ConsumerSettings.model_fields["max_concurrent_records"].description
+    )
+    # Retry with backoff: a failed record returns after base x 2^(receives - 1), jittered, capped.
+    retry_backoff_base_seconds: float = Field(
+        default=10,
+        ge=0,
+        le=MAX_BACKOFF_SECONDS,
+        description="A failed record returns after base x 2^(receives - 1) "
+        "s, jittered, capped; 0 leaves retries to the visibility timeout.",
+    )
+    retry_backoff_cap_seconds: float = Field(
+        default=300, gt=0, le=MAX_BACKOFF_SECONDS, description="The longest backoff before a retry."
+    )
+    snap_start: bool = Field(
+        default=False,
+        description="SnapStart: a snapshot of the initialized function per "
+        "published version; the mapping invokes its `live` alias "
+        "(docs/decisions/023-snapstart.md).",
+    )
+    idempotency: bool = Field(
+        default=True, description="Exactly-once effects per event_id, remembered in a DynamoDB table."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="The function's log level."
+    )
+    log_retention_days: int = Field(
+        default=30, description="How long CloudWatch Logs keeps the function's logs: one of the periods it accepts."
+    )
+
+
+class MonitoringSettings(BaseModel):
+    """Alarms and where they go; checked by _alarm_violations."""
+
+    # Monitoring.
+    oldest_message_age_alarm_seconds: int = Field(
+        default=600, ge=60, description="The alarm on the queue's oldest message fires past this age."
+    )
+    alarm_email: str | None = Field(
+        default=None,
+        pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+        description="An email address subscribed to the stack's alarm topic.",
+    )
+    alarm_topic_arn: SnsTopicArn | None = Field(
+        default=None,
+        description="An existing SNS topic for the alarms instead of the stack's own, in the stack's region (its "
+        "policy must let cloudwatch.amazonaws.com publish; see docs/runbook.md#an-existing-alarm-topic).",
+    )
+
+
+class ProducerSettings(BaseModel):
+    """Who may send, and the payloads they offload; checked by _producer_violations."""
+
+    # Producers: IAM roles or users (or accounts) that may send, and AWS services by their source.
+    producer_principals: tuple[IamPrincipalArn, ...] = Field(
+        default=(), description="IAM roles, users or accounts that may send, and put payloads in the payload bucket."
+    )
+    producer_sns_topics: tuple[SnsTopicArn, ...] = Field(
+        default=(), description="SNS topics that may send (`aws:SourceArn`)."
+    )
+    producer_event_rules: tuple[EventRuleArn, ...] = Field(
+        default=(), description="EventBridge rules that may send (`aws:SourceArn`)."
+    )
+    max_payload_size_bytes: int = Field(
+        default=ConsumerSettings.model_fields["max_payload_bytes"].default,
+        ge=LARGEST_MAX_MESSAGE_BYTES,
+        le=2**31,
+        description="The largest offloaded payload the function fetches (MAX_PAYLOAD_BYTES); a larger one is "
+        "quarantined.",
+    )
+    subscribe_sns_topics: bool = Field(
+        default=False,
+        description="The stack subscribes the queue to each of "
+        "producer_sns_topics (topics of the stack's own account only: another "
+        "account's topic is subscribed by its owner).",
+    )
+    sns_raw_message_delivery: bool = Field(
+        default=False,
+        description="Raw delivery on the stack's subscriptions: "
+        "the message itself in the body; off, SNS's default, the body is SNS's "
+        "notification JSON (the consumer reads both).",
+    )
+
+
+class SecuritySettings(BaseModel):
+    """The network and the secrets; checked by _network_violations."""
+
     # Security: private subnets of an existing VPC (ids only: synth makes no lookup), and the
     # Secrets Manager secrets the handlers may read: the name handlers use -> the secret's name.
-    vpc: VpcPlacement | None = None
+    vpc: VpcPlacement | None = Field(
+        default=None,
+        description="Private subnets of an existing VPC, by id, and how the function reaches AWS from them "
+        "(egress: endpoints, existing_endpoints or nat).",
+    )
     secrets: dict[
         Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")],
         Annotated[str, Field(pattern=r"^[A-Za-z0-9/_+=.@-]{1,512}$")],
-    ] = Field(default_factory=dict)
-    secrets_max_age_seconds: int = Field(default=300, ge=0, le=86_400)
-    # The customer-managed KMS key the secrets are encrypted with, if not Secrets Manager's own:
-    # reading them then needs kms:Decrypt on it (through Secrets Manager only).
-    secrets_kms_key_arn: KmsKeyArn | None = None
+    ] = Field(
+        default_factory=dict,
+        description="The Secrets Manager secrets the handlers may read: the name handlers use -> the secret's name.",
+    )
+    secrets_max_age_seconds: int = Field(
+        default=300, ge=0, le=86_400, description=ConsumerSettings.model_fields["secrets_max_age_seconds"].description
+    )
+    secrets_kms_key_arn: KmsKeyArn | None = Field(
+        default=None,
+        description="The customer-managed KMS key the "
+        "secrets are encrypted with, if not Secrets Manager's own (read "
+        "through Secrets Manager only).",
+    )
+
+
+class HygieneSettings(BaseModel):
+    """Stage hygiene, and the stage's further consumers (checked at for_stage)."""
+
     # Stage hygiene: prod keeps its data and refuses stack deletion; dev and local clean up.
-    retain_data: bool = False
-    termination_protection: bool = False
-    # More consumers in the stage's stack (a FIFO queue beside the standard one): each a name and
-    # the settings it changes from the stage's (stage-wide ones excepted: STAGE_WIDE).
-    consumers: dict[ConsumerName, dict[str, Any]] = Field(default_factory=dict)
+    retain_data: bool = Field(default=False, description="Keep the queues, table and bucket when the stack is deleted.")
+    termination_protection: bool = Field(
+        default=False, description="Refuse the stack's deletion; needs an alarm target."
+    )
+    consumers: dict[ConsumerName, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="More consumers in the stage's stack, each "
+        "a name and the settings it changes from the stage's "
+        "(stage-wide ones excepted).",
+    )
+
+
+class StackSettings(
+    HygieneSettings,
+    SecuritySettings,
+    ProducerSettings,
+    MonitoringSettings,
+    FunctionSettings,
+    MappingSettings,
+    QueueSettings,
+    NameSettings,
+):
+    """One stage's settings, each concern's fields from its own model (above), the AWS rules across them
+    checked by one function a concern (_RULES)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     @property
     def idempotency_ttl_seconds(self) -> int:
@@ -380,6 +564,17 @@ class StackSettings(BaseModel):
         return settings.model_copy(update={"metrics_namespace": f"{settings.metrics_namespace}/{stage}"})
 
 
+def settings_table() -> str:
+    """docs/configuration.md's table of every stage setting, from the fields' own descriptions
+    (tests/unit/test_settings_table.py keeps the two equal)."""
+    rows = ["| setting | default | what it sets |", "|---|---|---|"]
+    for name, field in StackSettings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        shown = "unset" if default is None else f"`{json.dumps(default)}`"
+        rows.append(f"| `{name}` | {shown} | {field.description} |")
+    return "\n".join(rows)
+
+
 PRODUCTION_STAGE = "prod"
 
 
@@ -407,6 +602,7 @@ def _stage_violations(stage: str, s: StackSettings, stages: dict[str, Any]) -> l
 
 
 def _producer_violations(s: StackSettings) -> list[str]:
+    """Payloads and producers: the largest payload the memory parses, SNS topics, EventBridge rules."""
     problems = []
     # Parsing a payload takes up to PARSE_BYTES_PER_PAYLOAD_BYTE bytes per byte of JSON (measured:
     # docs/performance.md), beside the runtime and the payloads fetched ahead (payload_store.py).
@@ -441,7 +637,35 @@ def _producer_violations(s: StackSettings) -> list[str]:
     return problems
 
 
-def _rule_violations(s: StackSettings) -> list[str]:  # noqa: PLR0912  # one branch per AWS rule
+def _queue_violations(s: StackSettings) -> list[str]:
+    """The queue and its DLQ: retention, deduplication, room for the quarantine reason."""
+    problems: list[str] = []
+    # A standard queue's DLQ keeps the original enqueue time: it must keep messages longer.
+    if s.dlq_retention_period_seconds <= s.retention_period_seconds:
+        problems.append(
+            f"dlq_retention_period_seconds ({s.dlq_retention_period_seconds}) must be > "
+            f"retention_period_seconds ({s.retention_period_seconds})"
+        )
+    if s.content_based_deduplication and not s.fifo:
+        problems.append("content_based_deduplication needs fifo = true")
+    # A poison message as large as the queue allows must fit in the DLQ with its reason (quarantine.py).
+    needed_dlq = s.max_message_size_bytes + DLQ_ROOM_BYTES
+    if s.dlq_max_message_size_bytes < needed_dlq:
+        fix = (
+            f"raise dlq_max_message_size_bytes to {needed_dlq}"
+            if needed_dlq <= LARGEST_MAX_MESSAGE_BYTES
+            else f"lower max_message_size_bytes to at most {LARGEST_MAX_MESSAGE_BYTES - DLQ_ROOM_BYTES}"
+        )
+        problems.append(
+            f"dlq_max_message_size_bytes ({s.dlq_max_message_size_bytes}) must be >= max_message_size_bytes "
+            f"({s.max_message_size_bytes}) + {DLQ_ROOM_BYTES} for the quarantine reason = {needed_dlq} (SQS allows "
+            f"{LARGEST_MAX_MESSAGE_BYTES} at most): {fix}"
+        )
+    return problems
+
+
+def _function_violations(s: StackSettings) -> list[str]:
+    """The function against the queue: timeouts, the time reserve, retries, logs."""
     problems: list[str] = []
     # AWS: a visibility timeout of at least six times the function timeout, plus the
     # batching window, so a message is not redelivered while a batch holding it runs
@@ -453,6 +677,33 @@ def _rule_violations(s: StackSettings) -> list[str]:  # noqa: PLR0912  # one bra
             f"({s.function_timeout_seconds}) + max_batching_window_seconds ({s.max_batching_window_seconds}) = "
             f"{needed}: raise visibility_timeout_seconds or lower function_timeout_seconds"
         )
+    if s.log_retention_days not in LOG_RETENTION_DAYS:
+        problems.append(f"log_retention_days ({s.log_retention_days}) must be one of {LOG_RETENTION_DAYS}")
+    if s.time_reserve_seconds >= s.function_timeout_seconds:
+        problems.append(
+            f"time_reserve_seconds ({s.time_reserve_seconds}) must be < function_timeout_seconds "
+            f"({s.function_timeout_seconds}), or no record would ever start"
+        )
+    if s.retry_backoff_base_seconds > s.retry_backoff_cap_seconds:
+        problems.append(
+            f"retry_backoff_base_seconds ({s.retry_backoff_base_seconds:g}) must be <= retry_backoff_cap_seconds "
+            f"({s.retry_backoff_cap_seconds:g})"
+        )
+    # A message that fails every receive must reach the DLQ: SQS deletes it, unprocessed and unseen, once
+    # its retention ends, whatever receive it is on.
+    elif s.longest_retry_seconds >= s.retention_period_seconds:
+        problems.append(
+            f"max_retries ({s.max_retries}) retries of a failing message take up to {s.longest_retry_seconds:,.0f} s "
+            f"(each the visibility timeout, {s.visibility_timeout_seconds} s, or its backoff, the longer), not less "
+            f"than retention_period_seconds ({s.retention_period_seconds}): it would expire before reaching the DLQ; "
+            "lower max_retries or visibility_timeout_seconds, or raise retention_period_seconds"
+        )
+    return problems
+
+
+def _concurrency_violations(s: StackSettings) -> list[str]:
+    """The event source mapping: its concurrency, pollers and batches."""
+    problems: list[str] = []
     # Reserved concurrency below the mapping's maximum throttles invocations, and
     # throttled receives push good messages to the DLQ unprocessed.
     if (
@@ -483,16 +734,6 @@ def _rule_violations(s: StackSettings) -> list[str]:  # noqa: PLR0912  # one bra
                 f"provisioned_pollers.minimum ({s.provisioned_pollers.minimum}) must be <= "
                 f"provisioned_pollers.maximum ({s.provisioned_pollers.maximum})"
             )
-    if s.alarm_topic_arn is not None and s.alarm_email is not None:
-        problems.append(
-            "alarm_email subscribes to the stack's own topic: with alarm_topic_arn, subscribe to that topic instead"
-        )
-    # A standard queue's DLQ keeps the original enqueue time: it must keep messages longer.
-    if s.dlq_retention_period_seconds <= s.retention_period_seconds:
-        problems.append(
-            f"dlq_retention_period_seconds ({s.dlq_retention_period_seconds}) must be > "
-            f"retention_period_seconds ({s.retention_period_seconds})"
-        )
     if s.fifo:
         if s.batch_size > 10:
             problems.append(f"batch_size ({s.batch_size}) must be <= 10 for a FIFO queue")
@@ -503,55 +744,48 @@ def _rule_violations(s: StackSettings) -> list[str]:  # noqa: PLR0912  # one bra
             f"batch_size ({s.batch_size}) > 10 needs max_batching_window_seconds >= 1 "
             f"(got {s.max_batching_window_seconds})"
         )
-    if s.content_based_deduplication and not s.fifo:
-        problems.append("content_based_deduplication needs fifo = true")
-    if s.time_reserve_seconds >= s.function_timeout_seconds:
-        problems.append(
-            f"time_reserve_seconds ({s.time_reserve_seconds}) must be < function_timeout_seconds "
-            f"({s.function_timeout_seconds}), or no record would ever start"
-        )
-    if s.retry_backoff_base_seconds > s.retry_backoff_cap_seconds:
-        problems.append(
-            f"retry_backoff_base_seconds ({s.retry_backoff_base_seconds:g}) must be <= retry_backoff_cap_seconds "
-            f"({s.retry_backoff_cap_seconds:g})"
-        )
-    # A message that fails every receive must reach the DLQ: SQS deletes it, unprocessed and unseen, once
-    # its retention ends, whatever receive it is on.
-    elif s.longest_retry_seconds >= s.retention_period_seconds:
-        problems.append(
-            f"max_retries ({s.max_retries}) retries of a failing message take up to {s.longest_retry_seconds:,.0f} s "
-            f"(each the visibility timeout, {s.visibility_timeout_seconds} s, or its backoff, the longer), not less "
-            f"than retention_period_seconds ({s.retention_period_seconds}): it would expire before reaching the DLQ; "
-            "lower max_retries or visibility_timeout_seconds, or raise retention_period_seconds"
-        )
-    # A poison message as large as the queue allows must fit in the DLQ with its reason (quarantine.py).
-    needed_dlq = s.max_message_size_bytes + DLQ_ROOM_BYTES
-    if s.dlq_max_message_size_bytes < needed_dlq:
-        fix = (
-            f"raise dlq_max_message_size_bytes to {needed_dlq}"
-            if needed_dlq <= LARGEST_MAX_MESSAGE_BYTES
-            else f"lower max_message_size_bytes to at most {LARGEST_MAX_MESSAGE_BYTES - DLQ_ROOM_BYTES}"
-        )
-        problems.append(
-            f"dlq_max_message_size_bytes ({s.dlq_max_message_size_bytes}) must be >= max_message_size_bytes "
-            f"({s.max_message_size_bytes}) + {DLQ_ROOM_BYTES} for the quarantine reason = {needed_dlq} (SQS allows "
-            f"{LARGEST_MAX_MESSAGE_BYTES} at most): {fix}"
-        )
-    problems += _producer_violations(s)
+    return problems
+
+
+def _network_violations(s: StackSettings) -> list[str]:
+    """Where the function reaches and what it reads: the VPC's egress, the secrets' key."""
+    problems: list[str] = []
     if s.secrets_kms_key_arn is not None and not s.secrets:
         problems.append("secrets_kms_key_arn is the key of the stage's secrets: it needs secrets")
-    if s.vpc is not None:
-        if s.idempotency and s.vpc.egress != "nat" and s.vpc.dynamodb_prefix_list_id is None:
-            problems.append(
-                f"vpc.dynamodb_prefix_list_id is needed with egress {s.vpc.egress} and idempotency: the function's "
-                "HTTPS egress to DynamoDB goes to the region's prefix list (aws ec2 describe-managed-prefix-lists "
-                f"--filters Name=prefix-list-name,Values=com.amazonaws.{s.vpc.region}.dynamodb)"
-            )
-        if s.alarm_topic_arn is not None and arn_region(s.alarm_topic_arn) != s.vpc.region:
-            problems.append(
-                f"alarm_topic_arn is in {arn_region(s.alarm_topic_arn)} but the vpc is in {s.vpc.region}: "
-                "CloudWatch alarms publish only to a topic in their own region"
-            )
-    if s.log_retention_days not in LOG_RETENTION_DAYS:
-        problems.append(f"log_retention_days ({s.log_retention_days}) must be one of {LOG_RETENTION_DAYS}")
+    if s.vpc is not None and s.idempotency and s.vpc.egress != "nat" and s.vpc.dynamodb_prefix_list_id is None:
+        problems.append(
+            f"vpc.dynamodb_prefix_list_id is needed with egress {s.vpc.egress} and idempotency: the function's "
+            "HTTPS egress to DynamoDB goes to the region's prefix list (aws ec2 describe-managed-prefix-lists "
+            f"--filters Name=prefix-list-name,Values=com.amazonaws.{s.vpc.region}.dynamodb)"
+        )
     return problems
+
+
+def _alarm_violations(s: StackSettings) -> list[str]:
+    """Where the alarms go."""
+    problems: list[str] = []
+    if s.alarm_topic_arn is not None and s.alarm_email is not None:
+        problems.append(
+            "alarm_email subscribes to the stack's own topic: with alarm_topic_arn, subscribe to that topic instead"
+        )
+    if s.vpc is not None and s.alarm_topic_arn is not None and arn_region(s.alarm_topic_arn) != s.vpc.region:
+        problems.append(
+            f"alarm_topic_arn is in {arn_region(s.alarm_topic_arn)} but the vpc is in {s.vpc.region}: "
+            "CloudWatch alarms publish only to a topic in their own region"
+        )
+    return problems
+
+
+# Each concern's rules (docs/design.md §5), in the order their problems are reported.
+_RULES = (
+    _queue_violations,
+    _function_violations,
+    _concurrency_violations,
+    _producer_violations,
+    _network_violations,
+    _alarm_violations,
+)
+
+
+def _rule_violations(s: StackSettings) -> list[str]:
+    return [problem for check in _RULES for problem in check(s)]

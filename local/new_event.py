@@ -83,15 +83,17 @@ class {n.event_class}(BaseEvent):
 
 
 def handler_source(n: Names) -> str:
+    # In the order ruff sorts them, which depends on the module's name.
+    imports = "\n".join(sorted([f"from sqs_consumer.models.{n.module} import {n.event_class}",
+                                "from sqs_consumer.models.record import RecordInfo",
+                                "from sqs_consumer.observability import logger"]))  # fmt: skip
     return f'''"""Handler for ``{n.event_type}``."""
 
 from __future__ import annotations
 
 import logging
 
-from sqs_consumer.models.{n.module} import {n.event_class}
-from sqs_consumer.observability import logger
-from sqs_consumer.registry import RecordInfo
+{imports}
 
 
 def {n.handler}(event: {n.event_class}, record: RecordInfo) -> None:

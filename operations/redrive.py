@@ -163,48 +163,93 @@ def redrive(  # each keyword is one knob of the CLI, or a clock for the tests
     goal = report.snapshot if limit is None else min(report.snapshot, limit)
     started_ms = wall_clock_ms()
     hold = hold_seconds(goal, rate, watch_seconds)
-    held: dict[str, _Held] = {}  # DLQ message id -> how to give it back
-    sent: set[str] = set()  # ids the moved messages got in their destination queues
-    moved_at: float | None = None
     mover = _Mover(client, dlq_url, chosen, report, destination_arn, endpoint_url, fallback)
-    started = clock()
+    run = _Run(report, mover, goal=goal, rate=rate, watch_seconds=watch_seconds, started_ms=started_ms,
+               clock=clock, sleep=sleep)  # fmt: skip
     try:
         while True:
             snapshot_done = report.handled >= goal
-            if snapshot_done and (moved_at is None or clock() - moved_at >= watch_seconds):
+            if snapshot_done and run.watched():
                 break
             wanted = 10 if snapshot_done else min(10, goal - report.handled)
             messages = receive(client, dlq_url, wanted, hold, wait_seconds)
             if not messages and not snapshot_done:
                 break  # a long poll found nothing visible: the rest of the count is held elsewhere
-            if not messages and moved_at is not None:
-                sleep(max(0.0, min(0.5, watch_seconds - (clock() - moved_at))))  # watching for returns
-            # Held from the receive on, so that an interruption anywhere below gives every one back.
-            fresh = [message for message in messages if message["MessageId"] not in held]
-            held.update({message["MessageId"]: _Held(message["ReceiptHandle"]) for message in messages})
-            for message in fresh:  # one seen before reappeared once its hold ran out: hidden again only
-                message_id = message["MessageId"]
-                letter = decode(message)
-                kind = letter.kind or OUT_OF_RETRIES
-                seen = _not_of_the_snapshot(message, letter, sent, started_ms)
-                if seen is not None:
-                    report.add(kind, letter.source_queue_arn or "-", seen)
-                elif report.handled < goal:  # past it (--max), a message is left there, said by the count
-                    moved = mover.handle(message, letter, kind)
-                    if moved is not None:
-                        held.pop(message_id)  # deleted from the DLQ: nothing to give back
-                        sent.add(moved)
-                        moved_at = clock()
-                        # Pace to the rate: the n-th message leaves no earlier than n / rate seconds in.
-                        ahead = report.total / rate - (clock() - started)
-                        if ahead > 0:
-                            sleep(ahead)
+            if not messages:
+                run.watch()
+            for message in run.hold(messages):
+                run.handle(message)
                 on_progress(report)
     except KeyboardInterrupt:
         report.interrupted = True
     finally:
-        release(client, dlq_url, [h.receipt_handle for h in held.values()])
+        release(client, dlq_url, [h.receipt_handle for h in run.held.values()])
     return report
+
+
+class _Run:
+    """One redrive's progress through its snapshot: what it holds, what it sent, its pace."""
+
+    def __init__(
+        self,
+        report: RedriveReport,
+        mover: _Mover,
+        *,
+        goal: int,
+        rate: int,
+        watch_seconds: float,
+        started_ms: int,
+        clock: Callable[[], float],
+        sleep: Callable[[float], None],
+    ) -> None:
+        self.report = report
+        self.mover = mover
+        self.goal = goal
+        self.rate = rate
+        self.watch_seconds = watch_seconds
+        self.started_ms = started_ms
+        self.clock = clock
+        self.sleep = sleep
+        self.held: dict[str, _Held] = {}  # DLQ message id -> how to give it back
+        self.sent: set[str] = set()  # ids the moved messages got in their destination queues
+        self.moved_at: float | None = None
+        self.started = clock()
+
+    def watched(self) -> bool:
+        """Whether the moved messages were watched long enough for any coming straight back."""
+        return self.moved_at is None or self.clock() - self.moved_at >= self.watch_seconds
+
+    def watch(self) -> None:
+        """Nothing received: pause a little while still watching for returns."""
+        if self.moved_at is not None:
+            self.sleep(max(0.0, min(0.5, self.watch_seconds - (self.clock() - self.moved_at))))
+
+    def hold(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Keep every received message to give back, from the receive on, so that an interruption
+        anywhere gives each one back; the ones not seen before (one seen before reappeared once its
+        hold ran out: hidden again only)."""
+        fresh = [message for message in messages if message["MessageId"] not in self.held]
+        self.held.update({message["MessageId"]: _Held(message["ReceiptHandle"]) for message in messages})
+        return fresh
+
+    def handle(self, message: dict[str, Any]) -> None:
+        """Report a message not of the snapshot; move one of it, until the goal, at the rate."""
+        report = self.report
+        letter = decode(message)
+        kind = letter.kind or OUT_OF_RETRIES
+        seen = _not_of_the_snapshot(message, letter, self.sent, self.started_ms)
+        if seen is not None:
+            report.add(kind, letter.source_queue_arn or "-", seen)
+        elif report.handled < self.goal:  # past it (--max), a message is left there, said by the count
+            moved = self.mover.handle(message, letter, kind)
+            if moved is not None:
+                self.held.pop(message["MessageId"])  # deleted from the DLQ: nothing to give back
+                self.sent.add(moved)
+                self.moved_at = self.clock()
+                # Pace to the rate: the n-th message leaves no earlier than n / rate seconds in.
+                ahead = report.total / self.rate - (self.clock() - self.started)
+                if ahead > 0:
+                    self.sleep(ahead)
 
 
 def _not_of_the_snapshot(message: dict[str, Any], letter: DeadLetter, sent: set[str], started_ms: int) -> str | None:

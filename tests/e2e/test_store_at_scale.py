@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 
 from local.sqs_server import SqsServer, dynamodb_client
-from sqs_consumer.idempotency import DynamoDBIdempotency, DynamoDBStore
+from sqs_consumer.idempotency.dynamodb import DynamoDBIdempotency, DynamoDBStore
 from sqs_consumer.models import HelloEvent
+from sqs_consumer.models.record import RecordInfo
 from sqs_consumer.pipeline import BatchConsumer
-from sqs_consumer.registry import EventRegistry, RecordInfo, Route
+from sqs_consumer.registry import EventRegistry, Route
 from sqs_consumer.testing import events as sqs
 from sqs_consumer.testing.fakes import FakeContext, InMemoryDLQ
 from tests.conftest import failed_ids

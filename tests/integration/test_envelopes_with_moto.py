@@ -18,7 +18,8 @@ import pytest
 from moto import mock_aws
 
 from sqs_consumer.models import DocumentProcessedEvent, HelloEvent
-from sqs_consumer.registry import EventRegistry, RecordInfo, Route
+from sqs_consumer.models.record import RecordInfo
+from sqs_consumer.registry import EventRegistry, Route
 from sqs_consumer.testing import events as sqs
 from sqs_consumer.testing.events import eventbridge_event, sns_notification
 from sqs_consumer.testing.fakes import FakeContext

@@ -21,21 +21,20 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyIt
 from moto import mock_aws
 
 from sqs_consumer.budget import Deadline
-from sqs_consumer.idempotency import (
+from sqs_consumer.idempotency.dynamodb import DynamoDBIdempotency, DynamoDBStore
+from sqs_consumer.idempotency.fingerprint import (
     FINGERPRINT_JMESPATH,
-    KEY_NAMESPACE,
-    ClaimState,
-    DynamoDBIdempotency,
-    DynamoDBStore,
-    Held,
-    _powertools_hash,
     event_data,
     fingerprint,
+    powertools_hash,
     same_event,
 )
+from sqs_consumer.idempotency.port import ClaimState, Held
+from sqs_consumer.idempotency.records import KEY_NAMESPACE
 from sqs_consumer.models import HelloEvent
+from sqs_consumer.models.record import RecordInfo
 from sqs_consumer.pipeline import BatchConsumer
-from sqs_consumer.registry import EventRegistry, RecordInfo, Route
+from sqs_consumer.registry import EventRegistry, Route
 from sqs_consumer.retry import Backoff
 from sqs_consumer.routes import REGISTRY
 from sqs_consumer.testing import events as sqs
@@ -387,7 +386,7 @@ def test_defaults_spelled_out_or_left_out_give_one_fingerprint():
     # THEN both have one fingerprint, another payload has another, and a fingerprint the earlier
     # release stored (of the fields as sent) still matches the event, however it is written now
     assert fingerprint(short) == fingerprint(full) != fingerprint(other)
-    legacy = _powertools_hash(["hello", {"name": "x"}])
+    legacy = powertools_hash(["hello", {"name": "x"}])
     assert same_event(legacy, short)
     assert same_event(legacy, full)
     assert not same_event(legacy, other)

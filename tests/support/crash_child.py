@@ -44,13 +44,14 @@ def with_latency(client: Any, seconds: float) -> Any:
 
 
 def group_handler(latency: float) -> Any:
-    from sqs_consumer import clients, idempotency
+    from sqs_consumer import clients
     from sqs_consumer.handler import lambda_handler
+    from sqs_consumer.idempotency import dynamodb
 
     def slowed(endpoint_url: str | None = None) -> Any:
         return with_latency(clients.dynamodb_client(endpoint_url), latency)
 
-    setattr(idempotency, "dynamodb_client", slowed)  # noqa: B010  # the store's client, as it imported it
+    setattr(dynamodb, "dynamodb_client", slowed)  # noqa: B010  # the store's client, as it imported it
     return lambda_handler
 
 
@@ -82,8 +83,8 @@ def powertools_handler(latency: float) -> Any:
         idempotent_function,
     )
 
-    from sqs_consumer.idempotency import FINGERPRINT_JMESPATH
-    from sqs_consumer.registry import RecordInfo
+    from sqs_consumer.idempotency.fingerprint import FINGERPRINT_JMESPATH
+    from sqs_consumer.models.record import RecordInfo
     from sqs_consumer.routes import REGISTRY
     from sqs_consumer.settings import get_settings
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Any
 
-from sqs_consumer.registry import EventRegistry, Handler, RecordInfo, Route
+from sqs_consumer.models.record import RecordInfo
+from sqs_consumer.registry import EventRegistry, Handler, Route
 from sqs_consumer.routes import REGISTRY
 from sqs_consumer.testing.fakes import FakeClock
 

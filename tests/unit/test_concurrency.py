@@ -7,8 +7,9 @@ import asyncio
 import pytest
 
 from sqs_consumer.models import HelloEvent
+from sqs_consumer.models.record import RecordInfo
 from sqs_consumer.pipeline import BatchConsumer
-from sqs_consumer.registry import EventRegistry, RecordInfo, Route
+from sqs_consumer.registry import EventRegistry, Route
 from sqs_consumer.testing import events as sqs
 from sqs_consumer.testing.fakes import FakeContext, InMemoryDLQ
 from tests.conftest import failed_ids

@@ -8,8 +8,9 @@ import pytest
 
 from sqs_consumer.errors import NonRetryableError
 from sqs_consumer.models import DocumentProcessedEvent, HelloEvent
+from sqs_consumer.models.record import RecordInfo
 from sqs_consumer.pipeline import BatchConsumer
-from sqs_consumer.registry import UNREGISTERED_TYPE, EventRegistry, RecordInfo, Route
+from sqs_consumer.registry import UNREGISTERED_TYPE, EventRegistry, Route
 from sqs_consumer.routes import REGISTRY
 from sqs_consumer.testing import events as sqs
 from sqs_consumer.testing.fakes import FakeClock, FakeContext, InMemoryDLQ

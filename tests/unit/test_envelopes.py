@@ -18,11 +18,12 @@ from sqs_consumer import envelopes, payload_store
 from sqs_consumer.envelopes import Unwrapper, pointer_in
 from sqs_consumer.errors import PoisonMessageError
 from sqs_consumer.models import DocumentProcessedEvent, HelloEvent
+from sqs_consumer.models.record import Envelope, RecordInfo
 from sqs_consumer.payloads import LEGACY_POINTER_CLASS, POINTER_CLASS, PayloadPointer
 from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.pipeline.records import Job, Unparsed, parse_records
 from sqs_consumer.quarantine import QuarantinedMessage
-from sqs_consumer.registry import Envelope, EventRegistry, RecordInfo, Route
+from sqs_consumer.registry import EventRegistry, Route
 from sqs_consumer.routes import REGISTRY
 from sqs_consumer.testing import events as sqs
 from sqs_consumer.testing.events import TOPIC_ARN, eventbridge_event, pointer_body, size_attribute, sns_notification

@@ -20,10 +20,11 @@ import pytest
 
 from sqs_consumer.errors import MAX_DESCRIPTION_CHARS, NonRetryableError, describe
 from sqs_consumer.models import HelloEvent
+from sqs_consumer.models.record import RecordInfo
 from sqs_consumer.observability import BatchReport, Outcome
 from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.pipeline import batch as batch_module
-from sqs_consumer.registry import EventRegistry, RecordInfo, Route
+from sqs_consumer.registry import EventRegistry, Route
 from sqs_consumer.routes import REGISTRY
 from sqs_consumer.testing import events as sqs
 from sqs_consumer.testing.fakes import FakeClock, FakeContext, InMemoryDLQ, InMemoryIdempotency

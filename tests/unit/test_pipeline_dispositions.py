@@ -13,12 +13,13 @@ import pytest
 
 from sqs_consumer.errors import NonRetryableError
 from sqs_consumer.models import HelloEvent
+from sqs_consumer.models.record import RecordInfo
 from sqs_consumer.observability import logger
 from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.pipeline.batch import RETURN_US_PER_RECORD, Batch
-from sqs_consumer.pipeline.dispositions import Decisions
+from sqs_consumer.pipeline.decisions import Decisions
 from sqs_consumer.pipeline.ordering import StandardOrder
-from sqs_consumer.registry import EventRegistry, RecordInfo, Route
+from sqs_consumer.registry import EventRegistry, Route
 from sqs_consumer.retry import NO_BACKOFF
 from sqs_consumer.testing import events as sqs
 from sqs_consumer.testing.fakes import FakeClock, FakeContext, InMemoryDLQ, InMemoryIdempotency

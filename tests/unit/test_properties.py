@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 
 from sqs_consumer.errors import NonRetryableError, PoisonMessageError, RetryableError
 from sqs_consumer.models import DocumentProcessedEvent, HelloEvent
+from sqs_consumer.models.record import RecordInfo
 from sqs_consumer.pipeline import BatchConsumer
-from sqs_consumer.registry import EventRegistry, RecordInfo, Route
+from sqs_consumer.registry import EventRegistry, Route
 from sqs_consumer.testing import events as sqs
 from sqs_consumer.testing.fakes import FakeContext, InMemoryDLQ
 from tests.conftest import failed_ids

@@ -13,7 +13,8 @@ import pytest
 
 from sqs_consumer.errors import PoisonMessageError
 from sqs_consumer.models import BaseEvent, HelloEvent
-from sqs_consumer.registry import UNREGISTERED_TYPE, EventRegistry, RecordInfo, Route, event_type_of
+from sqs_consumer.models.record import RecordInfo
+from sqs_consumer.registry import UNREGISTERED_TYPE, EventRegistry, Route, event_type_of
 from sqs_consumer.routes import REGISTRY
 from sqs_consumer.testing import events as sqs
 

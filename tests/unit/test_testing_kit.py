@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from sqs_consumer.registry import EventRegistry, RecordInfo, Route
+from sqs_consumer.models.record import RecordInfo
+from sqs_consumer.registry import EventRegistry, Route
 from sqs_consumer.routes import REGISTRY
 from sqs_consumer.testing import InMemoryIdempotency, InMemoryS3, run_batch
 

@@ -21,13 +21,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from sqs_consumer.errors import PoisonMessageError, describe
+from sqs_consumer.models.envelopes import EventBridgeEvent, SnsNotification
+from sqs_consumer.models.record import Envelope
 from sqs_consumer.payloads import (
     MAX_POINTER_BODY_CHARS,
     announced_size,
@@ -35,7 +36,7 @@ from sqs_consumer.payloads import (
     may_hold_pointer,
     pointer_from,
 )
-from sqs_consumer.registry import INVALID_ENVELOPE, MALFORMED_JSON, Envelope, EventRegistry
+from sqs_consumer.registry import INVALID_ENVELOPE, MALFORMED_JSON, EventRegistry
 
 if TYPE_CHECKING:
     from sqs_consumer.models.base import BaseEvent
@@ -52,46 +53,6 @@ _SNS_TYPES = ("Notification", "SubscriptionConfirmation", "UnsubscribeConfirmati
 _LEADING_SPACE = re.compile(rb"[ \t\n\r]*")
 # The first character of a JSON text whose root is not an object (array, string, number, literal).
 _OTHER_ROOTS = frozenset(b'["-0123456789tfn')
-
-
-class SnsAttribute(BaseModel):
-    """One of an SNS notification's MessageAttributes (a Binary value is base64 text)."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
-
-    type: str = Field(alias="Type")
-    value: str = Field(alias="Value")
-
-
-class SnsNotification(BaseModel):
-    """SNS's JSON around a message it delivers to SQS when raw message delivery is off."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
-
-    type: Literal["Notification"] = Field(alias="Type")
-    message_id: str = Field(alias="MessageId", min_length=1)
-    topic_arn: str = Field(alias="TopicArn", pattern=r"^arn:[^:]+:sns:")
-    subject: str | None = Field(default=None, alias="Subject")
-    message: str = Field(alias="Message", strict=True)
-    timestamp: datetime = Field(alias="Timestamp")
-    message_attributes: dict[str, SnsAttribute] = Field(default_factory=dict, alias="MessageAttributes")
-
-
-class EventBridgeEvent(BaseModel):
-    """An EventBridge event as a rule's SQS target receives it (no input transformer)."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
-
-    version: str
-    id: str = Field(min_length=1)
-    detail_type: str = Field(alias="detail-type", min_length=1)
-    source: str = Field(min_length=1)
-    account: str
-    time: datetime
-    region: str
-    resources: list[str]
-    detail: dict[str, Any] = Field(strict=True)
-    replay_name: str | None = Field(default=None, alias="replay-name")
 
 
 # Reads an offloaded payload: its bytes, PoisonMessageError when it can never be read (quarantined),

@@ -21,7 +21,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sqs_consumer import secrets
 from sqs_consumer.clients import preload_service_models
-from sqs_consumer.idempotency import DynamoDBIdempotency, DynamoDBStore
+from sqs_consumer.idempotency.dynamodb import DynamoDBIdempotency, DynamoDBStore
 from sqs_consumer.observability import build_metrics, inject_lambda_context, logger
 from sqs_consumer.payload_store import S3Payloads, function_memory_mb, max_payload_for
 from sqs_consumer.pipeline import BatchConsumer

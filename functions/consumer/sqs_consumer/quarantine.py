@@ -85,59 +85,76 @@ class QuarantinedMessage:
         in the log line of the refusal, and SQS's redrive is the backstop once its receives run out.
         A stack whose DLQ has ``DLQ_ROOM_BYTES`` above its queue's maximum never gets there.
         """
-        body_bytes = utf8_size(self.body)
-        room = max_message_bytes - body_bytes
-        if room < 0:
-            raise QuarantineFailedError(
-                f"the body ({body_bytes} bytes) is larger than the DLQ's maximum message size "
-                f"({max_message_bytes} bytes): raise the DLQ's MaximumMessageSize"
-            )
         kind = trim_utf8(sqs_safe(self.kind), MAX_KIND_BYTES) or _UNKNOWN_KIND
         # An empty reason would be refused; the kind is the least it can say.
         reason = sqs_safe(self.reason) or kind
-        minimal = _cost("kind", kind) + _cost("reason", trim_utf8(reason, MIN_REASON_BYTES))
-        if minimal > room:
-            raise QuarantineFailedError(
-                f"the body ({body_bytes} bytes) leaves {room} of the DLQ's {max_message_bytes} bytes, less than "
-                f"the {minimal} its kind and reason need: give the DLQ {DLQ_ROOM_BYTES} bytes above the queue's "
-                f"maximum message size ({kind}: {trim_utf8(reason, 256)})"
-            )
-        attributes: dict[str, dict[str, Any]] = {}
-
-        def add(name: str, value: str, *, trim_to: int | None = None, keep: int = 0) -> None:
-            """Add while it fits; a trimmable value is cut to the room left but ``keep`` bytes."""
-            nonlocal room
-            name = ATTRIBUTE_PREFIX + name
-            value = sqs_safe(value)
-            overhead = utf8_size(name) + len(_STRING)
-            if trim_to is not None and utf8_size(value) > trim_to:
-                value = trim_utf8(value, trim_to)
-            if trim_to is not None and overhead + utf8_size(value) > room - keep:
-                value = trim_utf8(value, room - keep - overhead)
-            size = overhead + utf8_size(value)
-            if value and size <= room and len(attributes) < MAX_MESSAGE_ATTRIBUTES:
-                attributes[name] = {"DataType": _STRING, "StringValue": value}
-                room -= size
-
+        attributes = _Attributes(_room(self.body, kind, reason, max_message_bytes))
+        add = attributes.add
         add("kind", kind)
         # The reason keeps room for what identifies the copy, down to its minimum, never below.
         identity = _cost("source_message_id", self.source_message_id) + _cost("receive_count", str(self.receive_count))
         floor = utf8_size(trim_utf8(reason, MIN_REASON_BYTES)) + _cost("reason", "")
-        add("reason", reason, trim_to=MAX_REASON_BYTES, keep=max(0, min(identity, room - floor)))
+        add("reason", reason, trim_to=MAX_REASON_BYTES, keep=max(0, min(identity, attributes.room - floor)))
         add("source_message_id", self.source_message_id)
         add("receive_count", str(self.receive_count))
         add("source_queue_arn", self.source_queue_arn or "-")
         if self.event_type:
             add("event_type", self.event_type, trim_to=MAX_EVENT_TYPE_BYTES)
         add("quarantined_at", now.isoformat(timespec="milliseconds"))
-        dropped = _add_originals(attributes, self.original_attributes or {}, room)
+        dropped = _add_originals(attributes.values, self.original_attributes or {}, attributes.room)
         if dropped:
             logger.warning(
                 "Original message attributes dropped on quarantine: SQS allows 10 and the size limit",
                 message_id=self.source_message_id,
                 attributes=trim_utf8(",".join(dropped), 256),
             )
-        return attributes
+        return attributes.values
+
+
+def _room(body: str, kind: str, reason: str, max_message_bytes: int) -> int:
+    """The bytes the DLQ's maximum message size leaves beside ``body`` for the attributes.
+
+    Raises ``QuarantineFailedError`` when they cannot hold the kind and a reason of ``MIN_REASON_BYTES``
+    (see ``QuarantinedMessage.attributes``)."""
+    body_bytes = utf8_size(body)
+    room = max_message_bytes - body_bytes
+    if room < 0:
+        raise QuarantineFailedError(
+            f"the body ({body_bytes} bytes) is larger than the DLQ's maximum message size "
+            f"({max_message_bytes} bytes): raise the DLQ's MaximumMessageSize"
+        )
+    minimal = _cost("kind", kind) + _cost("reason", trim_utf8(reason, MIN_REASON_BYTES))
+    if minimal > room:
+        raise QuarantineFailedError(
+            f"the body ({body_bytes} bytes) leaves {room} of the DLQ's {max_message_bytes} bytes, less than "
+            f"the {minimal} its kind and reason need: give the DLQ {DLQ_ROOM_BYTES} bytes above the queue's "
+            f"maximum message size ({kind}: {trim_utf8(reason, 256)})"
+        )
+    return room
+
+
+class _Attributes:
+    """A copy's quarantine attributes, each added while it fits in the room left and SQS's count."""
+
+    __slots__ = ("room", "values")
+
+    def __init__(self, room: int) -> None:
+        self.room = room
+        self.values: dict[str, dict[str, Any]] = {}
+
+    def add(self, name: str, value: str, *, trim_to: int | None = None, keep: int = 0) -> None:
+        """Add while it fits; a trimmable value is cut to the room left but ``keep`` bytes."""
+        name = ATTRIBUTE_PREFIX + name
+        value = sqs_safe(value)
+        overhead = utf8_size(name) + len(_STRING)
+        if trim_to is not None and utf8_size(value) > trim_to:
+            value = trim_utf8(value, trim_to)
+        if trim_to is not None and overhead + utf8_size(value) > self.room - keep:
+            value = trim_utf8(value, self.room - keep - overhead)
+        size = overhead + utf8_size(value)
+        if value and size <= self.room and len(self.values) < MAX_MESSAGE_ATTRIBUTES:
+            self.values[name] = {"DataType": _STRING, "StringValue": value}
+            self.room -= size
 
 
 def _cost(name: str, value: str) -> int:

@@ -6,8 +6,8 @@ import logging
 
 from sqs_consumer import secrets
 from sqs_consumer.models.document_processed import DocumentProcessedEvent
+from sqs_consumer.models.record import RecordInfo
 from sqs_consumer.observability import logger
-from sqs_consumer.registry import RecordInfo
 
 # The secret this handler reads when its stage names one: the key of the downstream documents API.
 API_KEY_SECRET = "document_api_key"  # noqa: S105  # the secret's handle, not its value

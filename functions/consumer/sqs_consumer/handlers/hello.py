@@ -8,8 +8,8 @@ from collections.abc import Awaitable
 
 from sqs_consumer.errors import RetryableError
 from sqs_consumer.models.hello import HelloEvent
+from sqs_consumer.models.record import RecordInfo
 from sqs_consumer.observability import logger
-from sqs_consumer.registry import RecordInfo
 
 
 def handle_hello(event: HelloEvent, record: RecordInfo) -> Awaitable[None] | None:

@@ -1,4 +1,8 @@
-"""Event models: one module per event type, all built on ``BaseEvent``."""
+"""Event models: one module per event type, all built on ``BaseEvent``.
+
+Beside them, the shapes around an event: ``record`` (what a handler is told about its message) and
+``envelopes`` (SNS, EventBridge), neither imported from here.
+"""
 
 from sqs_consumer.models.base import BaseEvent
 from sqs_consumer.models.document_processed import DocumentProcessedEvent, DocumentProcessedPayload

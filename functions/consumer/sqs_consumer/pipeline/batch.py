@@ -12,10 +12,11 @@ from collections.abc import Callable
 from typing import Protocol
 
 from sqs_consumer.budget import Deadline
-from sqs_consumer.idempotency import ClaimState, Held
+from sqs_consumer.idempotency.port import ClaimState, Held
 from sqs_consumer.observability import BatchReport, Outcome, logger
 from sqs_consumer.pipeline.commit import GroupCommit
-from sqs_consumer.pipeline.dispositions import SUCCEEDED, Decisions, Disposition, Quarantined
+from sqs_consumer.pipeline.decisions import Decisions
+from sqs_consumer.pipeline.dispositions import SUCCEEDED, Disposition, Quarantined
 from sqs_consumer.pipeline.ordering import Ordering
 from sqs_consumer.pipeline.records import Item, Job
 

@@ -9,9 +9,11 @@ when the store holds one, otherwise against the leading record, never against a 
 from __future__ import annotations
 
 from sqs_consumer.budget import Deadline
-from sqs_consumer.idempotency import Claim, ClaimState, EventInProgressError, Idempotency, fingerprint, same_event
+from sqs_consumer.idempotency.fingerprint import fingerprint, same_event
+from sqs_consumer.idempotency.port import Claim, ClaimState, EventInProgressError, Idempotency
 from sqs_consumer.observability import Outcome
-from sqs_consumer.pipeline.dispositions import DUPLICATE, SUCCEEDED, Decisions, Disposition, Listed
+from sqs_consumer.pipeline.decisions import Decisions
+from sqs_consumer.pipeline.dispositions import DUPLICATE, SUCCEEDED, Disposition, Listed
 from sqs_consumer.pipeline.records import Item, Job
 
 _STORED_DIFFERS = "the stored event has another event_type or payload"
@@ -49,7 +51,7 @@ def _from_claim(job: Job, claim: Claim, decisions: Decisions) -> Disposition:
     if claim.state is ClaimState.DUPLICATE:
         return DUPLICATE
     if claim.state is ClaimState.REUSED:
-        return decisions.reused(job, _STORED_DIFFERS)
+        return decisions.reused(job, job.event, _STORED_DIFFERS)
     return decisions.failure(job, claim.error or RuntimeError("idempotency claim failed"), job.event.event_type)
 
 
@@ -62,9 +64,9 @@ def follow(copy: Job, decisions: Decisions) -> Disposition:
         # The store holds another event under this id: the copy is judged against that one.
         if same_event(claim.stored_fingerprint, copy.event):
             return _from_claim(copy, claim.stored, decisions)
-        return decisions.reused(copy, _STORED_DIFFERS)
+        return decisions.reused(copy, copy.event, _STORED_DIFFERS)
     if fingerprint(copy.event) != fingerprint(leader.event):
-        return decisions.reused(copy, f"message {leader.message_id} of this batch carries another one")
+        return decisions.reused(copy, copy.event, f"message {leader.message_id} of this batch carries another one")
     outcome = leader.disposition
     if outcome is SUCCEEDED or outcome is DUPLICATE:
         return DUPLICATE

@@ -17,7 +17,7 @@ from functools import cache
 
 from sqs_consumer.budget import Deadline
 from sqs_consumer.errors import describe
-from sqs_consumer.idempotency import Held, Idempotency
+from sqs_consumer.idempotency.port import Held, Idempotency
 from sqs_consumer.models.base import BaseEvent
 from sqs_consumer.observability import logger
 

@@ -17,13 +17,13 @@ from typing import Any
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 
-from sqs_consumer.idempotency import Idempotency
+from sqs_consumer.idempotency.port import Idempotency
 from sqs_consumer.observability import EmfDocuments
 from sqs_consumer.payload_store import S3Payloads
 from sqs_consumer.pipeline.batch import Batch, LambdaContextLike
 from sqs_consumer.pipeline.claims import claim_events
 from sqs_consumer.pipeline.commit import GroupCommit
-from sqs_consumer.pipeline.dispositions import Decisions
+from sqs_consumer.pipeline.decisions import Decisions
 from sqs_consumer.pipeline.ordering import ordering_for
 from sqs_consumer.pipeline.records import Item, parse_records
 from sqs_consumer.pipeline.runner import Runner

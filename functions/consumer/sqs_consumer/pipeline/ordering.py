@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from sqs_consumer.models.record import RecordInfo
 from sqs_consumer.pipeline.dispositions import Disposition, Listed
-from sqs_consumer.registry import RecordInfo
 
 
 class Ordering(Protocol):

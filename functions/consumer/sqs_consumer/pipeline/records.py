@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import ValidationError
 
 from sqs_consumer.errors import PoisonMessageError
+from sqs_consumer.models.record import NO_ENVELOPE, Envelope, RecordInfo
 from sqs_consumer.observability import logger
 from sqs_consumer.pipeline.dispositions import Listed
-from sqs_consumer.registry import NO_ENVELOPE, Envelope, RecordInfo
 
 if TYPE_CHECKING:
     from sqs_consumer.budget import Deadline
     from sqs_consumer.envelopes import Unwrapper
-    from sqs_consumer.idempotency import Claim
+    from sqs_consumer.idempotency.port import Claim
     from sqs_consumer.models.base import BaseEvent
     from sqs_consumer.payload_store import BatchPayloads, S3Payloads
     from sqs_consumer.pipeline.dispositions import Disposition

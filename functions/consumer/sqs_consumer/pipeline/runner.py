@@ -30,11 +30,12 @@ from sqs_consumer.errors import (
     HandlerUnfinishedError,
     describe,
 )
-from sqs_consumer.idempotency import ClaimState
+from sqs_consumer.idempotency.port import ClaimState
 from sqs_consumer.observability import logger
 from sqs_consumer.pipeline.batch import Batch
 from sqs_consumer.pipeline.claims import claimed, follow
-from sqs_consumer.pipeline.dispositions import NEAR_TIMEOUT, SUCCEEDED, Decisions, Disposition, Listed
+from sqs_consumer.pipeline.decisions import NEAR_TIMEOUT, Decisions
+from sqs_consumer.pipeline.dispositions import SUCCEEDED, Disposition, Listed
 from sqs_consumer.pipeline.records import Item, Job, Unfetched, Unparsed
 
 # How long leftover tasks of a handler get to finish after being cancelled, at most: out of the
@@ -82,7 +83,7 @@ class Runner:
             batch.decide(item, decisions.not_started(item, why, item.event_type))
             return
         if type(item) is Unparsed:
-            batch.decide(item, decisions.poison(item))
+            batch.decide(item, decisions.poison(item, item.poison))
             return
         if type(item) is Unfetched:
             batch.decide(item, _unfetched(item, decisions))

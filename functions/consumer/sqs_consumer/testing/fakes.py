@@ -10,7 +10,8 @@ from typing import Any
 
 from sqs_consumer.budget import Deadline
 from sqs_consumer.errors import QuarantineFailedError
-from sqs_consumer.idempotency import Claim, ClaimState, EventInProgressError, Held, fingerprint, same_event
+from sqs_consumer.idempotency.fingerprint import fingerprint, same_event
+from sqs_consumer.idempotency.port import Claim, ClaimState, EventInProgressError, Held
 from sqs_consumer.models.base import BaseEvent
 from sqs_consumer.quarantine import QuarantinedMessage
 

@@ -16,8 +16,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from sqs_consumer.models.record import RecordInfo
 from sqs_consumer.pipeline import BatchConsumer
-from sqs_consumer.registry import EventRegistry, Handler, RecordInfo
+from sqs_consumer.registry import EventRegistry, Handler
 from sqs_consumer.testing import events
 from sqs_consumer.testing.fakes import FakeContext, InMemoryDLQ, InMemoryIdempotency, InMemoryS3
 

@@ -1,0 +1,67 @@
+"""The rules that pick each record's disposition (dispositions.py) from what happened to it.
+
+Decided from facts, never from the pipeline's record classes: the record's ``RecordInfo`` (its
+receive count against ``maxReceiveCount``), the error or the poison, the event, the retry backoff.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqs_consumer.errors import DeadlineReachedError, HandlerUnfinishedError, NonRetryableError, describe
+from sqs_consumer.idempotency.port import REUSED_REASON, EventInProgressError
+from sqs_consumer.models.record import RecordInfo
+from sqs_consumer.observability import Outcome
+from sqs_consumer.pipeline.dispositions import Listed, Quarantined
+from sqs_consumer.registry import NON_RETRYABLE, NOT_STARTED, RETRIES_EXHAUSTED, REUSED_EVENT_ID
+from sqs_consumer.retry import MAX_BACKOFF_SECONDS, Backoff
+
+if TYPE_CHECKING:
+    from sqs_consumer.errors import PoisonMessageError
+    from sqs_consumer.models.base import BaseEvent
+
+NEAR_TIMEOUT = "the function was close to its timeout"
+
+
+@dataclass(frozen=True, slots=True)
+class Decisions:
+    """The rules that turn what happened to a record into its disposition."""
+
+    max_receive_count: int | None
+    backoff: Backoff
+
+    def last_receive(self, info: RecordInfo) -> bool:
+        return self.max_receive_count is not None and info.receive_count >= self.max_receive_count
+
+    def failure(self, info: RecordInfo, exc: Exception, event_type: str | None) -> Listed | Quarantined:
+        """A non-retryable error, or any error on the last receive, is quarantined; others are listed."""
+        if isinstance(exc, NonRetryableError):
+            return self._quarantined(info, NON_RETRYABLE, describe(exc, typed=False), event_type)
+        if self.last_receive(info):
+            reason = f"failed on each of {info.receive_count} receive(s); last error: {describe(exc)}"
+            return self._quarantined(info, RETRIES_EXHAUSTED, reason, event_type)
+        delay = self.backoff.delay(info.receive_count)
+        if isinstance(exc, (EventInProgressError, HandlerUnfinishedError)):
+            # Not before the in-progress record (another execution's, or this one's kept) expires: the
+            # record must not use up its receives on it.
+            delay = min(MAX_BACKOFF_SECONDS, max(delay, exc.retry_after_seconds))
+        return Listed(exc, delay)
+
+    def not_started(self, info: RecordInfo, why: str, event_type: str | None) -> Listed | Quarantined:
+        """Listed to return at once; on its last receive, quarantined with the reason it never ran."""
+        if self.last_receive(info):
+            reason = f"never started in {info.receive_count} receive(s); on the last one, {why}"
+            return Quarantined(NOT_STARTED, reason, event_type, 0)
+        return Listed(DeadlineReachedError(f"not started: {why}"), 0, Outcome.SKIPPED)
+
+    def poison(self, info: RecordInfo, poison: PoisonMessageError) -> Quarantined:
+        return self._quarantined(info, poison.kind, poison.reason, poison.event_type)
+
+    def reused(self, info: RecordInfo, event: BaseEvent, detail: str) -> Quarantined:
+        reason = f"{REUSED_REASON}: {detail} (event_id {event.event_id!r})"
+        return self._quarantined(info, REUSED_EVENT_ID, reason, event.event_type)
+
+    def _quarantined(self, info: RecordInfo, kind: str, reason: str, event_type: str | None) -> Quarantined:
+        # If the DLQ refuses the copy, the record comes back after its backoff.
+        return Quarantined(kind, reason, event_type, self.backoff.delay(info.receive_count))
