@@ -247,14 +247,12 @@ def run(
             progress.update(task, description="late records", total=len(late), completed=0)
             lines.show(f"published {len(late)} late records first, alone", force=True)
             _settle(pipeline, late, ledger, started + min(LATE_PHASE_SECONDS, timeout), show)
-            # Crashes from here: while the rest of the mix is sent and taken, when instances are busy
-            # (once it is all sent, a short run may have little left to crash).
-            injector.start()
+            injector.start()  # while the rest is sent and taken: a short run has little left to crash after
 
         planned = _plan(pipeline, count, seed)
         report.published = publish_late_first(planned, lambda items: _send(pipeline, items), settle_late)
         progress.update(task, description="settling", total=len(report.published))
-        injector.start()  # no late records: nothing started it yet
+        injector.start()  # without late records, nothing has started it
         lines.show(f"published {len(report.published)}", force=True)
         states, dead = _settle(pipeline, report.published, ledger, started + timeout, show)
         max_receives = pipeline.plan.source_queue.max_receive_count

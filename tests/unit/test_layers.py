@@ -6,11 +6,17 @@ from __future__ import annotations
 from tests.support.imports import circles, edges
 
 FUNCTION = ("functions",)
+PROJECT = ("functions", "infra", "local", "operations", "publisher", "planning", "benchmarks")
 
 
 def test_the_function_has_no_import_circle_not_even_through_type_annotations():
     # An annotation-only import is still a tie: the two modules cannot be read, moved or tested apart.
     assert circles(edges(FUNCTION)) == []
+
+
+def test_the_project_has_no_import_circle():
+    # The stack's constructs, the local pipeline, the CLIs, the planner and the benchmarks too.
+    assert circles(edges(PROJECT)) == []
 
 
 def test_the_pipeline_imports_the_idempotency_port_and_fingerprint_never_the_store():
