@@ -27,6 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 from pydantic import ValidationError
 
 from sqs_consumer.errors import PoisonMessageError, describe
+from sqs_consumer.kinds import QuarantineKind
 from sqs_consumer.models.envelopes import EventBridgeEvent, SnsNotification
 from sqs_consumer.models.record import Envelope
 from sqs_consumer.payloads import (
@@ -36,7 +37,7 @@ from sqs_consumer.payloads import (
     may_hold_pointer,
     pointer_from,
 )
-from sqs_consumer.registry import INVALID_ENVELOPE, MALFORMED_JSON, EventRegistry
+from sqs_consumer.registry import EventRegistry
 
 if TYPE_CHECKING:
     from sqs_consumer.models.base import BaseEvent
@@ -170,7 +171,9 @@ class Unwrapper:
         first = data[start : start + 1]
         if first != b"{" and len(data) > MAX_POINTER_BODY_CHARS:
             # Never an event, nor a pointer (a payload may not point to another): refused before its parse.
-            kind = INVALID_ENVELOPE if first and first[0] in _OTHER_ROOTS else MALFORMED_JSON
+            kind = (
+                QuarantineKind.INVALID_ENVELOPE if first and first[0] in _OTHER_ROOTS else QuarantineKind.MALFORMED_JSON
+            )
             shown = "empty" if not first else f"starts with {first.decode('latin-1')!r}"
             raise PoisonMessageError(kind, f"{where}: the payload ({len(data)} bytes, {shown}) is not a JSON "
                                      "object, as an event is")  # fmt: skip
@@ -179,9 +182,11 @@ class Unwrapper:
         try:
             return json.loads(text)
         except ValueError as exc:
-            raise PoisonMessageError(MALFORMED_JSON, f"{where}: Invalid JSON: {describe(exc, typed=False)}") from None
+            raise PoisonMessageError(
+                QuarantineKind.MALFORMED_JSON, f"{where}: Invalid JSON: {describe(exc, typed=False)}"
+            ) from None
         except RecursionError:
-            raise PoisonMessageError(MALFORMED_JSON, f"{where}: Invalid JSON: nested too deep") from None
+            raise PoisonMessageError(QuarantineKind.MALFORMED_JSON, f"{where}: Invalid JSON: nested too deep") from None
 
     def _poison(self, exc: ValidationError, where: str) -> PoisonMessageError:
         poison = self._registry.poison(exc)
@@ -191,7 +196,7 @@ class Unwrapper:
 
 
 def _half_match(shape: str, what: str) -> PoisonMessageError:
-    return PoisonMessageError(INVALID_ENVELOPE, f"resembles {shape}, but {what}")
+    return PoisonMessageError(QuarantineKind.INVALID_ENVELOPE, f"resembles {shape}, but {what}")
 
 
 def _subscription_message(document: Mapping[str, Any]) -> PoisonMessageError:
@@ -205,13 +210,13 @@ def _subscription_message(document: Mapping[str, Any]) -> PoisonMessageError:
     topic = document.get("TopicArn")
     url = document.get("SubscribeURL")
     if isinstance(topic, str) and isinstance(url, str) and _is_sns_subscribe_url(url, topic):
-        return PoisonMessageError(INVALID_ENVELOPE, (
+        return PoisonMessageError(QuarantineKind.INVALID_ENVELOPE, (
             f"an SNS {kind} for {topic}, not a notification: it holds no event. To confirm, open its "
             f"SubscribeURL ({url}); subscribing from the queue's own account needs no confirmation "
             "(README: From SNS)"))  # fmt: skip
     # A TopicArn is named only when it is one: forged text must not read as an instruction either.
     named = topic if isinstance(topic, str) and _TOPIC_ARN.fullmatch(topic) else "an invalid TopicArn"
-    return PoisonMessageError(INVALID_ENVELOPE, (
+    return PoisonMessageError(QuarantineKind.INVALID_ENVELOPE, (
         f"an SNS {kind} for {named} that looks forged: its SubscribeURL is not SNS's link confirming that "
         "topic on its region's endpoint. Do not open it; to take a topic's messages, subscribe from the "
         "queue's own account (README: From SNS)"))  # fmt: skip

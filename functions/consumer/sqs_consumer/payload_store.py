@@ -33,13 +33,7 @@ from typing import TYPE_CHECKING, Any
 from sqs_consumer.budget import Deadline, submit
 from sqs_consumer.clients import s3_client
 from sqs_consumer.errors import DeadlineReachedError, PoisonMessageError, describe
-from sqs_consumer.registry import (
-    INVALID_ENVELOPE,
-    PAYLOAD_MISSING,
-    PAYLOAD_NOT_UTF8,
-    PAYLOAD_TOO_LARGE,
-    PAYLOAD_UNREADABLE,
-)
+from sqs_consumer.kinds import QuarantineKind
 
 if TYPE_CHECKING:
     from botocore.exceptions import ClientError
@@ -199,8 +193,10 @@ class S3Payloads:
         except ClientError as exc:
             raise _classified(exc, pointer) from exc
         except _refused_by_botocore() as exc:
-            raise PoisonMessageError(INVALID_ENVELOPE, f"resembles an S3 payload pointer, but botocore refuses its "
-                                     f"bucket: {describe(exc, typed=False)[:300]}") from None  # fmt: skip
+            reason = (
+                f"resembles an S3 payload pointer, but botocore refuses its bucket: {describe(exc, typed=False)[:300]}"
+            )
+            raise PoisonMessageError(QuarantineKind.INVALID_ENVELOPE, reason) from None
         body = response["Body"]
         if fetches is not None:
             fetches.opened(body)
@@ -227,7 +223,7 @@ class S3Payloads:
 
     def _too_large(self, pointer: PayloadPointer, size: int, source: str) -> PoisonMessageError:
         return PoisonMessageError(
-            PAYLOAD_TOO_LARGE,
+            QuarantineKind.PAYLOAD_TOO_LARGE,
             f"offloaded payload {pointer}: {source} {size} bytes, over MAX_PAYLOAD_BYTES ({self.max_bytes}), the "
             "most the function parses within its memory",
         )
@@ -244,7 +240,7 @@ def decoded(pointer: PayloadPointer, data: bytes) -> str:
         return data.decode()
     except UnicodeDecodeError as exc:
         reason = f"offloaded payload {pointer} is not UTF-8 text: {describe(exc, typed=False)}"
-        raise PoisonMessageError(PAYLOAD_NOT_UTF8, reason) from None
+        raise PoisonMessageError(QuarantineKind.PAYLOAD_NOT_UTF8, reason) from None
 
 
 def _refused_by_botocore() -> tuple[type[Exception], ...]:
@@ -262,13 +258,13 @@ def _classified(exc: ClientError, pointer: PayloadPointer) -> Exception:
     error = exc.response.get("Error", {})
     code = str(error.get("Code", ""))
     if code in _MISSING:
-        return PoisonMessageError(PAYLOAD_MISSING, f"offloaded payload {pointer} is missing: {code} "
+        return PoisonMessageError(QuarantineKind.PAYLOAD_MISSING, f"offloaded payload {pointer} is missing: {code} "
                                   f"(bucket {pointer.bucket!r}, key {pointer.key!r})")  # fmt: skip
     if code in _UNREADABLE:
         where = f"bucket {pointer.bucket!r}, key {pointer.key!r}"
-        return PoisonMessageError(PAYLOAD_UNREADABLE, f"offloaded payload {pointer} cannot be read by the function: "
-                                  f"{code} ({where}; in a bucket the function may not list, S3 also answers "
-                                  "AccessDenied for a missing key)")  # fmt: skip
+        reason = (f"offloaded payload {pointer} cannot be read by the function: {code} ({where}; in a bucket the "
+                  "function may not list, S3 also answers AccessDenied for a missing key)")  # fmt: skip
+        return PoisonMessageError(QuarantineKind.PAYLOAD_UNREADABLE, reason)
     return exc
 
 

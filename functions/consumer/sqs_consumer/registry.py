@@ -22,19 +22,6 @@ from sqs_consumer.models.record import RecordInfo as RecordInfo  # noqa: PLC0414
 
 EventT = TypeVar("EventT", bound=BaseEvent)
 
-# Quarantine kinds, as the modules that quarantine name them (sqs_consumer.kinds holds them all).
-MALFORMED_JSON = QuarantineKind.MALFORMED_JSON
-INVALID_ENVELOPE = QuarantineKind.INVALID_ENVELOPE
-INVALID_PAYLOAD = QuarantineKind.INVALID_PAYLOAD
-UNKNOWN_EVENT_TYPE = QuarantineKind.UNKNOWN_EVENT_TYPE
-PAYLOAD_MISSING = QuarantineKind.PAYLOAD_MISSING
-PAYLOAD_UNREADABLE = QuarantineKind.PAYLOAD_UNREADABLE
-PAYLOAD_TOO_LARGE = QuarantineKind.PAYLOAD_TOO_LARGE
-PAYLOAD_NOT_UTF8 = QuarantineKind.PAYLOAD_NOT_UTF8
-NON_RETRYABLE = QuarantineKind.NON_RETRYABLE
-RETRIES_EXHAUSTED = QuarantineKind.RETRIES_EXHAUSTED
-NOT_STARTED = QuarantineKind.NOT_STARTED
-REUSED_EVENT_ID = QuarantineKind.REUSED_EVENT_ID
 # Reserved: never registered. Samples and tests of the unknown-type path use it, so adding an
 # event type can never silently change what they exercise.
 UNREGISTERED_TYPE = "example.unregistered"
@@ -147,10 +134,12 @@ def _classify(exc: ValidationError, *, tagged: bool) -> PoisonMessageError:
     errors = exc.errors(include_url=False, include_input=False)
     first = errors[0]
     if first["type"] == "json_invalid":
-        return PoisonMessageError(MALFORMED_JSON, first["msg"])
+        return PoisonMessageError(QuarantineKind.MALFORMED_JSON, first["msg"])
     if first["type"] == "union_tag_invalid":
         unknown = str((first.get("ctx") or {}).get("tag", ""))[:MAX_QUOTED_TYPE_CHARS]
-        return PoisonMessageError(UNKNOWN_EVENT_TYPE, f"unknown event_type {unknown!r}", event_type=unknown)
+        return PoisonMessageError(
+            QuarantineKind.UNKNOWN_EVENT_TYPE, f"unknown event_type {unknown!r}", event_type=unknown
+        )
     # With a discriminated union, a field error's location starts with the matched tag.
     skip = 1 if tagged else 0
     matched = str(first["loc"][0]) if tagged and first["loc"] else None
@@ -160,4 +149,6 @@ def _classify(exc: ValidationError, *, tagged: bool) -> PoisonMessageError:
         for loc, error in zip(fields, errors, strict=True)
     )
     payload_only = all(loc and loc[0] == "payload" for loc in fields)
-    return PoisonMessageError(INVALID_PAYLOAD if payload_only else INVALID_ENVELOPE, detail, event_type=matched)
+    return PoisonMessageError(
+        QuarantineKind.INVALID_PAYLOAD if payload_only else QuarantineKind.INVALID_ENVELOPE, detail, event_type=matched
+    )

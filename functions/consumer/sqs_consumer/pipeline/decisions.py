@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 
 from sqs_consumer.errors import DeadlineReachedError, HandlerUnfinishedError, NonRetryableError, describe
 from sqs_consumer.idempotency.port import REUSED_REASON, EventInProgressError
+from sqs_consumer.kinds import QuarantineKind
 from sqs_consumer.models.record import RecordInfo
 from sqs_consumer.observability import Outcome
 from sqs_consumer.pipeline.dispositions import Listed, Quarantined
-from sqs_consumer.registry import NON_RETRYABLE, NOT_STARTED, RETRIES_EXHAUSTED, REUSED_EVENT_ID
 from sqs_consumer.retry import MAX_BACKOFF_SECONDS, Backoff
 
 if TYPE_CHECKING:
@@ -37,10 +37,10 @@ class Decisions:
     def failure(self, info: RecordInfo, exc: Exception, event_type: str | None) -> Listed | Quarantined:
         """A non-retryable error, or any error on the last receive, is quarantined; others are listed."""
         if isinstance(exc, NonRetryableError):
-            return self._quarantined(info, NON_RETRYABLE, describe(exc, typed=False), event_type)
+            return self._quarantined(info, QuarantineKind.NON_RETRYABLE, describe(exc, typed=False), event_type)
         if self.last_receive(info):
             reason = f"failed on each of {info.receive_count} receive(s); last error: {describe(exc)}"
-            return self._quarantined(info, RETRIES_EXHAUSTED, reason, event_type)
+            return self._quarantined(info, QuarantineKind.RETRIES_EXHAUSTED, reason, event_type)
         delay = self.backoff.delay(info.receive_count)
         if isinstance(exc, (EventInProgressError, HandlerUnfinishedError)):
             # Not before the in-progress record (another execution's, or this one's kept) expires: the
@@ -52,7 +52,7 @@ class Decisions:
         """Listed to return at once; on its last receive, quarantined with the reason it never ran."""
         if self.last_receive(info):
             reason = f"never started in {info.receive_count} receive(s); on the last one, {why}"
-            return Quarantined(NOT_STARTED, reason, event_type, 0)
+            return Quarantined(QuarantineKind.NOT_STARTED, reason, event_type, 0)
         return Listed(DeadlineReachedError(f"not started: {why}"), 0, Outcome.SKIPPED)
 
     def poison(self, info: RecordInfo, poison: PoisonMessageError) -> Quarantined:
@@ -60,7 +60,7 @@ class Decisions:
 
     def reused(self, info: RecordInfo, event: BaseEvent, detail: str) -> Quarantined:
         reason = f"{REUSED_REASON}: {detail} (event_id {event.event_id!r})"
-        return self._quarantined(info, REUSED_EVENT_ID, reason, event.event_type)
+        return self._quarantined(info, QuarantineKind.REUSED_EVENT_ID, reason, event.event_type)
 
     def _quarantined(self, info: RecordInfo, kind: str, reason: str, event_type: str | None) -> Quarantined:
         # If the DLQ refuses the copy, the record comes back after its backoff.
