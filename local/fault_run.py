@@ -82,11 +82,13 @@ LATE_BURST = 24
 # How long the late records get to settle before the rest of the mix is sent (they need about
 # maxReceiveCount rounds of a function timeout each).
 LATE_PHASE_SECONDS = 120.0
-# An effect a crash may repeat: its handler returned this close before the kill of its instance, its
-# completion still on its way to the store (docs/design.md §4: the write in flight and the one waiting
-# for it). moto_server serves one request at a time: a write queued behind the other instances' claims
-# and writes was seen to take over 0.5 s on an idle 2-CPU machine, so two round trips get 1 s here.
-CRASH_WINDOW_SECONDS = 1.0
+# An effect a crash may repeat is one whose completion the store had not confirmed when the crash hit
+# (docs/design.md §4: the write in flight and the one waiting for it). The function logs each group
+# commit's write as it returns ("Completions written"), so that is read, not guessed from a time window:
+# on moto_server a write takes up to about 0.5 s when queued behind the other instances' calls.
+WRITTEN_MESSAGE = "Completions written"
+# A kill belongs to the effect's invocation only if it came within the function's longest timeout.
+MAX_INVOCATION_SECONDS = 60.0
 
 
 @dataclass
@@ -192,18 +194,43 @@ def _effects(log_dir: Path) -> list[Effect]:
     return effects
 
 
-def _repeated_by_crash(effects: list[Effect], kills: list[Kill]) -> set[str]:
-    """Events that ran again, whose first effect ended within ``CRASH_WINDOW_SECONDS`` before a kill of
-    its instance."""
+def _confirmed(log_dir: Path) -> dict[int, list[tuple[float, set[str]]]]:
+    """Per instance, when each group-commit write returned and the completions it confirmed."""
+    writes: dict[int, list[tuple[float, set[str]]]] = {}
+    for path in log_dir.glob("function-*.log"):
+        instance = int(path.stem.rsplit("-", 1)[1])
+        for line in path.read_text(errors="replace").splitlines():
+            if line.startswith("{") and f'"message":"{WRITTEN_MESSAGE}"' in line:
+                record = json.loads(line)
+                if record.get("missed") == 0:
+                    at = datetime.strptime(record["timestamp"], "%Y-%m-%d %H:%M:%S,%f%z").timestamp()
+                    writes.setdefault(instance, []).append((at, set(record.get("completed", []))))
+    return writes
+
+
+def _repeated_by_crash(effects: list[Effect], kills: list[Kill],
+                       writes: dict[int, list[tuple[float, set[str]]]]) -> set[str]:  # fmt: skip
+    """Events that ran again, whose first effect's instance was killed in that invocation before the
+    store confirmed its completion."""
     runs = Counter(effect.event_id for effect in effects)
     first: dict[str, Effect] = {}
     for effect in sorted(effects, key=lambda effect: effect.at):
         if runs[effect.event_id] > 1:
             first.setdefault(effect.event_id, effect)
+
+    def unconfirmed_at(kill: Kill, effect: Effect) -> bool:
+        confirmed = (ids for at, ids in writes.get(effect.instance, []) if effect.at <= at <= kill.at)
+        return not any(effect.event_id in ids for ids in confirmed)
+
     return {
         event_id
         for event_id, effect in first.items()
-        if any(kill.instance == effect.instance and 0 <= kill.at - effect.at <= CRASH_WINDOW_SECONDS for kill in kills)
+        if any(
+            kill.instance == effect.instance
+            and 0 <= kill.at - effect.at <= MAX_INVOCATION_SECONDS
+            and unconfirmed_at(kill, effect)
+            for kill in kills
+        )
     }
 
 
@@ -265,7 +292,7 @@ def run(
     report.function_errors = ledger.invocations["function_error"]
     report.effect_log = _effects(log_dir)
     report.effects = Counter(effect.event_id for effect in report.effect_log)
-    report.repeated_by_crash = _repeated_by_crash(report.effect_log, report.kills)
+    report.repeated_by_crash = _repeated_by_crash(report.effect_log, report.kills, _confirmed(log_dir))
     _check(report, dead, ledger, max_receives)
     return report
 
@@ -375,7 +402,7 @@ def _check_effects(report: FaultReport) -> None:
     crashed_events = {report.published[mid].event_id for mid in report.crashed if mid in report.published}
     for event_id in filter(None, expected_effects | crashed_events):
         effects = report.effects[event_id]
-        if effects == 2 and event_id in report.repeated_by_crash:  # within the crash window
+        if effects == 2 and event_id in report.repeated_by_crash:  # its completion unconfirmed at the crash
             continue
         if effects != 1 and not (effects == 0 and event_id in crashed_events - expected_effects):
             problems.append(f"event {event_id} had {effects} effects, expected exactly 1")
@@ -456,8 +483,8 @@ def render(report: FaultReport, console: Console) -> None:
     if report.kills:
         console.print(
             f"crashes caused {len(report.kills)} (runtime SIGKILLed mid-batch), messages in those batches "
-            f"{len(report.crashed)}, effects run again because their handler returned within the crash's "
-            f"last store round trips ({CRASH_WINDOW_SECONDS:g} s) {len(report.repeated_by_crash)}"
+            f"{len(report.crashed)}, effects run again because the store had not confirmed their completion "
+            f"when the crash hit {len(report.repeated_by_crash)}"
         )
     for problem in report.problems[:20]:
         console.print(f"[red]{problem}[/]")
