@@ -40,32 +40,27 @@ WAYS = ("validate_json", "json.loads")
 
 # The shapes, as Python source the child runs: build(shape, size) -> bytes of about ``size``.
 BUILD = r"""
+def _parts(part_of, room):
+    # part_of(0), part_of(1), ... while they fit in ``room`` bytes, each with its comma.
+    parts, total = [], 0
+    while total + len(part_of(len(parts))) + 1 <= room:
+        parts.append(part_of(len(parts)))
+        total += len(parts[-1]) + 1
+    return parts
+
+
 def build(shape, size):
     head = '{"event_id":"e-1","event_type":"document.processed","payload":{"document_id":"doc-1",'
     if shape == "line_items":
         item = ('{"sku":"SKU-%06d","description":"Widget model %06d, blue","quantity":%d,'
                 '"unit_price":"%d.50","currency":"EUR"}')
-        parts, total, index = [], len(head) + 20, 0
-        while True:
-            part = item % (index, index, index % 9 + 1, index % 97)
-            if total + len(part) + 1 > size:
-                break
-            parts.append(part)
-            total += len(part) + 1
-            index += 1
+        parts = _parts(lambda index: item % (index, index, index % 9 + 1, index % 97), size - len(head) - 20)
         return (head + '"line_items":[' + ",".join(parts) + "]}}").encode()
     if shape in ("empty_arrays", "empty_objects"):
         empty = "[]" if shape == "empty_arrays" else "{}"
         return (head + '"x":[' + ",".join([empty] * ((size - len(head) - 10) // 3)) + "]}}").encode()
     if shape == "many_keys":
-        parts, total, index = [], len(head) + 10, 0
-        while True:
-            part = '"%x":0' % index
-            if total + len(part) + 1 > size:
-                break
-            parts.append(part)
-            total += len(part) + 1
-            index += 1
+        parts = _parts(lambda index: '"%x":0' % index, size - len(head) - 10)
         return (head + '"x":{' + ",".join(parts) + "}}}").encode()
     if shape == "array_root":
         return ("[" + ",".join(["[]"] * ((size - 2) // 3)) + "]").encode()
