@@ -21,7 +21,11 @@ def descendants(pid: int) -> set[int]:
     """Every process below ``pid`` (the local pipeline's run in sessions of their own)."""
     found: set[int] = set()
     for task in Path(f"/proc/{pid}/task").glob("*"):
-        for child in (task / "children").read_text().split():
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:  # the thread ended between the listing and the read
+            continue
+        for child in children:
             found |= {int(child), *descendants(int(child))}
     return found
 
