@@ -251,6 +251,9 @@ class _Function:
         self.executing = 0
         self.busy_seconds = 0.0  # the integral of executing invocations over time
         self.busy_since = 0.0
+        # A rate cap (a downstream's rate limit, the pollers' bytes) as one token bucket shared by
+        # every instance: the next instant a record may start.
+        self.next_token = 0.0
 
     @property
     def throttles(self) -> bool:
@@ -269,7 +272,21 @@ class _Function:
         self.busy_since = self.clock.now
 
     def run_batch(self, batch: list[Cohort], n: int) -> tuple[list[tuple[Cohort, int, int, int, int]], float]:
-        """Each record's time and outcome, per cohort; the batch's duration in ms. Outcomes apply when it ends."""
+        """Each record's time and outcome, per cohort; the batch's duration in ms. Outcomes apply when it ends.
+
+        Under a rate cap the records wait for their turn: the batch lasts at least until its last
+        record's token, plus that record's handler time."""
+        outcomes, duration_ms = self._records(batch, n)
+        rate = self.mapping.rate_cap
+        if not math.isfinite(rate):
+            return outcomes, duration_ms
+        now = self.clock.now
+        first = max(self.next_token, now)
+        self.next_token = first + n / rate
+        waited_ms = (first + (n - 1) / rate - now) * 1000 + self.workload.handler.mean_ms
+        return outcomes, max(duration_ms, waited_ms + self.workload.invocation_overhead_ms)
+
+    def _records(self, batch: list[Cohort], n: int) -> tuple[list[tuple[Cohort, int, int, int, int]], float]:
         budget_ms = self.mapping.time_budget_seconds * 1000
         handler = self.workload.handler
         spread = math.sqrt(n) * handler.stdev_ms
