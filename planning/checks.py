@@ -141,14 +141,14 @@ def window_vs_latency(plan: Plan, max_age_seconds: float) -> Check:
     return Check(
         LATENCY_CHECK,
         worst <= max_age_seconds,
-        f"a message waits up to {_age(worst)} (mean rate {_age(plan.steady.oldest_age_seconds)} with window "
+        f"oldest message {_age(worst)} (mean rate {_age(plan.steady.oldest_age_seconds)} with window "
         f"{plan.mapping.window_seconds:g} s, ramp {_age(plan.ramp.peak_age_seconds)}, bursts {_age(bursts)}) "
         f"vs --max-age {max_age_seconds:g} s",
     )
 
 
 def _age(seconds: float) -> str:
-    return f"{seconds:,.1f} s" if math.isfinite(seconds) else "without bound"
+    return f"{seconds:,.1f} s" if math.isfinite(seconds) else "no bound"
 
 
 def invocation_payload(plan: Plan) -> Check:
@@ -185,7 +185,7 @@ def alarm_vs_expected_ages(plan: Plan, alarm_age_seconds: int) -> Check:
     return Check(
         "oldest-message alarm vs expected ages",
         worst < alarm_age_seconds,
-        f"expected oldest age up to {_age(worst)} (ramp {_age(plan.ramp.peak_age_seconds)}, bursts "
+        f"expected oldest age {_age(worst)} (ramp {_age(plan.ramp.peak_age_seconds)}, bursts "
         f"{_age(max((b.peak_age_seconds for b in plan.bursts), default=0))}, retries {_age(retry_age)}) vs the "
         f"alarm at {alarm_age_seconds:,} s" + ("" if worst < alarm_age_seconds else ": it pages on planned load"),
     )
@@ -210,7 +210,7 @@ def outage_retention(outage: OutagePlan) -> Check:
     return Check(
         "the queue keeps an outage's messages",
         outage.kept,
-        f"the oldest message waits {_age(age)} (outage {outage.seconds:,.0f} s + a probe + the drain) vs the "
+        f"oldest message {_age(age)} (outage {outage.seconds:,.0f} s + a probe + the drain) vs the "
         f"queue's retention {outage.retention_seconds:,.0f} s"
         + ("" if outage.kept else ": SQS deletes the oldest unread, raise retention_period_seconds"),
     )

@@ -218,7 +218,7 @@ def _seconds(value: float) -> str:
 
 
 def _count(value: float) -> str:
-    return f"{value:,.0f}" if math.isfinite(value) else "without bound"
+    return f"{value:,.0f}" if math.isfinite(value) else "no bound"
 
 
 def _money(value: float | None) -> str:
