@@ -43,8 +43,10 @@ from planning.workload import Workload
 CLT_RECORDS = 50
 # A reader polling an empty queue for this long is released (down to the initial readers).
 IDLE_RELEASE_SECONDS = 10.0
-# A stretch this long with the same readers and a queue that does not grow is taken as steady.
-STATIONARY_SECONDS = 60.0
+# A stretch this long with the same readers and a queue that does not grow is taken as steady. Its
+# rates are the skipped stretch's: a minute varies by 20% (the readers fall in and out of step),
+# five minutes by a few percent.
+STATIONARY_SECONDS = 300.0
 
 
 @dataclass
@@ -560,10 +562,13 @@ class _FastForward:
         self.settle = self.seconds + (retries if workload.failure_rate else 0.0)
         self.changes = _rate_changes(workload)
         self.mapping, self.workload = mapping, workload
+        self.readers_since = 0.0
 
     def observe(self, t: float, readers: int, depth: int, result: SimulationResult) -> None:
         counters = (result.succeeded, result.quarantined, result.redriven, result.invocations,
                     result.records_invoked, result.throttled_invokes, result.billed_ms)  # fmt: skip
+        if self.snapshots and readers != self.snapshots[-1].readers:
+            self.readers_since = t
         self.snapshots.append(_Snapshot(t, readers, depth, counters))
 
     def stretch(self, t: float, horizon: float) -> float:
@@ -575,17 +580,13 @@ class _FastForward:
         until = min(horizon, self.changes[at] if at < len(self.changes) else math.inf)
         first, last = self.snapshots[0], self.snapshots[-1]
         settled = sum(last.counters[:3]) - sum(first.counters[:3])
-        depths = [s.depth for s in self.snapshots]
-        steady = (
-            t - since >= self.settle
-            and settled > 0
-            and all(s.readers == last.readers for s in self.snapshots)
-            and abs(last.depth - first.depth) <= 0.2 * sum(depths) / len(depths) + 2 * MESSAGES_PER_RECEIVE
-        )
-        if not steady or not math.isfinite(until):
+        if t - since < self.settle or first.t < self.readers_since or settled <= 0 or not math.isfinite(until):
             return 0.0
+        depths = [s.depth for s in self.snapshots]
+        if abs(last.depth - first.depth) > 0.2 * sum(depths) / len(depths) + 2 * MESSAGES_PER_RECEIVE:
+            return 0.0  # the queue grows or shrinks
         windows = math.floor((until - t) / self.seconds) - 1
-        return windows * self.seconds if windows >= 2 else 0.0
+        return windows * self.seconds if windows >= 1 else 0.0
 
     def skip(self, result: SimulationResult, seconds: float, arrived: int, sample_every: float) -> None:
         """Settle ``arrived`` messages and grow the counters as the last window did, for ``seconds``."""
@@ -603,7 +604,7 @@ class _FastForward:
         result.billed_ms += d[6] * factor
         window = result.samples[-self.window :]
         # The last receive of the most retried message comes a reader cycle after its last backoff.
-        retried = self._retried_age(arrived)
+        retried = self._retried_age(result.settled + arrived)
         if retried:
             result.peak_age = max(result.peak_age, retried + saturated_reader(self.mapping, self.workload)[1])
         for j in range(1, round(seconds / sample_every) + 1):
@@ -612,7 +613,7 @@ class _FastForward:
         self.snapshots.clear()
 
     def _retried_age(self, arrived: int) -> float:
-        """The backoffs of the most retries that at least one of ``arrived`` messages is expected to take:
+        """The backoffs of the most retries that at least one of ``arrived`` messages (all so far) is expected to take:
         a maximum the repeated window cannot show, since a rare message sets it."""
         w, m = self.workload, self.mapping
         if not w.failure_rate:
