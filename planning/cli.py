@@ -382,7 +382,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     outage_plan = None if args.outage is None else outage(mapping, workload, args.outage, probe_every=args.probe_every)
     if outage_plan is not None:
         checks.append(outage_retention(outage_plan))
-    result = _result(args, mapping, p, checks, lines, prices)
+    result = _result(args, mapping, p, checks=checks, lines=lines, prices=prices)
     if outage_plan is not None:
         result["outage"] = asdict(outage_plan)
     if args.max_age is not None:
@@ -404,7 +404,7 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 
 def _result(
-    args: argparse.Namespace, mapping: Mapping, p: Plan, checks: list[Check], lines: list[CostLine], prices: PriceSheet
+    args: argparse.Namespace, mapping: Mapping, p: Plan, *, checks: list[Check], lines: list[CostLine], prices: PriceSheet
 ) -> dict[str, Any]:
     return {
         "stage": args.stage_file.stem if args.stage_file else args.stage,
