@@ -404,7 +404,13 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 
 def _result(
-    args: argparse.Namespace, mapping: Mapping, p: Plan, *, checks: list[Check], lines: list[CostLine], prices: PriceSheet
+    args: argparse.Namespace,
+    mapping: Mapping,
+    p: Plan,
+    *,
+    checks: list[Check],
+    lines: list[CostLine],
+    prices: PriceSheet,
 ) -> dict[str, Any]:
     return {
         "stage": args.stage_file.stem if args.stage_file else args.stage,

@@ -86,9 +86,7 @@ def _without_breaker(mapping: Mapping, workload: Workload, seconds: float, rate:
     )
 
 
-def _with_breaker(
-    mapping: Mapping, workload: Workload, seconds: float, rate: float, probe_every: float
-) -> OutageSide:
+def _with_breaker(mapping: Mapping, workload: Workload, seconds: float, rate: float, probe_every: float) -> OutageSide:
     """The mapping paused for the outage and until the next probe; then the backlog drains as a burst."""
     backlog = rate * (seconds + probe_every)
     after = burst(mapping, workload, 0.0, backlog, rate, from_idle=True)

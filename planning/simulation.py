@@ -530,9 +530,7 @@ class _Recorder:
         function.account_busy()
         executing = (function.busy_seconds - self.busy_at_last_sample) / self.sample_every
         self.busy_at_last_sample = function.busy_seconds
-        self.result.samples.append(
-            Sample(now + queue.offset, waiting, in_flight, age, len(pollers.readers), executing)
-        )
+        self.result.samples.append(Sample(now + queue.offset, waiting, in_flight, age, len(pollers.readers), executing))
 
 
 @dataclass(frozen=True)
