@@ -21,7 +21,7 @@ LOCAL_STAGE ?= local
 LOCAL_TEMPLATE := cdk.out/SqsConsumer-$(LOCAL_STAGE).template.json
 SOURCES := app.py cdk.json requirements.txt $(wildcard infra/*.py) $(shell find functions -name '*.py')
 
-.PHONY: help setup clean event new-event test lint typecheck unit synth diff deploy deploy-role destroy lint-workflows local invoke schema bench bench-docs chaos stateful-record upgrade-check
+.PHONY: help setup clean event new-event test lint typecheck unit synth diff deploy deploy-role destroy lint-workflows local invoke schema schema-check schema-release bench bench-docs chaos stateful-record upgrade-check
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -110,7 +110,14 @@ new-event: $(STAMP) ## Scaffold an event type (model, handler and its test, rout
 plan: $(STAMP) ## Capacity plan of STAGE for a workload: make plan STAGE=prod RATE=400 HANDLER_MS=120 [ARGS="--max-age 60s --simulate"]
 	$(BIN)/sqs-plan --stage $(STAGE) --rate "$(RATE)" --handler-ms "$(HANDLER_MS)" $(ARGS)
 
-schema: $(STAMP) ## Regenerate schema/events.schema.json from the event models
+schema: $(STAMP) ## Regenerate schema/events.schema.json (every version of every event type) from the models and releases
+	$(BIN)/python -m publisher.schema > schema/events.schema.json
+
+schema-check: $(STAMP) ## Fail when a model breaks its released schema (schema/<type>/v<N>.json) either way; make test runs it too
+	$(BIN)/python -m publisher.schema --check
+
+schema-release: $(STAMP) ## Record the models' schemas as released (schema/<type>/v<N>.json), once schema-check passes
+	$(BIN)/python -m publisher.schema --release
 	$(BIN)/python -m publisher.schema > schema/events.schema.json
 
 # A bad setting is one line from infra.check_settings, not the CDK CLI's report of a failed app.

@@ -145,7 +145,7 @@ class EventRegistry:
             return None  # not a version (a text, a bool, 0): the field's own error says so
         if document is None:
             document = load()
-        route = self._routes.get(document.get("event_type")) if isinstance(document, dict) else None
+        route = self._routes.get(str(document.get("event_type"))) if isinstance(document, dict) else None
         if route is None:
             return None
         upcast_document = upcast(document, declared, route.version, route.upcasters)
