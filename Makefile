@@ -103,8 +103,8 @@ bench-docs: $(STAMP) ## make bench, writing its tables to docs/performance.md an
 event: $(STAMP) ## Write a sample event and its expected outcome: make event TYPE=hello PAYLOAD='{"name": "x"}' [NAME=...] [EXPECT=quarantine] [SHAPE=sns|eventbridge|eventbridge-plain|offloaded]
 	$(BIN)/python -m local.sample_event --type "$(TYPE)" --payload '$(PAYLOAD)' $(if $(NAME),--name "$(NAME)") $(if $(FORCE),--force) $(if $(EXPECT),--expect "$(EXPECT)") $(if $(SHAPE),--shape "$(SHAPE)")
 
-new-event: $(STAMP) ## Scaffold an event type (model, handler and its test, route, sample, schema): make new-event TYPE=invoice.paid [FIELD=invoice_id]
-	$(BIN)/python -m local.new_event --type "$(TYPE)" $(if $(FIELD),--field "$(FIELD)")
+new-event: $(STAMP) ## Scaffold an event type (model, handler and its test, route, sample, schema): make new-event TYPE=invoice.paid [FIELD=invoice_id], or its next version: VERSION=2
+	$(BIN)/python -m local.new_event --type "$(TYPE)" $(if $(FIELD),--field "$(FIELD)") $(if $(VERSION),--version "$(VERSION)")
 
 .PHONY: plan
 plan: $(STAMP) ## Capacity plan of STAGE for a workload: make plan STAGE=prod RATE=400 HANDLER_MS=120 [ARGS="--max-age 60s --simulate"]

@@ -16,28 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from publisher.compatibility import problems
+from publisher.releases import SCHEMA_DIR, Key, released
 from sqs_consumer.registry import EventRegistry
-
-SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schema"
-_VERSION_FILE = re.compile(r"v([1-9][0-9]*)\.json")
-Key = tuple[str, int]  # (event_type, version)
-
-
-def released(schema_dir: Path = SCHEMA_DIR) -> dict[Key, dict[str, Any]]:
-    """The released schemas, by event type and version."""
-    found: dict[Key, dict[str, Any]] = {}
-    for path in sorted(schema_dir.glob("*/v*.json")):
-        match = _VERSION_FILE.fullmatch(path.name)
-        if match is not None:
-            found[path.parent.name, int(match[1])] = json.loads(path.read_text())
-    return found
 
 
 def current(registry: EventRegistry) -> dict[Key, dict[str, Any]]:

@@ -16,7 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from publisher.schema import SCHEMA_DIR, released
+from publisher.releases import SCHEMA_DIR, released
 from sqs_consumer.errors import PoisonMessageError
 from sqs_consumer.kinds import QuarantineKind
 from sqs_consumer.models.base import BaseEvent

@@ -10,7 +10,8 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
 from publisher.compatibility import problems
-from publisher.schema import SCHEMA_DIR, check, event_schema, main, release, released
+from publisher.releases import SCHEMA_DIR, released
+from publisher.schema import check, event_schema, main, release
 from sqs_consumer.models import BaseEvent
 from sqs_consumer.models.record import RecordInfo
 from sqs_consumer.registry import EventRegistry, Route
@@ -116,7 +117,6 @@ def schema_dir(tmp_path: Path) -> Path:
 def test_the_projects_models_are_compatible_with_their_released_schemas():
     # make test runs the gate through this test: make schema-check is the same check
     assert check(REGISTRY, SCHEMA_DIR) == []
-    assert {event_type for event_type, _ in released(SCHEMA_DIR)} == set(REGISTRY.routes)
 
 
 def test_a_field_whose_type_changes_fails_naming_the_type_the_version_and_the_field(schema_dir: Path):
@@ -194,7 +194,7 @@ def test_a_released_version_is_never_taken_back(schema_dir: Path):
 
 
 def test_a_released_type_without_a_route_fails(schema_dir: Path):
-    found = check(REGISTRY, schema_dir)
+    found = check(EventRegistry([REGISTRY.routes["hello"]]), schema_dir)
 
     assert found == ["invoice.paid: released, but no route reads it: its messages would be unknown_event_type"]
 
