@@ -7,7 +7,6 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-
 from pydantic import ValidationError
 
 from publisher.schema import render
