@@ -76,3 +76,13 @@ def test_tenant_shapes_are_not_kept_for_ever(capsys):
         documents.write_tenants([(f"t{n}", 1, 0.0) for n in range(start, start + 100)])
     assert len(documents._tenant_shapes) <= 1_100
     assert len(capsys.readouterr().out.splitlines()) == 1_200
+
+
+def test_a_batch_is_scanned_when_either_end_has_a_group_id():
+    # GIVEN batches whose first, or only last, record carries a tenant; and one whose ends carry none
+    tail = [record(None, 0), record("a", 5_000), record("b", 9_000)]
+    ends_bare = [record(None, 0), record("a", 5_000), record(None, 0)]
+
+    # THEN the first is measured in full; the second is taken to have no tenants (its cost stays two lookups)
+    assert busiest_tenants(tail, 10_000.0) == [("a", 1, 5_000.0), ("b", 1, 1_000.0)]
+    assert busiest_tenants(ends_bare, 10_000.0) == []

@@ -116,7 +116,8 @@ class EventRegistry:
         return TypeAdapter(union)
 
     def parse(self, body: str | bytes) -> BaseEvent:
-        """Decode and validate a message body, or raise ``PoisonMessageError``."""
+        """Decode and validate a message body, or raise ``PoisonMessageError``: the current version of its
+        type only (the consumer brings an older one up to it with ``upcast``)."""
         try:
             return self.validate_json(body)
         except ValidationError as exc:

@@ -5,32 +5,40 @@ makes a standard queue a fair queue: one tenant's burst no longer raises the oth
 consumer shows whether it does: per batch, the tenants with the most records in it, each with its
 record count and the age of its oldest message when the batch started. Only the busiest few, so that
 the metrics stay within their budget: each tenant that appears is a CloudWatch metric of its own
-(docs/decisions/067-tenant-age-metrics.md). A batch whose records carry no group id costs one lookup a
-record; on a FIFO queue the group is the ordering group, measured the same way.
+(docs/decisions/067-tenant-age-metrics.md). A batch whose first and last records carry no group id costs
+two lookups; on a FIFO queue the group is the ordering group, measured the same way.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 # Tenants measured per batch: the most records first.
 BUSIEST_TENANTS = 5
+_NONE: Mapping[str, Any] = {}
 
 
 def busiest_tenants(
-    records: Iterable[Mapping[str, Any]], now_ms: float, top: int = BUSIEST_TENANTS
+    records: Sequence[Mapping[str, Any]], now_ms: float, top: int = BUSIEST_TENANTS
 ) -> list[tuple[str, int, float]]:
     """``(tenant, records, oldest age in ms)`` of the ``top`` tenants with the most records, most first
-    (ties: the oldest message first, then the name)."""
-    if top <= 0:
+    (ties: the oldest message first, then the name).
+
+    A batch whose first and last records carry no group id is taken to have none, and is not scanned:
+    the per-record cost of queues without tenants stays nil (a batch mixing records with and without
+    one, both ends without, goes unmeasured: producers of a fair queue set a tenant on every message)."""
+    if top <= 0 or not records or not (_grouped(records[0]) or _grouped(records[-1])):
+        return []
+    grouped = [attributes for record in records
+               if "MessageGroupId" in (attributes := record.get("attributes") or _NONE)]  # fmt: skip
+    if not grouped:
         return []
     counts: dict[str, int] = {}
     oldest: dict[str, float] = {}
-    for record in records:
-        attributes = record.get("attributes") or {}
-        tenant = attributes.get("MessageGroupId")
+    for attributes in grouped:
+        tenant = attributes["MessageGroupId"]
         if not tenant:
             continue
         counts[tenant] = counts.get(tenant, 0) + 1
@@ -39,6 +47,10 @@ def busiest_tenants(
             oldest[tenant] = age
     chosen = heapq.nsmallest(top, counts, key=lambda tenant: (-counts[tenant], -oldest[tenant], tenant))
     return [(tenant, counts[tenant], oldest[tenant]) for tenant in chosen]
+
+
+def _grouped(record: Mapping[str, Any]) -> bool:
+    return "MessageGroupId" in (record.get("attributes") or _NONE)
 
 
 def _age_ms(attributes: Mapping[str, Any], now_ms: float) -> float:
