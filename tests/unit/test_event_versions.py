@@ -8,7 +8,7 @@ from typing import Any, Literal
 import pytest
 from pydantic import BaseModel, ConfigDict
 
-from sqs_consumer.errors import PoisonMessageError, UnknownEventVersionError
+from sqs_consumer.errors import PoisonMessageError
 from sqs_consumer.models import BaseEvent
 from sqs_consumer.models.record import RecordInfo
 from sqs_consumer.registry import EventRegistry, Route
@@ -251,8 +251,3 @@ def test_an_upcaster_that_changes_the_event_id_is_a_bug_listed_not_a_new_event()
     result = run_batch(greeting(), registry=EventRegistry([Route(GreetingV2, Seen(), upcasters={1: renaming})]))
 
     assert result.listed == ["evt_g1"]
-
-
-def test_unknown_event_version_error_names_both_versions():
-    error = UnknownEventVersionError("greeting", 4, 2)
-    assert (error.event_type, error.declared, error.current) == ("greeting", 4, 2)
