@@ -8,10 +8,15 @@ from typing import Any, Literal
 import pytest
 from pydantic import BaseModel, ConfigDict
 
-from sqs_consumer.errors import PoisonMessageError
+from sqs_consumer.errors import PoisonMessageError, UnknownEventVersionError
+from sqs_consumer.kinds import QuarantineKind
 from sqs_consumer.models import BaseEvent
 from sqs_consumer.models.record import RecordInfo
+from sqs_consumer.pipeline.decisions import Decisions
+from sqs_consumer.pipeline.dispositions import Listed, Quarantined
 from sqs_consumer.registry import EventRegistry, Route
+from sqs_consumer.retry import Backoff
+from sqs_consumer.testing import events as sqs
 from sqs_consumer.testing import run_batch
 from sqs_consumer.testing.fakes import InMemoryIdempotency
 
@@ -251,3 +256,22 @@ def test_an_upcaster_that_changes_the_event_id_is_a_bug_listed_not_a_new_event()
     result = run_batch(greeting(), registry=EventRegistry([Route(GreetingV2, Seen(), upcasters={1: renaming})]))
 
     assert result.listed == ["evt_g1"]
+
+
+def test_a_newer_version_waits_the_retry_backoff_and_is_quarantined_only_on_the_last_receive():
+    # GIVEN the rules of a queue of 5 receives with a 10 s backoff, and a v3 body refused by a v2 consumer
+    decisions = Decisions(5, Backoff(10, 300))
+    error = UnknownEventVersionError("greeting", 3, 2)
+    second, last = (RecordInfo(sqs.record("{}", receive_count=count)) for count in (2, 5))
+
+    # WHEN it is received a second time, then a fifth
+    retried, quarantined = decisions.failure(second, error, "greeting"), decisions.failure(last, error, "greeting")
+
+    # THEN it comes back after the backoff (10 to 20 s), then goes to the DLQ as unknown_event_version
+    assert isinstance(retried, Listed)
+    assert 10 <= retried.delay_s <= 20
+    assert isinstance(quarantined, Quarantined)
+    assert quarantined.kind == QuarantineKind.UNKNOWN_EVENT_VERSION
+    assert quarantined.reason == (
+        "event_version 3 of 'greeting' is newer than this consumer's version 2, on each of 5 receive(s)"
+    )
