@@ -174,8 +174,9 @@ class BatchSender:
             "MessageAttributes": {name: {"DataType": value["DataType"], "StringValue": value["StringValue"]}
                                   for name, value in entry.attributes.items()},
         }  # fmt: skip
-        if self._fifo and entry.group_id:
+        if entry.group_id:  # FIFO: the ordering group; standard: the tenant, for a fair queue
             request["MessageGroupId"] = entry.group_id
+        if self._fifo and entry.group_id:
             # The business id deduplicates a producer's retries within SQS's 5-minute window;
             # an id SQS cannot take as it is (too long, other characters) is hashed, never cut.
             request["MessageDeduplicationId"] = deduplication_id(entry.event_id)
