@@ -121,7 +121,11 @@ class GroupCommit:
         events = completed + [event for event, _ in marks]
         started = time.perf_counter()
         try:
-            missed = self._store.settle(events, released, self._deadline, followups or None)
+            # Without follow-ups, the call of a store written before them (three arguments).
+            if followups:
+                missed = self._store.settle(events, released, self._deadline, followups=followups)
+            else:
+                missed = self._store.settle(events, released, self._deadline)
         except Exception as exc:  # an adapter that raises: its completions count as unconfirmed
             logger.error("Idempotency write failed", error=describe(exc))
             missed = len(events)
