@@ -161,6 +161,7 @@ def test_an_event_model_is_sent_with_the_derived_id_in_place_of_its_own():
     run_batch(hello("evt_1"), registry=EventRegistry([Route(HelloEvent, handle)]), sender=sender)
 
     [(to, sent)] = sender.sent
+    assert to == "billing"
     assert sent["event_id"] == followup_event_id("evt_1", 0)
     assert HelloEvent.model_validate(sent).payload.name == "next"
 
