@@ -7,6 +7,7 @@ from typing import Any
 from aws_cdk import Annotations, CfnOutput, CfnRule, CfnRuleAssertion, Fn, Stack, Tags
 from constructs import Construct
 
+from infra import followups
 from infra.network import VpcPlacementConstruct
 from infra.payload_bucket import PayloadBucketConstruct
 from infra.settings import StackSettings, arn_region, pascal_case
@@ -70,9 +71,17 @@ class ConsumerStack(Stack):
                     payload_bucket=self.payloads,
                 ),
             )
+        self._send_followups()
         self._check_regions(settings)
         self._warn_on_an_unreachable_alarm_email(settings)
         self._outputs()
+
+    def _send_followups(self) -> None:
+        """Each consumer's follow-up destinations, once every consumer's queue exists (one may name another)."""
+        queues = {name: consumer.queue for name, consumer in self.consumers.items() if name}
+        for consumer in self.consumers.values():
+            declared = consumer.props.settings.followup_destinations
+            consumer.consumer.send_followups_to(followups.resolve(declared, queues))
 
     def _warn_on_an_unreachable_alarm_email(self, settings: StackSettings) -> None:
         if settings.alarm_email and settings.alarm_email.rsplit("@", 1)[1].lower() in RESERVED_MAIL_DOMAINS:
