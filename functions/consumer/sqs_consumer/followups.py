@@ -134,7 +134,7 @@ class SqsFollowUpSender:
         queue_urls: Mapping[str, str],
         *,
         endpoint_url: str | None = None,
-        client_factory: Callable[[str | None], SQSClient] = sqs_client,
+        client_factory: Callable[[str | None], SQSClient] | None = None,
     ) -> None:
         self.queue_urls = dict(queue_urls)
         self._endpoint_url = endpoint_url
@@ -179,7 +179,8 @@ class SqsFollowUpSender:
 
     def _sqs(self) -> SQSClient:
         if self._client is None:
-            self._client = self._client_factory(self._endpoint_url)
+            factory = self._client_factory or sqs_client  # the clients module's, found when first needed
+            self._client = factory(self._endpoint_url)
         return self._client
 
 
