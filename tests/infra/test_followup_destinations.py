@@ -12,6 +12,9 @@ from aws_cdk.assertions import Match, Template
 
 from infra.followups import Destination, queue_destination
 from infra.settings import StackSettings, StackSettingsError
+from local.pipeline import resolve_environment
+from local.sqs_server import Queue
+from local.template import load_plan
 from sqs_consumer.settings import ConsumerSettings
 from tests.infra.conftest import synth
 from tests.infra.test_production import VPC
@@ -149,3 +152,25 @@ def test_a_wrong_destination_fails_synth_saying_what_to_change(stage: dict[str, 
 )
 def test_a_queue_is_known_by_its_arn_or_its_url(target: str, expected: Destination | None):
     assert queue_destination(target) == expected
+
+
+def test_the_local_pipeline_resolves_the_destinations_to_its_own_queues(template: Template, tmp_path):
+    # GIVEN the synthesized template, read as the local pipeline reads it
+    path = tmp_path / "template.json"
+    path.write_text(json.dumps(template.to_json()))
+    plan = load_plan(path)
+    queues = {logical_id: Queue(f"http://127.0.0.1:5000/q/{logical_id}", f"arn:{logical_id}") for logical_id in
+              template.find_resources("AWS::SQS::Queue")}  # fmt: skip
+    tables = {logical_id: "table" for logical_id in template.find_resources("AWS::DynamoDB::GlobalTable")}
+    buckets = {logical_id: "bucket" for logical_id in template.find_resources("AWS::S3::Bucket")}
+
+    # WHEN its environment is resolved
+    environment = resolve_environment(plan, queues, tables, "http://127.0.0.1:5000", buckets)
+
+    # THEN the function reads every destination's URL, the stage's consumer's its local queue
+    urls = ConsumerSettings.from_env({**environment, "DLQ_URL": "http://127.0.0.1:5000/q/dlq"}).followup_queues
+    assert urls == {
+        "billing": "https://sqs.eu-west-1.amazonaws.com/123456789012/billing",
+        "ledger": LEDGER_URL,
+        "next": f"http://127.0.0.1:5000/q/{orders_queue(template)}",
+    }
