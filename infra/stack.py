@@ -7,7 +7,6 @@ from typing import Any
 from aws_cdk import Annotations, CfnOutput, CfnRule, CfnRuleAssertion, Fn, Stack, Tags
 from constructs import Construct
 
-from infra import followups
 from infra.network import VpcPlacementConstruct
 from infra.payload_bucket import PayloadBucketConstruct
 from infra.settings import StackSettings, arn_region, pascal_case
@@ -80,8 +79,7 @@ class ConsumerStack(Stack):
         """Each consumer's follow-up destinations, once every consumer's queue exists (one may name another)."""
         queues = {name: consumer.queue for name, consumer in self.consumers.items() if name}
         for consumer in self.consumers.values():
-            declared = consumer.props.settings.followup_destinations
-            consumer.consumer.send_followups_to(followups.resolve(declared, queues))
+            consumer.send_followups_to(queues)
 
     def _warn_on_an_unreachable_alarm_email(self, settings: StackSettings) -> None:
         if settings.alarm_email and settings.alarm_email.rsplit("@", 1)[1].lower() in RESERVED_MAIL_DOMAINS:

@@ -7,11 +7,13 @@ import json
 from typing import Any
 
 import pytest
-from aws_cdk import Stack
+from aws_cdk import App, Stack
+from aws_cdk import aws_sqs as sqs
 from aws_cdk.assertions import Match, Template
 
 from infra.followups import Destination, queue_destination
 from infra.settings import StackSettings, StackSettingsError
+from infra.sqs_consumer import SqsConsumer, SqsConsumerProps
 from local.pipeline import resolve_environment
 from local.sqs_server import Queue
 from local.template import load_plan
@@ -174,3 +176,27 @@ def test_the_local_pipeline_resolves_the_destinations_to_its_own_queues(template
         "ledger": LEDGER_URL,
         "next": f"http://127.0.0.1:5000/q/{orders_queue(template)}",
     }
+
+
+def test_a_construct_in_another_stack_is_given_its_destinations_or_the_synth_says_so():
+    # GIVEN a consumer with destinations in a caller's own stack, never given them
+    app = App()
+    stack = Stack(app, "Elsewhere")
+    settings = StackSettings(followup_destinations={"billing": BILLING_ARN, "next": "shipping"})
+    forgotten = SqsConsumer(stack, "Payments", SqsConsumerProps(settings=settings, name="payments"))
+
+    # THEN the synth fails, saying what to call
+    with pytest.raises(RuntimeError, match=r"consumer 'payments' declares followup_destinations .*send_followups_to"):
+        app.synth()
+
+    # AND a call that lacks a named consumer's queue says which; one that has it wires the function
+    with pytest.raises(StackSettingsError, match="name shipping: pass their queues"):
+        forgotten.send_followups_to({})
+    wired_stack = Stack(App(), "Wired")
+    wired = SqsConsumer(wired_stack, "Payments", SqsConsumerProps(settings=settings, name="payments"))
+    shipping = sqs.Queue(wired_stack, "Shipping")
+    wired.send_followups_to({"shipping": shipping})
+    template = Template.from_stack(wired_stack)
+    shipping_arn = {"Fn::GetAtt": [wired_stack.get_logical_id(shipping.node.default_child), "Arn"]}  # type: ignore[arg-type]
+    send = {"Action": "sqs:SendMessage", "Effect": "Allow", "Resource": [shipping_arn, BILLING_ARN]}
+    template.has_resource_properties("AWS::IAM::Policy", {"PolicyDocument": {"Statement": Match.array_with([send])}})
