@@ -138,3 +138,35 @@ def test_a_queue_that_refuses_leaves_the_followup_stored_and_the_record_listed(a
     item = stored_item(dynamodb)
     assert item["status"]["S"] == "COMPLETED"
     assert [entry["to"] for entry in json.loads(item["followups"]["S"])] == ["billing"]
+
+
+def test_many_large_followups_go_in_requests_sqs_accepts(aws):
+    # GIVEN 25 follow-ups of 60 KB to one queue: more than 10 entries and 256 KiB to a request
+    _dynamodb, client, urls = aws
+    strict = StrictSqs(client)
+    sender = SqsFollowUpSender(urls, client_factory=lambda _endpoint: strict)  # type: ignore[arg-type,return-value]
+    followups = [
+        FollowUp("billing", followup_event_id("evt_1", n), '{"pad":"' + "x" * 60_000 + '"}', "evt_1") for n in range(25)
+    ]
+
+    # WHEN they are sent
+    results = sender.send(followups, Deadline(lambda: 30_000, 0))
+
+    # THEN SQS (as checked) accepted every one
+    assert results == [None] * 25
+    assert strict.refused == []
+    count = client.get_queue_attributes(QueueUrl=urls["billing"], AttributeNames=["ApproximateNumberOfMessages"])
+    assert count["Attributes"]["ApproximateNumberOfMessages"] == "25"
+
+
+def test_a_fifo_destination_deduplicates_a_repeated_send(aws):
+    _dynamodb, client, urls = aws
+    sender = SqsFollowUpSender(urls, client_factory=lambda _endpoint: StrictSqs(client))  # type: ignore[arg-type,return-value]
+    followup = FollowUp("ledger", followup_event_id("evt_1", 0), '{"event_type":"hello"}', "evt_1")
+
+    # WHEN the same follow-up is sent twice (a crash between the send and its mark)
+    assert sender.send([followup], Deadline(lambda: 30_000, 0)) == [None]
+    assert sender.send([followup], Deadline(lambda: 30_000, 0)) == [None]
+
+    # THEN the FIFO queue holds it once
+    assert len(received(client, urls["ledger"])) == 1
