@@ -222,3 +222,19 @@ def test_the_sender_is_told_the_follow_up_error_type():
                        sender=InMemorySender.to("billing"))  # fmt: skip
 
     assert result.succeeded == ["evt_1"] and len(caught) == 1
+
+
+def test_a_sender_that_raises_or_answers_short_leaves_the_records_listed_with_their_followups_stored():
+    class Raising(InMemorySender):
+        def send(self, followups: Any, deadline: Any) -> list[Exception | None]:
+            raise ConnectionError("endpoint unreachable")
+
+    class Short(InMemorySender):
+        def send(self, followups: Any, deadline: Any) -> list[Exception | None]:
+            return []
+
+    for sender in (Raising.to("billing"), Short.to("billing")):
+        store = InMemoryIdempotency()
+        result = run_batch(hello("evt_1"), registry=emitting("billing"), sender=sender, idempotency=store)
+        assert result.listed == ["evt_1"]
+        assert [f.to for f in store.followups["evt_1"]] == ["billing"]

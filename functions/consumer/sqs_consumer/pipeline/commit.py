@@ -147,7 +147,8 @@ class GroupCommit:
                 results = self._sender.send(followups, self._deadline)
             except Exception as exc:  # a sender that raises: nothing confirmed, the records are retried
                 results = [exc for _ in followups]
-        answers = iter(results)
+        # One answer a follow-up; a sender that gave fewer left the rest unconfirmed.
+        answers = iter([*results, *(FollowUpError("the sender gave no answer") for _ in followups)])
         for outbox in outboxes:
             errors = [next(answers) for _ in outbox.followups]
             left = tuple(f for f, error in zip(outbox.followups, errors, strict=True) if error is not None)
