@@ -117,9 +117,10 @@ class Batch:
         group commit (the one thing it needs beyond being left out of the response)."""
         job.processing_ms = processing_ms = (self.timer() - started) * 1000
         job.disposition = SUCCEEDED
-        if job.followups:  # acknowledged once its follow-ups are sent: counted by the settlement
+        outbox = job.outbox
+        if outbox is not None and outbox.followups:  # acknowledged once they are sent: counted by the settlement
             assert self.commit is not None
-            self.commit.complete(job.event, job.outbox)
+            self.commit.complete(job.event, outbox)
         else:
             self.report.add(job.event.event_type, Outcome.SUCCEEDED, age_ms=job.age_ms, processing_ms=processing_ms)
             if self.commit is not None and job.claim is not None:

@@ -55,13 +55,15 @@ class Runner:
         suspended: list[tuple[Job, Awaitable[None]]] = []
         copies: list[Job] = []
         kept: list[Item] = []
+        # Only a consumer with destinations has successes that wait for their follow-ups (read once: per record).
+        emits = batch.destinations is not None
         for item in items:
             try:
                 self._start(item, batch, suspended, copies)
             except Exception as exc:  # a bug in our bookkeeping: never lose the record
                 _list_unsettled(item, exc, batch)
             # A success is let go, unless it waits for its follow-ups to be sent.
-            if item.disposition is not SUCCEEDED or (isinstance(item, Job) and item.followups):
+            if item.disposition is not SUCCEEDED or (emits and isinstance(item, Job) and item.followups):
                 kept.append(item)
         if suspended:
             self._event_loop().run_until_complete(self._await_all(suspended, batch))
