@@ -170,3 +170,19 @@ def test_a_fifo_destination_deduplicates_a_repeated_send(aws):
 
     # THEN the FIFO queue holds it once
     assert len(received(client, urls["ledger"])) == 1
+
+
+def test_records_that_emit_nothing_pay_the_store_what_they_paid_without_destinations(aws):
+    # GIVEN a consumer with destinations declared whose handlers emit nothing, and a batch of 10 new events
+    _dynamodb, client, urls = aws
+    calls = Calls()
+    batch = sqs.event(*(sqs.record(sqs.body("hello", {"name": "x"}, event_id=f"evt_{n}")) for n in range(10)))
+
+    # WHEN it is handled
+    response = subject(urls, client, emit_to(), calls).handle(batch, FakeContext())
+
+    # THEN one claim and at most two group-commit writes, as without destinations; nothing was sent
+    assert failed_ids(response) == []
+    assert calls.operations[0] == "TransactWriteItems"
+    assert set(calls.operations[1:]) == {"BatchWriteItem"} and len(calls.operations) <= 3
+    assert received(client, urls["billing"]) == []
