@@ -102,6 +102,7 @@ class GroupCommit:
                 missed = self._write(completed, released, outboxes, marks)
                 with self._lock:
                     self._unconfirmed += min(missed, len(completed))
+                    self._in_flight = 0  # answered: what follows is sending, not writing
                 if not missed:  # stored with their completions: now they may be sent
                     sending += outboxes
             if sending:
