@@ -208,7 +208,7 @@ def test_record_info_outside_a_consumer_cannot_emit():
         RecordInfo(events.record("{}")).emit({"event_type": "hello", "payload": {}}, to="billing")
 
 
-def test_the_sender_is_told_the_follow_up_error_type():
+def test_a_handler_may_catch_the_error_of_an_undeclared_destination():
     # An undeclared destination raises FollowUpError: a handler may catch it.
     caught: list[Any] = []
 
