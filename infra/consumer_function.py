@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_cloudwatch as cw
@@ -13,6 +14,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infra import scanner_skips
+from infra.followups import Destination
 from infra.idempotency_table import IdempotencyTableConstruct
 from infra.network import ENI_ACTIONS, VpcPlacementConstruct
 from infra.packaging import Target, build_function_asset
@@ -36,6 +38,8 @@ ENI_WILDCARD = "AwsSolutions-IAM5[Resource::*]"
 TABLE_ACTIONS = ("dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:BatchWriteItem", "dynamodb:DeleteItem")
 # The quarantine's sends to the DLQ (SendMessageBatch is authorized as SendMessage).
 DLQ_ACTIONS = ("sqs:SendMessage",)
+# Follow-up events to their declared destinations (SendMessageBatch is authorized as SendMessage).
+FOLLOWUP_ACTIONS = ("sqs:SendMessage",)
 # The Parameters utility's one call per secret (no DescribeSecret, no ListSecrets).
 SECRET_ACTIONS = ("secretsmanager:GetSecretValue",)
 
@@ -150,6 +154,18 @@ class ConsumerFunctionConstruct(Construct):
             network.allow("sqs", QUEUE_ACTIONS, [queues.queue.queue_arn])
             network.allow("sqs", DLQ_ACTIONS, [queues.dead_letter_queue.queue_arn])
         return role
+
+    def send_followups_to(self, destinations: Mapping[str, Destination]) -> None:
+        """The queues handlers may emit follow-up events to: their URLs in the function's settings
+        (``FOLLOWUP_QUEUES``, a JSON object by name), and ``sqs:SendMessage`` on them and nothing else."""
+        if not destinations:
+            return
+        urls = {name: destination.url for name, destination in sorted(destinations.items())}
+        self.function.add_environment(ConsumerSettings.env_name("followup_queues"), Stack.of(self).to_json_string(urls))
+        arns = sorted({destination.arn for destination in destinations.values()})
+        self.role.add_to_policy(iam.PolicyStatement(actions=list(FOLLOWUP_ACTIONS), resources=arns))
+        if self.network is not None:
+            self.network.allow("sqs", FOLLOWUP_ACTIONS, arns)
 
     def _grant_secrets(self, settings: StackSettings) -> None:
         """GetSecretValue on the stage's secrets, and Decrypt on their customer-managed key if any."""

@@ -70,9 +70,16 @@ class ConsumerStack(Stack):
                     payload_bucket=self.payloads,
                 ),
             )
+        self._send_followups()
         self._check_regions(settings)
         self._warn_on_an_unreachable_alarm_email(settings)
         self._outputs()
+
+    def _send_followups(self) -> None:
+        """Each consumer's follow-up destinations, once every consumer's queue exists (one may name another)."""
+        queues = {name: consumer.queue for name, consumer in self.consumers.items() if name}
+        for consumer in self.consumers.values():
+            consumer.send_followups_to(queues)
 
     def _warn_on_an_unreachable_alarm_email(self, settings: StackSettings) -> None:
         if settings.alarm_email and settings.alarm_email.rsplit("@", 1)[1].lower() in RESERVED_MAIL_DOMAINS:

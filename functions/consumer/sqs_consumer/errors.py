@@ -85,6 +85,20 @@ class HandlerReturnError(HandlerUnfinishedError):
     for (a generator, an async generator, a ``concurrent.futures.Future``) was never awaited here."""
 
 
+class FollowUpError(Exception):
+    """A follow-up the handler tried to emit cannot be: its destination is not declared for this consumer
+    (a retry after a deploy that declares it succeeds), or no destinations are configured at all."""
+
+
+class FollowUpTooLargeError(NonRetryableError):
+    """A follow-up, or all of a record's together, larger than the store or SQS can hold: quarantined."""
+
+
+class FollowUpsNotSentError(Exception):
+    """A record's follow-ups were stored with its completion but not all sent: the record is retried, and its
+    next delivery, acknowledged as a duplicate, sends what is left."""
+
+
 # A description is cut to this many characters: an exception's message may carry a whole payload.
 MAX_DESCRIPTION_CHARS = 2_048
 _CUT = " [...]"

@@ -21,6 +21,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sqs_consumer import secrets
 from sqs_consumer.clients import preload_service_models
+from sqs_consumer.followups import SqsFollowUpSender
 from sqs_consumer.idempotency.dynamodb import DynamoDBIdempotency, DynamoDBStore
 from sqs_consumer.observability import build_metrics, inject_lambda_context, logger
 from sqs_consumer.payload_store import S3Payloads, function_memory_mb, max_payload_for
@@ -48,6 +49,11 @@ def build_consumer(settings: ConsumerSettings, registry: EventRegistry = REGISTR
         visibility=SqsVisibility(endpoint_url=settings.aws_endpoint_url),
         idempotency=_idempotency(settings),
         payloads=_payloads(settings),
+        followups=(
+            SqsFollowUpSender(settings.followup_queues, endpoint_url=settings.aws_endpoint_url)
+            if settings.followup_queues
+            else None
+        ),
     )
 
 

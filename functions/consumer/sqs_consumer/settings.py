@@ -132,13 +132,18 @@ class ConsumerSettings(BaseModel):
         description="The largest offloaded payload the function fetches; a larger one is quarantined.",
         validation_alias=AliasChoices("MAX_PAYLOAD_BYTES", "max_payload_bytes"),
     )
+    followup_queues: dict[str, str] = Field(
+        default_factory=dict,
+        description="The destinations handlers may emit follow-up events to (followups.py): name -> queue URL.",
+        validation_alias=AliasChoices("FOLLOWUP_QUEUES", "followup_queues"),
+    )
     aws_endpoint_url: str | None = Field(
         default=None,
         description="Only for local runs: botocore's own variable, pointing every client at the emulated services.",
         validation_alias=AliasChoices("AWS_ENDPOINT_URL", "aws_endpoint_url"),
     )
 
-    @field_validator("secret_names", mode="before")
+    @field_validator("secret_names", "followup_queues", mode="before")
     @classmethod
     def _json_mapping(cls, value: object) -> object:
         # The environment carries the mapping as a JSON object.

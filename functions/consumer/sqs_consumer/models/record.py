@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from sqs_consumer.models.base import BaseEvent
     from sqs_consumer.models.envelopes import EventBridgeEvent, SnsNotification
     from sqs_consumer.payloads import PayloadPointer
 
@@ -84,6 +85,12 @@ class RecordInfo:
     @property
     def envelope(self) -> Envelope:
         return NO_ENVELOPE
+
+    def emit(self, event: BaseEvent | Mapping[str, Any], *, to: str) -> str:
+        """Send ``event`` (an event model, or a mapping with ``event_type`` and ``payload``) to the declared
+        destination ``to`` once this record's handler has returned, exactly once: its id is derived from
+        this event's and its position (returned). Only the records a consumer hands its handlers emit."""
+        raise NotImplementedError("follow-ups are emitted through the record the consumer hands a handler")
 
     @property
     def sns(self) -> SnsNotification | None:

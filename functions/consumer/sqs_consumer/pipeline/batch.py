@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from sqs_consumer.budget import Deadline
@@ -56,8 +56,8 @@ class Batch:
     """What the stages of one invocation share."""
 
     __slots__ = ("commit", "commit_floor_ms", "confirm_quarantine", "context", "cut_at", "debug", "decisions",
-                 "lines_until", "now_ms", "order", "refused", "report", "reserve_ms", "return_floor_ms", "sent",
-                 "stop_at", "timer")  # fmt: skip
+                 "destinations", "lines_until", "now_ms", "order", "refused", "report", "reserve_ms",
+                 "return_floor_ms", "sent", "stop_at", "timer")  # fmt: skip
 
     def __init__(
         self,
@@ -94,6 +94,9 @@ class Batch:
         self.order = order
         self.report = BatchReport()
         self.commit: GroupCommit | None = None
+        # The follow-up destinations handlers may emit to (name -> queue URL), when the consumer sends any
+        # (with idempotency only: follow-ups are stored with the completions until they are sent).
+        self.destinations: Mapping[str, str] | None = None
         # Set where the ordering needs a quarantine confirmed before the next record starts (FIFO:
         # a copy the DLQ refuses leaves its record listed, and the rest of its group must wait).
         self.confirm_quarantine: Callable[[Item, Batch], None] | None = None
@@ -114,9 +117,14 @@ class Batch:
         group commit (the one thing it needs beyond being left out of the response)."""
         job.processing_ms = processing_ms = (self.timer() - started) * 1000
         job.disposition = SUCCEEDED
-        self.report.add(job.event.event_type, Outcome.SUCCEEDED, age_ms=job.age_ms, processing_ms=processing_ms)
-        if self.commit is not None and job.claim is not None:
-            self.commit.complete(job.event)
+        outbox = job.outbox
+        if outbox is not None and outbox.followups:  # acknowledged once they are sent: counted by the settlement
+            assert self.commit is not None
+            self.commit.complete(job.event, outbox)
+        else:
+            self.report.add(job.event.event_type, Outcome.SUCCEEDED, age_ms=job.age_ms, processing_ms=processing_ms)
+            if self.commit is not None and job.claim is not None:
+                self.commit.complete(job.event)
         if self.debug:
             logger.debug("Record succeeded", message_id=job.message_id, event_id=job.event.event_id)
 

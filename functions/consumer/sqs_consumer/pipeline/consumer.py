@@ -17,6 +17,7 @@ from typing import Any
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 
+from sqs_consumer.followups import FollowUpSender
 from sqs_consumer.idempotency.port import Idempotency
 from sqs_consumer.observability import EmfDocuments
 from sqs_consumer.payload_store import S3Payloads
@@ -50,6 +51,7 @@ class BatchConsumer:
         visibility: VisibilitySetter | None = None,
         idempotency: Idempotency | None = None,
         payloads: S3Payloads | None = None,
+        followups: FollowUpSender | None = None,
         timer: Callable[[], float] = time.perf_counter,
         wall_clock_ms: Callable[[], float] = lambda: time.time() * 1000,
         busiest_tenants: int = BUSIEST_TENANTS,
@@ -61,6 +63,8 @@ class BatchConsumer:
         self._decisions = Decisions(max_receive_count, backoff)
         self._idempotency = idempotency
         self._payloads = payloads
+        # Follow-ups are stored with the completions until sent: without a store, handlers emit none.
+        self._followups = followups if idempotency is not None else None
         self._timer = timer
         self._wall_clock_ms = wall_clock_ms
         self._runner = Runner(max_concurrent_records)
@@ -93,7 +97,9 @@ class BatchConsumer:
             items = list(items)
             claim_events(items, self._idempotency, context.get_remaining_time_in_millis(),
                          batch.deadline(batch.reserve_ms))  # fmt: skip
-            batch.commit = GroupCommit(self._idempotency, batch.deadline(batch.commit_floor_ms))
+            batch.commit = GroupCommit(self._idempotency, batch.deadline(batch.commit_floor_ms), self._followups)
+            if self._followups is not None and self._followups.queue_urls:
+                batch.destinations = self._followups.queue_urls
         try:
             left = self._runner.run(items, batch)
             response = self._settlement.settle(event, left, batch)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import ValidationError
 
-from sqs_consumer.errors import PoisonMessageError, UnknownEventVersionError
+from sqs_consumer.errors import FollowUpError, PoisonMessageError, UnknownEventVersionError
 from sqs_consumer.models.record import NO_ENVELOPE, Envelope, RecordInfo
 from sqs_consumer.observability import logger
 from sqs_consumer.pipeline.dispositions import Listed
@@ -26,6 +26,7 @@ from sqs_consumer.pipeline.dispositions import Listed
 if TYPE_CHECKING:
     from sqs_consumer.budget import Deadline
     from sqs_consumer.envelopes import Unwrapper
+    from sqs_consumer.followups import Outbox
     from sqs_consumer.idempotency.port import Claim
     from sqs_consumer.models.base import BaseEvent
     from sqs_consumer.payload_store import BatchPayloads, S3Payloads
@@ -58,7 +59,7 @@ class Item(RecordInfo):
 class Job(Item):
     """A record parsed into its event and route: its handler may run."""
 
-    __slots__ = ("claim", "event", "leader", "processing_ms", "route", "started", "unfinished")
+    __slots__ = ("claim", "event", "leader", "outbox", "processing_ms", "route", "started", "unfinished")
 
     def __init__(self, raw: dict[str, Any], event: BaseEvent, route: Route[Any], now_ms: float) -> None:
         # Item's fields, set here: one call fewer for every record of every batch.
@@ -79,6 +80,24 @@ class Job(Item):
         # Its handler was called and did not finish (cut off, or it returned work not awaited here):
         # that work may still be running, so its claim is kept until it expires, never released.
         self.unfinished = False
+        # The follow-ups its handler emits (set when it starts, on a consumer that declares destinations),
+        # or those a duplicate's stored record still holds to send.
+        self.outbox: Outbox | None = None
+
+    def emit(self, event: BaseEvent | Mapping[str, Any], *, to: str) -> str:
+        outbox = self.outbox
+        if outbox is None:
+            raise FollowUpError(
+                "this consumer sends no follow-ups: declare the destination in the stage's followup_destinations "
+                "(idempotency on: follow-ups are stored with the completion until they are sent)"
+            )
+        return outbox.add(event, to)
+
+    @property
+    def followups(self) -> bool:
+        """Whether it has follow-ups to send: its acknowledgement then waits for them."""
+        outbox = self.outbox
+        return outbox is not None and bool(outbox.followups)
 
     @property
     def event_type(self) -> str:
