@@ -22,6 +22,7 @@ from publisher.dispatch import DEFAULT_CONCURRENCY, Dispatcher, Window
 from publisher.offload import PayloadStore, S3Writer
 from publisher.sender import BatchSender, PublishResult, RetryPolicy, is_permanent
 from sqs_consumer.errors import PoisonMessageError
+from sqs_consumer.models import trace
 from sqs_consumer.models.base import BaseEvent
 from sqs_consumer.registry import EventRegistry
 from sqs_consumer.routes import REGISTRY
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 __all__ = ["MAX_BATCH_BYTES", "MAX_BATCH_ENTRIES", "EventPublisher", "GroupId", "PublishResult", "is_permanent"]
 
 EVENT_TYPE_ATTRIBUTE = "event_type"
+# Where each message's trace header comes from: a call per event, one header for all, or none.
+TraceHeaderSource = Callable[[], str] | str | None
 # A FIFO message group: one for every event, or one chosen per event from the validated event.
 GroupId = str | Callable[[BaseEvent], str] | None
 
@@ -63,19 +66,24 @@ class EventPublisher:
         payload_bucket: str | None = None,
         s3: S3Writer | None = None,
         window: Window | None = None,
+        trace_header: TraceHeaderSource = trace.for_message,
     ) -> None:
         """``max_message_bytes``: the queue's MaximumMessageSize; read from the queue when not given
         (SQS's largest, 1 MiB, when the caller may not read the queue's attributes).
         ``payload_bucket``: where events above it go (written with ``s3``, by default a client in
         botocore's standard retry mode); without it such an event is refused.
         ``window``: requests in flight together and the input held in memory. The clients' connection
-        pools (``max_pool_connections``) should be at least its concurrency: see ``client_config``."""
+        pools (``max_pool_connections``) should be at least its concurrency: see ``client_config``.
+        ``trace_header``: the X-Ray trace header of each message (its ``AWSTraceHeader``), called once per
+        event: by default the producer's current trace (``_X_AMZN_TRACE_ID``) when it runs in one, else a
+        new trace per event; a fixed header, or None for none."""
         self._queue_url = queue_url
         self._client = client
         self._registry = registry
         self._fifo = queue_url.endswith(".fifo")
         self._max_message_bytes = max_message_bytes
         self._window = window or Window(DEFAULT_CONCURRENCY)
+        self._trace_header = trace_header
         self._payloads: PayloadStore | None = None
         if payload_bucket:
             writer: S3Writer = s3 or boto3.client("s3", config=client_config(self._window.concurrency))
@@ -122,13 +130,17 @@ class EventPublisher:
         if self._fifo and not group:
             return PublishResult(event.event_id, error="no message group id: a FIFO queue needs one")
         attribute = {EVENT_TYPE_ATTRIBUTE: {"DataType": "String", "StringValue": event.event_type}}
-        entry = Entry(index, event.event_id, body, attribute, group)
+        entry = Entry(index, event.event_id, body, attribute, group, trace_header=self._trace())
         if entry.size <= limit:
             return entry
         if self._payloads is None:
             refused = f"message is larger than the queue's maximum of {limit} bytes; offload it with a payload bucket"
             return PublishResult(event.event_id, error=refused)
         return self._payloads.offload(entry)
+
+    def _trace(self) -> str | None:
+        header = self._trace_header
+        return header() if callable(header) else header
 
     def _queue_max_bytes(self) -> int:
         if self._max_message_bytes is None:

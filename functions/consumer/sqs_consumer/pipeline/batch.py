@@ -118,7 +118,8 @@ class Batch:
         if self.commit is not None and job.claim is not None:
             self.commit.complete(job.event)
         if self.debug:
-            logger.debug("Record succeeded", message_id=job.message_id, event_id=job.event.event_id)
+            logger.debug("Record succeeded", message_id=job.message_id, event_id=job.event.event_id,
+                         trace_id=job.trace_id)  # fmt: skip
 
     def decide(self, item: Item, disposition: Disposition) -> None:
         """Any disposition but a success: set once, seen by the ordering policy, the claim let go."""
