@@ -97,18 +97,23 @@ def test_publisher_refuses_a_trace_header_that_is_not_one(capsys):
 
 def test_moto_alone_drops_the_batch_trace_header_which_the_mend_keeps(aws_credentials):
     # The reason for the mend: without it, the end-to-end test below could not fail for the right reason.
-    import moto.sqs.models as models
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.sqs.models import SQSBackend, sqs_backends
 
+    keep_batch_system_attributes()
+    system = {"AWSTraceHeader": {"DataType": "String", "StringValue": PRODUCER_TRACE}}
     with mock_aws():
         client = boto3.client("sqs", region_name="us-east-1")
         url = client.create_queue(QueueName="q")["QueueUrl"]
-        entry = {"Id": "a", "MessageBody": "x",
-                 "MessageSystemAttributes": {"AWSTraceHeader": {"DataType": "String", "StringValue": PRODUCER_TRACE}}}  # fmt: skip
-        keep_batch_system_attributes()
-        client.send_message_batch(QueueUrl=url, Entries=[entry])
-        assert getattr(models.SQSBackend.send_message_batch, "keeps_system_attributes", False)
-        [message] = receive(client, url)
-    assert message["Attributes"]["AWSTraceHeader"] == PRODUCER_TRACE
+        backend = sqs_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+        entry = {"Id": "a", "MessageBody": "moto's own", "MessageAttributes": {}, "DelaySeconds": None,
+                 "MessageSystemAttributes": system}  # fmt: skip
+        SQSBackend.send_message_batch.__wrapped__(backend, "q", {"0": entry})  # moto's, unmended
+        client.send_message_batch(
+            QueueUrl=url, Entries=[{"Id": "b", "MessageBody": "mended", "MessageSystemAttributes": system}]
+        )
+        headers = {m["Body"]: m["Attributes"].get("AWSTraceHeader") for m in receive(client, url)}
+    assert headers == {"moto's own": None, "mended": PRODUCER_TRACE}
 
 
 def test_one_event_keeps_its_trace_from_producer_to_dlq_to_redrive_and_peek(

@@ -18,7 +18,14 @@ def test_trace_header_round_trips_and_keeps_its_fields():
 
 @pytest.mark.parametrize(
     "text",
-    [None, "", "Root=", "Root=1-5759e988-bd862e3f", "Root=2-5759e988-bd862e3fe1be46a994272793", "Parent=53995c3f42cd8ad8"],
+    [
+        None,
+        "",
+        "Root=",
+        "Root=1-5759e988-bd862e3f",
+        "Root=2-5759e988-bd862e3fe1be46a994272793",
+        "Parent=53995c3f42cd8ad8",
+    ],
 )
 def test_trace_header_that_is_not_one_is_none_never_an_error(text):
     assert TraceHeader.parse(text) is None
