@@ -241,7 +241,7 @@ class SqsQuarantine:
                 "MessageAttributes": attributes,  # type: ignore[typeddict-item]
             }
             if message.trace_header:
-                entry["MessageSystemAttributes"] = trace_attribute(message.trace_header)
+                entry["MessageSystemAttributes"] = trace_attribute(message.trace_header)  # type: ignore[typeddict-item]
             if self._fifo:
                 entry["MessageGroupId"] = message.message_group_id or "quarantine"
                 # The source message id deduplicates a quarantine retried after an unconfirmed send.
