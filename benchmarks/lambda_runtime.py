@@ -258,12 +258,12 @@ def measure(runs: int, sizes: tuple[tuple[int, int], ...]) -> tuple[ColdStart, l
         traced: list[float] = []
         with xray_daemon_on_loopback() as (daemon, received):
             traced_env = {**ours_env, "TRACING": "true", "AWS_XRAY_DAEMON_ADDRESS": daemon}
-            for _ in range(runs):
-                ours.append(run_probe(python, "cold", HANDLER, str(cold_event), env=ours_env)["ms"])
-                naive_samples.append(
-                    run_probe(python, "cold", "naive_handler.lambda_handler", str(cold_event), env=naive_env)["ms"]
-                )
-                traced.append(run_probe(python, "cold", HANDLER, str(cold_event), env=traced_env)["ms"])
+            probes = [(ours, HANDLER, ours_env), (naive_samples, "naive_handler.lambda_handler", naive_env),
+                      (traced, HANDLER, traced_env)]  # fmt: skip
+            for run in range(runs):
+                # Each takes each place in turn: a run right after another's was seen to be slower.
+                for samples, handler, env in probes[run % 3 :] + probes[: run % 3]:
+                    samples.append(run_probe(python, "cold", handler, str(cold_event), env=env)["ms"])
             subsegments = len(received()) // runs
         store_calls = sorted(set(calls))
         cold = ColdStart(statistics.median(ours), statistics.median(naive_samples), statistics.median(traced),

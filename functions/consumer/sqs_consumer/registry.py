@@ -42,15 +42,25 @@ class Route(Generic[EventT]):
     record retried (quarantined on its last receive, saying it timed out). Unset, it runs until the
     batch's handler deadline, within the time reserve (docs/design.md §4). A synchronous handler cannot
     be interrupted: only the function's own timeout stops it.
+
+    ``slo_p99_ms`` and ``slo_max_age_s``: the event type's service levels, each an alarm of the stack when
+    set: the 99th percentile of its handler time (ms) and the oldest age (s) a record may have when its
+    batch starts, both per 5 minutes (infra/monitoring.py, docs/operations.md).
     """
 
     model: type[EventT]
     handler: Handler[EventT]
     timeout_seconds: float | None = None
+    slo_p99_ms: float | None = None
+    slo_max_age_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.timeout_seconds is not None and not self.timeout_seconds > 0:
             raise ValueError(f"{self.model.__name__}: timeout_seconds must be > 0, or None for the batch's deadline")
+        for name in ("slo_p99_ms", "slo_max_age_s"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{self.model.__name__}: {name} must be > 0, or None for no alarm")
 
     @property
     def event_type(self) -> str:
