@@ -106,6 +106,11 @@ event: $(STAMP) ## Write a sample event and its expected outcome: make event TYP
 new-event: $(STAMP) ## Scaffold an event type (model, handler and its test, route, sample, schema): make new-event TYPE=invoice.paid [FIELD=invoice_id]
 	$(BIN)/python -m local.new_event --type "$(TYPE)" $(if $(FIELD),--field "$(FIELD)")
 
+.PHONY: logs
+logs: $(STAMP) ## The deployed function's log lines: make logs STAGE=dev [SINCE=15m] [EVENT_ID=... | TRACE_ID=...] [FOLLOW=1]
+	$(BIN)/sqs-logs --stage $(STAGE) --since "$(or $(SINCE),15m)" $(if $(EVENT_ID),--event-id "$(EVENT_ID)") \
+		$(if $(TRACE_ID),--trace-id "$(TRACE_ID)") $(if $(FOLLOW),--follow)
+
 .PHONY: plan
 plan: $(STAMP) ## Capacity plan of STAGE for a workload: make plan STAGE=prod RATE=400 HANDLER_MS=120 [ARGS="--max-age 60s --simulate"]
 	$(BIN)/sqs-plan --stage $(STAGE) --rate "$(RATE)" --handler-ms "$(HANDLER_MS)" $(ARGS)
