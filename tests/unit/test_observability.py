@@ -112,7 +112,7 @@ def test_each_emf_document_is_what_powertools_serializes_for_its_values(capsys):
     metrics = Metrics(namespace="Test", service="orders")
     documents = EmfDocuments(metrics)
     first = {"RecordsProcessed": 2, "ProcessingTime": [0.125, 7.5], "MessageAge": [10_000.5, 3.0]}
-    second = {"RecordsProcessed": 7, "ProcessingTime": [3e-05], "MessageAge": 0.0}
+    second = {"RecordsProcessed": 7, "ProcessingTime": [0.004], "MessageAge": 0.0}
     before = int(time.time() * 1000)
 
     # WHEN the documents are written (the shape is kept after the first)
@@ -228,6 +228,12 @@ def test_value_arrays_keep_within_emf_limits_with_no_more_documents_than_event_t
     assert abs(statistics.median(ages) - 125_500.0) <= 2_000
     assert written["hello"]["RecordsProcessed"] == [250.0]
     assert len(written["document.processed"]["MessageAge"]) == 3
+
+
+def test_value_arrays_are_milliseconds_to_the_microsecond(capsys):
+    EmfDocuments(Metrics(namespace="Test", service="orders")).write("hello", {"ProcessingTime": [3e-05, 1.23456789]})
+    [document] = json_lines(capsys.readouterr().out)
+    assert document["ProcessingTime"] == [0.0, 1.235]
 
 
 def test_within_emf_keeps_up_to_the_limit_whole_and_summarizes_beyond():

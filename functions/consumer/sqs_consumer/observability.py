@@ -128,7 +128,8 @@ class BatchReport:
         # Called once per record: one lookup of the type's stats, appends only.
         stats = self._stats[event_type]
         stats.counts[outcome] += 1
-        stats.age_ms.append(age_ms)
+        # A sender's clock ahead of ours makes a negative age: counted as 0.
+        stats.age_ms.append(age_ms if age_ms > 0 else 0.0)
         if processing_ms is not None:
             stats.processing_ms.append(processing_ms)
 
@@ -167,8 +168,7 @@ class BatchReport:
                     values[name] = stats.counts[outcome]
             if stats.processing_ms:
                 values[PROCESSING_TIME] = within_emf(stats.processing_ms)
-            # A sender's clock ahead of ours makes a negative age: counted as 0.
-            values[MESSAGE_AGE] = within_emf([age if age > 0 else 0.0 for age in stats.age_ms])
+            values[MESSAGE_AGE] = within_emf(stats.age_ms)
             documents.write(event_type, values)
 
 
@@ -230,10 +230,17 @@ class EmfDocuments:
 
 
 def _array(value: float | list[float]) -> str:
-    """A value, or a value array, as the text of a JSON array of floats (as ``json.dumps`` writes them)."""
+    """A count as ``json.dumps`` writes a float; a value array's milliseconds to the microsecond, written
+    by one %-format of them all (three times faster than a ``repr`` each, which cost more than the rest
+    of a small batch's metrics)."""
     if isinstance(value, list):
-        return ",".join([repr(float(item)) for item in value])
+        return _format_of(len(value)) % tuple(value)
     return repr(float(value))
+
+
+@functools.cache
+def _format_of(count: int) -> str:
+    return ",".join(["%.3f"] * count)
 
 
 def _dumps(value: object) -> str:
