@@ -83,6 +83,8 @@ class EventPublisher:
         self._fifo = queue_url.endswith(".fifo")
         self._max_message_bytes = max_message_bytes
         self._window = window or Window(DEFAULT_CONCURRENCY)
+        if isinstance(trace_header, str) and trace.TraceHeader.parse(trace_header) is None:
+            raise ValueError(f"not an X-Ray trace header (Root=1-<8 hex>-<24 hex>;Parent=<16 hex>): {trace_header!r}")
         self._trace_header = trace_header
         self._payloads: PayloadStore | None = None
         if payload_bucket:

@@ -56,3 +56,10 @@ def test_record_info_reads_its_trace_from_the_record_attributes():
     assert info.trace_header == HEADER
     assert info.trace_id == "1-5759e988-bd862e3fe1be46a994272793"
     assert RecordInfo({"messageId": "m-2"}).trace_id is None
+
+
+def test_publisher_refuses_a_fixed_trace_header_sqs_would_refuse():
+    from publisher.client import EventPublisher
+
+    with pytest.raises(ValueError, match="not an X-Ray trace header"):
+        EventPublisher("https://sqs.us-east-1.amazonaws.com/123456789012/q", client=None, trace_header="Root=oops")

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqs_consumer.budget import Deadline, run_parallel
 from sqs_consumer.clients import sqs_client
 from sqs_consumer.errors import QuarantineFailedError, describe
-from sqs_consumer.models.trace import TRACE_HEADER_ATTRIBUTE
+from sqs_consumer.models.trace import TRACE_HEADER_ATTRIBUTE, trace_id
 from sqs_consumer.observability import logger
 from sqs_consumer.payloads import SIZE_ATTRIBUTES
 from sqs_consumer.sqs_limits import (
@@ -110,6 +110,7 @@ class QuarantinedMessage:
             logger.warning(
                 "Original message attributes dropped on quarantine: SQS allows 10 and the size limit",
                 message_id=self.source_message_id,
+                trace_id=trace_id(self.trace_header),
                 attributes=trim_utf8(",".join(dropped), 256),
             )
         return attributes.values
