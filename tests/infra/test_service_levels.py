@@ -28,10 +28,10 @@ def test_a_route_with_service_levels_gets_a_p99_alarm_and_an_age_alarm_on_its_ow
 
     # THEN the synthesized template alarms on each level of that type, and on nothing of hello's
     per_type = {d: a for d, a in _alarms(template).items() if "Dimensions" in a and a.get("Namespace")}
-    p99 = [a for a in per_type.values() if a.get("ExtendedStatistic") == "p99"]
-    age = [a for a in per_type.values() if a.get("MetricName") == "MessageAge"]
-    assert len(p99) == len(age) == 1
-    [p99], [age] = p99, age
+    p99s = [a for a in per_type.values() if a.get("ExtendedStatistic") == "p99"]
+    ages = [a for a in per_type.values() if a.get("MetricName") == "MessageAge"]
+    assert len(p99s) == len(ages) == 1
+    [p99], [age] = p99s, ages
     assert p99["MetricName"] == "ProcessingTime"
     assert p99["Threshold"] == route.slo_p99_ms
     assert age["Statistic"] == "Maximum" and age["Threshold"] == route.slo_max_age_s * 1000

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any, cast
 
 import boto3
 import pytest
@@ -55,7 +56,7 @@ def receive(client, url: str) -> list[dict]:
 
 def lambda_event(client, url: str, messages: list[dict]) -> dict:
     arn = client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    return {"Records": [to_lambda_record(message, arn) for message in messages]}
+    return {"Records": [to_lambda_record(cast(Any, message), arn) for message in messages]}
 
 
 def hello(event_id: str, simulate: str = "ok") -> str:
@@ -97,18 +98,19 @@ def test_publisher_refuses_a_trace_header_that_is_not_one(capsys):
 
 def test_moto_alone_drops_the_batch_trace_header_which_the_mend_keeps(aws_credentials):
     # The reason for the mend: without it, the end-to-end test below could not fail for the right reason.
-    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.core.models import DEFAULT_ACCOUNT_ID
     from moto.sqs.models import SQSBackend, sqs_backends
 
     keep_batch_system_attributes()
-    system = {"AWSTraceHeader": {"DataType": "String", "StringValue": PRODUCER_TRACE}}
+    system: Any = {"AWSTraceHeader": {"DataType": "String", "StringValue": PRODUCER_TRACE}}
     with mock_aws():
         client = boto3.client("sqs", region_name="us-east-1")
         url = client.create_queue(QueueName="q")["QueueUrl"]
         backend = sqs_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
         entry = {"Id": "a", "MessageBody": "moto's own", "MessageAttributes": {}, "DelaySeconds": None,
                  "MessageSystemAttributes": system}  # fmt: skip
-        SQSBackend.send_message_batch.__wrapped__(backend, "q", {"0": entry})  # moto's, unmended
+        moto_own: Any = getattr(SQSBackend.send_message_batch, "__wrapped__")  # noqa: B009  # moto's, unmended
+        moto_own(backend, "q", {"0": entry})
         client.send_message_batch(
             QueueUrl=url, Entries=[{"Id": "b", "MessageBody": "mended", "MessageSystemAttributes": system}]
         )

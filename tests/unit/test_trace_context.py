@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import pytest
 
 from sqs_consumer.models.record import RecordInfo
@@ -35,7 +37,8 @@ def test_trace_header_that_is_not_one_is_none_never_an_error(text):
 def test_trace_id_is_read_wherever_root_stands_and_with_lineage():
     text = "Parent=53995c3f42cd8ad8;Sampled=0;Root=1-5759e988-bd862e3fe1be46a994272793;Lineage=a87bd80c:0"
     assert trace_id(text) == "1-5759e988-bd862e3fe1be46a994272793"
-    assert TraceHeader.parse(text).sampled is False
+    parsed = TraceHeader.parse(text)
+    assert parsed is not None and parsed.sampled is False
 
 
 def test_new_trace_starts_with_the_time_in_hex():
@@ -62,4 +65,5 @@ def test_publisher_refuses_a_fixed_trace_header_sqs_would_refuse():
     from publisher.client import EventPublisher
 
     with pytest.raises(ValueError, match="not an X-Ray trace header"):
-        EventPublisher("https://sqs.us-east-1.amazonaws.com/123456789012/q", client=None, trace_header="Root=oops")
+        EventPublisher("https://sqs.us-east-1.amazonaws.com/123456789012/q", client=cast(Any, None),
+                       trace_header="Root=oops")  # fmt: skip
