@@ -11,7 +11,7 @@ from moto import mock_aws
 
 from sqs_consumer.testing import events as sqs
 from sqs_consumer.testing.fakes import FakeContext
-from sqs_consumer.tracing import daemon_address
+from sqs_consumer.tracing import STOP_CHECK_EVERY, SegmentEmitter, daemon_address
 
 INVOCATION = "Root=1-6942a1b0-00112233445566778899aabb;Parent=1a2b3c4d5e6f7081;Sampled=1"
 MESSAGE_TRACE = "Root=1-6942a1a0-5f3c7e0a9b1d2c3e4f506172;Parent=53995c3f42cd8ad8;Sampled=1"
@@ -137,3 +137,18 @@ def test_daemon_address_reads_lambdas_and_the_sdks_forms(text, address):
 def test_daemon_address_that_is_not_one_is_refused_clearly():
     with pytest.raises(ValueError, match="AWS_XRAY_DAEMON_ADDRESS is not host:port"):
         daemon_address("nowhere")
+
+
+def test_sending_stops_when_the_time_kept_for_returning_comes(daemon):
+    # GIVEN 250 subsegments, and a deadline that passes after the first look at the clock
+    host, port = daemon.address.split(":")
+    emitter = SegmentEmitter((host, int(port)), environ={})
+    looks = iter([False, True])
+    documents: list[dict[str, object]] = [{"name": "hello", "n": n} for n in range(250)]
+
+    # WHEN they are sent
+    sent = emitter.send(documents, stop=lambda: next(looks))
+
+    # THEN those before the second look went out, and no more
+    assert sent == STOP_CHECK_EVERY
+    assert len(daemon()) == STOP_CHECK_EVERY

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 DAEMON_HEADER = b'{"format": "json", "version": 1}\n'
 DEFAULT_DAEMON_ADDRESS = "127.0.0.1:2000"
+# Sends between two looks at the clock.
+STOP_CHECK_EVERY = 100
 # X-Ray's annotation values are kept short: an event id or type longer than this is cut.
 MAX_ANNOTATION_CHARS = 250
 
@@ -64,10 +66,13 @@ class SegmentEmitter:
             return None
         return BatchTrace(header)
 
-    def send(self, trace: BatchTrace, documents: list[dict[str, object]]) -> int:
-        """Each document in a datagram of its own; how many were handed to the network."""
+    def send(self, documents: list[dict[str, object]], *, stop: Callable[[], bool] = lambda: False) -> int:
+        """Each document in a datagram of its own, until ``stop`` says the time kept for returning has come
+        (a batch of thousands sends for milliseconds); how many were handed to the network."""
         sent = 0
-        for document in documents:
+        for index, document in enumerate(documents):
+            if index % STOP_CHECK_EVERY == 0 and stop():
+                break
             document.setdefault("id", self._new_id())
             payload = DAEMON_HEADER + json.dumps(document, separators=(",", ":")).encode()
             try:

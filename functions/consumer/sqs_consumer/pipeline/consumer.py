@@ -104,7 +104,8 @@ class BatchConsumer:
             parsed.close()  # type: ignore[attr-defined]  # a generator: the payload reads of records never taken end with the batch
             self._runner.cancel_leftover_tasks(batch.deadline().seconds_left)
         if batch.trace is not None and self._tracing is not None:
-            self._tracing.send(batch.trace, batch.trace.documents(traced_outcome))
+            deadline = batch.deadline()
+            self._tracing.send(batch.trace.documents(traced_outcome), stop=lambda: deadline.passed)
         batch.report.log_summary(len(records))
         if self._emf is not None:
             batch.report.publish(self._emf)
