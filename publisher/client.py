@@ -21,6 +21,7 @@ from publisher.batching import MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, Entry
 from publisher.dispatch import DEFAULT_CONCURRENCY, Dispatcher, Window
 from publisher.offload import PayloadStore, S3Writer
 from publisher.sender import BatchSender, PublishResult, RetryPolicy, is_permanent
+from publisher.versioning import VersionedEvents
 from sqs_consumer.errors import PoisonMessageError
 from sqs_consumer.models import trace
 from sqs_consumer.models.base import BaseEvent
@@ -30,12 +31,16 @@ from sqs_consumer.routes import REGISTRY
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
-__all__ = ["MAX_BATCH_BYTES", "MAX_BATCH_ENTRIES", "EventPublisher", "GroupId", "PublishResult", "is_permanent"]
+__all__ = [
+    "MAX_BATCH_BYTES", "MAX_BATCH_ENTRIES", "EventPublisher", "GroupId", "PublishResult", "is_permanent",
+    "tenant_group",
+]  # fmt: skip
 
 EVENT_TYPE_ATTRIBUTE = "event_type"
 # Where each message's trace header comes from: a call per event, one header for all, or none.
 TraceHeaderSource = Callable[[], str] | str | None
-# A FIFO message group: one for every event, or one chosen per event from the validated event.
+# A message group (FIFO: the ordering group; standard: the tenant of a fair queue): one for every event, or
+# one chosen per event from the validated event.
 GroupId = str | Callable[[BaseEvent], str] | None
 
 
@@ -66,6 +71,7 @@ class EventPublisher:
         payload_bucket: str | None = None,
         s3: S3Writer | None = None,
         window: Window | None = None,
+        event_version: int | None = None,
         trace_header: TraceHeaderSource = trace.for_message,
     ) -> None:
         """``max_message_bytes``: the queue's MaximumMessageSize; read from the queue when not given
@@ -76,10 +82,16 @@ class EventPublisher:
         pools (``max_pool_connections``) should be at least its concurrency: see ``client_config``.
         ``trace_header``: the X-Ray trace header of each message (its ``AWSTraceHeader``), called once per
         event: by default the producer's current trace (``_X_AMZN_TRACE_ID``) when it runs in one, else a
-        new trace per event; a fixed header, or None for none."""
+        new trace per event; a fixed header, or None for none.
+        ``event_version``: the version of their type every event is sent as (publisher/versioning.py);
+        None, each type's current one.
+
+        A message group id (``group_id``) is each message's ``MessageGroupId``: on a FIFO queue its
+        ordering group, on a standard queue its tenant, which a fair queue keeps from delaying other tenants."""
         self._queue_url = queue_url
         self._client = client
         self._registry = registry
+        self._versions = VersionedEvents(registry, event_version)
         self._fifo = queue_url.endswith(".fifo")
         self._max_message_bytes = max_message_bytes
         self._window = window or Window(DEFAULT_CONCURRENCY)
@@ -120,9 +132,8 @@ class EventPublisher:
 
     def _prepare(self, index: int, document: object, group_id: GroupId, limit: int) -> Entry | PublishResult:
         """The event as an entry to send, or the result that says why it will not be sent."""
-        body = document if isinstance(document, str) else json.dumps(document, separators=(",", ":"))
         try:
-            event = self._registry.parse(body)
+            body, event = self._versions.prepare(document)
         except PoisonMessageError as error:
             return PublishResult(_event_id_of(document), error=f"{error.kind}: {error}")
         try:
@@ -197,3 +208,11 @@ def field_group(path: str) -> Callable[[BaseEvent], str]:
         return str(value)
 
     return group
+
+
+def tenant_group(path: str) -> Callable[[BaseEvent], str]:
+    """Each event's tenant as its message group id, from the field ``path``: a path from the event
+    (``payload.tenant_id``), or a name in its payload (``tenant_id``). On a standard queue SQS then keeps
+    one tenant's backlog from delaying the others' (fair queues); on a FIFO queue it is the ordering group."""
+    top = path.split(".", 1)[0]
+    return field_group(path if top in BaseEvent.model_fields or top == "payload" else f"payload.{path}")

@@ -181,8 +181,9 @@ class BatchSender:
         }  # fmt: skip
         if entry.trace_header:
             request["MessageSystemAttributes"] = trace_attribute(entry.trace_header)  # type: ignore[typeddict-item]
-        if self._fifo and entry.group_id:
+        if entry.group_id:  # FIFO: the ordering group; standard: the tenant, for a fair queue
             request["MessageGroupId"] = entry.group_id
+        if self._fifo and entry.group_id:
             # The business id deduplicates a producer's retries within SQS's 5-minute window;
             # an id SQS cannot take as it is (too long, other characters) is hashed, never cut.
             request["MessageDeduplicationId"] = deduplication_id(entry.event_id)

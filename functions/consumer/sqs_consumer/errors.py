@@ -34,6 +34,17 @@ class PoisonMessageError(Exception):
         self.event_type = event_type
 
 
+class UnknownEventVersionError(Exception):
+    """The body declares a version of its event type newer than this consumer's: retried with backoff (a
+    newer consumer may be deploying), quarantined as ``unknown_event_version`` on its last receive."""
+
+    def __init__(self, event_type: str, declared: int, current: int) -> None:
+        super().__init__(f"event_version {declared} of {event_type!r} is newer than this consumer's version {current}")
+        self.event_type = event_type
+        self.declared = declared
+        self.current = current
+
+
 class DeadlineReachedError(Exception):
     """The function is too close to its timeout to start this record."""
 

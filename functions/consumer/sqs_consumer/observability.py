@@ -19,7 +19,7 @@ import logging
 import os
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -109,6 +109,11 @@ MESSAGE_AGE = "MessageAge"
 EMF_MAX_VALUES = 100
 EMF_MAX_METRICS = 100
 EMF_MAX_DIMENSIONS = 30
+# Per tenant (pipeline/tenants.py): its records in the batch, and its oldest message's age at the batch's start.
+_TENANT_METRICS = {"TenantRecords": 0.0, "TenantMessageAgeMax": 0.0}
+_UNITS["TenantRecords"] = _COUNT
+# Tenants whose document shape is kept: past this many, the cache starts again (tenants come and go).
+_TENANT_SHAPES_KEPT = 1_000
 
 
 @dataclass(slots=True)
@@ -199,6 +204,7 @@ class EmfDocuments:
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
         self._shapes: dict[tuple[str, tuple[str, ...]], tuple[str, str, tuple[str, ...]]] = {}
+        self._tenant_shapes: dict[str, tuple[str, str, tuple[str, ...]]] = {}
 
     def write(self, event_type: str, values: dict[str, float | list[float]]) -> None:
         key = (event_type, tuple(values))
@@ -210,16 +216,36 @@ class EmfDocuments:
         # EMF goes to stdout, where Lambda sends it to CloudWatch Logs (as flush_metrics does).
         print(f"{head}{int(time.time() * 1000)}}},{dimensions}{fields}}}", flush=True)  # noqa: T201
 
-    def _shape(self, event_type: str, values: dict[str, float | list[float]]) -> tuple[str, str, tuple[str, ...]]:
+    def write_tenants(self, tenants: list[tuple[str, int, float]]) -> None:
+        """One document per tenant (``tenant`` dimension): its records in the batch and its oldest message's
+        age at the batch's start; all in one write. Shapes are kept for the tenants last seen only."""
+        if not tenants:
+            return
+        if len(self._tenant_shapes) > _TENANT_SHAPES_KEPT:
+            self._tenant_shapes.clear()
+        timestamp = int(time.time() * 1000)
+        lines = []
+        for tenant, records, oldest_ms in tenants:
+            shape = self._tenant_shapes.get(tenant)
+            if shape is None:
+                shape = self._tenant_shapes[tenant] = self._shape(("tenant", tenant), _TENANT_METRICS)
+            head, dimensions, names = shape
+            lines.append(f"{head}{timestamp}}},{dimensions}{names[0]}[{float(records)!r}]{names[1]}[{oldest_ms!r}]}}")
+        print("\n".join(lines), flush=True)  # noqa: T201
+
+    def _shape(
+        self, dimension: tuple[str, str] | str, values: Mapping[str, float | list[float]]
+    ) -> tuple[str, str, tuple[str, ...]]:
         """The JSON text before the timestamp, the dimensions', and each metric's up to its value."""
         metrics = self._metrics
         base = {"service": metrics.service} if metrics.service else {}
+        key, label = dimension if isinstance(dimension, tuple) else ("event_type", dimension)
         document: dict[str, Any] = dict(metrics.serialize_metric_set(
             metrics={
                 name: {"Unit": _UNITS.get(name, _MILLISECONDS), "StorageResolution": 60, "Value": [0.0]}
                 for name in values
             },
-            dimensions={**base, "event_type": event_type},
+            dimensions={**base, key: label},
             metadata={},
         ))  # fmt: skip
         directives = document.pop("_aws")["CloudWatchMetrics"]

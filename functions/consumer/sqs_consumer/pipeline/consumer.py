@@ -29,6 +29,7 @@ from sqs_consumer.pipeline.ordering import ordering_for
 from sqs_consumer.pipeline.records import Item, parse_records
 from sqs_consumer.pipeline.runner import Runner
 from sqs_consumer.pipeline.settlement import Settlement
+from sqs_consumer.pipeline.tenants import BUSIEST_TENANTS, busiest_tenants
 from sqs_consumer.quarantine import Quarantine
 from sqs_consumer.registry import EventRegistry
 from sqs_consumer.retry import NO_BACKOFF, Backoff, VisibilitySetter
@@ -53,9 +54,11 @@ class BatchConsumer:
         payloads: S3Payloads | None = None,
         timer: Callable[[], float] = time.perf_counter,
         wall_clock_ms: Callable[[], float] = lambda: time.time() * 1000,
+        busiest_tenants: int = BUSIEST_TENANTS,
         tracing: SegmentEmitter | None = None,
     ) -> None:
         self._registry = registry
+        self._busiest_tenants = busiest_tenants
         self._emf = EmfDocuments(metrics) if metrics is not None else None
         self._time_reserve_ms = time_reserve_ms
         self._decisions = Decisions(max_receive_count, backoff)
@@ -109,6 +112,7 @@ class BatchConsumer:
         batch.report.log_summary(len(records))
         if self._emf is not None:
             batch.report.publish(self._emf)
+            self._emf.write_tenants(busiest_tenants(records, batch.now_ms, self._busiest_tenants))
         return response
 
 

@@ -5,8 +5,9 @@ decided (dispositions.py): one object per record, made for thousands a batch.
 
 A body is first validated as an event alone, the contract's own shape and the fast path. Only a body
 that fails is unwrapped (envelopes.py): an SNS notification, an EventBridge event, an offloaded
-payload's pointer. The job of an unwrapped event (``WrappedJob``) carries its envelope; a payload
-that could not be fetched but may be on a retry makes an ``Unfetched`` record, listed.
+payload's pointer; and a body of an older version of its event type is upcast (versions.py). The job
+of an unwrapped event (``WrappedJob``) carries its envelope; a payload that could not be fetched but
+may be on a retry, or a version newer than the consumer's, makes an ``Unfetched`` record, listed.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import ValidationError
 
-from sqs_consumer.errors import PoisonMessageError
+from sqs_consumer.errors import PoisonMessageError, UnknownEventVersionError
 from sqs_consumer.models.record import NO_ENVELOPE, Envelope, RecordInfo
 from sqs_consumer.models.trace import TRACE_HEADER_ATTRIBUTE, trace_id
 from sqs_consumer.observability import logger
@@ -123,8 +124,10 @@ class Unparsed(Item):
 
 
 class Unfetched(Item):
-    """A record whose offloaded payload could not be fetched this time (throttled, timed out...): listed
-    to come back, or quarantined on its last receive, as a handler's failure would be."""
+    """A record whose body could not become an event this time but may on a retry: its offloaded payload
+    could not be fetched (throttled, timed out...), or it declares a version of its event type newer than
+    this consumer's (a newer one may be deploying). Listed to come back, or quarantined on its last
+    receive, as a handler's failure would be."""
 
     __slots__ = ("_envelope", "error")
 
@@ -132,6 +135,10 @@ class Unfetched(Item):
         super().__init__(raw, now_ms)
         self.error = error
         self._envelope = envelope
+
+    @property
+    def event_type(self) -> str | None:
+        return self.error.event_type if isinstance(self.error, UnknownEventVersionError) else None
 
     @property
     def envelope(self) -> Envelope:
@@ -205,6 +212,8 @@ def _unwrapped(
         event = unwrapper.unwrap(raw, refused, envelope)
     except PoisonMessageError as poison:
         return Unparsed(raw, _let_go(poison), now_ms, envelope)
+    except UnknownEventVersionError as exc:  # a newer consumer may be deploying: retried, with backoff
+        return Unfetched(raw, exc, now_ms, envelope)
     except Exception as exc:  # a payload not fetched this time, or a bug: listed, never lost
         if not envelope:
             logger.exception(
@@ -214,8 +223,8 @@ def _unwrapped(
     finally:
         if fetches is not None:
             fetches.passed(raw["messageId"])
-    if not envelope:  # an event alone, valid once unwrapped: never (the fast path refused it)
-        return Unparsed(raw, registry.poison(refused), now_ms)
+    if not envelope:  # an event alone that the fast path refused: of an older version, upcast
+        return Job(raw, event, registry.routes[event.event_type], now_ms)
     return WrappedJob(raw, event, registry.routes[event.event_type], now_ms, envelope)
 
 

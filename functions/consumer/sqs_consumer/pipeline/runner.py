@@ -209,7 +209,8 @@ class Runner:
 def _unfetched(item: Unfetched, decisions: Decisions) -> Disposition:
     if isinstance(item.error, DeadlineReachedError):  # its payload's fetch was cut off: as a record never started
         return decisions.not_started(item, NEAR_TIMEOUT, None)
-    return decisions.failure(item, item.error, None)  # as its handler failing: retried, quarantined on the last receive
+    # As its handler failing: retried, quarantined on the last receive.
+    return decisions.failure(item, item.error, item.event_type)
 
 
 def _unfinished(job: Job, batch: Batch, error: HandlerUnfinishedError) -> None:
