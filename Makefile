@@ -106,6 +106,11 @@ event: $(STAMP) ## Write a sample event and its expected outcome: make event TYP
 new-event: $(STAMP) ## Scaffold an event type (model, handler and its test, route, sample, schema): make new-event TYPE=invoice.paid [FIELD=invoice_id], or its next version: VERSION=2
 	$(BIN)/python -m local.new_event --type "$(TYPE)" $(if $(FIELD),--field "$(FIELD)") $(if $(VERSION),--version "$(VERSION)")
 
+.PHONY: logs
+logs: $(STAMP) ## The deployed function's log lines: make logs STAGE=dev [SINCE=15m] [EVENT_ID=... | TRACE_ID=...] [FOLLOW=1]
+	$(BIN)/sqs-logs --stage $(STAGE) --since "$(or $(SINCE),15m)" $(if $(EVENT_ID),--event-id "$(EVENT_ID)") \
+		$(if $(TRACE_ID),--trace-id "$(TRACE_ID)") $(if $(FOLLOW),--follow)
+
 .PHONY: plan
 PLAN_USAGE = usage: make plan STAGE=prod RATE=400 HANDLER_MS=120 [ARGS="--max-age 60s --outage 10m --simulate"] (RATE in messages a second, or ARGS="--per-day N" or "--csv FILE"; exit 1 when a check fails)
 plan: $(STAMP) ## Capacity plan of STAGE for a workload: make plan STAGE=prod RATE=400 HANDLER_MS=120 [ARGS="--max-age 60s --outage 10m --simulate"]

@@ -60,6 +60,9 @@ def verdicts(
     """Every figure with a target, judged."""
     judged = [Verdict("cold start: import + first batch of 10", cold.ours_ms / cold.naive_ms, COLD_START_TARGET,
                       f"{cold.ours_ms:,.0f} ms vs {cold.naive_ms:,.0f} ms")]  # fmt: skip
+    if cold.traced_ms is not None:
+        judged.append(Verdict("cold start, tracing on", cold.traced_ms / cold.naive_ms, COLD_START_TARGET,
+                              f"{cold.traced_ms:,.0f} ms vs {cold.naive_ms:,.0f} ms"))  # fmt: skip
     for row in per_record:
         if row.size in PER_RECORD_TARGETS:
             measured = f"{row.ours_us:,.2f} us vs {row.bare_us:,.2f} us"
@@ -181,6 +184,9 @@ def _as_lambda_runs_it(cold: ColdStart, per_record: list[PerRecord]) -> list[str
             "the naive handler deployed as users do (below)",
         ),
     ]
+    if cold.traced_ms is not None:
+        lines.append(_ratio_row("cold start, tracing on", (cold.traced_ms, cold.naive_ms), "ms", COLD_START_TARGET,
+                                "the same naive handler, whose X-Ray SDK traces"))  # fmt: skip
     for size, target in PER_RECORD_TARGETS.items():
         if size in by_size:
             row = by_size[size]

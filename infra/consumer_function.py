@@ -31,7 +31,7 @@ HANDLER = "sqs_consumer.handler.lambda_handler"
 # On the source queue: the mapping's polling and deletes, the consumer's retry backoff.
 QUEUE_ACTIONS = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility")
 LIVE_ALIAS = "live"
-ENI_WILDCARD = "AwsSolutions-IAM5[Resource::*]"
+WILDCARD = "AwsSolutions-IAM5[Resource::*]"
 # On the idempotency table: conditional puts in TransactWriteItems (authorized as PutItem), reads of
 # a refusing record, the completions in BatchWriteItem, and releases as conditional deletes in
 # TransactWriteItems (authorized as DeleteItem).
@@ -69,6 +69,8 @@ def function_environment(
         "retry_backoff_cap_seconds": f"{settings.retry_backoff_cap_seconds:g}",
         "max_payload_bytes": str(settings.max_payload_size_bytes),
     }
+    if settings.tracing:
+        values["tracing"] = "true"
     if settings.secrets:
         values["secret_names"] = json.dumps(settings.secrets, sort_keys=True)
         values["secrets_max_age_seconds"] = str(settings.secrets_max_age_seconds)
@@ -104,7 +106,7 @@ class ConsumerFunctionConstruct(Construct):
             removal_policy=RemovalPolicy.RETAIN if settings.retain_data else RemovalPolicy.DESTROY,
         )
         self.network = network
-        self.role = self._role(queues)
+        self.role = self._role(queues, tracing=settings.tracing)
         # Each grant on the role, and on the VPC's endpoints when the function is placed in one.
         self._grant_secrets(settings)
         payload_bucket.grant_read(self.role)
@@ -133,7 +135,7 @@ class ConsumerFunctionConstruct(Construct):
         self.event_source_mapping = self._event_source_mapping(settings, queues)
         self._skip_scanner_findings(settings)
 
-    def _role(self, queues: QueuesConstruct) -> iam.Role:
+    def _role(self, queues: QueuesConstruct, *, tracing: bool) -> iam.Role:
         """An explicit role with what the function and its mapping call, and nothing else: its own
         logs; on the queue, what the mapping polls and deletes with and the backoff's visibility
         changes; on the DLQ, the quarantine's sends."""
@@ -148,11 +150,18 @@ class ConsumerFunctionConstruct(Construct):
             # Lambda at deploy and scale time with ids unknown here, and the Describe actions take no
             # resource: the statement names "*".
             role.add_to_policy(iam.PolicyStatement(actions=list(ENI_ACTIONS), resources=["*"]))
-            Validations.of(role).acknowledge(Acknowledgment(id=f"AwsSolutions::{ENI_WILDCARD}", reason=(
-                "Lambda creates and deletes the function's network interfaces with the role's permissions; their "
-                "ids are unknown before Lambda makes them and the EC2 Describe actions take no resource")))  # fmt: skip
             network.allow("sqs", QUEUE_ACTIONS, [queues.queue.queue_arn])
             network.allow("sqs", DLQ_ACTIONS, [queues.dead_letter_queue.queue_arn])
+        wildcards = []
+        if network is not None:
+            wildcards.append("Lambda creates and deletes the function's network interfaces with the role's "
+                             "permissions; their ids are unknown before Lambda makes them and the EC2 Describe "
+                             "actions take no resource")  # fmt: skip
+        if tracing:  # the statement CDK adds for active tracing
+            wildcards.append("X-Ray's PutTraceSegments and PutTelemetryRecords take no resource")
+        if wildcards:
+            acknowledged = Acknowledgment(id=f"AwsSolutions::{WILDCARD}", reason="; ".join(wildcards))
+            Validations.of(role).acknowledge(acknowledged)
         return role
 
     def send_followups_to(self, destinations: Mapping[str, Destination]) -> None:
@@ -218,6 +227,9 @@ class ConsumerFunctionConstruct(Construct):
             security_groups=[network.security_group] if network else None,
             description="Consumes the SQS queue with partial batch responses",
             snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if settings.snap_start else None,
+            # Active: Lambda samples invocations, records their segments and links them to the messages'
+            # traces; CDK grants the role xray:PutTraceSegments and PutTelemetryRecords.
+            tracing=lambda_.Tracing.ACTIVE if settings.tracing else None,
         )
 
     def _event_source_mapping(self, settings: StackSettings, queues: QueuesConstruct) -> lambda_.EventSourceMapping:
@@ -259,7 +271,9 @@ class ConsumerFunctionConstruct(Construct):
         scanner_skips.skip(self.function, "CKV_AWS_173", scanner_skips.LAMBDA_ENV_KMS)
         if settings.vpc is None:
             scanner_skips.skip(self.function, "CKV_AWS_117", scanner_skips.LAMBDA_VPC)
-        else:
-            scanner_skips.skip(self.role.node.find_child("DefaultPolicy"), "CKV_AWS_111", scanner_skips.ENI_WRITE)
+        wildcard_writes = [reason for on, reason in ((settings.vpc is not None, scanner_skips.ENI_WRITE),
+                                                     (settings.tracing, scanner_skips.XRAY_WRITE)) if on]  # fmt: skip
+        if wildcard_writes:
+            scanner_skips.skip(self.role.node.find_child("DefaultPolicy"), "CKV_AWS_111", "; ".join(wildcard_writes))
         if settings.reserved_concurrency is None:
             scanner_skips.skip(self.function, "CKV_AWS_115", scanner_skips.unbounded_concurrency(settings))

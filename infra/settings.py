@@ -341,6 +341,11 @@ class FunctionSettings(BaseModel):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="The function's log level."
     )
+    tracing: bool = Field(
+        default=False,
+        description="X-Ray active tracing, and a subsegment per handler call sent without the X-Ray SDK "
+        "(docs/decisions/071-tracing-without-the-sdk.md).",
+    )
     log_retention_days: int = Field(
         default=30, description="How long CloudWatch Logs keeps the function's logs: one of the periods it accepts."
     )

@@ -103,7 +103,12 @@ def {n.handler}(event: {n.event_class}, record: RecordInfo) -> None:
     # The work goes here. Raise NonRetryableError (sqs_consumer.errors) when retrying cannot help:
     # the message is quarantined with your reason. Any other exception retries the message.
     if logger.log_level <= logging.DEBUG:
-        logger.debug("{n.event_type} handled", {n.field}=event.payload.{n.field}, event_id=event.event_id)
+        logger.debug(
+            "{n.event_type} handled",
+            {n.field}=event.payload.{n.field},
+            event_id=event.event_id,
+            trace_id=record.trace_id,
+        )
 '''
 
 

@@ -43,6 +43,8 @@ from operations.cli import INTERRUPTED_EXIT, ArgumentParser, command
 from operations.errors import hint, hint_for, one_line
 from publisher.client import EventPublisher, GroupId, client_config, field_group, tenant_group
 from publisher.dispatch import DEFAULT_CONCURRENCY, Window
+from sqs_consumer.models import trace
+from sqs_consumer.models.trace import TraceHeader, trace_id
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -69,6 +71,13 @@ def _parser() -> argparse.ArgumentParser:
                         "with it (default: each type's current version)")  # fmt: skip
     parser.add_argument("--payload-bucket", help="S3 bucket for events above the queue's maximum message size "
                         "(the stack's payload bucket output); without it such an event fails")  # fmt: skip
+    parser.add_argument(
+        "--trace-header",
+        type=_trace_header,
+        metavar="HEADER",
+        help="the X-Ray trace header (AWSTraceHeader) of every message, Root=1-...;Parent=...;"
+        "Sampled=0|1 (default: the trace in _X_AMZN_TRACE_ID when set, else a new trace per event)",
+    )
     parser.add_argument("--concurrency", type=_positive, default=DEFAULT_CONCURRENCY,
                         help=f"requests in flight together, 1 to 256 (default {DEFAULT_CONCURRENCY})")  # fmt: skip
     return parser
@@ -82,6 +91,14 @@ def _positive(text: str) -> int:
     if not 1 <= value <= 256:
         raise argparse.ArgumentTypeError(f"must be between 1 and 256, not {value}")
     return value
+
+
+def _trace_header(text: str) -> str:
+    header = TraceHeader.parse(text)
+    if header is None or header.parent is None:
+        shape = "Root=1-<8 hex>-<24 hex>;Parent=<16 hex>"
+        raise argparse.ArgumentTypeError(f"not an X-Ray trace header ({shape}): {text!r}")
+    return text
 
 
 def _version(text: str) -> int:
@@ -161,7 +178,8 @@ class _Report:
         for result in results:
             if result.ok:
                 self.sent += 1
-                print(f"sent    {result.event_id}  message_id={result.message_id}", flush=True)
+                trace = f"  trace_id={trace_id(result.trace_header)}" if result.trace_header else ""
+                print(f"sent    {result.event_id}  message_id={result.message_id}{trace}", flush=True)
                 continue
             self.failed += 1
             if result.cause:
@@ -190,7 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         sqs, s3 = _clients(args)
         publisher = EventPublisher(args.queue_url, sqs, payload_bucket=args.payload_bucket, s3=s3,
-                                   window=Window(args.concurrency), event_version=args.event_version)  # fmt: skip
+                                   window=Window(args.concurrency), event_version=args.event_version,
+                                   trace_header=args.trace_header or trace.for_message)  # fmt: skip
         report.print(publisher.stream(itertools.chain([first], events), group_id=group))
     except KeyboardInterrupt:  # what was sent before the stop is known, and said in the one line
         print(f"{parser.prog}: stopped: sent {report.sent}, failed {report.failed}; the rest not sent, but for "

@@ -34,6 +34,9 @@ class Entry:
     # Set when the event is offloaded: the event itself, to store at ``pointer`` before the send.
     payload: str | None = None
     pointer: PayloadPointer | None = None
+    # The X-Ray trace header sent as the message's AWSTraceHeader system attribute: SQS counts it
+    # neither in the message's size nor among its 10 message attributes.
+    trace_header: str | None = None
 
     # Counted once, read several times: what the message counts against SQS's limits (body plus
     # attributes), and what the entry keeps in memory until it is sent (body plus offloaded event).

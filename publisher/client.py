@@ -23,6 +23,7 @@ from publisher.offload import PayloadStore, S3Writer
 from publisher.sender import BatchSender, PublishResult, RetryPolicy, is_permanent
 from publisher.versioning import VersionedEvents
 from sqs_consumer.errors import PoisonMessageError
+from sqs_consumer.models import trace
 from sqs_consumer.models.base import BaseEvent
 from sqs_consumer.registry import EventRegistry
 from sqs_consumer.routes import REGISTRY
@@ -36,6 +37,8 @@ __all__ = [
 ]  # fmt: skip
 
 EVENT_TYPE_ATTRIBUTE = "event_type"
+# Where each message's trace header comes from: a call per event, one header for all, or none.
+TraceHeaderSource = Callable[[], str] | str | None
 # A message group (FIFO: the ordering group; standard: the tenant of a fair queue): one for every event, or
 # one chosen per event from the validated event.
 GroupId = str | Callable[[BaseEvent], str] | None
@@ -69,6 +72,7 @@ class EventPublisher:
         s3: S3Writer | None = None,
         window: Window | None = None,
         event_version: int | None = None,
+        trace_header: TraceHeaderSource = trace.for_message,
     ) -> None:
         """``max_message_bytes``: the queue's MaximumMessageSize; read from the queue when not given
         (SQS's largest, 1 MiB, when the caller may not read the queue's attributes).
@@ -76,6 +80,9 @@ class EventPublisher:
         botocore's standard retry mode); without it such an event is refused.
         ``window``: requests in flight together and the input held in memory. The clients' connection
         pools (``max_pool_connections``) should be at least its concurrency: see ``client_config``.
+        ``trace_header``: the X-Ray trace header of each message (its ``AWSTraceHeader``), called once per
+        event: by default the producer's current trace (``_X_AMZN_TRACE_ID``) when it runs in one, else a
+        new trace per event; a fixed header, or None for none.
         ``event_version``: the version of their type every event is sent as (publisher/versioning.py);
         None, each type's current one.
 
@@ -88,6 +95,9 @@ class EventPublisher:
         self._fifo = queue_url.endswith(".fifo")
         self._max_message_bytes = max_message_bytes
         self._window = window or Window(DEFAULT_CONCURRENCY)
+        if isinstance(trace_header, str) and trace.TraceHeader.parse(trace_header) is None:
+            raise ValueError(f"not an X-Ray trace header (Root=1-<8 hex>-<24 hex>;Parent=<16 hex>): {trace_header!r}")
+        self._trace_header = trace_header
         self._payloads: PayloadStore | None = None
         if payload_bucket:
             writer: S3Writer = s3 or boto3.client("s3", config=client_config(self._window.concurrency))
@@ -133,13 +143,17 @@ class EventPublisher:
         if self._fifo and not group:
             return PublishResult(event.event_id, error="no message group id: a FIFO queue needs one")
         attribute = {EVENT_TYPE_ATTRIBUTE: {"DataType": "String", "StringValue": event.event_type}}
-        entry = Entry(index, event.event_id, body, attribute, group)
+        entry = Entry(index, event.event_id, body, attribute, group, trace_header=self._trace())
         if entry.size <= limit:
             return entry
         if self._payloads is None:
             refused = f"message is larger than the queue's maximum of {limit} bytes; offload it with a payload bucket"
             return PublishResult(event.event_id, error=refused)
         return self._payloads.offload(entry)
+
+    def _trace(self) -> str | None:
+        header = self._trace_header
+        return header() if callable(header) else header
 
     def _queue_max_bytes(self) -> int:
         if self._max_message_bytes is None:

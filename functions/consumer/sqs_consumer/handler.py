@@ -31,6 +31,7 @@ from sqs_consumer.registry import EventRegistry
 from sqs_consumer.retry import Backoff, SqsVisibility
 from sqs_consumer.routes import REGISTRY
 from sqs_consumer.settings import ConsumerSettings, get_settings
+from sqs_consumer.tracing import SegmentEmitter, daemon_address
 
 
 def build_consumer(settings: ConsumerSettings, registry: EventRegistry = REGISTRY) -> BatchConsumer:
@@ -54,6 +55,7 @@ def build_consumer(settings: ConsumerSettings, registry: EventRegistry = REGISTR
             if settings.followup_queues
             else None
         ),
+        tracing=_tracing(settings),
     )
 
 
@@ -66,6 +68,10 @@ def _payloads(settings: ConsumerSettings) -> S3Payloads:
     memory_mb = function_memory_mb()
     return S3Payloads(min(settings.max_payload_bytes, max_payload_for(memory_mb)), memory_mb=memory_mb,
                       endpoint_url=settings.aws_endpoint_url)  # fmt: skip
+
+
+def _tracing(settings: ConsumerSettings) -> SegmentEmitter | None:
+    return SegmentEmitter(daemon_address(settings.xray_daemon_address)) if settings.tracing else None
 
 
 def _idempotency(settings: ConsumerSettings) -> DynamoDBIdempotency | None:

@@ -47,17 +47,27 @@ class Route(Generic[EventT]):
     ``upcasters``: when the model is at version N > 1 (its ``event_version`` literal), one pure function
     from each older version to the next, keyed by the version it reads (versions.py): a body of an older
     version is brought up to the model's before it is validated, so the handler always receives the model.
+
+    ``slo_p99_ms`` and ``slo_max_age_s``: the event type's service levels, each an alarm of the stack when
+    set: the 99th percentile of its handler time (ms) and the oldest age (s) a record may have when its
+    batch starts, both per 5 minutes (infra/monitoring.py, docs/operations.md).
     """
 
     model: type[EventT]
     handler: Handler[EventT]
     timeout_seconds: float | None = None
     upcasters: Mapping[int, Upcaster] = field(default_factory=dict)
+    slo_p99_ms: float | None = None
+    slo_max_age_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.timeout_seconds is not None and not self.timeout_seconds > 0:
             raise ValueError(f"{self.model.__name__}: timeout_seconds must be > 0, or None for the batch's deadline")
         check_upcasters(self.model, self.upcasters)
+        for name in ("slo_p99_ms", "slo_max_age_s"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{self.model.__name__}: {name} must be > 0, or None for no alarm")
 
     @property
     def event_type(self) -> str:

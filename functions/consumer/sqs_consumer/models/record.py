@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from sqs_consumer.models.trace import TRACE_HEADER_ATTRIBUTE, trace_id
+
 if TYPE_CHECKING:
     from sqs_consumer.models.base import BaseEvent
     from sqs_consumer.models.envelopes import EventBridgeEvent, SnsNotification
@@ -81,6 +83,17 @@ class RecordInfo:
     def message_group_id(self) -> str | None:
         group: str | None = self._attributes.get("MessageGroupId")
         return group
+
+    @property
+    def trace_header(self) -> str | None:
+        """The message's X-Ray trace header (``AWSTraceHeader``), as its producer, SNS or EventBridge set it."""
+        header: str | None = self._attributes.get(TRACE_HEADER_ATTRIBUTE)
+        return header
+
+    @property
+    def trace_id(self) -> str | None:
+        """The trace id of the message's trace header: every log line about the record carries it."""
+        return trace_id(self._attributes.get(TRACE_HEADER_ATTRIBUTE))
 
     @property
     def envelope(self) -> Envelope:

@@ -25,6 +25,7 @@ from sqs_consumer.pipeline.batch import Batch, LambdaContextLike
 from sqs_consumer.pipeline.claims import claim_events
 from sqs_consumer.pipeline.commit import GroupCommit
 from sqs_consumer.pipeline.decisions import Decisions
+from sqs_consumer.pipeline.dispositions import DUPLICATE, SUCCEEDED, Listed, Quarantined
 from sqs_consumer.pipeline.ordering import ordering_for
 from sqs_consumer.pipeline.records import Item, parse_records
 from sqs_consumer.pipeline.runner import Runner
@@ -33,6 +34,7 @@ from sqs_consumer.pipeline.tenants import BUSIEST_TENANTS, busiest_tenants
 from sqs_consumer.quarantine import Quarantine
 from sqs_consumer.registry import EventRegistry
 from sqs_consumer.retry import NO_BACKOFF, Backoff, VisibilitySetter
+from sqs_consumer.tracing import SegmentEmitter
 
 
 class BatchConsumer:
@@ -55,6 +57,7 @@ class BatchConsumer:
         timer: Callable[[], float] = time.perf_counter,
         wall_clock_ms: Callable[[], float] = lambda: time.time() * 1000,
         busiest_tenants: int = BUSIEST_TENANTS,
+        tracing: SegmentEmitter | None = None,
     ) -> None:
         self._registry = registry
         self._busiest_tenants = busiest_tenants
@@ -68,6 +71,7 @@ class BatchConsumer:
         self._timer = timer
         self._wall_clock_ms = wall_clock_ms
         self._runner = Runner(max_concurrent_records)
+        self._tracing = tracing
         self._settlement = Settlement(registry, quarantine, backoff, visibility)
 
     @property
@@ -87,6 +91,8 @@ class BatchConsumer:
             decisions=self._decisions,
             order=ordering_for(records),
         )
+        if self._tracing is not None:
+            batch.trace = self._tracing.begin()
         if batch.order.sequential:
             batch.confirm_quarantine = self._settlement.confirm_one
         # Offloaded payloads are fetched before the time reserve, when records stop starting.
@@ -106,8 +112,25 @@ class BatchConsumer:
         finally:
             parsed.close()  # type: ignore[attr-defined]  # a generator: the payload reads of records never taken end with the batch
             self._runner.cancel_leftover_tasks(batch.deadline().seconds_left)
+        if batch.trace is not None and self._tracing is not None:
+            deadline = batch.deadline()
+            self._tracing.send(batch.trace.documents(traced_outcome), stop=lambda: deadline.passed)
         batch.report.log_summary(len(records))
         if self._emf is not None:
             batch.report.publish(self._emf)
             self._emf.write_tenants(busiest_tenants(records, batch.now_ms, self._busiest_tenants))
         return response
+
+
+def traced_outcome(outcome: object) -> tuple[str, bool]:
+    """A handler call's subsegment: its disposition's name, and whether X-Ray marks it an error."""
+    disposition = outcome.disposition if isinstance(outcome, Item) else outcome
+    if disposition is SUCCEEDED:
+        return "succeeded", False
+    if disposition is DUPLICATE:
+        return "duplicate", False
+    if isinstance(disposition, Quarantined):
+        return f"quarantined:{disposition.kind}", True
+    if isinstance(disposition, Listed):
+        return disposition.outcome.value, True
+    return "unsettled", True

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from sqs_consumer.errors import FollowUpError, PoisonMessageError, UnknownEventVersionError
 from sqs_consumer.models.record import NO_ENVELOPE, Envelope, RecordInfo
+from sqs_consumer.models.trace import TRACE_HEADER_ATTRIBUTE, trace_id
 from sqs_consumer.observability import logger
 from sqs_consumer.pipeline.dispositions import Listed
 
@@ -190,7 +191,9 @@ def parse_records(
                 else:
                     item = Job(raw, event, routes[event.event_type], now_ms)
             except Exception as exc:  # a validator's or our own bug: the record is listed, never lost
-                logger.exception("Record listed after an internal error", message_id=raw.get("messageId"))
+                logger.exception(
+                    "Record listed after an internal error", message_id=raw.get("messageId"), trace_id=_trace_id(raw)
+                )
                 item = Item(raw, now_ms)
                 item.disposition = Listed(exc, 0)
             yield item
@@ -232,7 +235,9 @@ def _unwrapped(
         return Unfetched(raw, exc, now_ms, envelope)
     except Exception as exc:  # a payload not fetched this time, or a bug: listed, never lost
         if not envelope:
-            logger.exception("Record listed after an internal error", message_id=raw.get("messageId"))
+            logger.exception(
+                "Record listed after an internal error", message_id=raw.get("messageId"), trace_id=_trace_id(raw)
+            )
         return Unfetched(raw, _let_go(exc), now_ms, envelope)
     finally:
         if fetches is not None:
@@ -254,6 +259,11 @@ def _let_go(exc: E) -> E:
             error.__context__ = None  # e.g. a UnicodeDecodeError, which holds the bytes it failed on
         error = error.__cause__ or error.__context__
     return exc
+
+
+def _trace_id(raw: Mapping[str, Any]) -> str | None:
+    attributes = raw.get("attributes")
+    return trace_id(attributes.get(TRACE_HEADER_ATTRIBUTE)) if isinstance(attributes, Mapping) else None
 
 
 def _age_ms(attributes: Mapping[str, Any], now_ms: float) -> float:

@@ -115,7 +115,7 @@ class Runner:
         """The handler: a sync outcome settled now, or what remains to await."""
         if batch.debug:
             logger.debug("Record started", message_id=job.message_id, event_id=job.event.event_id,
-                         event_type=job.event.event_type)  # fmt: skip
+                         event_type=job.event.event_type, trace_id=job.trace_id)  # fmt: skip
         job.started = started
         if batch.destinations is not None and batch.commit is not None and job.claim is not None:
             job.outbox = Outbox(job.event, batch.destinations)
@@ -246,7 +246,7 @@ def _type_name(value: object) -> str:
 
 
 def _list_unsettled(item: Item, exc: Exception, batch: Batch) -> None:
-    logger.exception("Record listed after an internal error", message_id=item.message_id)
+    logger.exception("Record listed after an internal error", message_id=item.message_id, trace_id=item.trace_id)
     batch.decide(item, Listed(exc, 0))
 
 

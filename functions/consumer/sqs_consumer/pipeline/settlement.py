@@ -117,13 +117,15 @@ class Settlement:
                     untold.add(item, Outcome.DUPLICATE, None)
                     continue
                 logger.info("Duplicate acknowledged without running its handler", message_id=item.message_id,
-                            event_id=item.event.event_id, envelope=item.envelope.log_fields() or None)  # fmt: skip
+                            event_id=item.event.event_id, trace_id=item.trace_id,
+                            envelope=item.envelope.log_fields() or None)  # fmt: skip
             elif isinstance(disposition, Quarantined):
                 add(metric_type, Outcome.QUARANTINED, age_ms=item.age_ms, processing_ms=processing_ms)
                 if not line:
                     untold.add(item, Outcome.QUARANTINED, None)
                     continue
                 logger.warning("Record quarantined to the DLQ", message_id=item.message_id,
+                               event_id=_event_id(item), trace_id=item.trace_id,
                                event_type=_quoted(item.event_type), kind=disposition.kind,
                                reason=trim_utf8(disposition.reason, LOG_VALUE_BYTES),
                                envelope=item.envelope.log_fields() or None)  # fmt: skip
@@ -140,13 +142,15 @@ class Settlement:
     def _log_listed(self, item: Item, listed: Listed, refused: Exception | None) -> None:
         if refused is not None:
             logger.error("Quarantine failed; the record will be retried", message_id=item.message_id,
+                         event_id=_event_id(item), trace_id=item.trace_id,
                          error=trim_utf8(describe(refused), LOG_VALUE_BYTES))  # fmt: skip
         elif listed.outcome is Outcome.SKIPPED:
-            logger.warning("Record not started", message_id=item.message_id, event_type=_quoted(item.event_type),
+            logger.warning("Record not started", message_id=item.message_id, event_id=_event_id(item),
+                           trace_id=item.trace_id, event_type=_quoted(item.event_type),
                            reason=trim_utf8(describe(listed.error, typed=False), LOG_VALUE_BYTES))  # fmt: skip
         else:
-            event_id = item.event.event_id if isinstance(item, Job) else None
-            logger.warning("Record failed; it will be retried", message_id=item.message_id, event_id=event_id,
+            logger.warning("Record failed; it will be retried", message_id=item.message_id,
+                           event_id=_event_id(item), trace_id=item.trace_id,
                            event_type=_quoted(item.event_type), receive_count=item.receive_count,
                            error=trim_utf8(describe(listed.error), LOG_VALUE_BYTES),
                            envelope=item.envelope.log_fields() or None)  # fmt: skip
@@ -251,7 +255,12 @@ def _message(item: Item) -> QuarantinedMessage:
         event_type=quarantined.event_type,
         message_group_id=item.message_group_id,
         original_attributes=raw.get("messageAttributes") or None,
+        trace_header=item.trace_header,
     )
+
+
+def _event_id(item: Item) -> str | None:
+    return item.event.event_id if isinstance(item, Job) else None
 
 
 def _quoted(event_type: str | None) -> str | None:
