@@ -40,6 +40,10 @@ class DependencyUnavailable(Exception):
         self.retry_after = retry_after if retry_after is None or retry_after >= 0 else None
 
 
+class BreakerOpenError(DependencyUnavailable):
+    """A record not started: the circuit breaker of a dependency of its route is open. It waits in the queue."""
+
+
 class PoisonMessageError(Exception):
     """The body cannot become a typed event (bad JSON, envelope, payload or type)."""
 
