@@ -30,8 +30,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SqsServer]:
     running = SqsServer(tmp_path_factory.mktemp("breakers") / "moto.log")
     try:
         dynamodb_client(running.endpoint_url).create_table(
-            TableName=TABLE, KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")  # fmt: skip
+            TableName=TABLE,
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
         yield running
     finally:
         running.stop()
