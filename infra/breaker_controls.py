@@ -73,7 +73,7 @@ class BreakerControlsConstruct(Construct):
             Acknowledgment(id="AwsSolutions::AwsSolutions-IAM5[Resource::*]", reason=(
                 "lambda:ListEventSourceMappings has no resource type: the function looks up its own mapping's UUID "
                 "once, by its name and its queue")),
-            Acknowledgment(id=f"AwsSolutions::AwsSolutions-IAM5[Resource::{_NAG_ARN}:lambda:{_NAG_PLACE}:event-source-mapping:*]", reason=(
+            Acknowledgment(id=f"AwsSolutions::AwsSolutions-IAM5[Resource::{_NAG_MAPPINGS}]", reason=(
                 "a mapping's UUID is known only once it exists, after the function: the lambda:FunctionArn "
                 "condition holds UpdateEventSourceMapping to the mappings that invoke this function")),
             Acknowledgment(id=f"AwsSolutions::AwsSolutions-IAM5[Resource::{_NAG_ARN}:scheduler:{_NAG_PLACE}:schedule/"
@@ -86,3 +86,4 @@ class BreakerControlsConstruct(Construct):
 # How cdk-nag writes the pseudo parameters of an ARN in a finding's id.
 _NAG_ARN = "arn:<AWS::Partition>"
 _NAG_PLACE = "<AWS::Region>:<AWS::AccountId>"
+_NAG_MAPPINGS = f"{_NAG_ARN}:lambda:{_NAG_PLACE}:event-source-mapping:*"
