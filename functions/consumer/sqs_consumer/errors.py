@@ -40,8 +40,16 @@ class DependencyUnavailable(Exception):
         self.retry_after = retry_after if retry_after is None or retry_after >= 0 else None
 
 
-class BreakerOpenError(DependencyUnavailable):
-    """A record not started: the circuit breaker of a dependency of its route is open. It waits in the queue."""
+class HeldBackError(DependencyUnavailable):
+    """A record not started for its dependency's sake: it waits in the queue, and its handler never failed."""
+
+
+class BreakerOpenError(HeldBackError):
+    """Held back: the circuit breaker of a dependency of its route is open."""
+
+
+class RateLimitedError(HeldBackError):
+    """Held back: a dependency of its route is at its rate limit, and the batch's time ran out waiting."""
 
 
 class PoisonMessageError(Exception):
