@@ -27,7 +27,7 @@ class NonRetryableError(Exception):
 class DependencyUnavailable(Exception):
     """A downstream service the handler depends on cannot answer now (down, overloaded, throttling).
 
-    Retryable, and more: it counts as a failure of ``dependency``'s circuit breaker (docs/design.md §9).
+    Retryable, and more: it counts as a failure of ``dependency``'s circuit breaker (docs/design.md §6).
     While that breaker is open the records of routes depending on it wait in the queue instead of
     spending their receives, and one on its last allowed receive is sent again rather than quarantined.
     ``retry_after``: seconds the dependency asked for (an HTTP ``Retry-After``), or ``None``.

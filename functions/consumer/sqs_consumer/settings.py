@@ -143,7 +143,7 @@ class ConsumerSettings(BaseModel):
     )
     breakers_enabled: bool = Field(
         default=False,
-        description="Circuit breakers on the dependencies routes declare (docs/design.md §9); off, a dependency's "
+        description="Circuit breakers on the dependencies routes declare (docs/design.md §6); off, a dependency's "
         "outage is retried like any failure.",
         validation_alias=AliasChoices("BREAKERS_ENABLED", "breakers_enabled"),
     )
