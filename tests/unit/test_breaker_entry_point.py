@@ -25,7 +25,7 @@ def test_breakers_are_built_only_when_the_stage_turns_them_on():
 def test_the_board_acts_on_the_functions_own_mapping_and_probe_group():
     board = build_board(ConsumerSettings.from_env({
         "DLQ_URL": DLQ, "BREAKERS_ENABLED": "true", "BREAKER_THRESHOLD": "3", "AWS_LAMBDA_FUNCTION_NAME": "consumer",
-        "PROBE_SCHEDULE_GROUP": "probes", "PROBE_ROLE_ARN": "arn:aws:iam::123456789012:role/probe",
+        "PROBE_SCHEDULE_GROUP": "probes", "PROBE_ROLE_NAME": "consumer-probe",
         "MAPPING_MAX_CONCURRENCY": "10",
     }))  # fmt: skip
 
