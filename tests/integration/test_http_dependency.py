@@ -116,4 +116,4 @@ def test_order_placed_without_an_orders_api_url_is_quarantined_saying_so(orders_
     result = run_batch({"event_id": "evt_o2", "event_type": "order.placed", "payload": ORDER})
 
     assert result.quarantined["evt_o2"].kind == "non_retryable"
-    assert "ORDERS_API_URL" in result.quarantined["evt_o2"].reason
+    assert "ORDERS_API_URL" in str(result.quarantined["evt_o2"].reason)
