@@ -403,3 +403,28 @@ def test_an_undeclared_dependency_failing_opens_no_breaker_and_is_quarantined_on
     # THEN no breaker is opened (none would be probed), and they are quarantined as any failure
     assert store.writes == 0
     assert [message.kind for message in dlq.sent] == ["retries_exhausted"] * 5
+
+
+def test_each_change_and_each_minute_open_writes_an_emf_document_the_alarm_reads(capsys: pytest.CaptureFixture[str]):
+    import json
+
+    # GIVEN a board that writes metrics, whose breaker opens for 5 minutes
+    store, clock = InMemoryBreakerStore(), FakeClock(1_000.0)
+    policy = BreakerPolicy(cool_down_seconds=300, cool_down_cap_seconds=600)
+    breakers = BreakerBoard(BoardWiring(lambda: store, policy, metrics=("SqsConsumer/dev", "consumer"), clock=clock))
+    breakers.report({"orders-api": (5, "503")}, [], sqs.QUEUE_ARN)
+
+    # WHEN batches meet it open over the next two minutes
+    for _ in range(4):
+        clock.advance(40)
+        breakers.admit(breakers.states(["orders-api"]), sqs.QUEUE_ARN)
+
+    # THEN the change, then the open time once a minute at most, under the service alone and per dependency
+    documents = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert [d.get("BreakerTransitions") for d in documents] == [1.0, None, None]
+    assert [d["BreakerOpenSeconds"] for d in documents] == [0.0, 40.0, 120.0]
+    assert [d["BreakerOpen"] for d in documents] == [1.0, 1.0, 1.0]
+    directive = documents[0]["_aws"]["CloudWatchMetrics"][0]
+    assert directive["Namespace"] == "SqsConsumer/dev"
+    assert directive["Dimensions"] == [["service"], ["service", "dependency"]]
+    assert (documents[0]["service"], documents[0]["dependency"]) == ("consumer", "orders-api")

@@ -40,6 +40,8 @@ from sqs_consumer.observability import logger, write_breaker_metrics
 WRITE_ATTEMPTS = 3
 PROBE = "probe"
 RESTORE = "restore"
+# An open breaker that holds records back reports how long it has been open this often, per instance.
+METRIC_SECONDS = 60.0
 
 
 @dataclass
@@ -62,6 +64,7 @@ class BreakerBoard:
         self._w = wiring
         self._store: BreakerStore | None = None
         self._cache: dict[str, tuple[BreakerState, float]] = {}
+        self._reported_at: dict[str, float] = {}
         # What a probe's schedule invokes: this function as Lambda invoked it (its alias), set by the entry point.
         self.function_arn: str | None = None
 
@@ -109,7 +112,11 @@ class BreakerBoard:
                 written = self._transition(name, state, lambda s: probing(s, now) if s.is_open else s, queue_arn)
                 if written is not None and not written.is_open:
                     continue
-            blocking[name] = self._cache.get(name, (state, now))[0]
+            blocking[name] = held = self._cache.get(name, (state, now))[0]
+            if held.is_open and now - self._reported_at.get(name, 0.0) >= METRIC_SECONDS:
+                # How long it has been open, once a minute per instance: the alarm sees it without probes too.
+                self._reported_at[name] = now
+                self._metrics(name, held)
         return blocking
 
     def report(self, failures: Mapping[str, tuple[int, str]], successes: Iterable[str], queue_arn: str) -> None:
