@@ -24,7 +24,7 @@ from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from sqs_consumer.dependencies.control import PROBE_KEY
+from sqs_consumer.dependencies import PROBE_KEY
 
 SCHEDULE_PREFIX = "probe-"
 MAPPING_ACTIONS = ("lambda:UpdateEventSourceMapping",)

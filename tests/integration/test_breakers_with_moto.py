@@ -15,9 +15,10 @@ import pytest
 
 from local.sqs_server import SqsServer, _local_client, dynamodb_client
 from sqs_consumer.budget import Deadline
+from sqs_consumer.dependencies import PROBE_KEY
 from sqs_consumer.dependencies.board import PROBE, BoardWiring, BreakerBoard
 from sqs_consumer.dependencies.breaker import BreakerMode, BreakerPolicy
-from sqs_consumer.dependencies.control import PROBE_KEY, LambdaMappingControl, SchedulerProbes
+from sqs_consumer.dependencies.control import LambdaMappingControl, SchedulerProbes
 from sqs_consumer.dependencies.store import DynamoDBBreakerStore
 from sqs_consumer.resend import ResentMessage, SqsResender
 from sqs_consumer.testing.fakes import FakeMapping, RecordingProbes

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from sqs_consumer.dependencies import Dependency
+from sqs_consumer.dependencies import PROBE_KEY, Dependency
 from sqs_consumer.dependencies.board import PROBE, BoardWiring, BreakerBoard
 from sqs_consumer.dependencies.breaker import BreakerMode, BreakerPolicy
-from sqs_consumer.dependencies.control import PROBE_KEY, LambdaMappingControl, SchedulerProbes, probe_event
+from sqs_consumer.dependencies.control import LambdaMappingControl, SchedulerProbes, probe_event
 from sqs_consumer.dependencies.store import InMemoryBreakerStore
 from sqs_consumer.handler import build_board, build_limits, handle_probe
 from sqs_consumer.models import OrderPlacedEvent

@@ -14,23 +14,18 @@ from __future__ import annotations
 
 import os
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sqs_consumer import secrets
 from sqs_consumer.clients import dynamodb_client, preload_service_models
-from sqs_consumer.dependencies.board import BoardWiring, BreakerBoard
-from sqs_consumer.dependencies.breaker import BreakerPolicy
-from sqs_consumer.dependencies.control import PROBE_KEY, LambdaMappingControl, SchedulerProbes
-from sqs_consumer.dependencies.rate import DynamoDBTokenStore, InMemoryTokenStore, RateLimit, RateLimiter, TokenStore
-from sqs_consumer.dependencies.store import BreakerStore, DynamoDBBreakerStore, InMemoryBreakerStore
+from sqs_consumer.dependencies import PROBE_KEY
 from sqs_consumer.idempotency.dynamodb import DynamoDBIdempotency, DynamoDBStore
 from sqs_consumer.observability import build_metrics, inject_lambda_context, logger
 from sqs_consumer.payload_store import S3Payloads, function_memory_mb, max_payload_for
 from sqs_consumer.pipeline import BatchConsumer
-from sqs_consumer.pipeline.breakers import BreakerStage
 from sqs_consumer.quarantine import SqsQuarantine
 from sqs_consumer.registry import EventRegistry
 from sqs_consumer.resend import SqsResender
@@ -38,13 +33,22 @@ from sqs_consumer.retry import Backoff, SqsVisibility
 from sqs_consumer.routes import REGISTRY
 from sqs_consumer.settings import ConsumerSettings, get_settings
 
+if TYPE_CHECKING:
+    from sqs_consumer.dependencies.board import BreakerBoard
+    from sqs_consumer.dependencies.rate import RateLimiter, TokenStore
+    from sqs_consumer.dependencies.store import BreakerStore
+
 
 def build_consumer(
     settings: ConsumerSettings, registry: EventRegistry = REGISTRY, board: BreakerBoard | None = None
 ) -> BatchConsumer:
     logger.setLevel(settings.log_level)
     secrets.configure(settings.secret_names, settings.secrets_max_age_seconds)
-    breakers = BreakerStage(board) if board is not None and registry.dependencies else None
+    breakers = None
+    if board is not None and registry.dependencies:
+        from sqs_consumer.pipeline.breakers import BreakerStage  # noqa: PLC0415  # deferred: only with breakers on
+
+        breakers = BreakerStage(board)
     return BatchConsumer(
         registry,
         SqsQuarantine(
@@ -68,6 +72,13 @@ def build_limits(settings: ConsumerSettings) -> RateLimiter | None:
     """The stage's rate limits, their buckets in the idempotency table (in this instance's memory without one)."""
     if not settings.dependency_rate_limits:
         return None
+    from sqs_consumer.dependencies.rate import (  # noqa: PLC0415  # deferred: a stage without limits never imports them
+        DynamoDBTokenStore,
+        InMemoryTokenStore,
+        RateLimit,
+        RateLimiter,
+    )
+
     table, endpoint = settings.idempotency_table, settings.aws_endpoint_url
 
     def store() -> TokenStore:
@@ -84,6 +95,12 @@ def build_board(settings: ConsumerSettings) -> BreakerBoard | None:
     (in this instance's memory without one), the mapping and the probes' schedules when Lambda runs it."""
     if not settings.breakers_enabled:
         return None
+    # Deferred: a stage without breakers never imports them.
+    from sqs_consumer.dependencies.board import BoardWiring, BreakerBoard  # noqa: PLC0415
+    from sqs_consumer.dependencies.breaker import BreakerPolicy  # noqa: PLC0415
+    from sqs_consumer.dependencies.control import LambdaMappingControl, SchedulerProbes  # noqa: PLC0415
+    from sqs_consumer.dependencies.store import DynamoDBBreakerStore, InMemoryBreakerStore  # noqa: PLC0415
+
     table, endpoint = settings.idempotency_table, settings.aws_endpoint_url
 
     def store() -> BreakerStore:

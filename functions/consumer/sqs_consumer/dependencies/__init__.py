@@ -18,6 +18,8 @@ from dataclasses import dataclass
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 
 HealthCheck = Callable[[], None]
+# The key of the event EventBridge Scheduler invokes the function with for a probe (control.py).
+PROBE_KEY = "sqs_consumer_probe"
 
 
 @dataclass(frozen=True, slots=True)

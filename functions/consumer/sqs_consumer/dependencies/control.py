@@ -21,10 +21,10 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqs_consumer.clients import client_for
+from sqs_consumer.dependencies import PROBE_KEY
 
 # What a mapping's MaximumConcurrency can be set to, at least (Lambda's rule).
 MIN_MAXIMUM_CONCURRENCY = 2
-PROBE_KEY = "sqs_consumer_probe"
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,10 +9,9 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sqs_consumer.budget import Deadline
-from sqs_consumer.dependencies.rate import RateLimiter
 from sqs_consumer.idempotency.port import ClaimState, Held
 from sqs_consumer.observability import BatchReport, Outcome, logger
 from sqs_consumer.pipeline.commit import GroupCommit
@@ -20,6 +19,9 @@ from sqs_consumer.pipeline.decisions import Decisions
 from sqs_consumer.pipeline.dispositions import SUCCEEDED, Disposition, Quarantined
 from sqs_consumer.pipeline.ordering import Ordering
 from sqs_consumer.pipeline.records import Item, Job
+
+if TYPE_CHECKING:
+    from sqs_consumer.dependencies.rate import RateLimiter
 
 
 class LambdaContextLike(Protocol):

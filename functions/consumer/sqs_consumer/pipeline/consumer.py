@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 
-from sqs_consumer.dependencies.rate import RateLimiter
 from sqs_consumer.idempotency.port import Idempotency
 from sqs_consumer.observability import EmfDocuments
 from sqs_consumer.payload_store import S3Payloads
 from sqs_consumer.pipeline.batch import Batch, LambdaContextLike
-from sqs_consumer.pipeline.breakers import BreakerStage
 from sqs_consumer.pipeline.claims import claim_events
 from sqs_consumer.pipeline.commit import GroupCommit
 from sqs_consumer.pipeline.decisions import Decisions
@@ -34,6 +32,10 @@ from sqs_consumer.quarantine import Quarantine
 from sqs_consumer.registry import EventRegistry
 from sqs_consumer.resend import Resender
 from sqs_consumer.retry import NO_BACKOFF, Backoff, VisibilitySetter
+
+if TYPE_CHECKING:  # made by the entry point when the stage has them (handler.py): not imported otherwise
+    from sqs_consumer.dependencies.rate import RateLimiter
+    from sqs_consumer.pipeline.breakers import BreakerStage
 
 
 class BatchConsumer:
