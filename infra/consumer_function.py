@@ -14,8 +14,8 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infra import scanner_skips
-from infra.followups import Destination
 from infra.breaker_controls import BreakerControlsConstruct
+from infra.followups import Destination
 from infra.idempotency_table import IdempotencyTableConstruct
 from infra.network import ENI_ACTIONS, VpcPlacementConstruct
 from infra.packaging import Target, build_function_asset

@@ -653,6 +653,8 @@ def test_a_v1_resend_of_a_processed_v2_event_is_a_duplicate_in_the_table(dynamod
     assert failed_ids(response) == []
     assert [message.kind for message in dlq.sent] == ["reused_event_id"]
     assert len(seen.events) == 1
+
+
 def test_with_its_breaker_closed_a_dependent_batch_of_10_costs_at_most_4_store_round_trips(dynamodb):
     # GIVEN a route depending on orders-api, its breaker closed, state and claims in the same table
     from sqs_consumer.dependencies.board import BoardWiring, BreakerBoard

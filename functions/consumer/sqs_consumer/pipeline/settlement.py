@@ -296,6 +296,8 @@ def _message(item: Item) -> QuarantinedMessage:
 
 def _event_id(item: Item) -> str | None:
     return item.event.event_id if isinstance(item, Job) else None
+
+
 def _resent(item: Item) -> ResentMessage:
     resent = item.disposition
     assert isinstance(resent, Resent)
