@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -129,12 +130,18 @@ class FunctionEmulator:
             "--runtime-api-address", f"{LOOPBACK}:{free_port()}",
             sys.executable, "-m", "awslambdaric", spec.handler,
         ]  # fmt: skip
-        # True while an invocation runs (an instance runs one at a time).
+        # True while an invocation runs (an instance runs one at a time: the lock queues the others,
+        # a scheduled invocation behind a batch).
         self.invoking = False
+        self._one_at_a_time = threading.Lock()
         self._child = ChildProcess(command, env=env, log_path=log_path)
         wait_for_port(self.port, self._child.process)
 
     def invoke(self, event: dict[str, Any]) -> Invocation:
+        with self._one_at_a_time:
+            return self._invoke(event)
+
+    def _invoke(self, event: dict[str, Any]) -> Invocation:
         request = urllib.request.Request(  # loopback emulator URL
             f"http://{LOOPBACK}:{self.port}{INVOKE_PATH}",
             data=json.dumps(event).encode(),

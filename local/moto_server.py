@@ -2,7 +2,7 @@
 
     python -m local.moto_server -H 127.0.0.1 -p PORT      (the arguments of moto_server)
 
-Two departures from DynamoDB, mended here:
+Departures from AWS, mended here:
 - moto's TransactWriteItems deep-copies each table it writes (to roll back), while the server's other
   threads write to the same table: concurrent transactions and batch writes then fail with HTTP 500
   ("dictionary changed size during iteration"), which DynamoDB never answers for that. One lock around
@@ -11,6 +11,9 @@ Two departures from DynamoDB, mended here:
   table of 10,000 copies a million items, and a batch of 10,000 records takes minutes (DynamoDB takes
   milliseconds). Under the lock a transaction can check every condition first and write only if all
   hold, as DynamoDB does, with nothing to roll back.
+- an event source mapping created in moto's Lambda API ties itself to its queue: every SendMessage then
+  receives a batch and tries to run the function in Docker, spending a receive of each message. Locally
+  the mapping is a record that the emulated poller (local/event_source.py) reads; it delivers nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from moto.awslambda.models import EventSourceMapping, LambdaBackend
 from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import (
     ConditionalCheckFailed,
@@ -30,6 +34,7 @@ from moto.dynamodb.exceptions import (
 )
 from moto.dynamodb.models import DynamoDBBackend
 from moto.server import main
+from moto.sqs.models import sqs_backends
 
 _WRITES = threading.RLock()
 _WRITE_OPERATIONS = ("put_item", "update_item", "delete_item", "transact_write_items")
@@ -104,6 +109,24 @@ def isolate_dynamodb_writes() -> None:
         setattr(DynamoDBBackend, name, _isolated(getattr(DynamoDBBackend, name)))
 
 
+def _record_only(create: Callable[..., EventSourceMapping]) -> Callable[..., EventSourceMapping]:
+    @functools.wraps(create)
+    def create_mapping(backend: LambdaBackend, spec: dict[str, Any]) -> EventSourceMapping:
+        mapping = create(backend, spec)
+        for queue in sqs_backends[backend.account_id][backend.region_name].queues.values():
+            if queue.lambda_event_source_mappings.get(mapping.function_arn) is mapping:
+                del queue.lambda_event_source_mappings[mapping.function_arn]
+        return mapping
+
+    return create_mapping
+
+
+def mappings_as_records() -> None:
+    """Event source mappings that moto keeps and answers for, but never delivers through."""
+    LambdaBackend.create_event_source_mapping = _record_only(LambdaBackend.create_event_source_mapping)  # type: ignore[method-assign]
+
+
 if __name__ == "__main__":
     isolate_dynamodb_writes()
+    mappings_as_records()
     main()
