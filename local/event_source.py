@@ -149,6 +149,7 @@ class EventSourceMapping:
         self._state = state or FixedSettings(MappingSettings(enabled=True, max_concurrency=mapping.max_concurrency))
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._polling: set[int] = set()
         self.errors: list[BaseException] = []
 
     def start(self) -> None:
@@ -163,6 +164,11 @@ class EventSourceMapping:
         for thread in self._threads:
             thread.join(timeout)
 
+    @property
+    def polling(self) -> frozenset[int]:
+        """The workers polling or invoking now (the others idle: mapping disabled, or beyond its concurrency)."""
+        return frozenset(self._polling)
+
     def polls(self, index: int) -> bool:
         """Whether worker ``index`` polls now: the mapping is enabled and within its maximum concurrency."""
         settings = self._state.current()
@@ -172,16 +178,18 @@ class EventSourceMapping:
         while not self._stopping.is_set():
             try:
                 if not self.polls(index):
+                    self._polling.discard(index)
                     self._stopping.wait(IDLE_CHECK_SECONDS)
                     continue
-                messages = self._gather()
+                self._polling.add(index)
+                messages = self._gather(index)
                 if messages:
                     self._invoke(invoker, messages)
             except Exception as error:  # keep polling, as Lambda's pollers do
                 self.errors.append(error)
                 time.sleep(0.5)
 
-    def _gather(self) -> list[MessageTypeDef]:
+    def _gather(self, index: int) -> list[MessageTypeDef]:
         batch_size = self._mapping.batch_size
         window = self._mapping.batching_window_seconds
         messages: list[MessageTypeDef] = []
@@ -199,6 +207,8 @@ class EventSourceMapping:
             messages.extend(received)
             # Without a window Lambda invokes with what one poll returned.
             if messages and (window == 0 or time.monotonic() >= deadline):
+                break
+            if not messages and not self.polls(index):  # paused or resized while waiting: stop polling
                 break
         return messages
 
