@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from sqs_consumer.handlers.document_processed import handle_document_processed
 from sqs_consumer.handlers.hello import handle_hello
-from sqs_consumer.models import DocumentProcessedEvent, HelloEvent
+from sqs_consumer.handlers.order_placed import ORDERS_API, handle_order_placed
+from sqs_consumer.models import DocumentProcessedEvent, HelloEvent, OrderPlacedEvent
 from sqs_consumer.registry import EventRegistry, Route
 
 REGISTRY = EventRegistry(
     [
         Route(HelloEvent, handle_hello),
         Route(DocumentProcessedEvent, handle_document_processed),
+        Route(OrderPlacedEvent, handle_order_placed, dependencies=[ORDERS_API]),
     ]
 )

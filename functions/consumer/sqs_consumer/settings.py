@@ -176,6 +176,32 @@ class ConsumerSettings(BaseModel):
             raise SettingsError(f"invalid consumer settings: {problems}") from None
 
 
+class OrdersApiSettings(BaseModel):
+    """What the ``order.placed`` sample handler needs: its own concern, read apart from the function's wiring."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    orders_api_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://\S+$",
+        description="Where the order.placed handler POSTs each order; unset quarantines order.placed as non_retryable.",
+        validation_alias=AliasChoices("ORDERS_API_URL", "orders_api_url"),
+    )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> OrdersApiSettings:
+        try:
+            return cls.model_validate(dict(os.environ if environ is None else environ))
+        except ValidationError as exc:
+            raise SettingsError(f"invalid orders API settings: {exc.errors(include_url=False)[0]['msg']}") from None
+
+
+@cache
+def get_orders_api_settings() -> OrdersApiSettings:
+    """The orders API's settings of this execution environment, read on first use."""
+    return OrdersApiSettings.from_env()
+
+
 @cache
 def get_settings() -> ConsumerSettings:
     """The settings of this execution environment, read on first use."""

@@ -21,6 +21,7 @@ from sqs_consumer.idempotency.port import Idempotency
 from sqs_consumer.observability import EmfDocuments
 from sqs_consumer.payload_store import S3Payloads
 from sqs_consumer.pipeline.batch import Batch, LambdaContextLike
+from sqs_consumer.pipeline.breakers import BreakerStage
 from sqs_consumer.pipeline.claims import claim_events
 from sqs_consumer.pipeline.commit import GroupCommit
 from sqs_consumer.pipeline.decisions import Decisions
@@ -30,6 +31,7 @@ from sqs_consumer.pipeline.runner import Runner
 from sqs_consumer.pipeline.settlement import Settlement
 from sqs_consumer.quarantine import Quarantine
 from sqs_consumer.registry import EventRegistry
+from sqs_consumer.resend import Resender
 from sqs_consumer.retry import NO_BACKOFF, Backoff, VisibilitySetter
 
 
@@ -49,19 +51,22 @@ class BatchConsumer:
         visibility: VisibilitySetter | None = None,
         idempotency: Idempotency | None = None,
         payloads: S3Payloads | None = None,
+        breakers: BreakerStage | None = None,
+        resender: Resender | None = None,
         timer: Callable[[], float] = time.perf_counter,
         wall_clock_ms: Callable[[], float] = lambda: time.time() * 1000,
     ) -> None:
         self._registry = registry
         self._emf = EmfDocuments(metrics) if metrics is not None else None
         self._time_reserve_ms = time_reserve_ms
-        self._decisions = Decisions(max_receive_count, backoff)
+        self._decisions = Decisions(max_receive_count, backoff, breakers=breakers is not None)
+        self._breakers = breakers
         self._idempotency = idempotency
         self._payloads = payloads
         self._timer = timer
         self._wall_clock_ms = wall_clock_ms
         self._runner = Runner(max_concurrent_records)
-        self._settlement = Settlement(registry, quarantine, backoff, visibility)
+        self._settlement = Settlement(registry, quarantine, backoff, visibility, resender)
 
     @property
     def uses_idempotency(self) -> bool:
@@ -86,6 +91,9 @@ class BatchConsumer:
         parsed = parse_records(records, self._registry, batch.now_ms, self._payloads,
                                batch.deadline(batch.reserve_ms))  # fmt: skip
         items: Iterable[Item] = parsed
+        if self._breakers is not None:  # records of a dependency whose breaker is open are neither claimed nor run
+            items = list(items)
+            self._breakers.gate(items, batch)
         if self._idempotency is not None:  # the batch is parsed and its events claimed together first
             items = list(items)
             claim_events(items, self._idempotency, context.get_remaining_time_in_millis(),
@@ -93,6 +101,9 @@ class BatchConsumer:
             batch.commit = GroupCommit(self._idempotency, batch.deadline(batch.commit_floor_ms))
         try:
             left = self._runner.run(items, batch)
+            if self._breakers is not None:
+                assert isinstance(items, list)
+                self._breakers.settle(items, batch)
             response = self._settlement.settle(event, left, batch)
         finally:
             parsed.close()  # type: ignore[attr-defined]  # a generator: the payload reads of records never taken end with the batch

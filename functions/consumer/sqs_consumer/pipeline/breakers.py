@@ -1,0 +1,94 @@
+"""The breakers' stage: "may this record start?" before the claims, "what did the calls come to?" after the run.
+
+- ``gate``: a record whose route depends on a dependency with an open breaker is not started (nor
+  claimed): it waits in the queue until the next probe (its visibility), or, on its last receive, is
+  sent again as a new message (a standard queue), never quarantined for the outage.
+- ``settle``: the batch's ``DependencyUnavailable`` failures are counted toward each breaker (one
+  conditional write per dependency that changes), and a half-open breaker's successes close it. A failed
+  record whose breaker is now open waits like a gated one; on its last receive with its breaker closed
+  (a lone failure), it is quarantined as ``retries_exhausted``, as any failure is.
+
+A batch whose routes declare no dependency costs nothing here; one that does costs one store read per
+``cache_seconds`` (dependencies/board.py), none per record.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from sqs_consumer.dependencies.board import BreakerBoard
+from sqs_consumer.errors import BreakerOpenError, DependencyUnavailable
+from sqs_consumer.pipeline.batch import Batch
+from sqs_consumer.pipeline.dispositions import SUCCEEDED, Listed
+from sqs_consumer.pipeline.records import Item, Job
+
+
+class BreakerStage:
+    def __init__(self, board: BreakerBoard) -> None:
+        self.board = board
+
+    def gate(self, items: list[Item], batch: Batch) -> None:
+        needed = {name for item in items if isinstance(item, Job) for name in item.route.dependency_names}
+        if not needed:
+            return
+        blocking = self.board.admit(self.board.states(needed), _queue_arn(items))
+        if not blocking:
+            return
+        now, resend = self.board.now(), not batch.order.sequential
+        for item in items:
+            if not isinstance(item, Job) or item.disposition is not None:
+                continue
+            for name in item.route.dependency_names:
+                state = blocking.get(name)
+                if state is not None:
+                    error = BreakerOpenError(name, f"its circuit breaker is open ({state.reason or 'failures'})")
+                    wait = state.seconds_to_probe(now)
+                    item.disposition = batch.decisions.waiting(item, error, wait, resend=resend, started=False)
+                    break
+
+    def settle(self, items: list[Item], batch: Batch) -> None:
+        failures: Counter[str] = Counter()
+        reasons: dict[str, str] = {}
+        successes: set[str] = set()
+        for item in items:
+            if not isinstance(item, Job):
+                continue
+            disposition = item.disposition
+            if disposition is SUCCEEDED:
+                successes.update(item.route.dependency_names)
+            elif (error := _unavailable(item)) is not None:
+                failures[error.dependency] += 1
+                reasons.setdefault(error.dependency, error.reason)
+        if not failures and not successes:
+            return
+        self.board.report({name: (count, reasons[name]) for name, count in failures.items()}, successes,
+                          _queue_arn(items))  # fmt: skip
+        if failures:
+            self._after_failures(items, batch, set(failures))
+
+    def _after_failures(self, items: list[Item], batch: Batch, names: set[str]) -> None:
+        states, now, resend = self.board.states(names), self.board.now(), not batch.order.sequential
+        for item in items:
+            error = _unavailable(item)
+            if error is None:
+                continue
+            state = states.get(error.dependency)
+            if state is not None and state.is_open:
+                wait = state.seconds_to_probe(now)
+                item.disposition = batch.decisions.waiting(item, error, wait, resend=resend, started=True)
+            elif batch.decisions.last_receive(item):
+                item.disposition = batch.decisions.exhausted(item, error, item.event_type)
+
+
+def _unavailable(item: Item) -> DependencyUnavailable | None:
+    """The handler's own DependencyUnavailable (not a record the gate held back), if that is how it failed."""
+    disposition = item.disposition
+    if isinstance(item, Job) and isinstance(disposition, Listed):
+        error = disposition.error
+        if isinstance(error, DependencyUnavailable) and not isinstance(error, BreakerOpenError):
+            return error
+    return None
+
+
+def _queue_arn(items: list[Item]) -> str:
+    return str(items[0].raw.get("eventSourceARN", "")) if items else ""
