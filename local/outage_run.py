@@ -198,6 +198,7 @@ def run(  # the run's knobs, each a command-line option
     stop = threading.Event()
     try:
         with running_pipeline(template, log_dir, orders_api=api, environment_overrides=environment) as pipeline:
+            report.started = time.time()  # once everything is up: the plan's times count from here
             threads = [
                 threading.Thread(target=target, args=args, daemon=True)
                 for target, args in (
@@ -240,8 +241,10 @@ def _wait(  # noqa: PLR0917  # what the run made
 
 def _progress(report: OutageReport, api: OrdersApi) -> tuple[str, str]:
     """The run's phase (the API up or down, the mapping's state) and a line of figures."""
-    enabled, concurrency = (report.mapping_changes[-1][1:]) if report.mapping_changes else (True, 0)
-    mapping = f"mapping {'enabled' if enabled else 'disabled'}, max concurrency {concurrency}"
+    mapping = "mapping not read yet"
+    if report.mapping_changes:
+        _, enabled, concurrency = report.mapping_changes[-1]
+        mapping = f"mapping {'enabled' if enabled else 'disabled'}, max concurrency {concurrency}"
     phase = f"orders API {'DOWN' if api.down else 'up'}, {mapping}"
     effects = report.effects
     done = sum(1 for event_id in report.published if effects[event_id] or event_id in report.dead)
