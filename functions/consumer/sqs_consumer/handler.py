@@ -20,21 +20,30 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sqs_consumer import secrets
-from sqs_consumer.clients import preload_service_models
+from sqs_consumer.clients import dynamodb_client, preload_service_models
+from sqs_consumer.dependencies.board import BoardWiring, BreakerBoard
+from sqs_consumer.dependencies.breaker import BreakerPolicy
+from sqs_consumer.dependencies.control import PROBE_KEY, LambdaMappingControl, SchedulerProbes
+from sqs_consumer.dependencies.store import BreakerStore, DynamoDBBreakerStore, InMemoryBreakerStore
 from sqs_consumer.idempotency.dynamodb import DynamoDBIdempotency, DynamoDBStore
 from sqs_consumer.observability import build_metrics, inject_lambda_context, logger
 from sqs_consumer.payload_store import S3Payloads, function_memory_mb, max_payload_for
 from sqs_consumer.pipeline import BatchConsumer
+from sqs_consumer.pipeline.breakers import BreakerStage
 from sqs_consumer.quarantine import SqsQuarantine
 from sqs_consumer.registry import EventRegistry
+from sqs_consumer.resend import SqsResender
 from sqs_consumer.retry import Backoff, SqsVisibility
 from sqs_consumer.routes import REGISTRY
 from sqs_consumer.settings import ConsumerSettings, get_settings
 
 
-def build_consumer(settings: ConsumerSettings, registry: EventRegistry = REGISTRY) -> BatchConsumer:
+def build_consumer(
+    settings: ConsumerSettings, registry: EventRegistry = REGISTRY, board: BreakerBoard | None = None
+) -> BatchConsumer:
     logger.setLevel(settings.log_level)
     secrets.configure(settings.secret_names, settings.secrets_max_age_seconds)
+    breakers = BreakerStage(board) if board is not None and registry.dependencies else None
     return BatchConsumer(
         registry,
         SqsQuarantine(
@@ -48,7 +57,31 @@ def build_consumer(settings: ConsumerSettings, registry: EventRegistry = REGISTR
         visibility=SqsVisibility(endpoint_url=settings.aws_endpoint_url),
         idempotency=_idempotency(settings),
         payloads=_payloads(settings),
+        breakers=breakers,
+        resender=SqsResender(endpoint_url=settings.aws_endpoint_url) if breakers is not None else None,
     )
+
+
+def build_board(settings: ConsumerSettings) -> BreakerBoard | None:
+    """The function's breakers (None when the stage turns them off): their state in the idempotency table
+    (in this instance's memory without one), the mapping and the probes' schedules when Lambda runs it."""
+    if not settings.breakers_enabled:
+        return None
+    table, endpoint = settings.idempotency_table, settings.aws_endpoint_url
+
+    def store() -> BreakerStore:
+        return DynamoDBBreakerStore(table, dynamodb_client(endpoint)) if table else InMemoryBreakerStore()
+
+    policy = BreakerPolicy(settings.breaker_threshold, settings.breaker_window_seconds,
+                           settings.breaker_cool_down_seconds, settings.breaker_cool_down_cap_seconds)  # fmt: skip
+    name, group, role = settings.function_name, settings.probe_schedule_group, settings.probe_role_arn
+    return BreakerBoard(BoardWiring(
+        store, policy,
+        mapping=LambdaMappingControl(name, endpoint) if name else None,
+        probes=SchedulerProbes(group, role, endpoint_url=endpoint) if group and role else None,
+        max_concurrency=settings.mapping_max_concurrency,
+        metrics=(settings.metrics_namespace, settings.service_name),
+    ))  # fmt: skip
 
 
 def _payloads(settings: ConsumerSettings) -> S3Payloads:
@@ -70,8 +103,25 @@ def _idempotency(settings: ConsumerSettings) -> DynamoDBIdempotency | None:
 
 
 @cache
+def _board() -> BreakerBoard | None:
+    return build_board(get_settings())
+
+
+@cache
 def _consumer() -> BatchConsumer:
-    return build_consumer(get_settings())
+    return build_consumer(get_settings(), board=_board())
+
+
+def handle_probe(
+    probe: dict[str, Any], board: BreakerBoard | None, registry: EventRegistry = REGISTRY
+) -> dict[str, Any]:
+    """A scheduled probe of a dependency's breaker (dependencies/board.py); its state after it."""
+    dependency = registry.dependencies.get(str(probe.get("dependency")))
+    if board is None or dependency is None:
+        logger.error("Probe of an unknown dependency, or with breakers off: ignored", probe=probe)
+        return {"probed": False}
+    state = board.probe(dependency, str(probe.get("step", "probe")), str(probe.get("queue_arn", "")))
+    return {"probed": True, "dependency": dependency.name, "mode": state.mode.value}
 
 
 def _prepare_snapshot() -> None:
@@ -90,5 +140,13 @@ if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
 
 
 @inject_lambda_context
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse | dict[str, Any]:
+    if PROBE_KEY in event:  # EventBridge Scheduler's probe, not a batch
+        board = _board()
+        if board is not None:
+            board.function_arn = context.invoked_function_arn
+        return handle_probe(event[PROBE_KEY], board)
+    board = _board()
+    if board is not None and board.function_arn is None:
+        board.function_arn = context.invoked_function_arn  # what a probe's schedule invokes: this alias or version
     return _consumer().handle(event, context)

@@ -132,6 +132,46 @@ class ConsumerSettings(BaseModel):
         description="The largest offloaded payload the function fetches; a larger one is quarantined.",
         validation_alias=AliasChoices("MAX_PAYLOAD_BYTES", "max_payload_bytes"),
     )
+    breakers_enabled: bool = Field(
+        default=False,
+        description="Circuit breakers on the dependencies routes declare (docs/design.md §9); off, a dependency's "
+        "outage is retried like any failure.",
+        validation_alias=AliasChoices("BREAKERS_ENABLED", "breakers_enabled"),
+    )
+    breaker_threshold: int = Field(
+        default=5, ge=1, le=10_000, description="Failures within the window that open a dependency's breaker.",
+        validation_alias=AliasChoices("BREAKER_THRESHOLD", "breaker_threshold"),
+    )  # fmt: skip
+    breaker_window_seconds: float = Field(
+        default=10, gt=0, le=3_600, description="The window the breaker's failures are counted in.",
+        validation_alias=AliasChoices("BREAKER_WINDOW_SECONDS", "breaker_window_seconds"),
+    )  # fmt: skip
+    breaker_cool_down_seconds: float = Field(
+        default=15, ge=1, le=3_600, description="How long an open breaker waits before its first probe.",
+        validation_alias=AliasChoices("BREAKER_COOL_DOWN_SECONDS", "breaker_cool_down_seconds"),
+    )  # fmt: skip
+    breaker_cool_down_cap_seconds: float = Field(
+        default=60, ge=1, le=MAX_BACKOFF_SECONDS, description="The longest cool-down, doubled after each failed probe.",
+        validation_alias=AliasChoices("BREAKER_COOL_DOWN_CAP_SECONDS", "breaker_cool_down_cap_seconds"),
+    )  # fmt: skip
+    probe_schedule_group: str | None = Field(
+        default=None, min_length=1, description="The EventBridge Scheduler group the function's probes are made in.",
+        validation_alias=AliasChoices("PROBE_SCHEDULE_GROUP", "probe_schedule_group"),
+    )  # fmt: skip
+    probe_role_arn: str | None = Field(
+        default=None, pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/\S+$",
+        description="The role EventBridge Scheduler invokes the function with for a probe.",
+        validation_alias=AliasChoices("PROBE_ROLE_ARN", "probe_role_arn"),
+    )  # fmt: skip
+    mapping_max_concurrency: int | None = Field(
+        default=None, ge=2, le=1_000, description="The event source mapping's configured MaximumConcurrency, "
+        "restored once a dependency is back.",
+        validation_alias=AliasChoices("MAPPING_MAX_CONCURRENCY", "mapping_max_concurrency"),
+    )  # fmt: skip
+    function_name: str | None = Field(
+        default=None, description="Lambda's own AWS_LAMBDA_FUNCTION_NAME: the breakers find the function's mapping.",
+        validation_alias=AliasChoices("AWS_LAMBDA_FUNCTION_NAME", "function_name"),
+    )  # fmt: skip
     aws_endpoint_url: str | None = Field(
         default=None,
         description="Only for local runs: botocore's own variable, pointing every client at the emulated services.",
@@ -143,6 +183,15 @@ class ConsumerSettings(BaseModel):
     def _json_mapping(cls, value: object) -> object:
         # The environment carries the mapping as a JSON object.
         return json.loads(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _cool_down_cap_covers_base(self) -> ConsumerSettings:
+        if self.breaker_cool_down_seconds > self.breaker_cool_down_cap_seconds:
+            raise ValueError(
+                f"BREAKER_COOL_DOWN_SECONDS ({self.breaker_cool_down_seconds:g}) must be <= "
+                f"BREAKER_COOL_DOWN_CAP_SECONDS ({self.breaker_cool_down_cap_seconds:g})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _backoff_cap_covers_base(self) -> ConsumerSettings:

@@ -62,6 +62,8 @@ class BreakerBoard:
         self._w = wiring
         self._store: BreakerStore | None = None
         self._cache: dict[str, tuple[BreakerState, float]] = {}
+        # What a probe's schedule invokes: this function as Lambda invoked it (its alias), set by the entry point.
+        self.function_arn: str | None = None
 
     @property
     def policy(self) -> BreakerPolicy:
@@ -198,7 +200,7 @@ class BreakerBoard:
 
     def _schedule(self, name: str, step: str, at: float, queue_arn: str) -> None:
         if self._w.probes is not None:
-            self._w.probes.schedule(name, step, at, queue_arn)
+            self._w.probes.schedule(name, step, at, queue_arn, self.function_arn or "")
 
     def _metrics(self, name: str, state: BreakerState, *, transition: bool = False) -> None:
         if self._w.metrics is None:

@@ -44,8 +44,9 @@ class MappingControl(Protocol):
 
 
 class ProbeScheduler(Protocol):
-    def schedule(self, dependency: str, step: str, at: float, queue_arn: str) -> None:
-        """Invoke the function with a probe event of ``dependency`` and ``step`` at epoch second ``at``."""
+    def schedule(self, dependency: str, step: str, at: float, queue_arn: str, target_arn: str) -> None:
+        """Invoke ``target_arn`` (this function) with a probe event of ``dependency`` and ``step`` at epoch second
+        ``at``."""
         ...
 
 
@@ -105,18 +106,19 @@ class SchedulerProbes:
     the IAM policy lets the function create schedules in that group only, with a role that may only
     invoke this function (infra/consumer_function.py)."""
 
-    def __init__(self, group: str, role_arn: str, function_arn: str, endpoint_url: str | None = None,
+    def __init__(self, group: str, role_arn: str, endpoint_url: str | None = None,
                  client_factory: Callable[[str, str | None], Any] = client_for) -> None:  # fmt: skip
         self._group = group
         self._role_arn = role_arn
-        self._function_arn = function_arn
         self._endpoint_url = endpoint_url
         self._client_factory = client_factory
         self._client: Any = None
 
-    def schedule(self, dependency: str, step: str, at: float, queue_arn: str) -> None:
+    def schedule(self, dependency: str, step: str, at: float, queue_arn: str, target_arn: str) -> None:
         from botocore.exceptions import ClientError  # noqa: PLC0415  # deferred: botocore
 
+        if not target_arn:
+            raise ValueError("no probe scheduled: the function's ARN is not known before its first invocation")
         if self._client is None:
             self._client = self._client_factory("scheduler", self._endpoint_url)
         when = datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%S")
@@ -129,7 +131,7 @@ class SchedulerProbes:
                 FlexibleTimeWindow={"Mode": "OFF"},
                 ActionAfterCompletion="DELETE",
                 Target={
-                    "Arn": self._function_arn,
+                    "Arn": target_arn,
                     "RoleArn": self._role_arn,
                     "Input": json.dumps(probe_event(dependency, step, queue_arn)),
                 },

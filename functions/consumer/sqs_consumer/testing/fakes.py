@@ -179,8 +179,11 @@ class RecordingProbes:
 
     scheduled: list[tuple[str, str, float, str]] = field(default_factory=list)
 
-    def schedule(self, dependency: str, step: str, at: float, queue_arn: str) -> None:
+    targets: list[str] = field(default_factory=list)
+
+    def schedule(self, dependency: str, step: str, at: float, queue_arn: str, target_arn: str) -> None:
         self.scheduled.append((dependency, step, at, queue_arn))
+        self.targets.append(target_arn)
 
 
 @dataclass
