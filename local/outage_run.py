@@ -34,6 +34,7 @@ from rich.console import Console
 from local.lambda_api import lambda_client, settings_of
 from local.orders_api import OUTAGE_MODES, OrderCall, OrdersApi
 from local.pipeline import Pipeline, running_pipeline
+from local.template import load_plan
 from operations.cli import command
 from operations.dlq import peek
 from publisher.client import EventPublisher
@@ -41,8 +42,14 @@ from publisher.client import EventPublisher
 ROOT = Path(__file__).resolve().parents[1]
 LOG_DIR = ROOT / ".cache" / "outage-run"
 SAMPLE = ROOT / "events" / "order.placed.json"
-# The function's setting that turns every dependency's breaker off (the stage's breakers setting).
-BREAKERS_SETTING = "DEPENDENCY_BREAKERS_ENABLED"
+# The function's setting that turns every dependency's breaker on or off (the stage's breakers setting).
+BREAKERS_SETTING = "BREAKERS_ENABLED"
+# Where the probes' schedules go and the role they name, when the template does not say: moto's default
+# group, and a role moto's Scheduler does not check (the local scheduler invokes the function itself).
+LOCAL_PROBE_WIRING = {
+    "PROBE_SCHEDULE_GROUP": "default",
+    "PROBE_ROLE_ARN": "arn:aws:iam::123456789012:role/local-probe-invoker",
+}
 # The issue's target: the queue drains within a minute of the API's recovery.
 DRAIN_TARGET_SECONDS = 60.0
 PROGRESS_EVERY_SECONDS = 15.0
@@ -114,6 +121,18 @@ class OutageReport:
         if self.breakers and self.dead:
             problems.append(f"{len(self.dead)} message(s) in the DLQ with the breakers on")
         return problems + self.publish_errors[:5]
+
+
+def breaker_environment(template: Path, breakers: bool) -> dict[str, str]:
+    """The function's breakers on or off, as the stage's setting would set them; on, the probes' wiring the
+    template lacks (its schedule group and role) filled with local stand-ins."""
+    if not breakers:
+        return {BREAKERS_SETTING: "false"}
+    given = load_plan(template).function.environment
+    return {
+        BREAKERS_SETTING: "true",
+        **{name: value for name, value in LOCAL_PROBE_WIRING.items() if name not in given},
+    }
 
 
 def order_event(event_id: str, index: int) -> dict[str, Any]:
@@ -193,7 +212,7 @@ def run(  # the run's knobs, each a command-line option
     console: Console | None = None,
 ) -> OutageReport:
     report = OutageReport(plan, breakers, started=time.time())
-    environment = {**(overrides or {}), **({} if breakers else {BREAKERS_SETTING: "false"})}
+    environment = breaker_environment(template, breakers) | (overrides or {})
     api = OrdersApi(outage=plan.mode).start()
     stop = threading.Event()
     try:
