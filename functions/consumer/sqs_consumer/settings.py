@@ -238,6 +238,13 @@ class OrdersApiSettings(BaseModel):
     )
 
     @classmethod
+    def env_name(cls) -> str:
+        """The environment variable that sets the orders API's URL (the stack writes it)."""
+        alias = cls.model_fields["orders_api_url"].validation_alias
+        assert isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str)
+        return alias.choices[0]
+
+    @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> OrdersApiSettings:
         try:
             return cls.model_validate(dict(os.environ if environ is None else environ))
