@@ -29,6 +29,8 @@ _TRUST = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
 }
+# The account moto answers for.
+LOCAL_ACCOUNT = "123456789012"
 # How long the poller trusts what it last read of the mapping.
 STATE_TTL_SECONDS = 1.0
 
@@ -39,6 +41,19 @@ def lambda_client(endpoint_url: str) -> Any:
 
 def scheduler_client(endpoint_url: str) -> Any:
     return local_client("scheduler", endpoint_url, Config(retries={"mode": "standard", "max_attempts": 3}))
+
+
+def role_arn(plan: LocalPlan, logical_id: str) -> str:
+    """The local ARN of one of the template's roles (as moto's account names it)."""
+    return f"arn:aws:iam::{LOCAL_ACCOUNT}:role/" + f"{plan.stack_name}-{logical_id}"[:64]
+
+
+def create_schedule_groups(endpoint_url: str, plan: LocalPlan) -> dict[str, str]:
+    """The template's EventBridge Scheduler groups, created in moto (the probes' schedules go there)."""
+    client = scheduler_client(endpoint_url)
+    for name in plan.schedule_groups.values():
+        client.create_schedule_group(Name=name)
+    return dict(plan.schedule_groups)
 
 
 def function_name(plan: LocalPlan) -> str:

@@ -61,13 +61,17 @@ def resolve_environment(
     buckets: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """The function's template environment with references resolved to the local queues, tables and buckets."""
-    names = {**tables, **(buckets or {})}
+    names = {**tables, **(buckets or {}), **plan.schedule_groups}
+    roles = {logical_id: lambda_api.role_arn(plan, logical_id) for logical_id in plan.roles}
 
     def resolve(name: str, value: Any) -> str:
         if isinstance(value, str):
             return value
         if isinstance(value, dict) and value.get("Ref") in names:
             return names[value["Ref"]]
+        attribute = value.get("Fn::GetAtt") if isinstance(value, dict) else None
+        if attribute and attribute[0] in roles and attribute[1] == "Arn":
+            return roles[attribute[0]]
         if isinstance(value, dict) and "Ref" in value and value["Ref"] in queues:
             return queues[value["Ref"]].url
         if isinstance(value, dict) and "Fn::GetAtt" in value and value["Fn::GetAtt"][0] in queues:
@@ -127,6 +131,7 @@ def running_pipeline(
         buckets = create_buckets(server.endpoint_url, plan)
         queue = queues[plan.source_queue.logical_id]
         lambda_api.create_function_record(server.endpoint_url, plan)
+        lambda_api.create_schedule_groups(server.endpoint_url, plan)
         mapping_id = lambda_api.create_mapping(server.endpoint_url, plan, queue.arn)
         environment = resolve_environment(plan, queues, tables, server.endpoint_url, buckets)
         environment[ORDERS_API_URL] = orders_url
