@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from local.event_source import EventSourceMapping
 from local.lambda_api import MappingSettings, MappingState, settings_of
+from local.pipeline import resolve_environment
 from local.sqs_server import Queue
-from local.template import MappingSpec
+from local.template import MappingSpec, load_plan
 
 SPEC = MappingSpec(
     "Queue", batch_size=10, batching_window_seconds=0, max_concurrency=3, report_batch_item_failures=True
@@ -135,3 +137,29 @@ def test_a_worker_waiting_on_an_empty_queue_stops_polling_once_paused():
     assert emulated._gather(0) == []
     # THEN it returns after that poll instead of polling on
     assert queue.receives == 2
+
+
+def test_the_functions_breaker_wiring_resolves_to_the_local_group_and_role(tmp_path):
+    # GIVEN a template whose function names its probes' schedule group and role, as the stack writes them
+    template = {
+        "Resources": {
+            "Queue": {"Type": "AWS::SQS::Queue", "Properties": {}},
+            "Group": {"Type": "AWS::Scheduler::ScheduleGroup", "Properties": {"Name": "Stack-Probes-1A2B"}},
+            "ProbeRole": {"Type": "AWS::IAM::Role", "Properties": {}},
+            "Function": {"Type": "AWS::Lambda::Function", "Properties": {"Handler": "h.handler", "Environment": {
+                "Variables": {"PROBE_SCHEDULE_GROUP": {"Ref": "Group"},
+                              "PROBE_ROLE_ARN": {"Fn::GetAtt": ["ProbeRole", "Arn"]}}}}},
+            "Mapping": {"Type": "AWS::Lambda::EventSourceMapping", "Properties": {
+                "EventSourceArn": {"Fn::GetAtt": ["Queue", "Arn"]}, "FunctionName": {"Ref": "Function"}}},
+        }
+    }  # fmt: skip
+    path = tmp_path / "Stack-local.template.json"
+    path.write_text(json.dumps(template))
+    plan = load_plan(path)
+
+    environment = resolve_environment(plan, {}, {}, "http://127.0.0.1:1")
+
+    assert plan.schedule_groups == {"Group": "Stack-Probes-1A2B"}
+    assert environment["PROBE_SCHEDULE_GROUP"] == "Stack-Probes-1A2B"
+    assert environment["PROBE_ROLE_ARN"] == "arn:aws:iam::123456789012:role/Stack-local-ProbeRole"
+    assert environment["AWS_ENDPOINT_URL_LAMBDA"] == environment["AWS_ENDPOINT_URL_SCHEDULER"] == "http://127.0.0.1:1"
