@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import pytest
 
 from local.orders_api import OrderCall
 from local.outage_run import OutagePlan, OutageReport, main, order_event
 
+ROOT = Path(__file__).resolve().parents[2]
 PLAN = OutagePlan(outage=120, before=20, after=20, rate=2)
 
 
@@ -87,3 +91,15 @@ def test_a_bad_argument_prints_usage_and_exits_2(argv, capsys):
         main(argv)
     assert exited.value.code == 2
     assert "usage: python -m local.outage_run" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [(["OUTAGE=120"], "--outage 120 --breaker on"), (["OUTAGE=30", "BREAKER=off"], "--outage 30 --breaker off")],
+)
+def test_make_chaos_with_an_outage_runs_the_outage_run_instead_of_the_fault_run(arguments, expected):
+    printed = subprocess.run(["make", "--no-print-directory", "-n", "chaos", *arguments], cwd=ROOT,
+                             capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert "local.fault_run" not in printed
+    [command] = [line for line in printed.splitlines() if "local.outage_run" in line]
+    assert command.endswith(expected)
