@@ -53,12 +53,13 @@ def counts(pipeline: Pipeline) -> tuple[int, int]:
 
 def test_a_disabled_mapping_receives_nothing_and_resumes_when_enabled(pipeline: Pipeline, batches: list[BatchResult]):
     client = lambda_client(pipeline.server.endpoint_url)
-    assert pipeline.mapping is not None
-    wait_for(lambda: pipeline.mapping.polling == {0, 1}, 15, "the template's two workers polling")
+    mapping = pipeline.mapping
+    assert mapping is not None
+    wait_for(lambda: mapping.polling == {0, 1}, 15, "the template's two workers polling")
 
     # WHEN the mapping is disabled through Lambda's API, as the function pauses it
     client.update_event_source_mapping(UUID=pipeline.mapping_id, Enabled=False)
-    wait_for(lambda: not pipeline.mapping.polling, 15, "every worker idle once its poll ended")
+    wait_for(lambda: not mapping.polling, 15, "every worker idle once its poll ended")
     message = demo.DemoMessage("hello", demo._event("hello", {"name": "paused"}), demo.SUCCEEDED)
     published = demo.publish(pipeline.client, pipeline.queue.url, [message], None)
     time.sleep(3)  # several of the poller's looks at the mapping
@@ -77,14 +78,15 @@ def test_a_disabled_mapping_receives_nothing_and_resumes_when_enabled(pipeline: 
 
 def test_maximum_concurrency_resizes_the_workers_within_lambdas_bounds(pipeline: Pipeline):
     client = lambda_client(pipeline.server.endpoint_url)
-    assert pipeline.mapping is not None
-    wait_for(lambda: pipeline.mapping.polling == {0, 1}, 15, "two workers, as the template says")
+    mapping = pipeline.mapping
+    assert mapping is not None
+    wait_for(lambda: mapping.polling == {0, 1}, 15, "two workers, as the template says")
 
     client.update_event_source_mapping(UUID=pipeline.mapping_id, ScalingConfig={"MaximumConcurrency": 3})
-    wait_for(lambda: pipeline.mapping.polling == {0, 1, 2}, 15, "the third worker polling")
+    wait_for(lambda: mapping.polling == {0, 1, 2}, 15, "the third worker polling")
 
     client.update_event_source_mapping(UUID=pipeline.mapping_id, ScalingConfig={"MaximumConcurrency": 2})
-    wait_for(lambda: pipeline.mapping.polling == {0, 1}, 15, "back to two")
+    wait_for(lambda: mapping.polling == {0, 1}, 15, "back to two")
 
     # Lambda refuses a maximum concurrency below 2 (moto alone would accept it), whatever the client checks
     unchecked = local_client("lambda", pipeline.server.endpoint_url, Config(parameter_validation=False))
@@ -104,21 +106,22 @@ def test_a_one_time_schedule_invokes_the_function_with_its_input_then_is_deleted
             Name=name, ScheduleExpression=f"at({at})", FlexibleTimeWindow={"Mode": "OFF"},
             Target={"Arn": arn, "RoleArn": ROLE, "Input": json.dumps(event)}, ActionAfterCompletion="DELETE",
         )  # fmt: skip
-    assert pipeline.scheduler is not None
+    watcher = pipeline.scheduler
+    assert watcher is not None
 
     # WHEN its time comes
-    wait_for(lambda: len(pipeline.scheduler.fired) == 1, 20, "the schedule fired")
+    wait_for(lambda: len(watcher.fired) == 1, 20, "the schedule fired")
     wait_for(
         lambda: [s["Name"] for s in scheduler.list_schedules()["Schedules"]] == ["elsewhere"], 10, "probe-1 deleted"
     )
 
     # THEN the function ran the schedule's input, and only the schedule aimed at it fired
-    [fired] = pipeline.scheduler.fired
+    [fired] = watcher.fired
     assert fired.name == "probe-1"
     assert fired.invocation is not None
     assert not fired.invocation.function_error, fired.invocation.payload
     expected = json.loads((EVENTS / "hello.expected.json").read_text())
     assert fired.invocation.payload == {"batchItemFailures": expected["batchItemFailures"]}
-    assert pipeline.scheduler.skipped == [
+    assert watcher.skipped == [
         f"elsewhere: at({at}) -> {function_arn.replace(pipeline.function_name, 'other')}"
     ]
