@@ -122,6 +122,4 @@ def test_a_one_time_schedule_invokes_the_function_with_its_input_then_is_deleted
     assert not fired.invocation.function_error, fired.invocation.payload
     expected = json.loads((EVENTS / "hello.expected.json").read_text())
     assert fired.invocation.payload == {"batchItemFailures": expected["batchItemFailures"]}
-    assert watcher.skipped == [
-        f"elsewhere: at({at}) -> {function_arn.replace(pipeline.function_name, 'other')}"
-    ]
+    assert watcher.skipped == [f"elsewhere: at({at}) -> {function_arn.replace(pipeline.function_name, 'other')}"]
