@@ -35,8 +35,8 @@ def test_with_breakers_the_queue_waits_out_the_outage_and_nothing_reaches_the_dl
 
 
 def test_without_breakers_the_same_outage_fills_the_dlq(local_template: Path, tmp_path: Path):
-    # GIVEN no breakers and retries short enough for 20 s to use up every receive (the stage's
-    # default backoff needs a longer outage: `make chaos OUTAGE=120 BREAKER=off`)
+    # GIVEN no breakers and retries short enough for 20 s to use up every receive (`make chaos
+    # OUTAGE=120 BREAKER=off` runs the stage's own)
     overrides = {"RETRY_BACKOFF_BASE_SECONDS": "1", "RETRY_BACKOFF_CAP_SECONDS": "2"}
 
     report = run(local_template, PLAN, breakers=False, overrides=overrides, timeout=120, log_dir=tmp_path)
