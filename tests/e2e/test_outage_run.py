@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from local.outage_run import OutagePlan, run
+from local.template import load_plan
 
 PLAN = OutagePlan(outage=20, before=5, after=5, rate=2)
 
@@ -32,6 +33,9 @@ def test_with_breakers_the_queue_waits_out_the_outage_and_nothing_reaches_the_dl
     assert [at for at, enabled, _ in report.mapping_changes if enabled and at >= up]
     assert report.mapping_changes[-1][1] is True
     assert report.probes >= 1
+    # the API saw the batches in flight when the breaker opened and each probe's trial, not the traffic
+    mapping = load_plan(local_template).mapping
+    assert len(report.calls_while_down) <= (report.probes + 1) * mapping.batch_size * mapping.max_concurrency
 
 
 def test_without_breakers_the_same_outage_fills_the_dlq(local_template: Path, tmp_path: Path):

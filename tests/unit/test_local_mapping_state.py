@@ -9,7 +9,7 @@ import pytest
 
 from local.event_source import EventSourceMapping
 from local.lambda_api import MappingSettings, MappingState, settings_of
-from local.pipeline import resolve_environment
+from local.pipeline import least_busy, resolve_environment
 from local.sqs_server import Queue
 from local.template import MappingSpec, load_plan
 
@@ -163,3 +163,24 @@ def test_the_functions_breaker_wiring_resolves_to_the_local_group_and_role(tmp_p
     assert environment["PROBE_SCHEDULE_GROUP"] == "Stack-Probes-1A2B"
     assert environment["PROBE_ROLE_ARN"] == "arn:aws:iam::123456789012:role/Stack-local-ProbeRole"
     assert environment["AWS_ENDPOINT_URL_LAMBDA"] == environment["AWS_ENDPOINT_URL_SCHEDULER"] == "http://127.0.0.1:1"
+
+
+class Instance:
+    def __init__(self, name: str, invoking: bool) -> None:
+        self.name = name
+        self.invoking = invoking
+        self.events: list[dict[str, Any]] = []
+
+    def invoke(self, event: dict[str, Any]) -> str:
+        self.events.append(event)
+        return self.name
+
+
+@pytest.mark.parametrize(
+    ("busy", "chosen"),
+    [((False, False, False), "2"), ((False, False, True), "1"), ((True, False, True), "1"), ((True, True, True), "2")],
+)
+def test_a_scheduled_invocation_goes_to_the_last_idle_instance_or_waits_behind_the_last(busy, chosen):
+    instances = [Instance(str(index), invoking) for index, invoking in enumerate(busy)]
+    assert least_busy(instances)({"probe": 1}) == chosen  # type: ignore[arg-type]
+    assert [instance.events for instance in instances if instance.name == chosen] == [[{"probe": 1}]]
