@@ -80,6 +80,9 @@ def function_environment(
         values["idempotency_ttl_seconds"] = str(settings.idempotency_ttl_seconds)
     if breakers is not None:
         values.update(_breaker_environment(settings, breakers))
+    if settings.dependency_rate_limits and table_name is not None:
+        limits = {name: limit.model_dump(exclude_none=True) for name, limit in settings.dependency_rate_limits.items()}
+        values["dependency_rate_limits"] = json.dumps(limits, sort_keys=True)
     environment = {ConsumerSettings.env_name(field): value for field, value in values.items()}
     if settings.orders_api_url is not None:
         environment[OrdersApiSettings.env_name()] = settings.orders_api_url

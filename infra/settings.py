@@ -19,7 +19,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from sqs_consumer.payload_store import PARSE_BYTES_PER_PAYLOAD_BYTE, RUNTIME_MB, max_payload_for, memory_needed_mb
 from sqs_consumer.quarantine import DLQ_ROOM_BYTES
 from sqs_consumer.retry import MAX_BACKOFF_SECONDS, Backoff
-from sqs_consumer.settings import ConsumerSettings, OrdersApiSettings
+from sqs_consumer.settings import ConsumerSettings, OrdersApiSettings, RateLimitSetting
 from sqs_consumer.sqs_limits import DEFAULT_MAX_MESSAGE_BYTES, LARGEST_MAX_MESSAGE_BYTES
 
 DEFAULT_STAGE = "dev"
@@ -460,6 +460,11 @@ class DependencySettings(BaseModel):
         default=10, ge=2, le=1_440, description="The alarm on a dependency's breaker fires once it has stayed open "
         "this long.",
     )  # fmt: skip
+    dependency_rate_limits: dict[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")], RateLimitSetting] = Field(
+        default_factory=dict,
+        description='Rate limits per dependency: its name -> `{"rate_per_second": 20, "burst": 20}` (burst: '
+        "one second of the rate by default), held across every instance by token leases in the idempotency table.",
+    )
     orders_api_url: str | None = Field(
         default=None, pattern=r"^https?://\S+$",
         description=OrdersApiSettings.model_fields["orders_api_url"].description,
@@ -809,6 +814,11 @@ def _network_violations(s: StackSettings) -> list[str]:
 def _dependency_violations(s: StackSettings) -> list[str]:
     """The breakers: where their state lives, how long they wait, when the alarm speaks."""
     problems: list[str] = []
+    if s.dependency_rate_limits and not s.idempotency:
+        problems.append(
+            "dependency_rate_limits needs idempotency: the tokens every instance leases live in the idempotency "
+            "table; set idempotency true, or remove dependency_rate_limits"
+        )
     if s.breaker_enabled is False:
         return problems
     if s.breaker_enabled and not s.idempotency:

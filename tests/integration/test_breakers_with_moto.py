@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import time
 import zipfile
 from collections.abc import Iterator
 from typing import Any
@@ -146,3 +147,39 @@ def test_a_record_sent_again_keeps_its_body_and_attributes(server: SqsServer):
     [message] = sqs.receive_message(QueueUrl=url, MessageAttributeNames=["All"], WaitTimeSeconds=1)["Messages"]
     assert message["Body"] == '{"event_id": "e-1"}'
     assert message["MessageAttributes"] == {"tenant": {"StringValue": "t-1", "DataType": "String"}}
+
+
+def test_four_instances_hold_a_rate_limit_of_20_per_second_together(server: SqsServer):
+    # GIVEN 4 instances, each with its own client, leasing from one bucket of 20/s (burst 20)
+    from sqs_consumer.dependencies.rate import DynamoDBTokenStore, RateLimit, RateLimiter
+
+    limit = RateLimit(rate_per_second=20, burst=20)
+
+    def store() -> DynamoDBTokenStore:
+        return DynamoDBTokenStore(TABLE, dynamodb_client(server.endpoint_url))
+
+    instances = [RateLimiter({"ledger-api": limit}, store) for _ in range(4)]
+    calls: list[float] = []
+    lock, start = threading.Lock(), threading.Barrier(len(instances))
+    seconds, began = 10.0, time.monotonic()
+
+    def call_as_fast_as_allowed(limiter: RateLimiter) -> None:
+        start.wait()
+        while time.monotonic() - began < seconds:
+            if limiter.acquire(["ledger-api"], budget_seconds=1.0) is None:
+                with lock:
+                    calls.append(time.monotonic())
+
+    # WHEN they call as fast as their tokens allow for 10 s
+    threads = [threading.Thread(target=call_as_fast_as_allowed, args=(limiter,)) for limiter in instances]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # THEN never more calls than the bucket had tokens (the burst, then 20 a second until the last call),
+    # and no fewer than 90 % of the 10 s of tokens
+    per_second = (len(calls) - limit.capacity) / seconds
+    print(f"4 instances at a limit of 20/s: {len(calls)} calls in {seconds:g} s ({per_second:.1f}/s after the burst)")
+    assert len(calls) <= limit.capacity + 20 * (max(calls) - began)
+    assert len(calls) >= 0.9 * 20 * seconds

@@ -361,3 +361,26 @@ def test_a_fifo_record_waiting_on_its_last_receive_is_quarantined_not_resent(clo
 
     assert instance.resender.sent == []
     assert [message.kind for message in instance.dlq.sent] == ["not_started"]
+
+
+def test_a_closed_breaker_costs_one_store_read_per_cache_period_and_no_write(clock: FakeClock):
+    # GIVEN the orders API up and its breaker closed
+    api, store = OrdersApi(), InMemoryBreakerStore()
+    api.up = True
+    instance = Instance(store, clock, api)
+
+    # WHEN three batches of 10 orders run within the cache period
+    for batch in range(3):
+        assert instance.handle(*orders(10, prefix=f"b{batch}")) == {"batchItemFailures": []}
+
+    # THEN the breaker's state was read once, and never written
+    assert (store.reads, store.writes) == (1, 0)
+
+
+def test_a_batch_without_dependencies_never_reads_the_breakers(clock: FakeClock):
+    api, store = OrdersApi(), InMemoryBreakerStore()
+    instance = Instance(store, clock, api)
+
+    instance.handle(*(sqs.record(sqs.body("hello", event_id=f"evt_h{n}")) for n in range(10)))
+
+    assert (store.reads, store.writes) == (0, 0)

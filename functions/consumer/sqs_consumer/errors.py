@@ -27,7 +27,7 @@ class NonRetryableError(Exception):
 class DependencyUnavailable(Exception):
     """A downstream service the handler depends on cannot answer now (down, overloaded, throttling).
 
-    Retryable, and more: it counts as a failure of ``dependency``'s circuit breaker (docs/design.md §9).
+    Retryable, and more: it counts as a failure of ``dependency``'s circuit breaker (docs/design.md §6).
     While that breaker is open the records of routes depending on it wait in the queue instead of
     spending their receives, and one on its last allowed receive is sent again rather than quarantined.
     ``retry_after``: seconds the dependency asked for (an HTTP ``Retry-After``), or ``None``.
@@ -40,8 +40,16 @@ class DependencyUnavailable(Exception):
         self.retry_after = retry_after if retry_after is None or retry_after >= 0 else None
 
 
-class BreakerOpenError(DependencyUnavailable):
-    """A record not started: the circuit breaker of a dependency of its route is open. It waits in the queue."""
+class HeldBackError(DependencyUnavailable):
+    """A record not started for its dependency's sake: it waits in the queue, and its handler never failed."""
+
+
+class BreakerOpenError(HeldBackError):
+    """Held back: the circuit breaker of a dependency of its route is open."""
+
+
+class RateLimitedError(HeldBackError):
+    """Held back: a dependency of its route is at its rate limit, and the batch's time ran out waiting."""
 
 
 class PoisonMessageError(Exception):

@@ -24,6 +24,7 @@ from sqs_consumer.clients import dynamodb_client, preload_service_models
 from sqs_consumer.dependencies.board import BoardWiring, BreakerBoard
 from sqs_consumer.dependencies.breaker import BreakerPolicy
 from sqs_consumer.dependencies.control import PROBE_KEY, LambdaMappingControl, SchedulerProbes
+from sqs_consumer.dependencies.rate import DynamoDBTokenStore, InMemoryTokenStore, RateLimit, RateLimiter, TokenStore
 from sqs_consumer.dependencies.store import BreakerStore, DynamoDBBreakerStore, InMemoryBreakerStore
 from sqs_consumer.idempotency.dynamodb import DynamoDBIdempotency, DynamoDBStore
 from sqs_consumer.observability import build_metrics, inject_lambda_context, logger
@@ -58,8 +59,24 @@ def build_consumer(
         idempotency=_idempotency(settings),
         payloads=_payloads(settings),
         breakers=breakers,
-        resender=SqsResender(endpoint_url=settings.aws_endpoint_url) if breakers is not None else None,
+        limits=build_limits(settings),
+        resender=SqsResender(endpoint_url=settings.aws_endpoint_url),
     )
+
+
+def build_limits(settings: ConsumerSettings) -> RateLimiter | None:
+    """The stage's rate limits, their buckets in the idempotency table (in this instance's memory without one)."""
+    if not settings.dependency_rate_limits:
+        return None
+    table, endpoint = settings.idempotency_table, settings.aws_endpoint_url
+
+    def store() -> TokenStore:
+        return DynamoDBTokenStore(table, dynamodb_client(endpoint)) if table else InMemoryTokenStore()
+
+    limits = {
+        name: RateLimit(limit.rate_per_second, limit.burst) for name, limit in settings.dependency_rate_limits.items()
+    }
+    return RateLimiter(limits, store)
 
 
 def build_board(settings: ConsumerSettings) -> BreakerBoard | None:

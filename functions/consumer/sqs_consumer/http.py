@@ -4,13 +4,13 @@
 
 - ``DependencyUnavailable`` when the service cannot answer now: no connection (refused, reset, DNS),
   a timeout, 408, 429 or any 5xx, with the ``Retry-After`` it sent (seconds or an HTTP date). The
-  record is retried and the dependency's circuit breaker counts a failure (docs/design.md §9).
+  record is retried and the dependency's circuit breaker counts a failure (docs/design.md §6).
 - ``DownstreamRefusedError`` (a ``NonRetryableError``) for any other 4xx, and for a redirect (a POST
   is never re-sent to another address): the service understood and refused; the record is
   quarantined at once as ``non_retryable`` with the status and the start of the answer.
 
 The standard library's ``urllib.request``: nothing to import at cold start beyond what Python has,
-no connection pool to keep across a SnapStart restore (docs/decisions/057-dependency-breaker.md).
+no connection pool to keep across a SnapStart restore (docs/design.md §6).
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ class Route(Generic[EventT]):
 
     ``dependencies``: the downstream services the handler calls (names, or ``Dependency`` with a health
     check). While one's circuit breaker is open the handler is not called: its records wait in the queue
-    (docs/design.md §9).
+    (docs/design.md §6).
     """
 
     model: type[EventT]

@@ -1,7 +1,7 @@
 """Sending a record to its own queue again, as a new message: the same body and message attributes,
 visible after a delay. Its receive count starts again at 0, which is the point: a record whose
 dependency's breaker is open on its last allowed receive waits for the dependency instead of going
-to the DLQ (docs/design.md §9). Exactly-once holds by ``event_id``: the event never ran, or its run
+to the DLQ (docs/design.md §6). Exactly-once holds by ``event_id``: the event never ran, or its run
 is in the idempotency store.
 
 The record is deleted (left out of ``batchItemFailures``) only once SQS accepted the copy; a refused or

@@ -26,6 +26,15 @@ from sqs_consumer.sqs_limits import DEFAULT_MAX_MESSAGE_BYTES, LARGEST_MAX_MESSA
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
+class RateLimitSetting(BaseModel):
+    """A dependency's rate limit: calls a second, across every instance, and the burst above it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rate_per_second: float = Field(gt=0, le=100_000, allow_inf_nan=False)
+    burst: int | None = Field(default=None, ge=1, le=1_000_000)
+
+
 class ConsumerSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
@@ -134,7 +143,7 @@ class ConsumerSettings(BaseModel):
     )
     breakers_enabled: bool = Field(
         default=False,
-        description="Circuit breakers on the dependencies routes declare (docs/design.md §9); off, a dependency's "
+        description="Circuit breakers on the dependencies routes declare (docs/design.md §6); off, a dependency's "
         "outage is retried like any failure.",
         validation_alias=AliasChoices("BREAKERS_ENABLED", "breakers_enabled"),
     )
@@ -154,6 +163,12 @@ class ConsumerSettings(BaseModel):
         default=60, ge=1, le=MAX_BACKOFF_SECONDS, description="The longest cool-down, doubled after each failed probe.",
         validation_alias=AliasChoices("BREAKER_COOL_DOWN_CAP_SECONDS", "breaker_cool_down_cap_seconds"),
     )  # fmt: skip
+    dependency_rate_limits: dict[str, RateLimitSetting] = Field(
+        default_factory=dict,
+        description="Rate limits per dependency (its name -> rate_per_second and optional burst), held across "
+        "every instance.",
+        validation_alias=AliasChoices("DEPENDENCY_RATE_LIMITS", "dependency_rate_limits"),
+    )
     probe_schedule_group: str | None = Field(
         default=None, min_length=1, description="The EventBridge Scheduler group the function's probes are made in.",
         validation_alias=AliasChoices("PROBE_SCHEDULE_GROUP", "probe_schedule_group"),
@@ -178,7 +193,7 @@ class ConsumerSettings(BaseModel):
         validation_alias=AliasChoices("AWS_ENDPOINT_URL", "aws_endpoint_url"),
     )
 
-    @field_validator("secret_names", mode="before")
+    @field_validator("secret_names", "dependency_rate_limits", mode="before")
     @classmethod
     def _json_mapping(cls, value: object) -> object:
         # The environment carries the mapping as a JSON object.

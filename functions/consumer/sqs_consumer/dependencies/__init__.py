@@ -4,7 +4,7 @@ A route names what its handler depends on (``Route(OrderPlacedEvent, handle_orde
 dependencies=["orders-api"])``); a handler says a dependency cannot answer by raising
 ``DependencyUnavailable`` (``sqs_consumer.errors``; ``sqs_consumer.http.post_json`` does it for HTTP).
 Each dependency has a circuit breaker shared by every instance of the function, and may have a rate
-limit (docs/design.md §9). A ``Dependency`` declares what a bare name cannot: how to check the service's
+limit (docs/design.md §6). A ``Dependency`` declares what a bare name cannot: how to check the service's
 health when a probe asks whether it is back.
 """
 

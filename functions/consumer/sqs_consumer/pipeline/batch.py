@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from sqs_consumer.budget import Deadline
+from sqs_consumer.dependencies.rate import RateLimiter
 from sqs_consumer.idempotency.port import ClaimState, Held
 from sqs_consumer.observability import BatchReport, Outcome, logger
 from sqs_consumer.pipeline.commit import GroupCommit
@@ -56,8 +57,8 @@ class Batch:
     """What the stages of one invocation share."""
 
     __slots__ = ("commit", "commit_floor_ms", "confirm_quarantine", "context", "cut_at", "debug", "decisions",
-                 "lines_until", "now_ms", "order", "refused", "report", "reserve_ms", "return_floor_ms", "sent",
-                 "stop_at", "timer")  # fmt: skip
+                 "limits", "lines_until", "now_ms", "order", "refused", "report", "reserve_ms", "return_floor_ms",
+                 "sent", "stop_at", "timer")  # fmt: skip
 
     def __init__(
         self,
@@ -94,6 +95,8 @@ class Batch:
         self.order = order
         self.report = BatchReport()
         self.commit: GroupCommit | None = None
+        # The dependencies' rate limits (dependencies/rate.py): a record waits for its tokens before its handler.
+        self.limits: RateLimiter | None = None
         # Set where the ordering needs a quarantine confirmed before the next record starts (FIFO:
         # a copy the DLQ refuses leaves its record listed, and the rest of its group must wait).
         self.confirm_quarantine: Callable[[Item, Batch], None] | None = None

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import Counter
 
 from sqs_consumer.dependencies.board import BreakerBoard
-from sqs_consumer.errors import BreakerOpenError, DependencyUnavailable
+from sqs_consumer.errors import BreakerOpenError, DependencyUnavailable, HeldBackError
 from sqs_consumer.pipeline.batch import Batch
 from sqs_consumer.pipeline.dispositions import SUCCEEDED, Listed
 from sqs_consumer.pipeline.records import Item, Job
@@ -81,11 +81,12 @@ class BreakerStage:
 
 
 def _unavailable(item: Item) -> DependencyUnavailable | None:
-    """The handler's own DependencyUnavailable (not a record the gate held back), if that is how it failed."""
+    """The handler's own DependencyUnavailable (not a record held back, by a breaker or a rate), if that is how it
+    failed."""
     disposition = item.disposition
     if isinstance(item, Job) and isinstance(disposition, Listed):
         error = disposition.error
-        if isinstance(error, DependencyUnavailable) and not isinstance(error, BreakerOpenError):
+        if isinstance(error, DependencyUnavailable) and not isinstance(error, HeldBackError):
             return error
     return None
 

@@ -17,6 +17,7 @@ from typing import Any
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 
+from sqs_consumer.dependencies.rate import RateLimiter
 from sqs_consumer.idempotency.port import Idempotency
 from sqs_consumer.observability import EmfDocuments
 from sqs_consumer.payload_store import S3Payloads
@@ -52,6 +53,7 @@ class BatchConsumer:
         idempotency: Idempotency | None = None,
         payloads: S3Payloads | None = None,
         breakers: BreakerStage | None = None,
+        limits: RateLimiter | None = None,
         resender: Resender | None = None,
         timer: Callable[[], float] = time.perf_counter,
         wall_clock_ms: Callable[[], float] = lambda: time.time() * 1000,
@@ -61,6 +63,7 @@ class BatchConsumer:
         self._time_reserve_ms = time_reserve_ms
         self._decisions = Decisions(max_receive_count, backoff, breakers=breakers is not None)
         self._breakers = breakers
+        self._limits = limits
         self._idempotency = idempotency
         self._payloads = payloads
         self._timer = timer
@@ -87,6 +90,7 @@ class BatchConsumer:
         )
         if batch.order.sequential:
             batch.confirm_quarantine = self._settlement.confirm_one
+        batch.limits = self._limits
         # Offloaded payloads are fetched before the time reserve, when records stop starting.
         parsed = parse_records(records, self._registry, batch.now_ms, self._payloads,
                                batch.deadline(batch.reserve_ms))  # fmt: skip

@@ -52,7 +52,7 @@ class Quarantined:
 class Resent:
     """Sent to its queue again as a new message (the same body and attributes), visible after ``delay_s``,
     then deleted: a record whose dependency's breaker is open, on its last allowed receive
-    (docs/design.md §9). If the queue refuses the copy, listed after ``delay_s`` instead."""
+    (docs/design.md §6). If the queue refuses the copy, listed after ``delay_s`` instead."""
 
     error: Exception
     delay_s: int
