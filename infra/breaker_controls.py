@@ -11,8 +11,8 @@
   the scheduler's role to Scheduler only, ``SendMessage`` to its own queue (a record on its last receive
   sent again) and ``BatchGetItem`` on the table (the breakers' states in one read).
 
-The function's environment names the group and the role (both made before the function); the policies
-come after the function and its mapping, and name them.
+The function's environment names the group and the role by their names, plain values (the function
+builds the role's ARN from its own); the policies come after the function and its mapping, and name them.
 """
 
 from __future__ import annotations
@@ -38,9 +38,12 @@ class BreakerControlsConstruct(Construct):
         stack = Stack.of(self)
         self.group_name = Names.unique_resource_name(self, max_length=64, separator="-")
         self.group = scheduler.CfnScheduleGroup(self, "ProbeGroup", name=self.group_name)
+        # Named, so that the function's environment holds a plain value (the role's ARN is built from its own).
+        self.scheduler_role_name = Names.unique_resource_name(self, max_length=64, separator="-") + "-probe"
         self.scheduler_role = iam.Role(
             self,
             "ProbeRole",
+            role_name=self.scheduler_role_name[-64:],
             assumed_by=iam.ServicePrincipal(
                 "scheduler.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": stack.account}}
             ),

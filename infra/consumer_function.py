@@ -97,7 +97,7 @@ def _breaker_environment(settings: StackSettings, breakers: BreakerControlsConst
         "breaker_cool_down_seconds": f"{settings.breaker_cool_down_seconds:g}",
         "breaker_cool_down_cap_seconds": f"{settings.breaker_cool_down_cap_seconds:g}",
         "probe_schedule_group": breakers.group_name,
-        "probe_role_arn": breakers.scheduler_role.role_arn,
+        "probe_role_name": breakers.scheduler_role_name[-64:],
     }
     if settings.mapping_max_concurrency is not None:
         values["mapping_max_concurrency"] = str(settings.mapping_max_concurrency)

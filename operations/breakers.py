@@ -7,10 +7,10 @@
 TABLE is the stack's IdempotencyTableName output (the breakers' states live in the idempotency table);
 FUNCTION and the queue's ARN name the mapping (FunctionName and QueueArn outputs). `status` shows every
 dependency the deployed code's routes declare (and any --dependency), and the mapping's state and maximum
-concurrency. `open` holds records of the dependency in the queue until `--minutes` pass (a trial then
-runs) or `close`; with --function it disables the mapping too. `close` lets records run again; with
---function it enables the mapping (at --max-concurrency if given). Each change is a conditional write,
-as the function's own, so it never overwrites a change the function made meanwhile unseen.
+concurrency. `open` holds records of the dependency in the queue until `--minutes` pass (the next batch is then a
+trial) or `close`; with --function it also disables the mapping, which then stays disabled until `close`.
+`close` lets records run again; with --function it enables the mapping (at --max-concurrency if given).
+Each change is a conditional write, as the function's own: it never overwrites a change made meanwhile.
 --endpoint-url (the local moto server) and --region go before or after the command.
 """
 

@@ -31,7 +31,7 @@ FAILURE_LOG_BYTES = 600
 EMF_METRICS_PER_EVENT_TYPE = 7
 METRIC_FILTERS = 1
 # The alarms of infra/monitoring.py per consumer (README, "Operate"); tests/infra/test_stack.py counts them.
-ALARMS = 9
+ALARMS = 10  # with the breakers' DependencyBreakerOpen (on with idempotency)
 # Idempotency per processed record: a transactional claim (2 write units) and a completion or
 # release (1); a duplicate's claim is refused and the stored record read once (1 read unit).
 CLAIM_WRITE_UNITS = 2

@@ -52,9 +52,7 @@ def test_the_function_reads_back_the_rate_limits_and_breakers_the_stage_sets():
     # WHEN its function's environment is read by the function's own settings
     class Breakers:
         group_name = "probes"
-
-        class scheduler_role:  # the construct's attribute
-            role_arn = "arn:aws:iam::123456789012:role/probe"
+        scheduler_role_name = "consumer-probe"
 
     environment = function_environment(stage, "https://sqs.us-east-1.amazonaws.com/1/dlq", "table", None,
                                        Breakers())  # type: ignore[arg-type]  # fmt: skip

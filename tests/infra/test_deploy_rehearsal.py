@@ -357,11 +357,12 @@ def breakers_update_only_their_own_mapping(resources: Resources) -> list[str]:
 def probe_schedules_invoke_only_this_function(resources: Resources) -> list[str]:
     problems = []
     for function_id, function in breaker_functions(resources):
-        role_arn = props(function)["Environment"]["Variables"].get("PROBE_ROLE_ARN")
-        if not isinstance(role_arn, dict) or "Fn::GetAtt" not in role_arn:
-            problems.append(f"{function_id}: PROBE_ROLE_ARN names no role of the stack")
+        name = props(function)["Environment"]["Variables"].get("PROBE_ROLE_NAME")
+        roles = [lid for lid, role in of_type(resources, "AWS::IAM::Role") if props(role).get("RoleName") == name]
+        if not roles:
+            problems.append(f"{function_id}: PROBE_ROLE_NAME names no role of the stack")
             continue
-        role_id = role_arn["Fn::GetAtt"][0]
+        [role_id] = roles
         trust = json.dumps(props(resources[role_id])["AssumeRolePolicyDocument"])
         if "scheduler.amazonaws.com" not in trust:
             problems.append(f"{role_id}: EventBridge Scheduler may not assume the probe role")

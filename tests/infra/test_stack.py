@@ -179,7 +179,8 @@ def test_the_function_is_told_its_breakers_settings_and_probe_group(template: Te
     assert variables["BREAKERS_ENABLED"] == "true"
     assert (variables["BREAKER_THRESHOLD"], variables["BREAKER_COOL_DOWN_CAP_SECONDS"]) == ("5", "60")
     assert variables["PROBE_SCHEDULE_GROUP"].endswith("probes") or variables["PROBE_SCHEDULE_GROUP"]
-    assert "ProbeRole" in json.dumps(variables["PROBE_ROLE_ARN"])
+    [role] = [r for lid, r in template.find_resources("AWS::IAM::Role").items() if "ProbeRole" in lid]
+    assert variables["PROBE_ROLE_NAME"] == role["Properties"]["RoleName"]
 
 
 def test_alarms_cover_dlq_age_errors_throttles_and_polling(template: Template):

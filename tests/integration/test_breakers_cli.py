@@ -23,7 +23,9 @@ def stage(aws_credentials):
         dynamodb.create_table(TableName=TABLE, KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
                               AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
                               BillingMode="PAY_PER_REQUEST")  # fmt: skip
-        iam, lam, sqs = (boto3.client(s, region_name="us-east-1") for s in ("iam", "lambda", "sqs"))
+        iam = boto3.client("iam", region_name="us-east-1")
+        lam = boto3.client("lambda", region_name="us-east-1")
+        sqs = boto3.client("sqs", region_name="us-east-1")
         role = iam.create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
         code = io.BytesIO()
         with zipfile.ZipFile(code, "w") as archive:

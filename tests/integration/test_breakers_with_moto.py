@@ -120,7 +120,7 @@ def test_the_mapping_is_paused_and_resumed_through_lambdas_api(server: SqsServer
 def test_a_probe_is_a_one_time_schedule_invoking_the_function_with_a_probe_event(server: SqsServer):
     scheduler = client(server, "scheduler")
     scheduler.create_schedule_group(Name="consumer-probes")
-    probes = SchedulerProbes("consumer-probes", "arn:aws:iam::123456789012:role/probe",
+    probes = SchedulerProbes("consumer-probes", "consumer-probe",
                              client_factory=lambda service, _: client(server, service))  # fmt: skip
     target = "arn:aws:lambda:us-east-1:123456789012:function:consumer:live"
 
@@ -130,6 +130,7 @@ def test_a_probe_is_a_one_time_schedule_invoking_the_function_with_a_probe_event
     schedule = scheduler.get_schedule(GroupName="consumer-probes", Name="probe-orders-api-probe-1796540400")
     assert schedule["ScheduleExpression"] == "at(2026-12-06T07:00:00)"
     assert schedule["Target"]["Arn"] == target
+    assert schedule["Target"]["RoleArn"] == "arn:aws:iam::123456789012:role/consumer-probe"
     assert json.loads(schedule["Target"]["Input"])[PROBE_KEY]["dependency"] == "orders-api"
 
 

@@ -71,3 +71,49 @@ def test_retry_after_reads_seconds_and_http_dates():
     assert retry_after_seconds("Sun, 06 Dec 2026 07:00:30 GMT", now=1796540400.0) == 30.0
     assert retry_after_seconds("soon") is None
     assert retry_after_seconds(None) is None
+
+
+@pytest.fixture
+def orders_url(monkeypatch: pytest.MonkeyPatch):
+    """The order.placed handler pointed at a stand-in orders API (its settings read again)."""
+    from sqs_consumer.settings import get_orders_api_settings
+
+    def point_at(url: str | None) -> None:
+        if url is None:
+            monkeypatch.delenv("ORDERS_API_URL", raising=False)
+        else:
+            monkeypatch.setenv("ORDERS_API_URL", url)
+        get_orders_api_settings.cache_clear()
+
+    yield point_at
+    get_orders_api_settings.cache_clear()
+
+
+ORDER = {"order_id": "o-1", "customer_id": "c-1", "lines": [{"sku": "s", "quantity": 2}]}
+
+
+@pytest.mark.parametrize(("status", "outcome"), [(201, "succeeded"), (503, "failed"), (422, "non_retryable")])
+def test_order_placed_posts_the_order_with_its_event_id_as_idempotency_key(orders_url, status: int, outcome: str):
+    from sqs_consumer.testing import run_batch
+
+    with orders_api(status) as api:
+        orders_url(api.url)
+        result = run_batch({"event_id": "evt_o1", "event_type": "order.placed", "payload": ORDER})
+
+    assert [(call.body, call.idempotency_key) for call in api.calls] == [(ORDER, "evt_o1")]
+    if outcome == "succeeded":
+        assert result.succeeded == ["evt_o1"]
+    elif outcome == "failed":
+        assert result.listed == ["evt_o1"]  # retried: the service is down, not the order wrong
+    else:
+        assert result.quarantined["evt_o1"].kind == "non_retryable"
+
+
+def test_order_placed_without_an_orders_api_url_is_quarantined_saying_so(orders_url):
+    from sqs_consumer.testing import run_batch
+
+    orders_url(None)
+    result = run_batch({"event_id": "evt_o2", "event_type": "order.placed", "payload": ORDER})
+
+    assert result.quarantined["evt_o2"].kind == "non_retryable"
+    assert "ORDERS_API_URL" in str(result.quarantined["evt_o2"].reason)

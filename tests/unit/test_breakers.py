@@ -384,3 +384,22 @@ def test_a_batch_without_dependencies_never_reads_the_breakers(clock: FakeClock)
     instance.handle(*(sqs.record(sqs.body("hello", event_id=f"evt_h{n}")) for n in range(10)))
 
     assert (store.reads, store.writes) == (0, 0)
+
+
+def test_an_undeclared_dependency_failing_opens_no_breaker_and_is_quarantined_on_the_last_receive(clock: FakeClock):
+    # GIVEN a handler that names a dependency its route does not declare
+    store = InMemoryBreakerStore()
+
+    def handle(event: HelloEvent, info: RecordInfo) -> None:
+        raise DependencyUnavailable("billing-api", "HTTP 503")
+
+    consumer = BatchConsumer(EventRegistry([Route(HelloEvent, handle)]), dlq := InMemoryDLQ(), max_receive_count=5,
+                             breakers=BreakerStage(board(store, clock)), resender=InMemoryResender())  # fmt: skip
+
+    # WHEN 5 records fail so on their last receive
+    records = [sqs.record(sqs.body("hello", event_id=f"e{n}"), receive_count=5) for n in range(5)]
+    consumer.handle(sqs.event(*records), FakeContext())
+
+    # THEN no breaker is opened (none would be probed), and they are quarantined as any failure
+    assert store.writes == 0
+    assert [message.kind for message in dlq.sent] == ["retries_exhausted"] * 5

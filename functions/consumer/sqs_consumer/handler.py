@@ -91,7 +91,7 @@ def build_board(settings: ConsumerSettings) -> BreakerBoard | None:
 
     policy = BreakerPolicy(settings.breaker_threshold, settings.breaker_window_seconds,
                            settings.breaker_cool_down_seconds, settings.breaker_cool_down_cap_seconds)  # fmt: skip
-    name, group, role = settings.function_name, settings.probe_schedule_group, settings.probe_role_arn
+    name, group, role = settings.function_name, settings.probe_schedule_group, settings.probe_role_name
     return BreakerBoard(BoardWiring(
         store, policy,
         mapping=LambdaMappingControl(name, endpoint) if name else None,

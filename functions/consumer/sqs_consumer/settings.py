@@ -173,10 +173,10 @@ class ConsumerSettings(BaseModel):
         default=None, min_length=1, description="The EventBridge Scheduler group the function's probes are made in.",
         validation_alias=AliasChoices("PROBE_SCHEDULE_GROUP", "probe_schedule_group"),
     )  # fmt: skip
-    probe_role_arn: str | None = Field(
-        default=None, pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/\S+$",
-        description="The role EventBridge Scheduler invokes the function with for a probe.",
-        validation_alias=AliasChoices("PROBE_ROLE_ARN", "probe_role_arn"),
+    probe_role_name: str | None = Field(
+        default=None, pattern=r"^[\w+=,.@-]{1,64}$",
+        description="The role EventBridge Scheduler invokes the function with for a probe (in the function's account).",
+        validation_alias=AliasChoices("PROBE_ROLE_NAME", "probe_role_name"),
     )  # fmt: skip
     mapping_max_concurrency: int | None = Field(
         default=None, ge=2, le=1_000, description="The event source mapping's configured MaximumConcurrency, "

@@ -66,6 +66,10 @@ class BreakerBoard:
         self.function_arn: str | None = None
 
     @property
+    def wiring(self) -> BoardWiring:
+        return self._w
+
+    @property
     def policy(self) -> BreakerPolicy:
         return self._w.policy
 

@@ -101,15 +101,22 @@ def view_of(mapping: dict[str, Any]) -> MappingView:
     return MappingView(mapping["UUID"], state, state in ("Enabled", "Enabling", "Updating"), concurrency)
 
 
+def role_arn(function_arn: str, role_name: str) -> str:
+    """The ARN of a role of the function's own account and partition (read from the function's ARN)."""
+    _, partition, _, _, account, _ = function_arn.split(":", 5)
+    return f"arn:{partition}:iam::{account}:role/{role_name}"
+
+
 class SchedulerProbes:
     """One-time EventBridge Scheduler schedules in the stage's group, named ``probe-<dependency>-<step>-<at>``:
     the IAM policy lets the function create schedules in that group only, with a role that may only
-    invoke this function (infra/consumer_function.py)."""
+    invoke this function (infra/breaker_controls.py). The role is named, not given by ARN: the stack's
+    environment holds plain values only."""
 
-    def __init__(self, group: str, role_arn: str, endpoint_url: str | None = None,
+    def __init__(self, group: str, role_name: str, endpoint_url: str | None = None,
                  client_factory: Callable[[str, str | None], Any] = client_for) -> None:  # fmt: skip
         self._group = group
-        self._role_arn = role_arn
+        self._role_name = role_name
         self._endpoint_url = endpoint_url
         self._client_factory = client_factory
         self._client: Any = None
@@ -132,7 +139,7 @@ class SchedulerProbes:
                 ActionAfterCompletion="DELETE",
                 Target={
                     "Arn": target_arn,
-                    "RoleArn": self._role_arn,
+                    "RoleArn": role_arn(target_arn, self._role_name),
                     "Input": json.dumps(probe_event(dependency, step, queue_arn)),
                 },
             )

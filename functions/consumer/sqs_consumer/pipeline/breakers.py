@@ -50,41 +50,41 @@ class BreakerStage:
         failures: Counter[str] = Counter()
         reasons: dict[str, str] = {}
         successes: set[str] = set()
+        unavailable: list[tuple[Job, DependencyUnavailable]] = []
         for item in items:
             if not isinstance(item, Job):
                 continue
-            disposition = item.disposition
-            if disposition is SUCCEEDED:
+            if item.disposition is SUCCEEDED:
                 successes.update(item.route.dependency_names)
             elif (error := _unavailable(item)) is not None:
-                failures[error.dependency] += 1
-                reasons.setdefault(error.dependency, error.reason)
-        if not failures and not successes:
-            return
-        self.board.report({name: (count, reasons[name]) for name, count in failures.items()}, successes,
-                          _queue_arn(items))  # fmt: skip
-        if failures:
-            self._after_failures(items, batch, set(failures))
+                unavailable.append((item, error))
+                # Only a dependency the route declares has a breaker its records wait on (and a probe).
+                if error.dependency in item.route.dependency_names:
+                    failures[error.dependency] += 1
+                    reasons.setdefault(error.dependency, error.reason)
+        if failures or successes:
+            self.board.report({name: (count, reasons[name]) for name, count in failures.items()}, successes,
+                              _queue_arn(items))  # fmt: skip
+        if unavailable:
+            self._after_failures(unavailable, batch, set(failures))
 
-    def _after_failures(self, items: list[Item], batch: Batch, names: set[str]) -> None:
-        states, now, resend = self.board.states(names), self.board.now(), not batch.order.sequential
-        for item in items:
-            error = _unavailable(item)
-            if error is None:
-                continue
-            state = states.get(error.dependency)
+    def _after_failures(self, failed: list[tuple[Job, DependencyUnavailable]], batch: Batch, names: set[str]) -> None:
+        states = self.board.states(names) if names else {}
+        now, resend = self.board.now(), not batch.order.sequential
+        for job, error in failed:
+            state = states.get(error.dependency) if error.dependency in job.route.dependency_names else None
             if state is not None and state.is_open:
                 wait = state.seconds_to_probe(now)
-                item.disposition = batch.decisions.waiting(item, error, wait, resend=resend, started=True)
-            elif batch.decisions.last_receive(item):
-                item.disposition = batch.decisions.exhausted(item, error, item.event_type)
+                job.disposition = batch.decisions.waiting(job, error, wait, resend=resend, started=True)
+            elif batch.decisions.last_receive(job):
+                job.disposition = batch.decisions.exhausted(job, error, job.event_type)
 
 
-def _unavailable(item: Item) -> DependencyUnavailable | None:
+def _unavailable(item: Job) -> DependencyUnavailable | None:
     """The handler's own DependencyUnavailable (not a record held back, by a breaker or a rate), if that is how it
     failed."""
     disposition = item.disposition
-    if isinstance(item, Job) and isinstance(disposition, Listed):
+    if isinstance(disposition, Listed):
         error = disposition.error
         if isinstance(error, DependencyUnavailable) and not isinstance(error, HeldBackError):
             return error
