@@ -53,6 +53,8 @@ LOCAL_PROBE_WIRING = {
 # The issue's target: the queue drains within a minute of the API's recovery.
 DRAIN_TARGET_SECONDS = 60.0
 PROGRESS_EVERY_SECONDS = 15.0
+# The kind of a DLQ message the function did not quarantine: SQS moved it once its receives were spent.
+NO_REASON = "no reason"
 
 
 @dataclass(frozen=True)
@@ -192,7 +194,7 @@ def _queue_empty(pipeline: Pipeline) -> bool:
 def _observe(pipeline: Pipeline, api: OrdersApi, report: OutageReport) -> bool:
     """Refresh the report from the API's calls and the DLQ; True once every event is settled and the queue empty."""
     report.dead = {
-        letter.event_id or letter.source_message_id: letter.kind or "no reason"
+        letter.event_id or letter.source_message_id: letter.kind or NO_REASON
         for letter in peek(pipeline.client, pipeline.dead_letter_queue.url, wait_seconds=0)
     }
     report.calls = api.calls  # after the DLQ's read (seconds, with hundreds of letters): as of now
@@ -318,6 +320,10 @@ def render(report: OutageReport, console: Console) -> None:
         console.print(
             f"  API down from {_at(report, report.outage[0])} to {_at(report, report.outage[1])}", markup=False
         )
+    redriven = sorted(event_id for event_id, kind in report.dead.items() if kind == NO_REASON)
+    if redriven:
+        console.print(f"  moved to the DLQ by SQS (maxReceiveCount receives spent, no quarantine): {redriven[:5]}",
+                      soft_wrap=True, markup=False)  # fmt: skip
     for problem in report.problems():
         console.print(f"[red]{problem}[/]", soft_wrap=True)
     console.print("[green]No message spent on the outage.[/]" if not report.problems() else "", end="")

@@ -6,9 +6,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from local.orders_api import OrderCall
-from local.outage_run import OutagePlan, OutageReport, main, order_event
+from local.outage_run import OutagePlan, OutageReport, main, order_event, render
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAN = OutagePlan(outage=120, before=20, after=20, rate=2)
@@ -103,3 +104,15 @@ def test_make_chaos_with_an_outage_runs_the_outage_run_instead_of_the_fault_run(
     assert "local.fault_run" not in printed
     [command] = [line for line in printed.splitlines() if "local.outage_run" in line]
     assert command.endswith(expected)
+
+
+def test_render_names_the_messages_sqs_moved_to_the_dlq_without_a_quarantine():
+    done = report(calls=[call("a", 201), call("c", 201)], dead={"b": "no reason"}, drained_at=1300.0,
+                  outage=(1020.0, 1140.0))  # fmt: skip
+    console = Console(record=True, width=200)
+    render(done, console)
+    printed = console.export_text()
+    assert "messages in the DLQ                        1 {'no reason': 1}" in printed
+    assert "moved to the DLQ by SQS (maxReceiveCount receives spent, no quarantine): ['b']" in printed
+    assert "time to drain after it came back           160 s (target 60 s: missed)" in printed
+    assert "1 message(s) in the DLQ with the breakers on" in printed
