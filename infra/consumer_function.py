@@ -156,6 +156,13 @@ class ConsumerFunctionConstruct(Construct):
             self.breakers,
         )
         self.function = self._function(settings, environment, handler, code)
+        if settings.tracing:
+            # With createNewPoliciesWithAddToRolePolicy, CDK writes active tracing's statement into a policy of
+            # the function's own (inlinePolicyAddedToExecutionRole-N), outside the role's acknowledgment.
+            reason = "X-Ray's PutTraceSegments and PutTelemetryRecords take no resource"
+            for child in self.function.node.children:
+                if isinstance(child, iam.Policy):
+                    Validations.of(child).acknowledge(Acknowledgment(id=f"AwsSolutions::{WILDCARD}", reason=reason))
         # SnapStart restores published versions only: the mapping invokes an alias of the current one.
         self.target: lambda_.IFunction = self.function
         if settings.snap_start:
