@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from local.sqs_server import SqsServer, _local_client, dynamodb_client
+from local.sqs_server import SqsServer, dynamodb_client, local_client
 from sqs_consumer.budget import Deadline
 from sqs_consumer.dependencies import PROBE_KEY
 from sqs_consumer.dependencies.board import PROBE, BoardWiring, BreakerBoard
@@ -45,7 +45,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SqsServer]:
 def client(server: SqsServer, service: str) -> Any:
     from botocore.config import Config
 
-    return _local_client(service, server.endpoint_url, Config())
+    return local_client(service, server.endpoint_url, Config())
 
 
 def test_instances_failing_at_once_open_the_breaker_once(server: SqsServer):
