@@ -21,7 +21,7 @@ LOCAL_STAGE ?= local
 LOCAL_TEMPLATE := cdk.out/SqsConsumer-$(LOCAL_STAGE).template.json
 SOURCES := app.py cdk.json requirements.txt $(wildcard infra/*.py) $(shell find functions -name '*.py')
 
-.PHONY: help setup clean event new-event test lint typecheck unit synth diff deploy deploy-role destroy lint-workflows local invoke schema bench bench-docs chaos stateful-record upgrade-check
+.PHONY: help setup clean event new-event test lint typecheck unit synth diff deploy deploy-role destroy lint-workflows local invoke schema bench bench-docs chaos stateful-record upgrade-check rehearse release
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -128,6 +128,10 @@ stateful-record: setup ## Write infra/stateful-resources.json, every stage's sta
 
 upgrade-check: setup ## What an upgrade from a release replaces or orphans: make upgrade-check FROM=<tag or commit> [STAGES="prod"] (exit 1 on a stateful one)
 	$(BIN)/python -m infra.upgrade_check --from "$(FROM)" $(foreach stage,$(STAGES),--stage $(stage))
+
+# LocalStack installs once into .cache/localstack (requirements-rehearse.txt) under the runtime's CPython 3.14.
+rehearse: setup ## Upgrade rehearsal on LocalStack with messages in the queue and DLQ: make rehearse [FROM=<tag or commit>] [STAGE=dev] (exit 1 on a lost one)
+	$(BIN)/python -m infra.rehearse $(if $(FROM),--from "$(FROM)") --stage "$(STAGE)"
 
 diff: setup ## Compare STAGE with what is deployed
 	@$(CHECK_SETTINGS) $(STAGE)
