@@ -31,7 +31,7 @@ setup: $(STAMP) $(NODE_STAMP) ## Create .venv and node_modules with the pinned v
 # uv installs the pinned set in seconds (pip takes minutes, mostly compiling aws-cdk-lib).
 UV_VERSION := 0.13.8
 
-$(STAMP): requirements.txt requirements-dev.txt requirements-checkov.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt requirements-checkov.txt requirements-rehearse.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/uv pip install --quiet --compile-bytecode -r requirements-dev.txt
@@ -44,6 +44,8 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-checkov.txt pyproje
 	VIRTUAL_ENV=$(CURDIR)/$(CHECKOV_VENV) $(BIN)/uv pip install --quiet --compile-bytecode -r requirements-checkov.txt
 	# CPython 3.14, the runtime's Python, into .cache/python3.14/ when none is found (infra/runtime_python.py).
 	$(BIN)/python -m infra.runtime_python install > /dev/null
+	# LocalStack, the second CloudFormation engine of make rehearse, into .cache/localstack under that 3.14.
+	$(BIN)/python -m infra.localstack install
 	touch $@
 
 # What setup, synth, the tests and the local runs make, wherever they make it (.gitignore lists the same).

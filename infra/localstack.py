@@ -11,6 +11,7 @@ nor DynamoDB (it needs Java).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import hashlib
 import os
@@ -154,3 +155,20 @@ def stop(process: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
     process.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m infra.localstack install``: what ``make setup`` runs."""
+    parser = argparse.ArgumentParser(prog="python -m infra.localstack", description="Install LocalStack's environment.")
+    parser.add_argument("action", choices=["install"], help="install requirements-rehearse.txt into .cache/localstack")
+    parser.parse_args(argv)
+    try:
+        environment()
+    except LocalStackError as error:
+        sys.stderr.write(f"localstack: {error}\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
