@@ -66,7 +66,7 @@ def test_rehearse_reports_the_messages_of_a_queue_whose_construct_id_was_renamed
     # GIVEN an upgrade in which the queue's construct id changes: its logical id, everywhere it is used
     old, _ = dev_templates
     queue_id = next(lid for lid, r in old.template["Resources"].items()
-                    if r["Type"] == "AWS::SQS::Queue" and r["Metadata"]["aws:cdk:path"].endswith("Queues/Queue/Resource"))  # fmt: skip
+                    if r["Metadata"]["aws:cdk:path"].endswith("Consumer/Queues/Queue/Resource"))  # fmt: skip
     renamed = json.loads(json.dumps(old.template).replace(queue_id, "ConsumerQueuesRenamedQueue0123ABCD"))
 
     # WHEN
