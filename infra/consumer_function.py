@@ -18,7 +18,7 @@ from infra.network import ENI_ACTIONS, VpcPlacementConstruct
 from infra.packaging import Target, build_function_asset
 from infra.payload_bucket import PayloadBucketConstruct
 from infra.queues import QueuesConstruct
-from infra.settings import StackSettings, pascal_case
+from infra.settings import StackSettings, StackSettingsError, pascal_case
 from sqs_consumer.settings import ConsumerSettings
 
 # The latest Lambda Python runtime that the pinned dependencies ship wheels for.
@@ -76,6 +76,17 @@ def function_environment(
     return {ConsumerSettings.env_name(field): value for field, value in values.items()}
 
 
+def target_of(runtime: lambda_.Runtime, architecture: lambda_.Architecture) -> Target:
+    """The platform the asset is built for: a Python runtime's version on ``architecture``'s CPU."""
+    version = runtime.name.removeprefix("python")
+    if runtime.family != lambda_.RuntimeFamily.PYTHON or not version[:1].isdigit():
+        raise StackSettingsError(
+            f"runtime {runtime.name}: the consumer's asset is a Python package; give a lambda_.Runtime.PYTHON_3_*, "
+            "or your own code= for another runtime"
+        )
+    return Target(python_version=version, architecture="arm64" if architecture.name == "arm64" else "x86_64")
+
+
 class ConsumerFunctionConstruct(Construct):
     """The Lambda function, its log group and role, and the SQS event source mapping."""
 
@@ -91,8 +102,13 @@ class ConsumerFunctionConstruct(Construct):
         payload_bucket: PayloadBucketConstruct,
         handler: str = HANDLER,
         code: lambda_.Code | None = None,
+        runtime: lambda_.Runtime = RUNTIME,
+        architecture: lambda_.Architecture = ARCHITECTURE,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.runtime, self.architecture = runtime, architecture
+        # The asset is built for the function's runtime and CPU, unless the caller brings its own code.
+        self.asset_target = target_of(runtime, architecture) if code is None else None
         self.log_group = logs.LogGroup(
             self,
             "LogGroup",
@@ -182,10 +198,11 @@ class ConsumerFunctionConstruct(Construct):
         return lambda_.Function(
             self,
             "Function",
-            runtime=RUNTIME,
-            architecture=ARCHITECTURE,
+            runtime=self.runtime,
+            architecture=self.architecture,
             handler=handler,
-            code=code or lambda_.Code.from_asset(str(build_function_asset(TARGET)), exclude=[".complete"]),
+            code=code
+            or lambda_.Code.from_asset(str(build_function_asset(self.asset_target or TARGET)), exclude=[".complete"]),
             memory_size=settings.function_memory_mb,
             timeout=Duration.seconds(settings.function_timeout_seconds),
             reserved_concurrent_executions=settings.reserved_concurrency,

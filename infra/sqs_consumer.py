@@ -24,7 +24,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.consumer_function import HANDLER, ConsumerFunctionConstruct
+from infra.consumer_function import ARCHITECTURE, HANDLER, RUNTIME, ConsumerFunctionConstruct
 from infra.idempotency_table import IdempotencyTableConstruct
 from infra.monitoring import MonitoringConstruct
 from infra.network import VpcPlacementConstruct
@@ -40,7 +40,8 @@ class SqsConsumerProps:
     ``settings`` carries every tunable and is validated when it is built (``StackSettings``
     refuses a rule-breaking value with a message naming it). ``name`` ends the queue's name
     (``<stack>-<name>``). ``handler`` is the entry point in the function's asset, ``code`` another
-    asset than the project's. ``network`` is the stack's placement in the stage's VPC (required when
+    asset than the project's; ``runtime`` and ``architecture`` the function's (the asset is built for
+    them; Python 3.14 on arm64 by default). ``network`` is the stack's placement in the stage's VPC (required when
     ``settings.vpc`` is set, so consumers share one set of endpoints); ``alarm_topic`` a topic for
     the alarms instead of the one ``settings`` names or a new one; ``payload_bucket`` the stack's
     shared bucket (else the consumer makes its own).
@@ -50,6 +51,8 @@ class SqsConsumerProps:
     name: str = "queue"
     handler: str = HANDLER
     code: lambda_.Code | None = None
+    runtime: lambda_.Runtime = RUNTIME
+    architecture: lambda_.Architecture = ARCHITECTURE
     network: VpcPlacementConstruct | None = None
     alarm_topic: sns.ITopic | None = None
     payload_bucket: PayloadBucketConstruct | None = None
@@ -70,6 +73,7 @@ class SqsConsumer(Construct):
         settings = props.settings
         self.props = props
         self.queues = QueuesConstruct(self, "Queues", settings=settings, name=props.name)
+        self._refuse_a_taken_queue_name()
         self.idempotency = (
             IdempotencyTableConstruct(self, "Idempotency", settings=settings) if settings.idempotency else None
         )
@@ -86,11 +90,24 @@ class SqsConsumer(Construct):
             payload_bucket=self.payloads,
             handler=props.handler,
             code=props.code,
+            runtime=props.runtime,
+            architecture=props.architecture,
         )
         self.monitoring = MonitoringConstruct(
             self, "Monitoring", settings=settings, queues=self.queues, consumer=self.consumer, topic=props.alarm_topic
         )
         self._allow_producers(settings)
+
+    def _refuse_a_taken_queue_name(self) -> None:
+        """Two consumers of a stack named alike would share one queue name: CloudFormation would fail the
+        second create at deploy; refused here, at synth, naming both."""
+        name = self.queues.queue_name
+        for other in Stack.of(self).node.find_all():
+            if isinstance(other, SqsConsumer) and other is not self and other.queues.queue_name == name:
+                raise StackSettingsError(
+                    f"consumers {other.node.path} and {self.node.path} would both make the queue {name!r}: give "
+                    "each a different name in SqsConsumerProps (name='orders')"
+                )
 
     # What a caller needs, by name.
     @property
