@@ -49,7 +49,7 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-checkov.txt require
 	touch $@
 
 # What setup, synth, the tests and the local runs make, wherever they make it (.gitignore lists the same).
-CLEANED := $(VENV) node_modules cdk.out .cache .mypy_cache .ruff_cache .pytest_cache .hypothesis __pycache__ *.egg-info
+CLEANED := $(VENV) node_modules cdk.out dist .cache .mypy_cache .ruff_cache .pytest_cache .hypothesis __pycache__ *.egg-info
 
 clean: ## Remove all that setup, synth, tests and local runs made: the tree is as a fresh clone's
 	find . -path ./.git -prune -o -type d \( $(foreach name,$(CLEANED),-name '$(name)' -o) -false \) \
@@ -134,6 +134,9 @@ upgrade-check: setup ## What an upgrade from a release replaces or orphans: make
 # LocalStack installs once into .cache/localstack (requirements-rehearse.txt) under the runtime's CPython 3.14.
 rehearse: setup ## Upgrade rehearsal on LocalStack with messages in the queue and DLQ: make rehearse [FROM=<tag or commit>] [STAGE=dev] (exit 1 on a lost one)
 	$(BIN)/python -m infra.rehearse $(if $(FROM),--from "$(FROM)") --stage "$(STAGE)"
+
+release: setup ## The wheel and the asset zip of this version into dist/, the same bytes wherever built (TAG=1 also tags v<version>)
+	$(BIN)/python -m infra.release $(if $(TAG),--tag)
 
 diff: setup ## Compare STAGE with what is deployed
 	@$(CHECK_SETTINGS) $(STAGE)
