@@ -146,8 +146,9 @@ deploy: setup ## Deploy STAGE to the current AWS account and region
 	@$(CHECK_SETTINGS) $(STAGE)
 	cdk deploy -c stage=$(STAGE) --require-approval $(CDK_APPROVAL) --outputs-file cdk.out/outputs-$(STAGE).json
 
-deploy-role: setup ## The role GitHub Actions deploys with, by OIDC: make deploy-role GITHUB_REPOSITORY=owner/name [OIDC_PROVIDER_ARN=...]
+deploy-role: setup ## The roles GitHub Actions deploys with, by OIDC, one per environment: make deploy-role GITHUB_REPOSITORY=owner/name [DEPLOY_ENVIRONMENTS="dev prod"] [OIDC_PROVIDER_ARN=...]
 	cdk deploy --app "$(BIN)/python -m infra.deploy_role" -c github_repository=$(GITHUB_REPOSITORY) \
+		$(if $(DEPLOY_ENVIRONMENTS),-c deploy_environments="$(DEPLOY_ENVIRONMENTS)") \
 		$(if $(OIDC_PROVIDER_ARN),-c oidc_provider_arn=$(OIDC_PROVIDER_ARN)) \
 		--require-approval $(CDK_APPROVAL) --outputs-file cdk.out/outputs-deploy-role.json
 
