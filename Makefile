@@ -21,7 +21,7 @@ LOCAL_STAGE ?= local
 LOCAL_TEMPLATE := cdk.out/SqsConsumer-$(LOCAL_STAGE).template.json
 SOURCES := app.py cdk.json requirements.txt $(wildcard infra/*.py) $(shell find functions -name '*.py')
 
-.PHONY: help setup clean event new-event test lint typecheck unit synth diff deploy deploy-role destroy lint-workflows local invoke schema bench bench-docs chaos stateful-record upgrade-check rehearse release
+.PHONY: help setup clean event new-event test lint typecheck unit synth diff deploy deploy-role destroy lint-workflows local invoke schema bench bench-docs chaos stateful-record upgrade-check rehearse release smoke
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -67,9 +67,9 @@ lint: $(STAMP) ## ruff lint and format check
 typecheck: $(STAMP) ## mypy (strict, pydantic plugin)
 	$(BIN)/mypy .
 
-lint-workflows: $(STAMP) ## actionlint and zizmor (its strictest persona) on .github/workflows: 0 findings
+lint-workflows: $(STAMP) ## actionlint on .github/workflows, zizmor (its strictest persona) on them and dependabot.yml: 0 findings
 	$(BIN)/actionlint
-	$(BIN)/zizmor --offline --persona=auditor --quiet .github/workflows
+	$(BIN)/zizmor --offline --persona=auditor --quiet .github
 
 # The suite runs on every CPU; worksteal keeps both busy when a few long e2e tests land on one.
 PYTEST_PARALLEL := -n auto --dist worksteal
@@ -135,8 +135,8 @@ upgrade-check: setup ## What an upgrade from a release replaces or orphans: make
 rehearse: setup ## Upgrade rehearsal on LocalStack with messages in the queue and DLQ: make rehearse [FROM=<tag or commit>] [STAGE=dev] (exit 1 on a lost one)
 	$(BIN)/python -m infra.rehearse $(if $(FROM),--from "$(FROM)") --stage "$(STAGE)"
 
-release: setup ## The wheel and the asset zip of this version into dist/, the same bytes wherever built (TAG=1 also tags v<version>)
-	$(BIN)/python -m infra.release $(if $(TAG),--tag)
+release: setup ## The wheel and the asset zip of this version into dist/, the same bytes wherever built (TAG=v<version> also tags the commit)
+	$(BIN)/python -m infra.release $(if $(TAG),--tag "$(TAG)")
 
 diff: setup ## Compare STAGE with what is deployed
 	@$(CHECK_SETTINGS) $(STAGE)
@@ -151,6 +151,9 @@ deploy-role: setup ## The roles GitHub Actions deploys with, by OIDC, one per en
 		$(if $(DEPLOY_ENVIRONMENTS),-c deploy_environments="$(DEPLOY_ENVIRONMENTS)") \
 		$(if $(OIDC_PROVIDER_ARN),-c oidc_provider_arn=$(OIDC_PROVIDER_ARN)) \
 		--require-approval $(CDK_APPROVAL) --outputs-file cdk.out/outputs-deploy-role.json
+
+smoke: setup ## After make deploy: a canary hello through STAGE, waited for until it succeeds (exit 1 otherwise)
+	$(BIN)/python -m operations.smoke --stage "$(STAGE)"
 
 destroy: setup ## Delete the stack of STAGE (its queues, table, logs and payloads too, unless the stage sets retain_data, as prod does)
 	@$(CHECK_SETTINGS) $(STAGE)

@@ -15,7 +15,7 @@ itself is built from the exact pins). The asset zip is the arm64 asset ``cdk syn
 Both are byte-identical between two folders or machines: entries sorted, every timestamp
 ``SOURCE_DATE_EPOCH`` (default: the commit's time), modes 0644, one compression level; the asset's
 bytecode already names ``/var/task`` (infra/packaging.py). ``dist/SHA256SUMS`` lists their hashes.
-``--tag`` tags the commit ``v<version>`` (on a clean tree whose CHANGELOG.md has that version's section).
+``--tag v<version>`` tags the commit (on a clean tree whose CHANGELOG.md has that version's section).
 """
 
 from __future__ import annotations
@@ -211,10 +211,12 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def tag(root: Path = ROOT) -> str:
-    """Tag HEAD ``v<version>``: refused on a tree with changes, a version without its changelog section,
-    or a tag that exists."""
+def tag(expected: str, root: Path = ROOT) -> str:
+    """Tag HEAD ``v<version>``, the tag the caller ``expected``: refused on another name, a tree with changes,
+    a version without its changelog section, or a tag that exists."""
     name = f"v{version(root)}"
+    if expected != name:
+        raise ReleaseError(f"pyproject.toml's version makes the tag {name}, not {expected}: raise the version first")
     status = subprocess.run(["git", "-C", str(root), "status", "--porcelain"],  # noqa: S603, S607
                             capture_output=True, text=True, check=True).stdout  # fmt: skip
     if status.strip():
@@ -232,7 +234,7 @@ def tag(root: Path = ROOT) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.release", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DIST, help="where the artifacts go (default: dist/)")
-    parser.add_argument("--tag", action="store_true", help="tag the commit v<version> once they are built")
+    parser.add_argument("--tag", metavar="vX.Y.Z", help="tag the commit so once they are built (must be v<version>)")
     args = parser.parse_args(argv)
     try:
         artifacts = [build_wheel(args.out), build_asset_zip(args.out)]
@@ -240,7 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         (args.out / "SHA256SUMS").write_text(sums)
         sys.stdout.write(sums)
         if args.tag:
-            name = tag()
+            name = tag(args.tag)
             sys.stdout.write(f"tagged {name}: push it (git push origin {name}) to deploy prod from it\n")
     except ReleaseError as error:
         sys.stderr.write(f"error: {error}\n")

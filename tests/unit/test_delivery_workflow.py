@@ -47,7 +47,26 @@ def test_two_deploys_of_a_stage_never_overlap(workflow, job, stage):
     deploy = workflow["jobs"][job]
     assert deploy["environment"] == stage
     assert deploy["concurrency"] == {"group": f"deploy-{stage}", "cancel-in-progress": False}
-    assert deploy["steps"][-1]["run"] == f"make deploy STAGE={stage} CDK_APPROVAL=never"
+    assert deploy["steps"][-2]["run"] == f"make deploy STAGE={stage} CDK_APPROVAL=never"
+
+
+@pytest.mark.parametrize(("job", "stage"), [("deploy-dev", "dev"), ("deploy-prod", "prod")])
+def test_each_deploy_ends_with_the_smoke_test_of_its_stage(workflow, job, stage):
+    # A deploy whose canary does not succeed fails its job (operations/smoke.py exits 1).
+    assert workflow["jobs"][job]["steps"][-1]["run"] == f"make smoke STAGE={stage}"
+
+
+def test_every_job_runs_node_22_the_lts_jsii_supports(workflow):
+    versions = [step["with"]["node-version"] for job in workflow["jobs"].values() for step in job["steps"]
+                if "setup-node" in step.get("uses", "")]  # fmt: skip
+    assert versions and set(versions) == {"22"}
+
+
+def test_dependabot_keeps_the_actions_the_python_pins_and_the_npm_lock_current():
+    config = yaml.safe_load((ROOT / ".github" / "dependabot.yml").read_text())
+    updates = {update["package-ecosystem"]: update for update in config["updates"]}
+    assert set(updates) == {"github-actions", "pip", "npm"}
+    assert all(update["directory"] == "/" and update["schedule"]["interval"] == "weekly" for update in updates.values())
 
 
 def test_dev_deploys_from_main_and_prod_after_its_diff(workflow):
