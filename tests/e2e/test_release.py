@@ -3,6 +3,7 @@ folder outside the repository, and two builds in two folders give the same bytes
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -13,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from infra import runtime_python
+from infra.consumer_function import TARGET
+from infra.packaging import build_function_asset
 from infra.release import build_wheel
 from infra.upgrade_check import export
 
@@ -34,6 +37,11 @@ for name in ("orders", "billing"):
     SqsConsumer(stack, name.title(), SqsConsumerProps(settings=StackSettings(), name=name))
 app.synth()
 """
+
+
+def _files(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in folder.rglob("*") if p.is_file() and p.name != ".complete"}  # fmt: skip
 
 
 def _install(wheel: Path, venv: Path) -> None:
@@ -70,8 +78,10 @@ def test_the_wheel_installs_and_synthesizes_a_two_consumer_app_from_a_folder_out
     assert {"Team-payments-orders", "Team-payments-billing"} <= names
     functions = [r for r in resources if r["Type"] == "AWS::Lambda::Function"]
     assert len(functions) == 2 and {f["Properties"]["Architectures"][0] for f in functions} == {"arm64"}
-    assets = list((team / "cdk.out").glob("asset.*/sqs_consumer/handler.py"))
-    assert assets, "the function's asset has no handler"
+    assets = {path.parent.parent for path in (team / "cdk.out").glob("asset.*/sqs_consumer/handler.py")}
+    assert len(assets) == 1, "one asset, with the handler, for both functions"
+    # The same bytes as the asset this repository builds: the wheel's copy of the runtime is this one.
+    assert _files(assets.pop()) == _files(build_function_asset(TARGET))
     assert (team / ".cache" / "assets").is_dir() and not any((tmp_path / "venv").rglob(".cache"))
 
 
