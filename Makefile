@@ -11,6 +11,9 @@ NODE_STAMP := node_modules/.installed
 STAGE ?= dev
 # cdk deploy asks before a change that broadens access; CI passes never (its approval is the prod environment's).
 CDK_APPROVAL ?= broadening
+# Stages synthesized with --strict: a warning fails them (prod's alarms must reach a real address).
+STRICT_STAGES ?= prod
+CDK_STRICT = $(if $(filter $(STAGE),$(STRICT_STAGES)),--strict)
 EVENT ?= events/hello.json
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 export PYTHONPATH := $(CURDIR):$(CURDIR)/functions/consumer
@@ -123,7 +126,7 @@ CDK_SYNTH = $(BIN)/python -m infra.cdk_run synth
 
 synth: setup ## Synthesize the stack of STAGE (default dev) into cdk.out/
 	@$(CHECK_SETTINGS) $(STAGE)
-	$(CDK_SYNTH) --quiet -c stage=$(STAGE)
+	$(CDK_SYNTH) --quiet -c stage=$(STAGE) $(CDK_STRICT)
 
 stateful-record: setup ## Write infra/stateful-resources.json, every stage's stateful resources (review its diff: a changed one needs an upgrade note)
 	$(BIN)/python -m infra.identity write
@@ -140,11 +143,11 @@ release: setup ## The wheel and the asset zip of this version into dist/, the sa
 
 diff: setup ## Compare STAGE with what is deployed
 	@$(CHECK_SETTINGS) $(STAGE)
-	cdk diff -c stage=$(STAGE) $(CDK_DIFF_ARGS)
+	cdk diff -c stage=$(STAGE) $(CDK_STRICT) $(CDK_DIFF_ARGS)
 
 deploy: setup ## Deploy STAGE to the current AWS account and region
 	@$(CHECK_SETTINGS) $(STAGE)
-	cdk deploy -c stage=$(STAGE) --require-approval $(CDK_APPROVAL) --outputs-file cdk.out/outputs-$(STAGE).json
+	cdk deploy -c stage=$(STAGE) $(CDK_STRICT) --require-approval $(CDK_APPROVAL) --outputs-file cdk.out/outputs-$(STAGE).json
 
 deploy-role: setup ## The roles GitHub Actions deploys with, by OIDC, one per environment: make deploy-role GITHUB_REPOSITORY=owner/name [DEPLOY_ENVIRONMENTS="dev prod"] [OIDC_PROVIDER_ARN=...]
 	cdk deploy --app "$(BIN)/python -m infra.deploy_role" -c github_repository=$(GITHUB_REPOSITORY) \

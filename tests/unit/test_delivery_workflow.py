@@ -4,6 +4,7 @@ deploys, and prod's diff shown before its approval. (actionlint and zizmor lint 
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -84,3 +85,15 @@ def test_the_diff_job_assumes_the_read_only_role(workflow):
     steps = workflow["jobs"]["diff-prod"]["steps"]
     [credentials] = [step for step in steps if "configure-aws-credentials" in step.get("uses", "")]
     assert credentials["with"]["role-to-assume"] == "${{ vars.AWS_DIFF_ROLE_ARN }}"
+
+
+@pytest.mark.parametrize("target", ["synth", "diff", "deploy"])
+def test_prod_is_synthesized_strict_so_a_warning_fails_it_and_dev_is_not(target):
+    # prod's warnings (an alarm address at a reserved domain) fail its synth, diff and deploy, in CI and locally.
+    def recipe(stage: str) -> str:
+        dry = subprocess.run(["make", "-n", "--no-print-directory", target, f"STAGE={stage}"], cwd=ROOT,
+                             capture_output=True, text=True, check=True)  # fmt: skip
+        return next(line for line in dry.stdout.splitlines() if f"-c stage={stage}" in line)
+
+    assert "--strict" in recipe("prod").split()
+    assert "--strict" not in recipe("dev").split()
