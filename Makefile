@@ -14,6 +14,8 @@ CDK_APPROVAL ?= broadening
 # Stages synthesized with --strict: a warning fails them (prod's alarms must reach a real address).
 STRICT_STAGES ?= prod
 CDK_STRICT = $(if $(filter $(STAGE),$(STRICT_STAGES)),--strict)
+# ASSEMBLY=cdk.out: diff and deploy a cloud assembly already synthesized (CI promotes prod's), not a new synth.
+CDK_APP = $(if $(ASSEMBLY),--app "$(ASSEMBLY)")
 EVENT ?= events/hello.json
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 export PYTHONPATH := $(CURDIR):$(CURDIR)/functions/consumer
@@ -143,11 +145,11 @@ release: setup ## The wheel and the asset zip of this version into dist/, the sa
 
 diff: setup ## Compare STAGE with what is deployed
 	@$(CHECK_SETTINGS) $(STAGE)
-	cdk diff -c stage=$(STAGE) $(CDK_STRICT) $(CDK_DIFF_ARGS)
+	cdk diff $(CDK_APP) -c stage=$(STAGE) $(CDK_STRICT) $(CDK_DIFF_ARGS)
 
 deploy: setup ## Deploy STAGE to the current AWS account and region
 	@$(CHECK_SETTINGS) $(STAGE)
-	cdk deploy -c stage=$(STAGE) $(CDK_STRICT) --require-approval $(CDK_APPROVAL) --outputs-file cdk.out/outputs-$(STAGE).json
+	cdk deploy $(CDK_APP) -c stage=$(STAGE) $(CDK_STRICT) --require-approval $(CDK_APPROVAL) --outputs-file cdk.out/outputs-$(STAGE).json
 
 deploy-role: setup ## The roles GitHub Actions deploys with, by OIDC, one per environment: make deploy-role GITHUB_REPOSITORY=owner/name [DEPLOY_ENVIRONMENTS="dev prod"] [OIDC_PROVIDER_ARN=...]
 	cdk deploy --app "$(BIN)/python -m infra.deploy_role" -c github_repository=$(GITHUB_REPOSITORY) \

@@ -48,7 +48,7 @@ def test_two_deploys_of_a_stage_never_overlap(workflow, job, stage):
     deploy = workflow["jobs"][job]
     assert deploy["environment"] == stage
     assert deploy["concurrency"] == {"group": f"deploy-{stage}", "cancel-in-progress": False}
-    assert deploy["steps"][-2]["run"] == f"make deploy STAGE={stage} CDK_APPROVAL=never"
+    assert deploy["steps"][-2]["run"].startswith(f"make deploy STAGE={stage} ")
 
 
 @pytest.mark.parametrize(("job", "stage"), [("deploy-dev", "dev"), ("deploy-prod", "prod")])
@@ -77,7 +77,7 @@ def test_dev_deploys_from_main_and_prod_after_its_diff(workflow):
     assert jobs["diff-prod"]["needs"] == "test"
     assert "refs/tags/v" in jobs["diff-prod"]["if"] and "workflow_dispatch" in jobs["diff-prod"]["if"]
     assert jobs["diff-prod"]["environment"] == "prod-diff"
-    assert "make diff STAGE=prod" in jobs["diff-prod"]["steps"][-1]["run"]
+    assert any("make diff STAGE=prod" in step.get("run", "") for step in jobs["diff-prod"]["steps"])
     assert jobs["deploy-prod"]["needs"] == "diff-prod"
 
 
@@ -97,3 +97,26 @@ def test_prod_is_synthesized_strict_so_a_warning_fails_it_and_dev_is_not(target)
 
     assert "--strict" in recipe("prod").split()
     assert "--strict" not in recipe("dev").split()
+
+
+def test_prod_deploys_the_assembly_its_diff_job_built_and_showed(workflow):
+    diff, deploy = workflow["jobs"]["diff-prod"]["steps"], workflow["jobs"]["deploy-prod"]["steps"]
+    runs = [step.get("run", "") for step in diff]
+    # Synthesized once, diffed from that assembly, and handed on as it is.
+    synth = runs.index("make synth STAGE=prod")
+    assert "make diff STAGE=prod ASSEMBLY=cdk.out" in runs[synth + 1]
+    [upload] = [step for step in diff if "upload-artifact" in step.get("uses", "")]
+    assert upload["with"]["path"] == "cdk.out/"
+    [download] = [step for step in deploy if "download-artifact" in step.get("uses", "")]
+    assert download["with"] == {"name": upload["with"]["name"], "path": "cdk.out/"}
+    assert deploy[-2]["run"] == "make deploy STAGE=prod ASSEMBLY=cdk.out CDK_APPROVAL=never"
+    assert not any(step.get("run", "").startswith("make synth") for step in deploy)
+
+
+def test_prod_goes_ahead_only_for_a_commit_whose_dev_deploy_succeeded(workflow):
+    job = workflow["jobs"]["diff-prod"]
+    gate = job["steps"][0]
+    assert job["permissions"]["deployments"] == "read"
+    assert gate["env"]["COMMIT"] == "${{ github.sha }}"
+    assert "deployments?environment=dev&sha=$COMMIT" in gate["run"]
+    assert '"$state" != success' in gate["run"] and "exit 1" in gate["run"]
