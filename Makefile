@@ -114,8 +114,10 @@ new-event: $(STAMP) ## Scaffold an event type (model, handler and its test, rout
 	$(BIN)/python -m local.new_event --type "$(TYPE)" $(if $(FIELD),--field "$(FIELD)")
 
 .PHONY: plan
-plan: $(STAMP) ## Capacity plan of STAGE for a workload: make plan STAGE=prod RATE=400 HANDLER_MS=120 [ARGS="--max-age 60s --simulate"]
-	$(BIN)/sqs-plan --stage $(STAGE) --rate "$(RATE)" --handler-ms "$(HANDLER_MS)" $(ARGS)
+PLAN_USAGE = usage: make plan STAGE=prod RATE=400 HANDLER_MS=120 [ARGS="--max-age 60s --outage 10m --simulate"] (RATE in messages a second, or ARGS="--per-day N" or "--csv FILE"; exit 1 when a check fails)
+plan: $(STAMP) ## Capacity plan of STAGE for a workload: make plan STAGE=prod RATE=400 HANDLER_MS=120 [ARGS="--max-age 60s --outage 10m --simulate"]
+	@if [ -z "$(RATE)$(findstring --per-day,$(ARGS))$(findstring --csv,$(ARGS))" ]; then echo '$(PLAN_USAGE)' >&2; exit 2; fi
+	$(BIN)/sqs-plan --stage $(STAGE) $(if $(RATE),--rate "$(RATE)") $(if $(HANDLER_MS),--handler-ms "$(HANDLER_MS)") $(ARGS)
 
 schema: $(STAMP) ## Regenerate schema/events.schema.json from the event models
 	$(BIN)/python -m publisher.schema > schema/events.schema.json

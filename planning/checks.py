@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -10,11 +11,13 @@ from planning.model import (
     INVOCATION_PAYLOAD_LIMIT_BYTES,
     MB,
     PAYLOAD_MEMORY_FACTOR,
+    UNRESERVED_MINIMUM,
     memory_needed_mb,
     offloaded,
     record_bytes,
 )
-from planning.planner import Plan
+from planning.outage import OutagePlan
+from planning.planner import Plan, burst
 from planning.workload import Z99
 
 
@@ -39,6 +42,7 @@ def run_checks(plan: Plan, *, max_age_seconds: float | None, alarm_age_seconds: 
     """Every check of the plan, in the order the report lists them (the latency one only with a target)."""
     latency = [] if max_age_seconds is None else [window_vs_latency(plan, max_age_seconds)]
     return [
+        record_within_timeout(plan),
         batch_within_budget(plan),
         visibility_vs_batch(plan),
         no_throttling(plan),
@@ -47,7 +51,22 @@ def run_checks(plan: Plan, *, max_age_seconds: float | None, alarm_age_seconds: 
         invocation_payload(plan),
         memory_vs_payload(plan),
         alarm_vs_expected_ages(plan, alarm_age_seconds),
+        unreserved_pool(plan),
     ]
+
+
+def record_within_timeout(plan: Plan) -> Check:
+    """A record that outlasts the function's timeout is cut off with its batch, every time it is received."""
+    m, handler = plan.mapping, plan.workload.handler
+    p99 = handler.quantile_ms(0.99)
+    budget = m.time_budget_seconds * 1000
+    return Check(
+        "one record within the function's timeout",
+        p99 <= budget,
+        f"a record takes {handler.p50_ms / 1000:.2f} s (p50), {p99 / 1000:.2f} s (p99) vs timeout - reserve = "
+        f"{budget / 1000:.1f} s"
+        + ("" if p99 <= budget else ": the invocation is cut off, its batch returns and goes to the DLQ unprocessed"),
+    )
 
 
 def batch_within_budget(plan: Plan) -> Check:
@@ -73,14 +92,27 @@ def visibility_vs_batch(plan: Plan) -> Check:
     )
 
 
+def mapping_demand(plan: Plan) -> float:
+    """The most batches the mapping tries to run: the peak rate's, the ramp's, and each burst's, where
+    the mapping scales up on the backlog whatever the function's own limit allows."""
+    w = plan.workload
+    unthrottled = dataclasses.replace(plan.mapping, function_cap=plan.mapping.mapping_cap)
+    bursts = (
+        burst(unthrottled, w, b.at_seconds, b.messages, w.arrivals.rate_at(b.at_seconds)).peak_readers
+        for b in plan.bursts
+    )
+    return max(plan.peak.readers, plan.ramp.readers_needed, *bursts)
+
+
 def no_throttling(plan: Plan) -> Check:
     m = plan.mapping
-    need = max(plan.peak.readers, plan.ramp.readers_needed)
+    need = mapping_demand(plan)
     throttled = m.mapping_cap > m.function_cap and need > m.function_cap
     return Check(
         "no throttling pushes messages towards maxReceiveCount",
         not throttled,
-        f"the mapping may run {m.mapping_cap} batches, the function {m.function_cap}; the peak needs {need:.0f}"
+        f"the mapping may run {m.mapping_cap} batches, the function {m.function_cap} ({m.function_cap_source}); "
+        f"the peak and bursts need {need:.0f}"
         + (
             f": held batches return after {m.visibility_seconds:.0f} s with a receive spent, and after "
             f"{m.max_receive_count} go to the DLQ unprocessed"
@@ -99,14 +131,24 @@ def keeps_up(plan: Plan) -> Check:
     )
 
 
+LATENCY_CHECK = "oldest message vs latency target"
+
+
 def window_vs_latency(plan: Plan, max_age_seconds: float) -> Check:
-    latency = plan.steady.oldest_age_seconds
+    """The oldest age anywhere in the plan: the mean rate's (window + batch), the ramp's and each burst's."""
+    worst = plan.worst_age_seconds
+    bursts = max((b.peak_age_seconds for b in plan.bursts), default=0.0)
     return Check(
-        "batching window vs latency target",
-        latency <= max_age_seconds,
-        f"a message waits up to {latency:.1f} s at the mean rate (window {plan.mapping.window_seconds:g} s + batch) "
+        LATENCY_CHECK,
+        worst <= max_age_seconds,
+        f"oldest message {_age(worst)} (mean rate {_age(plan.steady.oldest_age_seconds)} with window "
+        f"{plan.mapping.window_seconds:g} s, ramp {_age(plan.ramp.peak_age_seconds)}, bursts {_age(bursts)}) "
         f"vs --max-age {max_age_seconds:g} s",
     )
+
+
+def _age(seconds: float) -> str:
+    return f"{seconds:,.1f} s" if math.isfinite(seconds) else "no bound"
 
 
 def invocation_payload(plan: Plan) -> Check:
@@ -139,16 +181,36 @@ def memory_vs_payload(plan: Plan) -> Check:
 def alarm_vs_expected_ages(plan: Plan, alarm_age_seconds: int) -> Check:
     m, w = plan.mapping, plan.workload
     retry_age = sum(m.retry_delay_seconds(n) for n in range(1, m.max_receive_count)) if w.failure_rate else 0.0
-    worst = max(
-        plan.steady.oldest_age_seconds,
-        plan.ramp.peak_age_seconds,
-        retry_age,
-        *(b.peak_age_seconds for b in plan.bursts),
-    )
+    worst = max(plan.worst_age_seconds, retry_age)
     return Check(
         "oldest-message alarm vs expected ages",
         worst < alarm_age_seconds,
-        f"expected oldest age up to {worst:,.0f} s (ramp {plan.ramp.peak_age_seconds:,.0f} s, bursts "
-        f"{max((b.peak_age_seconds for b in plan.bursts), default=0):,.0f} s, retries {retry_age:,.0f} s) vs the "
+        f"expected oldest age {_age(worst)} (ramp {_age(plan.ramp.peak_age_seconds)}, bursts "
+        f"{_age(max((b.peak_age_seconds for b in plan.bursts), default=0))}, retries {_age(retry_age)}) vs the "
         f"alarm at {alarm_age_seconds:,} s" + ("" if worst < alarm_age_seconds else ": it pages on planned load"),
+    )
+
+
+def unreserved_pool(plan: Plan) -> Check:
+    """Lambda refuses a reservation that leaves fewer than 100 executions of the account unreserved."""
+    m = plan.mapping
+    reserved = m.reserved_concurrency or 0
+    room = m.account_concurrency - UNRESERVED_MINIMUM
+    return Check(
+        "reserved concurrency leaves 100 unreserved",
+        reserved <= room,
+        f"reserved {reserved:,} of the account's {m.account_concurrency:,}; at most {max(0, room):,} may be reserved"
+        + ("" if reserved <= room else ": Lambda refuses the reservation, lower reserved_concurrency"),
+    )
+
+
+def outage_retention(outage: OutagePlan) -> Check:
+    """With the breaker the queue keeps the outage's messages: they must outlive it and the drain."""
+    age = outage.with_breaker.peak_age_seconds
+    return Check(
+        "the queue keeps an outage's messages",
+        outage.kept,
+        f"oldest message {_age(age)} (outage {outage.seconds:,.0f} s + a probe + the drain) vs the "
+        f"queue's retention {outage.retention_seconds:,.0f} s"
+        + ("" if outage.kept else ": SQS deletes the oldest unread, raise retention_period_seconds"),
     )

@@ -17,10 +17,11 @@ from rich.table import Table
 
 from infra.settings import StackSettings, StackSettingsError
 from operations.cli import ArgumentParser, command
-from planning.checks import run_checks
+from planning.checks import Check, outage_retention, run_checks
 from planning.cost import CostLine, monthly_cost, total
 from planning.measured import handler_times_from_logs
 from planning.model import ACCOUNT_DEFAULT_CONCURRENCY, Mapping
+from planning.outage import OutagePlan, OutageSide, outage
 from planning.planner import Plan, SteadyState, plan
 from planning.prices import PriceSheet, UnpricedRegionError, price_sheet
 from planning.simulation import SimulationResult, simulate
@@ -28,6 +29,10 @@ from planning.suggest import suggest
 from planning.workload import ArrivalProfile, Burst, HandlerTime, Workload, WorkloadError
 
 ROOT = Path(__file__).resolve().parents[1]
+# The breaker's cool-down doubles while probes fail, up to a cap: the longest wait for the next probe.
+DEFAULT_PROBE_SECONDS = 60.0
+# Exit codes: planned and every check passes; planned with a FAIL row; a bad argument or input.
+OK, CHECK_FAILED, USAGE = 0, 1, 2
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
 
 
@@ -50,12 +55,34 @@ def burst(text: str) -> Burst:
 
 
 def positive(text: str) -> float:
+    """A finite number >= 0 (``nan`` and ``inf`` are refused: no plan can use them)."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
+    return value
+
+
+def count(text: str) -> int:
+    """A whole number >= 1."""
+    try:
+        value = int(text.replace(",", "").replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
+    return value
+
+
+def rate_limit(text: str) -> float:
+    """Calls a second the downstream takes, > 0."""
+    value = positive(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be > 0 calls a second")
     return value
 
 
@@ -98,7 +125,29 @@ def parser() -> argparse.ArgumentParser:
         "--invocation-overhead-ms", type=positive, default=0.0, help="billed time per batch beyond its records"
     )
     p.add_argument("--region", default="us-east-1", help="prices of this region (planning/prices.toml)")
-    p.add_argument("--account-concurrency", type=int, default=ACCOUNT_DEFAULT_CONCURRENCY)
+    p.add_argument(
+        "--account-concurrency",
+        type=count,
+        default=ACCOUNT_DEFAULT_CONCURRENCY,
+        help=f"the region's concurrent executions for the account (default {ACCOUNT_DEFAULT_CONCURRENCY:,})",
+    )
+    p.add_argument(
+        "--rate-limit",
+        type=rate_limit,
+        metavar="PER_SECOND",
+        help="the downstream's rate limit, calls a second across every instance: a bound on throughput",
+    )
+    p.add_argument(
+        "--outage",
+        type=duration,
+        help="the downstream is down this long (e.g. 10m): backlog, DLQ and drain with and without the breaker",
+    )
+    p.add_argument(
+        "--probe-every",
+        type=duration,
+        default=DEFAULT_PROBE_SECONDS,
+        help=f"the breaker's longest cool-down between probes (default {DEFAULT_PROBE_SECONDS:g}s)",
+    )
     p.add_argument(
         "--max-age",
         type=duration,
@@ -154,6 +203,7 @@ def load_workload(args: argparse.Namespace) -> Workload:
         message_groups=args.message_groups,
         receive_ms=args.receive_ms,
         invocation_overhead_ms=args.invocation_overhead_ms,
+        rate_limit_per_second=args.rate_limit,
     )
 
 
@@ -165,6 +215,10 @@ def _seconds(value: float) -> str:
     if value < 7_200:
         return f"{value / 60:.1f} min"
     return f"{value / 3600:.1f} h"
+
+
+def _count(value: float) -> str:
+    return f"{value:,.0f}" if math.isfinite(value) else "no bound"
 
 
 def _money(value: float | None) -> str:
@@ -185,7 +239,7 @@ def render(console: Console, result: dict[str, Any], p: Plan, stage_name: str, p
         f"Scale-up from idle to {r.rate:,.1f} msg/s ({m.mode}: {m.initial_readers} batches, "
         f"+{m.scale_up_per_second * 60:,.0f} a minute, at most {m.cap}): needs {r.readers_needed:,.1f}; "
         f"reached after {_seconds(r.seconds_to_scale)}, backlog gone after {_seconds(r.seconds_to_drain)}, "
-        f"peak backlog {r.peak_backlog:,.0f}, oldest message {_seconds(r.peak_age_seconds)}."
+        f"peak backlog {_count(r.peak_backlog)}, oldest message {_seconds(r.peak_age_seconds)}."
     )
     if p.bursts:
         console.print(_bursts(p))
@@ -212,6 +266,35 @@ def _capacity(p: Plan) -> Table:
     )
     for label, getter in rows:
         table.add_row(label, getter(p.steady), getter(p.peak))
+    if p.mapping.mode == "provisioned":
+        table.add_row(
+            "event pollers needed (10 invokes, 1 MB/s each)",
+            *(f"{x.pollers_needed or 0:,.1f} of {p.mapping.max_pollers:,}" for x in (p.steady, p.peak)),
+        )
+    return table
+
+
+def _outage(o: OutagePlan) -> Table:
+    """The outage beside the breaker: what waits, what is lost to the DLQ, what the downstream sees."""
+    low, high = o.without_breaker.dead_lettered_range
+    table = Table(
+        title=f"Outage of {_seconds(o.seconds)} at {o.rate:,.1f} msg/s ({o.sent:,.0f} sent; a failing message's "
+        f"{o.receives} receives span {o.retry_span_seconds[0]:,.0f}-{o.retry_span_seconds[1]:,.0f} s; "
+        f"a probe at least every {_seconds(o.probe_every_seconds)})",
+        title_justify="left",
+    )
+    for column in ("", "without the breaker", "with the breaker"):
+        table.add_column(column, justify="right" if column else "left")
+    rows: tuple[tuple[str, Callable[[OutageSide], str]], ...] = (
+        ("messages in the queue at its end", lambda x: _count(x.backlog_at_end)),
+        ("messages moved to the DLQ", lambda x: _count(x.dead_lettered)),
+        ("calls the downstream gets while down", lambda x: _count(x.calls_while_down)),
+        ("back to normal after it ends", lambda x: _seconds(x.drain_seconds)),
+        ("oldest message age", lambda x: _seconds(x.peak_age_seconds)),
+    )
+    for label, getter in rows:
+        table.add_row(label, getter(o.without_breaker), getter(o.with_breaker))
+    table.add_row("DLQ with the shortest/longest jitter", f"{_count(high)} / {_count(low)}", "0 / 0")
     return table
 
 
@@ -283,20 +366,53 @@ def _suggestion(suggestion: dict[str, Any]) -> Table | str:
 
 @command
 def run(argv: Sequence[str] | None = None) -> int:
+    """Exit 0 when every check passes, 1 when one fails (a FAIL row), 2 on a bad argument or input."""
     args = parser().parse_args(argv)
-    console = Console(highlight=False)
     try:
         stage = load_stage(args)
         workload = load_workload(args)
         prices = price_sheet(args.region)
     except (StackSettingsError, WorkloadError, UnpricedRegionError) as error:
         print(f"sqs-plan: error: {error}", file=sys.stderr)
-        return 2
+        return USAGE
     mapping = Mapping.of(stage, args.account_concurrency).for_workload(workload)
     p = plan(mapping, workload)
     lines = monthly_cost(stage, mapping, workload, p.steady, prices, full_batches=args.full_batches)
     checks = run_checks(p, max_age_seconds=args.max_age, alarm_age_seconds=stage.oldest_message_age_alarm_seconds)
-    result: dict[str, Any] = {
+    outage_plan = None if args.outage is None else outage(mapping, workload, args.outage, probe_every=args.probe_every)
+    if outage_plan is not None:
+        checks.append(outage_retention(outage_plan))
+    result = _result(args, mapping, p, checks=checks, lines=lines, prices=prices)
+    if outage_plan is not None:
+        result["outage"] = asdict(outage_plan)
+    if args.max_age is not None:
+        result["suggestion"] = _suggestion_summary(stage, workload, prices, args)
+    simulated = _simulated(args, mapping, workload, p)
+    if simulated is not None:
+        result["simulation"] = _simulation_summary(*simulated)
+    code = OK if all(c.ok for c in checks) else CHECK_FAILED
+    if args.json:
+        print(json.dumps(_finite(result), indent=2))
+        return code
+    console = Console(highlight=False)
+    render(console, result, p, result["stage"], prices)
+    if outage_plan is not None:
+        console.print(_outage(outage_plan))
+    if simulated is not None:
+        _chart(console, simulated[0], p)
+    return code
+
+
+def _result(
+    args: argparse.Namespace,
+    mapping: Mapping,
+    p: Plan,
+    *,
+    checks: list[Check],
+    lines: list[CostLine],
+    prices: PriceSheet,
+) -> dict[str, Any]:
+    return {
         "stage": args.stage_file.stem if args.stage_file else args.stage,
         "mapping": asdict(mapping),
         "steady": asdict(p.steady),
@@ -311,38 +427,44 @@ def run(argv: Sequence[str] | None = None) -> int:
             "lines": [_line(line, prices) for line in lines],
         },
     }
-    if args.max_age is not None:
-        found = suggest(stage, workload, prices, max_age=args.max_age, account_concurrency=args.account_concurrency)
-        result["suggestion"] = {
-            "max_age_seconds": args.max_age,
-            "found": found is not None,
-            "meets": found is not None and found.meets,
-            "pollers": found is not None and found.settings.provisioned_pollers is not None,
-            "worst_age_seconds": found.worst_age_seconds if found else None,
-            "diff": found.diff(stage) if found else [],
-            "monthly": total(found.cost) if found else None,
-        }
-    simulated = None
-    if args.simulate:
-        # Long enough for the last burst to drain as planned (at most a day), or the CSV's length.
-        planned = max((b.at_seconds + b.seconds_to_drain for b in p.bursts if math.isfinite(b.seconds_to_drain)),
-                      default=0.0)  # fmt: skip
-        horizon = args.horizon or (len(workload.arrivals.per_minute) * 60 or min(86_400, max(600.0, 1.5 * planned)))
-        simulated = simulate(mapping, workload, horizon, seed=args.seed)
-        result["simulation"] = _simulation_summary(simulated, horizon)
-    if args.json:
-        print(json.dumps(result, indent=2, default=_json_default))
-        return 0
-    render(console, result, p, result["stage"], prices)
-    if simulated is not None:
-        _chart(console, simulated, p)
-    return 0
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
+def _suggestion_summary(
+    stage: StackSettings, workload: Workload, prices: PriceSheet, args: argparse.Namespace
+) -> dict[str, Any]:
+    found = suggest(stage, workload, prices, max_age=args.max_age, account_concurrency=args.account_concurrency)
+    return {
+        "max_age_seconds": args.max_age,
+        "found": found is not None,
+        "meets": found is not None and found.meets,
+        "pollers": found is not None and found.settings.provisioned_pollers is not None,
+        "worst_age_seconds": found.worst_age_seconds if found else None,
+        "diff": found.diff(stage) if found else [],
+        "monthly": total(found.cost) if found else None,
+    }
+
+
+def _simulated(
+    args: argparse.Namespace, mapping: Mapping, workload: Workload, p: Plan
+) -> tuple[SimulationResult, float] | None:
+    if not args.simulate:
         return None
-    raise TypeError(type(value).__name__)
+    # Long enough for the last burst to drain as planned (at most a day), or the CSV's length.
+    planned = max((b.at_seconds + b.seconds_to_drain for b in p.bursts if math.isfinite(b.seconds_to_drain)),
+                  default=0.0)  # fmt: skip
+    horizon = args.horizon or (len(workload.arrivals.per_minute) * 60 or min(86_400, max(600.0, 1.5 * planned)))
+    return simulate(mapping, workload, horizon, seed=args.seed), horizon
+
+
+def _finite(value: Any) -> Any:
+    """JSON without NaN or Infinity: a quantity without bound (never drained, never keeps up) is null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
 
 
 def _line(line: CostLine, prices: PriceSheet) -> dict[str, Any]:

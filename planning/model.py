@@ -20,9 +20,14 @@ STANDARD_INITIAL_BATCHES = 5
 STANDARD_SCALE_UP_PER_MINUTE = 300
 STANDARD_MAX_BATCHES = 1_250
 PROVISIONED_INVOKES_PER_POLLER = 10
+# "Each poller can handle up to 1 MB/sec throughput" (the SQS event source mapping page). Read as
+# 10^6 bytes, the conservative of the two readings: 400 msg/s of 256 KiB need 105 pollers, not 100.
+PROVISIONED_BYTES_PER_POLLER = 1_000_000
 PROVISIONED_SCALE_UP_PER_MINUTE = 1_000
 PROVISIONED_MAX_CONCURRENCY = 20_000
 ACCOUNT_DEFAULT_CONCURRENCY = 1_000
+# Lambda keeps this many of the account's executions unreserved: reservations cannot take them.
+UNRESERVED_MINIMUM = 100
 MESSAGES_PER_RECEIVE = 10
 INVOCATION_PAYLOAD_LIMIT_BYTES = 6 * 1024 * 1024
 # Lambda's record around each body (ids, receipt handle, attributes, md5): about 1 KB in events/.
@@ -59,6 +64,14 @@ class Mapping:
     memory_mb: int
     fifo: bool
     max_message_bytes: int
+    retention_seconds: float = 4 * 86_400
+    account_concurrency: int = ACCOUNT_DEFAULT_CONCURRENCY
+    reserved_concurrency: int | None = None
+    max_pollers: int | None = None  # provisioned mode
+    # Messages a second the mapping can take whatever its concurrency (received, retries included):
+    # the pollers' bytes a second, or the downstream's rate limit. Set by ``for_workload``.
+    rate_cap: float = math.inf
+    rate_cap_source: str = ""
 
     @classmethod
     def of(cls, stage: StackSettings, account_concurrency: int = ACCOUNT_DEFAULT_CONCURRENCY) -> Mapping:
@@ -93,17 +106,39 @@ class Mapping:
             memory_mb=stage.function_memory_mb,
             fifo=stage.fifo,
             max_message_bytes=stage.max_message_size_bytes,
+            retention_seconds=float(stage.retention_period_seconds),
+            account_concurrency=account_concurrency,
+            reserved_concurrency=stage.reserved_concurrency,
+            max_pollers=stage.provisioned_pollers.maximum if stage.provisioned_pollers is not None else None,
         )
 
     def for_workload(self, workload: Workload) -> Mapping:
-        """FIFO: Lambda processes at most one batch per message group at a time, so the active
-        groups bound the concurrency (the order within a group is not modelled further)."""
-        if not self.fifo or workload.message_groups is None:
-            return self
-        groups = workload.message_groups
-        return dataclasses.replace(
-            self, mapping_cap=min(self.mapping_cap, groups), initial_readers=min(self.initial_readers, groups)
-        )
+        """The limits the workload adds. FIFO: Lambda processes at most one batch per message group at
+        a time, so the active groups bound the concurrency (the order within a group is not modelled
+        further). Provisioned pollers each read at most 1 MB a second, and a downstream's rate limit
+        holds every instance to its calls a second: both bound the messages a second, not the batches."""
+        mapping = self
+        if self.fifo and workload.message_groups is not None:
+            groups = workload.message_groups
+            mapping = dataclasses.replace(
+                mapping, mapping_cap=min(self.mapping_cap, groups), initial_readers=min(self.initial_readers, groups)
+            )
+        caps = []
+        if self.max_pollers is not None:
+            per_message = sqs_message_bytes(self.max_message_bytes, workload)
+            caps.append((self.max_pollers * PROVISIONED_BYTES_PER_POLLER / per_message,
+                         f"{self.max_pollers:,} pollers x 1 MB/s"))  # fmt: skip
+        if workload.rate_limit_per_second is not None:
+            caps.append((workload.rate_limit_per_second, f"rate limit {workload.rate_limit_per_second:g}/s"))
+        if caps:
+            rate_cap, source = min(caps)
+            mapping = dataclasses.replace(mapping, rate_cap=rate_cap, rate_cap_source=source)
+        return mapping
+
+    def reader_cap(self, per_reader: float) -> float:
+        """Batches that can run at once, as a fluid: the concurrency limit, or fewer where the rate cap
+        lets ``per_reader`` messages a second each through fewer readers."""
+        return min(float(self.cap), self.rate_cap / per_reader if per_reader > 0 else math.inf)
 
     @property
     def cap(self) -> int:
@@ -127,10 +162,21 @@ def offloaded(max_message_bytes: int, workload: Workload) -> bool:
     return workload.payload_bytes > max_message_bytes
 
 
+def sqs_message_bytes(max_message_bytes: int, workload: Workload) -> int:
+    """What SQS holds and a poller reads of one message: its body, or the pointer to an offloaded payload."""
+    return POINTER_BODY_BYTES if offloaded(max_message_bytes, workload) else workload.payload_bytes
+
+
+def pollers_needed(receives_per_second: float, readers: float, message_bytes: int) -> float:
+    """Provisioned pollers a load needs: 10 concurrent invokes and 1 MB a second each, whichever binds."""
+    by_invokes = readers / PROVISIONED_INVOKES_PER_POLLER
+    by_bytes = receives_per_second * message_bytes / PROVISIONED_BYTES_PER_POLLER
+    return max(by_invokes, by_bytes)
+
+
 def record_bytes(max_message_bytes: int, workload: Workload) -> int:
     """One record of the invocation's event: its body (or pointer) and Lambda's envelope."""
-    body = POINTER_BODY_BYTES if offloaded(max_message_bytes, workload) else workload.payload_bytes
-    return body + RECORD_ENVELOPE_BYTES
+    return sqs_message_bytes(max_message_bytes, workload) + RECORD_ENVELOPE_BYTES
 
 
 def full_batch(mapping: Mapping, workload: Workload) -> int:

@@ -12,8 +12,10 @@ from planning.model import (
     batch_duration_ms,
     full_batch,
     light_batch,
+    pollers_needed,
     reader_cycle_seconds,
     saturated_reader,
+    sqs_message_bytes,
 )
 from planning.workload import Workload
 
@@ -29,8 +31,9 @@ class SteadyState:
     readers: float  # concurrent batches, the mapping's receive round trips included
     limit: int
     limited_by: str
-    oldest_age_seconds: float  # a record's wait for its batch to close, plus the batch
+    oldest_age_seconds: float  # a record's wait for its batch to close, plus the batch; inf if it never keeps up
     keeps_up: bool
+    pollers_needed: float | None = None  # provisioned mode: 10 invokes and 1 MB/s a poller
 
     @property
     def headroom(self) -> float:
@@ -59,7 +62,10 @@ class BurstPlan:
     peak_readers: float
 
 
-def limit_of(mapping: Mapping) -> tuple[int, str]:
+def limit_of(mapping: Mapping, per_reader: float) -> tuple[int, str]:
+    """Batches allowed at once, and what binds them (a rate cap counts as the batches that carry it)."""
+    if mapping.reader_cap(per_reader) < mapping.cap:
+        return max(1, math.floor(mapping.reader_cap(per_reader))), mapping.rate_cap_source
     if mapping.function_cap < mapping.mapping_cap:
         return mapping.function_cap, mapping.function_cap_source
     if mapping.mode == "provisioned":
@@ -70,7 +76,8 @@ def limit_of(mapping: Mapping) -> tuple[int, str]:
 def steady_state(mapping: Mapping, workload: Workload, rate: float) -> SteadyState:
     receives = rate * attempts_per_message(mapping, workload)
     records, fill_seconds = light_batch(mapping, workload, receives)
-    limit, limited_by = limit_of(mapping)
+    full, full_cycle = saturated_reader(mapping, workload)
+    limit, limited_by = limit_of(mapping, full / full_cycle)
     readers = receives / records * reader_cycle_seconds(mapping, workload, records)
     if mapping.window_seconds > 0 and readers > mapping.initial_readers:
         # More readers busy than idle ones gather: the mapping scaled up while messages waited, and
@@ -78,11 +85,12 @@ def steady_state(mapping: Mapping, workload: Workload, rate: float) -> SteadySta
         # that (the simulation shows fewer where the scale-up overshot: docs/decisions/042-planning-simplifications.md).
         records = float(full_batch(mapping, workload))
         fill_seconds, readers = 0.0, receives / records * reader_cycle_seconds(mapping, workload, records)
-    full, full_cycle = saturated_reader(mapping, workload)
     # With a backlog, batches fill: the most the limit can take.
-    keeps_up = receives / full * full_cycle <= limit
+    keeps_up = receives / full * full_cycle <= mapping.reader_cap(full / full_cycle)
     duration = batch_duration_ms(mapping, workload, records)
     invocations = receives / records
+    bytes_each = sqs_message_bytes(mapping.max_message_bytes, workload)
+    age = fill_seconds + reader_cycle_seconds(mapping, workload, records)
     return SteadyState(
         rate=rate,
         receives_per_second=receives,
@@ -93,8 +101,10 @@ def steady_state(mapping: Mapping, workload: Workload, rate: float) -> SteadySta
         readers=readers,
         limit=limit,
         limited_by=limited_by,
-        oldest_age_seconds=fill_seconds + reader_cycle_seconds(mapping, workload, records),
+        # A queue that never keeps up grows without end: its oldest message has no bound.
+        oldest_age_seconds=age if keeps_up else math.inf,
         keeps_up=keeps_up,
+        pollers_needed=pollers_needed(receives, readers, bytes_each) if mapping.mode == "provisioned" else None,
     )
 
 
@@ -126,7 +136,7 @@ def ramp_from_idle(mapping: Mapping, workload: Workload, rate: float) -> Ramp:
     records, cycle = saturated_reader(mapping, workload)
     per_reader = records / cycle
     needed = receives / per_reader
-    start, k, cap = mapping.initial_readers, mapping.scale_up_per_second, mapping.cap
+    start, k, cap = mapping.initial_readers, mapping.scale_up_per_second, mapping.reader_cap(per_reader)
     base_age = steady_state(mapping, workload, rate).oldest_age_seconds
     if needed > cap:
         return Ramp(rate, math.inf, math.inf, math.inf, math.inf, needed, keeps_up=False)
@@ -165,8 +175,11 @@ class ScaleUp:
         return self.per_reader * readers_integral(self.start, self.per_second, self.cap, t) + readers * self.records
 
 
-def burst(mapping: Mapping, workload: Workload, at_seconds: float, messages: int, rate: float) -> BurstPlan:
-    """A burst of ``messages`` sent at once on top of ``rate``: readers scale up from the steady level.
+def burst(
+    mapping: Mapping, workload: Workload, at_seconds: float, messages: float, rate: float, *, from_idle: bool = False
+) -> BurstPlan:
+    """A burst of ``messages`` sent at once on top of ``rate``: readers scale up from the steady level
+    (``from_idle``: from the mapping's initial readers, as after a pause).
 
     The queue is empty once the readers have taken the burst and what arrived meanwhile; the last
     batch taken then still runs one reader cycle, and its messages are the oldest until it is done.
@@ -176,8 +189,9 @@ def burst(mapping: Mapping, workload: Workload, at_seconds: float, messages: int
     backlog = messages * attempts
     records, cycle = saturated_reader(mapping, workload)
     per_reader = records / cycle
-    start = max(float(mapping.initial_readers), min(mapping.cap, receives / per_reader))
-    k, cap = mapping.scale_up_per_second, mapping.cap
+    k, cap = mapping.scale_up_per_second, mapping.reader_cap(per_reader)
+    steady_readers = 0.0 if from_idle else min(cap, receives / per_reader)
+    start = min(cap, max(float(mapping.initial_readers), steady_readers))
     readers = ScaleUp(start, k, cap, per_reader, records)
     emptied = _first_time(lambda t: readers.taken_by(t) - backlog - receives * t)
     burst_taken = _first_time(lambda t: readers.taken_by(t) - backlog)
@@ -189,10 +203,10 @@ def burst(mapping: Mapping, workload: Workload, at_seconds: float, messages: int
         if retried
         else (emptied + cycle)
     )
-    return BurstPlan(at_seconds, messages, drained, burst_taken + cycle, peak)
+    return BurstPlan(at_seconds, round(messages), drained, burst_taken + cycle, peak)
 
 
-def _retries_expected(mapping: Mapping, workload: Workload, messages: int) -> range:
+def _retries_expected(mapping: Mapping, workload: Workload, messages: float) -> range:
     """The receives after which at least one message of ``messages`` is still expected to fail."""
     f = workload.failure_rate
     if not f:
@@ -211,6 +225,12 @@ class Plan:
     peak: SteadyState
     ramp: Ramp
     bursts: tuple[BurstPlan, ...]
+
+    @property
+    def worst_age_seconds(self) -> float:
+        """The oldest a message gets: at the mean rate, scaling up from idle, or in a burst (inf: no bound)."""
+        return max(self.steady.oldest_age_seconds, self.ramp.peak_age_seconds,
+                   *(b.peak_age_seconds for b in self.bursts))  # fmt: skip
 
 
 def plan(mapping: Mapping, workload: Workload) -> Plan:

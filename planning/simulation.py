@@ -19,6 +19,8 @@ samples).
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
 import functools
 import heapq
 import itertools
@@ -33,6 +35,7 @@ from planning.model import (
     THROTTLE_RETRY_SECONDS,
     Mapping,
     full_batch,
+    saturated_reader,
 )
 from planning.workload import Workload
 
@@ -40,6 +43,10 @@ from planning.workload import Workload
 CLT_RECORDS = 50
 # A reader polling an empty queue for this long is released (down to the initial readers).
 IDLE_RELEASE_SECONDS = 10.0
+# A stretch this long with the same readers and a queue that does not grow is taken as steady. Its
+# rates are the skipped stretch's: a minute varies by 20% (the readers fall in and out of step),
+# five minutes by a few percent.
+STATIONARY_SECONDS = 300.0
 
 
 @dataclass
@@ -136,14 +143,19 @@ class _Queue:
         self.fluid_cursor = 0.0
         self.arrival_pending = False
         self.sent = 0
-        self.horizon = 0.0
+        self.horizon = 0.0  # in simulated time: the arrivals' end, earlier by every stretch skipped
+        # Real time = simulated time + offset: the stationary stretches fast-forwarded (``Simulation._skip``),
+        # whose fluid arrivals (``skipped``) were settled in bulk.
+        self.offset = 0.0
+        self.skipped = 0
         self.wake: Callable[[], None] = lambda: None
         self.polling: Callable[[], bool] = lambda: False
 
     def arrivals_by(self, t: float) -> int:
         a = self.arrivals
-        fluid = a.arrived_by(min(t, self.horizon)) - sum(b.messages for b in a.bursts if b.at_seconds <= t)
-        return math.floor(fluid + 1e-9)
+        real = min(t, self.horizon) + self.offset
+        fluid = a.arrived_by(real) - sum(b.messages for b in a.bursts if b.at_seconds <= real)
+        return math.floor(fluid + 1e-9) - self.skipped
 
     def to_arrive(self) -> int:
         return self.arrivals_by(self.horizon) - self.admitted_fluid
@@ -168,7 +180,7 @@ class _Queue:
             return
         arrivals = self.arrivals
         if not arrivals.per_minute and arrivals.steady_rate > 0:
-            due = (wanted - 1e-9) / arrivals.steady_rate
+            due = (wanted + self.skipped - 1e-9) / arrivals.steady_rate - self.offset
         else:
             low, due = now, self.horizon
             for _ in range(50):
@@ -251,6 +263,9 @@ class _Function:
         self.executing = 0
         self.busy_seconds = 0.0  # the integral of executing invocations over time
         self.busy_since = 0.0
+        # A rate cap (a downstream's rate limit, the pollers' bytes) as one token bucket shared by
+        # every instance: the next instant a record may start.
+        self.next_token = 0.0
 
     @property
     def throttles(self) -> bool:
@@ -269,7 +284,21 @@ class _Function:
         self.busy_since = self.clock.now
 
     def run_batch(self, batch: list[Cohort], n: int) -> tuple[list[tuple[Cohort, int, int, int, int]], float]:
-        """Each record's time and outcome, per cohort; the batch's duration in ms. Outcomes apply when it ends."""
+        """Each record's time and outcome, per cohort; the batch's duration in ms. Outcomes apply when it ends.
+
+        Under a rate cap the records wait for their turn: the batch lasts at least until its last
+        record's token, plus that record's handler time."""
+        outcomes, duration_ms = self._records(batch, n)
+        rate = self.mapping.rate_cap
+        if not math.isfinite(rate):
+            return outcomes, duration_ms
+        now = self.clock.now
+        first = max(self.next_token, now)
+        self.next_token = first + n / rate
+        waited_ms = (first + (n - 1) / rate - now) * 1000 + self.workload.handler.mean_ms
+        return outcomes, max(duration_ms, waited_ms + self.workload.invocation_overhead_ms)
+
+    def _records(self, batch: list[Cohort], n: int) -> tuple[list[tuple[Cohort, int, int, int, int]], float]:
         budget_ms = self.mapping.time_budget_seconds * 1000
         handler = self.workload.handler
         spread = math.sqrt(n) * handler.stdev_ms
@@ -461,8 +490,8 @@ class _Pollers:
         self._settle(reader.outcomes)
         reader.clear()
         now = self.clock.now
-        if not self.queue.unsettled(self.result.settled) and now >= self.queue.horizon:
-            self.result.drained_at = now
+        if not self.queue.unsettled(self.result.settled):
+            self.result.drained_at = now + self.queue.offset  # the last message sent so far is settled
         # The next receive starts after this batch's delete round trip.
         self.clock.at(now + self.queue.receive_s, lambda: self._poll(reader))
 
@@ -501,11 +530,119 @@ class _Recorder:
         function.account_busy()
         executing = (function.busy_seconds - self.busy_at_last_sample) / self.sample_every
         self.busy_at_last_sample = function.busy_seconds
-        self.result.samples.append(Sample(now, waiting, in_flight, age, len(pollers.readers), executing))
+        self.result.samples.append(Sample(now + queue.offset, waiting, in_flight, age, len(pollers.readers), executing))
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    t: float  # real time
+    readers: int
+    depth: int  # waiting and in flight
+    counters: tuple[float, ...]  # succeeded, quarantined, redriven, invocations, records invoked, throttled, billed ms
+
+
+class _FastForward:
+    """Skips the stretches where the system repeats itself, so that a day at 1,000 msg/s takes seconds.
+
+    Once the arrivals have kept one rate for a while (no burst, no new CSV rate, the retries of that
+    rate settled) and the last ``STATIONARY_SECONDS`` kept the same readers and a queue that does not
+    grow, the state at the next instant is this one shifted in time. The stretch until the next
+    change (less one window) is then skipped: its arrivals are settled in the proportions the window
+    settled them, the counters grow by the window's rates, and its samples repeat the window's. The
+    fine model runs everywhere else: the scale-up, bursts, drains and a queue that falls behind.
+    """
+
+    def __init__(self, mapping: Mapping, workload: Workload, sample_every: float) -> None:
+        self.window = max(2, round(STATIONARY_SECONDS / sample_every))
+        self.seconds = self.window * sample_every
+        self.snapshots: deque[_Snapshot] = deque(maxlen=self.window + 1)
+        retries = sum(mapping.retry_delay_seconds(n) for n in range(1, mapping.max_receive_count))
+        self.settle = self.seconds + (retries if workload.failure_rate else 0.0)
+        self.changes = _rate_changes(workload)
+        self.mapping, self.workload = mapping, workload
+        self.readers_since = 0.0
+
+    def observe(self, t: float, readers: int, depth: int, result: SimulationResult) -> None:
+        counters = (result.succeeded, result.quarantined, result.redriven, result.invocations,
+                    result.records_invoked, result.throttled_invokes, result.billed_ms)  # fmt: skip
+        if self.snapshots and readers != self.snapshots[-1].readers:
+            self.readers_since = t
+        self.snapshots.append(_Snapshot(t, readers, depth, counters))
+
+    def stretch(self, t: float, horizon: float) -> float:
+        """Seconds that may be skipped from ``t`` (real time), whole windows; 0 if the system is not steady."""
+        if len(self.snapshots) <= self.window:
+            return 0.0
+        at = bisect.bisect_right(self.changes, t)
+        since = self.changes[at - 1] if at else 0.0
+        until = min(horizon, self.changes[at] if at < len(self.changes) else math.inf)
+        first, last = self.snapshots[0], self.snapshots[-1]
+        settled = sum(last.counters[:3]) - sum(first.counters[:3])
+        if t - since < self.settle or first.t < self.readers_since or settled <= 0 or not math.isfinite(until):
+            return 0.0
+        depths = [s.depth for s in self.snapshots]
+        if abs(last.depth - first.depth) > 0.2 * sum(depths) / len(depths) + 2 * MESSAGES_PER_RECEIVE:
+            return 0.0  # the queue grows or shrinks
+        windows = math.floor((until - t) / self.seconds) - 1
+        return windows * self.seconds if windows >= 1 else 0.0
+
+    def skip(self, result: SimulationResult, seconds: float, arrived: int, sample_every: float) -> None:
+        """Settle ``arrived`` messages and grow the counters as the last window did, for ``seconds``."""
+        first, last = self.snapshots[0], self.snapshots[-1]
+        d = [b - a for a, b in zip(first.counters, last.counters, strict=True)]
+        factor = seconds / self.seconds
+        settled = d[0] + d[1] + d[2]
+        quarantined, redriven = round(arrived * d[1] / settled), round(arrived * d[2] / settled)
+        result.succeeded += arrived - quarantined - redriven
+        result.quarantined += quarantined
+        result.redriven += redriven
+        result.invocations += round(d[3] * factor)
+        result.records_invoked += round(d[4] * factor)
+        result.throttled_invokes += round(d[5] * factor)
+        result.billed_ms += d[6] * factor
+        window = result.samples[-self.window :]
+        # The last receive of the most retried message comes a reader cycle after its last backoff.
+        retried = self._retried_age(result.settled + arrived)
+        if retried:
+            result.peak_age = max(result.peak_age, retried + saturated_reader(self.mapping, self.workload)[1])
+        for j in range(1, round(seconds / sample_every) + 1):
+            sample = window[(j - 1) % len(window)]
+            result.samples.append(dataclasses.replace(sample, t=last.t + j * sample_every))
+        self.snapshots.clear()
+
+    def _retried_age(self, arrived: int) -> float:
+        """The backoffs of the most retries that at least one of ``arrived`` messages (all so far) is expected to take:
+        a maximum the repeated window cannot show, since a rare message sets it."""
+        w, m = self.workload, self.mapping
+        if not w.failure_rate:
+            return 0.0
+        fails = w.failure_rate / (1 - w.poison_rate)
+        retries = 0
+        while retries < m.max_receive_count - 1 and arrived * (1 - w.poison_rate) * fails ** (retries + 1) >= 1:
+            retries += 1
+        return sum(m.retry_delay_seconds(n) for n in range(1, retries + 1))
+
+
+def _rate_changes(workload: Workload) -> list[float]:
+    """Real instants where the arrivals change: each burst, and each minute of a CSV with a new rate."""
+    a = workload.arrivals
+    changes = {b.at_seconds for b in a.bursts}
+    changes |= {60.0 * m for m in range(1, len(a.per_minute)) if a.per_minute[m] != a.per_minute[m - 1]}
+    if a.per_minute:
+        changes.add(60.0 * len(a.per_minute))
+    return sorted(changes)
 
 
 class Simulation:
-    def __init__(self, mapping: Mapping, workload: Workload, *, seed: int = 1, sample_every: float = 1.0) -> None:
+    def __init__(
+        self,
+        mapping: Mapping,
+        workload: Workload,
+        *,
+        seed: int = 1,
+        sample_every: float = 1.0,
+        fast_forward: bool = True,
+    ) -> None:
         self.mapping = mapping.for_workload(workload)
         self.workload = workload
         self.sample_every = sample_every
@@ -528,6 +665,7 @@ class Simulation:
         self.queue.wake = self.pollers.wake
         self.queue.polling = lambda: bool(self.pollers.waiting)
         self.recorder = _Recorder(self.result, sample_every)
+        self.fast_forward = _FastForward(self.mapping, workload, sample_every) if fast_forward else None
 
     def run(self, horizon: float, *, until_drained: bool = True, limit: float = 30 * 86_400) -> SimulationResult:
         """Run to ``horizon`` seconds of arrivals, then (``until_drained``) until every message settled."""
@@ -535,13 +673,13 @@ class Simulation:
         queue.horizon = horizon
         for b in self.workload.arrivals.bursts:
             if b.at_seconds <= horizon:
-                clock.at(b.at_seconds, functools.partial(queue.send, Cohort(b.at_seconds, b.at_seconds, b.messages, 0)))
+                clock.at(b.at_seconds, functools.partial(self._burst, b.messages))
         for _ in range(self.mapping.initial_readers):
             self.pollers.start_reader()
         clock.at(0.0, self._tick)
         while clock.events:
             t, _, action = heapq.heappop(clock.events)
-            if t > limit or (t > horizon and not (until_drained and self._outstanding())):
+            if t > limit or (t > queue.horizon and not (until_drained and self._outstanding())):
                 break
             clock.now = t
             action()
@@ -553,13 +691,44 @@ class Simulation:
         self.pollers.scale()
         now = self.clock.now
         self.recorder.sample(now, self.queue, self.pollers, self.function)
+        if self.fast_forward is not None:
+            self._fast_forward()
         if now < self.queue.horizon or self._outstanding():
             self.clock.at(now + self.sample_every, self._tick)
+
+    def _burst(self, messages: int) -> None:
+        now = self.clock.now
+        self.queue.send(Cohort(now, now, messages, 0))
+
+    def _fast_forward(self) -> None:
+        """Skip a steady stretch (``_FastForward``): the arrivals' clock moves on, the simulated one does not."""
+        assert self.fast_forward is not None
+        queue, last = self.queue, self.result.samples[-1]
+        self.fast_forward.observe(last.t, last.readers, last.waiting + last.in_flight, self.result)
+        seconds = self.fast_forward.stretch(last.t, queue.horizon + queue.offset)
+        if not seconds:
+            return
+        now = self.clock.now
+        before = queue.arrivals_by(now)
+        queue.offset += seconds
+        queue.horizon -= seconds
+        arrived = queue.arrivals_by(now) - before
+        queue.skipped += arrived
+        queue.sent += arrived
+        # Bursts are due at real instants: in simulated time they come the skipped stretch sooner.
+        events = self.clock.events
+        for i, (t, sequence, action) in enumerate(events):
+            if getattr(action, "func", None) == self._burst:
+                events[i] = (t - seconds, sequence, action)
+        heapq.heapify(events)
+        self.fast_forward.skip(self.result, seconds, arrived, self.sample_every)
 
     def _outstanding(self) -> int:
         """Messages sent or still to arrive that are not settled yet."""
         return self.queue.unsettled(self.result.settled)
 
 
-def simulate(mapping: Mapping, workload: Workload, horizon: float, *, seed: int = 1) -> SimulationResult:
-    return Simulation(mapping, workload, seed=seed).run(horizon)
+def simulate(
+    mapping: Mapping, workload: Workload, horizon: float, *, seed: int = 1, fast_forward: bool = True
+) -> SimulationResult:
+    return Simulation(mapping, workload, seed=seed, fast_forward=fast_forward).run(horizon)

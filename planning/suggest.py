@@ -9,9 +9,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from infra.settings import StackSettings
-from planning.checks import run_checks
+from planning.checks import LATENCY_CHECK, run_checks
 from planning.cost import CostLine, monthly_cost, total
-from planning.model import Mapping, memory_needed_mb
+from planning.model import UNRESERVED_MINIMUM, Mapping, memory_needed_mb
 from planning.planner import Plan, plan
 from planning.prices import PriceSheet
 from planning.workload import Workload
@@ -56,10 +56,6 @@ class Suggestion:
         return (self.worst_age_seconds, total(self.cost)) < (other.worst_age_seconds, total(other.cost))
 
 
-def worst_age(p: Plan) -> float:
-    return max(p.steady.oldest_age_seconds, p.ramp.peak_age_seconds, *(b.peak_age_seconds for b in p.bursts))
-
-
 def _candidate(stage: StackSettings, **changes: Any) -> StackSettings | None:
     values = {**stage.model_dump(exclude_unset=True), **changes}
     if changes.get("provisioned_pollers") is not None:
@@ -95,7 +91,11 @@ def suggest(
             if base is None:
                 continue
             need = plan(Mapping.of(base, account_concurrency), workload).peak.readers
-            levels = sorted({min(1_000, max(2, math.ceil(need * factor))) for factor in CONCURRENCY_FACTORS} | {1_000})
+            # A reservation leaves Lambda's 100 unreserved executions of the account alone.
+            top = 1_000 if stage.reserved_concurrency is None else min(1_000, account_concurrency - UNRESERVED_MINIMUM)
+            if top < 2:
+                continue
+            levels = sorted({min(top, max(2, math.ceil(need * factor))) for factor in CONCURRENCY_FACTORS} | {top})
             for concurrency in levels:
                 reserved = concurrency if stage.reserved_concurrency is not None else None
                 settings = _candidate(base, max_concurrency=concurrency, reserved_concurrency=reserved)
@@ -130,11 +130,11 @@ def _evaluate(
     p = plan(Mapping.of(settings, account_concurrency), workload)
     if not p.peak.keeps_up:
         return None
-    worst = worst_age(p)
+    worst = p.worst_age_seconds
     alarm = max(60, math.ceil(1.5 * worst / 60) * 60) if math.isfinite(worst) else 43_200
     tuned = _candidate(settings, oldest_message_age_alarm_seconds=alarm) or settings
     checks = run_checks(p, max_age_seconds=max_age, alarm_age_seconds=alarm)
-    if not all(c.ok for c in checks if c.name != "batching window vs latency target"):
+    if not all(c.ok for c in checks if c.name != LATENCY_CHECK):
         return None
     meets = worst <= max_age and all(c.ok for c in checks)
     return Suggestion(tuned, p, monthly_cost(tuned, p.mapping, workload, p.steady, prices), meets, worst)

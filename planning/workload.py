@@ -13,6 +13,8 @@ from statistics import NormalDist
 # The z-score of the 99th percentile: a lognormal's sigma from its median and p99.
 Z99 = NormalDist().inv_cdf(0.99)
 SECONDS_PER_MONTH = 730 * 3600  # AWS bills a month as 730 hours
+# The fastest SQS receive round trip the planner accepts: a same-region call takes milliseconds.
+MIN_RECEIVE_MS = 1.0
 
 
 class WorkloadError(ValueError):
@@ -33,9 +35,11 @@ class HandlerTime:
 
     def __post_init__(self) -> None:
         if self.samples_ms:
-            if min(self.samples_ms) < 0:
-                raise WorkloadError("handler times cannot be negative")
+            if not all(math.isfinite(s) and s >= 0 for s in self.samples_ms):
+                raise WorkloadError("handler times must be finite numbers >= 0")
             return
+        if not (math.isfinite(self.p50_ms) and math.isfinite(self.p99_ms)):
+            raise WorkloadError(f"handler times must be finite (got p50 {self.p50_ms:g}, p99 {self.p99_ms:g} ms)")
         if self.p50_ms <= 0:
             raise WorkloadError(f"handler p50 must be > 0 ms (got {self.p50_ms:g})")
         if self.p99_ms < self.p50_ms:
@@ -122,6 +126,8 @@ class ArrivalProfile:
     bursts: tuple[Burst, ...] = ()
 
     def __post_init__(self) -> None:
+        if not all(math.isfinite(r) for r in (self.steady_rate, *self.per_minute)):
+            raise WorkloadError("arrival rates must be finite numbers")
         if self.steady_rate < 0 or any(m < 0 for m in self.per_minute):
             raise WorkloadError("arrival rates cannot be negative")
         if any(b.messages < 1 or b.at_seconds < 0 for b in self.bursts):
@@ -194,6 +200,8 @@ class Workload:
     receive_ms: float = 20.0
     # Time each invocation spends beyond its records (billed): parsing, metrics, the idempotency calls.
     invocation_overhead_ms: float = 0.0
+    # The downstream's rate limit, calls a second across every instance (one call a record), if any.
+    rate_limit_per_second: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("failure_rate", "poison_rate", "duplicate_rate"):
@@ -208,8 +216,16 @@ class Workload:
             raise WorkloadError("message groups must be >= 1")
         if self.records_in_parallel < 1:
             raise WorkloadError("records in parallel must be >= 1")
-        if self.receive_ms < 0 or self.invocation_overhead_ms < 0:
-            raise WorkloadError("receive and invocation overheads cannot be negative")
+        if not (math.isfinite(self.receive_ms) and math.isfinite(self.invocation_overhead_ms)):
+            raise WorkloadError("receive and invocation overheads must be finite")
+        # A receive is a network round trip: never instant (at 0 the mapping would poll without end).
+        if self.receive_ms < MIN_RECEIVE_MS or self.invocation_overhead_ms < 0:
+            raise WorkloadError(
+                f"the receive round trip must be >= {MIN_RECEIVE_MS:g} ms and the invocation overhead >= 0 "
+                f"(got {self.receive_ms:g} and {self.invocation_overhead_ms:g} ms)"
+            )
+        if self.rate_limit_per_second is not None and not (0 < self.rate_limit_per_second < math.inf):
+            raise WorkloadError(f"the rate limit must be a number > 0 a second (got {self.rate_limit_per_second:g})")
 
     @property
     def monthly_messages(self) -> float:

@@ -22,7 +22,7 @@ from local.event_source import BatchResult, EventSourceMapping
 from local.pipeline import Pipeline, running_pipeline
 from planning.model import Mapping
 from planning.planner import plan
-from planning.workload import ArrivalProfile, Burst, HandlerTime, Workload
+from planning.workload import MIN_RECEIVE_MS, ArrivalProfile, Burst, HandlerTime, Workload
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,7 +86,7 @@ def test_planner_fed_local_stage_and_measured_times_predicts_local_burst_drain(l
         workload = Workload(
             ArrivalProfile(0, bursts=(Burst(0, BURST),)),
             handler,
-            receive_ms=max(0.0, cycle_ms - in_function_ms) / 2,
+            receive_ms=max(2 * MIN_RECEIVE_MS, cycle_ms - in_function_ms) / 2,
         )
 
         # WHEN the planner predicts the drain of a burst, and the local pipeline runs it

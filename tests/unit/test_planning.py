@@ -153,7 +153,7 @@ def test_checks_flag_payload_window_and_alarm_limits():
     checks = checks_of(stage, workload, max_age_seconds=10)
     assert checks["6 MB invocation payload"] is False
     assert checks["memory vs payload x batch size"] is True  # the event stops at 6 MB
-    assert checks["batching window vs latency target"] is False
+    assert checks["oldest message vs latency target"] is False
     # 10 + 20 + 40 + 80 s of backoff before the last receive: older than the alarm
     assert checks["oldest-message alarm vs expected ages"] is False
 
@@ -187,8 +187,9 @@ def test_suggestion_meets_the_latency_target_where_the_stage_does_not_keep_up():
 
 
 def test_cli_prints_json_with_every_section(capsys):
+    # prod does not keep up with 400 a second: FAIL rows, exit 1
     assert run(["--stage", "prod", "--rate", "400", "--handler-ms", "120", "--handler-p99-ms", "900",
-                "--burst", "100000@5m", "--max-age", "60s", "--json"]) == 0  # fmt: skip
+                "--burst", "100000@5m", "--max-age", "60s", "--json"]) == 1  # fmt: skip
     result = json.loads(capsys.readouterr().out)
     assert {"steady", "peak", "ramp", "bursts", "checks", "cost", "suggestion"} <= set(result)
     assert result["bursts"][0]["messages"] == 100_000 and result["bursts"][0]["at_seconds"] == 300
