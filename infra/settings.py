@@ -98,7 +98,7 @@ SecretName = Annotated[str, Field(pattern=r"^[A-Za-z0-9/_+=.@-]{1,512}$")]
 
 ConsumerName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,19}$")]
 # What one stack shares among its consumers, set once for the stage.
-STAGE_WIDE = ("vpc", "alarm_email", "alarm_topic_arn", "termination_protection", "retain_data", "consumers")
+STAGE_WIDE = ("vpc", "alarm_email", "alarm_topic_arn", "termination_protection", "retain_data", "consumers", "account")
 
 
 class ProvisionedPollers(BaseModel):
@@ -208,6 +208,12 @@ class NameSettings(BaseModel):
         default=ConsumerSettings.model_fields["metrics_namespace"].default,
         min_length=1,
         description="The function's metrics namespace; a stage's is this, `/`, and the stage's name.",
+    )
+    account: str | None = Field(
+        default=None,
+        pattern=r"^\d{12}$",
+        description="The AWS account the stage deploys to: a deploy to another is refused before anything is made "
+        "(unset: any account; a production stage warns).",
     )
 
 
