@@ -135,9 +135,10 @@ class ConsumerFunctionConstruct(Construct):
             payload_bucket.bucket.bucket_name,
         )
         self.function = self._function(settings, environment, handler, code)
-        # SnapStart restores published versions only: the mapping invokes an alias of the current one.
+        # SnapStart restores published versions only, and a gradual deploy shifts an alias's weights between
+        # two versions: either way the mapping invokes an alias of the current one.
         self.target: lambda_.IFunction = self.function
-        if settings.snap_start:
+        if settings.snap_start or settings.gradual_deploy != "off":
             self.target = lambda_.Alias(
                 self, "Live", alias_name=LIVE_ALIAS, version=self.function.current_version,
                 description="The published version the queue's event source mapping invokes",

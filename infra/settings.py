@@ -341,6 +341,12 @@ class FunctionSettings(BaseModel):
         "published version; the mapping invokes its `live` alias "
         "(docs/decisions/023-snapstart.md).",
     )
+    gradual_deploy: Literal["off", "canary", "linear"] = Field(
+        default="off",
+        description="How a new function version takes the queue's traffic: `canary` (10% for 5 minutes, then "
+        "all) or `linear` (10% more each minute) by CodeDeploy, rolled back when the function errors or "
+        "quarantines (its alarms); the mapping then invokes the `live` alias. `off`: at once.",
+    )
     idempotency: bool = Field(
         default=True, description="Exactly-once effects per event_id, remembered in a DynamoDB table."
     )

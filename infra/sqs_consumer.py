@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import CfnRule, CfnRuleAssertion, Fn, Stack, Token
+from aws_cdk import Acknowledgment, CfnRule, CfnRuleAssertion, Fn, Stack, Token, Validations
 from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_codedeploy as codedeploy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -31,6 +32,18 @@ from infra.network import VpcPlacementConstruct
 from infra.payload_bucket import PayloadBucketConstruct
 from infra.queues import QueuesConstruct
 from infra.settings import StackSettings, StackSettingsError, arn_account, arn_region
+
+# What a gradual deploy of a new version shifts, and the alarms that roll it back: the function's errors
+# (crashes, timeouts) and DLQ arrivals (quarantines: a version that refuses messages the old one took).
+GRADUAL_CONFIGS = {
+    "canary": codedeploy.LambdaDeploymentConfig.CANARY_10_PERCENT_5_MINUTES,
+    "linear": codedeploy.LambdaDeploymentConfig.LINEAR_10_PERCENT_EVERY_1_MINUTE,
+}
+ROLLBACK_ALARMS = ("FunctionErrors", "DeadLetterQueueArrivals")
+CODEDEPLOY_POLICY_FINDING = (
+    "AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+    "AWSCodeDeployRoleForLambdaLimited]"
+)
 
 
 @dataclass(frozen=True)
@@ -96,7 +109,27 @@ class SqsConsumer(Construct):
         self.monitoring = MonitoringConstruct(
             self, "Monitoring", settings=settings, queues=self.queues, consumer=self.consumer, topic=props.alarm_topic
         )
+        self.deployment_group = self._gradual_deploy(settings)
         self._allow_producers(settings)
+
+    def _gradual_deploy(self, settings: StackSettings) -> codedeploy.LambdaDeploymentGroup | None:
+        """CodeDeploy shifts the ``live`` alias to a new version by ``settings.gradual_deploy``, and back when
+        the function errors or quarantines meanwhile (a new version that fails the queue's messages)."""
+        if settings.gradual_deploy == "off":
+            return None
+        alias = self.consumer.target
+        assert isinstance(alias, lambda_.Alias)  # the function construct makes one for a gradual deploy
+        group = codedeploy.LambdaDeploymentGroup(
+            self, "GradualDeploy", alias=alias, deployment_config=GRADUAL_CONFIGS[settings.gradual_deploy],
+            alarms=[self.alarms[name] for name in ROLLBACK_ALARMS],
+            auto_rollback=codedeploy.AutoRollbackConfig(failed_deployment=True, stopped_deployment=True,
+                                                        deployment_in_alarm=True),
+        )  # fmt: skip
+        Validations.of(group).acknowledge(Acknowledgment(id=CODEDEPLOY_POLICY_FINDING, reason=(
+            "CodeDeploy's service role for Lambda: AWS's managed policy, scoped to shifting aliases and reading the "
+            "deployment's alarms, and kept current by AWS as CodeDeploy's own calls change"
+        )))  # fmt: skip
+        return group
 
     def _refuse_a_taken_queue_name(self) -> None:
         """Two consumers of a stack named alike would share one queue name: CloudFormation would fail the
