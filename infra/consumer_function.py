@@ -117,17 +117,12 @@ class ConsumerFunctionConstruct(Construct):
         )
         self.network = network
         self.role = self._role(queues)
-        # Each grant on the role, and on the VPC's endpoints when the function is placed in one.
+        # Each grant on the role (the VPC's endpoints, if any, allow the account's principals: network.py).
         self._grant_secrets(settings)
         payload_bucket.grant_read(self.role)
-        if network is not None:
-            for actions, resource in payload_bucket.read_statements():
-                network.allow("s3", actions, [resource])
         table = idempotency.table if idempotency is not None else None
         if table is not None:
             table.grant(self.role, *TABLE_ACTIONS)
-            if network is not None:
-                network.allow("dynamodb", TABLE_ACTIONS, [table.table_arn])
         environment = function_environment(
             settings,
             queues.dead_letter_queue.queue_url,
@@ -164,8 +159,6 @@ class ConsumerFunctionConstruct(Construct):
             Validations.of(role).acknowledge(Acknowledgment(id=f"AwsSolutions::{ENI_WILDCARD}", reason=(
                 "Lambda creates and deletes the function's network interfaces with the role's permissions; their "
                 "ids are unknown before Lambda makes them and the EC2 Describe actions take no resource")))  # fmt: skip
-            network.allow("sqs", QUEUE_ACTIONS, [queues.queue.queue_arn])
-            network.allow("sqs", DLQ_ACTIONS, [queues.dead_letter_queue.queue_arn])
         return role
 
     def _grant_secrets(self, settings: StackSettings) -> None:
@@ -177,8 +170,6 @@ class ConsumerFunctionConstruct(Construct):
         ]
         if secret_arns:
             self.role.add_to_policy(iam.PolicyStatement(actions=list(SECRET_ACTIONS), resources=secret_arns))
-            if self.network is not None:
-                self.network.allow("secretsmanager", SECRET_ACTIONS, secret_arns)
         if settings.secrets_kms_key_arn is not None:
             # Secrets under a customer-managed key: Secrets Manager decrypts with the caller's
             # permission, and only its calls may use it.
