@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import subprocess
+from typing import Any
 
 import pytest
 
 from infra import rehearse
 from infra.rehearsal_template import filter_template
 
-TEMPLATE = {
+TEMPLATE: dict[str, Any] = {
     "Parameters": {"BootstrapVersion": {"Type": "AWS::SSM::Parameter::Value<String>"}, "Stage": {"Type": "String"}},
     "Rules": {"CheckBootstrapVersion": {"Assertions": []}},
     "Resources": {
