@@ -91,13 +91,15 @@ def test_each_consumer_has_its_outputs(two: Template):
         assert {f"{prefix}{name}" for name in names} <= outputs
 
 
-def test_consumers_in_a_vpc_share_one_set_of_endpoints_allowing_each_ones_resources():
+def test_consumers_in_a_vpc_share_one_set_of_endpoints_that_allow_the_accounts_principals():
     template = Template.from_stack(synth("vpc2", vpc=VPC, consumers={"orders": {"fifo": True}})[1])
     endpoints = by_type(template, "AWS::EC2::VPCEndpoint")
     assert len(endpoints) == 3  # SQS, DynamoDB and S3, once
     [sqs] = [e for e in endpoints.values() if json.dumps(e["ServiceName"]).endswith('.sqs"]]}')]
-    allowed = {json.dumps(s["Resource"]) for s in sqs["PolicyDocument"]["Statement"]}
-    assert allowed == {json.dumps({"Fn::GetAtt": [q, "Arn"]}) for q in template.find_resources("AWS::SQS::Queue")}
+    # Each consumer's queues are reached through it: it names none, and allows the account's principals.
+    [statement] = sqs["PolicyDocument"]["Statement"]
+    assert (statement["Action"], statement["Resource"]) == ("*", "*")
+    assert statement["Condition"] == {"StringEquals": {"aws:PrincipalAccount": {"Ref": "AWS::AccountId"}}}
     assert len(template.find_resources("AWS::EC2::SecurityGroup")) == 2
 
 
