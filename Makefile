@@ -26,7 +26,7 @@ LOCAL_STAGE ?= local
 LOCAL_TEMPLATE := cdk.out/SqsConsumer-$(LOCAL_STAGE).template.json
 SOURCES := app.py cdk.json requirements.txt $(wildcard infra/*.py) $(shell find functions -name '*.py')
 
-.PHONY: help setup clean event new-event test lint typecheck unit synth diff deploy deploy-role destroy lint-workflows local invoke schema bench bench-docs chaos stateful-record upgrade-check rehearse release smoke
+.PHONY: help setup clean event new-event test lint typecheck unit synth diff deploy deploy-role destroy lint-workflows local invoke schema schema-check schema-release bench bench-docs chaos stateful-record upgrade-check rehearse release smoke
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -110,8 +110,13 @@ bench-docs: $(STAMP) ## make bench, writing its tables to docs/performance.md an
 event: $(STAMP) ## Write a sample event and its expected outcome: make event TYPE=hello PAYLOAD='{"name": "x"}' [NAME=...] [EXPECT=quarantine] [SHAPE=sns|eventbridge|eventbridge-plain|offloaded]
 	$(BIN)/python -m local.sample_event --type "$(TYPE)" --payload '$(PAYLOAD)' $(if $(NAME),--name "$(NAME)") $(if $(FORCE),--force) $(if $(EXPECT),--expect "$(EXPECT)") $(if $(SHAPE),--shape "$(SHAPE)")
 
-new-event: $(STAMP) ## Scaffold an event type (model, handler and its test, route, sample, schema): make new-event TYPE=invoice.paid [FIELD=invoice_id]
-	$(BIN)/python -m local.new_event --type "$(TYPE)" $(if $(FIELD),--field "$(FIELD)")
+new-event: $(STAMP) ## Scaffold an event type (model, handler and its test, route, sample, schema): make new-event TYPE=invoice.paid [FIELD=invoice_id], or its next version: VERSION=2
+	$(BIN)/python -m local.new_event --type "$(TYPE)" $(if $(FIELD),--field "$(FIELD)") $(if $(VERSION),--version "$(VERSION)")
+
+.PHONY: logs
+logs: $(STAMP) ## The deployed function's log lines: make logs STAGE=dev [SINCE=15m] [EVENT_ID=... | TRACE_ID=...] [FOLLOW=1]
+	$(BIN)/sqs-logs --stage $(STAGE) --since "$(or $(SINCE),15m)" $(if $(EVENT_ID),--event-id "$(EVENT_ID)") \
+		$(if $(TRACE_ID),--trace-id "$(TRACE_ID)") $(if $(FOLLOW),--follow)
 
 .PHONY: plan
 PLAN_USAGE = usage: make plan STAGE=prod RATE=400 HANDLER_MS=120 [ARGS="--max-age 60s --outage 10m --simulate"] (RATE in messages a second, or ARGS="--per-day N" or "--csv FILE"; exit 1 when a check fails)
@@ -119,7 +124,14 @@ plan: $(STAMP) ## Capacity plan of STAGE for a workload: make plan STAGE=prod RA
 	@if [ -z "$(RATE)$(findstring --per-day,$(ARGS))$(findstring --csv,$(ARGS))" ]; then echo '$(PLAN_USAGE)' >&2; exit 2; fi
 	$(BIN)/sqs-plan --stage $(STAGE) $(if $(RATE),--rate "$(RATE)") $(if $(HANDLER_MS),--handler-ms "$(HANDLER_MS)") $(ARGS)
 
-schema: $(STAMP) ## Regenerate schema/events.schema.json from the event models
+schema: $(STAMP) ## Regenerate schema/events.schema.json (every version of every event type) from the models and releases
+	$(BIN)/python -m publisher.schema > schema/events.schema.json
+
+schema-check: $(STAMP) ## Fail when a model breaks its released schema (schema/<type>/v<N>.json) either way; make test runs it too
+	$(BIN)/python -m publisher.schema --check
+
+schema-release: $(STAMP) ## Record the models' schemas as released (schema/<type>/v<N>.json), once schema-check passes
+	$(BIN)/python -m publisher.schema --release
 	$(BIN)/python -m publisher.schema > schema/events.schema.json
 
 # A bad setting is one line from infra.check_settings, not the CDK CLI's report of a failed app.

@@ -6,7 +6,10 @@ usual, then a ``before-send`` hook answers it after ``latency`` (the answer a ta
 events: the conditional write succeeds, nothing is left unprocessed). A design that pays the
 store once per record in series shows it. For batches of new events, with sync handlers and with
 async handlers that each wait 50 ms, it reports the wall time with idempotency on and off, the
-store calls, and the difference in round trips of store latency.
+store calls, and the difference in round trips of store latency. Two more rows: sync handlers on a
+consumer that declares a follow-up destination and emits nothing (they must cost what the others do),
+and sync handlers that each emit one follow-up, sent to a queue that answers after the same latency
+(the completion's write, the send, and the write that marks them sent).
 
     python -m benchmarks.exactly_once [--latency-ms 25] [--repeats 5]
 """
@@ -22,15 +25,17 @@ import statistics
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
 from typing import Any, cast
 
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 
+from sqs_consumer.budget import Deadline
 from sqs_consumer.idempotency.dynamodb import DynamoDBIdempotency, DynamoDBStore
 from sqs_consumer.models import HelloEvent
+from sqs_consumer.models.followups import FollowUp
 from sqs_consumer.models.record import RecordInfo
 from sqs_consumer.observability import logger
 from sqs_consumer.pipeline import BatchConsumer
@@ -39,6 +44,7 @@ from sqs_consumer.testing import events as sqs
 from sqs_consumer.testing.fakes import FakeContext, InMemoryDLQ
 
 TABLE = "bench-idempotency"
+DESTINATION = "next"
 ASYNC_WAIT_SECONDS = 0.05
 
 
@@ -50,6 +56,8 @@ class Row:
     off_ms: float
     store_calls: int
     latency_ms: float
+    # Follow-ups each handler emits; None: no destination declared.
+    followups: int | None = None
 
     @property
     def round_trips(self) -> float:
@@ -86,6 +94,23 @@ def sync_handler(event: HelloEvent, record: RecordInfo) -> None:
     return None
 
 
+def emitting_handler(event: HelloEvent, record: RecordInfo) -> None:
+    record.emit({"event_type": "hello", "payload": {"name": event.event_id}}, to=DESTINATION)
+
+
+class LatencySender:
+    """A follow-up destination whose queue answers each SendMessageBatch after ``seconds``."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.queue_urls = {DESTINATION: f"https://sqs.us-east-1.amazonaws.com/123456789012/{DESTINATION}"}
+
+    def send(self, followups: Sequence[FollowUp], deadline: Deadline) -> list[Exception | None]:
+        if followups:  # its requests go in parallel: one round trip for all
+            time.sleep(self.seconds)
+        return [None for _ in followups]
+
+
 async def async_handler(event: HelloEvent, record: RecordInfo) -> None:
     await asyncio.sleep(ASYNC_WAIT_SECONDS)
 
@@ -111,8 +136,9 @@ def quiet() -> Iterator[None]:
         handler.setStream(previous)
 
 
-def measure(size: int, handler: Any, latency_ms: float, repeats: int) -> Row:
+def measure(size: int, handler: Any, latency_ms: float, repeats: int, followups: int | None = None) -> Row:
     hook = LatencyStore(latency_ms / 1000)
+    sender = LatencySender(latency_ms / 1000) if followups is not None else None
 
     def persistence() -> Any:
         layer = DynamoDBStore(TABLE, 86_400)
@@ -121,8 +147,10 @@ def measure(size: int, handler: Any, latency_ms: float, repeats: int) -> Row:
 
     registry = EventRegistry([Route(HelloEvent, handler)])
     on = BatchConsumer(registry, InMemoryDLQ(), max_concurrent_records=size,
-                       idempotency=DynamoDBIdempotency(persistence))  # fmt: skip
-    off = BatchConsumer(registry, InMemoryDLQ(), max_concurrent_records=size)
+                       idempotency=DynamoDBIdempotency(persistence), followups=sender)  # fmt: skip
+    # Without a store a handler emits nothing (follow-ups are stored until sent): the same work, without emitting.
+    plain = registry if followups is None else EventRegistry([Route(HelloEvent, sync_handler)])
+    off = BatchConsumer(plain, InMemoryDLQ(), max_concurrent_records=size)
     on.handle(new_events(1), FakeContext())  # the client is created once per execution environment
     timings: dict[str, list[float]] = {"on": [], "off": []}
     calls = []
@@ -136,8 +164,16 @@ def measure(size: int, handler: Any, latency_ms: float, repeats: int) -> Row:
             assert response == {"batchItemFailures": []}, response
             if name == "on":
                 calls.append(hook.calls - before)
-    return Row(size, "sync" if handler is sync_handler else f"async, {ASYNC_WAIT_SECONDS * 1000:.0f} ms wait",
-               statistics.median(timings["on"]), statistics.median(timings["off"]), max(calls), latency_ms)  # fmt: skip
+    return Row(size, _kind(handler, followups), statistics.median(timings["on"]), statistics.median(timings["off"]),
+               max(calls), latency_ms, followups)  # fmt: skip
+
+
+def _kind(handler: Any, followups: int | None) -> str:
+    if followups:
+        return f"sync, {followups} follow-up each"
+    if followups == 0:
+        return "sync, destination declared"
+    return "sync" if handler is sync_handler else f"async, {ASYNC_WAIT_SECONDS * 1000:.0f} ms wait"
 
 
 def run(latency_ms: float, repeats: int) -> list[Row]:
@@ -146,12 +182,15 @@ def run(latency_ms: float, repeats: int) -> list[Row]:
         for size in (10, 100):
             for handler in (sync_handler, async_handler):
                 rows.append(measure(size, handler, latency_ms, repeats))
+        rows.append(measure(10, sync_handler, latency_ms, repeats, followups=0))
+        rows.append(measure(10, emitting_handler, latency_ms, repeats, followups=1))
     return rows
 
 
 def render(rows: list[Row]) -> str:
     lines = [
-        f"Exactly-once cost ({rows[0].latency_ms:g} ms per store call; target: <= 4 round trips at 10, <= 8 at 100)",
+        f"Exactly-once cost ({rows[0].latency_ms:g} ms per store call; target: <= 4 round trips at 10, <= 8 at 100, "
+        "<= 6 at 10 emitting)",
         f"{'batch':>6} {'handlers':<22} {'idempotency on':>15} {'off':>9} {'store calls':>12} {'round trips':>12}",
     ]
     for row in rows:

@@ -21,17 +21,19 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -61,6 +63,10 @@ class ColdStart:
 
     ours_ms: float
     naive_ms: float
+    # Ours with the stage's tracing on, a sampled invocation, and a stand-in X-Ray daemon on loopback.
+    traced_ms: float | None = None
+    # Subsegments that daemon received per traced run (one per handler call: 10).
+    subsegments: int | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +126,29 @@ def store_on_loopback() -> Iterator[tuple[str, list[str]]]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def xray_daemon_on_loopback() -> Iterator[tuple[str, Callable[[], list[bytes]]]]:
+    """A stand-in X-Ray daemon: its UDP address, and the datagrams it received so far."""
+    received: list[bytes] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.settimeout(0.2)
+        stop = threading.Event()
+
+        def listen() -> None:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    received.append(listener.recv(65_536))
+
+        thread = threading.Thread(target=listen, daemon=True)
+        thread.start()
+        try:
+            yield "{}:{}".format(*listener.getsockname()), lambda: list(received)
+        finally:
+            stop.set()
+            thread.join()
 
 
 def _pins(names: tuple[str, ...]) -> list[str]:
@@ -226,13 +255,19 @@ def measure(runs: int, sizes: tuple[tuple[int, int], ...]) -> tuple[ColdStart, l
         })  # fmt: skip
         ours: list[float] = []
         naive_samples: list[float] = []
-        for _ in range(runs):
-            ours.append(run_probe(python, "cold", HANDLER, str(cold_event), env=ours_env)["ms"])
-            naive_samples.append(
-                run_probe(python, "cold", "naive_handler.lambda_handler", str(cold_event), env=naive_env)["ms"]
-            )
+        traced: list[float] = []
+        with xray_daemon_on_loopback() as (daemon, received):
+            traced_env = {**ours_env, "TRACING": "true", "AWS_XRAY_DAEMON_ADDRESS": daemon}
+            probes = [(ours, HANDLER, ours_env), (naive_samples, "naive_handler.lambda_handler", naive_env),
+                      (traced, HANDLER, traced_env)]  # fmt: skip
+            for run in range(runs):
+                # Each takes each place in turn: a run right after another's was seen to be slower.
+                for samples, handler, env in probes[run % 3 :] + probes[: run % 3]:
+                    samples.append(run_probe(python, "cold", handler, str(cold_event), env=env)["ms"])
+            subsegments = len(received()) // runs
         store_calls = sorted(set(calls))
-        cold = ColdStart(statistics.median(ours), statistics.median(naive_samples))
+        cold = ColdStart(statistics.median(ours), statistics.median(naive_samples), statistics.median(traced),
+                         subsegments)  # fmt: skip
         no_store = {key: value for key, value in ours_env.items() if "IDEMPOTENCY" not in key}
         per_record: list[PerRecord] = []
         for size, repeats in sizes:
@@ -250,6 +285,10 @@ def render(cold: ColdStart, per_record: list[PerRecord], store_calls: list[str])
         f"{'cold start: import + batch of 10, idempotency on (ms)':<50} {cold.ours_ms:>9.0f} {cold.naive_ms:>10.0f} "
         f"{cold.ours_ms / cold.naive_ms:>6.2f}  <= 0.5",
     ]
+    if cold.traced_ms is not None:
+        name, ratio = "cold start, tracing on (ms)", cold.traced_ms / cold.naive_ms
+        lines.append(f"{name:<50} {cold.traced_ms:>9.0f} {cold.naive_ms:>10.0f} {ratio:>6.2f}  <= 0.5  "
+                     f"({cold.subsegments} subsegments a batch)")  # fmt: skip
     for row in per_record:
         target = "<= 2.0" if row.size <= 10 else "<= 1.5"
         name = f"per record, entry point, batch of {row.size:,} (us)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_cloudwatch as cw
@@ -13,6 +14,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infra import scanner_skips
+from infra.followups import Destination
 from infra.idempotency_table import IdempotencyTableConstruct
 from infra.network import ENI_ACTIONS, VpcPlacementConstruct
 from infra.packaging import Target, build_function_asset
@@ -29,13 +31,15 @@ HANDLER = "sqs_consumer.handler.lambda_handler"
 # On the source queue: the mapping's polling and deletes, the consumer's retry backoff.
 QUEUE_ACTIONS = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility")
 LIVE_ALIAS = "live"
-ENI_WILDCARD = "AwsSolutions-IAM5[Resource::*]"
+WILDCARD = "AwsSolutions-IAM5[Resource::*]"
 # On the idempotency table: conditional puts in TransactWriteItems (authorized as PutItem), reads of
 # a refusing record, the completions in BatchWriteItem, and releases as conditional deletes in
 # TransactWriteItems (authorized as DeleteItem).
 TABLE_ACTIONS = ("dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:BatchWriteItem", "dynamodb:DeleteItem")
 # The quarantine's sends to the DLQ (SendMessageBatch is authorized as SendMessage).
 DLQ_ACTIONS = ("sqs:SendMessage",)
+# Follow-up events to their declared destinations (SendMessageBatch is authorized as SendMessage).
+FOLLOWUP_ACTIONS = ("sqs:SendMessage",)
 # The Parameters utility's one call per secret (no DescribeSecret, no ListSecrets).
 SECRET_ACTIONS = ("secretsmanager:GetSecretValue",)
 
@@ -65,6 +69,8 @@ def function_environment(
         "retry_backoff_cap_seconds": f"{settings.retry_backoff_cap_seconds:g}",
         "max_payload_bytes": str(settings.max_payload_size_bytes),
     }
+    if settings.tracing:
+        values["tracing"] = "true"
     if settings.secrets:
         values["secret_names"] = json.dumps(settings.secrets, sort_keys=True)
         values["secrets_max_age_seconds"] = str(settings.secrets_max_age_seconds)
@@ -116,7 +122,7 @@ class ConsumerFunctionConstruct(Construct):
             removal_policy=RemovalPolicy.RETAIN if settings.retain_data else RemovalPolicy.DESTROY,
         )
         self.network = network
-        self.role = self._role(queues)
+        self.role = self._role(queues, tracing=settings.tracing)
         # Each grant on the role (the VPC's endpoints, if any, allow the account's principals: network.py).
         self._grant_secrets(settings)
         payload_bucket.grant_read(self.role)
@@ -141,7 +147,7 @@ class ConsumerFunctionConstruct(Construct):
         self.event_source_mapping = self._event_source_mapping(settings, queues)
         self._skip_scanner_findings(settings)
 
-    def _role(self, queues: QueuesConstruct) -> iam.Role:
+    def _role(self, queues: QueuesConstruct, *, tracing: bool) -> iam.Role:
         """An explicit role with what the function and its mapping call, and nothing else: its own
         logs; on the queue, what the mapping polls and deletes with and the backoff's visibility
         changes; on the DLQ, the quarantine's sends."""
@@ -156,10 +162,27 @@ class ConsumerFunctionConstruct(Construct):
             # Lambda at deploy and scale time with ids unknown here, and the Describe actions take no
             # resource: the statement names "*".
             role.add_to_policy(iam.PolicyStatement(actions=list(ENI_ACTIONS), resources=["*"]))
-            Validations.of(role).acknowledge(Acknowledgment(id=f"AwsSolutions::{ENI_WILDCARD}", reason=(
-                "Lambda creates and deletes the function's network interfaces with the role's permissions; their "
-                "ids are unknown before Lambda makes them and the EC2 Describe actions take no resource")))  # fmt: skip
+        wildcards = []
+        if network is not None:
+            wildcards.append("Lambda creates and deletes the function's network interfaces with the role's "
+                             "permissions; their ids are unknown before Lambda makes them and the EC2 Describe "
+                             "actions take no resource")  # fmt: skip
+        if tracing:  # the statement CDK adds for active tracing
+            wildcards.append("X-Ray's PutTraceSegments and PutTelemetryRecords take no resource")
+        if wildcards:
+            acknowledged = Acknowledgment(id=f"AwsSolutions::{WILDCARD}", reason="; ".join(wildcards))
+            Validations.of(role).acknowledge(acknowledged)
         return role
+
+    def send_followups_to(self, destinations: Mapping[str, Destination]) -> None:
+        """The queues handlers may emit follow-up events to: their URLs in the function's settings
+        (``FOLLOWUP_QUEUES``, a JSON object by name), and ``sqs:SendMessage`` on them and nothing else."""
+        if not destinations:
+            return
+        urls = {name: destination.url for name, destination in sorted(destinations.items())}
+        self.function.add_environment(ConsumerSettings.env_name("followup_queues"), Stack.of(self).to_json_string(urls))
+        arns = sorted({destination.arn for destination in destinations.values()})
+        self.role.add_to_policy(iam.PolicyStatement(actions=list(FOLLOWUP_ACTIONS), resources=arns))
 
     def _grant_secrets(self, settings: StackSettings) -> None:
         """GetSecretValue on the stage's secrets, and Decrypt on their customer-managed key if any."""
@@ -211,6 +234,9 @@ class ConsumerFunctionConstruct(Construct):
             security_groups=[network.security_group] if network else None,
             description="Consumes the SQS queue with partial batch responses",
             snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if settings.snap_start else None,
+            # Active: Lambda samples invocations, records their segments and links them to the messages'
+            # traces; CDK grants the role xray:PutTraceSegments and PutTelemetryRecords.
+            tracing=lambda_.Tracing.ACTIVE if settings.tracing else None,
         )
 
     def _event_source_mapping(self, settings: StackSettings, queues: QueuesConstruct) -> lambda_.EventSourceMapping:
@@ -252,7 +278,9 @@ class ConsumerFunctionConstruct(Construct):
         scanner_skips.skip(self.function, "CKV_AWS_173", scanner_skips.LAMBDA_ENV_KMS)
         if settings.vpc is None:
             scanner_skips.skip(self.function, "CKV_AWS_117", scanner_skips.LAMBDA_VPC)
-        else:
-            scanner_skips.skip(self.role.node.find_child("DefaultPolicy"), "CKV_AWS_111", scanner_skips.ENI_WRITE)
+        wildcard_writes = [reason for on, reason in ((settings.vpc is not None, scanner_skips.ENI_WRITE),
+                                                     (settings.tracing, scanner_skips.XRAY_WRITE)) if on]  # fmt: skip
+        if wildcard_writes:
+            scanner_skips.skip(self.role.node.find_child("DefaultPolicy"), "CKV_AWS_111", "; ".join(wildcard_writes))
         if settings.reserved_concurrency is None:
             scanner_skips.skip(self.function, "CKV_AWS_115", scanner_skips.unbounded_concurrency(settings))

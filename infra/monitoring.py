@@ -17,7 +17,10 @@ from constructs import Construct
 from infra import scanner_skips
 from infra.consumer_function import ConsumerFunctionConstruct
 from infra.queues import QueuesConstruct
-from infra.settings import StackSettings
+from infra.settings import StackSettings, pascal_case
+from sqs_consumer.observability import MESSAGE_AGE, PROCESSING_TIME
+from sqs_consumer.registry import EventRegistry
+from sqs_consumer.routes import REGISTRY
 
 ONE_MINUTE = Duration.minutes(1)
 FIVE_MINUTES = Duration.minutes(5)
@@ -165,12 +168,44 @@ def near_limit_alarms(
     ]
 
 
+def service_level_alarms(settings: StackSettings, registry: EventRegistry) -> list[AlarmSpec]:
+    """Each route's service levels (``slo_p99_ms``, ``slo_max_age_s``) as alarms on its own event type's
+    value arrays: CloudWatch's p99 of its handler times, and the greatest age a record had when its batch
+    started. Two 5-minute periods of three over the level fire one; a period without records is no breach."""
+    records = RecordMetrics(settings)
+    specs = []
+    for event_type, route in registry.routes.items():
+        name = pascal_case(event_type)
+        if route.slo_p99_ms is not None:
+            specs.append(AlarmSpec(
+                f"{name}ProcessingTimeP99AboveSlo",
+                f"{event_type}: the 99th percentile of its handler time is above its service level of "
+                f"{route.slo_p99_ms:g} ms. " + runbook("service-level-missed"),
+                records.of_event_type(PROCESSING_TIME, event_type, "p99"),
+                threshold=route.slo_p99_ms, evaluation_periods=3, datapoints_to_alarm=2,
+            ))  # fmt: skip
+        if route.slo_max_age_s is not None:
+            specs.append(AlarmSpec(
+                f"{name}MessageAgeAboveSlo",
+                f"{event_type}: a record waited longer than its service level of {route.slo_max_age_s:g} s "
+                "before its batch started. " + runbook("service-level-missed"),
+                records.of_event_type(MESSAGE_AGE, event_type, "Maximum"),
+                threshold=route.slo_max_age_s * 1000, evaluation_periods=3, datapoints_to_alarm=2,
+            ))  # fmt: skip
+    return specs
+
+
 class RecordMetrics:
     """The consumer's own metrics (EMF, one series per event_type) as the dashboard's expressions."""
 
     def __init__(self, settings: StackSettings) -> None:
         self.namespace = settings.metrics_namespace
         self.service = settings.service_name
+
+    def of_event_type(self, metric_name: str, event_type: str, statistic: str) -> cw.Metric:
+        """One event type's series, as its EMF documents name it (dimensions event_type and service)."""
+        return cw.Metric(namespace=self.namespace, metric_name=metric_name, statistic=statistic, period=FIVE_MINUTES,
+                         dimensions_map={"event_type": event_type, "service": self.service})  # fmt: skip
 
     def search(self, metric_name: str, statistic: str) -> str:
         # One series per event_type: the consumer emits metrics with that dimension.
@@ -228,10 +263,11 @@ def dashboard(
             width=12,
         ),
         cw.GraphWidget(
-            title="2. Processing time (ms)",
+            title="2. Processing time per event type (ms): p99, mean, max",
             left=[
-                records.per_event_type("ProcessingTime", "Average"),
-                records.per_event_type("ProcessingTimeMax", "Maximum"),
+                records.per_event_type(PROCESSING_TIME, "p99"),
+                records.per_event_type(PROCESSING_TIME, "Average"),
+                records.per_event_type(PROCESSING_TIME, "Maximum"),
             ],
             right=[function.metric_duration(statistic="p90", period=ONE_MINUTE)],
             width=12,
@@ -247,7 +283,10 @@ def dashboard(
                     period=ONE_MINUTE, label="DLQ visible"
                 ),
             ],
-            right=[queues.queue.metric_approximate_age_of_oldest_message(period=ONE_MINUTE)],
+            right=[
+                queues.queue.metric_approximate_age_of_oldest_message(period=ONE_MINUTE),
+                records.per_event_type(MESSAGE_AGE, "p99"),
+            ],
             width=12,
         ),
         cw.GraphWidget(
@@ -337,6 +376,7 @@ class MonitoringConstruct(Construct):
         queues: QueuesConstruct,
         consumer: ConsumerFunctionConstruct,
         topic: sns.ITopic | None = None,
+        registry: EventRegistry = REGISTRY,
     ) -> None:
         super().__init__(scope, construct_id)
         # The stack's own topic, unless the caller or the stage names one.
@@ -364,6 +404,7 @@ class MonitoringConstruct(Construct):
             *dead_letter_queue_alarms(settings, queues),
             *flow_alarms(settings, queues, consumer),
             *near_limit_alarms(settings, consumer, self.max_memory_used),
+            *service_level_alarms(settings, registry),
         ]
         self.alarms = {spec.name: spec.make(self) for spec in specs}
         for alarm in self.alarms.values():

@@ -48,6 +48,10 @@ ENI_WRITE = (
     "interfaces with this role, before their ids exist, so the ENI statement names every resource; "
     "every other statement of the policy names its own queue, table, secret, key or log group"
 )
+XRAY_WRITE = (
+    "Active tracing: X-Ray's PutTraceSegments and PutTelemetryRecords take no resource, so the statement "
+    "CDK adds for them names every resource"
+)
 TOPIC_KMS = (
     "Alarm notifications carry alarm names and states only; CloudWatch cannot publish to a topic encrypted "
     "with the AWS-managed SNS key (docs/decisions/026-alarm-topic-unencrypted.md)"

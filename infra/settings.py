@@ -353,6 +353,11 @@ class FunctionSettings(BaseModel):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="The function's log level."
     )
+    tracing: bool = Field(
+        default=False,
+        description="X-Ray active tracing, and a subsegment per handler call sent without the X-Ray SDK "
+        "(docs/decisions/071-tracing-without-the-sdk.md).",
+    )
     log_retention_days: int = Field(
         default=30, description="How long CloudWatch Logs keeps the function's logs: one of the periods it accepts."
     )
@@ -439,6 +444,27 @@ class SecuritySettings(BaseModel):
     )
 
 
+# A follow-up destination's name, as handlers write it in ``record.emit(..., to=name)``.
+FOLLOWUP_DESTINATION_NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}")
+SQS_QUEUE_ARN = re.compile(rf"{_ARN}:sqs:([a-z0-9-]+):(\d{{12}}):([\w-]{{1,80}}(\.fifo)?)")
+SQS_QUEUE_URL = re.compile(
+    r"https://(?:sqs\.([a-z0-9-]+)|([a-z0-9-]+)\.queue)\.amazonaws\.com(\.cn)?/(\d{12})/([\w-]{1,80}(\.fifo)?)"
+)
+CONSUMER_NAME = re.compile(r"[a-z][a-z0-9-]{0,19}")
+
+
+class FollowUpSettings(BaseModel):
+    """Where handlers may send follow-up events; checked by _followup_violations and, for the stage's consumers
+    they name, by consumers_for_stage."""
+
+    followup_destinations: dict[str, str] = Field(
+        default_factory=dict,
+        description="The queues handlers may emit follow-up events to (`record.emit(event, to=name)`): name -> a "
+        "queue ARN, a queue URL, or the name of one of the stage's `consumers`. The function may send to these "
+        "queues only (sqs:SendMessage); needs idempotency. Not inherited by the stage's further consumers.",
+    )
+
+
 class HygieneSettings(BaseModel):
     """Stage hygiene, and the stage's further consumers (checked at for_stage)."""
 
@@ -456,6 +482,7 @@ class HygieneSettings(BaseModel):
 
 
 class StackSettings(
+    FollowUpSettings,
     HygieneSettings,
     SecuritySettings,
     ProducerSettings,
@@ -537,7 +564,8 @@ class StackSettings(
         """The stage's further consumers: each its own settings over the stage's, validated alike."""
         base = cls.for_stage(stage, stages)
         raw = (stages or {})[stage] or {}
-        shared = {key: value for key, value in raw.items() if key != "consumers"}
+        # Follow-up destinations are a consumer's own: inherited, the stage's would send a consumer's to itself.
+        shared = {key: value for key, value in raw.items() if key not in ("consumers", "followup_destinations")}
         out = {}
         for name, overrides in base.consumers.items():
             where = f"consumer {name!r} of stage {stage!r}"
@@ -548,6 +576,11 @@ class StackSettings(
                 )
             merged = {"service_name": f"{base.service_name}-{name}", **shared, **(overrides or {})}
             out[name] = cls._validated(stage, merged, stages or {}, where)
+        for name, settings in {"": base, **out}.items():
+            where = f"consumer {name!r} of stage {stage!r}" if name else f"stage {stage!r}"
+            problems = _consumer_destination_violations(name, settings, set(out))
+            if problems:
+                raise StackSettingsError(f"invalid settings for {where}: {'; '.join(problems)}")
         services = [base.service_name, *(s.service_name for s in out.values())]
         repeated = sorted({service for service in services if services.count(service) > 1})
         if repeated:
@@ -773,6 +806,46 @@ def _network_violations(s: StackSettings) -> list[str]:
     return problems
 
 
+def _followup_violations(s: StackSettings) -> list[str]:
+    """Follow-up destinations: their names, what each names, and the store that keeps follow-ups until sent."""
+    problems: list[str] = []
+    for name, target in s.followup_destinations.items():
+        if not FOLLOWUP_DESTINATION_NAME.fullmatch(name):
+            problems.append(
+                f"followup_destinations: {name!r} is not a destination name: lowercase letters, digits, - and _, "
+                "starting with a letter, at most 40 (for example billing)"
+            )
+        if not (SQS_QUEUE_ARN.fullmatch(target) or SQS_QUEUE_URL.fullmatch(target) or CONSUMER_NAME.fullmatch(target)):
+            problems.append(
+                f"followup_destinations.{name}: {target!r} is neither a queue ARN "
+                "(arn:aws:sqs:eu-west-1:123456789012:billing), a queue URL "
+                "(https://sqs.eu-west-1.amazonaws.com/123456789012/billing) nor one of the stage's consumers"
+            )
+    if s.followup_destinations and not s.idempotency:
+        problems.append(
+            "followup_destinations need idempotency = true: follow-ups are stored with the handler's completion "
+            "until they are sent, which is what sends each exactly once"
+        )
+    return problems
+
+
+def _consumer_destination_violations(name: str, s: StackSettings, consumers: set[str]) -> list[str]:
+    """Destinations that name a consumer: one of the stage's further consumers, never the one sending."""
+    problems = []
+    for destination, target in s.followup_destinations.items():
+        if SQS_QUEUE_ARN.fullmatch(target) or SQS_QUEUE_URL.fullmatch(target):
+            continue
+        if target == name:
+            problems.append(f"followup_destinations.{destination}: a consumer cannot send follow-ups to its own queue")
+        elif target not in consumers:
+            known = ", ".join(sorted(consumers)) or "none"
+            problems.append(
+                f"followup_destinations.{destination}: {target!r} is not one of the stage's consumers (declared: "
+                f"{known}); name a consumer under consumers, or give the queue's ARN or URL"
+            )
+    return problems
+
+
 def _alarm_violations(s: StackSettings) -> list[str]:
     """Where the alarms go."""
     problems: list[str] = []
@@ -796,6 +869,7 @@ _RULES = (
     _producer_violations,
     _network_violations,
     _alarm_violations,
+    _followup_violations,
 )
 
 

@@ -11,8 +11,10 @@ placement, payload bucket and, if given, an alarm topic.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+import jsii
 from aws_cdk import Acknowledgment, CfnRule, CfnRuleAssertion, Fn, Stack, Token, Validations
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_codedeploy as codedeploy
@@ -23,9 +25,10 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
-from constructs import Construct
+from constructs import Construct, IValidation
 
 from infra.consumer_function import ARCHITECTURE, HANDLER, RUNTIME, ConsumerFunctionConstruct
+from infra.followups import queue_destination, resolve
 from infra.idempotency_table import IdempotencyTableConstruct
 from infra.monitoring import MonitoringConstruct
 from infra.network import VpcPlacementConstruct
@@ -44,6 +47,23 @@ CODEDEPLOY_POLICY_FINDING = (
     "AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
     "AWSCodeDeployRoleForLambdaLimited]"
 )
+
+
+@jsii.implements(IValidation)
+class _FollowUpsWired:
+    """A consumer whose settings declare follow-up destinations must be given them (the synth fails otherwise:
+    its handlers' emits would all fail)."""
+
+    def __init__(self, consumer: SqsConsumer) -> None:
+        self._consumer = consumer
+
+    def validate(self) -> list[str]:
+        if self._consumer.followups_wired:
+            return []
+        return [
+            f"consumer {self._consumer.props.name!r} declares followup_destinations but was never given them: call "
+            "SqsConsumer.send_followups_to(queues) once the queues they name exist (ConsumerStack does)"
+        ]
 
 
 @dataclass(frozen=True)
@@ -111,6 +131,22 @@ class SqsConsumer(Construct):
         )
         self.deployment_group = self._gradual_deploy(settings)
         self._allow_producers(settings)
+        # Follow-up destinations are wired by send_followups_to, once the queues they name exist.
+        self._followups_wired = not settings.followup_destinations
+        self.node.add_validation(_FollowUpsWired(self))
+
+    def send_followups_to(self, queues: Mapping[str, sqs.IQueue]) -> None:
+        """Give the function its follow-up destinations (settings.followup_destinations): ARNs and URLs as they
+        are, consumers' names looked up in ``queues``. Call it once every queue named there exists."""
+        declared = self.props.settings.followup_destinations
+        missing = sorted(target for target in declared.values() if queue_destination(target) is None
+                         and target not in queues)  # fmt: skip
+        if missing:
+            raise StackSettingsError(
+                f"consumer {self.props.name!r}: followup_destinations name {', '.join(missing)}: pass their queues"
+            )
+        self.consumer.send_followups_to(resolve(declared, queues))
+        self._followups_wired = True
 
     def _gradual_deploy(self, settings: StackSettings) -> codedeploy.LambdaDeploymentGroup | None:
         """CodeDeploy shifts the ``live`` alias to a new version by ``settings.gradual_deploy``, and back when
@@ -183,6 +219,10 @@ class SqsConsumer(Construct):
     @property
     def topic(self) -> sns.ITopic:
         return self.monitoring.topic
+
+    @property
+    def followups_wired(self) -> bool:
+        return self._followups_wired
 
     def _allow_producers(self, settings: StackSettings) -> None:
         """The queue policy for the producers: IAM principals, and AWS services by source ARN."""

@@ -70,6 +70,7 @@ class ConsumerStack(Stack):
                     payload_bucket=self.payloads,
                 ),
             )
+        self._send_followups()
         self._check_regions(settings)
         self._hold_to_the_stages_account(settings, stage)
         self._warn_on_an_unreachable_alarm_email(settings)
@@ -97,6 +98,12 @@ class ConsumerStack(Stack):
             assert_description=f"stage {stage} deploys to account {settings.account} only: use that account's "
             "credentials, or change the stage's account in cdk.json",
         )])  # fmt: skip
+
+    def _send_followups(self) -> None:
+        """Each consumer's follow-up destinations, once every consumer's queue exists (one may name another)."""
+        queues = {name: consumer.queue for name, consumer in self.consumers.items() if name}
+        for consumer in self.consumers.values():
+            consumer.send_followups_to(queues)
 
     def _warn_on_an_unreachable_alarm_email(self, settings: StackSettings) -> None:
         if settings.alarm_email and settings.alarm_email.rsplit("@", 1)[1].lower() in RESERVED_MAIL_DOMAINS:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import signal
 import sys
 import threading
@@ -206,12 +205,8 @@ def run_invoke(template: Path, event_path: Path, consumer: str = "") -> int:
         deadline = time.monotonic() + 3
         while time.monotonic() < deadline and "REPORT RequestId" not in log_path.read_text():
             time.sleep(0.05)
+        # The REPORT line's memory and init are the runtime's own (local/emulator.py's ReportLines).
         logs = log_path.read_text().rstrip()
-        peak = pipeline.functions[0].runtime_peak_memory_mb()
-        if peak is not None:
-            logs = re.sub(
-                r"Max Memory Used: \d+ MB", f"Max Memory Used: {peak} MB (measured: the runtime's peak RSS)", logs
-            )
         console.rule("function logs")
         console.out(logs, highlight=False)
         console.rule("response")

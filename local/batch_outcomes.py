@@ -18,6 +18,8 @@ from local.event_source import BatchResult
 
 QUARANTINED_LINE = "Record quarantined to the DLQ"
 DUPLICATE_LINE = "Duplicate acknowledged"
+# A batch's line names this many of its trace ids, and counts the rest.
+SHOWN_TRACE_IDS = 3
 
 
 @dataclass
@@ -28,19 +30,26 @@ class BatchOutcomes:
     listed: int = 0
     quarantined: Counter[str] = field(default_factory=Counter)  # kind -> records
     reason: str = "ok"
+    # The trace ids its records carried (AWSTraceHeader): the ids to follow them by (make logs TRACE_ID=...).
+    trace_ids: tuple[str, ...] = ()
 
     def describe(self, duration_ms: float) -> str:
         if self.reason in ("function_error", "invalid_response"):
             why = "function error" if self.reason == "function_error" else "invalid response"
             return (f"batch of {self.records}: {why}: nothing deleted, all {self.records} return after the "
-                    f"visibility timeout ({duration_ms:.0f} ms)")  # fmt: skip
+                    f"visibility timeout ({duration_ms:.0f} ms)" + self._traces())  # fmt: skip
         quarantined = sum(self.quarantined.values())
         kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(self.quarantined.items()))
         return (
             f"batch of {self.records}: {self.succeeded} succeeded, {self.duplicates} duplicate, "
             f"{self.listed} listed for retry, {quarantined} quarantined" + (f" ({kinds})" if kinds else "")
-            + f" in {duration_ms:.0f} ms"
+            + f" in {duration_ms:.0f} ms" + self._traces()
         )  # fmt: skip
+
+    def _traces(self) -> str:
+        shown = ", ".join(self.trace_ids[:SHOWN_TRACE_IDS])
+        more = len(self.trace_ids) - SHOWN_TRACE_IDS
+        return f"; trace {shown}" + (f" (+{more})" if more > 0 else "") if self.trace_ids else ""
 
 
 def _records(lines: list[str]) -> list[dict[str, Any]]:
@@ -59,7 +68,8 @@ def _records(lines: list[str]) -> list[dict[str, Any]]:
 
 def batch_outcomes(result: BatchResult) -> BatchOutcomes:
     """Split the batch's deleted records into succeeded, duplicate and quarantined (by kind)."""
-    outcomes = BatchOutcomes(records=len(result.message_ids), listed=len(result.failed), reason=result.reason)
+    outcomes = BatchOutcomes(records=len(result.message_ids), listed=len(result.failed), reason=result.reason,
+                             trace_ids=result.log.trace_ids if result.log else ())  # fmt: skip
     if result.reason in ("function_error", "invalid_response"):
         return outcomes
     deleted = set(result.deleted)

@@ -5,30 +5,41 @@ starts in its container). Only that binary is needed, so it is extracted from
 the pinned wheel into ``.cache/`` instead of installing SAM and its pins.
 The handler runs under ``awslambdaric``, the runtime client Lambda uses, with
 the template's environment, timeout and memory.
+
+The emulator's REPORT line is made true on its way to the log (``ReportLines``): it says "Max Memory
+Used" is the memory size and "Init Duration: 0.02 ms", and counts the init in the first invocation's
+Duration. The line written gives the runtime process tree's peak resident memory (VmHWM, which, like
+Lambda's figure, never falls within one environment), and the init and invoke durations the emulator
+itself measures and says in its own lines at --log-level info (INIT REPORT, INVOKE RTDONE).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
 import zipfile
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
 from local.processes import LOOPBACK, ChildProcess, free_port, wait_for_port
 from local.template import FunctionSpec
+from sqs_consumer.models.trace import TRACE_HEADER_ATTRIBUTE, trace_id
 
 ROOT = Path(__file__).resolve().parents[1]
 SAM_CLI_VERSION = "1.170.0"
@@ -73,6 +84,8 @@ class FunctionLog:
 
     path: Path
     offset: int
+    # The trace ids of the invocation's records (their AWSTraceHeader), in order, once each.
+    trace_ids: tuple[str, ...] = field(default=())
 
     def lines(self, wait_seconds: float = 2.0) -> list[str]:
         """The invocation's lines, once the emulator's REPORT line is written (or ``wait_seconds`` passed)."""
@@ -84,6 +97,97 @@ class FunctionLog:
             if REPORT_LINE in text or time.monotonic() >= deadline:
                 return text.split(REPORT_LINE, 1)[0].splitlines()
             time.sleep(0.02)
+
+
+# What the emulator's own lines (at --log-level info) say of the runtime: its init, and each invoke.
+_INIT_REPORT = re.compile(r"\(rapid\) INIT REPORT\(durationMs: ([0-9.]+)\)")
+_INVOKE_DONE = re.compile(r"\(rapid\) INVOKE RTDONE\(.*duration: ([0-9.]+)ms\)")
+EMULATOR_LINE = " (rapid) "
+
+
+class ReportLines:
+    """The emulator's output on its way to the log, each REPORT line given the runtime's real peak memory,
+    init and invoke durations (see the module's doc). ``runtime`` names the runtime's processes now; the
+    emulator's own "(rapid)" lines, read for the durations, are logged only with ``show_emulator_lines``."""
+
+    def __init__(self, runtime: Callable[[], list[str]], *, show_emulator_lines: bool = False) -> None:
+        self._runtime = runtime
+        self._show = show_emulator_lines
+        self._init_ms: float | None = None
+        self._invoke_ms: float | None = None
+        self.reports = 0
+        self._written = threading.Condition()
+
+    def see(self, line: str) -> str | None:
+        """``line`` as it should be logged; None when it should not be."""
+        if EMULATOR_LINE in line:
+            if found := _INIT_REPORT.search(line):
+                self._init_ms = float(found[1])
+            elif found := _INVOKE_DONE.search(line):
+                self._invoke_ms = float(found[1])
+            return line if self._show else None
+        if line.startswith(REPORT_LINE):
+            return self._report(line)
+        return line
+
+    def written(self, line: str) -> None:
+        if line.startswith(REPORT_LINE):
+            with self._written:
+                self.reports += 1
+                self._written.notify_all()
+
+    def wait_for_reports(self, count: int, timeout: float) -> None:
+        with self._written:
+            self._written.wait_for(lambda: self.reports >= count, timeout=timeout)
+
+    def _report(self, line: str) -> str:
+        """The REPORT line's fields, tab-separated, each the runtime's where it was measured."""
+        init_ms, invoke_ms = self._init_ms, self._invoke_ms
+        self._init_ms = self._invoke_ms = None
+        peak_kb = sum(peak for pid in self._runtime() if (peak := peak_resident_kb(pid)) is not None)
+        head, *fields, tail = line.split("\t")
+        measured = {
+            "Init Duration": f"{init_ms:.2f} ms" if init_ms is not None else None,
+            # The emulator counts a cold start's init in its Duration; Lambda does not.
+            "Duration": f"{invoke_ms:.2f} ms" if invoke_ms is not None else None,
+            "Max Memory Used": f"{math.ceil(peak_kb / 1024)} MB" if peak_kb else None,
+        }
+        named = dict(field.split(": ", 1) for field in fields if ": " in field)
+        if measured["Init Duration"] is not None and "Init Duration" not in named:
+            named = {"Init Duration": "", **named}
+        told = [f"{name}: {measured.get(name) or value}" for name, value in named.items()]
+        return "\t".join([head, *told, tail])
+
+
+def process_tree(pids: Iterable[str]) -> list[str]:
+    """``pids`` and every process below them (read from /proc; those gone meanwhile left out)."""
+    found: list[str] = []
+    pending = list(pids)
+    while pending:
+        pid = pending.pop(0)
+        found.append(pid)
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                pending.extend((task / "children").read_text().split())
+    return found
+
+
+def peak_resident_kb(pid: str) -> int | None:
+    """A process's peak resident memory (VmHWM), in kB; None once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def _trace_ids(event: Any) -> tuple[str, ...]:
+    records = event.get("Records") if isinstance(event, dict) else None
+    headers = [(record.get("attributes") or {}).get(TRACE_HEADER_ATTRIBUTE) for record in records or []
+               if isinstance(record, dict)]  # fmt: skip
+    return tuple(dict.fromkeys(found for header in headers if (found := trace_id(header)) is not None))
 
 
 @dataclass(frozen=True)
@@ -120,8 +224,10 @@ class FunctionEmulator:
             "AWS_LAMBDA_FUNCTION_HANDLER": spec.handler,
             **environment,
         }
-        # The emulator's own "(rapid)" lines only when asked: LOCAL_EMULATOR_LOG_LEVEL=info (or debug).
-        emulator_log_level = os.environ.get("LOCAL_EMULATOR_LOG_LEVEL", "error")
+        # The emulator's own "(rapid)" lines in the log only when asked: LOCAL_EMULATOR_LOG_LEVEL=info (or
+        # debug). It runs at info at least: its INIT REPORT and INVOKE RTDONE lines give the real durations.
+        asked = os.environ.get("LOCAL_EMULATOR_LOG_LEVEL", "error")
+        emulator_log_level = asked if asked == "debug" else "info"
         command = [
             str(rie_binary()),
             "--log-level", emulator_log_level,
@@ -131,8 +237,26 @@ class FunctionEmulator:
         ]  # fmt: skip
         # True while an invocation runs (an instance runs one at a time).
         self.invoking = False
-        self._child = ChildProcess(command, env=env, log_path=log_path)
+        self._returned = 0  # invocations that returned: each has its REPORT line
+        self._child = ChildProcess(command, env=env, capture=log_path is not None)
+        self._report = ReportLines(lambda: process_tree(sorted(self._runtime_pids())),
+                                   show_emulator_lines=asked in ("info", "debug"))  # fmt: skip
+        if log_path is not None:
+            threading.Thread(target=self._relay, args=(log_path,), name="emulator-output", daemon=True).start()
         wait_for_port(self.port, self._child.process)
+
+    def _relay(self, log_path: Path) -> None:
+        """The emulator's output into its log, line by line, its REPORT lines made true."""
+        output = self._child.process.stdout
+        assert output is not None
+        with log_path.open("ab") as log:
+            for raw in iter(output.readline, b""):
+                line = self._report.see(raw.decode(errors="replace"))
+                if line is None:
+                    continue
+                log.write(line.encode())
+                log.flush()
+                self._report.written(line)
 
     def invoke(self, event: dict[str, Any]) -> Invocation:
         request = urllib.request.Request(  # loopback emulator URL
@@ -141,7 +265,11 @@ class FunctionEmulator:
             headers={"Content-Type": "application/json"},
             method="POST",
         )
-        log = FunctionLog(self._log_path, self._log_path.stat().st_size) if self._log_path else None
+        log = None
+        if self._log_path is not None:
+            # The last invocation's REPORT line is in the log before this one's slice starts.
+            self._report.wait_for_reports(self._returned, timeout=2.0)
+            log = FunctionLog(self._log_path, self._log_path.stat().st_size, _trace_ids(event))
         started = time.monotonic()
         self.invoking = True
         try:
@@ -157,6 +285,7 @@ class FunctionEmulator:
             return Invocation("Runtime.ExitError", function_error=True, duration_seconds=time.monotonic() - started)
         finally:
             self.invoking = False
+        self._returned += 1
         elapsed = time.monotonic() - started
         try:
             payload = json.loads(raw) if raw.strip() else None
@@ -190,18 +319,14 @@ class FunctionEmulator:
         return bool(pids)
 
     def runtime_peak_memory_mb(self) -> int | None:
-        """The runtime process's peak resident memory (VmHWM), which the emulator does not measure:
-        its REPORT line gives the memory size as "Max Memory Used". None where /proc cannot tell."""
+        """The runtime process tree's peak resident memory (VmHWM), as its REPORT lines give it. None where
+        /proc cannot tell."""
         try:
-            children = self._runtime_pids()
-            peaks = []
-            for child in children:
-                for line in Path(f"/proc/{child}/status").read_text().splitlines():
-                    if line.startswith("VmHWM:"):
-                        peaks.append(int(line.split()[1]))
-        except (OSError, ValueError):
+            pids = process_tree(sorted(self._runtime_pids()))
+        except OSError:
             return None
-        return max(peaks) // 1024 if peaks else None
+        peak_kb = sum(peak for pid in pids if (peak := peak_resident_kb(pid)) is not None)
+        return math.ceil(peak_kb / 1024) if peak_kb else None
 
     def stop(self) -> None:
         self._child.stop()

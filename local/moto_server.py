@@ -2,7 +2,7 @@
 
     python -m local.moto_server -H 127.0.0.1 -p PORT      (the arguments of moto_server)
 
-Two departures from DynamoDB, mended here:
+Departures from DynamoDB and SQS, mended here:
 - moto's TransactWriteItems deep-copies each table it writes (to roll back), while the server's other
   threads write to the same table: concurrent transactions and batch writes then fail with HTTP 500
   ("dictionary changed size during iteration"), which DynamoDB never answers for that. One lock around
@@ -11,6 +11,8 @@ Two departures from DynamoDB, mended here:
   table of 10,000 copies a million items, and a batch of 10,000 records takes minutes (DynamoDB takes
   milliseconds). Under the lock a transaction can check every condition first and write only if all
   hold, as DynamoDB does, with nothing to roll back.
+- moto's SendMessageBatch drops each entry's MessageSystemAttributes (the AWSTraceHeader), which its
+  SendMessage keeps and SQS keeps on both: each entry's are handed to the message moto makes for it.
 """
 
 from __future__ import annotations
@@ -30,8 +32,11 @@ from moto.dynamodb.exceptions import (
 )
 from moto.dynamodb.models import DynamoDBBackend
 from moto.server import main
+from moto.sqs.models import SQSBackend
 
 _WRITES = threading.RLock()
+# The system attributes of the entries of the SendMessageBatch this thread is in, in order.
+_BATCH = threading.local()
 _WRITE_OPERATIONS = ("put_item", "update_item", "delete_item", "transact_write_items")
 _OPERATIONS = {"ConditionCheck", "Put", "Delete", "Update"}
 
@@ -104,6 +109,34 @@ def isolate_dynamodb_writes() -> None:
         setattr(DynamoDBBackend, name, _isolated(getattr(DynamoDBBackend, name)))
 
 
+def keep_batch_system_attributes() -> None:
+    """SendMessageBatch keeps each entry's MessageSystemAttributes, as SQS does (idempotent)."""
+    if getattr(SQSBackend.send_message_batch, "keeps_system_attributes", False):
+        return
+    send_batch, send_one = SQSBackend.send_message_batch, SQSBackend.send_message
+
+    @functools.wraps(send_batch)
+    def send_message_batch(self: SQSBackend, queue_name: str, entries: dict[str, dict[str, Any]]) -> Any:
+        # moto sends the entries one by one, in order, through send_message, without their system attributes.
+        _BATCH.pending = iter([entry.get("MessageSystemAttributes") for entry in entries.values()])
+        try:
+            return send_batch(self, queue_name, entries)
+        finally:
+            _BATCH.pending = None
+
+    @functools.wraps(send_one)
+    def send_message(self: SQSBackend, *args: Any, **kwargs: Any) -> Any:
+        pending = getattr(_BATCH, "pending", None)
+        if pending is not None and kwargs.get("system_attributes") is None:
+            kwargs["system_attributes"] = next(pending, None)
+        return send_one(self, *args, **kwargs)
+
+    send_message_batch.keeps_system_attributes = True  # type: ignore[attr-defined]
+    SQSBackend.send_message_batch = send_message_batch  # type: ignore[method-assign]
+    SQSBackend.send_message = send_message  # type: ignore[method-assign]
+
+
 if __name__ == "__main__":
     isolate_dynamodb_writes()
+    keep_batch_system_attributes()
     main()

@@ -2,6 +2,7 @@
 
     python -m local.new_event --type invoice.paid [--field invoice_id]
     make new-event TYPE=invoice.paid [FIELD=invoice_id]
+    make new-event TYPE=invoice.paid VERSION=2       (its next version: local/new_version.py)
 
 Writes the model (models/<module>.py: a payload with one required, non-empty string field), the
 handler (handlers/<module>.py) and its test (tests/unit/test_handler_<module>.py), adds the
@@ -23,8 +24,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from local import new_version
+
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGE = Path("functions/consumer/sqs_consumer")
+PACKAGE = new_version.PACKAGE
 # An event type as the contract uses them: lowercase words joined by dots, underscores or hyphens.
 EVENT_TYPE = re.compile(r"^[a-z][a-z0-9]*(?:[._-][a-z0-9]+)+$|^[a-z][a-z0-9]*$")
 FIELD = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -100,7 +103,12 @@ def {n.handler}(event: {n.event_class}, record: RecordInfo) -> None:
     # The work goes here. Raise NonRetryableError (sqs_consumer.errors) when retrying cannot help:
     # the message is quarantined with your reason. Any other exception retries the message.
     if logger.log_level <= logging.DEBUG:
-        logger.debug("{n.event_type} handled", {n.field}=event.payload.{n.field}, event_id=event.event_id)
+        logger.debug(
+            "{n.event_type} handled",
+            {n.field}=event.payload.{n.field},
+            event_id=event.event_id,
+            trace_id=record.trace_id,
+        )
 '''
 
 
@@ -187,6 +195,43 @@ def scaffold(n: Names, root: Path = ROOT) -> list[Path]:
             root / "schema" / "events.schema.json"]  # fmt: skip
 
 
+def scaffold_version(n: Names, version: int, root: Path = ROOT) -> list[Path]:
+    """The next version of a registered type (local/new_version.py); ValueError when it cannot be written."""
+    current = _current_version(root, n.event_type)
+    if current != version - 1:
+        raise ValueError(f"{n.event_type} is at version {current}: the next one is {current + 1}, not {version}")
+    files = new_version.version_files(root, new_version.Names(n.event_type, n.module, n.event_class), version)
+    sample = root / "events" / f"{n.event_type}.json"
+    payload = json.loads(json.loads(sample.read_text())["Records"][0]["body"])["payload"]
+    for path, text in files.items():
+        path.write_text(text)
+    kept = []
+    for suffix in (".json", ".expected.json"):  # the sample before, kept: a message sent before the deploy
+        kept.append(root / "events" / f"{n.event_type}.v{version - 1}{suffix}")
+        (root / "events" / f"{n.event_type}{suffix}").rename(kept[-1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(root / "functions" / "consumer")])}
+    subprocess.run([sys.executable, "-m", "local.sample_event", "--type", n.event_type, "--payload",  # noqa: S603
+                    json.dumps(payload)], cwd=root, env=env, check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    schema = subprocess.run([sys.executable, "-m", "publisher.schema"], cwd=root, env=env, check=True,
+                            capture_output=True, text=True).stdout  # fmt: skip
+    (root / "schema" / "events.schema.json").write_text(schema)
+    return [*files, *kept, sample, sample.with_name(f"{n.event_type}.expected.json"),
+            root / "schema" / "events.schema.json"]  # fmt: skip
+
+
+def _current_version(root: Path, event_type: str) -> int:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(root / "functions" / "consumer")])}
+    code = (
+        "import sys; from sqs_consumer.routes import REGISTRY; route = REGISTRY.routes.get(sys.argv[1]); "
+        "print(route.version if route else 0)"
+    )
+    listed = subprocess.run([sys.executable, "-c", code, event_type], cwd=root, env=env, check=True,  # noqa: S603
+                            capture_output=True, text=True).stdout  # fmt: skip
+    if int(listed) == 0:
+        raise ValueError(f"{event_type} is not registered: scaffold it first (make new-event TYPE={event_type})")
+    return int(listed)
+
+
 def _registered_types(root: Path) -> str:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(root / "functions" / "consumer")])}
     command = [sys.executable, "-c", "from sqs_consumer.routes import REGISTRY; print(sorted(REGISTRY.routes))"]
@@ -205,7 +250,12 @@ def main(argv: Sequence[str] | None = None, root: Path = ROOT) -> int:
                              formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--type", required=True, dest="event_type", help="the new event_type, e.g. invoice.paid")
     parser.add_argument("--field", help="the payload's required field (default: <first word>_id)")
+    parser.add_argument("--version", type=int, metavar="N",
+                        help="the next version N (2 or more) of a registered, released type: its model, upcaster, "
+                        "route, test and sample (local/new_version.py)")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.version is not None:
+        return _main_version(parser, args, root)
     if not EVENT_TYPE.match(args.event_type):
         parser.error(f"--type {args.event_type!r}: lowercase words joined by '.', '_' or '-', e.g. invoice.paid")
     if args.event_type in RESERVED:
@@ -221,6 +271,23 @@ def main(argv: Sequence[str] | None = None, root: Path = ROOT) -> int:
     for path in written:
         print(f"wrote {path.relative_to(root)}")
     print("Next: give the payload its real fields and the handler its work; `make unit` passes as it is.")
+    return 0
+
+
+def _main_version(parser: argparse.ArgumentParser, args: argparse.Namespace, root: Path) -> int:
+    if args.version < 2:
+        parser.error(f"--version {args.version}: a new version is 2 or more (version 1 is the type itself)")
+    if args.field:
+        parser.error("--field is for a new type; a new version keeps the type's fields until you change them")
+    try:
+        written = scaffold_version(Names(args.event_type, ""), args.version, root)
+    except ValueError as error:
+        print(f"error: nothing written: {error}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(f"wrote {path.relative_to(root)}")
+    print(f"Next: change the model and its upcaster together; release version {args.version} once deployed "
+          "(make schema-release).")  # fmt: skip
     return 0
 
 

@@ -50,6 +50,9 @@ def resolve_environment(
             return queues[value["Ref"]].url
         if isinstance(value, dict) and "Fn::GetAtt" in value and value["Fn::GetAtt"][0] in queues:
             return queues[value["Fn::GetAtt"][0]].arn
+        if isinstance(value, dict) and "Fn::Join" in value:  # FOLLOWUP_QUEUES: JSON around queue URLs
+            separator, parts = value["Fn::Join"]
+            return str(separator).join(resolve(name, part) for part in parts)
         raise TemplateError(f"cannot resolve {name}={value!r} locally")
 
     environment = {name: resolve(name, value) for name, value in plan.function.environment.items()}

@@ -35,12 +35,15 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 
 class ChildProcess:
     """A process in its own group, so stopping it stops its children too."""
 
-    def __init__(self, command: Sequence[str], *, env: dict[str, str], log_path: Path | None = None) -> None:
+    def __init__(
+        self, command: Sequence[str], *, env: dict[str, str], log_path: Path | None = None, capture: bool = False
+    ) -> None:
+        """Output to ``log_path``, or with ``capture`` to ``process.stdout`` for the caller to read, else nowhere."""
         self._log: IO[bytes] | None = log_path.open("ab") if log_path else None
         self.process = subprocess.Popen(  # noqa: S603  # our own fixed commands
             list(command),
             env=env,
-            stdout=self._log or subprocess.DEVNULL,
+            stdout=subprocess.PIPE if capture else self._log or subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )

@@ -118,7 +118,7 @@ def sample_event(
 ) -> dict[str, Any]:
     """The sample's SQS event; an offloaded one also writes its payload (events/payloads/NAME.json)."""
     event = {"event_id": f"evt_{name.replace('.', '_').replace('-', '_')}_1", "event_type": event_type,
-             "occurred_at": "2026-11-27T10:00:00Z", "payload": payload}  # fmt: skip
+             **_version_of(event_type), "occurred_at": "2026-11-27T10:00:00Z", "payload": payload}  # fmt: skip
     if shape == EVENT:
         body = json.dumps(event)
         return {"Records": [sqs_record(body, event_type, seed=f"sample:{name}:{body}")]}
@@ -134,6 +134,12 @@ def sample_event(
     return {"Records": [record]}
 
 
+def _version_of(event_type: str) -> dict[str, int]:
+    """The ``event_version`` a sample of the type's current version carries: none at version 1 (absent means 1)."""
+    route = REGISTRY.routes.get(event_type)
+    return {"event_version": route.version} if route is not None and route.version > 1 else {}
+
+
 def outcome_of(expected: dict[str, Any]) -> str:
     if expected["quarantined"]:
         return "quarantine"
@@ -144,7 +150,8 @@ def validation_error(event_type: str, payload: dict[str, Any]) -> str | None:
     """Why the payload does not make a valid event of its type (pydantic's words), or None."""
     route = REGISTRY.routes[event_type]
     try:
-        route.model.model_validate({"event_id": "evt_sample", "event_type": event_type, "payload": payload})
+        route.model.model_validate({"event_id": "evt_sample", "event_type": event_type, **_version_of(event_type),
+                                    "payload": payload})  # fmt: skip
     except ValidationError as error:
         return str(error)
     return None

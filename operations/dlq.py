@@ -255,7 +255,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-PEEK_COLUMNS = ("source_message_id", "event_id", "event_type", "why")
+PEEK_COLUMNS = ("source_message_id", "event_id", "event_type", "trace_id", "why")
 
 
 def _peek(client: SQSClient, args: argparse.Namespace) -> int:
@@ -265,19 +265,20 @@ def _peek(client: SQSClient, args: argparse.Namespace) -> int:
         print(_peek_row(*PEEK_COLUMNS))
     for letter in letters:
         if args.json:
-            print(json.dumps(letter.__dict__))
+            print(json.dumps({**letter.__dict__, "trace_id": letter.trace_id}))
         else:
             why = f"{letter.kind}: {letter.reason}" if letter.quarantined else "out of retries"
-            print(_peek_row(letter.source_message_id, letter.event_id or "-", letter.event_type or "-", why))
+            print(_peek_row(letter.source_message_id, letter.event_id or "-", letter.event_type or "-",
+                             letter.trace_id or "-", why))  # fmt: skip
     kinds = Counter(letter.kind or OUT_OF_RETRIES for letter in letters)
     summary = ", ".join(f"{n} {k}" for k, n in kinds.most_common())
     print(f"{len(letters)} message(s): {summary or 'none'}; the queue holds {count.describe()}", file=sys.stderr)
     return 0
 
 
-def _peek_row(message_id: str, event_id: str, event_type: str, why: str) -> str:
-    # Message ids are 36 characters; event ids and types pad to a common width and never wrap.
-    return f"{message_id:<36}  {event_id:<24} {event_type:<20} {why}"
+def _peek_row(message_id: str, event_id: str, event_type: str, trace: str, why: str) -> str:
+    # Message ids are 36 characters, trace ids 35; event ids and types pad to a common width and never wrap.
+    return f"{message_id:<36}  {event_id:<24} {event_type:<20} {trace:<35} {why}"
 
 
 def _redrive(client: SQSClient, dlq_url: str, endpoint_url: str | None, args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sqs_consumer.models.trace import TRACE_HEADER_ATTRIBUTE, trace_id
 from sqs_consumer.quarantine import ATTRIBUTE_PREFIX
 
 if TYPE_CHECKING:
@@ -26,6 +27,12 @@ class DeadLetter:
     receive_count: str | None
     source_queue_arn: str | None = None
     event_id: str | None = None
+    # The X-Ray trace header the copy carries (the quarantine and the redrive keep the record's).
+    trace_header: str | None = None
+
+    @property
+    def trace_id(self) -> str | None:
+        return trace_id(self.trace_header)
 
     @property
     def quarantined(self) -> bool:
@@ -49,6 +56,7 @@ def decode(message: dict[str, Any]) -> DeadLetter:
         receive_count=attributes.get("receive_count") or message.get("Attributes", {}).get("ApproximateReceiveCount"),
         source_queue_arn=source_arn if source_arn and source_arn != "-" else None,
         event_id=event_id_of(message["Body"]),
+        trace_header=message.get("Attributes", {}).get(TRACE_HEADER_ATTRIBUTE),
     )
 
 

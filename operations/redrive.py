@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 from operations.errors import one_line
 from operations.letters import approximate_count, dead_letter_sources, decode, receive, release
 from sqs_consumer.kinds import QuarantineKind
-from sqs_consumer.quarantine import ATTRIBUTE_PREFIX
+from sqs_consumer.models.trace import TRACE_HEADER_ATTRIBUTE
+from sqs_consumer.quarantine import ATTRIBUTE_PREFIX, trace_attribute
 from sqs_consumer.retry import queue_url_from_arn
 
 if TYPE_CHECKING:
@@ -311,8 +312,10 @@ def move(client: SQSClient, dlq_url: str, destination_url: str, message: dict[st
     }
     if originals:
         params["MessageAttributes"] = originals
+    system = message.get("Attributes", {})
+    if system.get(TRACE_HEADER_ATTRIBUTE):  # the event stays in its trace
+        params["MessageSystemAttributes"] = trace_attribute(system[TRACE_HEADER_ATTRIBUTE])
     if destination_url.endswith(".fifo"):
-        system = message.get("Attributes", {})
         params["MessageGroupId"] = system.get("MessageGroupId") or "redrive"
         params["MessageDeduplicationId"] = message["MessageId"]
     new_id = client.send_message(**params)["MessageId"]

@@ -18,6 +18,7 @@ from planning.model import (
 from planning.planner import SteadyState
 from planning.prices import PriceSheet
 from planning.workload import SECONDS_PER_MONTH, Workload
+from sqs_consumer.routes import REGISTRY
 
 SQS_CHUNK_BYTES = 64 * 1024
 # An idle standard mapping long-polls with 5 pollers, one 20 s receive each: 3 a minute.
@@ -25,13 +26,21 @@ IDLE_RECEIVES_PER_MONTH = 5 * 3 * 60 * 730
 # What the function logs, about: Lambda's platform lines per invocation, one EMF metrics document
 # per event type per batch, one WARNING/ERROR line per failed or quarantined record.
 PLATFORM_LOG_BYTES = 350
-METRICS_LOG_BYTES = 700
+METRICS_LOG_BYTES = 600
+# A metrics document holds two value arrays (handler time, age) of a value per record, 100 at most.
+METRICS_VALUE_BYTES = 9
+METRICS_VALUES = 100
 FAILURE_LOG_BYTES = 600
-# Custom metrics: the consumer's 7 EMF metrics per event type, plus the memory metric filter.
+# Custom metrics: the consumer's 7 EMF metrics per event type (5 counts, 2 value arrays), plus the
+# memory metric filter.
 EMF_METRICS_PER_EVENT_TYPE = 7
 METRIC_FILTERS = 1
-# The alarms of infra/monitoring.py per consumer (README, "Operate"); tests/infra/test_stack.py counts them.
-ALARMS = 9
+# The alarms of infra/monitoring.py per consumer, and one per service level a route declares (its
+# slo_p99_ms, its slo_max_age_s); tests/infra/test_stack.py counts them.
+BASE_ALARMS = 9
+ALARMS = BASE_ALARMS + sum(
+    (route.slo_p99_ms is not None) + (route.slo_max_age_s is not None) for route in REGISTRY.routes.values()
+)
 # Idempotency per processed record: a transactional claim (2 write units) and a completion or
 # release (1); a duplicate's claim is refused and the stored record read once (1 read unit).
 CLAIM_WRITE_UNITS = 2
@@ -202,7 +211,9 @@ def _payloads(month: _Month) -> list[CostLine]:
 
 def _cloudwatch(month: _Month, event_types: int) -> list[CostLine]:
     failures = month.failed + month.quarantined
-    log_bytes = month.invocations * (PLATFORM_LOG_BYTES + METRICS_LOG_BYTES) + failures * FAILURE_LOG_BYTES
+    values = min(METRICS_VALUES, month.received / month.invocations) if month.invocations else 0
+    metrics_bytes = METRICS_LOG_BYTES + 2 * METRICS_VALUE_BYTES * values
+    log_bytes = month.invocations * (PLATFORM_LOG_BYTES + metrics_bytes) + failures * FAILURE_LOG_BYTES
     metrics = event_types * EMF_METRICS_PER_EVENT_TYPE + METRIC_FILTERS
     return [
         month.line("CloudWatch", "logs ingested (GB)", log_bytes / GB, "cloudwatch_logs_ingested_gb"),

@@ -11,9 +11,9 @@ from planning.workload import WorkloadError
 def handler_times_from_logs(folder: Path) -> list[float]:
     """Per-record handler times (ms) from the EMF documents in ``folder``'s ``*.log`` files.
 
-    Each document is one batch and event type: ``ProcessingTime`` is its mean per record, counted
-    once per record it covers (``RecordsProcessed`` + ``RecordsFailed``). Means of batches hide some
-    of the spread within a batch: the p99 they give is a floor.
+    Each document is one batch and event type: ``ProcessingTime`` holds each record's time, or, past
+    EMF's 100 values an array, as many evenly spaced order statistics of them, each then counted for
+    its share of the records it covers (``RecordsProcessed`` + ``RecordsFailed``, and the rest timed).
     """
     if not folder.is_dir():
         raise WorkloadError(f"{folder} is not a folder of function logs (for example .cache/local)")
@@ -24,11 +24,20 @@ def handler_times_from_logs(folder: Path) -> list[float]:
                 continue
             try:
                 document = json.loads(line)
-                mean_ms = float(document["ProcessingTime"][0])
+                times = [float(value) for value in document["ProcessingTime"]]
                 records = int(sum(document.get(name, [0])[0] for name in ("RecordsProcessed", "RecordsFailed")))
             except (ValueError, KeyError, IndexError, TypeError):
                 continue  # not an EMF document of the consumer
-            samples.extend([mean_ms] * records)
+            samples.extend(_weighted(times, records))
     if not samples:
         raise WorkloadError(f"no ProcessingTime metrics in {folder}/*.log: run `make local` or `make chaos` first")
     return samples
+
+
+def _weighted(times: list[float], records: int) -> list[float]:
+    """The times a document stands for: each once, or, when it summed up more records than it holds,
+    each repeated for its equal share of them."""
+    if not times or records <= len(times):
+        return times
+    share = records / len(times)
+    return [time for index, time in enumerate(times) for _ in range(round((index + 1) * share) - round(index * share))]

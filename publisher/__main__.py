@@ -5,6 +5,8 @@
     some-producer | sqs-publish --queue-url URL          (JSON lines on stdin, read as they are sent)
     sqs-publish --queue-url URL --payload-bucket BUCKET ...      (offload events above the queue's maximum)
     sqs-publish --queue-url URL.fifo --group-field payload.tenant_id ...   (a FIFO group per event)
+    sqs-publish --queue-url URL --tenant-field tenant_id ...      (a fair queue: MessageGroupId, the tenant)
+    sqs-publish --queue-url URL --event-version 1 ...             (an older version of the events' types)
 
 (`make setup` installs sqs-publish into .venv/bin; `python -m publisher` is the same.)
 Requests go out --concurrency at a time (32 by default); on a FIFO queue one group's requests go one
@@ -39,8 +41,10 @@ import boto3
 
 from operations.cli import INTERRUPTED_EXIT, ArgumentParser, command
 from operations.errors import hint, hint_for, one_line
-from publisher.client import EventPublisher, GroupId, client_config, field_group
+from publisher.client import EventPublisher, GroupId, client_config, field_group, tenant_group
 from publisher.dispatch import DEFAULT_CONCURRENCY, Window
+from sqs_consumer.models import trace
+from sqs_consumer.models.trace import TraceHeader, trace_id
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,8 +63,21 @@ def _parser() -> argparse.ArgumentParser:
     groups.add_argument("--group-id", help="one message group id for every event (a FIFO queue needs a group)")
     groups.add_argument("--group-field", metavar="PATH",
                         help="each event's message group id from its field PATH, e.g. payload.tenant_id")  # fmt: skip
+    groups.add_argument("--tenant-field", metavar="FIELD",
+                        help="each event's tenant, a payload field (tenant_id) or a path (payload.org.id), as "
+                        "its MessageGroupId: a fair queue on a standard queue, the ordering group on FIFO")  # fmt: skip
+    parser.add_argument("--event-version", type=_version, metavar="N",
+                        help="send every event as version N of its type, validated as that version and stamped "
+                        "with it (default: each type's current version)")  # fmt: skip
     parser.add_argument("--payload-bucket", help="S3 bucket for events above the queue's maximum message size "
                         "(the stack's payload bucket output); without it such an event fails")  # fmt: skip
+    parser.add_argument(
+        "--trace-header",
+        type=_trace_header,
+        metavar="HEADER",
+        help="the X-Ray trace header (AWSTraceHeader) of every message, Root=1-...;Parent=...;"
+        "Sampled=0|1 (default: the trace in _X_AMZN_TRACE_ID when set, else a new trace per event)",
+    )
     parser.add_argument("--concurrency", type=_positive, default=DEFAULT_CONCURRENCY,
                         help=f"requests in flight together, 1 to 256 (default {DEFAULT_CONCURRENCY})")  # fmt: skip
     return parser
@@ -74,6 +91,30 @@ def _positive(text: str) -> int:
     if not 1 <= value <= 256:
         raise argparse.ArgumentTypeError(f"must be between 1 and 256, not {value}")
     return value
+
+
+def _trace_header(text: str) -> str:
+    header = TraceHeader.parse(text)
+    if header is None or header.parent is None:
+        shape = "Root=1-<8 hex>-<24 hex>;Parent=<16 hex>"
+        raise argparse.ArgumentTypeError(f"not an X-Ray trace header ({shape}): {text!r}")
+    return text
+
+
+def _version(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"an event version is 1 or more, not {value}")
+    return value
+
+
+def _group(args: argparse.Namespace) -> GroupId:
+    if args.tenant_field:
+        return tenant_group(args.tenant_field)
+    return field_group(args.group_field) if args.group_field else args.group_id
 
 
 def _read_events(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Iterator[Any]:
@@ -137,7 +178,8 @@ class _Report:
         for result in results:
             if result.ok:
                 self.sent += 1
-                print(f"sent    {result.event_id}  message_id={result.message_id}", flush=True)
+                trace = f"  trace_id={trace_id(result.trace_header)}" if result.trace_header else ""
+                print(f"sent    {result.event_id}  message_id={result.message_id}{trace}", flush=True)
                 continue
             self.failed += 1
             if result.cause:
@@ -155,18 +197,19 @@ class _Report:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.queue_url.endswith(".fifo") and not (args.group_id or args.group_field):
-        parser.error("--group-id or --group-field is required for a FIFO queue")
+    if args.queue_url.endswith(".fifo") and not (args.group_id or args.group_field or args.tenant_field):
+        parser.error("--group-id, --group-field or --tenant-field is required for a FIFO queue")
     events = _read_events(args, parser)
     first = next(events, None)
     if first is None:
         parser.error("no events to publish")
-    group: GroupId = field_group(args.group_field) if args.group_field else args.group_id
+    group = _group(args)
     report = _Report(parser.prog)
     try:
         sqs, s3 = _clients(args)
         publisher = EventPublisher(args.queue_url, sqs, payload_bucket=args.payload_bucket, s3=s3,
-                                   window=Window(args.concurrency))  # fmt: skip
+                                   window=Window(args.concurrency), event_version=args.event_version,
+                                   trace_header=args.trace_header or trace.for_message)  # fmt: skip
         report.print(publisher.stream(itertools.chain([first], events), group_id=group))
     except KeyboardInterrupt:  # what was sent before the stop is known, and said in the one line
         print(f"{parser.prog}: stopped: sent {report.sent}, failed {report.failed}; the rest not sent, but for "

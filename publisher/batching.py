@@ -34,6 +34,9 @@ class Entry:
     # Set when the event is offloaded: the event itself, to store at ``pointer`` before the send.
     payload: str | None = None
     pointer: PayloadPointer | None = None
+    # The X-Ray trace header sent as the message's AWSTraceHeader system attribute: SQS counts it
+    # neither in the message's size nor among its 10 message attributes.
+    trace_header: str | None = None
 
     # Counted once, read several times: what the message counts against SQS's limits (body plus
     # attributes), and what the entry keeps in memory until it is sent (body plus offloaded event).
@@ -68,24 +71,27 @@ class Batch:
 
 
 class BatchBuilder:
-    """Fills one open batch per message group (one in all on a standard queue), oldest first."""
+    """Fills one open batch per message group on a FIFO queue (``by_group``), one in all on a standard
+    queue, whose tenants' messages share requests; oldest first."""
 
-    def __init__(self, max_bytes: int = MAX_BATCH_BYTES) -> None:
+    def __init__(self, max_bytes: int = MAX_BATCH_BYTES, *, by_group: bool = True) -> None:
         self._max_bytes = min(max_bytes, MAX_BATCH_BYTES)
+        self._by_group = by_group
         self._open: dict[str | None, Batch] = {}
 
     def add(self, entry: Entry) -> list[Batch]:
         """Adds ``entry``; returns the batches this closed, in the order they were opened."""
         closed = []
-        batch = self._open.get(entry.group_id)
+        key = entry.group_id if self._by_group else None
+        batch = self._open.get(key)
         if batch is not None and not batch.fits(entry):
-            closed.append(self._open.pop(entry.group_id))
+            closed.append(self._open.pop(key))
             batch = None
         if batch is None:
-            batch = self._open[entry.group_id] = Batch(entry.group_id, self._max_bytes)
+            batch = self._open[key] = Batch(key, self._max_bytes)
         batch.add(entry)
         if batch.full:
-            closed.append(self._open.pop(entry.group_id))
+            closed.append(self._open.pop(key))
         return closed
 
     def has_open(self) -> bool:

@@ -21,7 +21,9 @@ from publisher.batching import MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, Entry
 from publisher.dispatch import DEFAULT_CONCURRENCY, Dispatcher, Window
 from publisher.offload import PayloadStore, S3Writer
 from publisher.sender import BatchSender, PublishResult, RetryPolicy, is_permanent
+from publisher.versioning import VersionedEvents
 from sqs_consumer.errors import PoisonMessageError
+from sqs_consumer.models import trace
 from sqs_consumer.models.base import BaseEvent
 from sqs_consumer.registry import EventRegistry
 from sqs_consumer.routes import REGISTRY
@@ -29,10 +31,16 @@ from sqs_consumer.routes import REGISTRY
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
-__all__ = ["MAX_BATCH_BYTES", "MAX_BATCH_ENTRIES", "EventPublisher", "GroupId", "PublishResult", "is_permanent"]
+__all__ = [
+    "MAX_BATCH_BYTES", "MAX_BATCH_ENTRIES", "EventPublisher", "GroupId", "PublishResult", "is_permanent",
+    "tenant_group",
+]  # fmt: skip
 
 EVENT_TYPE_ATTRIBUTE = "event_type"
-# A FIFO message group: one for every event, or one chosen per event from the validated event.
+# Where each message's trace header comes from: a call per event, one header for all, or none.
+TraceHeaderSource = Callable[[], str] | str | None
+# A message group (FIFO: the ordering group; standard: the tenant of a fair queue): one for every event, or
+# one chosen per event from the validated event.
 GroupId = str | Callable[[BaseEvent], str] | None
 
 
@@ -63,19 +71,33 @@ class EventPublisher:
         payload_bucket: str | None = None,
         s3: S3Writer | None = None,
         window: Window | None = None,
+        event_version: int | None = None,
+        trace_header: TraceHeaderSource = trace.for_message,
     ) -> None:
         """``max_message_bytes``: the queue's MaximumMessageSize; read from the queue when not given
         (SQS's largest, 1 MiB, when the caller may not read the queue's attributes).
         ``payload_bucket``: where events above it go (written with ``s3``, by default a client in
         botocore's standard retry mode); without it such an event is refused.
         ``window``: requests in flight together and the input held in memory. The clients' connection
-        pools (``max_pool_connections``) should be at least its concurrency: see ``client_config``."""
+        pools (``max_pool_connections``) should be at least its concurrency: see ``client_config``.
+        ``trace_header``: the X-Ray trace header of each message (its ``AWSTraceHeader``), called once per
+        event: by default the producer's current trace (``_X_AMZN_TRACE_ID``) when it runs in one, else a
+        new trace per event; a fixed header, or None for none.
+        ``event_version``: the version of their type every event is sent as (publisher/versioning.py);
+        None, each type's current one.
+
+        A message group id (``group_id``) is each message's ``MessageGroupId``: on a FIFO queue its
+        ordering group, on a standard queue its tenant, which a fair queue keeps from delaying other tenants."""
         self._queue_url = queue_url
         self._client = client
         self._registry = registry
+        self._versions = VersionedEvents(registry, event_version)
         self._fifo = queue_url.endswith(".fifo")
         self._max_message_bytes = max_message_bytes
         self._window = window or Window(DEFAULT_CONCURRENCY)
+        if isinstance(trace_header, str) and trace.TraceHeader.parse(trace_header) is None:
+            raise ValueError(f"not an X-Ray trace header (Root=1-<8 hex>-<24 hex>;Parent=<16 hex>): {trace_header!r}")
+        self._trace_header = trace_header
         self._payloads: PayloadStore | None = None
         if payload_bucket:
             writer: S3Writer = s3 or boto3.client("s3", config=client_config(self._window.concurrency))
@@ -110,9 +132,8 @@ class EventPublisher:
 
     def _prepare(self, index: int, document: object, group_id: GroupId, limit: int) -> Entry | PublishResult:
         """The event as an entry to send, or the result that says why it will not be sent."""
-        body = document if isinstance(document, str) else json.dumps(document, separators=(",", ":"))
         try:
-            event = self._registry.parse(body)
+            body, event = self._versions.prepare(document)
         except PoisonMessageError as error:
             return PublishResult(_event_id_of(document), error=f"{error.kind}: {error}")
         try:
@@ -122,13 +143,17 @@ class EventPublisher:
         if self._fifo and not group:
             return PublishResult(event.event_id, error="no message group id: a FIFO queue needs one")
         attribute = {EVENT_TYPE_ATTRIBUTE: {"DataType": "String", "StringValue": event.event_type}}
-        entry = Entry(index, event.event_id, body, attribute, group)
+        entry = Entry(index, event.event_id, body, attribute, group, trace_header=self._trace())
         if entry.size <= limit:
             return entry
         if self._payloads is None:
             refused = f"message is larger than the queue's maximum of {limit} bytes; offload it with a payload bucket"
             return PublishResult(event.event_id, error=refused)
         return self._payloads.offload(entry)
+
+    def _trace(self) -> str | None:
+        header = self._trace_header
+        return header() if callable(header) else header
 
     def _queue_max_bytes(self) -> int:
         if self._max_message_bytes is None:
@@ -183,3 +208,11 @@ def field_group(path: str) -> Callable[[BaseEvent], str]:
         return str(value)
 
     return group
+
+
+def tenant_group(path: str) -> Callable[[BaseEvent], str]:
+    """Each event's tenant as its message group id, from the field ``path``: a path from the event
+    (``payload.tenant_id``), or a name in its payload (``tenant_id``). On a standard queue SQS then keeps
+    one tenant's backlog from delaying the others' (fair queues); on a FIFO queue it is the ordering group."""
+    top = path.split(".", 1)[0]
+    return field_group(path if top in BaseEvent.model_fields or top == "payload" else f"payload.{path}")

@@ -128,7 +128,7 @@ class Dispatcher:
         self._send = send
         self._window = window
         self._ordered_groups = ordered_groups
-        self._builder = BatchBuilder(max_batch_bytes)
+        self._builder = BatchBuilder(max_batch_bytes, by_group=ordered_groups)
         self._gate = _Gate(window)
         self._waiting: list[Batch] = []
         self._in_flight: dict[Future[dict[int, PublishResult]], Batch] = {}

@@ -35,7 +35,16 @@ class PayloadStore:
         """``entry`` as a pointer to a new key; the event is stored by ``store`` when the entry is sent."""
         pointer = PayloadPointer(self.bucket, str(uuid.uuid4()))
         attributes: Attributes = {**entry.attributes, **size_attribute(utf8_size(entry.body))}
-        return Entry(entry.index, entry.event_id, pointer.body(), attributes, entry.group_id, entry.body, pointer)
+        return Entry(
+            entry.index,
+            entry.event_id,
+            pointer.body(),
+            attributes,
+            entry.group_id,
+            entry.body,
+            pointer,
+            entry.trace_header,
+        )
 
     def store(self, entry: Entry) -> None:
         """Writes the event of an offloaded entry; botocore's retry mode retries throttling and 5xx."""

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from operations.errors import one_line
 from publisher.batching import Batch, Entry
 from publisher.offload import PayloadStore
+from sqs_consumer.quarantine import trace_attribute
 from sqs_consumer.sqs_limits import deduplication_id
 
 if TYPE_CHECKING:
@@ -33,6 +34,8 @@ class PublishResult:
     # reason no retry fixes (the queue does not exist, the caller may not send, no credentials). The
     # same for every event of the run, so a tool reports it once (``code: message``), not per event.
     cause: str | None = None
+    # The X-Ray trace header the message was sent with (its AWSTraceHeader), when it was sent with one.
+    trace_header: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -133,7 +136,9 @@ class BatchSender:
         those entries in ``pending`` as worth sending again."""
         for success in response.get("Successful", []):
             entry = pending.pop(success["Id"])
-            results[entry.index] = PublishResult(entry.event_id, message_id=success["MessageId"])
+            results[entry.index] = PublishResult(
+                entry.event_id, message_id=success["MessageId"], trace_header=entry.trace_header
+            )
         failures: dict[str, str] = {}
         for failure in response.get("Failed", []):
             entry = pending[failure["Id"]]
@@ -174,8 +179,11 @@ class BatchSender:
             "MessageAttributes": {name: {"DataType": value["DataType"], "StringValue": value["StringValue"]}
                                   for name, value in entry.attributes.items()},
         }  # fmt: skip
-        if self._fifo and entry.group_id:
+        if entry.trace_header:
+            request["MessageSystemAttributes"] = trace_attribute(entry.trace_header)  # type: ignore[typeddict-item]
+        if entry.group_id:  # FIFO: the ordering group; standard: the tenant, for a fair queue
             request["MessageGroupId"] = entry.group_id
+        if self._fifo and entry.group_id:
             # The business id deduplicates a producer's retries within SQS's 5-minute window;
             # an id SQS cannot take as it is (too long, other characters) is hashed, never cut.
             request["MessageDeduplicationId"] = deduplication_id(entry.event_id)

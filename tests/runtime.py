@@ -27,6 +27,7 @@ FUNCTION_TESTS = (
     "tests/unit/test_concurrency.py",
     "tests/unit/test_dispositions.py",
     "tests/unit/test_envelopes.py",
+    "tests/unit/test_event_versions.py",
     "tests/unit/test_last_receive_and_containment.py",
     "tests/unit/test_observability.py",
     "tests/unit/test_payload_bounds.py",
@@ -40,6 +41,7 @@ FUNCTION_TESTS = (
     "tests/unit/test_settings.py",
     "tests/unit/test_snapstart.py",
     "tests/unit/test_subscription_confirmation.py",
+    "tests/unit/test_tenant_metrics.py",
     "tests/unit/test_testing_kit.py",
 )
 TEST_TOOLS = ("pytest", "pytest-asyncio", "hypothesis", "iniconfig", "packaging", "pluggy", "pygments", "attrs",

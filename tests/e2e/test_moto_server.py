@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -65,5 +66,39 @@ def test_a_transaction_with_a_failed_condition_writes_nothing_and_says_which(tmp
         assert "Item" not in client.get_item(TableName="t", Key={"id": {"S": "free"}})
         client.transact_write_items(TransactItems=[put("free"), put("other")])
         assert client.scan(TableName="t", Select="COUNT")["Count"] == 3
+    finally:
+        server.stop()
+
+
+def test_publisher_tenant_field_sets_message_group_id_on_a_standard_queue(tmp_path, monkeypatch):
+    # GIVEN a standard queue on the local moto server (any credentials do)
+    from publisher.__main__ import main as sqs_publish
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    server = SqsServer(tmp_path / "moto.log")
+    try:
+        client = server.client()
+        url = client.create_queue(QueueName="tenants")["QueueUrl"]
+        payloads = [{"document_id": "d", "tenant_id": f"tenant-{i % 3}"} for i in range(6)]
+        events = [json.dumps({"event_id": f"e{i}", "event_type": "document.processed", "payload": payload})
+                  for i, payload in enumerate(payloads)]  # fmt: skip
+
+        # WHEN sqs-publish sends them with --tenant-field
+        code = sqs_publish(["--queue-url", url, "--endpoint-url", server.endpoint_url, "--region", "us-east-1",
+                            "--tenant-field", "tenant_id", *events])  # fmt: skip
+
+        # THEN every message carries its tenant as MessageGroupId
+        assert code == 0
+        received: dict[str, str] = {}
+        while len(received) < 6:
+            answer = client.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
+                                            MessageSystemAttributeNames=["MessageGroupId"])  # fmt: skip
+            messages = answer.get("Messages", [])
+            assert messages, f"only {len(received)} of 6 messages came back"
+            for message in messages:
+                event_id = json.loads(message["Body"])["event_id"]
+                received[event_id] = message["Attributes"]["MessageGroupId"]
+        assert received == {f"e{i}": f"tenant-{i % 3}" for i in range(6)}
     finally:
         server.stop()

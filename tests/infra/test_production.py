@@ -12,6 +12,7 @@ import pytest
 from aws_cdk.assertions import Annotations, Match, Template
 
 from infra.settings import StackSettings, StackSettingsError
+from sqs_consumer.routes import REGISTRY
 from tests.infra.conftest import synth
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,7 +59,9 @@ def test_every_alarm_names_a_runbook_section_that_exists(template: Template):
     anchors = {re.sub(r"[^a-z0-9 -]", "", line[3:].strip().lower()).replace(" ", "-")
                for line in RUNBOOK.read_text().splitlines() if line.startswith("## ")}  # fmt: skip
     alarms = resources(template, "AWS::CloudWatch::Alarm")
-    assert len(alarms) == 9
+    service_levels = sum((route.slo_p99_ms is not None) + (route.slo_max_age_s is not None)
+                         for route in REGISTRY.routes.values())  # fmt: skip
+    assert len(alarms) == 9 + service_levels
     for alarm in alarms:
         [section] = re.findall(r"Runbook: docs/runbook\.md#([a-z0-9-]+)", alarm["Properties"]["AlarmDescription"])
         assert section in anchors, section

@@ -376,9 +376,9 @@ def test_cli_peek_has_a_header_and_each_event_id(queues, capsys):
 
     # THEN a header names the columns, and each line has the event_id (or - when the body has none)
     header, *rows = capsys.readouterr().out.splitlines()
-    assert header.split() == ["source_message_id", "event_id", "event_type", "why"]
+    assert header.split() == ["source_message_id", "event_id", "event_type", "trace_id", "why"]
     [quarantined] = [row for row in rows if row.startswith("m-1")]
-    assert quarantined.split()[:4] == ["m-1", "evt_42", "hello", "invalid_payload:"]
+    assert quarantined.split()[:5] == ["m-1", "evt_42", "hello", "-", "invalid_payload:"]
     [other] = [row for row in rows if not row.startswith("m-1")]
     assert other.split()[1:3] == ["-", "-"]
 

@@ -7,6 +7,7 @@ the consumer, and the consumer's records by Powertools: the format is checked, n
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections import Counter
@@ -629,3 +630,26 @@ def test_releases_meeting_contention_give_up_within_the_deadline(aws_credentials
     # THEN no pause ran past the deadline, and nothing was deleted (the record expires instead)
     assert sum(pauses) < 0.02
     assert client.deleted == []
+
+
+def test_a_v1_resend_of_a_processed_v2_event_is_a_duplicate_in_the_table(dynamodb):
+    # GIVEN "greeting" at version 2 with an upcaster from 1, and the v2 event processed through the DynamoDB store
+    from tests.unit.test_event_versions import GreetingV2, Seen, greeting, v1_to_v2
+
+    seen = Seen()
+    registry = EventRegistry([Route(GreetingV2, seen, upcasters={1: v1_to_v2})])
+    store = DynamoDBIdempotency(lambda: DynamoDBStore(TABLE, TTL))
+    v2 = greeting("evt_1", 2, first_name="Ada", last_name="Lovelace")
+    assert failed_ids(BatchConsumer(registry, InMemoryDLQ(), idempotency=store).handle(
+        sqs.event(sqs.record(json.dumps(v2))), FakeContext())) == []  # fmt: skip
+
+    # WHEN a producer still on version 1 sends the same event, and another with the id reused
+    dlq = InMemoryDLQ()
+    again = sqs.event(sqs.record(json.dumps(greeting("evt_1"))), sqs.record(json.dumps(greeting("evt_1", name="Bo B"))))
+    response = BatchConsumer(registry, dlq, idempotency=store).handle(again, FakeContext())
+
+    # THEN the v1 copy is acknowledged as a duplicate (the table holds the upcast event's fingerprint), the
+    # other quarantined as a reused event_id, and the handler ran once in all
+    assert failed_ids(response) == []
+    assert [message.kind for message in dlq.sent] == ["reused_event_id"]
+    assert len(seen.events) == 1

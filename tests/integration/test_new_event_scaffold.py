@@ -115,3 +115,50 @@ def test_readme_add_an_event_type_code_runs_as_shown(project: Path):
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests], cwd=project,
                          env=env, capture_output=True, text=True, check=False)  # fmt: skip
     assert run.returncode == 0, run.stdout[-3000:]
+
+
+def test_new_event_version_writes_the_next_version_and_the_tests_pass(project: Path, capsys):
+    # GIVEN a type scaffolded and released at version 1
+    assert main(["--type", "invoice.paid"], root=project) == 0
+    env = {**os.environ, "PYTHONPATH": f"{project}:{project / 'functions' / 'consumer'}"}
+    subprocess.run([sys.executable, "-m", "publisher.schema", "--release"], cwd=project, env=env, check=True,
+                   capture_output=True)  # fmt: skip
+
+    # WHEN its version 2 is scaffolded
+    assert main(["--type", "invoice.paid", "--version", "2"], root=project) == 0
+
+    # THEN the model is at version 2 with an upcaster in its route, the v1 sample is kept, a test is written
+    package = project / "functions/consumer/sqs_consumer"
+    assert "event_version: Literal[2]" in (package / "models/invoice_paid.py").read_text()
+    routes = (package / "routes.py").read_text()
+    assert "Route(InvoicePaidEvent, handle_invoice_paid, upcasters={1: invoice_paid_v1_to_v2})," in routes
+    assert '\\"event_version\\": 2' in (project / "events/invoice.paid.json").read_text()
+    assert "event_version" not in (project / "events/invoice.paid.v1.json").read_text()
+    assert "wrote tests/unit/test_upcast_invoice_paid_v2.py" in capsys.readouterr().out
+
+    # AND the registry, samples (the v1 one upcast), schema, gate and new tests pass, lint-clean
+    tests = ["tests/unit/test_registry.py", "tests/unit/test_sample_events.py", "tests/unit/test_schema.py",
+             "tests/unit/test_schema_compatibility.py", "tests/unit/test_handler_invoice_paid.py",
+             "tests/unit/test_upcast_invoice_paid_v2.py"]  # fmt: skip
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests], cwd=project,
+                         env=env, capture_output=True, text=True, check=False)  # fmt: skip
+    assert run.returncode == 0, run.stdout[-3000:]
+    ruff = Path(sys.executable).parent / "ruff"
+    written = ["functions", "tests/unit/test_upcast_invoice_paid_v2.py"]
+    for command in (["check"], ["format", "--check"]):
+        lint = subprocess.run([str(ruff), *command, "--no-cache", *written], cwd=project, capture_output=True,
+                              text=True, check=False)  # fmt: skip
+        assert lint.returncode == 0, lint.stdout
+
+
+def test_new_event_version_of_an_unreleased_type_writes_nothing(project: Path, capsys):
+    assert main(["--type", "invoice.paid"], root=project) == 0
+    routes = (project / "functions/consumer/sqs_consumer/routes.py").read_text()
+
+    assert main(["--type", "invoice.paid", "--version", "2"], root=project) == 1
+    assert main(["--type", "hello", "--version", "3"], root=project) == 1
+
+    err = capsys.readouterr().err
+    assert "version 1 of invoice.paid is not released" in err
+    assert "hello is at version 1: the next one is 2, not 3" in err
+    assert (project / "functions/consumer/sqs_consumer/routes.py").read_text() == routes

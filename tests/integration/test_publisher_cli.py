@@ -253,7 +253,10 @@ def test_cli_ends_with_a_summary(aws_credentials, capsys):
     [
         ([], "the following arguments are required: --queue-url"),
         (["--queue-url", "https://sqs/q", "--concurrency", "0"], "--concurrency: must be between 1 and 256"),
-        (["--queue-url", "https://sqs/q.fifo", "{}"], "--group-id or --group-field is required for a FIFO queue"),
+        (
+            ["--queue-url", "https://sqs/q.fifo", "{}"],
+            "--group-id, --group-field or --tenant-field is required for a FIFO queue",
+        ),
     ],
 )
 def test_cli_bad_arguments_are_one_line_first_and_no_usage(argv, says, capsys):

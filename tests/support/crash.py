@@ -53,6 +53,7 @@ REDELIVERY_REMAINING_MS = 30_000
 MAX_CONCURRENT_RECORDS = 4
 RECORDS = 10
 PAYLOAD_BUCKET = "crash-payloads"
+FOLLOWUP_DESTINATIONS = ("audit", "next")
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,9 @@ class Sweep:
 class CrashRig:
     """moto_server with the local stage's queues and table, and the function's environment for it."""
 
-    def __init__(self, template: Path, log_dir: Path, latency_ms: int = 25, *, shapes: bool = False) -> None:
+    def __init__(
+        self, template: Path, log_dir: Path, latency_ms: int = 25, *, shapes: bool = False, followups: bool = False
+    ) -> None:
         self.log_dir = log_dir
         self.latency_ms = latency_ms
         self.shapes = shapes
@@ -116,6 +119,13 @@ class CrashRig:
             "POWERTOOLS_METRICS_DISABLED": "true", "AWS_LAMBDA_FUNCTION_NAME": "consumer",
         }  # fmt: skip
         self.queue_arn = queues[plan.source_queue.logical_id].arn
+        # Follow-up destinations: two queues of the local server, the handler emitting one to each.
+        self.destinations: dict[str, str] = {}
+        if followups:
+            client = self.server.client()
+            self.destinations = {name: client.create_queue(QueueName=f"followups-{name}")["QueueUrl"]
+                                 for name in FOLLOWUP_DESTINATIONS}  # fmt: skip
+            self.environment[ConsumerSettings.env_name("followup_queues")] = json.dumps(self.destinations)
         self._s3: Any = None
         if shapes:
             import boto3
@@ -129,6 +139,19 @@ class CrashRig:
 
     def stop(self) -> None:
         self.server.stop()
+
+    def drain_destinations(self) -> list[dict[str, Any]]:
+        """Every follow-up the destination queues hold, received and deleted."""
+        client, bodies = self.server.client(), []
+        for url in self.destinations.values():
+            empty = 0
+            while empty < 3:  # moto answers from a part of the queue: empty three times over is empty
+                messages = client.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+                empty = 0 if messages else empty + 1
+                for message in messages:
+                    bodies.append(json.loads(message["Body"]))
+                    client.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return bodies
 
     def round_trip_s(self, samples: int = 30) -> float:
         """One store write as the function sees it: the injected latency plus moto's own time (p90)."""
@@ -194,6 +217,51 @@ class CrashRig:
         for seed, kill_after in enumerate(kill_points):
             result.trials.append(self.trial(strategy, seed * 7919 + len(strategy), kill_after))
         return result
+
+
+@dataclass(frozen=True)
+class FollowUpTrial:
+    """One batch whose process was SIGKILLed at ``point`` of its follow-ups' way, then delivered again."""
+
+    point: str
+    killed: bool
+    # Each follow-up expected (its parent's event_id and position) -> the event_ids it was received with.
+    received: dict[tuple[str, int], set[str]]
+    effects: Counter[str]
+    # Records the redelivery acknowledged as duplicates (their follow-ups, if left, sent from the store).
+    duplicates: int
+
+    @property
+    def lost(self) -> list[tuple[str, int]]:
+        return sorted(key for key, ids in self.received.items() if not ids)
+
+    @property
+    def with_two_ids(self) -> list[tuple[str, int]]:
+        return sorted(key for key, ids in self.received.items() if len(ids) > 1)
+
+
+def followup_trial(rig: CrashRig, point: str, seed: int) -> FollowUpTrial:
+    """A batch of new events whose handler emits a follow-up to each destination, the process SIGKILLing itself
+    at ``point``; the same batch delivered again once its in-progress records expired; what the queues got."""
+    first, ids = rig.batch(seed, receive_count=1)
+    again = {"Records": [dict(r, attributes={**r["attributes"], "ApproximateReceiveCount": "2"})
+                         for r in first["Records"]]}  # fmt: skip
+    killed = _Child(rig, f"followups:{point}", first, f"{seed}-1", REMAINING_MS)
+    redelivered = _Child(rig, "followups:none", again, f"{seed}-2", REDELIVERY_REMAINING_MS)
+    killed.go()
+    code = killed.process.wait(60)
+    killed._reader.join(5)
+    time.sleep(max(0.0, killed.started_at + REMAINING_MS / 1000 + 0.2 - time.time()))
+    redelivered.go()
+    redelivered.finish()
+    received: dict[tuple[str, int], set[str]] = {(e, p): set() for e in ids for p in range(len(rig.destinations))}
+    for body in rig.drain_destinations():
+        parent, _, position = body["payload"]["name"].rpartition("/")
+        if (parent, int(position)) in received:
+            received[(parent, int(position))].add(body["event_id"])
+    effects = Counter(event_id for event_id, _ in killed.effects() + redelivered.effects())
+    duplicates = sum('"Duplicate acknowledged' in line for line in redelivered.lines)
+    return FollowUpTrial(point, code == -signal.SIGKILL, received, effects, duplicates)
 
 
 class _Child:

@@ -11,12 +11,12 @@ from rich.console import Console
 
 from local import demo
 from local.batch_outcomes import batch_outcomes
-from local.emulator import FunctionLog
+from local.emulator import FunctionLog, ReportLines
 from local.event_source import BatchResult
 from local.fault_run import KINDS, FaultReport, Planned, ProgressLines, render
 
 
-def _log(path: Path, *records: dict) -> FunctionLog:
+def _log(path: Path, *records: dict, trace_ids: tuple[str, ...] = ()) -> FunctionLog:
     """A log holding an earlier invocation's lines, then this one's records and the emulator's REPORT line."""
     earlier = json.dumps({"level": "WARNING", "message": "Record quarantined to the DLQ", "message_id": "m-1",
                           "kind": "malformed_json"})  # fmt: skip
@@ -27,7 +27,7 @@ def _log(path: Path, *records: dict) -> FunctionLog:
         for record in records:
             log.write(json.dumps(record) + "\n")
         log.write("END RequestId: b\nREPORT RequestId: b Duration: 5 ms\n")
-    return FunctionLog(path, offset)
+    return FunctionLog(path, offset, trace_ids)
 
 
 def test_batch_outcomes_tell_a_quarantine_and_a_duplicate_from_a_success(tmp_path: Path):
@@ -52,6 +52,16 @@ def test_batch_outcomes_tell_a_quarantine_and_a_duplicate_from_a_success(tmp_pat
     assert line == (
         "batch of 4: 1 succeeded, 1 duplicate, 1 listed for retry, 1 quarantined (1 invalid_payload) in 12 ms"
     )
+
+
+def test_batch_outcomes_name_the_trace_ids_of_the_batch(tmp_path: Path):
+    traces = tuple(f"1-6942a1b0-{n:024x}" for n in range(5))
+    log = _log(tmp_path / "function-0.log", trace_ids=traces)
+    result = BatchResult(tuple(f"m-{n}" for n in range(5)), tuple(f"m-{n}" for n in range(5)), (), "ok", 0.004, log)
+
+    line = batch_outcomes(result).describe(4)
+
+    assert line.endswith(f"in 4 ms; trace {traces[0]}, {traces[1]}, {traces[2]} (+2)")
 
 
 def test_batch_outcomes_of_a_function_error_delete_nothing(tmp_path: Path):
@@ -111,3 +121,24 @@ def test_progress_lines_stay_quiet_on_a_terminal():
     lines.show("settled 1/1", force=True)
 
     assert console.file.getvalue() == ""  # type: ignore[attr-defined]
+
+
+def test_report_lines_leave_out_the_emulators_own_lines_unless_asked():
+    # GIVEN the emulator's output for a cold invocation, read for its durations
+    lines = ReportLines(lambda: [], show_emulator_lines=False)
+    output = [
+        "06 Dec 2026 07:04:46,224 [INFO] (rapid) INIT REPORT(durationMs: 979.695000)\n",
+        "START RequestId: a Version: $LATEST\n",
+        "06 Dec 2026 07:04:46,237 [INFO] (rapid) INVOKE RTDONE(status: success, produced bytes: 0, "
+        "duration: 12.31ms)\n",
+        "REPORT RequestId: a\tInit Duration: 0.02 ms\tDuration: 993.44 ms\tBilled Duration: 994 ms\t"
+        "Memory Size: 256 MB\tMax Memory Used: 256 MB\t\n",
+    ]
+
+    # WHEN it goes through
+    written = [line for line in map(lines.see, output) if line is not None]
+
+    # THEN only the function's lines are kept, and the REPORT line says what was measured (no process: no memory)
+    assert written[0].startswith("START")
+    assert written[1] == ("REPORT RequestId: a\tInit Duration: 979.70 ms\tDuration: 12.31 ms\tBilled Duration: 994 ms"
+                          "\tMemory Size: 256 MB\tMax Memory Used: 256 MB\t\n")  # fmt: skip

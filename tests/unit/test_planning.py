@@ -288,6 +288,23 @@ def test_handler_times_read_back_from_the_functions_emf_logs(tmp_path):
     assert HandlerTime.measured(samples).mean_ms == pytest.approx((12.5 * 4 + 80) / 6)
 
 
+def test_handler_times_read_back_from_value_arrays_weigh_each_value_by_the_records_it_stands_for(tmp_path):
+    # GIVEN a batch with a value per record, and one of 300 records summed up in EMF's 100 values at most
+    emf = {"_aws": {"CloudWatchMetrics": []}, "event_type": "hello"}
+    lines = [
+        json.dumps({**emf, "RecordsProcessed": [2.0], "RecordsFailed": [1.0], "ProcessingTime": [1.0, 2.0, 3.0]}),
+        json.dumps({**emf, "RecordsProcessed": [300.0], "ProcessingTime": [float(n) for n in range(100)]}),
+    ]
+    (tmp_path / "function-0.log").write_text("\n".join(lines))
+    from planning.measured import handler_times_from_logs
+
+    samples = handler_times_from_logs(tmp_path)
+
+    # THEN each record counts once: the first batch's times as they are, the summary's each three times
+    assert samples[:3] == [1.0, 2.0, 3.0]
+    assert len(samples) == 303 and samples[3:] == [float(n) for n in range(100) for _ in range(3)]
+
+
 def test_handler_times_from_a_folder_without_metrics_is_a_clear_error(tmp_path, capsys):
     assert run(["--rate", "1", "--handler-times-from-logs", str(tmp_path)]) == 2
     assert "no ProcessingTime metrics" in capsys.readouterr().err

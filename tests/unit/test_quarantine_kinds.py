@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # On the wire (the DLQ's quarantine.kind attribute, dashboards, saved queries): these never change.
 WIRE_VALUES = {
     "MALFORMED_JSON": "malformed_json", "INVALID_ENVELOPE": "invalid_envelope", "INVALID_PAYLOAD": "invalid_payload",
-    "UNKNOWN_EVENT_TYPE": "unknown_event_type", "REUSED_EVENT_ID": "reused_event_id",
+    "UNKNOWN_EVENT_TYPE": "unknown_event_type", "UNKNOWN_EVENT_VERSION": "unknown_event_version",
+    "REUSED_EVENT_ID": "reused_event_id",
     "PAYLOAD_MISSING": "payload_missing", "PAYLOAD_UNREADABLE": "payload_unreadable",
     "PAYLOAD_TOO_LARGE": "payload_too_large", "PAYLOAD_NOT_UTF8": "payload_not_utf8",
     "NON_RETRYABLE": "non_retryable", "RETRIES_EXHAUSTED": "retries_exhausted", "NOT_STARTED": "not_started",

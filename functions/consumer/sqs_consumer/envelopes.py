@@ -87,6 +87,9 @@ class Unwrapper:
                 return self._validate_json(body)
             except ValidationError as exc:
                 refused = exc
+        upcast = self._upcast(refused, lambda: json.loads(body), where)
+        if upcast is not None:
+            return upcast
         document = _decoded_root(refused)
         if document is None:  # malformed JSON, or an event (it has its event_type) with invalid fields
             raise self._poison(refused, where)
@@ -109,6 +112,8 @@ class Unwrapper:
                 return self._validate_python(document)
             except ValidationError as exc:
                 refused = exc
+            if (upcast := self._upcast(refused, lambda: document, where)) is not None:
+                return upcast
         raise self._poison(refused, where)
 
     def _notification(self, message_id: str, document: dict[str, Any], envelope: Envelope, where: str) -> BaseEvent:
@@ -137,10 +142,14 @@ class Unwrapper:
         else:
             shape = "event {event_id: id, event_type: detail-type, payload: detail}"
             candidate = {"event_id": event.id, "event_type": event.detail_type, "payload": detail}
+        where = f"in the EventBridge event's {shape}"
         try:
             return self._validate_python(candidate)
         except ValidationError as exc:
-            raise self._poison(exc, f"in the EventBridge event's {shape}") from None
+            refused = exc
+        if (upcast := self._upcast(refused, lambda: candidate, where)) is not None:
+            return upcast
+        raise self._poison(refused, where) from None
 
     def _pointer(
         self, message_id: str, document: list[Any], size: str | None, envelope: Envelope, where: str
@@ -187,6 +196,15 @@ class Unwrapper:
             ) from None
         except RecursionError:
             raise PoisonMessageError(QuarantineKind.MALFORMED_JSON, f"{where}: Invalid JSON: nested too deep") from None
+
+    def _upcast(self, refused: ValidationError, load: Callable[[], Any], where: str) -> BaseEvent | None:
+        """The event of a body refused for its version, upcast (registry.py); None when that was not why."""
+        try:
+            return self._registry.upcast(refused, load)
+        except PoisonMessageError as poison:
+            if not where:
+                raise
+            raise PoisonMessageError(poison.kind, f"{where}: {poison.reason}", poison.event_type) from None
 
     def _poison(self, exc: ValidationError, where: str) -> PoisonMessageError:
         poison = self._registry.poison(exc)

@@ -34,6 +34,17 @@ class PoisonMessageError(Exception):
         self.event_type = event_type
 
 
+class UnknownEventVersionError(Exception):
+    """The body declares a version of its event type newer than this consumer's: retried with backoff (a
+    newer consumer may be deploying), quarantined as ``unknown_event_version`` on its last receive."""
+
+    def __init__(self, event_type: str, declared: int, current: int) -> None:
+        super().__init__(f"event_version {declared} of {event_type!r} is newer than this consumer's version {current}")
+        self.event_type = event_type
+        self.declared = declared
+        self.current = current
+
+
 class DeadlineReachedError(Exception):
     """The function is too close to its timeout to start this record."""
 
@@ -72,6 +83,20 @@ class HandlerTimeoutError(HandlerUnfinishedError):
 class HandlerReturnError(HandlerUnfinishedError):
     """A handler returned something that is neither ``None`` nor an awaitable: whatever work it stands
     for (a generator, an async generator, a ``concurrent.futures.Future``) was never awaited here."""
+
+
+class FollowUpError(Exception):
+    """A follow-up the handler tried to emit cannot be: its destination is not declared for this consumer
+    (a retry after a deploy that declares it succeeds), or no destinations are configured at all."""
+
+
+class FollowUpTooLargeError(NonRetryableError):
+    """A follow-up, or all of a record's together, larger than the store or SQS can hold: quarantined."""
+
+
+class FollowUpsNotSentError(Exception):
+    """A record's follow-ups were stored with its completion but not all sent: the record is retried, and its
+    next delivery, acknowledged as a duplicate, sends what is left."""
 
 
 # A description is cut to this many characters: an exception's message may carry a whole payload.

@@ -21,6 +21,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sqs_consumer import secrets
 from sqs_consumer.clients import preload_service_models
+from sqs_consumer.followups import SqsFollowUpSender
 from sqs_consumer.idempotency.dynamodb import DynamoDBIdempotency, DynamoDBStore
 from sqs_consumer.observability import build_metrics, inject_lambda_context, logger
 from sqs_consumer.payload_store import S3Payloads, function_memory_mb, max_payload_for
@@ -30,6 +31,7 @@ from sqs_consumer.registry import EventRegistry
 from sqs_consumer.retry import Backoff, SqsVisibility
 from sqs_consumer.routes import REGISTRY
 from sqs_consumer.settings import ConsumerSettings, get_settings
+from sqs_consumer.tracing import SegmentEmitter, daemon_address
 
 
 def build_consumer(settings: ConsumerSettings, registry: EventRegistry = REGISTRY) -> BatchConsumer:
@@ -48,6 +50,12 @@ def build_consumer(settings: ConsumerSettings, registry: EventRegistry = REGISTR
         visibility=SqsVisibility(endpoint_url=settings.aws_endpoint_url),
         idempotency=_idempotency(settings),
         payloads=_payloads(settings),
+        followups=(
+            SqsFollowUpSender(settings.followup_queues, endpoint_url=settings.aws_endpoint_url)
+            if settings.followup_queues
+            else None
+        ),
+        tracing=_tracing(settings),
     )
 
 
@@ -60,6 +68,10 @@ def _payloads(settings: ConsumerSettings) -> S3Payloads:
     memory_mb = function_memory_mb()
     return S3Payloads(min(settings.max_payload_bytes, max_payload_for(memory_mb)), memory_mb=memory_mb,
                       endpoint_url=settings.aws_endpoint_url)  # fmt: skip
+
+
+def _tracing(settings: ConsumerSettings) -> SegmentEmitter | None:
+    return SegmentEmitter(daemon_address(settings.xray_daemon_address)) if settings.tracing else None
 
 
 def _idempotency(settings: ConsumerSettings) -> DynamoDBIdempotency | None:

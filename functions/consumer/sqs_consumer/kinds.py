@@ -24,6 +24,7 @@ class QuarantineKind(StrEnum):
     INVALID_ENVELOPE = "invalid_envelope"
     INVALID_PAYLOAD = "invalid_payload"
     UNKNOWN_EVENT_TYPE = "unknown_event_type"
+    UNKNOWN_EVENT_VERSION = "unknown_event_version"
     REUSED_EVENT_ID = "reused_event_id"
     PAYLOAD_MISSING = "payload_missing"
     PAYLOAD_UNREADABLE = "payload_unreadable"
@@ -55,6 +56,12 @@ _KINDS: dict[QuarantineKind, tuple[bool, str]] = {
     QuarantineKind.INVALID_PAYLOAD: (False, "an event whose fields or payload fail its type's model"),
     # Fixed by deploying a route for the type: a code change, then an explicit --kind redrive.
     QuarantineKind.UNKNOWN_EVENT_TYPE: (False, "an `event_type` no route handles"),
+    # Retried with backoff first (a newer consumer may be deploying); on its last receive the deployed code
+    # still lacks the version: a deploy of it, then an explicit --kind redrive.
+    QuarantineKind.UNKNOWN_EVENT_VERSION: (
+        False,
+        "an `event_version` newer than the consumer's, on every allowed receive",
+    ),
     # A producer bug: the store still holds the other event under that id.
     QuarantineKind.REUSED_EVENT_ID: (False, "an `event_id` already processed with another type or payload"),
     # The object is gone (expired, deleted): a redrive reads the same pointer; only the producer can resend.

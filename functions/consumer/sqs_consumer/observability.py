@@ -2,8 +2,10 @@
 
 Logs are structured JSON (Powertools Logger): one INFO summary per batch, one
 DEBUG line per record, every failure at WARNING or ERROR with its message id,
-event id and reason. Metrics are EMF (Powertools Metrics), aggregated per
-``event_type`` within a batch: a few metric calls per batch, not per record.
+event id, trace id and reason. Metrics are EMF (Powertools Metrics), one document
+per ``event_type`` within a batch: its counts, and each record's handler time and
+age as value arrays, from which CloudWatch computes percentiles per type
+(docs/decisions/072-percentiles-per-event-type.md).
 Tracing is left out: Lambda's own active tracing needs no SDK, and the X-Ray
 SDK would add ~270 ms to every cold start (docs/decisions/009-no-tracer.md).
 """
@@ -17,7 +19,7 @@ import logging
 import os
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -99,15 +101,26 @@ _COUNT_METRICS = {
 }
 # The unit of each metric: the counts, and milliseconds for the others (timings, age).
 _UNITS = dict.fromkeys(_COUNT_METRICS.values(), _COUNT)
+# Each record's handler time, and its age when its batch started: value arrays, one value a record.
+PROCESSING_TIME = "ProcessingTime"
+MESSAGE_AGE = "MessageAge"
+# The EMF specification: a metric's value array holds at most 100 values, a directive at most 100
+# metrics, a dimension set at most 30 dimensions (CloudWatch_Embedded_Metric_Format_Specification).
+EMF_MAX_VALUES = 100
+EMF_MAX_METRICS = 100
+EMF_MAX_DIMENSIONS = 30
+# Per tenant (pipeline/tenants.py): its records in the batch, and its oldest message's age at the batch's start.
+_TENANT_METRICS = {"TenantRecords": 0.0, "TenantMessageAgeMax": 0.0}
+_UNITS["TenantRecords"] = _COUNT
+# Tenants whose document shape is kept: past this many, the cache starts again (tenants come and go).
+_TENANT_SHAPES_KEPT = 1_000
 
 
 @dataclass(slots=True)
 class _TypeStats:
     counts: dict[Outcome, int] = field(default_factory=_ZERO_COUNTS.copy)
-    processing_ms_total: float = 0.0
-    processing_ms_max: float = 0.0
-    timed: int = 0
-    age_ms_max: float = 0.0
+    processing_ms: list[float] = field(default_factory=list)
+    age_ms: list[float] = field(default_factory=list)
 
 
 class BatchReport:
@@ -117,16 +130,13 @@ class BatchReport:
         self._stats: defaultdict[str, _TypeStats] = defaultdict(_TypeStats)
 
     def add(self, event_type: str, outcome: Outcome, *, age_ms: float, processing_ms: float | None = None) -> None:
-        # Called once per record: comparisons rather than max(), one lookup of the type's stats.
+        # Called once per record: one lookup of the type's stats, appends only.
         stats = self._stats[event_type]
         stats.counts[outcome] += 1
-        if age_ms > stats.age_ms_max:  # noqa: PLR1730
-            stats.age_ms_max = age_ms
+        # A sender's clock ahead of ours makes a negative age: counted as 0.
+        stats.age_ms.append(age_ms if age_ms > 0 else 0.0)
         if processing_ms is not None:
-            stats.timed += 1
-            stats.processing_ms_total += processing_ms
-            if processing_ms > stats.processing_ms_max:  # noqa: PLR1730
-                stats.processing_ms_max = processing_ms
+            stats.processing_ms.append(processing_ms)
 
     def count(self, outcome: Outcome) -> int:
         return sum(stats.counts[outcome] for stats in self._stats.values())
@@ -154,18 +164,30 @@ class BatchReport:
         )
 
     def publish(self, documents: EmfDocuments) -> None:
-        """One EMF document per event type: counts, processing time and message age."""
+        """One EMF document per event type: counts, and each record's processing time and age."""
         for event_type, stats in self._stats.items():
-            values: dict[str, float] = {}
+            values: dict[str, float | list[float]] = {}
             for outcome, name in _COUNT_METRICS.items():
                 # Zero counts are left out (each metric costs a few µs); dashboards FILL them.
                 if stats.counts[outcome] or outcome is Outcome.SUCCEEDED:
                     values[name] = stats.counts[outcome]
-            if stats.timed:
-                values["ProcessingTime"] = stats.processing_ms_total / stats.timed
-                values["ProcessingTimeMax"] = stats.processing_ms_max
-            values["MessageAgeMax"] = stats.age_ms_max
+            if stats.processing_ms:
+                values[PROCESSING_TIME] = within_emf(stats.processing_ms)
+            values[MESSAGE_AGE] = within_emf(stats.age_ms)
             documents.write(event_type, values)
+
+
+def within_emf(values: list[float]) -> list[float]:
+    """``values`` as one EMF value array: all of them up to ``EMF_MAX_VALUES``; beyond, that many of
+    their order statistics, evenly spaced from the least to the greatest (both kept exactly), so each
+    stands for an equal share of the batch and the batch's percentiles, mean and max survive
+    (docs/decisions/072-percentiles-per-event-type.md)."""
+    count = len(values)
+    if count <= EMF_MAX_VALUES:
+        return values
+    ordered = sorted(values)
+    step = (count - 1) / (EMF_MAX_VALUES - 1)
+    return [ordered[round(index * step)] for index in range(EMF_MAX_VALUES)]
 
 
 class EmfDocuments:
@@ -182,27 +204,48 @@ class EmfDocuments:
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
         self._shapes: dict[tuple[str, tuple[str, ...]], tuple[str, str, tuple[str, ...]]] = {}
+        self._tenant_shapes: dict[str, tuple[str, str, tuple[str, ...]]] = {}
 
-    def write(self, event_type: str, values: dict[str, float]) -> None:
+    def write(self, event_type: str, values: dict[str, float | list[float]]) -> None:
         key = (event_type, tuple(values))
         shape = self._shapes.get(key)
         if shape is None:
             shape = self._shapes[key] = self._shape(event_type, values)
         head, dimensions, names = shape
-        fields = "".join([f"{name}[{float(value)!r}]" for name, value in zip(names, values.values(), strict=True)])
+        fields = "".join([f"{name}[{_array(value)}]" for name, value in zip(names, values.values(), strict=True)])
         # EMF goes to stdout, where Lambda sends it to CloudWatch Logs (as flush_metrics does).
         print(f"{head}{int(time.time() * 1000)}}},{dimensions}{fields}}}", flush=True)  # noqa: T201
 
-    def _shape(self, event_type: str, values: dict[str, float]) -> tuple[str, str, tuple[str, ...]]:
+    def write_tenants(self, tenants: list[tuple[str, int, float]]) -> None:
+        """One document per tenant (``tenant`` dimension): its records in the batch and its oldest message's
+        age at the batch's start; all in one write. Shapes are kept for the tenants last seen only."""
+        if not tenants:
+            return
+        if len(self._tenant_shapes) > _TENANT_SHAPES_KEPT:
+            self._tenant_shapes.clear()
+        timestamp = int(time.time() * 1000)
+        lines = []
+        for tenant, records, oldest_ms in tenants:
+            shape = self._tenant_shapes.get(tenant)
+            if shape is None:
+                shape = self._tenant_shapes[tenant] = self._shape(("tenant", tenant), _TENANT_METRICS)
+            head, dimensions, names = shape
+            lines.append(f"{head}{timestamp}}},{dimensions}{names[0]}[{float(records)!r}]{names[1]}[{oldest_ms!r}]}}")
+        print("\n".join(lines), flush=True)  # noqa: T201
+
+    def _shape(
+        self, dimension: tuple[str, str] | str, values: Mapping[str, float | list[float]]
+    ) -> tuple[str, str, tuple[str, ...]]:
         """The JSON text before the timestamp, the dimensions', and each metric's up to its value."""
         metrics = self._metrics
         base = {"service": metrics.service} if metrics.service else {}
+        key, label = dimension if isinstance(dimension, tuple) else ("event_type", dimension)
         document: dict[str, Any] = dict(metrics.serialize_metric_set(
             metrics={
                 name: {"Unit": _UNITS.get(name, _MILLISECONDS), "StorageResolution": 60, "Value": [0.0]}
                 for name in values
             },
-            dimensions={**base, "event_type": event_type},
+            dimensions={**base, key: label},
             metadata={},
         ))  # fmt: skip
         directives = document.pop("_aws")["CloudWatchMetrics"]
@@ -210,6 +253,20 @@ class EmfDocuments:
             del document[name]
         head = '{"_aws":{"CloudWatchMetrics":' + _dumps(directives) + ',"Timestamp":'
         return head, _dumps(document)[1:-1], tuple("," + _dumps(name) + ":" for name in values)
+
+
+def _array(value: float | list[float]) -> str:
+    """A count as ``json.dumps`` writes a float; a value array's milliseconds to the microsecond, written
+    by one %-format of them all (three times faster than a ``repr`` each, which cost more than the rest
+    of a small batch's metrics)."""
+    if isinstance(value, list):
+        return _format_of(len(value)) % tuple(value)
+    return repr(float(value))
+
+
+@functools.cache
+def _format_of(count: int) -> str:
+    return ",".join(["%.3f"] * count)
 
 
 def _dumps(value: object) -> str:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqs_consumer.budget import Deadline, run_parallel
 from sqs_consumer.clients import sqs_client
 from sqs_consumer.errors import QuarantineFailedError, describe
+from sqs_consumer.models.trace import TRACE_HEADER_ATTRIBUTE, trace_id
 from sqs_consumer.observability import logger
 from sqs_consumer.payloads import SIZE_ATTRIBUTES
 from sqs_consumer.sqs_limits import (
@@ -68,6 +69,9 @@ class QuarantinedMessage:
     event_type: str | None = None
     message_group_id: str | None = None
     original_attributes: dict[str, Any] | None = None
+    # The record's X-Ray trace header: the copy carries it as its own (a system attribute, outside the
+    # size SQS counts and the 10 message attributes), so the DLQ copy stays in the event's trace.
+    trace_header: str | None = None
 
     def attributes(
         self, now: datetime, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
@@ -106,6 +110,7 @@ class QuarantinedMessage:
             logger.warning(
                 "Original message attributes dropped on quarantine: SQS allows 10 and the size limit",
                 message_id=self.source_message_id,
+                trace_id=trace_id(self.trace_header),
                 attributes=trim_utf8(",".join(dropped), 256),
             )
         return attributes.values
@@ -236,6 +241,8 @@ class SqsQuarantine:
                 "MessageBody": message.body,
                 "MessageAttributes": attributes,  # type: ignore[typeddict-item]
             }
+            if message.trace_header:
+                entry["MessageSystemAttributes"] = trace_attribute(message.trace_header)  # type: ignore[typeddict-item]
             if self._fifo:
                 entry["MessageGroupId"] = message.message_group_id or "quarantine"
                 # The source message id deduplicates a quarantine retried after an unconfirmed send.
@@ -271,6 +278,11 @@ class SqsQuarantine:
         if self._client is None:
             self._client = self._client_factory(self._endpoint_url)
         return self._client
+
+
+def trace_attribute(header: str) -> dict[str, Any]:
+    """``MessageSystemAttributes`` carrying an X-Ray trace header (the one system attribute SQS takes)."""
+    return {TRACE_HEADER_ATTRIBUTE: {"DataType": _STRING, "StringValue": header}}
 
 
 def _sender(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typing
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Annotated, Any, Generic, TypeVar, Union
 
@@ -19,6 +19,7 @@ from sqs_consumer.errors import PoisonMessageError
 from sqs_consumer.kinds import QuarantineKind
 from sqs_consumer.models.base import BaseEvent
 from sqs_consumer.models.record import RecordInfo as RecordInfo  # noqa: PLC0414  # re-exported: see Handler
+from sqs_consumer.versions import VERSION_FIELD, Upcaster, check_upcasters, declared_version, upcast, version_of
 
 EventT = TypeVar("EventT", bound=BaseEvent)
 
@@ -42,19 +43,40 @@ class Route(Generic[EventT]):
     record retried (quarantined on its last receive, saying it timed out). Unset, it runs until the
     batch's handler deadline, within the time reserve (docs/design.md §4). A synchronous handler cannot
     be interrupted: only the function's own timeout stops it.
+
+    ``upcasters``: when the model is at version N > 1 (its ``event_version`` literal), one pure function
+    from each older version to the next, keyed by the version it reads (versions.py): a body of an older
+    version is brought up to the model's before it is validated, so the handler always receives the model.
+
+    ``slo_p99_ms`` and ``slo_max_age_s``: the event type's service levels, each an alarm of the stack when
+    set: the 99th percentile of its handler time (ms) and the oldest age (s) a record may have when its
+    batch starts, both per 5 minutes (infra/monitoring.py, docs/operations.md).
     """
 
     model: type[EventT]
     handler: Handler[EventT]
     timeout_seconds: float | None = None
+    upcasters: Mapping[int, Upcaster] = field(default_factory=dict)
+    slo_p99_ms: float | None = None
+    slo_max_age_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.timeout_seconds is not None and not self.timeout_seconds > 0:
             raise ValueError(f"{self.model.__name__}: timeout_seconds must be > 0, or None for the batch's deadline")
+        check_upcasters(self.model, self.upcasters)
+        for name in ("slo_p99_ms", "slo_max_age_s"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{self.model.__name__}: {name} must be > 0, or None for no alarm")
 
     @property
     def event_type(self) -> str:
         return event_type_of(self.model)
+
+    @property
+    def version(self) -> int:
+        """The version of the event type this route's model is, and its handler receives."""
+        return version_of(self.model)
 
 
 def event_type_of(model: type[BaseEvent]) -> str:
@@ -104,7 +126,8 @@ class EventRegistry:
         return TypeAdapter(union)
 
     def parse(self, body: str | bytes) -> BaseEvent:
-        """Decode and validate a message body, or raise ``PoisonMessageError``."""
+        """Decode and validate a message body, or raise ``PoisonMessageError``: the current version of its
+        type only (the consumer brings an older one up to it with ``upcast``)."""
         try:
             return self.validate_json(body)
         except ValidationError as exc:
@@ -120,6 +143,31 @@ class EventRegistry:
         validate: Callable[[str | bytes], BaseEvent] = self.adapter.validator.validate_json
         return validate
 
+    def upcast(self, refused: ValidationError, load: Callable[[], Any]) -> BaseEvent | None:
+        """The event of a body the parse refused for its version, brought up to its route's model: None when
+        the version was not the reason. ``load`` gives the decoded body, called only when the refusal does
+        not carry it. Raises ``UnknownEventVersionError`` for a version newer than the route's, and
+        ``PoisonMessageError`` when the upcast body is not a valid event."""
+        found = _version_refused(refused, tagged=len(self._routes) > 1)
+        if found is None:
+            return None
+        declared, document = found
+        if declared is None:
+            return None  # not a version (a text, a bool, 0): the field's own error says so
+        if document is None:
+            document = load()
+        route = self._routes.get(str(document.get("event_type"))) if isinstance(document, dict) else None
+        if route is None:
+            return None
+        upcast_document = upcast(document, declared, route.version, route.upcasters)
+        try:
+            event: BaseEvent = self.adapter.validator.validate_python(upcast_document)
+        except ValidationError as exc:
+            poison = self.poison(exc)
+            reason = f"upcast from event_version {declared} to {route.version}: {poison.reason}"
+            raise PoisonMessageError(poison.kind, reason, route.event_type) from None
+        return event
+
     def poison(self, exc: ValidationError) -> PoisonMessageError:
         """Why a body that ``validate_json`` refused cannot be processed."""
         return _classify(exc, tagged=len(self._routes) > 1)
@@ -127,6 +175,19 @@ class EventRegistry:
     def json_schema(self) -> dict[str, Any]:
         """The event contract as JSON Schema, for producers in other languages."""
         return self.adapter.json_schema()
+
+
+def _version_refused(refused: ValidationError, *, tagged: bool) -> tuple[int | None, Any] | None:
+    """The version a refused body declares, and the body when the refusal carries it (it does when the
+    field is absent); None when ``event_version`` is not among the refusal's reasons."""
+    location = 1 if tagged else 0
+    for error in refused.errors(include_url=False, include_context=False):
+        loc = error["loc"]
+        if len(loc) == location + 1 and loc[location] == VERSION_FIELD:
+            if error["type"] == "missing":  # absent: version 1, and the input is the event itself
+                return 1, error.get("input")
+            return declared_version(error.get("input")), None
+    return None
 
 
 def _classify(exc: ValidationError, *, tagged: bool) -> PoisonMessageError:

@@ -14,6 +14,7 @@ from sqs_consumer.registry import EventRegistry, Route
 REGISTRY = EventRegistry(
     [
         Route(HelloEvent, handle_hello),
-        Route(DocumentProcessedEvent, handle_document_processed),
+        # Service levels: alarms per event type (docs/operations.md#service-levels-per-event-type).
+        Route(DocumentProcessedEvent, handle_document_processed, slo_p99_ms=500, slo_max_age_s=300),
     ]
 )

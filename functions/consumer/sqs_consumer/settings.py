@@ -132,13 +132,29 @@ class ConsumerSettings(BaseModel):
         description="The largest offloaded payload the function fetches; a larger one is quarantined.",
         validation_alias=AliasChoices("MAX_PAYLOAD_BYTES", "max_payload_bytes"),
     )
+    followup_queues: dict[str, str] = Field(
+        default_factory=dict,
+        description="The destinations handlers may emit follow-up events to (followups.py): name -> queue URL.",
+        validation_alias=AliasChoices("FOLLOWUP_QUEUES", "followup_queues"),
+    )
+    tracing: bool = Field(
+        default=False,
+        description="One X-Ray subsegment per handler call under the invocation's segment, sent to the X-Ray "
+        "daemon when Lambda samples the invocation (active tracing on).",
+        validation_alias=AliasChoices("TRACING", "tracing"),
+    )
+    xray_daemon_address: str | None = Field(
+        default=None,
+        description="Set by Lambda: where the X-Ray daemon listens (UDP).",
+        validation_alias=AliasChoices("AWS_XRAY_DAEMON_ADDRESS", "xray_daemon_address"),
+    )
     aws_endpoint_url: str | None = Field(
         default=None,
         description="Only for local runs: botocore's own variable, pointing every client at the emulated services.",
         validation_alias=AliasChoices("AWS_ENDPOINT_URL", "aws_endpoint_url"),
     )
 
-    @field_validator("secret_names", mode="before")
+    @field_validator("secret_names", "followup_queues", mode="before")
     @classmethod
     def _json_mapping(cls, value: object) -> object:
         # The environment carries the mapping as a JSON object.

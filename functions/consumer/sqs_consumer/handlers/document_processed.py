@@ -20,7 +20,8 @@ def handle_document_processed(event: DocumentProcessedEvent, record: RecordInfo)
         # Read through the Parameters utility's cache: Secrets Manager is asked once per max age.
         _notify_downstream(event, secrets.get_secret(API_KEY_SECRET))
     if logger.log_level <= logging.DEBUG:
-        logger.debug("Document processed", document_id=event.payload.document_id, event_id=event.event_id)
+        logger.debug("Document processed", document_id=event.payload.document_id, event_id=event.event_id,
+                     trace_id=record.trace_id)  # fmt: skip
 
 
 def _notify_downstream(event: DocumentProcessedEvent, api_key: str) -> None:

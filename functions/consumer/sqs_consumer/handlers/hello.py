@@ -16,22 +16,22 @@ def handle_hello(event: HelloEvent, record: RecordInfo) -> Awaitable[None] | Non
     simulate = event.payload.simulate
     if simulate == "slow":
         # Returned, not awaited here: the consumer awaits it while other records run.
-        return _greet_later(event, event.payload.delay_ms / 1000)
+        return _greet_later(event, record, event.payload.delay_ms / 1000)
     if simulate == "flaky" and record.receive_count <= 1:
         raise RetryableError("simulated transient failure on the first receive")
     if simulate == "fail":
         raise RetryableError("simulated failure on every receive")
-    _greet(event)
+    _greet(event, record)
     return None
 
 
-async def _greet_later(event: HelloEvent, delay_seconds: float) -> None:
+async def _greet_later(event: HelloEvent, record: RecordInfo, delay_seconds: float) -> None:
     await asyncio.sleep(delay_seconds)
-    _greet(event)
+    _greet(event, record)
 
 
-def _greet(event: HelloEvent) -> None:
+def _greet(event: HelloEvent, record: RecordInfo) -> None:
     # The handler's effect; the fault run counts these lines per event_id. (The level check
     # first: building a log line's keys costs more than validating the record.)
     if logger.log_level <= logging.DEBUG:
-        logger.debug("Hello", greeted=event.payload.name, event_id=event.event_id)
+        logger.debug("Hello", greeted=event.payload.name, event_id=event.event_id, trace_id=record.trace_id)

@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqs_consumer.budget import MAX_ATTEMPTS, Deadline, run_parallel, shortfall
@@ -50,6 +50,7 @@ from sqs_consumer.idempotency.records import (
     in_progress_put,
 )
 from sqs_consumer.models.base import BaseEvent
+from sqs_consumer.models.followups import FollowUp
 from sqs_consumer.observability import logger
 
 if TYPE_CHECKING:
@@ -143,12 +144,19 @@ class DynamoDBIdempotency:
         self._sleep(pause)
         return True
 
-    def settle(self, succeeded: Sequence[BaseEvent], released: Sequence[Held], deadline: Deadline) -> int:
+    def settle(
+        self,
+        succeeded: Sequence[BaseEvent],
+        released: Sequence[Held],
+        deadline: Deadline,
+        followups: Mapping[str, Sequence[FollowUp]] | None = None,
+    ) -> int:
         if not succeeded and not released:
             return 0
+        kept = followups or {}
         try:
             store = self._store()
-            completions = [completed_put(store, event) for event in succeeded]
+            completions = [completed_put(store, event, kept.get(event.event_id, ())) for event in succeeded]
         except Exception as exc:  # the in-progress records expire with the function's timeout instead
             logger.error("Could not settle idempotency records", error=describe(exc))
             return len(succeeded)
@@ -317,8 +325,8 @@ class _Claimer:
 
     def _stored_claim(self, event: BaseEvent, record: StoredRecord) -> Claim:
         """The claim an event matching the stored one gets: a duplicate, or in progress elsewhere."""
-        if record.status == COMPLETED:
-            return Claim(ClaimState.DUPLICATE)
+        if record.status == COMPLETED:  # with the follow-ups its first run left unsent, if any
+            return Claim(ClaimState.DUPLICATE, pending=record.followups)
         expiry_ms = record.in_progress_expiry_timestamp
         left_s = max(0, math.ceil((float(expiry_ms) - self._clock_ms()) / 1000)) if expiry_ms else 0
         return Claim(

@@ -3,7 +3,9 @@
 The record is looked up by ``event_id`` (as before, so a deployed table keeps its records) and
 carries a fingerprint of ``[event_type, payload]`` in Powertools' payload-validation attribute: of
 the canonical event (defaults included, JSON mode, sorted keys), so that events equal in meaning
-match however the producer wrote them (``fingerprint``).
+match however the producer wrote them (``fingerprint``). The event is the validated model, after an
+older version's body was upcast to it (versions.py): a re-send of the same event in an older shape
+matches, and ``event_version`` is not covered, so records written before versions existed match too.
 """
 
 from __future__ import annotations

@@ -7,12 +7,13 @@ test kit's in-memory store (testing/fakes.py) implements it in memory.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from sqs_consumer.budget import Deadline
 from sqs_consumer.models.base import BaseEvent
+from sqs_consumer.models.followups import FollowUp
 
 REUSED_REASON = "event_id reused with a different payload"
 
@@ -45,6 +46,7 @@ class Claim:
     ``stored_fingerprint`` and ``stored`` (reused): the fingerprint of the event the store holds under
     this ``event_id``, and the claim an event matching it would get, so that a copy in the same batch
     is judged against the stored event, never against a third record.
+    ``pending`` (duplicate): the follow-ups stored with the completion and not yet marked sent.
     """
 
     state: ClaimState
@@ -52,6 +54,7 @@ class Claim:
     token: int | None = None
     stored_fingerprint: str | None = None
     stored: Claim | None = None
+    pending: tuple[FollowUp, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +69,15 @@ class Idempotency(Protocol):
     def claim(self, events: Sequence[BaseEvent], remaining_ms: int, deadline: Deadline) -> list[Claim]:
         """One claim per event (distinct event_ids), in order."""
 
-    def settle(self, succeeded: Sequence[BaseEvent], released: Sequence[Held], deadline: Deadline) -> int:
+    def settle(
+        self,
+        succeeded: Sequence[BaseEvent],
+        released: Sequence[Held],
+        deadline: Deadline,
+        followups: Mapping[str, Sequence[FollowUp]] | None = None,
+    ) -> int:
         """Mark ``succeeded`` completed and delete ``released``'s own in-progress records; never raise.
 
+        ``followups``: by event_id, the follow-ups a completion keeps until they are sent, in the same
+        write (a completion written again with fewer or none marks them sent).
         Returns how many of the completions were not confirmed by the deadline."""

@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqs_consumer.idempotency.fingerprint import fingerprint, powertools_hash
 from sqs_consumer.idempotency.port import Held
 from sqs_consumer.models.base import BaseEvent
+from sqs_consumer.models.followups import FollowUp, dump_followups, load_followups
 
 # The namespace of the keys: "<function>.<namespace>#<md5 of event_id>" (Powertools' function_name).
 KEY_NAMESPACE = "sqs_consumer.events"
@@ -33,6 +35,8 @@ class StoredRecord:
     status: str
     in_progress_expiry_timestamp: int | None
     payload_hash: str | None
+    # Follow-ups stored with the completion and not yet marked sent (an attribute Powertools ignores).
+    followups: tuple[FollowUp, ...] = ()
 
 
 class ItemFormat:
@@ -44,6 +48,7 @@ class ItemFormat:
     status_attr = "status"
     data_attr = "data"
     validation_key_attr = "validation"
+    followups_attr = "followups"
 
     def __init__(self, table_name: str, expires_after_seconds: int) -> None:
         self.table_name = table_name
@@ -68,6 +73,7 @@ class ItemFormat:
             status=str(item.get(self.status_attr, {}).get("S", "")),
             in_progress_expiry_timestamp=number(self.in_progress_expiry_attr),
             payload_hash=item.get(self.validation_key_attr, {}).get("S"),
+            followups=load_followups(item.get(self.followups_attr, {}).get("S")),
         )
 
 
@@ -112,8 +118,9 @@ def claim_token(put: dict[str, Any]) -> int:
     return int(put["Put"]["Item"][ItemFormat.in_progress_expiry_attr]["N"])
 
 
-def completed_put(items: ItemFormat, event: BaseEvent) -> dict[str, Any]:
-    """The item Powertools' ``save_success`` leaves, written whole (BatchWriteItem has no update)."""
+def completed_put(items: ItemFormat, event: BaseEvent, followups: Sequence[FollowUp] = ()) -> dict[str, Any]:
+    """The item Powertools' ``save_success`` leaves, written whole (BatchWriteItem has no update), with the
+    follow-ups not yet sent, if any: written again without them once they are."""
     item: dict[str, Any] = {
         **items.key(event.event_id),
         items.expiry_attr: {"N": str(items.expiry())},
@@ -121,6 +128,8 @@ def completed_put(items: ItemFormat, event: BaseEvent) -> dict[str, Any]:
         items.data_attr: {"S": json.dumps({})},
         items.validation_key_attr: {"S": fingerprint(event)},
     }
+    if followups:
+        item[items.followups_attr] = {"S": dump_followups(list(followups))}
     return {"PutRequest": {"Item": item}}
 
 

@@ -1,7 +1,7 @@
 """Event models: one module per event type, all built on ``BaseEvent``.
 
 Beside them, the shapes around an event: ``record`` (what a handler is told about its message) and
-``envelopes`` (SNS, EventBridge), neither imported from here.
+``envelopes`` (SNS, EventBridge), ``trace`` (X-Ray trace headers), none imported from here.
 """
 
 from sqs_consumer.models.base import BaseEvent

@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from sqs_consumer.models.trace import TRACE_HEADER_ATTRIBUTE, trace_id
+
 if TYPE_CHECKING:
+    from sqs_consumer.models.base import BaseEvent
     from sqs_consumer.models.envelopes import EventBridgeEvent, SnsNotification
     from sqs_consumer.payloads import PayloadPointer
 
@@ -82,8 +85,25 @@ class RecordInfo:
         return group
 
     @property
+    def trace_header(self) -> str | None:
+        """The message's X-Ray trace header (``AWSTraceHeader``), as its producer, SNS or EventBridge set it."""
+        header: str | None = self._attributes.get(TRACE_HEADER_ATTRIBUTE)
+        return header
+
+    @property
+    def trace_id(self) -> str | None:
+        """The trace id of the message's trace header: every log line about the record carries it."""
+        return trace_id(self._attributes.get(TRACE_HEADER_ATTRIBUTE))
+
+    @property
     def envelope(self) -> Envelope:
         return NO_ENVELOPE
+
+    def emit(self, event: BaseEvent | Mapping[str, Any], *, to: str) -> str:
+        """Send ``event`` (an event model, or a mapping with ``event_type`` and ``payload``) to the declared
+        destination ``to`` once this record's handler has returned, exactly once: its id is derived from
+        this event's and its position (returned). Only the records a consumer hands its handlers emit."""
+        raise NotImplementedError("follow-ups are emitted through the record the consumer hands a handler")
 
     @property
     def sns(self) -> SnsNotification | None:

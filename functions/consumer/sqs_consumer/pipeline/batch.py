@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Protocol
 
 from sqs_consumer.budget import Deadline
 from sqs_consumer.idempotency.port import ClaimState, Held
@@ -19,6 +19,9 @@ from sqs_consumer.pipeline.decisions import Decisions
 from sqs_consumer.pipeline.dispositions import SUCCEEDED, Disposition, Quarantined
 from sqs_consumer.pipeline.ordering import Ordering
 from sqs_consumer.pipeline.records import Item, Job
+
+if TYPE_CHECKING:
+    from sqs_consumer.tracing import BatchTrace
 
 
 class LambdaContextLike(Protocol):
@@ -56,8 +59,8 @@ class Batch:
     """What the stages of one invocation share."""
 
     __slots__ = ("commit", "commit_floor_ms", "confirm_quarantine", "context", "cut_at", "debug", "decisions",
-                 "lines_until", "now_ms", "order", "refused", "report", "reserve_ms", "return_floor_ms", "sent",
-                 "stop_at", "timer")  # fmt: skip
+                 "destinations", "lines_until", "now_ms", "order", "refused", "report", "reserve_ms",
+                 "return_floor_ms", "sent", "stop_at", "timer", "timer_start", "trace")  # fmt: skip
 
     def __init__(
         self,
@@ -76,6 +79,7 @@ class Batch:
         # The timer's reading past which no record starts: the time reserve before the timeout.
         # The context's clock is read once; each start is checked against the timer it reads anyway.
         start, remaining_ms = timer(), context.get_remaining_time_in_millis()
+        self.timer_start = start
         # What follows the commit floor grows with the batch (one entry of the response, one count per
         # record), and runs on the function's share of a CPU: both floors keep time for it.
         per_records_ms = math.ceil(records * RETURN_US_PER_RECORD / 1000 / cpu_share(context))
@@ -94,12 +98,17 @@ class Batch:
         self.order = order
         self.report = BatchReport()
         self.commit: GroupCommit | None = None
+        # The follow-up destinations handlers may emit to (name -> queue URL), when the consumer sends any
+        # (with idempotency only: follow-ups are stored with the completions until they are sent).
+        self.destinations: Mapping[str, str] | None = None
         # Set where the ordering needs a quarantine confirmed before the next record starts (FIFO:
         # a copy the DLQ refuses leaves its record listed, and the rest of its group must wait).
         self.confirm_quarantine: Callable[[Item, Batch], None] | None = None
         # Records whose copy was sent to the DLQ already, and those the DLQ refused (with its error).
         self.sent: set[str] = set()
         self.refused: dict[str, Exception] = {}
+        # Set when the invocation is traced: each handler call becomes a subsegment (tracing.py).
+        self.trace: BatchTrace | None = None
         # Per-record lines are built only when they would be written.
         self.debug = logger.log_level <= logging.DEBUG
 
@@ -114,17 +123,33 @@ class Batch:
         group commit (the one thing it needs beyond being left out of the response)."""
         job.processing_ms = processing_ms = (self.timer() - started) * 1000
         job.disposition = SUCCEEDED
-        self.report.add(job.event.event_type, Outcome.SUCCEEDED, age_ms=job.age_ms, processing_ms=processing_ms)
-        if self.commit is not None and job.claim is not None:
-            self.commit.complete(job.event)
+        outbox = job.outbox
+        if outbox is not None and outbox.followups:  # acknowledged once they are sent: counted by the settlement
+            assert self.commit is not None
+            self.commit.complete(job.event, outbox)
+        else:
+            self.report.add(job.event.event_type, Outcome.SUCCEEDED, age_ms=job.age_ms, processing_ms=processing_ms)
+            if self.commit is not None and job.claim is not None:
+                self.commit.complete(job.event)
+        if self.trace is not None:
+            self._traced(job, started, processing_ms, SUCCEEDED)
         if self.debug:
-            logger.debug("Record succeeded", message_id=job.message_id, event_id=job.event.event_id)
+            logger.debug("Record succeeded", message_id=job.message_id, event_id=job.event.event_id,
+                         trace_id=job.trace_id)  # fmt: skip
+
+    def _traced(self, job: Job, started: float, processing_ms: float, outcome: object) -> None:
+        assert self.trace is not None
+        start = self.now_ms / 1000 + (started - self.timer_start)
+        event = job.event
+        self.trace.add(event.event_type, event.event_id, job.trace_id, (start, start + processing_ms / 1000), outcome)
 
     def decide(self, item: Item, disposition: Disposition) -> None:
         """Any disposition but a success: set once, seen by the ordering policy, the claim let go."""
         item.disposition = disposition
         if isinstance(item, Job) and item.started is not None and item.processing_ms is None:
             item.processing_ms = (self.timer() - item.started) * 1000
+            if self.trace is not None:  # its handler was called: a subsegment, its outcome read when sent
+                self._traced(item, item.started, item.processing_ms, item)
         if self.confirm_quarantine is not None and isinstance(disposition, Quarantined):
             self.confirm_quarantine(item, self)  # a refused copy turns the disposition into Listed
         self.order.finished(item, item.disposition)

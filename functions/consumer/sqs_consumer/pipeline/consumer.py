@@ -17,6 +17,7 @@ from typing import Any
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 
+from sqs_consumer.followups import FollowUpSender
 from sqs_consumer.idempotency.port import Idempotency
 from sqs_consumer.observability import EmfDocuments
 from sqs_consumer.payload_store import S3Payloads
@@ -24,13 +25,16 @@ from sqs_consumer.pipeline.batch import Batch, LambdaContextLike
 from sqs_consumer.pipeline.claims import claim_events
 from sqs_consumer.pipeline.commit import GroupCommit
 from sqs_consumer.pipeline.decisions import Decisions
+from sqs_consumer.pipeline.dispositions import DUPLICATE, SUCCEEDED, Listed, Quarantined
 from sqs_consumer.pipeline.ordering import ordering_for
 from sqs_consumer.pipeline.records import Item, parse_records
 from sqs_consumer.pipeline.runner import Runner
 from sqs_consumer.pipeline.settlement import Settlement
+from sqs_consumer.pipeline.tenants import BUSIEST_TENANTS, busiest_tenants
 from sqs_consumer.quarantine import Quarantine
 from sqs_consumer.registry import EventRegistry
 from sqs_consumer.retry import NO_BACKOFF, Backoff, VisibilitySetter
+from sqs_consumer.tracing import SegmentEmitter
 
 
 class BatchConsumer:
@@ -49,18 +53,25 @@ class BatchConsumer:
         visibility: VisibilitySetter | None = None,
         idempotency: Idempotency | None = None,
         payloads: S3Payloads | None = None,
+        followups: FollowUpSender | None = None,
         timer: Callable[[], float] = time.perf_counter,
         wall_clock_ms: Callable[[], float] = lambda: time.time() * 1000,
+        busiest_tenants: int = BUSIEST_TENANTS,
+        tracing: SegmentEmitter | None = None,
     ) -> None:
         self._registry = registry
+        self._busiest_tenants = busiest_tenants
         self._emf = EmfDocuments(metrics) if metrics is not None else None
         self._time_reserve_ms = time_reserve_ms
         self._decisions = Decisions(max_receive_count, backoff)
         self._idempotency = idempotency
         self._payloads = payloads
+        # Follow-ups are stored with the completions until sent: without a store, handlers emit none.
+        self._followups = followups if idempotency is not None else None
         self._timer = timer
         self._wall_clock_ms = wall_clock_ms
         self._runner = Runner(max_concurrent_records)
+        self._tracing = tracing
         self._settlement = Settlement(registry, quarantine, backoff, visibility)
 
     @property
@@ -80,6 +91,8 @@ class BatchConsumer:
             decisions=self._decisions,
             order=ordering_for(records),
         )
+        if self._tracing is not None:
+            batch.trace = self._tracing.begin()
         if batch.order.sequential:
             batch.confirm_quarantine = self._settlement.confirm_one
         # Offloaded payloads are fetched before the time reserve, when records stop starting.
@@ -90,14 +103,34 @@ class BatchConsumer:
             items = list(items)
             claim_events(items, self._idempotency, context.get_remaining_time_in_millis(),
                          batch.deadline(batch.reserve_ms))  # fmt: skip
-            batch.commit = GroupCommit(self._idempotency, batch.deadline(batch.commit_floor_ms))
+            batch.commit = GroupCommit(self._idempotency, batch.deadline(batch.commit_floor_ms), self._followups)
+            if self._followups is not None and self._followups.queue_urls:
+                batch.destinations = self._followups.queue_urls
         try:
             left = self._runner.run(items, batch)
             response = self._settlement.settle(event, left, batch)
         finally:
             parsed.close()  # type: ignore[attr-defined]  # a generator: the payload reads of records never taken end with the batch
             self._runner.cancel_leftover_tasks(batch.deadline().seconds_left)
+        if batch.trace is not None and self._tracing is not None:
+            deadline = batch.deadline()
+            self._tracing.send(batch.trace.documents(traced_outcome), stop=lambda: deadline.passed)
         batch.report.log_summary(len(records))
         if self._emf is not None:
             batch.report.publish(self._emf)
+            self._emf.write_tenants(busiest_tenants(records, batch.now_ms, self._busiest_tenants))
         return response
+
+
+def traced_outcome(outcome: object) -> tuple[str, bool]:
+    """A handler call's subsegment: its disposition's name, and whether X-Ray marks it an error."""
+    disposition = outcome.disposition if isinstance(outcome, Item) else outcome
+    if disposition is SUCCEEDED:
+        return "succeeded", False
+    if disposition is DUPLICATE:
+        return "duplicate", False
+    if isinstance(disposition, Quarantined):
+        return f"quarantined:{disposition.kind}", True
+    if isinstance(disposition, Listed):
+        return disposition.outcome.value, True
+    return "unsettled", True

@@ -9,7 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqs_consumer.errors import DeadlineReachedError, HandlerUnfinishedError, NonRetryableError, describe
+from sqs_consumer.errors import (
+    DeadlineReachedError,
+    HandlerUnfinishedError,
+    NonRetryableError,
+    UnknownEventVersionError,
+    describe,
+)
 from sqs_consumer.idempotency.port import REUSED_REASON, EventInProgressError
 from sqs_consumer.kinds import QuarantineKind
 from sqs_consumer.models.record import RecordInfo
@@ -39,6 +45,9 @@ class Decisions:
         if isinstance(exc, NonRetryableError):
             return self._quarantined(info, QuarantineKind.NON_RETRYABLE, describe(exc, typed=False), event_type)
         if self.last_receive(info):
+            if isinstance(exc, UnknownEventVersionError):
+                reason = f"{describe(exc, typed=False)}, on each of {info.receive_count} receive(s)"
+                return self._quarantined(info, QuarantineKind.UNKNOWN_EVENT_VERSION, reason, event_type)
             reason = f"failed on each of {info.receive_count} receive(s); last error: {describe(exc)}"
             return self._quarantined(info, QuarantineKind.RETRIES_EXHAUSTED, reason, event_type)
         delay = self.backoff.delay(info.receive_count)

@@ -5,8 +5,9 @@ decided (dispositions.py): one object per record, made for thousands a batch.
 
 A body is first validated as an event alone, the contract's own shape and the fast path. Only a body
 that fails is unwrapped (envelopes.py): an SNS notification, an EventBridge event, an offloaded
-payload's pointer. The job of an unwrapped event (``WrappedJob``) carries its envelope; a payload
-that could not be fetched but may be on a retry makes an ``Unfetched`` record, listed.
+payload's pointer; and a body of an older version of its event type is upcast (versions.py). The job
+of an unwrapped event (``WrappedJob``) carries its envelope; a payload that could not be fetched but
+may be on a retry, or a version newer than the consumer's, makes an ``Unfetched`` record, listed.
 """
 
 from __future__ import annotations
@@ -17,14 +18,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import ValidationError
 
-from sqs_consumer.errors import PoisonMessageError
+from sqs_consumer.errors import FollowUpError, PoisonMessageError, UnknownEventVersionError
 from sqs_consumer.models.record import NO_ENVELOPE, Envelope, RecordInfo
+from sqs_consumer.models.trace import TRACE_HEADER_ATTRIBUTE, trace_id
 from sqs_consumer.observability import logger
 from sqs_consumer.pipeline.dispositions import Listed
 
 if TYPE_CHECKING:
     from sqs_consumer.budget import Deadline
     from sqs_consumer.envelopes import Unwrapper
+    from sqs_consumer.followups import Outbox
     from sqs_consumer.idempotency.port import Claim
     from sqs_consumer.models.base import BaseEvent
     from sqs_consumer.payload_store import BatchPayloads, S3Payloads
@@ -57,7 +60,7 @@ class Item(RecordInfo):
 class Job(Item):
     """A record parsed into its event and route: its handler may run."""
 
-    __slots__ = ("claim", "event", "leader", "processing_ms", "route", "started", "unfinished")
+    __slots__ = ("claim", "event", "leader", "outbox", "processing_ms", "route", "started", "unfinished")
 
     def __init__(self, raw: dict[str, Any], event: BaseEvent, route: Route[Any], now_ms: float) -> None:
         # Item's fields, set here: one call fewer for every record of every batch.
@@ -78,6 +81,24 @@ class Job(Item):
         # Its handler was called and did not finish (cut off, or it returned work not awaited here):
         # that work may still be running, so its claim is kept until it expires, never released.
         self.unfinished = False
+        # The follow-ups its handler emits (set when it starts, on a consumer that declares destinations),
+        # or those a duplicate's stored record still holds to send.
+        self.outbox: Outbox | None = None
+
+    def emit(self, event: BaseEvent | Mapping[str, Any], *, to: str) -> str:
+        outbox = self.outbox
+        if outbox is None:
+            raise FollowUpError(
+                "this consumer sends no follow-ups: declare the destination in the stage's followup_destinations "
+                "(idempotency on: follow-ups are stored with the completion until they are sent)"
+            )
+        return outbox.add(event, to)
+
+    @property
+    def followups(self) -> bool:
+        """Whether it has follow-ups to send: its acknowledgement then waits for them."""
+        outbox = self.outbox
+        return outbox is not None and bool(outbox.followups)
 
     @property
     def event_type(self) -> str:
@@ -122,8 +143,10 @@ class Unparsed(Item):
 
 
 class Unfetched(Item):
-    """A record whose offloaded payload could not be fetched this time (throttled, timed out...): listed
-    to come back, or quarantined on its last receive, as a handler's failure would be."""
+    """A record whose body could not become an event this time but may on a retry: its offloaded payload
+    could not be fetched (throttled, timed out...), or it declares a version of its event type newer than
+    this consumer's (a newer one may be deploying). Listed to come back, or quarantined on its last
+    receive, as a handler's failure would be."""
 
     __slots__ = ("_envelope", "error")
 
@@ -131,6 +154,10 @@ class Unfetched(Item):
         super().__init__(raw, now_ms)
         self.error = error
         self._envelope = envelope
+
+    @property
+    def event_type(self) -> str | None:
+        return self.error.event_type if isinstance(self.error, UnknownEventVersionError) else None
 
     @property
     def envelope(self) -> Envelope:
@@ -164,7 +191,9 @@ def parse_records(
                 else:
                     item = Job(raw, event, routes[event.event_type], now_ms)
             except Exception as exc:  # a validator's or our own bug: the record is listed, never lost
-                logger.exception("Record listed after an internal error", message_id=raw.get("messageId"))
+                logger.exception(
+                    "Record listed after an internal error", message_id=raw.get("messageId"), trace_id=_trace_id(raw)
+                )
                 item = Item(raw, now_ms)
                 item.disposition = Listed(exc, 0)
             yield item
@@ -202,15 +231,19 @@ def _unwrapped(
         event = unwrapper.unwrap(raw, refused, envelope)
     except PoisonMessageError as poison:
         return Unparsed(raw, _let_go(poison), now_ms, envelope)
+    except UnknownEventVersionError as exc:  # a newer consumer may be deploying: retried, with backoff
+        return Unfetched(raw, exc, now_ms, envelope)
     except Exception as exc:  # a payload not fetched this time, or a bug: listed, never lost
         if not envelope:
-            logger.exception("Record listed after an internal error", message_id=raw.get("messageId"))
+            logger.exception(
+                "Record listed after an internal error", message_id=raw.get("messageId"), trace_id=_trace_id(raw)
+            )
         return Unfetched(raw, _let_go(exc), now_ms, envelope)
     finally:
         if fetches is not None:
             fetches.passed(raw["messageId"])
-    if not envelope:  # an event alone, valid once unwrapped: never (the fast path refused it)
-        return Unparsed(raw, registry.poison(refused), now_ms)
+    if not envelope:  # an event alone that the fast path refused: of an older version, upcast
+        return Job(raw, event, registry.routes[event.event_type], now_ms)
     return WrappedJob(raw, event, registry.routes[event.event_type], now_ms, envelope)
 
 
@@ -226,6 +259,11 @@ def _let_go(exc: E) -> E:
             error.__context__ = None  # e.g. a UnicodeDecodeError, which holds the bytes it failed on
         error = error.__cause__ or error.__context__
     return exc
+
+
+def _trace_id(raw: Mapping[str, Any]) -> str | None:
+    attributes = raw.get("attributes")
+    return trace_id(attributes.get(TRACE_HEADER_ATTRIBUTE)) if isinstance(attributes, Mapping) else None
 
 
 def _age_ms(attributes: Mapping[str, Any], now_ms: float) -> float:

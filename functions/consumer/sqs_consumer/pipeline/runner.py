@@ -30,6 +30,7 @@ from sqs_consumer.errors import (
     HandlerUnfinishedError,
     describe,
 )
+from sqs_consumer.followups import Outbox
 from sqs_consumer.idempotency.port import ClaimState
 from sqs_consumer.observability import logger
 from sqs_consumer.pipeline.batch import Batch
@@ -54,12 +55,15 @@ class Runner:
         suspended: list[tuple[Job, Awaitable[None]]] = []
         copies: list[Job] = []
         kept: list[Item] = []
+        # Only a consumer with destinations has successes that wait for their follow-ups (read once: per record).
+        emits = batch.destinations is not None
         for item in items:
             try:
                 self._start(item, batch, suspended, copies)
             except Exception as exc:  # a bug in our bookkeeping: never lose the record
                 _list_unsettled(item, exc, batch)
-            if item.disposition is not SUCCEEDED:
+            # A success is let go, unless it waits for its follow-ups to be sent.
+            if item.disposition is not SUCCEEDED or (emits and isinstance(item, Job) and item.followups):
                 kept.append(item)
         if suspended:
             self._event_loop().run_until_complete(self._await_all(suspended, batch))
@@ -96,6 +100,7 @@ class Runner:
                 copies.append(item)
             return
         if item.claim is not None and (disposition := claimed(item, decisions)) is not None:
+            _send_what_is_left(item, batch)
             batch.decide(item, disposition)
             return
         awaitable = self._call(item, started, batch)
@@ -110,8 +115,10 @@ class Runner:
         """The handler: a sync outcome settled now, or what remains to await."""
         if batch.debug:
             logger.debug("Record started", message_id=job.message_id, event_id=job.event.event_id,
-                         event_type=job.event.event_type)  # fmt: skip
+                         event_type=job.event.event_type, trace_id=job.trace_id)  # fmt: skip
         job.started = started
+        if batch.destinations is not None and batch.commit is not None and job.claim is not None:
+            job.outbox = Outbox(job.event, batch.destinations)
         try:
             result = job.route.handler(job.event, job)
         except (KeyboardInterrupt, SystemExit):
@@ -206,10 +213,20 @@ class Runner:
             self._loop = None
 
 
+def _send_what_is_left(job: Job, batch: Batch) -> None:
+    """A duplicate whose stored completion still holds follow-ups (its first run was killed before it sent
+    them, or a send failed): sent now, and the record acknowledged only once they are."""
+    claim = job.claim
+    if claim is not None and claim.pending and batch.commit is not None:
+        job.outbox = Outbox.stored(job.event, claim.pending)
+        batch.commit.resend(job.outbox)
+
+
 def _unfetched(item: Unfetched, decisions: Decisions) -> Disposition:
     if isinstance(item.error, DeadlineReachedError):  # its payload's fetch was cut off: as a record never started
         return decisions.not_started(item, NEAR_TIMEOUT, None)
-    return decisions.failure(item, item.error, None)  # as its handler failing: retried, quarantined on the last receive
+    # As its handler failing: retried, quarantined on the last receive.
+    return decisions.failure(item, item.error, item.event_type)
 
 
 def _unfinished(job: Job, batch: Batch, error: HandlerUnfinishedError) -> None:
@@ -229,7 +246,7 @@ def _type_name(value: object) -> str:
 
 
 def _list_unsettled(item: Item, exc: Exception, batch: Batch) -> None:
-    logger.exception("Record listed after an internal error", message_id=item.message_id)
+    logger.exception("Record listed after an internal error", message_id=item.message_id, trace_id=item.trace_id)
     batch.decide(item, Listed(exc, 0))
 
 

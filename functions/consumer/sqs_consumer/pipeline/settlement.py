@@ -21,7 +21,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 
-from sqs_consumer.errors import describe
+from sqs_consumer.errors import FollowUpsNotSentError, describe
 from sqs_consumer.observability import UNRECOGNIZED_TYPE, Outcome, logger
 from sqs_consumer.pipeline.batch import Batch
 from sqs_consumer.pipeline.dispositions import DUPLICATE, SUCCEEDED, Listed, Quarantined
@@ -63,6 +63,8 @@ class Settlement:
             if unconfirmed:
                 logger.error("Completions not confirmed by the store before the deadline; acknowledged anyway: "
                              "their effects happened", unconfirmed=unconfirmed)  # fmt: skip
+            if _followups_unsent(items, batch):
+                self.send_quarantined(items, batch)
         with _no_cyclic_collection():
             listed = self._account(items, batch)
             response = self._processor.respond(event, listed)
@@ -101,7 +103,9 @@ class Settlement:
         untold = _Untold()
         for item in items:
             disposition = item.disposition
-            if disposition is SUCCEEDED:  # counted when its handler returned
+            if disposition is SUCCEEDED:  # counted when its handler returned, or now once its follow-ups went
+                if isinstance(item, Job) and item.followups:
+                    add(item.event_type, Outcome.SUCCEEDED, age_ms=item.age_ms, processing_ms=item.processing_ms)
                 continue
             metric_type = self._metric_type(item.event_type)
             processing_ms = item.processing_ms if isinstance(item, Job) else None
@@ -113,13 +117,15 @@ class Settlement:
                     untold.add(item, Outcome.DUPLICATE, None)
                     continue
                 logger.info("Duplicate acknowledged without running its handler", message_id=item.message_id,
-                            event_id=item.event.event_id, envelope=item.envelope.log_fields() or None)  # fmt: skip
+                            event_id=item.event.event_id, trace_id=item.trace_id,
+                            envelope=item.envelope.log_fields() or None)  # fmt: skip
             elif isinstance(disposition, Quarantined):
                 add(metric_type, Outcome.QUARANTINED, age_ms=item.age_ms, processing_ms=processing_ms)
                 if not line:
                     untold.add(item, Outcome.QUARANTINED, None)
                     continue
                 logger.warning("Record quarantined to the DLQ", message_id=item.message_id,
+                               event_id=_event_id(item), trace_id=item.trace_id,
                                event_type=_quoted(item.event_type), kind=disposition.kind,
                                reason=trim_utf8(disposition.reason, LOG_VALUE_BYTES),
                                envelope=item.envelope.log_fields() or None)  # fmt: skip
@@ -136,13 +142,15 @@ class Settlement:
     def _log_listed(self, item: Item, listed: Listed, refused: Exception | None) -> None:
         if refused is not None:
             logger.error("Quarantine failed; the record will be retried", message_id=item.message_id,
+                         event_id=_event_id(item), trace_id=item.trace_id,
                          error=trim_utf8(describe(refused), LOG_VALUE_BYTES))  # fmt: skip
         elif listed.outcome is Outcome.SKIPPED:
-            logger.warning("Record not started", message_id=item.message_id, event_type=_quoted(item.event_type),
+            logger.warning("Record not started", message_id=item.message_id, event_id=_event_id(item),
+                           trace_id=item.trace_id, event_type=_quoted(item.event_type),
                            reason=trim_utf8(describe(listed.error, typed=False), LOG_VALUE_BYTES))  # fmt: skip
         else:
-            event_id = item.event.event_id if isinstance(item, Job) else None
-            logger.warning("Record failed; it will be retried", message_id=item.message_id, event_id=event_id,
+            logger.warning("Record failed; it will be retried", message_id=item.message_id,
+                           event_id=_event_id(item), trace_id=item.trace_id,
                            event_type=_quoted(item.event_type), receive_count=item.receive_count,
                            error=trim_utf8(describe(listed.error), LOG_VALUE_BYTES),
                            envelope=item.envelope.log_fields() or None)  # fmt: skip
@@ -164,6 +172,25 @@ class Settlement:
         ]
         if changes:
             self._visibility.change(changes, deadline)
+
+
+def _followups_unsent(items: list[Item], batch: Batch) -> bool:
+    """Records acknowledged (succeeded or duplicate) whose follow-ups did not all go: retried instead, their
+    completion standing, so their next delivery, a duplicate, sends what is left (quarantined on the last
+    receive, from where a redrive does the same). Whether any became quarantined."""
+    quarantined = False
+    for item in items:
+        if not isinstance(item, Job) or not item.followups or item.disposition not in (SUCCEEDED, DUPLICATE):
+            continue
+        outbox = item.outbox
+        assert outbox is not None
+        if outbox.sent:
+            continue
+        why = describe(outbox.error) if outbox.error is not None else "not sent before the deadline"
+        error = FollowUpsNotSentError(f"{len(outbox.followups)} follow-up(s) stored but not all sent: {why}")
+        item.disposition = disposition = batch.decisions.failure(item, error, item.event_type)
+        quarantined = quarantined or isinstance(disposition, Quarantined)
+    return quarantined
 
 
 @contextmanager
@@ -228,7 +255,12 @@ def _message(item: Item) -> QuarantinedMessage:
         event_type=quarantined.event_type,
         message_group_id=item.message_group_id,
         original_attributes=raw.get("messageAttributes") or None,
+        trace_header=item.trace_header,
     )
+
+
+def _event_id(item: Item) -> str | None:
+    return item.event.event_id if isinstance(item, Job) else None
 
 
 def _quoted(event_type: str | None) -> str | None:

@@ -11,12 +11,19 @@ leaves it out.
         assert result.quarantined["evt_2"].kind == "invalid_payload"
 
 ``events`` builds Lambda's SQS events and every upstream shape by hand; ``fakes`` holds the
-in-memory DLQ, idempotency store, S3, Lambda context and clock.
+in-memory DLQ, idempotency store, S3, follow-up sender (what handlers emitted), Lambda context and clock.
 """
 
 from sqs_consumer.testing import events
-from sqs_consumer.testing.fakes import FakeClock, FakeContext, InMemoryDLQ, InMemoryIdempotency, InMemoryS3
+from sqs_consumer.testing.fakes import (
+    FakeClock,
+    FakeContext,
+    InMemoryDLQ,
+    InMemoryIdempotency,
+    InMemoryS3,
+    InMemorySender,
+)
 from sqs_consumer.testing.run import BatchResult, RecordOutcome, run_batch
 
 __all__ = ["BatchResult", "FakeClock", "FakeContext", "InMemoryDLQ", "InMemoryIdempotency", "InMemoryS3",
-           "RecordOutcome", "events", "run_batch"]  # fmt: skip
+           "InMemorySender", "RecordOutcome", "events", "run_batch"]  # fmt: skip

@@ -39,8 +39,9 @@ def record(
     sequence_number: int = 1,
     queue_arn: str | None = None,
     message_attributes: dict[str, Any] | None = None,
+    trace_header: str | None = None,
 ) -> dict[str, Any]:
-    """One SQS record as Lambda's event source mapping delivers it."""
+    """One SQS record as Lambda's event source mapping delivers it (``trace_header``: its AWSTraceHeader)."""
     message_id = message_id or str(uuid.uuid4())
     attributes: dict[str, Any] = {
         "ApproximateReceiveCount": str(receive_count),
@@ -54,6 +55,8 @@ def record(
             MessageDeduplicationId=hashlib.sha256(message_body.encode()).hexdigest(),
             SequenceNumber=str(18_850_000_000_000_000_000 + sequence_number),
         )
+    if trace_header is not None:
+        attributes["AWSTraceHeader"] = trace_header
     return {
         "messageId": message_id,
         "receiptHandle": f"AQEB{uuid.uuid5(uuid.NAMESPACE_OID, message_id).hex}",

@@ -4,15 +4,17 @@ context and a clock. Each keeps what it was asked, for a test to assert on."""
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqs_consumer.budget import Deadline
-from sqs_consumer.errors import QuarantineFailedError
+from sqs_consumer.errors import FollowUpError, QuarantineFailedError
 from sqs_consumer.idempotency.fingerprint import fingerprint, same_event
 from sqs_consumer.idempotency.port import Claim, ClaimState, EventInProgressError, Held
 from sqs_consumer.models.base import BaseEvent
+from sqs_consumer.models.followups import FollowUp
 from sqs_consumer.quarantine import QuarantinedMessage
 
 
@@ -82,6 +84,10 @@ class InMemoryIdempotency:
     """
 
     records: dict[str, tuple[str, str, int]] = field(default_factory=dict)  # id -> (status, fingerprint, token)
+    # Follow-ups stored with a completion and not marked sent, by event_id.
+    followups: dict[str, tuple[FollowUp, ...]] = field(default_factory=dict)
+    # How many settle calls (store writes) were made.
+    writes: int = 0
     in_progress_left_s: int = 30
     claims: list[list[str]] = field(default_factory=list)
     completed: list[str] = field(default_factory=list)
@@ -99,7 +105,7 @@ class InMemoryIdempotency:
                 claims.append(Claim(ClaimState.ACQUIRED, token=self._tokens))
                 continue
             if stored[0] == "COMPLETED":
-                same = Claim(ClaimState.DUPLICATE)
+                same = Claim(ClaimState.DUPLICATE, pending=self.followups.get(event.event_id, ()))
             else:
                 error = EventInProgressError("in progress elsewhere", retry_after_seconds=self.in_progress_left_s)
                 same = Claim(ClaimState.IN_PROGRESS, error)
@@ -109,12 +115,25 @@ class InMemoryIdempotency:
                 claims.append(same)
         return claims
 
-    def settle(self, succeeded: Sequence[BaseEvent], released: Sequence[Held], deadline: Deadline) -> int:
+    def settle(
+        self,
+        succeeded: Sequence[BaseEvent],
+        released: Sequence[Held],
+        deadline: Deadline,
+        followups: Mapping[str, Sequence[FollowUp]] | None = None,
+    ) -> int:
         if deadline.passed:  # as the DynamoDB store: nothing is attempted past the deadline
             return len(succeeded)
+        self.writes += 1
         for event in succeeded:
             self.records[event.event_id] = ("COMPLETED", fingerprint(event), 0)
             self.completed.append(event.event_id)
+            # The completion is written whole: with the follow-ups given, or none.
+            kept = tuple((followups or {}).get(event.event_id, ()))
+            if kept:
+                self.followups[event.event_id] = kept
+            else:
+                self.followups.pop(event.event_id, None)
         for held in released:
             stored = self.records.get(held.event.event_id)
             # Only this claim's own in-progress record, as the DynamoDB store's conditional delete.
@@ -122,6 +141,38 @@ class InMemoryIdempotency:
                 del self.records[held.event.event_id]
             self.released.append(held.event.event_id)
         return 0
+
+
+@dataclass
+class InMemorySender:
+    """The follow-up destinations' queues in memory: ``sent`` holds every follow-up accepted, in order, as
+    ``(destination, event)``; ``fail`` refuses every send (or those to the destinations it names)."""
+
+    queue_urls: dict[str, str] = field(default_factory=dict)
+    fail: bool | set[str] = False
+    sent: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    calls: int = 0
+
+    @classmethod
+    def to(cls, *destinations: str) -> InMemorySender:
+        """A sender to each named destination (its URL made up)."""
+        return cls({name: f"https://sqs.us-east-1.amazonaws.com/123456789012/{name}" for name in destinations})
+
+    def send(self, followups: Sequence[FollowUp], deadline: Deadline) -> list[Exception | None]:
+        self.calls += 1
+        results: list[Exception | None] = []
+        for followup in followups:
+            refused = self.fail is True or (isinstance(self.fail, set) and followup.to in self.fail)
+            if refused or followup.to not in self.queue_urls:
+                results.append(FollowUpError(f"{followup.to} refused the follow-up"))
+                continue
+            self.sent.append((followup.to, json.loads(followup.body)))
+            results.append(None)
+        return results
+
+    def events(self, destination: str) -> list[dict[str, Any]]:
+        """The events sent to ``destination``, in order."""
+        return [event for to, event in self.sent if to == destination]
 
 
 @dataclass

@@ -20,7 +20,7 @@ from sqs_consumer.models.record import RecordInfo
 from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.registry import EventRegistry, Handler
 from sqs_consumer.testing import events
-from sqs_consumer.testing.fakes import FakeContext, InMemoryDLQ, InMemoryIdempotency, InMemoryS3
+from sqs_consumer.testing.fakes import FakeContext, InMemoryDLQ, InMemoryIdempotency, InMemoryS3, InMemorySender
 
 Message = BaseModel | Mapping[str, Any] | str
 Shape = Literal["plain", "sns", "eventbridge", "offloaded"]
@@ -51,6 +51,8 @@ class BatchResult:
     dlq: InMemoryDLQ
     idempotency: InMemoryIdempotency | None
     s3: InMemoryS3
+    # What the handlers' follow-ups came to: sender.sent, and what the store still holds unsent.
+    sender: InMemorySender | None = None
     by_id: dict[str, RecordOutcome] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -93,6 +95,7 @@ def run_batch(
     idempotency: InMemoryIdempotency | None = None,
     dlq: InMemoryDLQ | None = None,
     s3: InMemoryS3 | None = None,
+    sender: InMemorySender | None = None,
     remaining_ms: int = 30_000,
 ) -> BatchResult:
     """Run ``messages`` (events as models or dicts, or raw bodies) as one batch through the consumer.
@@ -101,7 +104,8 @@ def run_batch(
     event, or offloaded to S3 behind a pointer); ``receive_count`` is every record's
     ``ApproximateReceiveCount`` (``max_receive_count`` is the queue's, so the last receive quarantines);
     ``group_id`` makes it a FIFO batch of one message group. Pass the same ``idempotency`` to two runs
-    to see a redelivery acknowledged as a duplicate.
+    to see a redelivery acknowledged as a duplicate. ``sender`` (``InMemorySender.to("billing")``) declares
+    the follow-up destinations handlers may emit to and keeps what was sent (``result.sender.sent``).
     """
     registry = registry if registry is not None else _default_registry()
     dlq = dlq if dlq is not None else InMemoryDLQ()
@@ -118,10 +122,11 @@ def run_batch(
         max_receive_count=max_receive_count,
         idempotency=idempotency,
         payloads=_payloads(s3),
+        followups=sender,
     )
     response = dict(consumer.handle(events.event(*records), FakeContext(remaining_ms=remaining_ms)))
     event_ids = [event_id for _text, event_id in bodies]
-    return BatchResult(response, _outcomes(records, event_ids, response, dlq, calls), dlq, idempotency, s3)
+    return BatchResult(response, _outcomes(records, event_ids, response, dlq, calls), dlq, idempotency, s3, sender)
 
 
 def _default_registry() -> EventRegistry:
