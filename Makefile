@@ -91,8 +91,14 @@ local: setup $(LOCAL_TEMPLATE) ## Run the whole system locally: publish a demo m
 
 COUNT ?= 1000
 
-chaos: setup $(LOCAL_TEMPLATE) ## Fault run: COUNT (1,000) messages of every fault through the local pipeline, then the accounting (COUNT=200 is quicker)
+BREAKER ?= on
+
+chaos: setup $(LOCAL_TEMPLATE) ## Fault run: COUNT (1,000) messages of every fault, then the accounting (COUNT=200 is quicker); OUTAGE=120: the orders API down 120 s instead (BREAKER=off to compare)
+ifdef OUTAGE
+	$(BIN)/python -m local.outage_run --template $(LOCAL_TEMPLATE) --outage $(OUTAGE) --breaker $(BREAKER)
+else
 	$(BIN)/python -m local.fault_run --template $(LOCAL_TEMPLATE) --messages $(COUNT) --crashes 3
+endif
 
 invoke: setup $(LOCAL_TEMPLATE) ## Invoke the function once under the Lambda emulator: make invoke EVENT=events/hello.json
 	$(BIN)/python -m local --template $(LOCAL_TEMPLATE) invoke $(EVENT)

@@ -14,6 +14,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infra import scanner_skips
+from infra.breaker_controls import BreakerControlsConstruct
 from infra.followups import Destination
 from infra.idempotency_table import IdempotencyTableConstruct
 from infra.network import ENI_ACTIONS, VpcPlacementConstruct
@@ -21,7 +22,7 @@ from infra.packaging import Target, build_function_asset
 from infra.payload_bucket import PayloadBucketConstruct
 from infra.queues import QueuesConstruct
 from infra.settings import StackSettings, StackSettingsError, pascal_case
-from sqs_consumer.settings import ConsumerSettings
+from sqs_consumer.settings import ConsumerSettings, OrdersApiSettings
 
 # The latest Lambda Python runtime that the pinned dependencies ship wheels for.
 RUNTIME = lambda_.Runtime.PYTHON_3_14
@@ -53,7 +54,11 @@ _RETENTION = {
 
 
 def function_environment(
-    settings: StackSettings, dlq_url: str, table_name: str | None, payload_bucket: str | None = None
+    settings: StackSettings,
+    dlq_url: str,
+    table_name: str | None,
+    payload_bucket: str | None = None,
+    breakers: BreakerControlsConstruct | None = None,
 ) -> dict[str, str]:
     """The variables ``ConsumerSettings`` reads, named by the function's own settings class."""
     values = {
@@ -79,7 +84,30 @@ def function_environment(
     if table_name is not None:
         values["idempotency_table"] = table_name
         values["idempotency_ttl_seconds"] = str(settings.idempotency_ttl_seconds)
-    return {ConsumerSettings.env_name(field): value for field, value in values.items()}
+    if breakers is not None:
+        values.update(_breaker_environment(settings, breakers))
+    if settings.dependency_rate_limits and table_name is not None:
+        limits = {name: limit.model_dump(exclude_none=True) for name, limit in settings.dependency_rate_limits.items()}
+        values["dependency_rate_limits"] = json.dumps(limits, sort_keys=True)
+    environment = {ConsumerSettings.env_name(field): value for field, value in values.items()}
+    if settings.orders_api_url is not None:
+        environment[OrdersApiSettings.env_name()] = settings.orders_api_url
+    return environment
+
+
+def _breaker_environment(settings: StackSettings, breakers: BreakerControlsConstruct) -> dict[str, str]:
+    values = {
+        "breakers_enabled": "true",
+        "breaker_threshold": str(settings.breaker_threshold),
+        "breaker_window_seconds": f"{settings.breaker_window_seconds:g}",
+        "breaker_cool_down_seconds": f"{settings.breaker_cool_down_seconds:g}",
+        "breaker_cool_down_cap_seconds": f"{settings.breaker_cool_down_cap_seconds:g}",
+        "probe_schedule_group": breakers.group_name,
+        "probe_role_name": breakers.scheduler_role_name[-64:],
+    }
+    if settings.mapping_max_concurrency is not None:
+        values["mapping_max_concurrency"] = str(settings.mapping_max_concurrency)
+    return values
 
 
 def target_of(runtime: lambda_.Runtime, architecture: lambda_.Architecture) -> Target:
@@ -129,13 +157,23 @@ class ConsumerFunctionConstruct(Construct):
         table = idempotency.table if idempotency is not None else None
         if table is not None:
             table.grant(self.role, *TABLE_ACTIONS)
+        # The settings' rules hold breakers to a stage with idempotency: their state is in its table.
+        self.breakers = BreakerControlsConstruct(self, "Breakers") if settings.breakers and table else None
         environment = function_environment(
             settings,
             queues.dead_letter_queue.queue_url,
             table.table_name if table is not None else None,
             payload_bucket.bucket.bucket_name,
+            self.breakers,
         )
         self.function = self._function(settings, environment, handler, code)
+        if settings.tracing:
+            # With createNewPoliciesWithAddToRolePolicy, CDK writes active tracing's statement into a policy of
+            # the function's own (inlinePolicyAddedToExecutionRole-N), outside the role's acknowledgment.
+            reason = "X-Ray's PutTraceSegments and PutTelemetryRecords take no resource"
+            for child in self.function.node.children:
+                if isinstance(child, iam.Policy):
+                    Validations.of(child).acknowledge(Acknowledgment(id=f"AwsSolutions::{WILDCARD}", reason=reason))
         # SnapStart restores published versions only, and a gradual deploy shifts an alias's weights between
         # two versions: either way the mapping invokes an alias of the current one.
         self.target: lambda_.IFunction = self.function
@@ -145,6 +183,8 @@ class ConsumerFunctionConstruct(Construct):
                 description="The published version the queue's event source mapping invokes",
             )  # fmt: skip
         self.event_source_mapping = self._event_source_mapping(settings, queues)
+        if self.breakers is not None and table is not None:
+            self.breakers.grant(self.role, self.function, self.target, queues.queue, table.table_arn)
         self._skip_scanner_findings(settings)
 
     def _role(self, queues: QueuesConstruct, *, tracing: bool) -> iam.Role:

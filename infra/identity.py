@@ -123,6 +123,7 @@ REPLACEMENT_PROPERTIES: Mapping[str, tuple[str, ...]] = {
         "ResourceConfigurationArn",
         "ServiceRegion",
     ),
+    "AWS::Scheduler::ScheduleGroup": ("Name",),
     "AWS::CDK::Metadata": (),
 }
 # The property that fixes a resource's physical name, where the stack sets one: a new logical id
@@ -138,6 +139,7 @@ NAME_PROPERTIES: Mapping[str, str] = {
     "AWS::IAM::Role": "RoleName",
     "AWS::CloudWatch::Alarm": "AlarmName",
     "AWS::CloudWatch::Dashboard": "DashboardName",
+    "AWS::Scheduler::ScheduleGroup": "Name",
 }
 
 WHAT_TO_DO = (

@@ -98,6 +98,34 @@ def dead_letter_queue_alarms(settings: StackSettings, queues: QueuesConstruct) -
     ]
 
 
+def breaker_metric(settings: StackSettings, name: str, statistic: str = "Maximum") -> cw.Metric:
+    """A breaker metric under the service alone (dependencies/board.py writes both dimension sets): one series,
+    whatever dependencies the code declares."""
+    return cw.Metric(
+        namespace=settings.metrics_namespace,
+        metric_name=name,
+        dimensions_map={"service": settings.service_name},
+        statistic=statistic,
+        period=ONE_MINUTE,
+    )
+
+
+def breaker_alarms(settings: StackSettings) -> list[AlarmSpec]:
+    """A dependency's breaker open for longer than the stage allows (each probe reports how long so far)."""
+    if not settings.breakers:
+        return []
+    return [
+        AlarmSpec(
+            "DependencyBreakerOpen",
+            f"A dependency's circuit breaker has been open for more than {settings.breaker_alarm_minutes} minutes: "
+            "its records wait in the queue and the mapping is paused. " + runbook("a-downstream-is-down"),
+            breaker_metric(settings, "BreakerOpenSeconds"),
+            threshold=settings.breaker_alarm_minutes * 60,
+            comparison_operator=AT_LEAST,
+        )
+    ]
+
+
 def flow_alarms(
     settings: StackSettings, queues: QueuesConstruct, consumer: ConsumerFunctionConstruct
 ) -> list[AlarmSpec]:
@@ -131,12 +159,7 @@ def flow_alarms(
             "MappingNotPolling",
             "Messages wait but the event source mapping polls none (disabled, broken permissions or a "
             "deleted function). " + runbook("messages-not-processing"),
-            cw.MathExpression(
-                expression="IF(visible > 0 AND FILL(polled, 0) == 0, 1, 0)",
-                using_metrics={"visible": visible, "polled": polled},
-                period=FIVE_MINUTES,
-                label="Messages waiting while the mapping polls none",
-            ),
+            _not_polling(settings, visible, polled),
             threshold=1,
             comparison_operator=AT_LEAST,
             evaluation_periods=3,
@@ -297,6 +320,8 @@ def dashboard(
         ),
     )
     board.add_widgets(*worker_health(settings, function, max_memory_used))
+    if settings.breakers:
+        board.add_widgets(*breakers_row(settings))
     board.add_widgets(*mapping_concurrency_and_alarms(queues, consumer, alarms))
     return board
 
@@ -364,6 +389,36 @@ def mapping_concurrency_and_alarms(
     ]
 
 
+def _not_polling(settings: StackSettings, visible: cw.IMetric, polled: cw.IMetric) -> cw.MathExpression:
+    """Messages wait and nothing polls them; not while a breaker paused the mapping on purpose (its own alarm)."""
+    if not settings.breakers:
+        return cw.MathExpression(expression="IF(visible > 0 AND FILL(polled, 0) == 0, 1, 0)",
+                                 using_metrics={"visible": visible, "polled": polled}, period=FIVE_MINUTES,
+                                 label="Messages waiting while the mapping polls none")  # fmt: skip
+    return cw.MathExpression(
+        expression="IF(visible > 0 AND FILL(polled, 0) == 0 AND FILL(open, 0) == 0, 1, 0)",
+        using_metrics={"visible": visible, "polled": polled,
+                       "open": breaker_metric(settings, "BreakerOpen").with_(period=FIVE_MINUTES)},
+        period=FIVE_MINUTES, label="Messages waiting while the mapping polls none (no breaker open)",
+    )  # fmt: skip
+
+
+def breakers_row(settings: StackSettings) -> list[cw.IWidget]:
+    """Each dependency's breaker (open seconds, transitions): its state is the mapping's (paused while open)."""
+    if not settings.breakers:
+        return []
+    search = f'{{{settings.metrics_namespace},dependency,service}} service="{settings.service_name}"'
+    return [
+        cw.GraphWidget(title="Dependency breakers: seconds open (each probe), per dependency", left=[
+            cw.MathExpression(expression=f"SEARCH('{search} MetricName=\"BreakerOpenSeconds\"', 'Maximum', 60)",
+                              using_metrics={}, label="open seconds", period=ONE_MINUTE)], width=12),
+        cw.GraphWidget(title="Dependency breakers: state changes (the mapping paused on open, resumed on close)",
+                       left=[cw.MathExpression(
+                           expression=f"SEARCH('{search} MetricName=\"BreakerTransitions\"', 'Sum', 60)",
+                           using_metrics={}, label="transitions", period=ONE_MINUTE)], width=12),
+    ]  # fmt: skip
+
+
 class MonitoringConstruct(Construct):
     """Alarms on the DLQ, queue age, function errors and throttles, and a stalled mapping."""
 
@@ -405,6 +460,7 @@ class MonitoringConstruct(Construct):
             *flow_alarms(settings, queues, consumer),
             *near_limit_alarms(settings, consumer, self.max_memory_used),
             *service_level_alarms(settings, registry),
+            *breaker_alarms(settings),
         ]
         self.alarms = {spec.name: spec.make(self) for spec in specs}
         for alarm in self.alarms.values():

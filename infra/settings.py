@@ -19,7 +19,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from sqs_consumer.payload_store import PARSE_BYTES_PER_PAYLOAD_BYTE, RUNTIME_MB, max_payload_for, memory_needed_mb
 from sqs_consumer.quarantine import DLQ_ROOM_BYTES
 from sqs_consumer.retry import MAX_BACKOFF_SECONDS, Backoff
-from sqs_consumer.settings import ConsumerSettings
+from sqs_consumer.settings import ConsumerSettings, OrdersApiSettings, RateLimitSetting
 from sqs_consumer.sqs_limits import DEFAULT_MAX_MESSAGE_BYTES, LARGEST_MAX_MESSAGE_BYTES
 
 DEFAULT_STAGE = "dev"
@@ -465,6 +465,50 @@ class FollowUpSettings(BaseModel):
     )
 
 
+_CONSUMER = ConsumerSettings.model_fields
+
+
+class DependencySettings(BaseModel):
+    """The downstream services handlers call: their circuit breakers (docs/design.md §9); checked by
+    _dependency_violations."""
+
+    breaker_enabled: bool | None = Field(
+        default=None,
+        description="Circuit breakers on the dependencies routes declare: an outage pauses the queue's mapping "
+        "instead of filling the DLQ. Off, a dependency's failures are retried and quarantined like any other. "
+        "Unset: on when idempotency is (their state lives in its table).",
+    )
+    breaker_threshold: int = Field(
+        default=_CONSUMER["breaker_threshold"].default, ge=1, le=10_000,
+        description=_CONSUMER["breaker_threshold"].description,
+    )  # fmt: skip
+    breaker_window_seconds: float = Field(
+        default=_CONSUMER["breaker_window_seconds"].default, gt=0, le=3_600,
+        description=_CONSUMER["breaker_window_seconds"].description,
+    )  # fmt: skip
+    breaker_cool_down_seconds: float = Field(
+        default=_CONSUMER["breaker_cool_down_seconds"].default, ge=1, le=3_600,
+        description=_CONSUMER["breaker_cool_down_seconds"].description,
+    )  # fmt: skip
+    breaker_cool_down_cap_seconds: float = Field(
+        default=_CONSUMER["breaker_cool_down_cap_seconds"].default, ge=1, le=3_600,
+        description=_CONSUMER["breaker_cool_down_cap_seconds"].description,
+    )  # fmt: skip
+    breaker_alarm_minutes: int = Field(
+        default=10, ge=2, le=1_440, description="The alarm on a dependency's breaker fires once it has stayed open "
+        "this long.",
+    )  # fmt: skip
+    dependency_rate_limits: dict[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")], RateLimitSetting] = Field(
+        default_factory=dict,
+        description='Rate limits per dependency: its name -> `{"rate_per_second": 20, "burst": 20}` (burst: '
+        "one second of the rate by default), held across every instance by token leases in the idempotency table.",
+    )
+    orders_api_url: str | None = Field(
+        default=None, pattern=r"^https?://\S+$",
+        description=OrdersApiSettings.model_fields["orders_api_url"].description,
+    )  # fmt: skip
+
+
 class HygieneSettings(BaseModel):
     """Stage hygiene, and the stage's further consumers (checked at for_stage)."""
 
@@ -484,6 +528,7 @@ class HygieneSettings(BaseModel):
 class StackSettings(
     FollowUpSettings,
     HygieneSettings,
+    DependencySettings,
     SecuritySettings,
     ProducerSettings,
     MonitoringSettings,
@@ -496,6 +541,11 @@ class StackSettings(
     checked by one function a concern (_RULES)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @property
+    def breakers(self) -> bool:
+        """Whether the stage's function has circuit breakers (breaker_enabled, unset: with idempotency)."""
+        return self.idempotency if self.breaker_enabled is None else self.breaker_enabled
 
     @property
     def idempotency_ttl_seconds(self) -> int:
@@ -829,6 +879,36 @@ def _followup_violations(s: StackSettings) -> list[str]:
     return problems
 
 
+def _dependency_violations(s: StackSettings) -> list[str]:
+    """The breakers: where their state lives, how long they wait, when the alarm speaks."""
+    problems: list[str] = []
+    if s.dependency_rate_limits and not s.idempotency:
+        problems.append(
+            "dependency_rate_limits needs idempotency: the tokens every instance leases live in the idempotency "
+            "table; set idempotency true, or remove dependency_rate_limits"
+        )
+    if s.breaker_enabled is False:
+        return problems
+    if s.breaker_enabled and not s.idempotency:
+        problems.append(
+            "breaker_enabled needs idempotency: the breakers' state, shared by every instance, lives in the "
+            "idempotency table; set idempotency true, or breaker_enabled false"
+        )
+    if s.breaker_cool_down_seconds > s.breaker_cool_down_cap_seconds:
+        problems.append(
+            f"breaker_cool_down_seconds ({s.breaker_cool_down_seconds:g}) must be <= breaker_cool_down_cap_seconds "
+            f"({s.breaker_cool_down_cap_seconds:g})"
+        )
+    # Probes come every cool-down at most: an alarm sooner than the longest one would fire between two probes.
+    if s.breaker_alarm_minutes * 60 <= s.breaker_cool_down_cap_seconds:
+        problems.append(
+            f"breaker_alarm_minutes ({s.breaker_alarm_minutes}) must be longer than breaker_cool_down_cap_seconds "
+            f"({s.breaker_cool_down_cap_seconds:g} s): a breaker is probed at least that often, and its alarm reads "
+            "the open time each probe reports; raise breaker_alarm_minutes or lower the cap"
+        )
+    return problems
+
+
 def _consumer_destination_violations(name: str, s: StackSettings, consumers: set[str]) -> list[str]:
     """Destinations that name a consumer: one of the stage's further consumers, never the one sending."""
     problems = []
@@ -868,6 +948,7 @@ _RULES = (
     _concurrency_violations,
     _producer_violations,
     _network_violations,
+    _dependency_violations,
     _alarm_violations,
     _followup_violations,
 )

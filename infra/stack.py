@@ -124,6 +124,8 @@ class ConsumerStack(Stack):
                 "FunctionName": consumer.function.function_name,
                 "LogGroupName": consumer.log_group.log_group_name,
             }
+            if consumer.idempotency is not None:  # where the breakers' states are too (sqs-breakers --table)
+                outputs["IdempotencyTableName"] = consumer.idempotency.table.table_name
             for output, value in outputs.items():
                 CfnOutput(self, f"{pascal_case(name)}{output}", value=value)
         CfnOutput(self, "AlarmTopicArn", value=self.consumer.topic.topic_arn)

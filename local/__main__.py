@@ -22,6 +22,7 @@ from local import demo, sample_payloads
 from local.batch_outcomes import batch_outcomes
 from local.emulator import rie_binary
 from local.event_source import BatchResult
+from local.orders_api import ORDERS_API_URL, OrdersApi
 from local.pipeline import running_pipeline
 from local.sqs_server import s3_client
 from operations.cli import INTERRUPTED_EXIT, ArgumentParser, command
@@ -89,6 +90,13 @@ def run_demo(template: Path, timeout: float, consumer: str = "") -> int:
     return _summary(published, states, ledger, elapsed)
 
 
+def _orders_api_line(stand_in: OrdersApi | None) -> str:
+    """Where order.placed goes: the stand-in on loopback, or the ORDERS_API_URL this process was given."""
+    if stand_in is None:
+        return f"{os.environ.get(ORDERS_API_URL)} (ORDERS_API_URL)"
+    return f"{stand_in.url} (a stand-in; set ORDERS_API_URL to use yours)"
+
+
 def stopped_line(published: dict[str, demo.DemoMessage], states: dict[str, str], elapsed: float) -> str:
     """The one line of a demo stopped by Ctrl-C or SIGTERM, once every process has stopped."""
     settled = sum(1 for message_id, message in published.items() if states.get(message_id) == message.expected)
@@ -144,6 +152,8 @@ def run_serve(template: Path, consumer: str = "") -> int:
             f"  DLQ        {pipeline.dead_letter_queue.url}",
             f"  DLQ ARN    {pipeline.dead_letter_queue.arn}",
             f"  payloads   {pipeline.payload_bucket or '(no payload bucket in the template)'}",
+            f"  mapping    {pipeline.mapping_id} (UpdateEventSourceMapping on it pauses or resizes the poller)",
+            f"  orders API {_orders_api_line(pipeline.orders_api)}",
             f"  logs       {LOG_DIR}",
             "Publish from another terminal (events above the queue's maximum go to the payload bucket):",
             f"  {credentials} {SCRIPTS}/sqs-publish {connection} --queue-url {pipeline.queue.url}{group}{offload} "

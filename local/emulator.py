@@ -235,8 +235,10 @@ class FunctionEmulator:
             "--runtime-api-address", f"{LOOPBACK}:{free_port()}",
             sys.executable, "-m", "awslambdaric", spec.handler,
         ]  # fmt: skip
-        # True while an invocation runs (an instance runs one at a time).
+        # True while an invocation runs (an instance runs one at a time: the lock queues the others,
+        # a scheduled invocation behind a batch).
         self.invoking = False
+        self._one_at_a_time = threading.Lock()
         self._returned = 0  # invocations that returned: each has its REPORT line
         self._child = ChildProcess(command, env=env, capture=log_path is not None)
         self._report = ReportLines(lambda: process_tree(sorted(self._runtime_pids())),
@@ -259,6 +261,10 @@ class FunctionEmulator:
                 self._report.written(line)
 
     def invoke(self, event: dict[str, Any]) -> Invocation:
+        with self._one_at_a_time:
+            return self._invoke(event)
+
+    def _invoke(self, event: dict[str, Any]) -> Invocation:
         request = urllib.request.Request(  # loopback emulator URL
             f"http://{LOOPBACK}:{self.port}{INVOKE_PATH}",
             data=json.dumps(event).encode(),

@@ -9,6 +9,11 @@ exact Lambda event, then settle the batch the way Lambda does:
 - a valid ``batchItemFailures`` response deletes every message not listed;
 - an invalid response (unknown or empty ``itemIdentifier``, not an object)
   fails the whole batch.
+
+Between polls each worker asks the mapping's settings (``state``, read from moto's Lambda API by
+local/lambda_api.py): while the mapping is disabled no worker polls, and only the first
+``MaximumConcurrency`` workers do, so an ``UpdateEventSourceMapping`` pauses or resizes it. A batch
+already received is still invoked and settled, as Lambda finishes what it has taken.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from local.lambda_api import MappingSettings
 from local.sqs_server import REGION, Queue
 from local.template import MappingSpec
 
@@ -36,6 +42,22 @@ RECORD_ATTRIBUTES = (
 )  # fmt: skip
 # Longest single ReceiveMessage wait locally, so Ctrl-C is served within seconds.
 MAX_LOCAL_WAIT_SECONDS = 5
+# How often an idle worker (mapping disabled, or beyond its maximum concurrency) looks again.
+IDLE_CHECK_SECONDS = 0.25
+
+
+class SettingsSource(Protocol):
+    def current(self) -> MappingSettings: ...
+
+
+@dataclass(frozen=True)
+class FixedSettings:
+    """A mapping nothing updates: always enabled, at the template's maximum concurrency."""
+
+    settings: MappingSettings
+
+    def current(self) -> MappingSettings:
+        return self.settings
 
 
 class Invoker(Protocol):
@@ -114,6 +136,7 @@ class EventSourceMapping:
         *,
         wait_time_seconds: int,
         on_batch: Callable[[BatchResult], None] = lambda _: None,
+        state: SettingsSource | None = None,
     ) -> None:
         if len(invokers) < 1:
             raise ValueError("at least one function instance is needed")
@@ -123,13 +146,15 @@ class EventSourceMapping:
         self._invokers = list(invokers)
         self._wait = max(0, min(wait_time_seconds, MAX_LOCAL_WAIT_SECONDS))
         self._on_batch = on_batch
+        self._state = state or FixedSettings(MappingSettings(enabled=True, max_concurrency=mapping.max_concurrency))
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._polling: set[int] = set()
         self.errors: list[BaseException] = []
 
     def start(self) -> None:
         for index, invoker in enumerate(self._invokers):
-            thread = threading.Thread(target=self._worker, args=(invoker,), name=f"poller-{index}", daemon=True)
+            thread = threading.Thread(target=self._worker, args=(index, invoker), name=f"poller-{index}", daemon=True)
             thread.start()
             self._threads.append(thread)
 
@@ -139,17 +164,32 @@ class EventSourceMapping:
         for thread in self._threads:
             thread.join(timeout)
 
-    def _worker(self, invoker: Invoker) -> None:
+    @property
+    def polling(self) -> frozenset[int]:
+        """The workers polling or invoking now (the others idle: mapping disabled, or beyond its concurrency)."""
+        return frozenset(self._polling)
+
+    def polls(self, index: int) -> bool:
+        """Whether worker ``index`` polls now: the mapping is enabled and within its maximum concurrency."""
+        settings = self._state.current()
+        return settings.enabled and index < settings.max_concurrency
+
+    def _worker(self, index: int, invoker: Invoker) -> None:
         while not self._stopping.is_set():
             try:
-                messages = self._gather()
+                if not self.polls(index):
+                    self._polling.discard(index)
+                    self._stopping.wait(IDLE_CHECK_SECONDS)
+                    continue
+                self._polling.add(index)
+                messages = self._gather(index)
                 if messages:
                     self._invoke(invoker, messages)
             except Exception as error:  # keep polling, as Lambda's pollers do
                 self.errors.append(error)
                 time.sleep(0.5)
 
-    def _gather(self) -> list[MessageTypeDef]:
+    def _gather(self, index: int) -> list[MessageTypeDef]:
         batch_size = self._mapping.batch_size
         window = self._mapping.batching_window_seconds
         messages: list[MessageTypeDef] = []
@@ -167,6 +207,8 @@ class EventSourceMapping:
             messages.extend(received)
             # Without a window Lambda invokes with what one poll returned.
             if messages and (window == 0 or time.monotonic() >= deadline):
+                break
+            if not messages and not self.polls(index):  # paused or resized while waiting: stop polling
                 break
         return messages
 

@@ -2,7 +2,7 @@
 
     python -m local.moto_server -H 127.0.0.1 -p PORT      (the arguments of moto_server)
 
-Departures from DynamoDB and SQS, mended here:
+Departures from AWS, mended here:
 - moto's TransactWriteItems deep-copies each table it writes (to roll back), while the server's other
   threads write to the same table: concurrent transactions and batch writes then fail with HTTP 500
   ("dictionary changed size during iteration"), which DynamoDB never answers for that. One lock around
@@ -13,6 +13,11 @@ Departures from DynamoDB and SQS, mended here:
   hold, as DynamoDB does, with nothing to roll back.
 - moto's SendMessageBatch drops each entry's MessageSystemAttributes (the AWSTraceHeader), which its
   SendMessage keeps and SQS keeps on both: each entry's are handed to the message moto makes for it.
+- an event source mapping created in moto's Lambda API ties itself to its queue: every SendMessage then
+  receives a batch and tries to run the function in Docker, spending a receive of each message. Locally
+  the mapping is a record that the emulated poller (local/event_source.py) reads; it delivers nothing.
+  moto also accepts any ``ScalingConfig.MaximumConcurrency``; Lambda refuses one outside 2-1000, and so
+  does this server.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from moto.awslambda.exceptions import InvalidParameterValueException
+from moto.awslambda.models import EventSourceMapping, LambdaBackend
 from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import (
     ConditionalCheckFailed,
@@ -32,13 +39,15 @@ from moto.dynamodb.exceptions import (
 )
 from moto.dynamodb.models import DynamoDBBackend
 from moto.server import main
-from moto.sqs.models import SQSBackend
+from moto.sqs.models import SQSBackend, sqs_backends
 
 _WRITES = threading.RLock()
 # The system attributes of the entries of the SendMessageBatch this thread is in, in order.
 _BATCH = threading.local()
 _WRITE_OPERATIONS = ("put_item", "update_item", "delete_item", "transact_write_items")
 _OPERATIONS = {"ConditionCheck", "Put", "Delete", "Update"}
+# Lambda's bounds of an SQS mapping's ScalingConfig.MaximumConcurrency.
+MAXIMUM_CONCURRENCY = range(2, 1001)
 
 
 def _isolated(operation: Callable[..., Any]) -> Callable[..., Any]:
@@ -136,7 +145,46 @@ def keep_batch_system_attributes() -> None:
     SQSBackend.send_message = send_message  # type: ignore[method-assign]
 
 
+def check_scaling(spec: dict[str, Any]) -> None:
+    """Lambda's answer to a MaximumConcurrency outside 2-1000."""
+    value = (spec.get("ScalingConfig") or {}).get("MaximumConcurrency")
+    if value is not None and value not in MAXIMUM_CONCURRENCY:
+        raise InvalidParameterValueException(
+            f"1 validation error detected: Value {value} at 'scalingConfig.maximumConcurrency' failed to satisfy "
+            "constraint: Member must have value between 2 and 1000"
+        )
+
+
+def _checked_update(update: Callable[..., EventSourceMapping | None]) -> Callable[..., EventSourceMapping | None]:
+    @functools.wraps(update)
+    def update_mapping(backend: LambdaBackend, uuid: str, spec: dict[str, Any]) -> EventSourceMapping | None:
+        check_scaling(spec)
+        return update(backend, uuid, spec)
+
+    return update_mapping
+
+
+def _record_only(create: Callable[..., EventSourceMapping]) -> Callable[..., EventSourceMapping]:
+    @functools.wraps(create)
+    def create_mapping(backend: LambdaBackend, spec: dict[str, Any]) -> EventSourceMapping:
+        check_scaling(spec)
+        mapping = create(backend, spec)
+        for queue in sqs_backends[backend.account_id][backend.region_name].queues.values():
+            if queue.lambda_event_source_mappings.get(mapping.function_arn) is mapping:
+                del queue.lambda_event_source_mappings[mapping.function_arn]
+        return mapping
+
+    return create_mapping
+
+
+def mappings_as_records() -> None:
+    """Event source mappings that moto keeps and answers for, but never delivers through."""
+    LambdaBackend.create_event_source_mapping = _record_only(LambdaBackend.create_event_source_mapping)  # type: ignore[method-assign]
+    LambdaBackend.update_event_source_mapping = _checked_update(LambdaBackend.update_event_source_mapping)  # type: ignore[method-assign]
+
+
 if __name__ == "__main__":
     isolate_dynamodb_writes()
     keep_batch_system_attributes()
+    mappings_as_records()
     main()

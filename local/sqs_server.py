@@ -52,9 +52,9 @@ class SqsServer:
         self._child.stop()
 
 
-def _local_client(service: str, endpoint_url: str, config: Config) -> Any:
+def local_client(service: str, endpoint_url: str, config: Config) -> Any:
     return boto3.client(
-        service,  # type: ignore[call-overload]  # one of the three below, each typed by its caller
+        service,  # type: ignore[call-overload]  # typed by each caller
         endpoint_url=endpoint_url,
         region_name=REGION,
         aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
@@ -64,18 +64,18 @@ def _local_client(service: str, endpoint_url: str, config: Config) -> Any:
 
 
 def sqs_client(endpoint_url: str) -> SQSClient:
-    client: SQSClient = _local_client("sqs", endpoint_url, Config(retries={"mode": "standard", "max_attempts": 3}))
+    client: SQSClient = local_client("sqs", endpoint_url, Config(retries={"mode": "standard", "max_attempts": 3}))
     return client
 
 
 def dynamodb_client(endpoint_url: str) -> DynamoDBClient:
-    client: DynamoDBClient = _local_client("dynamodb", endpoint_url, Config())
+    client: DynamoDBClient = local_client("dynamodb", endpoint_url, Config())
     return client
 
 
 def s3_client(endpoint_url: str) -> S3Client:
     """Path-style, as the function's client addresses a local endpoint (no bucket subdomain of an IP)."""
-    client: S3Client = _local_client("s3", endpoint_url, Config(s3={"addressing_style": "path"}))
+    client: S3Client = local_client("s3", endpoint_url, Config(s3={"addressing_style": "path"}))
     return client
 
 

@@ -72,6 +72,10 @@ class LocalPlan:
     tables: dict[str, TableSpec] = field(default_factory=dict)
     # Logical ids of the template's S3 buckets (the stage's payload bucket).
     buckets: tuple[str, ...] = ()
+    # EventBridge Scheduler groups (logical id -> name: the breakers' probes) and IAM roles (logical ids)
+    # the function's environment may name.
+    schedule_groups: dict[str, str] = field(default_factory=dict)
+    roles: tuple[str, ...] = ()
 
     @property
     def source_queue(self) -> QueueSpec:
@@ -176,4 +180,10 @@ def load_plan(template_path: Path, consumer: str = "") -> LocalPlan:
     )
     stack_name = template_path.name.removesuffix(".template.json")
     buckets = tuple(lid for lid, resource in resources.items() if resource["Type"] == "AWS::S3::Bucket")
-    return LocalPlan(stack_name, queues, function_spec, mapping_spec, tables, buckets)
+    groups = {
+        lid: str(resource.get("Properties", {}).get("Name", f"{stack_name}-{lid}"))
+        for lid, resource in resources.items()
+        if resource["Type"] == "AWS::Scheduler::ScheduleGroup"
+    }
+    roles = tuple(lid for lid, resource in resources.items() if resource["Type"] == "AWS::IAM::Role")
+    return LocalPlan(stack_name, queues, function_spec, mapping_spec, tables, buckets, groups, roles)

@@ -35,9 +35,10 @@ FAILURE_LOG_BYTES = 600
 # memory metric filter.
 EMF_METRICS_PER_EVENT_TYPE = 7
 METRIC_FILTERS = 1
-# The alarms of infra/monitoring.py per consumer, and one per service level a route declares (its
-# slo_p99_ms, its slo_max_age_s); tests/infra/test_stack.py counts them.
-BASE_ALARMS = 9
+# The alarms of infra/monitoring.py per consumer (with the breakers' DependencyBreakerOpen, on with
+# idempotency), and one per service level a route declares (its slo_p99_ms, its slo_max_age_s);
+# tests/infra/test_stack.py counts them.
+BASE_ALARMS = 10
 ALARMS = BASE_ALARMS + sum(
     (route.slo_p99_ms is not None) + (route.slo_max_age_s is not None) for route in REGISTRY.routes.values()
 )

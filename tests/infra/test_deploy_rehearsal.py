@@ -331,6 +331,56 @@ def subscribed_queues_accept_their_topic_first(resources: Resources) -> list[str
     return problems
 
 
+def breaker_functions(resources: Resources) -> Iterator[tuple[str, dict[str, Any]]]:
+    for function_id, function in of_type(resources, "AWS::Lambda::Function"):
+        if props(function).get("Environment", {}).get("Variables", {}).get("BREAKERS_ENABLED") == "true":
+            yield function_id, function
+
+
+def breakers_update_only_their_own_mapping(resources: Resources) -> list[str]:
+    problems = []
+    for function_id, function in breaker_functions(resources):
+        granted = [s for _, s in role_statements(resources, function_role(function))
+                   if "lambda:UpdateEventSourceMapping" in as_list(s["Action"])]  # fmt: skip
+        if not granted:
+            problems.append(
+                f"{function_id}: its role may not UpdateEventSourceMapping (its breakers pause its mapping)"
+            )
+        for statement in granted:
+            arns = json.dumps(statement.get("Condition", {}).get("ArnLike", {}).get("lambda:FunctionArn"))
+            if "event-source-mapping" not in json.dumps(statement["Resource"]) or f'"{function_id}"' not in arns:
+                problems.append(f"{function_id}: UpdateEventSourceMapping not held to mappings invoking it "
+                                "(event-source-mapping resource and the lambda:FunctionArn condition)")  # fmt: skip
+    return problems
+
+
+def probe_schedules_invoke_only_this_function(resources: Resources) -> list[str]:
+    problems = []
+    for function_id, function in breaker_functions(resources):
+        name = props(function)["Environment"]["Variables"].get("PROBE_ROLE_NAME")
+        roles = [lid for lid, role in of_type(resources, "AWS::IAM::Role") if props(role).get("RoleName") == name]
+        if not roles:
+            problems.append(f"{function_id}: PROBE_ROLE_NAME names no role of the stack")
+            continue
+        [role_id] = roles
+        trust = json.dumps(props(resources[role_id])["AssumeRolePolicyDocument"])
+        if "scheduler.amazonaws.com" not in trust:
+            problems.append(f"{role_id}: EventBridge Scheduler may not assume the probe role")
+        for _, statement in role_statements(resources, role_id):
+            if as_list(statement["Action"]) != ["lambda:InvokeFunction"] or "*" in json.dumps(statement["Resource"]):
+                problems.append(f"{role_id}: the probe role may do more than invoke the function")
+        passes = [s for _, s in role_statements(resources, function_role(function)) if "iam:PassRole" in
+                  as_list(s["Action"]) and role_id in json.dumps(s["Resource"])]  # fmt: skip
+        if not passes or any(s.get("Condition", {}).get("StringEquals", {}).get("iam:PassedToService")
+                             != "scheduler.amazonaws.com" for s in passes):  # fmt: skip
+            problems.append(f"{function_id}: may not pass the probe role, or may pass it to another service")
+        creates = [s for _, s in role_statements(resources, function_role(function))
+                   if "scheduler:CreateSchedule" in as_list(s["Action"])]  # fmt: skip
+        if not creates or any(s["Resource"] == "*" or "schedule/" not in json.dumps(s["Resource"]) for s in creates):
+            problems.append(f"{function_id}: CreateSchedule missing, or not held to its schedule group")
+    return problems
+
+
 @dataclass(frozen=True)
 class Rule:
     name: str
@@ -382,6 +432,12 @@ RULES = (
     Rule("a subscribed queue lets its topic send before the subscription exists",
          "https://docs.aws.amazon.com/sns/latest/dg/subscribe-sqs-queue-to-sns-topic.html",
          on_resources(subscribed_queues_accept_their_topic_first)),
+    Rule("breakers: UpdateEventSourceMapping only on the mappings that invoke the function",
+         f"{LAMBDA}/lambda-api-permissions-ref.html",
+         on_resources(breakers_update_only_their_own_mapping)),
+    Rule("breakers: probe schedules run as a role that may only invoke the function, passed to Scheduler only",
+         "https://docs.aws.amazon.com/scheduler/latest/UserGuide/setting-up.html#setting-up-execution-role",
+         on_resources(probe_schedules_invoke_only_this_function)),
     Rule("queue names within SQS's limits",
          "https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_CreateQueue.html",
          on_resources(queue_names_are_valid)),
@@ -469,6 +525,14 @@ BREAKS: dict[str, tuple[str, Callable[[Resources], object]]] = {
                                     for _, b in of_type(r, "AWS::S3::Bucket")]),
     "a subscribed queue lets its topic send before the subscription exists": (
         "every-option", lambda r: [s.pop("DependsOn") for _, s in of_type(r, "AWS::SNS::Subscription")]),
+    "breakers: UpdateEventSourceMapping only on the mappings that invoke the function": (
+        "dev", lambda r: [s.pop("Condition", None) for _, p in of_type(r, "AWS::IAM::Policy")
+                          for s in p["Properties"]["PolicyDocument"]["Statement"]
+                          if "lambda:UpdateEventSourceMapping" in as_list(s["Action"])]),
+    "breakers: probe schedules run as a role that may only invoke the function, passed to Scheduler only": (
+        "dev", lambda r: [s.update(Resource="*") for _, p in of_type(r, "AWS::IAM::Policy")
+                          for s in p["Properties"]["PolicyDocument"]["Statement"]
+                          if as_list(s["Action"]) == ["lambda:InvokeFunction"]]),
     "queue names within SQS's limits": (
         "fifo", lambda r: [q["Properties"].update(QueueName="no-suffix") for _, q in of_type(r, "AWS::SQS::Queue")
                            if "QueueName" in q["Properties"]]),

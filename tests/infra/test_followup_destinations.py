@@ -4,6 +4,7 @@ sqs:SendMessage on those queues only; a wrong declaration fails the synth saying
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -83,16 +84,21 @@ def test_the_function_may_send_to_its_declared_destinations_only(template: Templ
 
 
 def test_no_send_to_a_destination_reaches_the_consumer_that_did_not_declare_it(template: Template):
-    # The further consumer inherits nothing: its role sends only to its own DLQ.
+    # The further consumer inherits nothing: its policies send only to its own queues (its DLQ, and its
+    # own queue for the breakers' re-sends).
     policies = template.find_resources("AWS::IAM::Policy")
-    [orders_policy] = [p for logical_id, p in policies.items() if logical_id.startswith("ConsumerOrders")]
+    orders_policies = [p for logical_id, p in policies.items() if logical_id.startswith("ConsumerOrders")]
     sends = [
         s["Resource"]
-        for s in orders_policy["Properties"]["PolicyDocument"]["Statement"]
+        for policy in orders_policies
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
         if "sqs:SendMessage" in json.dumps(s["Action"])
     ]
+    assert sends
     assert BILLING_ARN not in json.dumps(sends)
-    assert len(sends) == 1  # its DLQ
+    for resource in sends:
+        [logical_id] = re.findall(r'"Fn::GetAtt": \["([A-Za-z0-9]+)"', json.dumps(resource))
+        assert logical_id.startswith("ConsumerOrders"), resource
 
 
 def test_the_function_reads_each_destinations_url_by_name(template: Template, stack: Stack):

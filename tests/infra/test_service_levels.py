@@ -60,4 +60,4 @@ def test_a_service_level_that_is_not_positive_is_refused_where_the_route_is_decl
     from sqs_consumer.registry import Route
 
     with pytest.raises(ValueError, match=f"HelloEvent: {field} must be > 0"):
-        Route(HelloEvent, handle_hello, **{field: 0})
+        Route(HelloEvent, handle_hello, **{field: 0})  # type: ignore[arg-type]

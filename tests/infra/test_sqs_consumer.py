@@ -12,6 +12,7 @@ from aws_cdk.assertions import Template
 from infra.network import VpcPlacementConstruct
 from infra.settings import StackSettings, StackSettingsError
 from infra.sqs_consumer import SqsConsumer, SqsConsumerProps
+from planning.cost import ALARMS
 from tests.infra.conftest import synth
 from tests.infra.test_production import VPC
 
@@ -58,8 +59,9 @@ def test_each_role_reaches_its_own_consumers_resources_only(two: Template):
     policies = by_type(two, "AWS::IAM::Policy")
     for function in functions.values():
         role = function["Role"]["Fn::GetAtt"][0]
-        [policy] = [p for p in policies.values() if p["Roles"] == [{"Ref": role}]]
-        granted = {json.dumps(s["Resource"]) for s in policy["PolicyDocument"]["Statement"]}
+        # Its default policy and its breakers' policy, both on its role alone
+        granted = {json.dumps(s["Resource"]) for p in policies.values() if p["Roles"] == [{"Ref": role}]
+                   for s in p["PolicyDocument"]["Statement"]}  # fmt: skip
         env = function["Environment"]["Variables"]
         assert json.dumps({"Fn::GetAtt": [env["DLQ_URL"]["Ref"], "Arn"]}) in granted
         assert json.dumps({"Fn::GetAtt": [env["IDEMPOTENCY_TABLE"]["Ref"], "Arn"]}) in granted
@@ -73,7 +75,7 @@ def test_each_role_reaches_its_own_consumers_resources_only(two: Template):
 def test_every_consumer_has_its_alarms_and_dashboard_on_the_one_topic(two: Template):
     [topic] = two.find_resources("AWS::SNS::Topic")
     alarms = by_type(two, "AWS::CloudWatch::Alarm")
-    assert len(alarms) == 2 * 9
+    assert len(alarms) == 2 * ALARMS
     assert {json.dumps(a["AlarmActions"]) for a in alarms.values()} == {json.dumps([{"Ref": topic}])}
     dashboards = [json.dumps(d["DashboardBody"]) for d in by_type(two, "AWS::CloudWatch::Dashboard").values()]
     assert len(dashboards) == 2

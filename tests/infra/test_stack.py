@@ -133,7 +133,11 @@ def test_event_source_mapping_reports_partial_failures_with_bounded_concurrency(
 def test_function_role_may_only_send_to_the_dlq_beyond_polling_and_logs(template: Template):
     dlq = queue_logical_id(template, dlq=True)
     queue = queue_logical_id(template, dlq=False)
-    [policy] = template.find_resources("AWS::IAM::Policy").values()
+    [function] = template.find_resources("AWS::Lambda::Function").values()
+    role = function["Properties"]["Role"]["Fn::GetAtt"][0]
+    # The role's default policy: the breakers' own is checked below.
+    [policy] = [p for lid, p in template.find_resources("AWS::IAM::Policy").items()
+                if {"Ref": role} in p["Properties"]["Roles"] and "Breaker" not in lid]  # fmt: skip
     statements = policy["Properties"]["PolicyDocument"]["Statement"]
     by_resource = {json.dumps(s["Resource"], sort_keys=True): s for s in statements}
     for statement in statements:
@@ -145,6 +149,38 @@ def test_function_role_may_only_send_to_the_dlq_beyond_polling_and_logs(template
     # Granted through the queues' grant(), and nothing the function or its mapping never calls.
     assert [s["Action"] for s in send] == ["sqs:SendMessage"]
     assert "GetQueueUrl" not in json.dumps(statements)
+
+
+def test_breakers_may_update_only_this_functions_mapping_and_schedule_probes_in_their_group(template: Template):
+    # GIVEN the breakers' policy on the function's role
+    [function_id] = template.find_resources("AWS::Lambda::Function")
+    [policy] = [p for lid, p in template.find_resources("AWS::IAM::Policy").items() if "BreakerPolicy" in lid]
+    by_action = {json.dumps(s["Action"]): s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
+
+    # THEN UpdateEventSourceMapping holds only for mappings that invoke this function
+    update = by_action['"lambda:UpdateEventSourceMapping"']
+    assert "event-source-mapping:*" in json.dumps(update["Resource"])
+    assert {"Fn::GetAtt": [function_id, "Arn"]} in update["Condition"]["ArnLike"]["lambda:FunctionArn"]
+    # schedules are made in the stack's probe group only, with a role passed to Scheduler only
+    [group] = template.find_resources("AWS::Scheduler::ScheduleGroup").values()
+    assert f"schedule/{group['Properties']['Name']}/probe-*" in json.dumps(by_action['"scheduler:CreateSchedule"'])
+    assert by_action['"iam:PassRole"']["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}
+    }
+    # and the scheduler's role may invoke this function and nothing else
+    template.has_resource_properties("AWS::IAM::Policy", {"PolicyDocument": {"Statement": [
+        {"Action": "lambda:InvokeFunction", "Effect": "Allow", "Resource": {"Fn::GetAtt": [function_id, "Arn"]}}
+    ]}})  # fmt: skip
+
+
+def test_the_function_is_told_its_breakers_settings_and_probe_group(template: Template):
+    [function] = template.find_resources("AWS::Lambda::Function").values()
+    variables = function["Properties"]["Environment"]["Variables"]
+    assert variables["BREAKERS_ENABLED"] == "true"
+    assert (variables["BREAKER_THRESHOLD"], variables["BREAKER_COOL_DOWN_CAP_SECONDS"]) == ("5", "60")
+    assert variables["PROBE_SCHEDULE_GROUP"].endswith("probes") or variables["PROBE_SCHEDULE_GROUP"]
+    [role] = [r for lid, r in template.find_resources("AWS::IAM::Role").items() if "ProbeRole" in lid]
+    assert variables["PROBE_ROLE_NAME"] == role["Properties"]["RoleName"]
 
 
 def test_alarms_cover_dlq_age_errors_throttles_and_polling(template: Template):
@@ -247,9 +283,14 @@ def test_idempotency_table_outlives_queue_and_dlq_retention(template: Template):
 
 def test_function_role_uses_only_item_calls_on_the_table(template: Template):
     [table_id] = template.find_resources("AWS::DynamoDB::GlobalTable")
-    [policy] = template.find_resources("AWS::IAM::Policy").values()
+    policies = template.find_resources("AWS::IAM::Policy")
+    [policy] = [p for lid, p in policies.items() if "DefaultPolicy" in lid and "ProbeRole" not in lid]
     statements = policy["Properties"]["PolicyDocument"]["Statement"]
     [table_statement] = [s for s in statements if "dynamodb" in json.dumps(s["Action"])]
+    # The breakers read their states with one BatchGetItem, from their own policy.
+    [breakers] = [p for lid, p in policies.items() if "BreakerPolicy" in lid]
+    [read] = [s for s in breakers["Properties"]["PolicyDocument"]["Statement"] if "dynamodb" in json.dumps(s)]
+    assert read["Action"] == "dynamodb:BatchGetItem" and table_id in json.dumps(read["Resource"])
     assert sorted(table_statement["Action"]) == [
         "dynamodb:BatchWriteItem",
         "dynamodb:DeleteItem",
@@ -265,6 +306,9 @@ def test_idempotency_can_be_turned_off():
     assert template.find_resources("AWS::DynamoDB::GlobalTable") == {}
     [function] = template.find_resources("AWS::Lambda::Function").values()
     assert "IDEMPOTENCY_TABLE" not in function["Properties"]["Environment"]["Variables"]
+    # nor breakers, whose state lives in that table
+    assert "BREAKERS_ENABLED" not in function["Properties"]["Environment"]["Variables"]
+    assert template.find_resources("AWS::Scheduler::ScheduleGroup") == {}
 
 
 def test_alarm_topic_lets_cloudwatch_alarms_of_this_account_publish(template: Template):

@@ -653,3 +653,39 @@ def test_a_v1_resend_of_a_processed_v2_event_is_a_duplicate_in_the_table(dynamod
     assert failed_ids(response) == []
     assert [message.kind for message in dlq.sent] == ["reused_event_id"]
     assert len(seen.events) == 1
+
+
+def test_with_its_breaker_closed_a_dependent_batch_of_10_costs_at_most_4_store_round_trips(dynamodb):
+    # GIVEN a route depending on orders-api, its breaker closed, state and claims in the same table
+    from sqs_consumer.dependencies.board import BoardWiring, BreakerBoard
+    from sqs_consumer.dependencies.store import DynamoDBBreakerStore
+    from sqs_consumer.models import OrderPlacedEvent
+    from sqs_consumer.pipeline.breakers import BreakerStage
+
+    calls, ran = StoreCalls(), []
+
+    def persistence():
+        layer = DynamoDBStore(TABLE, TTL)
+        layer.client.meta.events.register("before-call.dynamodb", calls)
+        return layer
+
+    def breakers():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.meta.events.register("before-call.dynamodb", calls)
+        return DynamoDBBreakerStore(TABLE, client)
+
+    registry = EventRegistry([Route(OrderPlacedEvent, lambda event, info: ran.append(event.event_id),
+                                    dependencies=["orders-api"])])  # fmt: skip
+    consumer = BatchConsumer(registry, InMemoryDLQ(), idempotency=DynamoDBIdempotency(persistence),
+                             breakers=BreakerStage(BreakerBoard(BoardWiring(breakers))))  # fmt: skip
+    order = {"order_id": "o", "customer_id": "c", "lines": [{"sku": "s", "quantity": 1}]}
+    event = sqs.event(*(sqs.record(sqs.body("order.placed", order, event_id=f"evt_{i}")) for i in range(10)))
+
+    # WHEN the batch is handled
+    response = consumer.handle(event, FakeContext())
+
+    # THEN each event ran once, for one read of the breaker beside the claim and the completions
+    assert failed_ids(response) == [] and len(ran) == 10
+    assert calls.operations.count("BatchGetItem") == 1
+    print(f"store round trips for 10 records with a closed breaker: {len(calls.operations)} {calls.operations}")
+    assert len(calls.operations) <= 4

@@ -21,4 +21,6 @@ def slow_registry(clock: FakeClock, seconds: float) -> EventRegistry:
 
         return run
 
-    return EventRegistry(Route(route.model, slowed(route.handler)) for route in REGISTRY.routes.values())
+    return EventRegistry(
+        Route(route.model, slowed(route.handler), dependencies=route.dependencies) for route in REGISTRY.routes.values()
+    )

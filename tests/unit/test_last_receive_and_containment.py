@@ -317,10 +317,10 @@ class UnprintableStore(InMemoryIdempotency):
             raise Unprintable("claim")
         return super().claim(events, remaining_ms, deadline)
 
-    def settle(self, succeeded, released, deadline):
+    def settle(self, succeeded, released, deadline, followups=None):
         if self.fail_on == "settle":
             raise Unprintable("settle")
-        return super().settle(succeeded, released, deadline)
+        return super().settle(succeeded, released, deadline, followups)
 
 
 class UnprintableQuarantine(InMemoryDLQ):

@@ -316,7 +316,7 @@ class UnansweringStore(InMemoryIdempotency):
         super().__init__()
         self.clock = clock
 
-    def settle(self, succeeded: Any, released: Any, deadline: Any) -> int:
+    def settle(self, succeeded: Any, released: Any, deadline: Any, followups: Any = None) -> int:
         self.clock.advance(deadline.seconds_left())
         return len(succeeded)
 

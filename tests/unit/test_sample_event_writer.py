@@ -49,7 +49,10 @@ def test_bad_arguments_are_one_line_and_exit_2(argv, capsys):
 @pytest.mark.parametrize(
     ("argv", "says"),
     [
-        (["--type", "", "--payload", ""], "TYPE (--type) is required: one of document.processed, hello; e.g. make"),
+        (
+            ["--type", "", "--payload", ""],
+            "TYPE (--type) is required: one of document.processed, hello, order.placed; e.g. make",
+        ),
         (["--type", "hello", "--payload", ""], "PAYLOAD (--payload) is required: the payload as a JSON object; e.g."),
     ],
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,9 @@ from sqs_consumer.envelopes import pointer_in
 from sqs_consumer.payload_store import S3Payloads
 from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.routes import REGISTRY
+from sqs_consumer.settings import get_orders_api_settings
 from sqs_consumer.testing.fakes import FakeContext, InMemoryDLQ
+from tests.support.orders_api import StandInOrdersApi, orders_api
 
 EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"
 SAMPLE_EVENTS = sorted(p for p in EVENTS_DIR.glob("*.json") if not p.name.endswith(".expected.json"))
@@ -51,6 +54,16 @@ def stubbed_s3(event: dict[str, Any]) -> tuple[S3Payloads, Stubber]:
                              "ContentLength": len(data)}, {"Bucket": pointer.bucket, "Key": pointer.key})  # fmt: skip
     stubber.activate()
     return S3Payloads(32 * 1_048_576, client_factory=lambda _: client), stubber
+
+
+@pytest.fixture(autouse=True)
+def orders(monkeypatch: pytest.MonkeyPatch) -> Iterator[StandInOrdersApi]:
+    """The orders API the order.placed samples are POSTed to, up; the settings read again for it."""
+    with orders_api() as api:
+        monkeypatch.setenv("ORDERS_API_URL", api.url)
+        get_orders_api_settings.cache_clear()
+        yield api
+    get_orders_api_settings.cache_clear()
 
 
 def expected_for(path: Path) -> dict:

@@ -70,3 +70,9 @@ def preload_service_models(services: list[str]) -> None:
     with _CREATING:
         for service in services:
             session.get_service_model(service)
+
+
+def client_for(service: str, endpoint_url: str | None = None) -> Any:
+    """A client of a service the function calls only now and then (Lambda and EventBridge Scheduler, when a
+    dependency's breaker opens or a probe runs): never made by a batch whose breakers stay closed."""
+    return _client(service, endpoint_url)

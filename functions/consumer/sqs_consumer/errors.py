@@ -24,6 +24,34 @@ class NonRetryableError(Exception):
     """A failure that retrying cannot fix: the message is quarantined to the DLQ."""
 
 
+class DependencyUnavailable(Exception):
+    """A downstream service the handler depends on cannot answer now (down, overloaded, throttling).
+
+    Retryable, and more: it counts as a failure of ``dependency``'s circuit breaker (docs/design.md §6).
+    While that breaker is open the records of routes depending on it wait in the queue instead of
+    spending their receives, and one on its last allowed receive is sent again rather than quarantined.
+    ``retry_after``: seconds the dependency asked for (an HTTP ``Retry-After``), or ``None``.
+    """
+
+    def __init__(self, dependency: str, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(f"{dependency} unavailable: {reason}")
+        self.dependency = dependency
+        self.reason = reason
+        self.retry_after = retry_after if retry_after is None or retry_after >= 0 else None
+
+
+class HeldBackError(DependencyUnavailable):
+    """A record not started for its dependency's sake: it waits in the queue, and its handler never failed."""
+
+
+class BreakerOpenError(HeldBackError):
+    """Held back: the circuit breaker of a dependency of its route is open."""
+
+
+class RateLimitedError(HeldBackError):
+    """Held back: a dependency of its route is at its rate limit, and the batch's time ran out waiting."""
+
+
 class PoisonMessageError(Exception):
     """The body cannot become a typed event (bad JSON, envelope, payload or type)."""
 

@@ -278,3 +278,25 @@ def build_metrics(namespace: str, service: str) -> Metrics | None:
     if is_metrics_disabled():
         return None
     return Metrics(namespace=namespace, service=service)
+
+
+def write_breaker_metrics(namespace: str, service: str, dependency: str, values: dict[str, float]) -> None:
+    """One EMF document of a dependency's breaker: under the service alone (what the stage's alarm
+    watches, whatever dependencies the code declares) and per dependency (what the dashboard shows)."""
+    units = {name: "Seconds" if name.endswith("Seconds") else _COUNT for name in values}
+    document = {
+        "_aws": {
+            "Timestamp": int(time.time() * 1000),
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": namespace,
+                    "Dimensions": [["service"], ["service", "dependency"]],
+                    "Metrics": [{"Name": name, "Unit": unit} for name, unit in units.items()],
+                }
+            ],
+        },
+        "service": service,
+        "dependency": dependency,
+        **{name: float(value) for name, value in values.items()},
+    }
+    print(_dumps(document), flush=True)  # noqa: T201  # EMF goes to stdout

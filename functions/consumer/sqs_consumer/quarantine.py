@@ -178,7 +178,7 @@ def _add_originals(attributes: dict[str, dict[str, Any]], originals: dict[str, A
     for name, value in ordered:
         if name.startswith(ATTRIBUTE_PREFIX):
             continue
-        converted = _to_send_format(value)
+        converted = to_send_format(value)
         cost = attribute_size(name, converted)
         # An empty value (SQS never delivers one, a hand-made event may hold one) would be refused.
         has_value = bool(converted.get("StringValue") or converted.get("BinaryValue"))
@@ -190,7 +190,7 @@ def _add_originals(attributes: dict[str, dict[str, Any]], originals: dict[str, A
     return dropped
 
 
-def _to_send_format(value: dict[str, Any]) -> dict[str, Any]:
+def to_send_format(value: dict[str, Any]) -> dict[str, Any]:
     """Lambda's event shape (camelCase, base64 binary) to SendMessage's."""
     converted: dict[str, Any] = {"DataType": value.get("dataType", _STRING)}
     if value.get("stringValue") is not None:

@@ -8,13 +8,14 @@ pass (``validate_json``) and every way it can be malformed is told apart.
 from __future__ import annotations
 
 import typing
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Annotated, Any, Generic, TypeVar, Union
 
 from pydantic import Field, TypeAdapter, ValidationError
 
+from sqs_consumer.dependencies import Dependency, as_dependency
 from sqs_consumer.errors import PoisonMessageError
 from sqs_consumer.kinds import QuarantineKind
 from sqs_consumer.models.base import BaseEvent
@@ -51,6 +52,10 @@ class Route(Generic[EventT]):
     ``slo_p99_ms`` and ``slo_max_age_s``: the event type's service levels, each an alarm of the stack when
     set: the 99th percentile of its handler time (ms) and the oldest age (s) a record may have when its
     batch starts, both per 5 minutes (infra/monitoring.py, docs/operations.md).
+
+    ``dependencies``: the downstream services the handler calls (names, or ``Dependency`` with a health
+    check). While one's circuit breaker is open the handler is not called: its records wait in the queue
+    (docs/design.md §6).
     """
 
     model: type[EventT]
@@ -59,6 +64,7 @@ class Route(Generic[EventT]):
     upcasters: Mapping[int, Upcaster] = field(default_factory=dict)
     slo_p99_ms: float | None = None
     slo_max_age_s: float | None = None
+    dependencies: Sequence[str | Dependency] = field(default=())
 
     def __post_init__(self) -> None:
         if self.timeout_seconds is not None and not self.timeout_seconds > 0:
@@ -68,6 +74,16 @@ class Route(Generic[EventT]):
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ValueError(f"{self.model.__name__}: {name} must be > 0, or None for no alarm")
+        if isinstance(self.dependencies, str):
+            raise TypeError(f"{self.model.__name__}: dependencies is a list of names, not one string")
+        declared = tuple(as_dependency(item) for item in self.dependencies)
+        if len({item.name for item in declared}) != len(declared):
+            raise ValueError(f"{self.model.__name__}: a dependency is named twice")
+        object.__setattr__(self, "dependencies", declared)
+
+    @property
+    def dependency_names(self) -> tuple[str, ...]:
+        return tuple(as_dependency(item).name for item in self.dependencies)
 
     @property
     def event_type(self) -> str:
@@ -109,6 +125,17 @@ class EventRegistry:
     @property
     def routes(self) -> Mapping[str, Route[Any]]:
         return self._routes
+
+    @cached_property
+    def dependencies(self) -> Mapping[str, Dependency]:
+        """Every dependency some route declares, by name (a health check declared once counts for all)."""
+        found: dict[str, Dependency] = {}
+        for route in self._routes.values():
+            for item in route.dependencies:
+                dependency = as_dependency(item)
+                if found.get(dependency.name) is None or found[dependency.name].health_check is None:
+                    found[dependency.name] = dependency
+        return found
 
     def __contains__(self, event_type: object) -> bool:
         return event_type in self._routes

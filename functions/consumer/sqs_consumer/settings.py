@@ -26,6 +26,15 @@ from sqs_consumer.sqs_limits import DEFAULT_MAX_MESSAGE_BYTES, LARGEST_MAX_MESSA
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
+class RateLimitSetting(BaseModel):
+    """A dependency's rate limit: calls a second, across every instance, and the burst above it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rate_per_second: float = Field(gt=0, le=100_000, allow_inf_nan=False)
+    burst: int | None = Field(default=None, ge=1, le=1_000_000)
+
+
 class ConsumerSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
@@ -148,17 +157,72 @@ class ConsumerSettings(BaseModel):
         description="Set by Lambda: where the X-Ray daemon listens (UDP).",
         validation_alias=AliasChoices("AWS_XRAY_DAEMON_ADDRESS", "xray_daemon_address"),
     )
+    breakers_enabled: bool = Field(
+        default=False,
+        description="Circuit breakers on the dependencies routes declare (docs/design.md §6); off, a dependency's "
+        "outage is retried like any failure.",
+        validation_alias=AliasChoices("BREAKERS_ENABLED", "breakers_enabled"),
+    )
+    breaker_threshold: int = Field(
+        default=5, ge=1, le=10_000, description="Failures within the window that open a dependency's breaker.",
+        validation_alias=AliasChoices("BREAKER_THRESHOLD", "breaker_threshold"),
+    )  # fmt: skip
+    breaker_window_seconds: float = Field(
+        default=10, gt=0, le=3_600, description="The window the breaker's failures are counted in.",
+        validation_alias=AliasChoices("BREAKER_WINDOW_SECONDS", "breaker_window_seconds"),
+    )  # fmt: skip
+    breaker_cool_down_seconds: float = Field(
+        default=15, ge=1, le=3_600, description="How long an open breaker waits before its first probe.",
+        validation_alias=AliasChoices("BREAKER_COOL_DOWN_SECONDS", "breaker_cool_down_seconds"),
+    )  # fmt: skip
+    breaker_cool_down_cap_seconds: float = Field(
+        default=60, ge=1, le=MAX_BACKOFF_SECONDS, description="The longest cool-down, doubled after each failed probe.",
+        validation_alias=AliasChoices("BREAKER_COOL_DOWN_CAP_SECONDS", "breaker_cool_down_cap_seconds"),
+    )  # fmt: skip
+    dependency_rate_limits: dict[str, RateLimitSetting] = Field(
+        default_factory=dict,
+        description="Rate limits per dependency (its name -> rate_per_second and optional burst), held across "
+        "every instance.",
+        validation_alias=AliasChoices("DEPENDENCY_RATE_LIMITS", "dependency_rate_limits"),
+    )
+    probe_schedule_group: str | None = Field(
+        default=None, min_length=1, description="The EventBridge Scheduler group the function's probes are made in.",
+        validation_alias=AliasChoices("PROBE_SCHEDULE_GROUP", "probe_schedule_group"),
+    )  # fmt: skip
+    probe_role_name: str | None = Field(
+        default=None, pattern=r"^[\w+=,.@-]{1,64}$",
+        description="The role EventBridge Scheduler invokes the function with for a probe (in the function's account).",
+        validation_alias=AliasChoices("PROBE_ROLE_NAME", "probe_role_name"),
+    )  # fmt: skip
+    mapping_max_concurrency: int | None = Field(
+        default=None, ge=2, le=1_000, description="The event source mapping's configured MaximumConcurrency, "
+        "restored once a dependency is back.",
+        validation_alias=AliasChoices("MAPPING_MAX_CONCURRENCY", "mapping_max_concurrency"),
+    )  # fmt: skip
+    function_name: str | None = Field(
+        default=None, description="Lambda's own AWS_LAMBDA_FUNCTION_NAME: the breakers find the function's mapping.",
+        validation_alias=AliasChoices("AWS_LAMBDA_FUNCTION_NAME", "function_name"),
+    )  # fmt: skip
     aws_endpoint_url: str | None = Field(
         default=None,
         description="Only for local runs: botocore's own variable, pointing every client at the emulated services.",
         validation_alias=AliasChoices("AWS_ENDPOINT_URL", "aws_endpoint_url"),
     )
 
-    @field_validator("secret_names", "followup_queues", mode="before")
+    @field_validator("secret_names", "followup_queues", "dependency_rate_limits", mode="before")
     @classmethod
     def _json_mapping(cls, value: object) -> object:
         # The environment carries the mapping as a JSON object.
         return json.loads(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _cool_down_cap_covers_base(self) -> ConsumerSettings:
+        if self.breaker_cool_down_seconds > self.breaker_cool_down_cap_seconds:
+            raise ValueError(
+                f"BREAKER_COOL_DOWN_SECONDS ({self.breaker_cool_down_seconds:g}) must be <= "
+                f"BREAKER_COOL_DOWN_CAP_SECONDS ({self.breaker_cool_down_cap_seconds:g})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _backoff_cap_covers_base(self) -> ConsumerSettings:
@@ -190,6 +254,39 @@ class ConsumerSettings(BaseModel):
                 for error in exc.errors(include_url=False)
             )
             raise SettingsError(f"invalid consumer settings: {problems}") from None
+
+
+class OrdersApiSettings(BaseModel):
+    """What the ``order.placed`` sample handler needs: its own concern, read apart from the function's wiring."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    orders_api_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://\S+$",
+        description="Where the order.placed handler POSTs each order; unset quarantines order.placed as non_retryable.",
+        validation_alias=AliasChoices("ORDERS_API_URL", "orders_api_url"),
+    )
+
+    @classmethod
+    def env_name(cls) -> str:
+        """The environment variable that sets the orders API's URL (the stack writes it)."""
+        alias = cls.model_fields["orders_api_url"].validation_alias
+        assert isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str)
+        return alias.choices[0]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> OrdersApiSettings:
+        try:
+            return cls.model_validate(dict(os.environ if environ is None else environ))
+        except ValidationError as exc:
+            raise SettingsError(f"invalid orders API settings: {exc.errors(include_url=False)[0]['msg']}") from None
+
+
+@cache
+def get_orders_api_settings() -> OrdersApiSettings:
+    """The orders API's settings of this execution environment, read on first use."""
+    return OrdersApiSettings.from_env()
 
 
 @cache

@@ -7,6 +7,7 @@ Beside them, the shapes around an event: ``record`` (what a handler is told abou
 from sqs_consumer.models.base import BaseEvent
 from sqs_consumer.models.document_processed import DocumentProcessedEvent, DocumentProcessedPayload
 from sqs_consumer.models.hello import HelloEvent, HelloPayload
+from sqs_consumer.models.order_placed import OrderLine, OrderPlacedEvent, OrderPlacedPayload
 
 __all__ = [
     "BaseEvent",
@@ -14,4 +15,7 @@ __all__ = [
     "DocumentProcessedPayload",
     "HelloEvent",
     "HelloPayload",
+    "OrderLine",
+    "OrderPlacedEvent",
+    "OrderPlacedPayload",
 ]

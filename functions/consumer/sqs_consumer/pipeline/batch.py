@@ -21,6 +21,7 @@ from sqs_consumer.pipeline.ordering import Ordering
 from sqs_consumer.pipeline.records import Item, Job
 
 if TYPE_CHECKING:
+    from sqs_consumer.dependencies.rate import RateLimiter
     from sqs_consumer.tracing import BatchTrace
 
 
@@ -59,7 +60,7 @@ class Batch:
     """What the stages of one invocation share."""
 
     __slots__ = ("commit", "commit_floor_ms", "confirm_quarantine", "context", "cut_at", "debug", "decisions",
-                 "destinations", "lines_until", "now_ms", "order", "refused", "report", "reserve_ms",
+                 "destinations", "limits", "lines_until", "now_ms", "order", "refused", "report", "reserve_ms",
                  "return_floor_ms", "sent", "stop_at", "timer", "timer_start", "trace")  # fmt: skip
 
     def __init__(
@@ -101,6 +102,8 @@ class Batch:
         # The follow-up destinations handlers may emit to (name -> queue URL), when the consumer sends any
         # (with idempotency only: follow-ups are stored with the completions until they are sent).
         self.destinations: Mapping[str, str] | None = None
+        # The dependencies' rate limits (dependencies/rate.py): a record waits for its tokens before its handler.
+        self.limits: RateLimiter | None = None
         # Set where the ordering needs a quarantine confirmed before the next record starts (FIFO:
         # a copy the DLQ refuses leaves its record listed, and the rest of its group must wait).
         self.confirm_quarantine: Callable[[Item, Batch], None] | None = None

@@ -23,7 +23,7 @@ def claim_events(items: list[Item], store: Idempotency, remaining_ms: int, deadl
     """Set each leading job's claim; mark each copy with its leader."""
     leaders: dict[str, Job] = {}
     for item in items:
-        if isinstance(item, Job):
+        if isinstance(item, Job) and item.disposition is None:  # one the breakers held back is not claimed
             leader = leaders.setdefault(item.event.event_id, item)
             if leader is not item:
                 item.leader = leader

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
@@ -33,8 +33,13 @@ from sqs_consumer.pipeline.settlement import Settlement
 from sqs_consumer.pipeline.tenants import BUSIEST_TENANTS, busiest_tenants
 from sqs_consumer.quarantine import Quarantine
 from sqs_consumer.registry import EventRegistry
+from sqs_consumer.resend import Resender
 from sqs_consumer.retry import NO_BACKOFF, Backoff, VisibilitySetter
 from sqs_consumer.tracing import SegmentEmitter
+
+if TYPE_CHECKING:  # made by the entry point when the stage has them (handler.py): not imported otherwise
+    from sqs_consumer.dependencies.rate import RateLimiter
+    from sqs_consumer.pipeline.breakers import BreakerStage
 
 
 class BatchConsumer:
@@ -54,6 +59,9 @@ class BatchConsumer:
         idempotency: Idempotency | None = None,
         payloads: S3Payloads | None = None,
         followups: FollowUpSender | None = None,
+        breakers: BreakerStage | None = None,
+        limits: RateLimiter | None = None,
+        resender: Resender | None = None,
         timer: Callable[[], float] = time.perf_counter,
         wall_clock_ms: Callable[[], float] = lambda: time.time() * 1000,
         busiest_tenants: int = BUSIEST_TENANTS,
@@ -63,7 +71,9 @@ class BatchConsumer:
         self._busiest_tenants = busiest_tenants
         self._emf = EmfDocuments(metrics) if metrics is not None else None
         self._time_reserve_ms = time_reserve_ms
-        self._decisions = Decisions(max_receive_count, backoff)
+        self._decisions = Decisions(max_receive_count, backoff, breakers=breakers is not None)
+        self._breakers = breakers
+        self._limits = limits
         self._idempotency = idempotency
         self._payloads = payloads
         # Follow-ups are stored with the completions until sent: without a store, handlers emit none.
@@ -72,7 +82,7 @@ class BatchConsumer:
         self._wall_clock_ms = wall_clock_ms
         self._runner = Runner(max_concurrent_records)
         self._tracing = tracing
-        self._settlement = Settlement(registry, quarantine, backoff, visibility)
+        self._settlement = Settlement(registry, quarantine, backoff, visibility, resender)
 
     @property
     def uses_idempotency(self) -> bool:
@@ -95,10 +105,14 @@ class BatchConsumer:
             batch.trace = self._tracing.begin()
         if batch.order.sequential:
             batch.confirm_quarantine = self._settlement.confirm_one
+        batch.limits = self._limits
         # Offloaded payloads are fetched before the time reserve, when records stop starting.
         parsed = parse_records(records, self._registry, batch.now_ms, self._payloads,
                                batch.deadline(batch.reserve_ms))  # fmt: skip
         items: Iterable[Item] = parsed
+        if self._breakers is not None:  # records of a dependency whose breaker is open are neither claimed nor run
+            items = list(items)
+            self._breakers.gate(items, batch)
         if self._idempotency is not None:  # the batch is parsed and its events claimed together first
             items = list(items)
             claim_events(items, self._idempotency, context.get_remaining_time_in_millis(),
@@ -108,6 +122,9 @@ class BatchConsumer:
                 batch.destinations = self._followups.queue_urls
         try:
             left = self._runner.run(items, batch)
+            if self._breakers is not None:
+                assert isinstance(items, list)
+                self._breakers.settle(items, batch)
             response = self._settlement.settle(event, left, batch)
         finally:
             parsed.close()  # type: ignore[attr-defined]  # a generator: the payload reads of records never taken end with the batch

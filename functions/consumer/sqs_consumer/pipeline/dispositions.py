@@ -2,7 +2,8 @@
 
 ``Succeeded`` and ``Duplicate``: deleted. ``Listed``: in ``batchItemFailures``, back after its
 delay. ``Quarantined``: sent to the DLQ with its kind and reason, then deleted (listed instead if
-the DLQ refuses it). The values only: decisions.py picks one from what happened.
+the DLQ refuses it). ``Resent``: sent to its own queue again, then deleted (a dependency is down).
+The values only: decisions.py picks one from what happened.
 """
 
 from __future__ import annotations
@@ -47,4 +48,14 @@ class Quarantined:
     retry_delay_s: int
 
 
-Disposition = Succeeded | Duplicate | Listed | Quarantined
+@dataclass(frozen=True, slots=True)
+class Resent:
+    """Sent to its queue again as a new message (the same body and attributes), visible after ``delay_s``,
+    then deleted: a record whose dependency's breaker is open, on its last allowed receive
+    (docs/design.md §6). If the queue refuses the copy, listed after ``delay_s`` instead."""
+
+    error: Exception
+    delay_s: int
+
+
+Disposition = Succeeded | Duplicate | Listed | Quarantined | Resent

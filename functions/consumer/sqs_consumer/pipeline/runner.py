@@ -28,6 +28,7 @@ from sqs_consumer.errors import (
     HandlerReturnError,
     HandlerTimeoutError,
     HandlerUnfinishedError,
+    RateLimitedError,
     describe,
 )
 from sqs_consumer.followups import Outbox
@@ -99,11 +100,10 @@ class Runner:
             else:
                 copies.append(item)
             return
-        if item.claim is not None and (disposition := claimed(item, decisions)) is not None:
-            _send_what_is_left(item, batch)
+        if (disposition := _before_call(item, batch)) is not None:
             batch.decide(item, disposition)
             return
-        awaitable = self._call(item, started, batch)
+        awaitable = self._call(item, batch.timer() if batch.limits is not None else started, batch)
         if awaitable is None:
             return
         if batch.order.sequential:
@@ -227,6 +227,29 @@ def _unfetched(item: Unfetched, decisions: Decisions) -> Disposition:
         return decisions.not_started(item, NEAR_TIMEOUT, None)
     # As its handler failing: retried, quarantined on the last receive.
     return decisions.failure(item, item.error, item.event_type)
+
+
+def _before_call(job: Job, batch: Batch) -> Disposition | None:
+    """What decides the job before its handler is called: its claim (a duplicate, in progress elsewhere), its
+    dependencies' rates. None when the handler may run."""
+    if job.claim is not None and (disposition := claimed(job, batch.decisions)) is not None:
+        _send_what_is_left(job, batch)
+        return disposition
+    if batch.limits is not None and job.route.dependency_names:
+        return _over_rate(job, batch)
+    return None
+
+
+def _over_rate(job: Job, batch: Batch) -> Disposition | None:
+    """A token of each rate-limited dependency, waited for until records stop starting; past that, the record
+    waits in the queue until its tokens have accrued (never a failure)."""
+    assert batch.limits is not None
+    over = batch.limits.acquire(job.route.dependency_names, batch.stop_at - batch.timer())
+    if over is None:
+        return None
+    name, seconds = over
+    error = RateLimitedError(name, "at its rate limit until the batch's time ran out")
+    return batch.decisions.waiting(job, error, seconds, resend=not batch.order.sequential, started=False)
 
 
 def _unfinished(job: Job, batch: Batch, error: HandlerUnfinishedError) -> None:

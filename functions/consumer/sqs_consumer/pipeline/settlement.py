@@ -21,14 +21,15 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 
-from sqs_consumer.errors import FollowUpsNotSentError, describe
+from sqs_consumer.errors import DependencyUnavailable, FollowUpsNotSentError, describe
 from sqs_consumer.observability import UNRECOGNIZED_TYPE, Outcome, logger
 from sqs_consumer.pipeline.batch import Batch
-from sqs_consumer.pipeline.dispositions import DUPLICATE, SUCCEEDED, Listed, Quarantined
+from sqs_consumer.pipeline.dispositions import DUPLICATE, SUCCEEDED, Listed, Quarantined, Resent
 from sqs_consumer.pipeline.records import Item, Job
 from sqs_consumer.pipeline.response import SettledBatchProcessor
 from sqs_consumer.quarantine import Quarantine, QuarantinedMessage
 from sqs_consumer.registry import EventRegistry
+from sqs_consumer.resend import Resender, ResentMessage
 from sqs_consumer.retry import Backoff, VisibilityChange, VisibilitySetter
 from sqs_consumer.sqs_limits import trim_utf8
 
@@ -45,8 +46,10 @@ class Settlement:
         quarantine: Quarantine,
         backoff: Backoff,
         visibility: VisibilitySetter | None,
+        resender: Resender | None = None,
     ) -> None:
         self._registry = registry
+        self._resender = resender
         self._quarantine = quarantine
         self._backoff = backoff
         self._visibility = visibility
@@ -58,6 +61,7 @@ class Settlement:
             if item.disposition is None:  # no stage decided it (a bug): listed, never silently deleted
                 batch.decide(item, Listed(RuntimeError("not settled"), 0))
         self.send_quarantined(items, batch)
+        self.send_resent(items, batch)
         if batch.commit is not None:
             unconfirmed = batch.commit.wait()
             if unconfirmed:
@@ -96,6 +100,26 @@ class Settlement:
                 batch.refused[item.message_id] = error
                 item.disposition = Listed(error, quarantined.retry_delay_s)
 
+    def send_resent(self, items: list[Item], batch: Batch) -> None:
+        """Send every record to be sent again to its queue together; one whose copy is refused stays listed."""
+        queued = [item for item in items if isinstance(item.disposition, Resent)]
+        if not queued:
+            return
+        messages = [_resent(item) for item in queued]
+        try:
+            if self._resender is None:
+                raise RuntimeError("no resender configured")
+            results = self._resender.send_batch(messages, batch.deadline())
+        except Exception as exc:  # an adapter that raises instead of answering: every record stays
+            results = [exc] * len(queued)
+        for item, error in zip(queued, results, strict=True):
+            resent = item.disposition
+            assert isinstance(resent, Resent)
+            if error is not None:
+                logger.error("Record not sent again; it will be retried", message_id=item.message_id,
+                             error=trim_utf8(describe(error), LOG_VALUE_BYTES))  # fmt: skip
+                item.disposition = Listed(resent.error, resent.delay_s)
+
     def _account(self, items: list[Item], batch: Batch) -> dict[str, Exception]:
         """Count and log each record's disposition once; the listed records, with their errors."""
         add, timer, lines_until = batch.report.add, batch.timer, batch.lines_until
@@ -129,6 +153,15 @@ class Settlement:
                                event_type=_quoted(item.event_type), kind=disposition.kind,
                                reason=trim_utf8(disposition.reason, LOG_VALUE_BYTES),
                                envelope=item.envelope.log_fields() or None)  # fmt: skip
+            elif isinstance(disposition, Resent):
+                add(metric_type, Outcome.SKIPPED, age_ms=item.age_ms, processing_ms=processing_ms)
+                if not line:
+                    untold.add(item, Outcome.SKIPPED, None)
+                    continue
+                logger.warning("Record sent again to its queue: its dependency is unavailable on its last receive",
+                               message_id=item.message_id, event_type=_quoted(item.event_type),
+                               delay_seconds=disposition.delay_s, receive_count=item.receive_count,
+                               reason=trim_utf8(describe(disposition.error, typed=False), LOG_VALUE_BYTES))  # fmt: skip
             elif isinstance(disposition, Listed):
                 listed[item.message_id] = disposition.error
                 add(metric_type, disposition.outcome, age_ms=item.age_ms, processing_ms=processing_ms)
@@ -160,7 +193,7 @@ class Settlement:
 
     def _apply_backoff(self, items: list[Item], batch: Batch) -> None:
         """Listed records come back after their backoff; records never started, at once."""
-        if not (self._backoff.enabled and self._visibility is not None):
+        if self._visibility is None:
             return
         deadline = batch.deadline()
         if deadline.passed:  # no call could be made: not even the list of changes is built
@@ -168,7 +201,9 @@ class Settlement:
         changes = [
             VisibilityChange(item.raw["eventSourceARN"], item.raw["receiptHandle"], item.disposition.delay_s)
             for item in items
+            # Without a backoff, only a record waiting for its dependency: back when its breaker's probe has run.
             if isinstance(item.disposition, Listed)
+            and (self._backoff.enabled or isinstance(item.disposition.error, DependencyUnavailable))
         ]
         if changes:
             self._visibility.change(changes, deadline)
@@ -261,6 +296,15 @@ def _message(item: Item) -> QuarantinedMessage:
 
 def _event_id(item: Item) -> str | None:
     return item.event.event_id if isinstance(item, Job) else None
+
+
+def _resent(item: Item) -> ResentMessage:
+    resent = item.disposition
+    assert isinstance(resent, Resent)
+    raw = item.raw
+    return ResentMessage(
+        raw.get("eventSourceARN", ""), raw["body"], raw.get("messageAttributes") or None, resent.delay_s
+    )
 
 
 def _quoted(event_type: str | None) -> str | None:

@@ -1,5 +1,7 @@
 """In-memory stand-ins for the function's adapters: the DLQ, the idempotency store, S3, a Lambda
-context and a clock. Each keeps what it was asked, for a test to assert on."""
+context and a clock, the event source mapping, the probe scheduler and the queue records are sent again to
+(the breakers' store has its twin beside it, dependencies/store.py). Each keeps what it was asked, for
+a test to assert on."""
 
 from __future__ import annotations
 
@@ -10,12 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqs_consumer.budget import Deadline
+from sqs_consumer.dependencies.control import MappingView
 from sqs_consumer.errors import FollowUpError, QuarantineFailedError
 from sqs_consumer.idempotency.fingerprint import fingerprint, same_event
 from sqs_consumer.idempotency.port import Claim, ClaimState, EventInProgressError, Held
 from sqs_consumer.models.base import BaseEvent
 from sqs_consumer.models.followups import FollowUp
 from sqs_consumer.quarantine import QuarantinedMessage
+from sqs_consumer.resend import ResentMessage
 
 
 @dataclass
@@ -196,3 +200,52 @@ class InMemoryS3:
                      "ResponseMetadata": {"HTTPStatusCode": 404}}  # fmt: skip
             raise ClientError(error, "GetObject")  # type: ignore[arg-type]
         return {"Body": io.BytesIO(data), "ContentLength": len(data)}
+
+
+@dataclass
+class FakeMapping:
+    """An event source mapping as ``UpdateEventSourceMapping`` leaves it; keeps every change asked."""
+
+    enabled: bool = True
+    max_concurrency: int | None = 10
+    changes: list[tuple[str, bool, int | None]] = field(default_factory=list)
+
+    def pause(self, queue_arn: str) -> None:
+        self.enabled = False
+        self.changes.append((queue_arn, False, self.max_concurrency))
+
+    def resume(self, queue_arn: str, max_concurrency: int | None) -> None:
+        self.enabled = True
+        if max_concurrency is not None:
+            self.max_concurrency = max_concurrency
+        self.changes.append((queue_arn, True, self.max_concurrency))
+
+    def describe(self, queue_arn: str) -> MappingView:
+        return MappingView("fake-uuid", "Enabled" if self.enabled else "Disabled", self.enabled, self.max_concurrency)
+
+
+@dataclass
+class RecordingProbes:
+    """A probe scheduler that keeps each schedule: (dependency, step, at, queue ARN)."""
+
+    scheduled: list[tuple[str, str, float, str]] = field(default_factory=list)
+
+    targets: list[str] = field(default_factory=list)
+
+    def schedule(self, dependency: str, step: str, at: float, queue_arn: str, target_arn: str) -> None:
+        self.scheduled.append((dependency, step, at, queue_arn))
+        self.targets.append(target_arn)
+
+
+@dataclass
+class InMemoryResender:
+    """Keeps the records sent again to their queue; refuses them while ``fail`` is set."""
+
+    fail: bool = False
+    sent: list[ResentMessage] = field(default_factory=list)
+
+    def send_batch(self, messages: Sequence[ResentMessage], deadline: Deadline) -> list[Exception | None]:
+        if self.fail:
+            return [RuntimeError("queue unavailable") for _ in messages]
+        self.sent.extend(messages)
+        return [None for _ in messages]
