@@ -11,6 +11,11 @@ NODE_STAMP := node_modules/.installed
 STAGE ?= dev
 # cdk deploy asks before a change that broadens access; CI passes never (its approval is the prod environment's).
 CDK_APPROVAL ?= broadening
+# Stages synthesized with --strict: a warning fails them (prod's alarms must reach a real address).
+STRICT_STAGES ?= prod
+CDK_STRICT = $(if $(filter $(STAGE),$(STRICT_STAGES)),--strict)
+# ASSEMBLY=cdk.out: diff and deploy a cloud assembly already synthesized (CI promotes prod's), not a new synth.
+CDK_APP = $(if $(ASSEMBLY),--app "$(ASSEMBLY)")
 EVENT ?= events/hello.json
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 export PYTHONPATH := $(CURDIR):$(CURDIR)/functions/consumer
@@ -21,7 +26,7 @@ LOCAL_STAGE ?= local
 LOCAL_TEMPLATE := cdk.out/SqsConsumer-$(LOCAL_STAGE).template.json
 SOURCES := app.py cdk.json requirements.txt $(wildcard infra/*.py) $(shell find functions -name '*.py')
 
-.PHONY: help setup clean event new-event test lint typecheck unit synth diff deploy deploy-role destroy lint-workflows local invoke schema schema-check schema-release bench bench-docs chaos stateful-record upgrade-check
+.PHONY: help setup clean event new-event test lint typecheck unit synth diff deploy deploy-role destroy lint-workflows local invoke schema schema-check schema-release bench bench-docs chaos stateful-record upgrade-check rehearse release smoke
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -31,7 +36,7 @@ setup: $(STAMP) $(NODE_STAMP) ## Create .venv and node_modules with the pinned v
 # uv installs the pinned set in seconds (pip takes minutes, mostly compiling aws-cdk-lib).
 UV_VERSION := 0.13.8
 
-$(STAMP): requirements.txt requirements-dev.txt requirements-checkov.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt requirements-checkov.txt requirements-rehearse.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/uv pip install --quiet --compile-bytecode -r requirements-dev.txt
@@ -44,10 +49,12 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-checkov.txt pyproje
 	VIRTUAL_ENV=$(CURDIR)/$(CHECKOV_VENV) $(BIN)/uv pip install --quiet --compile-bytecode -r requirements-checkov.txt
 	# CPython 3.14, the runtime's Python, into .cache/python3.14/ when none is found (infra/runtime_python.py).
 	$(BIN)/python -m infra.runtime_python install > /dev/null
+	# LocalStack, the second CloudFormation engine of make rehearse, into .cache/localstack under that 3.14.
+	$(BIN)/python -m infra.localstack install
 	touch $@
 
 # What setup, synth, the tests and the local runs make, wherever they make it (.gitignore lists the same).
-CLEANED := $(VENV) node_modules cdk.out .cache .mypy_cache .ruff_cache .pytest_cache .hypothesis __pycache__ *.egg-info
+CLEANED := $(VENV) node_modules cdk.out dist .cache .mypy_cache .ruff_cache .pytest_cache .hypothesis __pycache__ *.egg-info
 
 clean: ## Remove all that setup, synth, tests and local runs made: the tree is as a fresh clone's
 	find . -path ./.git -prune -o -type d \( $(foreach name,$(CLEANED),-name '$(name)' -o) -false \) \
@@ -65,9 +72,9 @@ lint: $(STAMP) ## ruff lint and format check
 typecheck: $(STAMP) ## mypy (strict, pydantic plugin)
 	$(BIN)/mypy .
 
-lint-workflows: $(STAMP) ## actionlint and zizmor (its strictest persona) on .github/workflows: 0 findings
+lint-workflows: $(STAMP) ## actionlint on .github/workflows, zizmor (its strictest persona) on them and dependabot.yml: 0 findings
 	$(BIN)/actionlint
-	$(BIN)/zizmor --offline --persona=auditor --quiet .github/workflows
+	$(BIN)/zizmor --offline --persona=auditor --quiet .github
 
 # The suite runs on every CPU; worksteal keeps both busy when a few long e2e tests land on one.
 PYTEST_PARALLEL := -n auto --dist worksteal
@@ -141,7 +148,7 @@ CDK_SYNTH = $(BIN)/python -m infra.cdk_run synth
 
 synth: setup ## Synthesize the stack of STAGE (default dev) into cdk.out/
 	@$(CHECK_SETTINGS) $(STAGE)
-	$(CDK_SYNTH) --quiet -c stage=$(STAGE)
+	$(CDK_SYNTH) --quiet -c stage=$(STAGE) $(CDK_STRICT)
 
 stateful-record: setup ## Write infra/stateful-resources.json, every stage's stateful resources (review its diff: a changed one needs an upgrade note)
 	$(BIN)/python -m infra.identity write
@@ -149,18 +156,29 @@ stateful-record: setup ## Write infra/stateful-resources.json, every stage's sta
 upgrade-check: setup ## What an upgrade from a release replaces or orphans: make upgrade-check FROM=<tag or commit> [STAGES="prod"] (exit 1 on a stateful one)
 	$(BIN)/python -m infra.upgrade_check --from "$(FROM)" $(foreach stage,$(STAGES),--stage $(stage))
 
+# LocalStack installs once into .cache/localstack (requirements-rehearse.txt) under the runtime's CPython 3.14.
+rehearse: setup ## Upgrade rehearsal on LocalStack with messages in the queue and DLQ: make rehearse [FROM=<tag or commit>] [STAGE=dev] (exit 1 on a lost one)
+	$(BIN)/python -m infra.rehearse $(if $(FROM),--from "$(FROM)") --stage "$(STAGE)"
+
+release: setup ## The wheel and the asset zip of this version into dist/, the same bytes wherever built (TAG=v<version> also tags the commit)
+	$(BIN)/python -m infra.release $(if $(TAG),--tag "$(TAG)")
+
 diff: setup ## Compare STAGE with what is deployed
 	@$(CHECK_SETTINGS) $(STAGE)
-	cdk diff -c stage=$(STAGE) $(CDK_DIFF_ARGS)
+	cdk diff $(CDK_APP) -c stage=$(STAGE) $(CDK_STRICT) $(CDK_DIFF_ARGS)
 
 deploy: setup ## Deploy STAGE to the current AWS account and region
 	@$(CHECK_SETTINGS) $(STAGE)
-	cdk deploy -c stage=$(STAGE) --require-approval $(CDK_APPROVAL) --outputs-file cdk.out/outputs-$(STAGE).json
+	cdk deploy $(CDK_APP) -c stage=$(STAGE) $(CDK_STRICT) --require-approval $(CDK_APPROVAL) --outputs-file cdk.out/outputs-$(STAGE).json
 
-deploy-role: setup ## The role GitHub Actions deploys with, by OIDC: make deploy-role GITHUB_REPOSITORY=owner/name [OIDC_PROVIDER_ARN=...]
+deploy-role: setup ## The roles GitHub Actions deploys with, by OIDC, one per environment: make deploy-role GITHUB_REPOSITORY=owner/name [DEPLOY_ENVIRONMENTS="dev prod"] [OIDC_PROVIDER_ARN=...]
 	cdk deploy --app "$(BIN)/python -m infra.deploy_role" -c github_repository=$(GITHUB_REPOSITORY) \
+		$(if $(DEPLOY_ENVIRONMENTS),-c deploy_environments="$(DEPLOY_ENVIRONMENTS)") \
 		$(if $(OIDC_PROVIDER_ARN),-c oidc_provider_arn=$(OIDC_PROVIDER_ARN)) \
 		--require-approval $(CDK_APPROVAL) --outputs-file cdk.out/outputs-deploy-role.json
+
+smoke: setup ## After make deploy: a canary hello through STAGE, waited for until it succeeds (exit 1 otherwise)
+	$(BIN)/python -m operations.smoke --stage "$(STAGE)"
 
 destroy: setup ## Delete the stack of STAGE (its queues, table, logs and payloads too, unless the stage sets retain_data, as prod does)
 	@$(CHECK_SETTINGS) $(STAGE)

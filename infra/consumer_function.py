@@ -21,7 +21,7 @@ from infra.network import ENI_ACTIONS, VpcPlacementConstruct
 from infra.packaging import Target, build_function_asset
 from infra.payload_bucket import PayloadBucketConstruct
 from infra.queues import QueuesConstruct
-from infra.settings import StackSettings, pascal_case
+from infra.settings import StackSettings, StackSettingsError, pascal_case
 from sqs_consumer.settings import ConsumerSettings, OrdersApiSettings
 
 # The latest Lambda Python runtime that the pinned dependencies ship wheels for.
@@ -110,6 +110,17 @@ def _breaker_environment(settings: StackSettings, breakers: BreakerControlsConst
     return values
 
 
+def target_of(runtime: lambda_.Runtime, architecture: lambda_.Architecture) -> Target:
+    """The platform the asset is built for: a Python runtime's version on ``architecture``'s CPU."""
+    version = runtime.name.removeprefix("python")
+    if runtime.family != lambda_.RuntimeFamily.PYTHON or not version[:1].isdigit():
+        raise StackSettingsError(
+            f"runtime {runtime.name}: the consumer's asset is a Python package; give a lambda_.Runtime.PYTHON_3_*, "
+            "or your own code= for another runtime"
+        )
+    return Target(python_version=version, architecture="arm64" if architecture.name == "arm64" else "x86_64")
+
+
 class ConsumerFunctionConstruct(Construct):
     """The Lambda function, its log group and role, and the SQS event source mapping."""
 
@@ -125,8 +136,13 @@ class ConsumerFunctionConstruct(Construct):
         payload_bucket: PayloadBucketConstruct,
         handler: str = HANDLER,
         code: lambda_.Code | None = None,
+        runtime: lambda_.Runtime = RUNTIME,
+        architecture: lambda_.Architecture = ARCHITECTURE,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.runtime, self.architecture = runtime, architecture
+        # The asset is built for the function's runtime and CPU, unless the caller brings its own code.
+        self.asset_target = target_of(runtime, architecture) if code is None else None
         self.log_group = logs.LogGroup(
             self,
             "LogGroup",
@@ -135,17 +151,12 @@ class ConsumerFunctionConstruct(Construct):
         )
         self.network = network
         self.role = self._role(queues, tracing=settings.tracing)
-        # Each grant on the role, and on the VPC's endpoints when the function is placed in one.
+        # Each grant on the role (the VPC's endpoints, if any, allow the account's principals: network.py).
         self._grant_secrets(settings)
         payload_bucket.grant_read(self.role)
-        if network is not None:
-            for actions, resource in payload_bucket.read_statements():
-                network.allow("s3", actions, [resource])
         table = idempotency.table if idempotency is not None else None
         if table is not None:
             table.grant(self.role, *TABLE_ACTIONS)
-            if network is not None:
-                network.allow("dynamodb", TABLE_ACTIONS, [table.table_arn])
         # The settings' rules hold breakers to a stage with idempotency: their state is in its table.
         self.breakers = BreakerControlsConstruct(self, "Breakers") if settings.breakers and table else None
         environment = function_environment(
@@ -163,9 +174,10 @@ class ConsumerFunctionConstruct(Construct):
             for child in self.function.node.children:
                 if isinstance(child, iam.Policy):
                     Validations.of(child).acknowledge(Acknowledgment(id=f"AwsSolutions::{WILDCARD}", reason=reason))
-        # SnapStart restores published versions only: the mapping invokes an alias of the current one.
+        # SnapStart restores published versions only, and a gradual deploy shifts an alias's weights between
+        # two versions: either way the mapping invokes an alias of the current one.
         self.target: lambda_.IFunction = self.function
-        if settings.snap_start:
+        if settings.snap_start or settings.gradual_deploy != "off":
             self.target = lambda_.Alias(
                 self, "Live", alias_name=LIVE_ALIAS, version=self.function.current_version,
                 description="The published version the queue's event source mapping invokes",
@@ -173,9 +185,6 @@ class ConsumerFunctionConstruct(Construct):
         self.event_source_mapping = self._event_source_mapping(settings, queues)
         if self.breakers is not None and table is not None:
             self.breakers.grant(self.role, self.function, self.target, queues.queue, table.table_arn)
-            if network is not None:
-                network.allow("dynamodb", ("dynamodb:BatchGetItem",), [table.table_arn])
-                network.allow("sqs", ("sqs:SendMessage",), [queues.queue.queue_arn])
         self._skip_scanner_findings(settings)
 
     def _role(self, queues: QueuesConstruct, *, tracing: bool) -> iam.Role:
@@ -193,8 +202,6 @@ class ConsumerFunctionConstruct(Construct):
             # Lambda at deploy and scale time with ids unknown here, and the Describe actions take no
             # resource: the statement names "*".
             role.add_to_policy(iam.PolicyStatement(actions=list(ENI_ACTIONS), resources=["*"]))
-            network.allow("sqs", QUEUE_ACTIONS, [queues.queue.queue_arn])
-            network.allow("sqs", DLQ_ACTIONS, [queues.dead_letter_queue.queue_arn])
         wildcards = []
         if network is not None:
             wildcards.append("Lambda creates and deletes the function's network interfaces with the role's "
@@ -216,8 +223,6 @@ class ConsumerFunctionConstruct(Construct):
         self.function.add_environment(ConsumerSettings.env_name("followup_queues"), Stack.of(self).to_json_string(urls))
         arns = sorted({destination.arn for destination in destinations.values()})
         self.role.add_to_policy(iam.PolicyStatement(actions=list(FOLLOWUP_ACTIONS), resources=arns))
-        if self.network is not None:
-            self.network.allow("sqs", FOLLOWUP_ACTIONS, arns)
 
     def _grant_secrets(self, settings: StackSettings) -> None:
         """GetSecretValue on the stage's secrets, and Decrypt on their customer-managed key if any."""
@@ -228,8 +233,6 @@ class ConsumerFunctionConstruct(Construct):
         ]
         if secret_arns:
             self.role.add_to_policy(iam.PolicyStatement(actions=list(SECRET_ACTIONS), resources=secret_arns))
-            if self.network is not None:
-                self.network.allow("secretsmanager", SECRET_ACTIONS, secret_arns)
         if settings.secrets_kms_key_arn is not None:
             # Secrets under a customer-managed key: Secrets Manager decrypts with the caller's
             # permission, and only its calls may use it.
@@ -250,10 +253,11 @@ class ConsumerFunctionConstruct(Construct):
         return lambda_.Function(
             self,
             "Function",
-            runtime=RUNTIME,
-            architecture=ARCHITECTURE,
+            runtime=self.runtime,
+            architecture=self.architecture,
             handler=handler,
-            code=code or lambda_.Code.from_asset(str(build_function_asset(TARGET)), exclude=[".complete"]),
+            code=code
+            or lambda_.Code.from_asset(str(build_function_asset(self.asset_target or TARGET)), exclude=[".complete"]),
             memory_size=settings.function_memory_mb,
             timeout=Duration.seconds(settings.function_timeout_seconds),
             reserved_concurrent_executions=settings.reserved_concurrency,

@@ -62,6 +62,8 @@ REPLACEMENT_PROPERTIES: Mapping[str, tuple[str, ...]] = {
     ),
     "AWS::Lambda::Function": ("FunctionName", "PackageType", "TenancyConfig"),
     "AWS::Lambda::Alias": ("FunctionName", "Name"),
+    "AWS::CodeDeploy::Application": ("ApplicationName", "ComputePlatform"),
+    "AWS::CodeDeploy::DeploymentGroup": ("ApplicationName", "DeploymentGroupName"),
     "AWS::Lambda::Version": (
         "FunctionName",
         "Description",

@@ -8,14 +8,17 @@ Lambda's side too: no Logs or Monitoring endpoint is needed.
 
 HTTPS out goes only where each egress mode needs it: the endpoints' security group and the region's
 DynamoDB and S3 prefix lists (``endpoints``, ``existing_endpoints``), or anywhere through the NAT (``nat``).
-The endpoints this stack makes carry policies that allow only its own queues, table, bucket and secrets:
-every consumer of the stack adds what it calls (``allow``).
+The endpoints this stack makes are the VPC's: an interface endpoint with private DNS answers every SQS
+(or Secrets Manager) call in the VPC, a gateway endpoint every S3 (or DynamoDB) call from its route
+tables. So their policies never name this stage's resources, which would deny a second stage using them
+(``existing_endpoints``) and any other workload there: they allow any call by a principal of the
+stack's account, and refuse another account's credentials (the way data leaves through an endpoint).
+What the function may reach is its role's to say (docs/decisions/030-vpc-endpoints.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
+from aws_cdk import Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from constructs import Construct
@@ -111,21 +114,22 @@ class VpcPlacementConstruct(Construct):
                 "DynamoDbEndpoint", service=ec2.GatewayVpcEndpointAwsService.DYNAMODB, subnets=[self.subnets]
             )
         # Every stage has a payload bucket. The endpoint's policy applies to all S3 traffic of these
-        # route tables, like the DynamoDB one's (docs/decisions/049-payload-bucket.md).
+        # route tables, like the DynamoDB one's (docs/decisions/049-payload-bucket.md): hence scoped to
+        # the account, not to this stage's bucket.
         self.gateway_endpoints["s3"] = self.vpc.add_gateway_endpoint(
             "S3Endpoint", service=ec2.GatewayVpcEndpointAwsService.S3, subnets=[self.subnets]
         )
+        self._scope_to_the_account()
 
-    def allow(self, service: str, actions: Sequence[str], resources: Sequence[str]) -> None:
-        """Let calls through this stack's endpoint of ``service`` reach ``resources`` only.
-
-        An endpoint without a policy allows any call to any resource of its service (another
-        account's queue included); with one, only what a statement names. A stage with
-        ``existing_endpoints`` or ``nat`` makes no endpoint, and this does nothing.
-        """
-        endpoint = self.interface_endpoints.get(service) or self.gateway_endpoints.get(service)
-        if endpoint is None:
-            return
-        endpoint.add_to_policy(
-            iam.PolicyStatement(principals=[iam.AnyPrincipal()], actions=list(actions), resources=list(resources))
-        )
+    def _scope_to_the_account(self) -> None:
+        """One statement on each endpoint this stack makes: any call by a principal of the stack's account."""
+        account = Stack.of(self).account
+        made: list[ec2.InterfaceVpcEndpoint | ec2.GatewayVpcEndpoint] = [
+            *self.interface_endpoints.values(),
+            *self.gateway_endpoints.values(),
+        ]
+        for endpoint in made:
+            endpoint.add_to_policy(iam.PolicyStatement(
+                sid="PrincipalsOfThisAccount", principals=[iam.AnyPrincipal()], actions=["*"], resources=["*"],
+                conditions={"StringEquals": {"aws:PrincipalAccount": account}},
+            ))  # fmt: skip

@@ -36,9 +36,13 @@ from pathlib import Path
 from infra import runtime_python
 
 ROOT = Path(__file__).resolve().parents[1]
-FUNCTION_SOURCE = ROOT / "functions" / "consumer"
-REQUIREMENTS = ROOT / "requirements.txt"
-CACHE_DIR = ROOT / ".cache" / "assets"
+# Installed from the wheel (infra/release.py), the function's source and its pinned requirements travel
+# inside this package, and assets are cached in the app's folder rather than in site-packages.
+_IN_REPOSITORY = (ROOT / "functions" / "consumer").is_dir()
+_HERE = Path(__file__).resolve().parent
+FUNCTION_SOURCE = ROOT / "functions" / "consumer" if _IN_REPOSITORY else _HERE / "function"
+REQUIREMENTS = ROOT / "requirements.txt" if _IN_REPOSITORY else _HERE / "function-requirements.txt"
+CACHE_DIR = (ROOT if _IN_REPOSITORY else Path.cwd()) / ".cache" / "assets"
 # The test kit (sqs_consumer.testing) is for tests: the function never imports it, so the asset leaves it out.
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", "tests", "testing")
 # The AWS services whose botocore models the asset keeps: the ones the function's clients call

@@ -26,7 +26,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 VERSION = "3.14"
-CACHE = ROOT / ".cache" / f"python{VERSION}"
+# Installed from the wheel, the private copy goes in the app's folder, never in site-packages.
+CACHE = (ROOT if (ROOT / "infra").is_dir() else Path.cwd()) / ".cache" / f"python{VERSION}"
 LAUNCHER = CACHE / "bin" / f"python{VERSION}"
 SUITE = "sid"
 MIRROR = "http://deb.debian.org/debian"

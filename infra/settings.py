@@ -98,7 +98,7 @@ SecretName = Annotated[str, Field(pattern=r"^[A-Za-z0-9/_+=.@-]{1,512}$")]
 
 ConsumerName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,19}$")]
 # What one stack shares among its consumers, set once for the stage.
-STAGE_WIDE = ("vpc", "alarm_email", "alarm_topic_arn", "termination_protection", "retain_data", "consumers")
+STAGE_WIDE = ("vpc", "alarm_email", "alarm_topic_arn", "termination_protection", "retain_data", "consumers", "account")
 
 
 class ProvisionedPollers(BaseModel):
@@ -208,6 +208,12 @@ class NameSettings(BaseModel):
         default=ConsumerSettings.model_fields["metrics_namespace"].default,
         min_length=1,
         description="The function's metrics namespace; a stage's is this, `/`, and the stage's name.",
+    )
+    account: str | None = Field(
+        default=None,
+        pattern=r"^\d{12}$",
+        description="The AWS account the stage deploys to: a deploy to another is refused before anything is made "
+        "(unset: any account; a production stage warns).",
     )
 
 
@@ -334,6 +340,12 @@ class FunctionSettings(BaseModel):
         description="SnapStart: a snapshot of the initialized function per "
         "published version; the mapping invokes its `live` alias "
         "(docs/decisions/023-snapstart.md).",
+    )
+    gradual_deploy: Literal["off", "canary", "linear"] = Field(
+        default="off",
+        description="How a new function version takes the queue's traffic: `canary` (10% for 5 minutes, then "
+        "all) or `linear` (10% more each minute) by CodeDeploy, rolled back when the function errors or "
+        "quarantines (its alarms); the mapping then invokes the `live` alias. `off`: at once.",
     )
     idempotency: bool = Field(
         default=True, description="Exactly-once effects per event_id, remembered in a DynamoDB table."

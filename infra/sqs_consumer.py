@@ -15,8 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import jsii
-from aws_cdk import CfnRule, CfnRuleAssertion, Fn, Stack, Token
+from aws_cdk import Acknowledgment, CfnRule, CfnRuleAssertion, Fn, Stack, Token, Validations
 from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_codedeploy as codedeploy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -26,7 +27,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct, IValidation
 
-from infra.consumer_function import HANDLER, ConsumerFunctionConstruct
+from infra.consumer_function import ARCHITECTURE, HANDLER, RUNTIME, ConsumerFunctionConstruct
 from infra.followups import queue_destination, resolve
 from infra.idempotency_table import IdempotencyTableConstruct
 from infra.monitoring import MonitoringConstruct
@@ -34,6 +35,18 @@ from infra.network import VpcPlacementConstruct
 from infra.payload_bucket import PayloadBucketConstruct
 from infra.queues import QueuesConstruct
 from infra.settings import StackSettings, StackSettingsError, arn_account, arn_region
+
+# What a gradual deploy of a new version shifts, and the alarms that roll it back: the function's errors
+# (crashes, timeouts) and DLQ arrivals (quarantines: a version that refuses messages the old one took).
+GRADUAL_CONFIGS = {
+    "canary": codedeploy.LambdaDeploymentConfig.CANARY_10_PERCENT_5_MINUTES,
+    "linear": codedeploy.LambdaDeploymentConfig.LINEAR_10_PERCENT_EVERY_1_MINUTE,
+}
+ROLLBACK_ALARMS = ("FunctionErrors", "DeadLetterQueueArrivals")
+CODEDEPLOY_POLICY_FINDING = (
+    "AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+    "AWSCodeDeployRoleForLambdaLimited]"
+)
 
 
 @jsii.implements(IValidation)
@@ -60,7 +73,8 @@ class SqsConsumerProps:
     ``settings`` carries every tunable and is validated when it is built (``StackSettings``
     refuses a rule-breaking value with a message naming it). ``name`` ends the queue's name
     (``<stack>-<name>``). ``handler`` is the entry point in the function's asset, ``code`` another
-    asset than the project's. ``network`` is the stack's placement in the stage's VPC (required when
+    asset than the project's; ``runtime`` and ``architecture`` the function's (the asset is built for
+    them; Python 3.14 on arm64 by default). ``network`` is the stack's placement in the stage's VPC (required when
     ``settings.vpc`` is set, so consumers share one set of endpoints); ``alarm_topic`` a topic for
     the alarms instead of the one ``settings`` names or a new one; ``payload_bucket`` the stack's
     shared bucket (else the consumer makes its own).
@@ -70,6 +84,8 @@ class SqsConsumerProps:
     name: str = "queue"
     handler: str = HANDLER
     code: lambda_.Code | None = None
+    runtime: lambda_.Runtime = RUNTIME
+    architecture: lambda_.Architecture = ARCHITECTURE
     network: VpcPlacementConstruct | None = None
     alarm_topic: sns.ITopic | None = None
     payload_bucket: PayloadBucketConstruct | None = None
@@ -90,6 +106,7 @@ class SqsConsumer(Construct):
         settings = props.settings
         self.props = props
         self.queues = QueuesConstruct(self, "Queues", settings=settings, name=props.name)
+        self._refuse_a_taken_queue_name()
         self.idempotency = (
             IdempotencyTableConstruct(self, "Idempotency", settings=settings) if settings.idempotency else None
         )
@@ -106,10 +123,13 @@ class SqsConsumer(Construct):
             payload_bucket=self.payloads,
             handler=props.handler,
             code=props.code,
+            runtime=props.runtime,
+            architecture=props.architecture,
         )
         self.monitoring = MonitoringConstruct(
             self, "Monitoring", settings=settings, queues=self.queues, consumer=self.consumer, topic=props.alarm_topic
         )
+        self.deployment_group = self._gradual_deploy(settings)
         self._allow_producers(settings)
         # Follow-up destinations are wired by send_followups_to, once the queues they name exist.
         self._followups_wired = not settings.followup_destinations
@@ -127,6 +147,36 @@ class SqsConsumer(Construct):
             )
         self.consumer.send_followups_to(resolve(declared, queues))
         self._followups_wired = True
+
+    def _gradual_deploy(self, settings: StackSettings) -> codedeploy.LambdaDeploymentGroup | None:
+        """CodeDeploy shifts the ``live`` alias to a new version by ``settings.gradual_deploy``, and back when
+        the function errors or quarantines meanwhile (a new version that fails the queue's messages)."""
+        if settings.gradual_deploy == "off":
+            return None
+        alias = self.consumer.target
+        assert isinstance(alias, lambda_.Alias)  # the function construct makes one for a gradual deploy
+        group = codedeploy.LambdaDeploymentGroup(
+            self, "GradualDeploy", alias=alias, deployment_config=GRADUAL_CONFIGS[settings.gradual_deploy],
+            alarms=[self.alarms[name] for name in ROLLBACK_ALARMS],
+            auto_rollback=codedeploy.AutoRollbackConfig(failed_deployment=True, stopped_deployment=True,
+                                                        deployment_in_alarm=True),
+        )  # fmt: skip
+        Validations.of(group).acknowledge(Acknowledgment(id=CODEDEPLOY_POLICY_FINDING, reason=(
+            "CodeDeploy's service role for Lambda: AWS's managed policy, scoped to shifting aliases and reading the "
+            "deployment's alarms, and kept current by AWS as CodeDeploy's own calls change"
+        )))  # fmt: skip
+        return group
+
+    def _refuse_a_taken_queue_name(self) -> None:
+        """Two consumers of a stack named alike would share one queue name: CloudFormation would fail the
+        second create at deploy; refused here, at synth, naming both."""
+        name = self.queues.queue_name
+        for other in Stack.of(self).node.find_all():
+            if isinstance(other, SqsConsumer) and other is not self and other.queues.queue_name == name:
+                raise StackSettingsError(
+                    f"consumers {other.node.path} and {self.node.path} would both make the queue {name!r}: give "
+                    "each a different name in SqsConsumerProps (name='orders')"
+                )
 
     # What a caller needs, by name.
     @property

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Annotations, CfnOutput, CfnRule, CfnRuleAssertion, Fn, Stack, Tags
+from aws_cdk import Annotations, CfnOutput, CfnRule, CfnRuleAssertion, Fn, Stack, Tags, Token
 from constructs import Construct
 
 from infra.network import VpcPlacementConstruct
 from infra.payload_bucket import PayloadBucketConstruct
-from infra.settings import StackSettings, arn_region, pascal_case
+from infra.settings import PRODUCTION_STAGE, StackSettings, StackSettingsError, arn_region, pascal_case
 from infra.sqs_consumer import SqsConsumer, SqsConsumerProps
 
 # Domains that deliver no mail (RFC 2606): an alarm subscription there reaches no one.
@@ -72,8 +72,32 @@ class ConsumerStack(Stack):
             )
         self._send_followups()
         self._check_regions(settings)
+        self._hold_to_the_stages_account(settings, stage)
         self._warn_on_an_unreachable_alarm_email(settings)
         self._outputs()
+
+    def _hold_to_the_stages_account(self, settings: StackSettings, stage: str) -> None:
+        """A stage deploys to its own account only: refused at synth when the stack's account is known and
+        another, else by a template rule before CloudFormation makes anything. A production stage that
+        names none warns (and fails a strict synth)."""
+        if settings.account is None:
+            if settings.termination_protection or stage == PRODUCTION_STAGE:
+                Annotations.of(self).add_warning_v2(
+                    "sqs-consumer:account",
+                    f"stage {stage} names no account: set its account (12 digits) so that a deploy with another "
+                    "account's credentials is refused",
+                )
+            return
+        if not Token.is_unresolved(self.account) and self.account != settings.account:
+            raise StackSettingsError(
+                f"stage {stage} deploys to account {settings.account}, not {self.account}: use that account's "
+                "credentials, or change the stage's account"
+            )
+        CfnRule(self, "DeployedToTheStagesAccount", assertions=[CfnRuleAssertion(
+            assert_=Fn.condition_equals(Fn.ref("AWS::AccountId"), settings.account),
+            assert_description=f"stage {stage} deploys to account {settings.account} only: use that account's "
+            "credentials, or change the stage's account in cdk.json",
+        )])  # fmt: skip
 
     def _send_followups(self) -> None:
         """Each consumer's follow-up destinations, once every consumer's queue exists (one may name another)."""

@@ -123,8 +123,14 @@ def test_in_a_vpc_the_sqs_endpoint_lets_the_sends_through():
     template = Template.from_stack(synth("vpcflow", vpc=VPC, followup_destinations={"billing": BILLING_ARN})[1])
     endpoints = template.find_resources("AWS::EC2::VPCEndpoint")
     [sqs] = [e for e in endpoints.values() if json.dumps(e["Properties"]["ServiceName"]).endswith('.sqs"]]}')]
-    allowed = json.dumps(sqs["Properties"]["PolicyDocument"]["Statement"])
-    assert BILLING_ARN in allowed
+    # The endpoint allows any call by a principal of the stack's account (network.py): the function's sends to
+    # the destination, in whatever account it is, go through; the role alone says where it may send.
+    [statement] = sqs["Properties"]["PolicyDocument"]["Statement"]
+    assert (statement["Action"], statement["Resource"]) == ("*", "*")
+    assert statement["Condition"] == {"StringEquals": {"aws:PrincipalAccount": {"Ref": "AWS::AccountId"}}}
+    [policy] = [p for p in template.find_resources("AWS::IAM::Policy").values()
+                if BILLING_ARN in json.dumps(p["Properties"]["PolicyDocument"])]  # fmt: skip
+    assert policy
 
 
 @pytest.mark.parametrize(

@@ -274,30 +274,44 @@ def test_two_stages_making_endpoints_in_one_vpc_fail_synth_and_existing_endpoint
     StackSettings.for_stage("prod", {"dev": shared, "prod": prod})
 
 
-def test_each_endpoint_allows_only_this_stacks_queues_table_bucket_and_secrets(full: Template):
-    endpoints = {json.dumps(e["Properties"]["ServiceName"]).split(".")[-1].strip('"]}'): e["Properties"]
-                 for e in resources(full, "AWS::EC2::VPCEndpoint")}  # fmt: skip
-    queues = full.find_resources("AWS::SQS::Queue")
-    [table] = full.find_resources("AWS::DynamoDB::GlobalTable")
-    allowed = {
-        service: sorted(json.dumps(s["Resource"]) for s in endpoint["PolicyDocument"]["Statement"])
-        for service, endpoint in endpoints.items()
-    }
-    # (the queue twice: the mapping's polling, and the breakers' records sent again)
-    assert sorted(set(allowed["sqs"])) == sorted(json.dumps({"Fn::GetAtt": [q, "Arn"]}) for q in queues)
-    assert set(allowed["dynamodb"]) == {json.dumps({"Fn::GetAtt": [table, "Arn"]})}
-    [bucket] = full.find_resources("AWS::S3::Bucket")
-    assert allowed["s3"] == sorted([json.dumps({"Fn::Join": ["", [{"Fn::GetAtt": [bucket, "Arn"]}, "/*"]]}),
-                                    json.dumps({"Fn::GetAtt": [bucket, "Arn"]})])  # fmt: skip
-    actions = {json.dumps(s["Resource"]): s["Action"] for s in endpoints["s3"]["PolicyDocument"]["Statement"]}
-    assert actions == {json.dumps({"Fn::Join": ["", [{"Fn::GetAtt": [bucket, "Arn"]}, "/*"]]}): "s3:GetObject",
-                       json.dumps({"Fn::GetAtt": [bucket, "Arn"]}): "s3:ListBucket"}  # fmt: skip
-    assert (
-        len(allowed["secretsmanager"]) == 1 and "secret:prod/documents/api-key-??????" in allowed["secretsmanager"][0]
-    )
-    for endpoint in endpoints.values():
-        for statement in endpoint["PolicyDocument"]["Statement"]:
-            assert statement["Effect"] == "Allow" and statement["Resource"] != "*"
+def _endpoint_policies(template: Template) -> dict[str, Any]:
+    return {json.dumps(e["Properties"]["ServiceName"]).split(".")[-1].strip('"]}'): e["Properties"]["PolicyDocument"]
+            for e in resources(template, "AWS::EC2::VPCEndpoint")}  # fmt: skip
+
+
+ACCOUNT_ONLY = {"Statement": [{
+    "Sid": "PrincipalsOfThisAccount", "Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "*", "Resource": "*",
+    "Condition": {"StringEquals": {"aws:PrincipalAccount": {"Ref": "AWS::AccountId"}}},
+}], "Version": "2012-10-17"}  # fmt: skip
+
+
+def test_each_endpoint_the_stack_makes_allows_its_accounts_principals_and_names_no_stage_resource(full: Template):
+    # The endpoints are the VPC's (private DNS, route tables): a policy naming this stage's queues, table,
+    # bucket or secrets would deny every other stage and workload there. Another account's credentials are refused.
+    policies = _endpoint_policies(full)
+    assert set(policies) == {"sqs", "secretsmanager", "dynamodb", "s3"}
+    for service, policy in policies.items():
+        assert policy == ACCOUNT_ONLY, service
+
+
+def test_a_second_stage_using_the_first_stages_endpoints_in_one_vpc_is_not_denied_its_calls():
+    # GIVEN stage a making the VPC's endpoints and stage b, in the same VPC and account, using them
+    shared = {**VPC, "egress": "existing_endpoints", "endpoint_security_group_ids": [EXISTING_GROUP]}
+    stages = {"a": {"vpc": VPC, "secrets": {"key": "a/key"}}, "b": {"vpc": shared, "secrets": {"key": "b/key"}}}
+    a = Template.from_stack(synth("a", **stages["a"])[1])
+    b = Template.from_stack(synth("b", **stages["b"])[1])
+
+    # WHEN stage b's function calls what its role allows (its queues, table, bucket and secret)
+    called = {action.split(":")[0] for policy in resources(b, "AWS::IAM::Policy")
+              for s in policy["Properties"]["PolicyDocument"]["Statement"]
+              for action in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}  # fmt: skip
+
+    # THEN each call goes through an endpoint of stage a whose policy lets any principal of the account do anything
+    assert resources(b, "AWS::EC2::VPCEndpoint") == []
+    policies = _endpoint_policies(a)
+    for service in called & {"sqs", "dynamodb", "s3", "secretsmanager"}:
+        assert policies[service] == ACCOUNT_ONLY, service
+    assert called >= {"sqs", "dynamodb", "s3", "secretsmanager"}
 
 
 def test_a_function_in_a_vpc_holds_the_eni_actions_before_it_is_created(full: Template):

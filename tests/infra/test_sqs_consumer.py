@@ -93,13 +93,15 @@ def test_each_consumer_has_its_outputs(two: Template):
         assert {f"{prefix}{name}" for name in names} <= outputs
 
 
-def test_consumers_in_a_vpc_share_one_set_of_endpoints_allowing_each_ones_resources():
+def test_consumers_in_a_vpc_share_one_set_of_endpoints_that_allow_the_accounts_principals():
     template = Template.from_stack(synth("vpc2", vpc=VPC, consumers={"orders": {"fifo": True}})[1])
     endpoints = by_type(template, "AWS::EC2::VPCEndpoint")
     assert len(endpoints) == 3  # SQS, DynamoDB and S3, once
     [sqs] = [e for e in endpoints.values() if json.dumps(e["ServiceName"]).endswith('.sqs"]]}')]
-    allowed = {json.dumps(s["Resource"]) for s in sqs["PolicyDocument"]["Statement"]}
-    assert allowed == {json.dumps({"Fn::GetAtt": [q, "Arn"]}) for q in template.find_resources("AWS::SQS::Queue")}
+    # Each consumer's queues are reached through it: it names none, and allows the account's principals.
+    [statement] = sqs["PolicyDocument"]["Statement"]
+    assert (statement["Action"], statement["Resource"]) == ("*", "*")
+    assert statement["Condition"] == {"StringEquals": {"aws:PrincipalAccount": {"Ref": "AWS::AccountId"}}}
     assert len(template.find_resources("AWS::EC2::SecurityGroup")) == 2
 
 
@@ -143,3 +145,40 @@ def test_props_refuse_a_vpc_without_the_stacks_network_and_the_reverse():
     network = VpcPlacementConstruct(stack, "Network", settings.vpc, secrets=False, dynamodb=True)  # type: ignore[arg-type]
     with pytest.raises(StackSettingsError, match=r"exactly when settings\.vpc is set"):
         SqsConsumerProps(settings=StackSettings(), network=network)
+
+
+def test_two_consumers_that_would_share_a_queue_name_fail_synth_naming_both():
+    # GIVEN a stack with a consumer of the default name
+    stack = Stack(App(), "Shared")
+    SqsConsumer(stack, "First", SqsConsumerProps(settings=StackSettings()))
+
+    # WHEN a second consumer of the same name is added, THEN it is refused before anything is deployed
+    with pytest.raises(
+        StackSettingsError, match=r"Shared/First and Shared/Second would both make the queue 'Shared-queue'"
+    ):
+        SqsConsumer(stack, "Second", SqsConsumerProps(settings=StackSettings()))
+
+
+def test_runtime_and_architecture_are_props_and_the_asset_is_built_for_them(tmp_path):
+    from aws_cdk import aws_lambda as lambda_
+
+    from infra.consumer_function import target_of
+    from infra.packaging import Target
+
+    # GIVEN a team's own code for an x86_64 function
+    (tmp_path / "app.py").write_text("def handler(event, context):\n    return {}\n")
+    stack = Stack(App(), "Intel")
+    code = lambda_.Code.from_asset(str(tmp_path))
+    props = SqsConsumerProps(settings=StackSettings(), runtime=lambda_.Runtime.PYTHON_3_13,
+                             architecture=lambda_.Architecture.X86_64, code=code)  # fmt: skip
+
+    # WHEN
+    SqsConsumer(stack, "Consumer", props)
+
+    # THEN the function is made as asked, and an asset would be built for that platform
+    Template.from_stack(stack).has_resource_properties(
+        "AWS::Lambda::Function", {"Runtime": "python3.13", "Architectures": ["x86_64"]}
+    )
+    assert target_of(lambda_.Runtime.PYTHON_3_13, lambda_.Architecture.X86_64) == Target("3.13", "x86_64")
+    with pytest.raises(StackSettingsError, match=r"runtime nodejs22\.x: the consumer's asset is a Python package"):
+        target_of(lambda_.Runtime.NODEJS_22_X, lambda_.Architecture.ARM_64)
