@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_iam as iam
@@ -13,19 +11,18 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infra import scanner_skips
+from infra.function_environment import HANDLER, function_environment
 from infra.idempotency_table import IdempotencyTableConstruct
 from infra.network import ENI_ACTIONS, VpcPlacementConstruct
 from infra.packaging import Target, build_function_asset
 from infra.payload_bucket import PayloadBucketConstruct
 from infra.queues import QueuesConstruct
 from infra.settings import StackSettings, pascal_case
-from sqs_consumer.settings import ConsumerSettings
 
 # The latest Lambda Python runtime that the pinned dependencies ship wheels for.
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 ARCHITECTURE = lambda_.Architecture.ARM_64
 TARGET = Target(python_version="3.14", architecture="arm64")
-HANDLER = "sqs_consumer.handler.lambda_handler"
 # On the source queue: the mapping's polling and deletes, the consumer's retry backoff.
 QUEUE_ACTIONS = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility")
 LIVE_ALIAS = "live"
@@ -46,34 +43,6 @@ _RETENTION = {
     1827: "FIVE_YEARS", 2192: "SIX_YEARS", 2557: "SEVEN_YEARS", 2922: "EIGHT_YEARS", 3288: "NINE_YEARS",
     3653: "TEN_YEARS",
 }  # fmt: skip
-
-
-def function_environment(
-    settings: StackSettings, dlq_url: str, table_name: str | None, payload_bucket: str | None = None
-) -> dict[str, str]:
-    """The variables ``ConsumerSettings`` reads, named by the function's own settings class."""
-    values = {
-        "service_name": settings.service_name,
-        "metrics_namespace": settings.metrics_namespace,
-        "log_level": settings.log_level,
-        "dlq_url": dlq_url,
-        "time_reserve_ms": str(int(settings.time_reserve_seconds * 1000)),
-        "max_concurrent_records": str(settings.max_concurrent_records),
-        "max_receive_count": str(settings.max_receive_count),
-        "dlq_max_message_bytes": str(settings.dlq_max_message_size_bytes),
-        "retry_backoff_base_seconds": f"{settings.retry_backoff_base_seconds:g}",
-        "retry_backoff_cap_seconds": f"{settings.retry_backoff_cap_seconds:g}",
-        "max_payload_bytes": str(settings.max_payload_size_bytes),
-    }
-    if settings.secrets:
-        values["secret_names"] = json.dumps(settings.secrets, sort_keys=True)
-        values["secrets_max_age_seconds"] = str(settings.secrets_max_age_seconds)
-    if payload_bucket is not None:
-        values["payload_bucket"] = payload_bucket
-    if table_name is not None:
-        values["idempotency_table"] = table_name
-        values["idempotency_ttl_seconds"] = str(settings.idempotency_ttl_seconds)
-    return {ConsumerSettings.env_name(field): value for field, value in values.items()}
 
 
 class ConsumerFunctionConstruct(Construct):

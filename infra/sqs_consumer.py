@@ -24,7 +24,8 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.consumer_function import HANDLER, ConsumerFunctionConstruct
+from infra.consumer_function import ConsumerFunctionConstruct
+from infra.function_environment import HANDLER
 from infra.idempotency_table import IdempotencyTableConstruct
 from infra.monitoring import MonitoringConstruct
 from infra.network import VpcPlacementConstruct
