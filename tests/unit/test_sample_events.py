@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import botocore.session
 import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
@@ -18,6 +17,7 @@ from sqs_consumer.payload_store import S3Payloads
 from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.routes import REGISTRY
 from sqs_consumer.testing.fakes import FakeContext, InMemoryDLQ
+from tests.support import botocore_clients
 
 EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"
 SAMPLE_EVENTS = sorted(p for p in EVENTS_DIR.glob("*.json") if not p.name.endswith(".expected.json"))
@@ -37,7 +37,7 @@ RECORD_KEYS = {
 def stubbed_s3(event: dict[str, Any]) -> tuple[S3Payloads, Stubber]:
     """S3 answering each pointer of the event with its sample payload (events/payloads/KEY.json), as
     `make event SHAPE=offloaded` wrote it; botocore's Stubber, so this runs on the function's own packages."""
-    client: Any = botocore.session.get_session().create_client(
+    client: Any = botocore_clients.client(
         "s3", region_name="us-east-1", aws_access_key_id="sample", aws_secret_access_key="sample"
     )
     stubber = Stubber(client)
