@@ -69,9 +69,10 @@ lint-workflows: $(STAMP) ## actionlint and zizmor (its strictest persona) on .gi
 	$(BIN)/actionlint
 	$(BIN)/zizmor --offline --persona=auditor --quiet .github/workflows
 
-# The suite runs on every CPU; worksteal keeps both busy when a few long e2e tests land on one. Most of
-# the suite waits (on the emulator, moto_server, a visibility timeout): two workers a CPU fill those waits.
-SUITE_WORKERS ?= $(shell echo $$(( 2 * $$(nproc 2>/dev/null || echo 1) )))
+# The suite runs on every CPU; worksteal keeps them busy when a few long e2e tests land on one worker. Most
+# of the suite waits (on the emulator, moto_server, a visibility timeout): one worker more than the CPUs fills
+# those waits (two a CPU starve the tests that time a crash or a deadline: docs/decisions/074-suite-speed.md).
+SUITE_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
 PYTEST_PARALLEL := -n $(SUITE_WORKERS) --dist worksteal
 UNIT_PARALLEL := -n auto --dist worksteal
 # The tests start hundreds of Python processes that import the project's modules: they compile them once

@@ -282,9 +282,10 @@ def run(
             injector.start()  # while the rest is sent and taken: a short run has little left to crash after
 
         planned = _plan(pipeline, count, seed, late_records)
+        if all(item.kind != "late" for item in planned):
+            injector.start()  # no late phase to wait for: the crashes come while the mix is sent and taken
         report.published = publish_late_first(planned, lambda items: _send(pipeline, items), settle_late)
         progress.update(task, description="settling", total=len(report.published))
-        injector.start()  # without late records, nothing has started it
         lines.show(f"published {len(report.published)}", force=True)
         states, dead = _settle(pipeline, report.published, ledger, started + timeout, show)
         max_receives = pipeline.plan.source_queue.max_receive_count

@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 SAMPLE_BUCKET = "sample-payloads"
 PAYLOADS = "payloads"
 MAX_BYTES: int = ConsumerSettings.model_fields["max_payload_bytes"].default
-# Keys for moto alone, given so that no credentials of the shell are looked for.
-MOTO_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+# A key for moto alone, given so that no credentials of the shell are looked for.
+MOTO_KEY = "testing"
 
 
 def write_payload(events_dir: Path, key: str, body: str) -> tuple[str, int]:
@@ -53,7 +53,9 @@ def stage(s3: S3Client, events_dir: Path) -> int:
 def in_process(events_dir: Path) -> Iterator[S3Payloads]:
     """The consumer's payload store on moto's in-process S3, holding the sample payloads."""
     with mock_aws():
-        client: Any = _session().client("s3", region_name="us-east-1", **MOTO_CREDENTIALS)
+        client: Any = _session().client(
+            "s3", region_name="us-east-1", aws_access_key_id=MOTO_KEY, aws_secret_access_key=MOTO_KEY
+        )
         stage(client, events_dir)
         yield S3Payloads(MAX_BYTES, client_factory=lambda _: client)
 
