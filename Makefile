@@ -69,10 +69,9 @@ lint-workflows: $(STAMP) ## actionlint and zizmor (its strictest persona) on .gi
 	$(BIN)/actionlint
 	$(BIN)/zizmor --offline --persona=auditor --quiet .github/workflows
 
-# The suite runs on every CPU; worksteal keeps them busy when a few long e2e tests land on one worker. Most
-# of the suite waits (on the emulator, moto_server, a visibility timeout): one worker more than the CPUs fills
-# those waits (two a CPU starve the tests that time a crash or a deadline: docs/decisions/074-suite-speed.md).
-SUITE_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
+# The suite runs on every CPU; worksteal keeps them busy when a few long e2e tests land on one worker. More
+# workers than CPUs starve the tests that time a crash or a deadline (docs/decisions/074-suite-speed.md).
+SUITE_WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 PYTEST_PARALLEL := -n $(SUITE_WORKERS) --dist worksteal
 UNIT_PARALLEL := -n auto --dist worksteal
 # The tests start hundreds of Python processes that import the project's modules: they compile them once
@@ -82,7 +81,7 @@ test unit suite checks: export PYTHONDONTWRITEBYTECODE :=
 
 # The suite prints as it goes; beside it, the checks and the function's tests on 3.14 each print their output
 # whole when they end (--output-sync). Any failure fails make test, once all have run (--keep-going).
-test: setup ## The whole suite: lint, types, unit, infra, integration, e2e; the function's tests on 3.14, beside each other (about 6 min on 2 CPUs)
+test: setup ## The whole suite: lint, types, unit, infra, integration, e2e; the function's tests on 3.14, beside each other (6 to 9 min on 2 CPUs)
 	@$(MAKE) --no-print-directory --keep-going --jobs=6 suite checks
 
 .PHONY: suite checks
