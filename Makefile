@@ -26,7 +26,7 @@ LOCAL_STAGE ?= local
 LOCAL_TEMPLATE := cdk.out/SqsConsumer-$(LOCAL_STAGE).template.json
 SOURCES := app.py cdk.json requirements.txt $(wildcard infra/*.py) $(shell find functions -name '*.py')
 
-.PHONY: help setup clean event new-event test lint typecheck unit synth diff deploy deploy-role destroy lint-workflows local invoke schema schema-check schema-release bench bench-docs chaos stateful-record upgrade-check rehearse release smoke
+.PHONY: help setup clean event new-event test runtime-tests lint typecheck unit synth diff deploy deploy-role destroy lint-workflows local invoke schema schema-check schema-release bench bench-docs chaos stateful-record upgrade-check rehearse release smoke
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -76,15 +76,33 @@ lint-workflows: $(STAMP) ## actionlint on .github/workflows, zizmor (its stricte
 	$(BIN)/actionlint
 	$(BIN)/zizmor --offline --persona=auditor --quiet .github
 
-# The suite runs on every CPU; worksteal keeps both busy when a few long e2e tests land on one.
-PYTEST_PARALLEL := -n auto --dist worksteal
+# The suite runs on every CPU; worksteal keeps them busy when a few long e2e tests land on one worker. More
+# workers than CPUs starve the tests that time a crash or a deadline (docs/decisions/074-suite-speed.md).
+SUITE_WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
+PYTEST_PARALLEL := -n $(SUITE_WORKERS) --dist worksteal
+UNIT_PARALLEL := -n auto --dist worksteal
+# The tests start hundreds of Python processes that import the project's modules: they compile them once
+# into __pycache__ (ignored by git, by the asset's packaging and removed by make clean), whatever the shell's
+# PYTHONDONTWRITEBYTECODE says (docs/decisions/074-suite-speed.md).
+test unit suite checks: export PYTHONDONTWRITEBYTECODE :=
 
-test: setup lint lint-workflows typecheck ## The whole suite: lint, types, unit, infra, integration, e2e; the function's tests on 3.14
+# The suite prints as it goes; beside it, the checks and the function's tests on 3.14 each print their output
+# whole when they end (--output-sync). Any failure fails make test, once all have run (--keep-going).
+test: setup ## The whole suite: lint, types, unit, infra, integration, e2e; the function's tests on 3.14, beside each other (6 to 9 min on 2 CPUs)
+	@$(MAKE) --no-print-directory --keep-going --jobs=6 suite checks
+
+.PHONY: suite checks
+suite: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_PARALLEL)
+
+checks: $(STAMP)
+	@$(MAKE) --no-print-directory --keep-going --output-sync=target lint lint-workflows typecheck runtime-tests
+
+runtime-tests: $(STAMP)
 	$(BIN)/python -m tests.runtime
 
-unit: $(STAMP) ## Unit tests only, on every CPU (about 30 s on 2 CPUs)
-	$(BIN)/python -m pytest $(PYTEST_PARALLEL) tests/unit
+unit: $(STAMP) ## Unit tests only, on every CPU (about 20 s on 2 CPUs)
+	$(BIN)/python -m pytest $(UNIT_PARALLEL) tests/unit
 
 local: setup $(LOCAL_TEMPLATE) ## Run the whole system locally: publish a demo mix, account for it (ARGS=--serve keeps it running, CONSUMER=orders the FIFO one)
 	$(BIN)/python -m local --template $(LOCAL_TEMPLATE) $(if $(CONSUMER),--consumer $(CONSUMER)) demo $(ARGS)

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from infra import runtime_python
-from infra.consumer_function import HANDLER, function_environment
+from infra.function_environment import HANDLER, function_environment
 from infra.packaging import CACHE_DIR, Target, build_function_asset, pins, pip_install
 from infra.settings import StackSettings
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
@@ -16,19 +15,19 @@ from constructs import Construct
 from infra import scanner_skips
 from infra.breaker_controls import BreakerControlsConstruct
 from infra.followups import Destination
+from infra.function_environment import HANDLER, function_environment
 from infra.idempotency_table import IdempotencyTableConstruct
 from infra.network import ENI_ACTIONS, VpcPlacementConstruct
 from infra.packaging import Target, build_function_asset
 from infra.payload_bucket import PayloadBucketConstruct
 from infra.queues import QueuesConstruct
 from infra.settings import StackSettings, StackSettingsError, pascal_case
-from sqs_consumer.settings import ConsumerSettings, OrdersApiSettings
+from sqs_consumer.settings import ConsumerSettings
 
 # The latest Lambda Python runtime that the pinned dependencies ship wheels for.
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 ARCHITECTURE = lambda_.Architecture.ARM_64
 TARGET = Target(python_version="3.14", architecture="arm64")
-HANDLER = "sqs_consumer.handler.lambda_handler"
 # On the source queue: the mapping's polling and deletes, the consumer's retry backoff.
 QUEUE_ACTIONS = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility")
 LIVE_ALIAS = "live"
@@ -51,63 +50,6 @@ _RETENTION = {
     1827: "FIVE_YEARS", 2192: "SIX_YEARS", 2557: "SEVEN_YEARS", 2922: "EIGHT_YEARS", 3288: "NINE_YEARS",
     3653: "TEN_YEARS",
 }  # fmt: skip
-
-
-def function_environment(
-    settings: StackSettings,
-    dlq_url: str,
-    table_name: str | None,
-    payload_bucket: str | None = None,
-    breakers: BreakerControlsConstruct | None = None,
-) -> dict[str, str]:
-    """The variables ``ConsumerSettings`` reads, named by the function's own settings class."""
-    values = {
-        "service_name": settings.service_name,
-        "metrics_namespace": settings.metrics_namespace,
-        "log_level": settings.log_level,
-        "dlq_url": dlq_url,
-        "time_reserve_ms": str(int(settings.time_reserve_seconds * 1000)),
-        "max_concurrent_records": str(settings.max_concurrent_records),
-        "max_receive_count": str(settings.max_receive_count),
-        "dlq_max_message_bytes": str(settings.dlq_max_message_size_bytes),
-        "retry_backoff_base_seconds": f"{settings.retry_backoff_base_seconds:g}",
-        "retry_backoff_cap_seconds": f"{settings.retry_backoff_cap_seconds:g}",
-        "max_payload_bytes": str(settings.max_payload_size_bytes),
-    }
-    if settings.tracing:
-        values["tracing"] = "true"
-    if settings.secrets:
-        values["secret_names"] = json.dumps(settings.secrets, sort_keys=True)
-        values["secrets_max_age_seconds"] = str(settings.secrets_max_age_seconds)
-    if payload_bucket is not None:
-        values["payload_bucket"] = payload_bucket
-    if table_name is not None:
-        values["idempotency_table"] = table_name
-        values["idempotency_ttl_seconds"] = str(settings.idempotency_ttl_seconds)
-    if breakers is not None:
-        values.update(_breaker_environment(settings, breakers))
-    if settings.dependency_rate_limits and table_name is not None:
-        limits = {name: limit.model_dump(exclude_none=True) for name, limit in settings.dependency_rate_limits.items()}
-        values["dependency_rate_limits"] = json.dumps(limits, sort_keys=True)
-    environment = {ConsumerSettings.env_name(field): value for field, value in values.items()}
-    if settings.orders_api_url is not None:
-        environment[OrdersApiSettings.env_name()] = settings.orders_api_url
-    return environment
-
-
-def _breaker_environment(settings: StackSettings, breakers: BreakerControlsConstruct) -> dict[str, str]:
-    values = {
-        "breakers_enabled": "true",
-        "breaker_threshold": str(settings.breaker_threshold),
-        "breaker_window_seconds": f"{settings.breaker_window_seconds:g}",
-        "breaker_cool_down_seconds": f"{settings.breaker_cool_down_seconds:g}",
-        "breaker_cool_down_cap_seconds": f"{settings.breaker_cool_down_cap_seconds:g}",
-        "probe_schedule_group": breakers.group_name,
-        "probe_role_name": breakers.scheduler_role_name[-64:],
-    }
-    if settings.mapping_max_concurrency is not None:
-        values["mapping_max_concurrency"] = str(settings.mapping_max_concurrency)
-    return values
 
 
 def target_of(runtime: lambda_.Runtime, architecture: lambda_.Architecture) -> Target:

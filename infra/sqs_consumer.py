@@ -27,8 +27,9 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct, IValidation
 
-from infra.consumer_function import ARCHITECTURE, HANDLER, RUNTIME, ConsumerFunctionConstruct
+from infra.consumer_function import ARCHITECTURE, RUNTIME, ConsumerFunctionConstruct
 from infra.followups import queue_destination, resolve
+from infra.function_environment import HANDLER
 from infra.idempotency_table import IdempotencyTableConstruct
 from infra.monitoring import MonitoringConstruct
 from infra.network import VpcPlacementConstruct

@@ -141,7 +141,9 @@ _BUILDERS: dict[str, Any] = {
 }
 
 
-def plan_messages(count: int, seed: int, slow_ms: int, late_ms: int | None = None) -> list[Planned]:
+def plan_messages(
+    count: int, seed: int, slow_ms: int, late_ms: int | None = None, *, late: bool = True
+) -> list[Planned]:
     rng = random.Random(seed)  # noqa: S311  # a reproducible mix, not a secret
     planned: list[Planned] = []
     # Successes a duplicate may repeat: the same event (id, type and payload) in a new message.
@@ -162,7 +164,7 @@ def plan_messages(count: int, seed: int, slow_ms: int, late_ms: int | None = Non
         planned.append(Planned(kind, shapes.wrap(kind, event) if wrapped else json.dumps(event), event_id))
 
     # One burst of late records, first, so that they are sent and received together.
-    for _ in range(min(LATE_BURST, count // 10)):
+    for _ in range(min(LATE_BURST, count // 10) if late else 0):
         add("late", f"evt_{uuid.UUID(int=rng.getrandbits(128)).hex[:16]}")
     for choice in rng.choices(list(MIX), weights=list(MIX.values()), k=count):
         if len(planned) >= count:
@@ -243,8 +245,10 @@ def run(
     *,
     console: Console | None = None,
     crashes: int = 0,
+    late_records: bool = True,
 ) -> FaultReport:
-    """The fault run; with a ``console``, a live progress bar of settled messages."""
+    """The fault run; with a ``console``, a live progress bar of settled messages. Without ``late_records``
+    (their phase that takes longest), the rest of the mix only."""
     report = FaultReport()
     ledger = demo.Ledger()
 
@@ -277,10 +281,11 @@ def run(
             _settle(pipeline, late, ledger, started + min(LATE_PHASE_SECONDS, timeout), show)
             injector.start()  # while the rest is sent and taken: a short run has little left to crash after
 
-        planned = _plan(pipeline, count, seed)
+        planned = _plan(pipeline, count, seed, late_records)
+        if all(item.kind != "late" for item in planned):
+            injector.start()  # no late phase to wait for: the crashes come while the mix is sent and taken
         report.published = publish_late_first(planned, lambda items: _send(pipeline, items), settle_late)
         progress.update(task, description="settling", total=len(report.published))
-        injector.start()  # without late records, nothing has started it
         lines.show(f"published {len(report.published)}", force=True)
         states, dead = _settle(pipeline, report.published, ledger, started + timeout, show)
         max_receives = pipeline.plan.source_queue.max_receive_count
@@ -332,7 +337,7 @@ def _settle(
         time.sleep(1.0)
 
 
-def _plan(pipeline: Pipeline, count: int, seed: int) -> list[Planned]:
+def _plan(pipeline: Pipeline, count: int, seed: int, late: bool) -> list[Planned]:
     """The seeded mix, its offloaded payloads put in moto's S3."""
     plan = pipeline.plan
     # A slow record takes half the time reserve: a burst of them in one batch outlasts the
@@ -340,7 +345,7 @@ def _plan(pipeline: Pipeline, count: int, seed: int) -> list[Planned]:
     # before the guard still ends, with its store calls, before the timeout.
     reserve_ms = int(plan.function.environment.get("TIME_RESERVE_MS", "1000"))
     timeout_ms = plan.function.timeout_seconds * 1000
-    planned = plan_messages(count, seed, slow_ms=reserve_ms // 2, late_ms=timeout_ms - reserve_ms + 500)
+    planned = plan_messages(count, seed, slow_ms=reserve_ms // 2, late_ms=timeout_ms - reserve_ms + 500, late=late)
     offloaded = [item for item in planned if item.kind == shapes.OFFLOADED]
     if offloaded:
         if pipeline.payload_bucket is None:

@@ -16,7 +16,8 @@ import pytest
 
 from benchmarks import lambda_runtime
 from infra import runtime_python
-from infra.consumer_function import HANDLER, TARGET
+from infra.consumer_function import TARGET
+from infra.function_environment import HANDLER
 from infra.packaging import Target, build_function_asset
 
 pytestmark = pytest.mark.e2e

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from infra.consumer_function import function_environment
+from infra.function_environment import function_environment
 from infra.settings import StackSettings, StackSettingsError
 from sqs_consumer.settings import ConsumerSettings
 
@@ -55,7 +55,7 @@ def test_the_function_reads_back_the_rate_limits_and_breakers_the_stage_sets():
         scheduler_role_name = "consumer-probe"
 
     environment = function_environment(stage, "https://sqs.us-east-1.amazonaws.com/1/dlq", "table", None,
-                                       Breakers())  # type: ignore[arg-type]  # fmt: skip
+                                       Breakers())  # fmt: skip
     read = ConsumerSettings.from_env(environment)
 
     # THEN it is what the stage set

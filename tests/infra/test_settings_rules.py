@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.consumer_function import function_environment
+from infra.function_environment import function_environment
 from infra.settings import StackSettings, StackSettingsError
 from sqs_consumer.payload_store import max_payload_for
 

@@ -51,6 +51,18 @@ def test_fault_run_without_late_records_sends_the_mix_at_once():
     assert settled == []
 
 
+def test_fault_run_asked_for_no_late_records_plans_the_same_mix_of_every_other_kind():
+    # GIVEN the same seed with and without late records
+    with_late = plan_messages(120, seed=5, slow_ms=2_000, late_ms=6_500)
+    without = plan_messages(120, seed=5, slow_ms=2_000, late_ms=6_500, late=False)
+
+    # THEN the second has none, the same count, and still every other kind of fault
+    assert any(item.kind == "late" for item in with_late)
+    assert [item for item in without if item.kind == "late"] == []
+    assert len(without) == 120
+    assert {item.kind for item in without} == set(fault_run.KINDS) - {"late"}
+
+
 def test_fault_run_says_where_its_logs_are(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
     # GIVEN a fault run that found nothing to report
     monkeypatch.setattr(fault_run, "run", lambda *args, **kwargs: FaultReport())

@@ -8,7 +8,6 @@ import threading
 import time
 from typing import Any
 
-import botocore.session
 import pytest
 
 from sqs_consumer import payload_store
@@ -30,6 +29,7 @@ from sqs_consumer.testing import events as sqs
 from sqs_consumer.testing.events import pointer_body, size_attribute, sns_notification
 from sqs_consumer.testing.fakes import FakeContext, InMemoryDLQ
 from tests.conftest import failed_ids
+from tests.support import botocore_clients
 
 BUCKET = "payloads-bucket"
 MAX_BYTES = 1_048_576
@@ -215,9 +215,7 @@ def test_a_pointer_to_a_bucket_botocore_refuses_is_an_invalid_envelope_on_its_fi
 
 
 def test_botocores_own_refusal_of_a_bucket_is_an_invalid_envelope_not_an_error_to_retry():
-    client = botocore.session.get_session().create_client(
-        "s3", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b"
-    )
+    client = botocore_clients.client("s3", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
     payloads = S3Payloads(MAX_BYTES, client_factory=lambda endpoint: client)  # type: ignore[arg-type,return-value]
     with pytest.raises(PoisonMessageError) as raised:
         payloads.read(PayloadPointer("arn:aws:s3::123456789012:accesspoint/mfzwi23gnjvgw.mrap", "k"), None)

@@ -8,7 +8,6 @@ import threading
 import time
 from typing import Any
 
-import botocore.session
 import pytest
 from botocore.exceptions import ClientError, ConnectTimeoutError
 from botocore.response import StreamingBody
@@ -25,6 +24,7 @@ from sqs_consumer.testing import events as sqs
 from sqs_consumer.testing.events import pointer_body, size_attribute
 from sqs_consumer.testing.fakes import FakeContext, InMemoryDLQ
 from tests.conftest import failed_ids
+from tests.support import botocore_clients
 
 POINTER = PayloadPointer("payloads-bucket", "orders/2026/big.json")
 MAX_BYTES = 2 * 1_048_576
@@ -44,9 +44,7 @@ class CountingBody(io.BytesIO):
 
 
 def stubbed() -> tuple[S3Payloads, Stubber]:
-    client = botocore.session.get_session().create_client(
-        "s3", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b"
-    )
+    client = botocore_clients.client("s3", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
     stubber = Stubber(client)
     stubber.activate()
     return S3Payloads(MAX_BYTES, client_factory=lambda endpoint: client), stubber  # type: ignore[arg-type,return-value]

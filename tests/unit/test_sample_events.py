@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import botocore.session
 import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
@@ -20,6 +19,7 @@ from sqs_consumer.pipeline import BatchConsumer
 from sqs_consumer.routes import REGISTRY
 from sqs_consumer.settings import get_orders_api_settings
 from sqs_consumer.testing.fakes import FakeContext, InMemoryDLQ
+from tests.support import botocore_clients
 from tests.support.orders_api import StandInOrdersApi, orders_api
 
 EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"
@@ -40,7 +40,7 @@ RECORD_KEYS = {
 def stubbed_s3(event: dict[str, Any]) -> tuple[S3Payloads, Stubber]:
     """S3 answering each pointer of the event with its sample payload (events/payloads/KEY.json), as
     `make event SHAPE=offloaded` wrote it; botocore's Stubber, so this runs on the function's own packages."""
-    client: Any = botocore.session.get_session().create_client(
+    client: Any = botocore_clients.client(
         "s3", region_name="us-east-1", aws_access_key_id="sample", aws_secret_access_key="sample"
     )
     stubber = Stubber(client)
