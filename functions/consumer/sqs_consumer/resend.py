@@ -1,8 +1,8 @@
 """Sending a record to its own queue again, as a new message: the same body, message attributes and
 trace header (``AWSTraceHeader``, so the copy stays in its producer's trace), visible after a delay.
-Its receive count starts again at 0, which is the point: a record whose dependency's breaker is open on its last allowed receive waits for the dependency instead of going
-to the DLQ (docs/design.md §6). Exactly-once holds by ``event_id``: the event never ran, or its run
-is in the idempotency store.
+Its receive count starts again at 0, which is the point: a record whose dependency's breaker is
+open on its last allowed receive waits for the dependency instead of going to the DLQ (docs/design.md
+§6). Exactly-once holds by ``event_id``: the event never ran, or its run is in the idempotency store.
 
 The record is deleted (left out of ``batchItemFailures``) only once SQS accepted the copy; a refused or
 unconfirmed send leaves it listed. Standard queues only: a FIFO queue's copy would go to the back of
