@@ -25,7 +25,7 @@ from sqs_consumer.clients import sqs_client
 from sqs_consumer.errors import FollowUpError, FollowUpTooLargeError, describe
 from sqs_consumer.models.base import BaseEvent
 from sqs_consumer.models.followups import FollowUp, dump_followups
-from sqs_consumer.models.trace import trace_attribute
+from sqs_consumer.models.trace import TRACE_HEADER_ATTRIBUTE, trace_attribute
 from sqs_consumer.sqs_limits import DEFAULT_MAX_MESSAGE_BYTES, deduplication_id, utf8_size
 
 if TYPE_CHECKING:
@@ -51,13 +51,15 @@ def followup_event_id(parent_event_id: str, position: int) -> str:
 class Outbox:
     """The follow-ups one record's handler emitted, and whether they were sent."""
 
-    __slots__ = ("_bytes", "_destinations", "error", "event", "followups", "parent", "sent", "trace_header")
+    __slots__ = ("_bytes", "_destinations", "_record", "error", "event", "followups", "parent", "sent")
 
-    def __init__(self, event: BaseEvent, destinations: Mapping[str, str], trace_header: str | None = None) -> None:
+    def __init__(
+        self, event: BaseEvent, destinations: Mapping[str, str], record: Mapping[str, Any] | None = None
+    ) -> None:
         self.event = event
         self.parent = event.event_id
-        # The parent record's AWSTraceHeader: its follow-ups go in the same trace.
-        self.trace_header = trace_header
+        # The parent record as Lambda delivered it: its trace header is read only once it emits.
+        self._record = record
         self._destinations = destinations
         self.followups: list[FollowUp] = []
         self._bytes = 2
@@ -66,11 +68,19 @@ class Outbox:
         self.error: Exception | None = None
 
     @classmethod
-    def stored(cls, event: BaseEvent, followups: Sequence[FollowUp], trace_header: str | None = None) -> Outbox:
+    def stored(cls, event: BaseEvent, followups: Sequence[FollowUp], record: Mapping[str, Any] | None = None) -> Outbox:
         """What a duplicate's stored record still holds to send (in the trace of the record delivered again)."""
-        outbox = cls(event, {}, trace_header)
-        outbox.followups = [replace(f, trace_header=trace_header) for f in followups]
+        outbox = cls(event, {}, record)
+        header = outbox.trace_header
+        outbox.followups = [replace(f, trace_header=header) for f in followups]
         return outbox
+
+    @property
+    def trace_header(self) -> str | None:
+        """The parent record's AWSTraceHeader: its follow-ups go in the same trace."""
+        attributes = self._record.get("attributes") if self._record is not None else None
+        header = attributes.get(TRACE_HEADER_ATTRIBUTE) if isinstance(attributes, Mapping) else None
+        return header if isinstance(header, str) else None
 
     def add(self, event: BaseEvent | Mapping[str, Any], to: str) -> str:
         """Hold ``event`` for ``to``; its derived event_id. Raises ``FollowUpError`` (undeclared destination)

@@ -118,7 +118,7 @@ class Runner:
                          event_type=job.event.event_type, trace_id=job.trace_id)  # fmt: skip
         job.started = started
         if batch.destinations is not None and batch.commit is not None and job.claim is not None:
-            job.outbox = Outbox(job.event, batch.destinations, job.trace_header)
+            job.outbox = Outbox(job.event, batch.destinations, job.raw)
         try:
             result = job.route.handler(job.event, job)
         except (KeyboardInterrupt, SystemExit):
@@ -218,7 +218,7 @@ def _send_what_is_left(job: Job, batch: Batch) -> None:
     them, or a send failed): sent now, and the record acknowledged only once they are."""
     claim = job.claim
     if claim is not None and claim.pending and batch.commit is not None:
-        job.outbox = Outbox.stored(job.event, claim.pending, job.trace_header)
+        job.outbox = Outbox.stored(job.event, claim.pending, job.raw)
         batch.commit.resend(job.outbox)
 
 
