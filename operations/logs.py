@@ -28,6 +28,10 @@ STACK_PREFIX = "SqsConsumer-"
 LOG_GROUP_OUTPUT = "LogGroupName"
 # How often follow mode asks for new lines; CloudWatch Logs delivers them seconds after they are written.
 POLL_SECONDS = 2.0
+# How far before the newest line seen follow mode asks again: each instance's stream reaches CloudWatch
+# Logs on its own, so a line stamped earlier than one already printed may still arrive (Lambda delivers
+# within seconds; a minute leaves room for a slow one). The ids already printed are skipped.
+FOLLOW_OVERLAP_MS = 60_000
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 
@@ -84,20 +88,23 @@ def read(
     polls: int | None = None,
 ) -> Iterator[dict[str, Any]]:
     """The group's events from ``start_ms``, oldest first; with ``follow``, then each new one as it comes
-    (``polls`` bounds the rounds, for tests). An event is yielded once, however many rounds see it."""
+    (``polls`` bounds the rounds, for tests), late ones too: each round asks again from
+    ``FOLLOW_OVERLAP_MS`` before the newest line seen. An event is yielded once, however many rounds see it."""
     seen: dict[str, int] = {}  # the events yielded, by id, with their times
+    first_ms = newest_ms = start_ms
     rounds = 0
     while True:
         for event in _pages(client, group, start_ms, pattern):
             if event["eventId"] not in seen:
-                seen[event["eventId"]] = int(event["timestamp"])
+                seen[event["eventId"]] = stamp = int(event["timestamp"])
+                newest_ms = max(newest_ms, stamp)
                 yield event
         rounds += 1
         if not follow or (polls is not None and rounds >= polls):
             return
-        # From the newest line's millisecond again (more of its lines may still come); only the ids
-        # seen from there on are kept to skip.
-        start_ms = max(seen.values(), default=start_ms)
+        # Another instance's lines stamped before the newest one seen may come later: the window overlaps
+        # the last one, and only the ids seen within it are kept to skip.
+        start_ms = max(first_ms, newest_ms - FOLLOW_OVERLAP_MS)
         seen = {event_id: stamp for event_id, stamp in seen.items() if stamp >= start_ms}
         sleep(POLL_SECONDS)
 

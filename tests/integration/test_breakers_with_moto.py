@@ -135,20 +135,23 @@ def test_a_probe_is_a_one_time_schedule_invoking_the_function_with_a_probe_event
     assert json.loads(schedule["Target"]["Input"])[PROBE_KEY]["dependency"] == "orders-api"
 
 
-def test_a_record_sent_again_keeps_its_body_and_attributes(server: SqsServer):
+def test_a_record_sent_again_keeps_its_body_attributes_and_trace_header(server: SqsServer):
     sqs = client(server, "sqs")
     url = sqs.create_queue(QueueName="resent-queue")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     attributes = {"tenant": {"stringValue": "t-1", "dataType": "String"}}
+    trace = "Root=1-6942a1b0-5f3c7e0a9b1d2c3e4f506172;Parent=53995c3f42cd8ad8;Sampled=1"
     resender = SqsResender(endpoint_url=server.endpoint_url, client_factory=lambda _: sqs)
 
-    results = resender.send_batch([ResentMessage(arn, '{"event_id": "e-1"}', attributes, 0)],
+    results = resender.send_batch([ResentMessage(arn, '{"event_id": "e-1"}', attributes, 0, trace_header=trace)],
                                   Deadline(lambda: 10_000, 0))  # fmt: skip
 
     assert results == [None]
-    [message] = sqs.receive_message(QueueUrl=url, MessageAttributeNames=["All"], WaitTimeSeconds=1)["Messages"]
+    [message] = sqs.receive_message(QueueUrl=url, MessageAttributeNames=["All"], MessageSystemAttributeNames=["All"],
+                                    WaitTimeSeconds=1)["Messages"]  # fmt: skip
     assert message["Body"] == '{"event_id": "e-1"}'
     assert message["MessageAttributes"] == {"tenant": {"StringValue": "t-1", "DataType": "String"}}
+    assert message["Attributes"]["AWSTraceHeader"] == trace  # the copy stays in its producer's trace
 
 
 def test_four_instances_hold_a_rate_limit_of_20_per_second_together(server: SqsServer):

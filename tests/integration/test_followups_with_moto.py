@@ -11,6 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from local.moto_server import keep_batch_system_attributes
 from sqs_consumer.budget import Deadline
 from sqs_consumer.followups import SqsFollowUpSender, followup_event_id
 from sqs_consumer.idempotency.dynamodb import DynamoDBIdempotency, DynamoDBStore
@@ -102,6 +103,22 @@ def test_a_followup_goes_after_the_completion_and_is_marked_sent_in_one_more_wri
     item = stored_item(dynamodb)
     assert item["status"]["S"] == "COMPLETED"
     assert "followups" not in item
+
+
+def test_a_followup_goes_in_its_parents_trace(aws):
+    # GIVEN SendMessageBatch keeping system attributes, as SQS does (moto drops them: the local server's mend)
+    keep_batch_system_attributes()
+    _, client, urls = aws
+    trace = "Root=1-6942a1b0-5f3c7e0a9b1d2c3e4f506172;Parent=53995c3f42cd8ad8;Sampled=1"
+
+    # WHEN a record of a traced producer emits to a standard and a FIFO queue
+    record = sqs.record(sqs.body("hello", {"name": "x"}, event_id="evt_1"), trace_header=trace)
+    response = subject(urls, client, emit_to("billing", "ledger")).handle(sqs.event(record), FakeContext())
+
+    # THEN each follow-up carries the record's trace header
+    assert failed_ids(response) == []
+    [billing], [ledger] = received(client, urls["billing"]), received(client, urls["ledger"])
+    assert billing["Attributes"]["AWSTraceHeader"] == ledger["Attributes"]["AWSTraceHeader"] == trace
 
 
 def test_a_completion_stored_with_unsent_followups_is_a_duplicate_that_sends_them(aws):

@@ -147,3 +147,23 @@ def test_logs_bad_arguments_are_one_line_and_exit_2(argv, says, capsys):
     assert stopped.value.code == 2
     [line] = capsys.readouterr().err.splitlines()
     assert says in line and line.startswith("sqs-logs: error:")
+
+
+def test_logs_follow_prints_another_instances_late_lines_stamped_before_the_newest_seen(logs):
+    # GIVEN one instance's line, and another instance whose earlier-stamped line reaches CloudWatch Logs later
+    logs.create_log_stream(logGroupName=GROUP, logStreamName="2026/12/06/[$LATEST]b")
+    now = int(time.time() * 1000)
+    put(logs, consumer_line("instance a", event_id="e"), ago_ms=1_000)
+    waits = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 1:  # written 5 s before instance a's line, delivered after the first round
+            late = {"timestamp": now - 6_000, "message": consumer_line("instance b", event_id="e")}
+            logs.put_log_events(logGroupName=GROUP, logStreamName="2026/12/06/[$LATEST]b", logEvents=[late])
+
+    # WHEN followed for three rounds
+    events = list(read(logs, GROUP, start_ms=now - 60_000, pattern='"e"', follow=True, sleep=sleep, polls=3))
+
+    # THEN the late line is printed, once, and the first one is not printed again
+    assert [json.loads(event["message"])["message"] for event in events] == ["instance a", "instance b"]

@@ -306,6 +306,42 @@ def test_a_refused_resend_leaves_the_record_listed(clock: FakeClock):
     assert instance.dlq.sent == []
 
 
+TRACE = "Root=1-6942a1b0-5f3c7e0a9b1d2c3e4f506172;Parent=53995c3f42cd8ad8;Sampled=1"
+TRACE_ID = "1-6942a1b0-5f3c7e0a9b1d2c3e4f506172"
+
+
+def test_a_record_sent_again_keeps_its_trace_header_and_its_line_names_event_and_trace(clock: FakeClock, logs):
+    # GIVEN an open breaker, and a record of a traced producer on its last allowed receive
+    instance = Instance(InMemoryBreakerStore(), clock, OrdersApi())
+    instance.handle(*orders(5))
+    last = sqs.record(sqs.body("order.placed", ORDER, event_id="evt_traced"), message_id="m-traced",
+                      receive_count=MAX_RECEIVES, trace_header=TRACE)  # fmt: skip
+    logs.clear()
+
+    # WHEN it is sent again to its queue
+    assert instance.handle(last) == {"batchItemFailures": []}
+
+    # THEN the copy carries the record's trace header, and the line about it names its event and trace
+    [copy] = instance.resender.sent
+    assert copy.trace_header == TRACE
+    [line] = [line for line in logs.lines if line["message"].startswith("Record sent again to its queue")]
+    assert (line["message_id"], line["event_id"], line["trace_id"]) == ("m-traced", "evt_traced", TRACE_ID)
+
+
+def test_a_refused_resend_line_names_the_event_and_its_trace(clock: FakeClock, logs):
+    instance = Instance(InMemoryBreakerStore(), clock, OrdersApi())
+    instance.resender.fail = True
+    records = [sqs.record(sqs.body("order.placed", ORDER, event_id=f"evt_{n}"), message_id=f"m-{n}",
+                          receive_count=MAX_RECEIVES, trace_header=TRACE) for n in range(5)]  # fmt: skip
+
+    instance.handle(*records)
+
+    refused = [line for line in logs.lines if line["message"] == "Record not sent again; it will be retried"]
+    named = sorted((line["message_id"], line["event_id"]) for line in refused)
+    assert named == [(f"m-{n}", f"evt_{n}") for n in range(5)]
+    assert {line["trace_id"] for line in refused} == {TRACE_ID}
+
+
 def test_without_breakers_the_outage_fills_the_dlq(clock: FakeClock):
     api, store = OrdersApi(), InMemoryBreakerStore()
     instance = Instance(store, clock, api, breakers=False)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqs_consumer.budget import Deadline, run_parallel
@@ -24,6 +25,7 @@ from sqs_consumer.clients import sqs_client
 from sqs_consumer.errors import FollowUpError, FollowUpTooLargeError, describe
 from sqs_consumer.models.base import BaseEvent
 from sqs_consumer.models.followups import FollowUp, dump_followups
+from sqs_consumer.models.trace import TRACE_HEADER_ATTRIBUTE, trace_attribute
 from sqs_consumer.sqs_limits import DEFAULT_MAX_MESSAGE_BYTES, deduplication_id, utf8_size
 
 if TYPE_CHECKING:
@@ -49,11 +51,15 @@ def followup_event_id(parent_event_id: str, position: int) -> str:
 class Outbox:
     """The follow-ups one record's handler emitted, and whether they were sent."""
 
-    __slots__ = ("_bytes", "_destinations", "error", "event", "followups", "parent", "sent")
+    __slots__ = ("_bytes", "_destinations", "_record", "error", "event", "followups", "parent", "sent")
 
-    def __init__(self, event: BaseEvent, destinations: Mapping[str, str]) -> None:
+    def __init__(
+        self, event: BaseEvent, destinations: Mapping[str, str], record: Mapping[str, Any] | None = None
+    ) -> None:
         self.event = event
         self.parent = event.event_id
+        # The parent record as Lambda delivered it: its trace header is read only once it emits.
+        self._record = record
         self._destinations = destinations
         self.followups: list[FollowUp] = []
         self._bytes = 2
@@ -62,11 +68,19 @@ class Outbox:
         self.error: Exception | None = None
 
     @classmethod
-    def stored(cls, event: BaseEvent, followups: Sequence[FollowUp]) -> Outbox:
-        """What a duplicate's stored record still holds to send."""
-        outbox = cls(event, {})
-        outbox.followups = list(followups)
+    def stored(cls, event: BaseEvent, followups: Sequence[FollowUp], record: Mapping[str, Any] | None = None) -> Outbox:
+        """What a duplicate's stored record still holds to send (in the trace of the record delivered again)."""
+        outbox = cls(event, {}, record)
+        header = outbox.trace_header
+        outbox.followups = [replace(f, trace_header=header) for f in followups]
         return outbox
+
+    @property
+    def trace_header(self) -> str | None:
+        """The parent record's AWSTraceHeader: its follow-ups go in the same trace."""
+        attributes = self._record.get("attributes") if self._record is not None else None
+        header = attributes.get(TRACE_HEADER_ATTRIBUTE) if isinstance(attributes, Mapping) else None
+        return header if isinstance(header, str) else None
 
     def add(self, event: BaseEvent | Mapping[str, Any], to: str) -> str:
         """Hold ``event`` for ``to``; its derived event_id. Raises ``FollowUpError`` (undeclared destination)
@@ -78,7 +92,7 @@ class Outbox:
                 "the stage's followup_destinations"
             )
         event_id = followup_event_id(self.parent, len(self.followups))
-        followup = FollowUp(to, event_id, _body(event, event_id), self.parent)
+        followup = FollowUp(to, event_id, _body(event, event_id), self.parent, self.trace_header)
         size = utf8_size(followup.body)
         if size > MAX_FOLLOWUP_BYTES:
             raise FollowUpTooLargeError(
@@ -151,6 +165,8 @@ class SqsFollowUpSender:
                 results[index] = FollowUpError(f"follow-up destination {followup.to!r} is no longer declared")
                 continue
             entry: SendMessageBatchRequestEntryTypeDef = {"Id": str(index), "MessageBody": followup.body}
+            if followup.trace_header:  # the parent's trace: X-Ray and the logs link the follow-up to it
+                entry["MessageSystemAttributes"] = trace_attribute(followup.trace_header)  # type: ignore[typeddict-item]
             if url.endswith(".fifo"):
                 entry["MessageGroupId"] = deduplication_id(followup.parent)
                 entry["MessageDeduplicationId"] = deduplication_id(followup.event_id)

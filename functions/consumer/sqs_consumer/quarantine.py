@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqs_consumer.budget import Deadline, run_parallel
 from sqs_consumer.clients import sqs_client
 from sqs_consumer.errors import QuarantineFailedError, describe
-from sqs_consumer.models.trace import TRACE_HEADER_ATTRIBUTE, trace_id
+from sqs_consumer.models.trace import trace_attribute, trace_id
 from sqs_consumer.observability import logger
 from sqs_consumer.payloads import SIZE_ATTRIBUTES
 from sqs_consumer.sqs_limits import (
@@ -278,11 +278,6 @@ class SqsQuarantine:
         if self._client is None:
             self._client = self._client_factory(self._endpoint_url)
         return self._client
-
-
-def trace_attribute(header: str) -> dict[str, Any]:
-    """``MessageSystemAttributes`` carrying an X-Ray trace header (the one system attribute SQS takes)."""
-    return {TRACE_HEADER_ATTRIBUTE: {"DataType": _STRING, "StringValue": header}}
 
 
 def _sender(

@@ -1,8 +1,8 @@
-"""Sending a record to its own queue again, as a new message: the same body and message attributes,
-visible after a delay. Its receive count starts again at 0, which is the point: a record whose
-dependency's breaker is open on its last allowed receive waits for the dependency instead of going
-to the DLQ (docs/design.md §6). Exactly-once holds by ``event_id``: the event never ran, or its run
-is in the idempotency store.
+"""Sending a record to its own queue again, as a new message: the same body, message attributes and
+trace header (``AWSTraceHeader``, so the copy stays in its producer's trace), visible after a delay.
+Its receive count starts again at 0, which is the point: a record whose dependency's breaker is
+open on its last allowed receive waits for the dependency instead of going to the DLQ (docs/design.md
+§6). Exactly-once holds by ``event_id``: the event never ran, or its run is in the idempotency store.
 
 The record is deleted (left out of ``batchItemFailures``) only once SQS accepted the copy; a refused or
 unconfirmed send leaves it listed. Standard queues only: a FIFO queue's copy would go to the back of
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqs_consumer.budget import Deadline, run_parallel
 from sqs_consumer.clients import sqs_client
 from sqs_consumer.errors import describe
+from sqs_consumer.models.trace import trace_attribute
 from sqs_consumer.quarantine import to_send_format
 from sqs_consumer.retry import queue_url_from_arn
 from sqs_consumer.sqs_limits import DEFAULT_MAX_MESSAGE_BYTES, message_size
@@ -38,6 +39,7 @@ class ResentMessage:
     body: str
     attributes: dict[str, Any] | None  # as Lambda delivered them (camelCase)
     delay_s: int
+    trace_header: str | None = None  # the record's AWSTraceHeader, a system attribute of the copy
 
 
 class Resender(Protocol):
@@ -82,6 +84,8 @@ def _requests(messages: Sequence[ResentMessage]) -> list[tuple[str, list[tuple[i
         entry: dict[str, Any] = {"Id": str(index), "MessageBody": message.body, "DelaySeconds": message.delay_s}
         if attributes:
             entry["MessageAttributes"] = attributes
+        if message.trace_header:  # a system attribute: not counted in the message's size
+            entry["MessageSystemAttributes"] = trace_attribute(message.trace_header)
         size = message_size(message.body, attributes)
         last = requests[-1] if requests else None
         if last is None or last[0] != message.queue_arn or len(last[1]) == SEND_BATCH_ENTRIES or \

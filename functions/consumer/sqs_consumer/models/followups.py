@@ -11,12 +11,15 @@ from typing import Any
 @dataclass(frozen=True, slots=True)
 class FollowUp:
     """One event for one declared destination: ``to`` is the destination's name (its queue URL is the
-    function's setting), ``event_id`` the id derived from the parent's (``parent``), ``body`` the event as JSON."""
+    function's setting), ``event_id`` the id derived from the parent's (``parent``), ``body`` the event as JSON.
+    ``trace_header`` is the parent record's ``AWSTraceHeader``, sent with it; not stored: a duplicate that
+    sends what is left has the same message, so the same header, to give it again."""
 
     to: str
     event_id: str
     body: str
     parent: str
+    trace_header: str | None = None
 
     def stored(self) -> dict[str, str]:
         return {"to": self.to, "event_id": self.event_id, "body": self.body, "parent": self.parent}

@@ -89,6 +89,11 @@ def trace_id(header: str | None) -> str | None:
     return root if _ROOT.match(root) else None
 
 
+def trace_attribute(header: str) -> dict[str, dict[str, str]]:
+    """``MessageSystemAttributes`` carrying an X-Ray trace header (the one system attribute SQS takes)."""
+    return {TRACE_HEADER_ATTRIBUTE: {"DataType": "String", "StringValue": header}}
+
+
 def current(environ: Mapping[str, str] = os.environ) -> TraceHeader | None:
     """The trace the process runs in, when it runs in one (in Lambda, the invocation's)."""
     return TraceHeader.parse(environ.get(TRACE_ENVIRONMENT_VARIABLE))

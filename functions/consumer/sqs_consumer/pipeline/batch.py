@@ -134,8 +134,8 @@ class Batch:
             self.report.add(job.event.event_type, Outcome.SUCCEEDED, age_ms=job.age_ms, processing_ms=processing_ms)
             if self.commit is not None and job.claim is not None:
                 self.commit.complete(job.event)
-        if self.trace is not None:
-            self._traced(job, started, processing_ms, SUCCEEDED)
+        if self.trace is not None:  # with follow-ups, its outcome is read when sent: their send may fail it
+            self._traced(job, started, processing_ms, job if outbox is not None and outbox.followups else SUCCEEDED)
         if self.debug:
             logger.debug("Record succeeded", message_id=job.message_id, event_id=job.event.event_id,
                          trace_id=job.trace_id)  # fmt: skip

@@ -29,6 +29,7 @@ from sqs_consumer.errors import FollowUpError, describe
 from sqs_consumer.idempotency.port import Held, Idempotency
 from sqs_consumer.models.base import BaseEvent
 from sqs_consumer.models.followups import FollowUp
+from sqs_consumer.models.trace import trace_id
 from sqs_consumer.observability import logger
 
 if TYPE_CHECKING:
@@ -155,7 +156,7 @@ class GroupCommit:
             left = tuple(f for f, error in zip(outbox.followups, errors, strict=True) if error is not None)
             outbox.error = next((error for error in errors if error is not None), None)
             if logger.log_level <= logging.DEBUG:  # when each follow-up went (crash accounting)
-                logger.debug("Follow-ups sent", event_id=outbox.event.event_id,
+                logger.debug("Follow-ups sent", event_id=outbox.event.event_id, trace_id=trace_id(outbox.trace_header),
                              sent=[f.event_id for f in outbox.followups if f not in left], left=len(left))  # fmt: skip
             if len(left) < len(outbox.followups):
                 with self._lock:

@@ -189,17 +189,24 @@ def parse_records(
                         unwrapping = _unwrapper(records, registry, payloads, deadline)
                     item: Item = _unwrapped(raw, exc, unwrapping, registry, now_ms)
                 else:
-                    item = Job(raw, event, routes[event.event_type], now_ms)
+                    try:  # free unless raised (3.11+): the success path pays nothing for it
+                        item = Job(raw, event, routes[event.event_type], now_ms)
+                    except Exception as exc:  # our own bug, its event known: named in the line
+                        item = _listed_after_error(raw, exc, now_ms, event.event_id)
             except Exception as exc:  # a validator's or our own bug: the record is listed, never lost
-                logger.exception(
-                    "Record listed after an internal error", message_id=raw.get("messageId"), trace_id=_trace_id(raw)
-                )
-                item = Item(raw, now_ms)
-                item.disposition = Listed(exc, 0)
+                item = _listed_after_error(raw, exc, now_ms, None)
             yield item
     finally:  # parsed, or the batch stopped taking records: no payload read outlives the batch
         if unwrapping is not None and unwrapping[1] is not None:
             unwrapping[1].close()
+
+
+def _listed_after_error(raw: dict[str, Any], exc: Exception, now_ms: float, event_id: str | None) -> Item:
+    logger.exception("Record listed after an internal error", message_id=raw.get("messageId"), event_id=event_id,
+                     trace_id=_trace_id(raw))  # fmt: skip
+    item = Item(raw, now_ms)
+    item.disposition = Listed(exc, 0)
+    return item
 
 
 def _unwrapper(

@@ -118,7 +118,7 @@ class Runner:
                          event_type=job.event.event_type, trace_id=job.trace_id)  # fmt: skip
         job.started = started
         if batch.destinations is not None and batch.commit is not None and job.claim is not None:
-            job.outbox = Outbox(job.event, batch.destinations)
+            job.outbox = Outbox(job.event, batch.destinations, job.raw)
         try:
             result = job.route.handler(job.event, job)
         except (KeyboardInterrupt, SystemExit):
@@ -218,7 +218,7 @@ def _send_what_is_left(job: Job, batch: Batch) -> None:
     them, or a send failed): sent now, and the record acknowledged only once they are."""
     claim = job.claim
     if claim is not None and claim.pending and batch.commit is not None:
-        job.outbox = Outbox.stored(job.event, claim.pending)
+        job.outbox = Outbox.stored(job.event, claim.pending, job.raw)
         batch.commit.resend(job.outbox)
 
 
@@ -269,7 +269,9 @@ def _type_name(value: object) -> str:
 
 
 def _list_unsettled(item: Item, exc: Exception, batch: Batch) -> None:
-    logger.exception("Record listed after an internal error", message_id=item.message_id, trace_id=item.trace_id)
+    event_id = item.event.event_id if isinstance(item, Job) else None
+    logger.exception("Record listed after an internal error", message_id=item.message_id, event_id=event_id,
+                     trace_id=item.trace_id)  # fmt: skip
     batch.decide(item, Listed(exc, 0))
 
 

@@ -117,6 +117,7 @@ class Settlement:
             assert isinstance(resent, Resent)
             if error is not None:
                 logger.error("Record not sent again; it will be retried", message_id=item.message_id,
+                             event_id=_event_id(item), trace_id=item.trace_id,
                              error=trim_utf8(describe(error), LOG_VALUE_BYTES))  # fmt: skip
                 item.disposition = Listed(resent.error, resent.delay_s)
 
@@ -159,8 +160,9 @@ class Settlement:
                     untold.add(item, Outcome.SKIPPED, None)
                     continue
                 logger.warning("Record sent again to its queue: its dependency is unavailable on its last receive",
-                               message_id=item.message_id, event_type=_quoted(item.event_type),
-                               delay_seconds=disposition.delay_s, receive_count=item.receive_count,
+                               message_id=item.message_id, event_id=_event_id(item), trace_id=item.trace_id,
+                               event_type=_quoted(item.event_type), delay_seconds=disposition.delay_s,
+                               receive_count=item.receive_count,
                                reason=trim_utf8(describe(disposition.error, typed=False), LOG_VALUE_BYTES))  # fmt: skip
             elif isinstance(disposition, Listed):
                 listed[item.message_id] = disposition.error
@@ -303,7 +305,11 @@ def _resent(item: Item) -> ResentMessage:
     assert isinstance(resent, Resent)
     raw = item.raw
     return ResentMessage(
-        raw.get("eventSourceARN", ""), raw["body"], raw.get("messageAttributes") or None, resent.delay_s
+        raw.get("eventSourceARN", ""),
+        raw["body"],
+        raw.get("messageAttributes") or None,
+        resent.delay_s,
+        trace_header=item.trace_header,
     )
 
 
