@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any
 from operations.errors import one_line
 from operations.letters import approximate_count, dead_letter_sources, decode, receive, release
 from sqs_consumer.kinds import QuarantineKind
-from sqs_consumer.models.trace import TRACE_HEADER_ATTRIBUTE
-from sqs_consumer.quarantine import ATTRIBUTE_PREFIX, trace_attribute
+from sqs_consumer.models.trace import TRACE_HEADER_ATTRIBUTE, trace_attribute
+from sqs_consumer.quarantine import ATTRIBUTE_PREFIX
 from sqs_consumer.retry import queue_url_from_arn
 
 if TYPE_CHECKING:

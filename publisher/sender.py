@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from operations.errors import one_line
 from publisher.batching import Batch, Entry
 from publisher.offload import PayloadStore
-from sqs_consumer.quarantine import trace_attribute
+from sqs_consumer.models.trace import trace_attribute
 from sqs_consumer.sqs_limits import deduplication_id
 
 if TYPE_CHECKING:
