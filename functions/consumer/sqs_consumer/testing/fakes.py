@@ -118,7 +118,9 @@ class InMemoryIdempotency:
                 same = Claim(ClaimState.IN_PROGRESS, error)
             version = self.versions.get(event.event_id, 1)
             if not same_event(stored[1], event, version):
-                claims.append(Claim(ClaimState.REUSED, stored_fingerprint=stored[1], stored=same, stored_version=version))
+                claims.append(
+                    Claim(ClaimState.REUSED, stored_fingerprint=stored[1], stored=same, stored_version=version)
+                )
             else:
                 claims.append(same)
         return claims
