@@ -240,7 +240,10 @@ def test_another_payload_under_an_event_id_stored_before_the_deploy_is_a_reused_
 
     # THEN it is quarantined, never acknowledged, and its handler does not run
     assert result.quarantined["evt_1"].kind == "reused_event_id"
-    assert "another event_type or payload" in (result.quarantined["evt_1"].reason or "")
+    assert (
+        "the stored event has another event_type or payload than this body had at event_version 1, the stored one's"
+        in (result.quarantined["evt_1"].reason or "")
+    )
     assert result.duplicates == [] and seen.events == []
 
 

@@ -21,8 +21,10 @@ _STORED_DIFFERS = "the stored event has another event_type or payload"
 
 def _stored_differs(claim: Claim, job: Job) -> str:
     """Why the stored event is not this one: another type or payload, or a version this body never was at."""
-    if comparable(job.event, claim.stored_version):
+    if claim.stored_version == job.event.event_version:
         return _STORED_DIFFERS
+    if comparable(job.event, claim.stored_version):
+        return f"{_STORED_DIFFERS} than this body had at event_version {claim.stored_version}, the stored one's"
     return (
         f"the store holds event_version {claim.stored_version}'s fingerprint and this body was never at that "
         f"version (it is at {job.event.event_version}): it cannot be told the same event"
