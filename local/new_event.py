@@ -7,8 +7,10 @@
 Writes the model (models/<module>.py: a payload with one required, non-empty string field), the
 handler (handlers/<module>.py) and its test (tests/unit/test_handler_<module>.py), adds the
 Route and its two imports to routes.py, writes the sample event and its expected outcome
-(events/<type>.json, through `make event`'s own writer) and regenerates the JSON Schema.
-`make unit` passes right after; then give the payload its real fields and the handler its work.
+(events/<type>.json, through `make event`'s own writer), regenerates the JSON Schema and marks the
+type new (schema/<type>/v1.unreleased: the schema gate compares it once `make schema-release` records
+it as released). `make unit` passes right after; then give the payload its real fields and the
+handler its work, and release its schema with the code that ships it.
 Nothing is overwritten: an existing file or route stops it before anything is written.
 """
 
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from local import new_version
+from publisher.releases import mark_new
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = new_version.PACKAGE
@@ -191,8 +194,9 @@ def scaffold(n: Names, root: Path = ROOT) -> list[Path]:
     schema = subprocess.run([sys.executable, "-m", "publisher.schema"], cwd=root, env=env, check=True,
                             capture_output=True, text=True).stdout  # fmt: skip
     (root / "schema" / "events.schema.json").write_text(schema)
+    marked = mark_new(n.event_type, 1, root / "schema")  # new: the gate compares it once it is released
     return [*written, root / "events" / f"{n.event_type}.json", root / "events" / f"{n.event_type}.expected.json",
-            root / "schema" / "events.schema.json"]  # fmt: skip
+            root / "schema" / "events.schema.json", marked]  # fmt: skip
 
 
 def scaffold_version(n: Names, version: int, root: Path = ROOT) -> list[Path]:
@@ -215,8 +219,9 @@ def scaffold_version(n: Names, version: int, root: Path = ROOT) -> list[Path]:
     schema = subprocess.run([sys.executable, "-m", "publisher.schema"], cwd=root, env=env, check=True,
                             capture_output=True, text=True).stdout  # fmt: skip
     (root / "schema" / "events.schema.json").write_text(schema)
+    marked = mark_new(n.event_type, version, root / "schema")
     return [*files, *kept, sample, sample.with_name(f"{n.event_type}.expected.json"),
-            root / "schema" / "events.schema.json"]  # fmt: skip
+            root / "schema" / "events.schema.json", marked]  # fmt: skip
 
 
 def _current_version(root: Path, event_type: str) -> int:
@@ -270,7 +275,8 @@ def main(argv: Sequence[str] | None = None, root: Path = ROOT) -> int:
         return 1
     for path in written:
         print(f"wrote {path.relative_to(root)}")
-    print("Next: give the payload its real fields and the handler its work; `make unit` passes as it is.")
+    print("Next: give the payload its real fields and the handler its work; `make unit` passes as it is. "
+          "Run `make schema-release` when it ships.")  # fmt: skip
     return 0
 
 

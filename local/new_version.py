@@ -9,8 +9,9 @@ upcaster from N - 1 (``<module>_v<N-1>_to_v<N>``: a copy until you write the cha
 the type's Route (routes.py); the test tests/unit/test_upcast_<module>_v<N>.py, which runs the
 released version's sample through the consumer and checks the handler receives version N; the
 sample: events/<type>.json at version N, the one before kept as events/<type>.v<N-1>.json (a message
-sent before the deploy, which must still succeed); and the JSON Schema. Then change the model and the
-upcaster together: `make schema-check` passes while version N is unreleased, `make unit` checks the rest.
+sent before the deploy, which must still succeed); the JSON Schema; and the mark that version N is new
+(schema/<type>/v<N>.unreleased). Then change the model and the upcaster together: `make schema-check`
+passes while version N is marked new, `make unit` checks the rest; `make schema-release` records it.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from publisher.compatibility import problems
-from publisher.releases import SCHEMA_DIR, Key, released
+from publisher.releases import SCHEMA_DIR, Key, marked_new, new_path, released
 from sqs_consumer.registry import EventRegistry
 
 
@@ -40,6 +40,24 @@ def versions(registry: EventRegistry, schema_dir: Path = SCHEMA_DIR) -> dict[Key
 
 
 def check(registry: EventRegistry, schema_dir: Path = SCHEMA_DIR) -> list[str]:
+    """Why the models break the released versions (one line a field, naming the type and the version), and
+    which registered versions are neither released nor marked new."""
+    return unreleased(registry, schema_dir) + compatibility(registry, schema_dir)
+
+
+def unreleased(registry: EventRegistry, schema_dir: Path = SCHEMA_DIR) -> list[str]:
+    """The registered versions with no released schema that are not marked new: forgotten, never compared."""
+    releases, new = released(schema_dir), marked_new(schema_dir)
+    return [
+        f"{event_type} v{version}: no released schema (schema/{event_type}/v{version}.json): run "
+        f"`make schema-release` if it ships, or mark it new ({new_path(Path('schema'), event_type, version)}, "
+        "as `make new-event` does)"
+        for event_type, version in current(registry)
+        if (event_type, version) not in releases and (event_type, version) not in new
+    ]
+
+
+def compatibility(registry: EventRegistry, schema_dir: Path = SCHEMA_DIR) -> list[str]:
     """Why the models break the released versions: one line a field, naming the type and the version."""
     releases = released(schema_dir)
     found: list[str] = []
@@ -49,7 +67,7 @@ def check(registry: EventRegistry, schema_dir: Path = SCHEMA_DIR) -> list[str]:
         if shipped and shipped[-1] > version:
             found.append(f"{label}: version {shipped[-1]} was released; a released version is never taken back")
         if (event_type, version) not in releases:
-            continue  # new, or a new version: its upcasters read the released ones (a Route checks there is one each)
+            continue  # new (unreleased() says whether it is marked so): its upcasters read the released ones
         schema = releases[event_type, version]
         found += [f"{label}: BACKWARD (the new consumer reads released messages): {line}" for line in
                   problems(writer=schema, reader=model)]  # fmt: skip
@@ -61,8 +79,9 @@ def check(registry: EventRegistry, schema_dir: Path = SCHEMA_DIR) -> list[str]:
 
 
 def release(registry: EventRegistry, schema_dir: Path = SCHEMA_DIR) -> list[Path]:
-    """Writes each current model's schema as released; refuses (ValueError) while the check fails."""
-    found = check(registry, schema_dir)
+    """Writes each current model's schema as released, in place of its new mark; refuses (ValueError) while
+    a model breaks a released version."""
+    found = compatibility(registry, schema_dir)
     if found:
         raise ValueError("\n".join(found))
     written = []
@@ -73,6 +92,7 @@ def release(registry: EventRegistry, schema_dir: Path = SCHEMA_DIR) -> list[Path
         if not path.is_file() or path.read_text() != text:
             path.write_text(text)
             written.append(path)
+        new_path(schema_dir, event_type, version).unlink(missing_ok=True)
     return written
 
 
@@ -134,12 +154,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not (args.check or args.release):
         print(render(schema_dir=args.schema_dir), end="")
         return 0
-    found = check(_registry(), args.schema_dir)
+    breaks = compatibility(_registry(), args.schema_dir)
+    found = breaks if args.release else unreleased(_registry(), args.schema_dir) + breaks
     for line in found:
         print(f"schema-check: {line}", file=sys.stderr)
-    if found:
+    if breaks:
         print("schema-check: a change that breaks a released version is a new version with an upcaster "
               "(README: add a version)", file=sys.stderr)  # fmt: skip
+    if found:
         return 1
     if args.release:
         for path in release(_registry(), args.schema_dir):

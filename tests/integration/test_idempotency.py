@@ -689,3 +689,36 @@ def test_with_its_breaker_closed_a_dependent_batch_of_10_costs_at_most_4_store_r
     assert calls.operations.count("BatchGetItem") == 1
     print(f"store round trips for 10 records with a closed breaker: {len(calls.operations)} {calls.operations}")
     assert len(calls.operations) <= 4
+
+
+def test_a_v1_message_redelivered_across_the_deploy_to_v2_is_a_duplicate_in_the_table(dynamodb):
+    # GIVEN a v1 "greeting" processed through the DynamoDB store by the consumer at version 1
+    from tests.unit.test_event_versions import Seen, consumer_at, greeting
+
+    seen = Seen()
+    store = DynamoDBIdempotency(lambda: DynamoDBStore(TABLE, TTL))
+    first = sqs.event(sqs.record(json.dumps(greeting("evt_1"))))
+    assert failed_ids(BatchConsumer(consumer_at(1, seen), InMemoryDLQ(), idempotency=store).handle(
+        first, FakeContext())) == []  # fmt: skip
+    stored = dynamodb.scan(TableName=TABLE)["Items"]
+    # A version-1 item is written as before versions: no fingerprint_version beside the fingerprint
+    assert len(stored) == 1 and "fingerprint_version" not in stored[0]
+
+    # WHEN, after the deploy to version 2, SQS delivers it again, beside the same id with another payload
+    dlq = InMemoryDLQ()
+    again = sqs.event(sqs.record(json.dumps(greeting("evt_1"))), sqs.record(json.dumps(greeting("evt_1", name="Bo B"))))
+    response = BatchConsumer(consumer_at(2, seen), dlq, idempotency=store).handle(again, FakeContext())
+
+    # THEN the redelivery is a duplicate (compared at version 1), the other a reused event_id, and the
+    # handler ran once in all
+    assert failed_ids(response) == []
+    assert [message.kind for message in dlq.sent] == ["reused_event_id"]
+    assert len(seen.events) == 1
+
+    # AND a completion by the consumer at version 2 stores its fingerprint's version beside it
+    BatchConsumer(consumer_at(2, seen), InMemoryDLQ(), idempotency=store).handle(
+        sqs.event(sqs.record(json.dumps(greeting("evt_2")))), FakeContext()
+    )
+    versions = {item["fingerprint_version"]["N"] for item in dynamodb.scan(TableName=TABLE)["Items"]
+                if "fingerprint_version" in item}  # fmt: skip
+    assert versions == {"2"}

@@ -33,12 +33,13 @@ def test_new_event_writes_every_step_and_the_unit_tests_pass(project: Path, caps
     # WHEN a new type is scaffolded
     assert main(["--type", "invoice.paid"], root=project) == 0
 
-    # THEN the model, handler, its test, the route, the sample and the schema are written
+    # THEN the model, handler, its test, the route, the sample and the schema are written, the type marked new
     out = capsys.readouterr().out
     package = "functions/consumer/sqs_consumer"
     for path in (f"{package}/models/invoice_paid.py", f"{package}/handlers/invoice_paid.py",
                  "tests/unit/test_handler_invoice_paid.py", f"{package}/routes.py", "events/invoice.paid.json",
-                 "events/invoice.paid.expected.json", "schema/events.schema.json"):  # fmt: skip
+                 "events/invoice.paid.expected.json", "schema/events.schema.json",
+                 "schema/invoice.paid/v1.unreleased"):  # fmt: skip
         assert f"wrote {path}" in out
     assert "Route(InvoicePaidEvent, handle_invoice_paid)" in (project / package / "routes.py").read_text()
     assert '"invoice_id": "invoice-1"' in (project / "events/invoice.paid.json").read_text().replace('\\"', '"')
@@ -134,7 +135,10 @@ def test_new_event_version_writes_the_next_version_and_the_tests_pass(project: P
     assert "Route(InvoicePaidEvent, handle_invoice_paid, upcasters={1: invoice_paid_v1_to_v2})," in routes
     assert '\\"event_version\\": 2' in (project / "events/invoice.paid.json").read_text()
     assert "event_version" not in (project / "events/invoice.paid.v1.json").read_text()
-    assert "wrote tests/unit/test_upcast_invoice_paid_v2.py" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "wrote tests/unit/test_upcast_invoice_paid_v2.py" in out
+    assert "wrote schema/invoice.paid/v2.unreleased" in out  # new: the gate passes it until it is released
+    assert not (project / "schema/invoice.paid/v1.unreleased").exists()  # the release replaced the first mark
 
     # AND the registry, samples (the v1 one upcast), schema, gate and new tests pass, lint-clean
     tests = ["tests/unit/test_registry.py", "tests/unit/test_sample_events.py", "tests/unit/test_schema.py",

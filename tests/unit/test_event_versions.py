@@ -201,6 +201,81 @@ def test_a_v1_resend_with_another_payload_is_a_reused_event_id():
     assert result.quarantined["evt_1"].kind == "reused_event_id"
 
 
+@pytest.mark.parametrize("deployed", [2, 3])
+def test_a_v1_message_processed_before_the_deploy_and_redelivered_after_it_is_a_duplicate(deployed: int):
+    # GIVEN a v1 message processed by the consumer at version 1 (the store holds version 1's fingerprint)
+    store, seen = InMemoryIdempotency(), Seen()
+    assert run_batch(greeting("evt_1"), registry=consumer_at(1, seen), idempotency=store).succeeded == ["evt_1"]
+
+    # WHEN SQS delivers the same message again after the deploy that moved "greeting" on
+    result = run_batch(greeting("evt_1"), registry=consumer_at(deployed, seen), idempotency=store)
+
+    # THEN it is a duplicate: the body is compared at the version the store's fingerprint is of
+    assert result.duplicates == ["evt_1"]
+    assert result.quarantined == {}
+    assert len(seen.events) == 1
+
+
+def test_a_v1_message_processed_as_v2_and_redelivered_after_the_move_to_v3_is_a_duplicate():
+    # GIVEN a v1 message upcast and processed by the consumer at version 2 (version 2's fingerprint stored)
+    store, seen = InMemoryIdempotency(), Seen()
+    assert run_batch(greeting("evt_1"), registry=consumer_at(2, seen), idempotency=store).succeeded == ["evt_1"]
+
+    # WHEN it comes again to the consumer at version 3
+    result = run_batch(greeting("evt_1"), registry=consumer_at(3, seen), idempotency=store)
+
+    # THEN its upcast to version 2 on the way is what is compared: a duplicate
+    assert result.duplicates == ["evt_1"]
+    assert len(seen.events) == 1
+
+
+def test_another_payload_under_an_event_id_stored_before_the_deploy_is_a_reused_event_id():
+    # GIVEN evt_1 processed by the consumer at version 1
+    store = InMemoryIdempotency()
+    run_batch(greeting("evt_1"), registry=consumer_at(1, Seen()), idempotency=store)
+
+    # WHEN, after the deploy to version 2, a v1 body with another payload and the same id arrives
+    seen = Seen()
+    result = run_batch(greeting("evt_1", name="Grace Hopper"), registry=consumer_at(2, seen), idempotency=store)
+
+    # THEN it is quarantined, never acknowledged, and its handler does not run
+    assert result.quarantined["evt_1"].kind == "reused_event_id"
+    assert (
+        "the stored event has another event_type or payload than this body had at event_version 1, the stored one's"
+        in (result.quarantined["evt_1"].reason or "")
+    )
+    assert result.duplicates == [] and seen.events == []
+
+
+def test_a_v2_body_of_an_event_stored_at_version_1_cannot_be_compared_and_is_quarantined():
+    # GIVEN evt_1 processed by the consumer at version 1
+    store = InMemoryIdempotency()
+    run_batch(greeting("evt_1"), registry=consumer_at(1, Seen()), idempotency=store)
+
+    # WHEN a producer on version 2 sends the same id after the deploy: a v2 body was never at version 1
+    result = run_batch(greeting("evt_1", 2, **V2_PAYLOAD), registry=consumer_at(2, Seen()), idempotency=store)
+
+    # THEN it is not acknowledged: quarantined, saying why it could not be compared
+    outcome = result.quarantined["evt_1"]
+    assert outcome.kind == "reused_event_id"
+    assert "holds event_version 1's fingerprint and this body was never at that version" in (outcome.reason or "")
+
+
+def test_a_copy_in_the_batch_is_judged_against_the_stored_version_too():
+    # GIVEN evt_1 processed at version 1
+    store = InMemoryIdempotency()
+    run_batch(greeting("evt_1"), registry=consumer_at(1, Seen()), idempotency=store)
+
+    # WHEN, at version 2, a batch carries another payload under evt_1 and then the original v1 body
+    result = run_batch(
+        greeting("evt_1", name="Grace Hopper"), greeting("evt_1"), registry=consumer_at(2, Seen()), idempotency=store
+    )
+
+    # THEN the first is a reused event_id and the copy, the stored event itself, a duplicate
+    assert result.quarantined["evt_1"].kind == "reused_event_id"
+    assert result.duplicates == ["evt_1"]
+
+
 def test_a_body_its_upcaster_cannot_read_is_invalid_payload_naming_the_upcaster():
     # GIVEN a v1 body without the name its upcaster reads
     result = run_batch(greeting(nickname="ada"), registry=consumer_at(2, Seen()))

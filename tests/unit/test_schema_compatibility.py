@@ -10,7 +10,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
 from publisher.compatibility import problems
-from publisher.releases import SCHEMA_DIR, released
+from publisher.releases import SCHEMA_DIR, mark_new, marked_new, new_path, released
 from publisher.schema import check, event_schema, main, release
 from sqs_consumer.models import BaseEvent
 from sqs_consumer.models.record import RecordInfo
@@ -119,6 +119,52 @@ def test_the_projects_models_are_compatible_with_their_released_schemas():
     assert check(REGISTRY, SCHEMA_DIR) == []
 
 
+def test_every_registered_type_has_its_current_versions_released_schema_or_is_marked_new():
+    # A type that ships without its schema would never be compared: order.placed once did
+    current = {(route.event_type, route.version) for route in REGISTRY.routes.values()}
+    releases, new = set(released(SCHEMA_DIR)), marked_new(SCHEMA_DIR)
+
+    assert current <= releases | new, f"neither released nor marked new: {sorted(current - releases - new)}"
+    assert ("order.placed", 1) in releases
+    assert new <= current - releases, f"marked new but released or not registered: {sorted(new - current)}"
+
+
+def test_a_registered_version_neither_released_nor_marked_new_fails_naming_it(schema_dir: Path):
+    # GIVEN version 2 of invoice.paid registered with its upcaster, neither released nor marked new
+    found = check(registry(InvoiceV2, upcasters={1: _v1_to_v2}), schema_dir)
+
+    # THEN the gate fails, naming the type, the version, and what to do
+    assert found == [
+        "invoice.paid v2: no released schema (schema/invoice.paid/v2.json): run `make schema-release` if it ships, "
+        "or mark it new (schema/invoice.paid/v2.unreleased, as `make new-event` does)"
+    ]
+
+
+def test_a_new_type_marked_new_passes_until_released_then_is_compared(tmp_path: Path):
+    # GIVEN invoice.paid marked new and never released
+    mark_new("invoice.paid", 1, tmp_path)
+    assert check(registry(Retyped), tmp_path) == []
+
+    # WHEN it is released: its schema replaces the mark
+    release(registry(Invoice), tmp_path)
+    assert set(released(tmp_path)) == {("invoice.paid", 1)}
+    assert not new_path(tmp_path, "invoice.paid", 1).exists()
+
+    # THEN a breaking change to it fails the gate
+    assert any("payload.invoice_id" in line for line in check(registry(Retyped), tmp_path))
+
+
+def test_schema_check_command_fails_for_types_without_a_released_schema(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    # GIVEN an empty schema folder: none of the project's types released or marked new
+    assert main(["--check", "--schema-dir", str(tmp_path)]) == 1
+
+    err = capsys.readouterr().err
+    assert "schema-check: order.placed v1: no released schema (schema/order.placed/v1.json)" in err
+    assert "a new version with an upcaster" not in err  # nothing breaks: it is only not released
+
+
 def test_a_field_whose_type_changes_fails_naming_the_type_the_version_and_the_field(schema_dir: Path):
     found = check(registry(Retyped), schema_dir)
 
@@ -175,12 +221,14 @@ def test_a_model_that_now_refuses_unnamed_fields_fails_backward(schema_dir: Path
 
 
 def test_the_breaking_change_as_a_new_version_with_an_upcaster_passes(schema_dir: Path):
-    # WHEN the same breaking change comes as version 2 with an upcaster from 1
+    # WHEN the same breaking change comes as version 2 with an upcaster from 1, marked new
+    mark_new("invoice.paid", 2, schema_dir)
     assert check(registry(InvoiceV2, upcasters={1: _v1_to_v2}), schema_dir) == []
 
     # THEN it can be released beside version 1, and producers' schema has both versions
     release(registry(InvoiceV2, upcasters={1: _v1_to_v2}), schema_dir)
     assert set(released(schema_dir)) == {("invoice.paid", 1), ("invoice.paid", 2)}
+    assert marked_new(schema_dir) == set()
     combined = event_schema(registry(InvoiceV2, upcasters={1: _v1_to_v2}), schema_dir)
     assert [ref["$ref"] for ref in combined["oneOf"]] == ["#/$defs/invoice.paid.v1", "#/$defs/invoice.paid.v2"]
 
@@ -196,7 +244,11 @@ def test_a_released_version_is_never_taken_back(schema_dir: Path):
 def test_a_released_type_without_a_route_fails(schema_dir: Path):
     found = check(EventRegistry([REGISTRY.routes["hello"]]), schema_dir)
 
-    assert found == ["invoice.paid: released, but no route reads it: its messages would be unknown_event_type"]
+    assert found == [
+        "hello v1: no released schema (schema/hello/v1.json): run `make schema-release` if it ships, or mark it "
+        "new (schema/hello/v1.unreleased, as `make new-event` does)",
+        "invoice.paid: released, but no route reads it: its messages would be unknown_event_type",
+    ]
 
 
 def test_release_refuses_while_the_check_fails(schema_dir: Path):

@@ -17,6 +17,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from sqs_consumer.dependencies import Dependency, as_dependency
 from sqs_consumer.errors import PoisonMessageError
+from sqs_consumer.idempotency.fingerprint import keep_sources
 from sqs_consumer.kinds import QuarantineKind
 from sqs_consumer.models.base import BaseEvent
 from sqs_consumer.models.record import RecordInfo as RecordInfo  # noqa: PLC0414  # re-exported: see Handler
@@ -186,13 +187,15 @@ class EventRegistry:
         route = self._routes.get(str(document.get("event_type"))) if isinstance(document, dict) else None
         if route is None:
             return None
-        upcast_document = upcast(document, declared, route.version, route.upcasters)
+        through: dict[int, dict[str, Any]] = {}
+        upcast_document = upcast(document, declared, route.version, route.upcasters, through)
         try:
             event: BaseEvent = self.adapter.validator.validate_python(upcast_document)
         except ValidationError as exc:
             poison = self.poison(exc)
             reason = f"upcast from event_version {declared} to {route.version}: {poison.reason}"
             raise PoisonMessageError(poison.kind, reason, route.event_type) from None
+        keep_sources(event, through)  # a record stored before the deploy holds one of these versions' fingerprint
         return event
 
     def poison(self, exc: ValidationError) -> PoisonMessageError:

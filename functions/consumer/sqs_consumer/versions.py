@@ -69,8 +69,15 @@ def declared_version(value: object) -> int | None:
     return None
 
 
-def upcast(document: dict[str, Any], declared: int, current: int, upcasters: Mapping[int, Upcaster]) -> dict[str, Any]:
-    """``document`` (at version ``declared``) brought up to ``current``, one upcaster at a time.
+def upcast(
+    document: dict[str, Any],
+    declared: int,
+    current: int,
+    upcasters: Mapping[int, Upcaster],
+    through: dict[int, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """``document`` (at version ``declared``) brought up to ``current``, one upcaster at a time; ``through``,
+    when given, receives the document at each version below ``current`` (for the idempotency fingerprint).
 
     Raises ``UnknownEventVersionError`` for a version above ``current``; ``PoisonMessageError`` when an
     upcaster cannot read the body (it lacks what its declared version has) or changes the event's identity.
@@ -79,6 +86,8 @@ def upcast(document: dict[str, Any], declared: int, current: int, upcasters: Map
     if declared > current:
         raise UnknownEventVersionError(event_type, declared, current)
     for version in range(declared, current):
+        if through is not None:
+            through[version] = document
         try:
             upcast_document = upcasters[version](document)
         except Exception as exc:  # the body is not what its declared version says

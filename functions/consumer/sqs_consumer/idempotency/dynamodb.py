@@ -319,8 +319,13 @@ class _Claimer:
             return Claim(ClaimState.ACQUIRED, token=token)
         stored = self._stored_claim(event, record)
         # A record written before fingerprints were stored has none: it is the same event.
-        if record.payload_hash and not same_event(record.payload_hash, event):
-            return Claim(ClaimState.REUSED, stored_fingerprint=record.payload_hash, stored=stored)
+        if record.payload_hash and not same_event(record.payload_hash, event, record.payload_version):
+            return Claim(
+                ClaimState.REUSED,
+                stored_fingerprint=record.payload_hash,
+                stored=stored,
+                stored_version=record.payload_version,
+            )
         return stored
 
     def _stored_claim(self, event: BaseEvent, record: StoredRecord) -> Claim:

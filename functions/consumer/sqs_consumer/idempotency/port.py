@@ -45,7 +45,8 @@ class Claim:
     ``token`` (acquired): the claim's identity, which a release must still find in the store.
     ``stored_fingerprint`` and ``stored`` (reused): the fingerprint of the event the store holds under
     this ``event_id``, and the claim an event matching it would get, so that a copy in the same batch
-    is judged against the stored event, never against a third record.
+    is judged against the stored event, never against a third record; ``stored_version``: the version of
+    the event type that fingerprint is of (fingerprint.py).
     ``pending`` (duplicate): the follow-ups stored with the completion and not yet marked sent.
     """
 
@@ -54,6 +55,7 @@ class Claim:
     token: int | None = None
     stored_fingerprint: str | None = None
     stored: Claim | None = None
+    stored_version: int = 1
     pending: tuple[FollowUp, ...] = ()
 
 

@@ -35,6 +35,8 @@ class StoredRecord:
     status: str
     in_progress_expiry_timestamp: int | None
     payload_hash: str | None
+    # The version of the event type the fingerprint is of (an attribute Powertools ignores; absent: 1).
+    payload_version: int = 1
     # Follow-ups stored with the completion and not yet marked sent (an attribute Powertools ignores).
     followups: tuple[FollowUp, ...] = ()
 
@@ -49,6 +51,7 @@ class ItemFormat:
     data_attr = "data"
     validation_key_attr = "validation"
     followups_attr = "followups"
+    fingerprint_version_attr = "fingerprint_version"
 
     def __init__(self, table_name: str, expires_after_seconds: int) -> None:
         self.table_name = table_name
@@ -73,6 +76,7 @@ class ItemFormat:
             status=str(item.get(self.status_attr, {}).get("S", "")),
             in_progress_expiry_timestamp=number(self.in_progress_expiry_attr),
             payload_hash=item.get(self.validation_key_attr, {}).get("S"),
+            payload_version=number(self.fingerprint_version_attr) or 1,
             followups=load_followups(item.get(self.followups_attr, {}).get("S")),
         )
 
@@ -86,6 +90,7 @@ def in_progress_put(items: ItemFormat, event: BaseEvent, remaining_ms: int) -> d
         items.status_attr: {"S": INPROGRESS},
         items.in_progress_expiry_attr: {"N": str(int(now * 1000) + remaining_ms)},
         items.validation_key_attr: {"S": fingerprint(event)},
+        **_fingerprint_version(items, event),
     }
     # Free, expired, or in progress past its expiry (a timed-out execution): Powertools' condition.
     condition = (
@@ -127,10 +132,18 @@ def completed_put(items: ItemFormat, event: BaseEvent, followups: Sequence[Follo
         items.status_attr: {"S": COMPLETED},
         items.data_attr: {"S": json.dumps({})},
         items.validation_key_attr: {"S": fingerprint(event)},
+        **_fingerprint_version(items, event),
     }
     if followups:
         item[items.followups_attr] = {"S": dump_followups(list(followups))}
     return {"PutRequest": {"Item": item}}
+
+
+def _fingerprint_version(items: ItemFormat, event: BaseEvent) -> dict[str, Any]:
+    """The fingerprint's version beside it, above 1 only: an item of version 1 is written as before versions."""
+    if event.event_version == 1:
+        return {}
+    return {items.fingerprint_version_attr: {"N": str(event.event_version)}}
 
 
 def conditional_delete(items: ItemFormat, held: Held) -> dict[str, Any]:

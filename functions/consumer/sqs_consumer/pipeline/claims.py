@@ -9,7 +9,7 @@ when the store holds one, otherwise against the leading record, never against a 
 from __future__ import annotations
 
 from sqs_consumer.budget import Deadline
-from sqs_consumer.idempotency.fingerprint import fingerprint, same_event
+from sqs_consumer.idempotency.fingerprint import comparable, fingerprint, same_event
 from sqs_consumer.idempotency.port import Claim, ClaimState, EventInProgressError, Idempotency
 from sqs_consumer.observability import Outcome
 from sqs_consumer.pipeline.decisions import Decisions
@@ -17,6 +17,18 @@ from sqs_consumer.pipeline.dispositions import DUPLICATE, SUCCEEDED, Disposition
 from sqs_consumer.pipeline.records import Item, Job
 
 _STORED_DIFFERS = "the stored event has another event_type or payload"
+
+
+def _stored_differs(claim: Claim, job: Job) -> str:
+    """Why the stored event is not this one: another type or payload, or a version this body never was at."""
+    if claim.stored_version == job.event.event_version:
+        return _STORED_DIFFERS
+    if comparable(job.event, claim.stored_version):
+        return f"{_STORED_DIFFERS} than this body had at event_version {claim.stored_version}, the stored one's"
+    return (
+        f"the store holds event_version {claim.stored_version}'s fingerprint and this body was never at that "
+        f"version (it is at {job.event.event_version}): it cannot be told the same event"
+    )
 
 
 def claim_events(items: list[Item], store: Idempotency, remaining_ms: int, deadline: Deadline) -> None:
@@ -51,7 +63,7 @@ def _from_claim(job: Job, claim: Claim, decisions: Decisions) -> Disposition:
     if claim.state is ClaimState.DUPLICATE:
         return DUPLICATE
     if claim.state is ClaimState.REUSED:
-        return decisions.reused(job, job.event, _STORED_DIFFERS)
+        return decisions.reused(job, job.event, _stored_differs(claim, job))
     return decisions.failure(job, claim.error or RuntimeError("idempotency claim failed"), job.event.event_type)
 
 
@@ -62,9 +74,9 @@ def follow(copy: Job, decisions: Decisions) -> Disposition:
     claim = leader.claim
     if claim is not None and claim.state is ClaimState.REUSED and claim.stored_fingerprint and claim.stored:
         # The store holds another event under this id: the copy is judged against that one.
-        if same_event(claim.stored_fingerprint, copy.event):
+        if same_event(claim.stored_fingerprint, copy.event, claim.stored_version):
             return _from_claim(copy, claim.stored, decisions)
-        return decisions.reused(copy, copy.event, _STORED_DIFFERS)
+        return decisions.reused(copy, copy.event, _stored_differs(claim, copy))
     if fingerprint(copy.event) != fingerprint(leader.event):
         return decisions.reused(copy, copy.event, f"message {leader.message_id} of this batch carries another one")
     outcome = leader.disposition

@@ -88,6 +88,8 @@ class InMemoryIdempotency:
     """
 
     records: dict[str, tuple[str, str, int]] = field(default_factory=dict)  # id -> (status, fingerprint, token)
+    # The version of the event type each record's fingerprint is of, as the DynamoDB store keeps it.
+    versions: dict[str, int] = field(default_factory=dict)
     # Follow-ups stored with a completion and not marked sent, by event_id.
     followups: dict[str, tuple[FollowUp, ...]] = field(default_factory=dict)
     # How many settle calls (store writes) were made.
@@ -106,6 +108,7 @@ class InMemoryIdempotency:
             if stored is None:
                 self._tokens += 1
                 self.records[event.event_id] = ("INPROGRESS", fingerprint(event), self._tokens)
+                self.versions[event.event_id] = event.event_version
                 claims.append(Claim(ClaimState.ACQUIRED, token=self._tokens))
                 continue
             if stored[0] == "COMPLETED":
@@ -113,8 +116,11 @@ class InMemoryIdempotency:
             else:
                 error = EventInProgressError("in progress elsewhere", retry_after_seconds=self.in_progress_left_s)
                 same = Claim(ClaimState.IN_PROGRESS, error)
-            if not same_event(stored[1], event):
-                claims.append(Claim(ClaimState.REUSED, stored_fingerprint=stored[1], stored=same))
+            version = self.versions.get(event.event_id, 1)
+            if not same_event(stored[1], event, version):
+                claims.append(
+                    Claim(ClaimState.REUSED, stored_fingerprint=stored[1], stored=same, stored_version=version)
+                )
             else:
                 claims.append(same)
         return claims
@@ -131,6 +137,7 @@ class InMemoryIdempotency:
         self.writes += 1
         for event in succeeded:
             self.records[event.event_id] = ("COMPLETED", fingerprint(event), 0)
+            self.versions[event.event_id] = event.event_version
             self.completed.append(event.event_id)
             # The completion is written whole: with the follow-ups given, or none.
             kept = tuple((followups or {}).get(event.event_id, ()))
