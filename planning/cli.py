@@ -30,7 +30,7 @@ from planning.workload import ArrivalProfile, Burst, HandlerTime, Workload, Work
 
 ROOT = Path(__file__).resolve().parents[1]
 # The breaker's cool-down doubles while probes fail, up to a cap: the longest wait for the next probe.
-DEFAULT_PROBE_SECONDS = 60.0
+DEFAULT_PROBE_SECONDS = 30.0
 # Exit codes: planned and every check passes; planned with a FAIL row; a bad argument or input.
 OK, CHECK_FAILED, USAGE = 0, 1, 2
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
