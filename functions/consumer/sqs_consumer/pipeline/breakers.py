@@ -92,12 +92,16 @@ def _trial_records(jobs: list[Job], admission: Admission, batch: Batch) -> dict[
     receive (a failed trial sends that one again, a receive it did not need)."""
     chosen: dict[str, Job] = {}
     for name in sorted(admission.trials):
-        free = [job for job in jobs if name in job.route.dependency_names
-                and all(dep not in admission.held or dep in admission.trials for dep in job.route.dependency_names)]  # fmt: skip
+        free = [job for job in jobs if name in job.route.dependency_names and _runnable(job, admission)]
         spare = [job for job in free if not batch.decisions.last_receive(job)]
         if spare or free:
             chosen[name] = (spare or free)[0]
     return chosen
+
+
+def _runnable(job: Job, admission: Admission) -> bool:
+    """No breaker but a trial's holds the job back."""
+    return all(name not in admission.held or name in admission.trials for name in job.route.dependency_names)
 
 
 def _held_reason(state: BreakerState) -> str:
