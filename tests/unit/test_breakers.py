@@ -414,21 +414,20 @@ def test_a_trial_prefers_a_record_with_receives_left_and_one_on_its_last_is_sent
 
 def test_a_failed_trial_whose_reopening_is_not_written_still_sends_its_last_receive_again(clock: FakeClock):
     # GIVEN a half-open breaker, and a store that takes this batch's trial, then refuses every write
-    api, store = OrdersApi(), InMemoryBreakerStore()
+    class OneMoreWrite(InMemoryBreakerStore):
+        refusing = False
+
+        def write(self, name: str, expected_version: int, state: BreakerState) -> BreakerState | None:
+            if self.refusing:
+                raise ConnectionError("throttled")
+            self.refusing = state.trial_at is not None
+            return super().write(name, expected_version, state)
+
+    api, store = OrdersApi(), OneMoreWrite()
     instance = Instance(store, clock, api)
     instance.handle(*orders(5))
     clock.advance(15)
     instance.board.probe(Dependency("orders-api"), PROBE, sqs.QUEUE_ARN)
-    write = store.write
-
-    def once(*args: Any) -> BreakerState | None:
-        store.write = refuse  # type: ignore[method-assign]
-        return write(*args)
-
-    def refuse(*_: Any) -> None:
-        raise ConnectionError("throttled")
-
-    store.write = once  # type: ignore[method-assign]
 
     # WHEN the trial, on its last receive, fails (the failure counted nowhere: the breaker stays half-open)
     response = instance.handle(*orders(1, receive_count=MAX_RECEIVES, prefix="last"))
