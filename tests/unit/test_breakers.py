@@ -558,3 +558,28 @@ def test_each_change_and_each_minute_open_writes_an_emf_document_the_alarm_reads
     assert directive["Namespace"] == "SqsConsumer/dev"
     assert directive["Dimensions"] == [["service"], ["service", "dependency"]]
     assert (documents[0]["service"], documents[0]["dependency"]) == ("consumer", "orders-api")
+
+
+def test_an_async_handler_failing_on_the_last_receive_is_sent_again_once_its_failures_open_the_breaker(
+    clock: FakeClock,
+):
+    # GIVEN an async handler of the orders API, which is down
+    async def post(event: OrderPlacedEvent, info: RecordInfo) -> None:
+        raise DependencyUnavailable("orders-api", "connection reset")
+
+    store, resender, dlq = InMemoryBreakerStore(), InMemoryResender(), InMemoryDLQ()
+    consumer = BatchConsumer(
+        EventRegistry([Route(OrderPlacedEvent, post, dependencies=["orders-api"])]), dlq,
+        max_receive_count=MAX_RECEIVES, backoff=Backoff(10, 300), idempotency=InMemoryIdempotency(),
+        breakers=BreakerStage(board(store, clock, FakeMapping(), RecordingProbes())), resender=resender,
+        time_reserve_ms=1_000,
+    )  # fmt: skip
+
+    # WHEN a batch on its last receive fails, awaited
+    response = consumer.handle(sqs.event(*orders(6, receive_count=MAX_RECEIVES)), FakeContext())
+
+    # THEN the breaker opened and every record went back as a copy: none listed, none quarantined
+    assert store.states["orders-api"].mode is BreakerMode.OPEN
+    assert response == {"batchItemFailures": []}
+    assert len(resender.sent) == 6
+    assert dlq.sent == []
