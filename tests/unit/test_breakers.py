@@ -583,3 +583,30 @@ def test_an_async_handler_failing_on_the_last_receive_is_sent_again_once_its_fai
     assert response == {"batchItemFailures": []}
     assert len(resender.sent) == 6
     assert dlq.sent == []
+
+
+@pytest.mark.parametrize(("receive_count", "resent"), [(MAX_RECEIVES - 2, False), (MAX_RECEIVES - 1, True)])
+def test_a_waiting_record_is_sent_again_one_receive_before_its_last(clock: FakeClock, receive_count: int, resent: bool):
+    # GIVEN an open breaker
+    api, store = OrdersApi(), InMemoryBreakerStore()
+    instance = Instance(store, clock, api)
+    instance.handle(*orders(5))
+
+    # WHEN a record comes with receive_count receives spent
+    response = instance.handle(*orders(1, receive_count=receive_count, prefix="held"))
+
+    # THEN with one receive to spare it is sent again (a receive the function never sees cannot move it to the
+    # DLQ); before that it waits in the queue
+    assert len(instance.resender.sent) == int(resent)
+    assert failed_ids(response) == ([] if resent else ["m-held-0"])
+
+
+def test_a_fifo_record_waits_on_its_spare_receive_and_is_quarantined_only_on_its_last(clock: FakeClock):
+    api, store = OrdersApi(), InMemoryBreakerStore()
+    instance = Instance(store, clock, api)
+    instance.handle(*orders(5))
+    fifo = sqs.record(sqs.body("order.placed", ORDER, event_id="evt_fifo"), message_id="m-fifo", group_id="g",
+                      receive_count=MAX_RECEIVES - 1)  # fmt: skip
+
+    assert failed_ids(instance.handle(fifo)) == ["m-fifo"]
+    assert (instance.resender.sent, instance.dlq.sent) == ([], [])

@@ -88,12 +88,12 @@ class BreakerStage:
 
 
 def _trial_records(jobs: list[Job], admission: Admission, batch: Batch) -> dict[str, Job]:
-    """The one record each trial of this batch runs: one no other breaker holds back, preferably not on its last
-    receive (a failed trial sends that one again, a receive it did not need)."""
+    """The one record each trial of this batch runs: one no other breaker holds back, preferably one with
+    receives to spare (a failed trial sends the others again, one more message to send)."""
     chosen: dict[str, Job] = {}
     for name in sorted(admission.trials):
         free = [job for job in jobs if name in job.route.dependency_names and _runnable(job, admission)]
-        spare = [job for job in free if not batch.decisions.last_receive(job)]
+        spare = [job for job in free if not batch.decisions.resend_due(job)]
         if spare or free:
             chosen[name] = (spare or free)[0]
     return chosen
