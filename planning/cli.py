@@ -29,8 +29,6 @@ from planning.suggest import suggest
 from planning.workload import ArrivalProfile, Burst, HandlerTime, Workload, WorkloadError
 
 ROOT = Path(__file__).resolve().parents[1]
-# The breaker's cool-down doubles while probes fail, up to a cap: the longest wait for the next probe.
-DEFAULT_PROBE_SECONDS = 60.0
 # Exit codes: planned and every check passes; planned with a FAIL row; a bad argument or input.
 OK, CHECK_FAILED, USAGE = 0, 1, 2
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
@@ -145,8 +143,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--probe-every",
         type=duration,
-        default=DEFAULT_PROBE_SECONDS,
-        help=f"the breaker's longest cool-down between probes (default {DEFAULT_PROBE_SECONDS:g}s)",
+        help="the breaker's longest cool-down between probes (default: the stage's breaker_cool_down_cap_seconds)",
     )
     p.add_argument(
         "--max-age",
@@ -379,7 +376,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     p = plan(mapping, workload)
     lines = monthly_cost(stage, mapping, workload, p.steady, prices, full_batches=args.full_batches)
     checks = run_checks(p, max_age_seconds=args.max_age, alarm_age_seconds=stage.oldest_message_age_alarm_seconds)
-    outage_plan = None if args.outage is None else outage(mapping, workload, args.outage, probe_every=args.probe_every)
+    # The breaker's cool-down doubles while probes fail, up to its cap: the longest wait for the next probe.
+    probe_every = stage.breaker_cool_down_cap_seconds if args.probe_every is None else args.probe_every
+    outage_plan = None if args.outage is None else outage(mapping, workload, args.outage, probe_every=probe_every)
     if outage_plan is not None:
         checks.append(outage_retention(outage_plan))
     result = _result(args, mapping, p, checks=checks, lines=lines, prices=prices)

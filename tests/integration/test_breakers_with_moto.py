@@ -15,7 +15,7 @@ import pytest
 
 from local.sqs_server import SqsServer, dynamodb_client, local_client
 from sqs_consumer.budget import Deadline
-from sqs_consumer.dependencies import PROBE_KEY
+from sqs_consumer.dependencies import PROBE_KEY, Dependency
 from sqs_consumer.dependencies.board import PROBE, BoardWiring, BreakerBoard
 from sqs_consumer.dependencies.breaker import BreakerMode, BreakerPolicy
 from sqs_consumer.dependencies.control import LambdaMappingControl, SchedulerProbes
@@ -72,6 +72,40 @@ def test_instances_failing_at_once_open_the_breaker_once(server: SqsServer):
     assert state.mode is BreakerMode.OPEN
     assert [enabled for _, enabled, _ in mapping.changes] == [False]
     assert [step for _, step, _, _ in probes.scheduled] == [PROBE]
+
+
+def test_instances_racing_for_a_half_open_trial_let_exactly_one_take_it(server: SqsServer):
+    # GIVEN a breaker opened, then half-open after its probe (no health check), and 6 instances over one table
+    def made() -> BreakerBoard:
+        return BreakerBoard(BoardWiring(lambda: DynamoDBBreakerStore(TABLE, dynamodb_client(server.endpoint_url)),
+                                        POLICY, FakeMapping(), RecordingProbes(), cache_seconds=0))  # fmt: skip
+
+    queue = "arn:aws:sqs:us-east-1:123456789012:q"
+    opener = made()
+    opener.report({"inventory-api": (5, "HTTP 503")}, [], queue)
+    opener.wiring.clock = lambda: time.time() + 15
+    assert opener.probe(Dependency("inventory-api"), PROBE, queue).mode is BreakerMode.HALF_OPEN
+    boards = [made() for _ in range(6)]
+    start = threading.Barrier(len(boards))
+    trials: list[frozenset[str]] = []
+
+    def admit(board: BreakerBoard) -> None:
+        board.wiring.clock = lambda: time.time() + 16
+        states = board.states(["inventory-api"])
+        start.wait()
+        trials.append(board.admit(states, queue).trials)
+
+    # WHEN all read it half-open and try to take its trial at the same moment
+    threads = [threading.Thread(target=admit, args=(board,)) for board in boards]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # THEN exactly one got it (the others hold their records back), and the store says so
+    assert sorted(len(taken) for taken in trials) == [0] * 5 + [1]
+    stored = DynamoDBBreakerStore(TABLE, dynamodb_client(server.endpoint_url)).read(["inventory-api"])
+    assert stored["inventory-api"].trial_at is not None
 
 
 def test_a_stale_version_is_refused_with_the_state_that_won(server: SqsServer):

@@ -13,10 +13,12 @@ from sqs_consumer.dependencies.breaker import (
     BreakerMode,
     BreakerPolicy,
     BreakerState,
+    opened,
     probing,
+    trial_taken,
     with_failures,
 )
-from sqs_consumer.dependencies.store import InMemoryBreakerStore
+from sqs_consumer.dependencies.store import InMemoryBreakerStore, item_of, state_of
 from sqs_consumer.errors import DependencyUnavailable
 from sqs_consumer.models import HelloEvent, OrderPlacedEvent
 from sqs_consumer.models.record import RecordInfo
@@ -123,7 +125,7 @@ def test_an_unreadable_store_lets_records_run():
 
     breakers = BreakerBoard(BoardWiring(Broken, POLICY))
 
-    assert breakers.admit(breakers.states(["orders-api"]), sqs.QUEUE_ARN) == {}
+    assert breakers.admit(breakers.states(["orders-api"]), sqs.QUEUE_ARN).held == {}
 
 
 def test_a_probe_whose_health_check_answers_closes_and_ramps_the_mapping_up():
@@ -181,9 +183,11 @@ class OrdersApi:
     def __init__(self) -> None:
         self.up = False
         self.calls = 0
+        self.called: list[str] = []
 
     def handle(self, event: OrderPlacedEvent, info: RecordInfo) -> None:
         self.calls += 1
+        self.called.append(event.event_id)
         if not self.up:
             raise DependencyUnavailable("orders-api", "HTTP 503: down")
 
@@ -363,27 +367,153 @@ def test_a_successful_trial_closes_a_half_open_breaker_and_every_event_runs_once
 
     # WHEN the API is back and the waiting records come again
     api.up = True
-    response = instance.handle(*orders(5, receive_count=2))
+    calls = api.calls
+    first = instance.handle(*orders(5, receive_count=2))
 
-    # THEN they succeed, the breaker closes, the mapping is ramped back up by the restore step
-    assert response == {"batchItemFailures": []}
+    # THEN one record is the trial: it succeeds and closes the breaker; the others wait for the trial's answer
+    assert api.calls == calls + 1
+    assert sorted(failed_ids(first)) == [f"m-evt-{n}" for n in range(1, 5)]
     assert store.states["orders-api"].mode is BreakerMode.CLOSED
     assert instance.probes.scheduled[-1][1] == RESTORE
+
+    # AND once back, they run (the breaker closed), each event once
+    clock.advance(15)
+    assert instance.handle(*orders(5, receive_count=3)) == {"batchItemFailures": []}
     assert sorted(instance.idempotency.completed) == [f"evt_{n}" for n in range(5)]
+    assert api.calls == calls + 5
 
 
-def test_an_open_breaker_whose_probe_is_overdue_lets_a_trial_through(clock: FakeClock):
+def test_an_open_breaker_whose_probe_is_overdue_lets_one_trial_through(clock: FakeClock):
     # GIVEN an open breaker whose scheduled probe never came (cool-down 15 s, plus as much again)
     api, store = OrdersApi(), InMemoryBreakerStore()
     instance = Instance(store, clock, api)
     instance.handle(*orders(5))
     clock.advance(31)
     api.up = True
+    calls = api.calls
 
     response = instance.handle(*orders(2, receive_count=2))
 
+    assert failed_ids(response) == ["m-evt-1"]
+    assert api.calls == calls + 1
+    assert store.states["orders-api"].mode is BreakerMode.CLOSED
+
+
+def test_half_open_one_record_of_one_instance_is_the_trial_every_other_waits(clock: FakeClock):
+    # GIVEN two instances over one store, the breaker half-open after its probe, the API still down
+    api, store = OrdersApi(), InMemoryBreakerStore()
+    first, second = Instance(store, clock, api), Instance(store, clock, api)
+    first.handle(*orders(5))
+    clock.advance(15)
+    first.board.probe(Dependency("orders-api"), PROBE, sqs.QUEUE_ARN)
+    calls = api.calls
+
+    # WHEN both get a batch at once: the second reads the state before the first has taken the trial
+    second.board.states(["orders-api"])
+    a = first.handle(*orders(10, receive_count=2, prefix="a"))
+    b = second.handle(*orders(10, receive_count=2, prefix="b"))
+
+    # THEN one call in all; every record waits (the trial's failure reopened the breaker for 30 s)
+    assert api.calls == calls + 1
+    assert len(failed_ids(a)) == len(failed_ids(b)) == 10
+    state = store.states["orders-api"]
+    assert (state.mode, state.cool_down_seconds) == (BreakerMode.OPEN, 30)
+    assert first.dlq.sent == second.dlq.sent == []
+
+
+def test_a_trial_prefers_a_record_with_receives_left_and_one_on_its_last_is_sent_again(clock: FakeClock):
+    # GIVEN a half-open breaker, the API still down
+    api, store = OrdersApi(), InMemoryBreakerStore()
+    instance = Instance(store, clock, api)
+    instance.handle(*orders(5))
+    clock.advance(15)
+    instance.board.probe(Dependency("orders-api"), PROBE, sqs.QUEUE_ARN)
+
+    # WHEN a batch holds records on their last receive and one with receives left
+    last = orders(2, receive_count=MAX_RECEIVES, prefix="last")
+    spare = orders(1, receive_count=2, prefix="spare")
+    response = instance.handle(*last, *spare)
+
+    # THEN the trial is the one with receives left; those on their last receive are sent again, none listed
+    assert api.called[-1:] == ["spare_0"]
+    assert failed_ids(response) == ["m-spare-0"]
+    assert sorted(copy.body for copy in instance.resender.sent) == sorted(record["body"] for record in last)
+    assert instance.dlq.sent == []
+
+    # AND a trial record that is on its last receive (no other to choose) is sent again when the trial fails
+    clock.advance(30)
+    instance.board.probe(Dependency("orders-api"), PROBE, sqs.QUEUE_ARN)
+    assert instance.handle(*orders(1, receive_count=MAX_RECEIVES, prefix="only")) == {"batchItemFailures": []}
+    assert len(instance.resender.sent) == 3
+    assert instance.dlq.sent == []
+
+
+def test_a_failed_trial_whose_reopening_is_not_written_still_sends_its_last_receive_again(clock: FakeClock):
+    # GIVEN a half-open breaker, and a store that takes this batch's trial, then refuses every write
+    class OneMoreWrite(InMemoryBreakerStore):
+        refusing = False
+
+        def write(self, name: str, expected_version: int, state: BreakerState) -> BreakerState | None:
+            if self.refusing:
+                raise ConnectionError("throttled")
+            self.refusing = state.trial_at is not None
+            return super().write(name, expected_version, state)
+
+    api, store = OrdersApi(), OneMoreWrite()
+    instance = Instance(store, clock, api)
+    instance.handle(*orders(5))
+    clock.advance(15)
+    instance.board.probe(Dependency("orders-api"), PROBE, sqs.QUEUE_ARN)
+
+    # WHEN the trial, on its last receive, fails (the failure counted nowhere: the breaker stays half-open)
+    response = instance.handle(*orders(1, receive_count=MAX_RECEIVES, prefix="last"))
+
+    # THEN it is not quarantined nor listed: its breaker is not closed, so it is sent again
+    assert api.called[-1:] == ["last_0"]
+    assert store.states["orders-api"].mode is BreakerMode.HALF_OPEN
+    assert response == {"batchItemFailures": []}
+    assert instance.dlq.sent == []
+    assert len(instance.resender.sent) == 1
+
+
+def test_records_held_by_an_overdue_probe_wait_for_the_fallback_not_a_second(clock: FakeClock):
+    # GIVEN an open breaker 5 s past its probe time (the probe late, not yet taken over by an instance)
+    api, store = OrdersApi(), InMemoryBreakerStore()
+    instance = Instance(store, clock, api)
+    instance.handle(*orders(5))
+    clock.advance(20)
+
+    # WHEN a record on its last receive comes
+    instance.handle(*orders(1, receive_count=MAX_RECEIVES, prefix="late"))
+
+    # THEN its copy waits until an instance may run the trial itself (10 s), not 1 s (a receive a second)
+    assert [copy.delay_s for copy in instance.resender.sent] == [10]
+
+
+def test_a_trial_lease_left_by_a_killed_instance_passes_to_another(clock: FakeClock):
+    api, store = OrdersApi(), InMemoryBreakerStore()
+    first, second = Instance(store, clock, api), Instance(store, clock, api)
+    first.handle(*orders(5))
+    clock.advance(15)
+    first.board.probe(Dependency("orders-api"), PROBE, sqs.QUEUE_ARN)
+    assert first.board.admit(first.board.states(["orders-api"]), sqs.QUEUE_ARN).trials == {"orders-api"}
+    # (first is killed here, its trial never reported)
+    clock.advance(3)
+    assert second.board.admit(second.board.states(["orders-api"]), sqs.QUEUE_ARN).trials == frozenset()
+
+    clock.advance(12)  # the lease (the cool-down's start, 15 s) is over
+    api.up = True
+    response = second.handle(*orders(1, receive_count=2, prefix="again"))
+
     assert response == {"batchItemFailures": []}
     assert store.states["orders-api"].mode is BreakerMode.CLOSED
+
+
+def test_the_trial_is_stored_and_read_back_by_the_dynamodb_adapter():
+    state = trial_taken(probing(opened(CLOSED, 1_000.0, 15, "breaker", "503"), 1_015.0), 1_016.5)
+
+    assert state_of(item_of("orders-api", state)) == state
+    assert "trial_at" not in item_of("orders-api", probing(state, 1_020.0))
 
 
 def test_a_fifo_record_waiting_on_its_last_receive_is_quarantined_not_resent(clock: FakeClock):
@@ -464,3 +594,55 @@ def test_each_change_and_each_minute_open_writes_an_emf_document_the_alarm_reads
     assert directive["Namespace"] == "SqsConsumer/dev"
     assert directive["Dimensions"] == [["service"], ["service", "dependency"]]
     assert (documents[0]["service"], documents[0]["dependency"]) == ("consumer", "orders-api")
+
+
+def test_an_async_handler_failing_on_the_last_receive_is_sent_again_once_its_failures_open_the_breaker(
+    clock: FakeClock,
+):
+    # GIVEN an async handler of the orders API, which is down
+    async def post(event: OrderPlacedEvent, info: RecordInfo) -> None:
+        raise DependencyUnavailable("orders-api", "connection reset")
+
+    store, resender, dlq = InMemoryBreakerStore(), InMemoryResender(), InMemoryDLQ()
+    consumer = BatchConsumer(
+        EventRegistry([Route(OrderPlacedEvent, post, dependencies=["orders-api"])]), dlq,
+        max_receive_count=MAX_RECEIVES, backoff=Backoff(10, 300), idempotency=InMemoryIdempotency(),
+        breakers=BreakerStage(board(store, clock, FakeMapping(), RecordingProbes())), resender=resender,
+        time_reserve_ms=1_000,
+    )  # fmt: skip
+
+    # WHEN a batch on its last receive fails, awaited
+    response = consumer.handle(sqs.event(*orders(6, receive_count=MAX_RECEIVES)), FakeContext())
+
+    # THEN the breaker opened and every record went back as a copy: none listed, none quarantined
+    assert store.states["orders-api"].mode is BreakerMode.OPEN
+    assert response == {"batchItemFailures": []}
+    assert len(resender.sent) == 6
+    assert dlq.sent == []
+
+
+@pytest.mark.parametrize(("receive_count", "resent"), [(MAX_RECEIVES - 2, False), (MAX_RECEIVES - 1, True)])
+def test_a_waiting_record_is_sent_again_one_receive_before_its_last(clock: FakeClock, receive_count: int, resent: bool):
+    # GIVEN an open breaker
+    api, store = OrdersApi(), InMemoryBreakerStore()
+    instance = Instance(store, clock, api)
+    instance.handle(*orders(5))
+
+    # WHEN a record comes with receive_count receives spent
+    response = instance.handle(*orders(1, receive_count=receive_count, prefix="held"))
+
+    # THEN with one receive to spare it is sent again (a receive the function never sees cannot move it to the
+    # DLQ); before that it waits in the queue
+    assert len(instance.resender.sent) == int(resent)
+    assert failed_ids(response) == ([] if resent else ["m-held-0"])
+
+
+def test_a_fifo_record_waits_on_its_spare_receive_and_is_quarantined_only_on_its_last(clock: FakeClock):
+    api, store = OrdersApi(), InMemoryBreakerStore()
+    instance = Instance(store, clock, api)
+    instance.handle(*orders(5))
+    fifo = sqs.record(sqs.body("order.placed", ORDER, event_id="evt_fifo"), message_id="m-fifo", group_id="g",
+                      receive_count=MAX_RECEIVES - 1)  # fmt: skip
+
+    assert failed_ids(instance.handle(fifo)) == ["m-fifo"]
+    assert (instance.resender.sent, instance.dlq.sent) == ([], [])

@@ -98,6 +98,20 @@ def test_cli_outage_table_and_json(capsys):
     assert result["outage"]["without_breaker"]["dead_lettered"] > 0
 
 
+@pytest.mark.parametrize(("settings", "flags", "expected"), [
+    pytest.param({}, [], 30, id="the-default-cap"),
+    pytest.param({"breaker_cool_down_seconds": 20, "breaker_cool_down_cap_seconds": 120}, [], 120, id="the-stage-cap"),
+    pytest.param({}, ["--probe-every", "45s"], 45, id="given"),
+])  # fmt: skip
+def test_the_probe_interval_is_the_stages_cool_down_cap_unless_given(tmp_path, capsys, settings, flags, expected):
+    run(["--stage-file", str(_stage_file(tmp_path, **settings)), "--rate", "5", "--handler-ms", "10",
+         "--outage", "10m", "--json", *flags])  # fmt: skip
+
+    outage_plan = json.loads(capsys.readouterr().out)["outage"]
+    assert outage_plan["probe_every_seconds"] == expected
+    assert outage_plan["with_breaker"]["calls_while_down"] == math.ceil(600 / expected)
+
+
 def test_rate_limit_bounds_the_throughput_in_planner_and_simulation():
     # GIVEN 20 readers that could take far more, a downstream limited to 20 calls a second, a burst
     mapping = Mapping.of(stage(max_concurrency=20))

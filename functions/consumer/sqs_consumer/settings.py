@@ -176,7 +176,7 @@ class ConsumerSettings(BaseModel):
         validation_alias=AliasChoices("BREAKER_COOL_DOWN_SECONDS", "breaker_cool_down_seconds"),
     )  # fmt: skip
     breaker_cool_down_cap_seconds: float = Field(
-        default=60, ge=1, le=MAX_BACKOFF_SECONDS, description="The longest cool-down, doubled after each failed probe.",
+        default=30, ge=1, le=MAX_BACKOFF_SECONDS, description="The longest cool-down, doubled after each failed probe.",
         validation_alias=AliasChoices("BREAKER_COOL_DOWN_CAP_SECONDS", "breaker_cool_down_cap_seconds"),
     )  # fmt: skip
     dependency_rate_limits: dict[str, RateLimitSetting] = Field(

@@ -3,6 +3,7 @@ written with a conditional write and acted on by the one instance that made it.
 
 - ``admit``: may a record depending on it start? Read at most once per ``cache_seconds`` for all the
   dependencies a batch needs, one store round trip (none at all for a batch whose routes declare none).
+  Half-open, one record runs as the trial, in one instance (a conditional write takes it); others wait.
 - ``report``: a batch's ``DependencyUnavailable`` failures and a half-open breaker's successes, one
   conditional write per dependency that changes (none while all is well: a success writes nothing).
 - ``probe``: the scheduled probe's steps (``probe``: health check or trial; ``restore``: the mapping's
@@ -29,6 +30,7 @@ from sqs_consumer.dependencies.breaker import (
     closed,
     probing,
     reopened,
+    trial_taken,
     with_failures,
 )
 from sqs_consumer.dependencies.control import MIN_MAXIMUM_CONCURRENCY, MappingControl, ProbeScheduler
@@ -57,6 +59,15 @@ class BoardWiring:
     cache_seconds: float = 2.0
     metrics: tuple[str, str] | None = None  # (namespace, service)
     clock: Callable[[], float] = time.time
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """A batch's breakers that are not closed (``held``: their states as now known) and, among them, the
+    half-open ones whose trial record this batch runs (``trials``): one record each, the rest waiting."""
+
+    held: dict[str, BreakerState]
+    trials: frozenset[str]
 
 
 class BreakerBoard:
@@ -100,24 +111,45 @@ class BreakerBoard:
                 return {name: self._cache.get(name, (CLOSED, now))[0] for name in wanted}
         return {name: self._cache[name][0] for name in wanted}
 
-    def admit(self, states: Mapping[str, BreakerState], queue_arn: str) -> dict[str, BreakerState]:
-        """The open breakers among ``states`` that hold their records back. One whose probe is overdue (its
-        schedule lost, or no scheduler) turns half-open here, by whichever instance gets there first, and
-        lets this batch through as its trial."""
-        now, blocking = self.now(), {}
+    def admit(self, states: Mapping[str, BreakerState], queue_arn: str) -> Admission:
+        """The breakers among ``states`` that hold their records back, and those whose one trial record this
+        batch runs. A half-open breaker's trial goes to the instance whose conditional write takes it; an open
+        one whose probe is overdue (its schedule lost, or no scheduler) turns half-open here, its trial taken
+        in the same write, by whichever instance gets there first."""
+        now, held, trials = self.now(), {}, set()
         for name, state in states.items():
-            if state.mode is not BreakerMode.OPEN:
+            if state.mode is BreakerMode.CLOSED:
                 continue
-            if state.probe_at is not None and now >= state.probe_at + self._w.policy.cool_down_seconds:
-                written = self._transition(name, state, lambda s: probing(s, now) if s.is_open else s, queue_arn)
-                if written is not None and not written.is_open:
-                    continue
-            blocking[name] = held = self._cache.get(name, (state, now))[0]
-            if held.is_open and now - self._reported_at.get(name, 0.0) >= METRIC_SECONDS:
+            if self._takes_trial(name, state, now, queue_arn):
+                trials.add(name)
+            held[name] = current = self._cache.get(name, (state, now))[0]
+            if name not in trials and now - self._reported_at.get(name, 0.0) >= METRIC_SECONDS:
                 # How long it has been open, once a minute per instance: the alarm sees it without probes too.
                 self._reported_at[name] = now
-                self._metrics(name, held)
-        return blocking
+                self._metrics(name, current)
+        return Admission(held, frozenset(trials))
+
+    def _takes_trial(self, name: str, state: BreakerState, now: float, queue_arn: str) -> bool:
+        lease = self.policy.cool_down_seconds
+
+        def take(s: BreakerState) -> BreakerState:
+            if s.is_open and s.probe_at is not None and now >= s.probe_at + lease:  # its probe overdue
+                return trial_taken(probing(s, now), now)
+            return trial_taken(s, now) if s.trial_free(now, lease) else s
+
+        if take(state) == state:
+            return False
+        written = self._transition(name, state, take, queue_arn)
+        return written is not None and written.mode is BreakerMode.HALF_OPEN and written.trial_at == now
+
+    def hold_seconds(self, state: BreakerState, now: float) -> float:
+        """How long a record held back by ``state`` waits in the queue: until the next probe (open; one overdue,
+        until an instance may run the trial itself), or until the trial's lease ends (half-open)."""
+        lease = self.policy.cool_down_seconds
+        if state.mode is BreakerMode.OPEN:
+            probe_at = state.probe_at if state.probe_at is not None else now
+            return probe_at - now if probe_at > now else probe_at + lease - now
+        return lease - (now - state.trial_at) if state.trial_at is not None else lease
 
     def report(self, failures: Mapping[str, tuple[int, str]], successes: Iterable[str], queue_arn: str) -> None:
         """A batch's outcomes: failures count toward opening; a success closes a half-open breaker."""

@@ -6,7 +6,9 @@
   cool-down starts at ``cool_down_seconds`` and doubles each time a probe finds the dependency still
   down, up to ``cool_down_cap_seconds``.
 - **half-open**: a probe is deciding. A successful health check or trial closes it (the cool-down
-  goes back to its start); a failure opens it again for the doubled cool-down.
+  goes back to its start); a failure opens it again for the doubled cool-down. A trial is one record:
+  the instance whose conditional write takes it (``trial_taken``) runs that one; every other record
+  waits, until the trial's answer or, if it never comes (the instance was killed), until its lease ends.
 
 Nothing here reads a clock or a store: the state is shared by every instance through the store
 (store.py), each change a conditional write on its ``version``, so that one instance, and only one,
@@ -32,7 +34,7 @@ class BreakerPolicy:
     threshold: int = 5
     window_seconds: float = 10.0
     cool_down_seconds: float = 15.0
-    cool_down_cap_seconds: float = 60.0
+    cool_down_cap_seconds: float = 30.0
 
     def __post_init__(self) -> None:
         if self.threshold < 1 or self.window_seconds <= 0 or self.cool_down_seconds <= 0:
@@ -55,6 +57,8 @@ class BreakerState:
     # Who made the last change ("breaker", "probe", "operator") and why: for the operator's view.
     changed_by: str = ""
     reason: str = ""
+    # Half-open: when an instance took the one trial record (None: nobody yet).
+    trial_at: float | None = None
 
     @property
     def is_open(self) -> bool:
@@ -62,6 +66,10 @@ class BreakerState:
 
     def seconds_to_probe(self, now: float) -> float:
         return max(0.0, (self.probe_at or now) - now)
+
+    def trial_free(self, now: float, lease_seconds: float) -> bool:
+        """Half-open with nobody running its trial (or the one who took it silent past ``lease_seconds``)."""
+        return self.mode is BreakerMode.HALF_OPEN and (self.trial_at is None or now - self.trial_at >= lease_seconds)
 
 
 CLOSED = BreakerState()
@@ -90,7 +98,12 @@ def opened(state: BreakerState, now: float, cool_down: float, by: str, reason: s
 def probing(state: BreakerState, now: float) -> BreakerState:
     """A probe starts: half-open, until its health check or its trial batch says how the dependency is."""
     return replace(state, mode=BreakerMode.HALF_OPEN, version=state.version + 1, changed_by="probe",
-                   reason="cool-down over: probing")  # fmt: skip
+                   reason="cool-down over: probing", trial_at=None)  # fmt: skip
+
+
+def trial_taken(state: BreakerState, now: float) -> BreakerState:
+    """An instance takes the half-open breaker's one trial record (the others' records keep waiting)."""
+    return replace(state, trial_at=now, version=state.version + 1)
 
 
 def reopened(state: BreakerState, now: float, policy: BreakerPolicy, reason: str) -> BreakerState:

@@ -118,6 +118,8 @@ def item_of(name: str, state: BreakerState) -> dict[str, Any]:
         item["opened_at"] = {"N": repr(state.opened_at)}
     if state.probe_at is not None:
         item["probe_at"] = {"N": repr(state.probe_at)}
+    if state.trial_at is not None:
+        item["trial_at"] = {"N": repr(state.trial_at)}
     return item
 
 
@@ -135,6 +137,7 @@ def state_of(item: dict[str, Any]) -> BreakerState:
         version=int(item["version"]["N"]),
         changed_by=_text(item, "changed_by"),
         reason=_text(item, "reason"),
+        trial_at=number("trial_at"),
     )
 
 

@@ -30,6 +30,10 @@ if TYPE_CHECKING:
     from sqs_consumer.models.base import BaseEvent
 
 NEAR_TIMEOUT = "the function was close to its timeout"
+# A record waiting for its dependency is sent again this many receives before its last: SQS counts every
+# receive, also one the function never sees (a poller's receive as the mapping pauses, an invocation lost),
+# and such a receive must not be the one SQS moves the record to the DLQ on.
+SPARE_RECEIVES = 1
 # The longest delay SQS gives a message as it is sent (DelaySeconds).
 MAX_SEND_DELAY_SECONDS = 900
 
@@ -45,6 +49,10 @@ class Decisions:
 
     def last_receive(self, info: RecordInfo) -> bool:
         return self.max_receive_count is not None and info.receive_count >= self.max_receive_count
+
+    def resend_due(self, info: RecordInfo) -> bool:
+        """A record waiting for its dependency has used its receives but the spare one (``SPARE_RECEIVES``)."""
+        return self.max_receive_count is not None and info.receive_count >= self.max_receive_count - SPARE_RECEIVES
 
     def failure(self, info: RecordInfo, exc: Exception, event_type: str | None) -> Listed | Quarantined:
         """A non-retryable error, or any error on the last receive, is quarantined; others are listed."""
@@ -82,12 +90,13 @@ class Decisions:
         self, info: RecordInfo, exc: DependencyUnavailable, seconds: float, *, resend: bool, started: bool
     ) -> Listed | Quarantined | Resent:
         """A record of a dependency whose breaker is open: back once the next probe has run (``seconds``).
-        On its last receive it is sent again (``resend``: a standard queue), never quarantined for the outage;
-        a FIFO queue's is quarantined (a copy sent again would leave its group's order)."""
+        One receive before its last (``resend_due``) it is sent again (``resend``: a standard queue), never
+        quarantined for the outage; a FIFO queue's is quarantined on its last (a copy sent again would leave its
+        group's order)."""
         delay = max(1, min(MAX_BACKOFF_SECONDS, math.ceil(seconds)))
+        if resend and self.resend_due(info):
+            return Resent(exc, min(MAX_SEND_DELAY_SECONDS, delay))
         if self.last_receive(info):
-            if resend:
-                return Resent(exc, min(MAX_SEND_DELAY_SECONDS, delay))
             kind = QuarantineKind.RETRIES_EXHAUSTED if started else QuarantineKind.NOT_STARTED
             reason = f"{describe(exc, typed=False)}: on the last of {info.receive_count} receive(s) of a FIFO queue"
             return Quarantined(kind, reason, getattr(info, "event_type", None), delay)
