@@ -26,7 +26,7 @@ def test_breakers_are_on_with_idempotency_and_off_without_it_by_default():
     pytest.param({"idempotency": False, "breaker_enabled": True},
                  r"breaker_enabled needs idempotency: .* or breaker_enabled false", id="no-table"),
     pytest.param({"breaker_cool_down_seconds": 120},
-                 r"breaker_cool_down_seconds \(120\) must be <= breaker_cool_down_cap_seconds \(60\)", id="cap"),
+                 r"breaker_cool_down_seconds \(120\) must be <= breaker_cool_down_cap_seconds \(30\)", id="cap"),
     pytest.param({"breaker_alarm_minutes": 2, "breaker_cool_down_cap_seconds": 300},
                  r"breaker_alarm_minutes \(2\) must be longer than breaker_cool_down_cap_seconds \(300 s\)",
                  id="alarm-before-a-probe"),

@@ -177,7 +177,7 @@ def test_the_function_is_told_its_breakers_settings_and_probe_group(template: Te
     [function] = template.find_resources("AWS::Lambda::Function").values()
     variables = function["Properties"]["Environment"]["Variables"]
     assert variables["BREAKERS_ENABLED"] == "true"
-    assert (variables["BREAKER_THRESHOLD"], variables["BREAKER_COOL_DOWN_CAP_SECONDS"]) == ("5", "60")
+    assert (variables["BREAKER_THRESHOLD"], variables["BREAKER_COOL_DOWN_CAP_SECONDS"]) == ("5", "30")
     assert variables["PROBE_SCHEDULE_GROUP"].endswith("probes") or variables["PROBE_SCHEDULE_GROUP"]
     [role] = [r for lid, r in template.find_resources("AWS::IAM::Role").items() if "ProbeRole" in lid]
     assert variables["PROBE_ROLE_NAME"] == role["Properties"]["RoleName"]
