@@ -87,22 +87,22 @@ class Runner:
         if why is not None:
             batch.decide(item, decisions.not_started(item, why, item.event_type))
             return
-        if type(item) is Unparsed:
-            batch.decide(item, decisions.poison(item, item.poison))
+        if not isinstance(item, Job):  # its body or its payload could not be read into an event
+            batch.decide(item, _unread(item, decisions))
             return
-        if type(item) is Unfetched:
-            batch.decide(item, _unfetched(item, decisions))
-            return
-        assert isinstance(item, Job)
         if item.leader is not None:
             if batch.order.sequential:  # its leader, earlier in order, is settled already
                 batch.decide(item, follow(item, decisions))
             else:
                 copies.append(item)
             return
-        if (disposition := _before_call(item, batch)) is not None:
-            batch.decide(item, disposition)
-            return
+        # A claim or a rate limit may decide it before its handler; neither is there, nothing to ask (a call saved
+        # per record of a batch without idempotency or limits).
+        if item.claim is not None or batch.limits is not None:
+            disposition = _before_call(item, batch)
+            if disposition is not None:
+                batch.decide(item, disposition)
+                return
         awaitable = self._call(item, batch.timer() if batch.limits is not None else started, batch)
         if awaitable is None:
             return
@@ -220,6 +220,13 @@ def _send_what_is_left(job: Job, batch: Batch) -> None:
     if claim is not None and claim.pending and batch.commit is not None:
         job.outbox = Outbox.stored(job.event, claim.pending, job.raw)
         batch.commit.resend(job.outbox)
+
+
+def _unread(item: Item, decisions: Decisions) -> Disposition:
+    if isinstance(item, Unparsed):
+        return decisions.poison(item, item.poison)
+    assert isinstance(item, Unfetched)
+    return _unfetched(item, decisions)
 
 
 def _unfetched(item: Unfetched, decisions: Decisions) -> Disposition:
