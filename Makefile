@@ -88,7 +88,7 @@ test unit suite checks: export PYTHONDONTWRITEBYTECODE :=
 
 # The suite prints as it goes; beside it, the checks and the function's tests on 3.14 each print their output
 # whole when they end (--output-sync). Any failure fails make test, once all have run (--keep-going).
-test: setup ## The whole suite: lint, types, unit, infra, integration, e2e; the function's tests on 3.14, beside each other (6 to 9 min on 2 CPUs)
+test: setup ## The whole suite: lint, types, unit, infra, integration, e2e; the function's tests on 3.14, beside each other (about 8 min on 2 CPUs)
 	@$(MAKE) --no-print-directory --keep-going --jobs=6 suite checks
 
 .PHONY: suite checks
@@ -101,7 +101,7 @@ checks: $(STAMP)
 runtime-tests: $(STAMP)
 	$(BIN)/python -m tests.runtime
 
-unit: $(STAMP) ## Unit tests only, on every CPU (about 20 s on 2 CPUs)
+unit: $(STAMP) ## Unit tests only, on every CPU (about 25 s on 2 CPUs)
 	$(BIN)/python -m pytest $(UNIT_PARALLEL) tests/unit
 
 local: setup $(LOCAL_TEMPLATE) ## Run the whole system locally: publish a demo mix, account for it (ARGS=--serve keeps it running, CONSUMER=orders the FIFO one)
