@@ -326,7 +326,13 @@ def render(report: OutageReport, console: Console) -> None:
                       soft_wrap=True, markup=False)  # fmt: skip
     for problem in report.problems():
         console.print(f"[red]{problem}[/]", soft_wrap=True)
-    console.print("[green]No message spent on the outage.[/]" if not report.problems() else "", end="")
+    if report.problems():
+        return
+    if report.dead:  # breakers off: what the breakers are there to prevent, shown as such
+        console.print(f"[yellow]{len(report.dead)} message(s) spent on the outage (in the DLQ), as expected with the "
+                      "breakers off; none lost, none run twice.[/]", soft_wrap=True)  # fmt: skip
+    else:
+        console.print("[green]No message spent on the outage.[/]")
 
 
 def _setting(text: str) -> tuple[str, str]:

@@ -63,6 +63,23 @@ def test_with_breakers_off_the_dlq_filling_is_the_expected_outcome_not_a_problem
     assert done.problems() == []
 
 
+def test_render_with_breakers_off_says_the_messages_the_outage_spent_not_that_none_were():
+    done = report(calls=[call("a", 201), call("c", 201)], dead={"b": "retries_exhausted"}, drained_at=1300.0)
+    done.breakers = False
+    console = Console(record=True, width=200)
+    render(done, console)
+    printed = console.export_text()
+    assert "1 message(s) spent on the outage (in the DLQ), as expected with the breakers off" in printed
+    assert "No message spent" not in printed
+
+
+def test_render_with_breakers_on_and_an_empty_dlq_says_no_message_was_spent():
+    done = report(calls=[call("a", 201), call("b", 201), call("c", 201)], drained_at=1300.0)
+    console = Console(record=True, width=200)
+    render(done, console)
+    assert "No message spent on the outage." in console.export_text()
+
+
 def test_order_event_is_a_new_order_of_the_sample():
     event = order_event("evt_x", 7)
     assert (event["event_id"], event["event_type"], event["payload"]["order_id"]) == (
