@@ -89,6 +89,15 @@ def parser() -> argparse.ArgumentParser:
         prog="sqs-plan",
         description="Plan a stage for a workload: concurrency, scale-up, bursts, checks, monthly cost, suggestions.",
     )
+    _workload_arguments(p)
+    _account_arguments(p)
+    _downstream_arguments(p)
+    _output_arguments(p)
+    return p
+
+
+def _workload_arguments(p: ArgumentParser) -> None:
+    """The stage and what arrives: rates, bursts, handler times, the mix of outcomes."""
     stage = p.add_mutually_exclusive_group()
     stage.add_argument("--stage", default="dev", help="a stage of cdk.json's context.stages (default dev)")
     stage.add_argument("--stage-file", type=Path, help="a JSON file of stage settings instead")
@@ -122,6 +131,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--invocation-overhead-ms", type=positive, default=0.0, help="billed time per batch beyond its records"
     )
+
+
+def _account_arguments(p: ArgumentParser) -> None:
+    """Where it runs: the region's prices and the account's concurrency."""
     p.add_argument("--region", default="us-east-1", help="prices of this region (planning/prices.toml)")
     p.add_argument(
         "--account-concurrency",
@@ -129,6 +142,10 @@ def parser() -> argparse.ArgumentParser:
         default=ACCOUNT_DEFAULT_CONCURRENCY,
         help=f"the region's concurrent executions for the account (default {ACCOUNT_DEFAULT_CONCURRENCY:,})",
     )
+
+
+def _downstream_arguments(p: ArgumentParser) -> None:
+    """The service the handlers call: its rate limit, an outage, the breaker's probes."""
     p.add_argument(
         "--rate-limit",
         type=rate_limit,
@@ -145,6 +162,10 @@ def parser() -> argparse.ArgumentParser:
         type=duration,
         help="the breaker's longest cool-down between probes (default: the stage's breaker_cool_down_cap_seconds)",
     )
+
+
+def _output_arguments(p: ArgumentParser) -> None:
+    """What is checked and printed: the latency target, billing, the simulation, JSON."""
     p.add_argument(
         "--max-age",
         type=duration,
@@ -155,7 +176,6 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--horizon", type=duration, help="simulated time of arrivals (default 10m, or past the bursts)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
-    return p
 
 
 def load_stage(args: argparse.Namespace) -> StackSettings:

@@ -24,3 +24,16 @@ def extended_session() -> Iterator[type]:
         setattr(boto3.session, "Session", saved[0])  # noqa: B010
         boto3.DEFAULT_SESSION = saved[1]
     yield module.SQSExtendedClientSession
+
+
+@pytest.fixture
+def handler_module() -> Iterator[object]:
+    """A fresh handler (its consumer and settings are cached per process)."""
+    from sqs_consumer import handler
+    from sqs_consumer.settings import get_settings
+
+    get_settings.cache_clear()
+    handler._consumer.cache_clear()
+    yield handler
+    get_settings.cache_clear()
+    handler._consumer.cache_clear()

@@ -24,19 +24,6 @@ def aws(aws_credentials):
         yield boto3.client("sqs", region_name="us-east-1")
 
 
-@pytest.fixture
-def handler_module(monkeypatch):
-    """A fresh handler (its consumer and settings are cached per process)."""
-    from sqs_consumer import handler
-    from sqs_consumer.settings import get_settings
-
-    get_settings.cache_clear()
-    handler._consumer.cache_clear()
-    yield handler
-    get_settings.cache_clear()
-    handler._consumer.cache_clear()
-
-
 def receive_all(client, url: str) -> list[dict]:
     return client.receive_message(
         QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], AttributeNames=["All"]

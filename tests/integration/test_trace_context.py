@@ -36,18 +36,6 @@ def sqs(aws_credentials):
         yield client, url, dlq_url
 
 
-@pytest.fixture
-def handler_module(monkeypatch):
-    from sqs_consumer import handler
-    from sqs_consumer.settings import get_settings
-
-    get_settings.cache_clear()
-    handler._consumer.cache_clear()
-    yield handler
-    get_settings.cache_clear()
-    handler._consumer.cache_clear()
-
-
 def receive(client, url: str) -> list[dict]:
     return client.receive_message(
         QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], MessageSystemAttributeNames=["All"]
