@@ -119,7 +119,7 @@ class _StoreStub(BaseHTTPRequestHandler):
 def store_on_loopback() -> Iterator[tuple[str, list[str]]]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _StoreStub)
     server.calls = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}", server.calls  # type: ignore[attr-defined]

@@ -88,7 +88,9 @@ class OrdersApi:
         server.daemon_threads = True
         self.port = int(server.server_address[1])
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="orders-api", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="orders-api", daemon=True
+        )
         self._thread.start()
         self.started = True
         return self

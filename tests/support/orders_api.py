@@ -70,7 +70,7 @@ def orders_api(status: int = 201) -> Iterator[StandInOrdersApi]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(api))
     server.daemon_threads = True
     api.url = f"http://127.0.0.1:{server.server_address[1]}/orders"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield api
