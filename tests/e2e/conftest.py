@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import subprocess
 import time
 from collections.abc import Iterable
@@ -15,6 +13,7 @@ from aws_cdk import App
 from infra.app import build_app
 from local import demo
 from local.pipeline import Pipeline
+from tests.support.shared import built_once
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,16 +22,11 @@ ROOT = Path(__file__).resolve().parents[2]
 def local_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The `local` stage synthesized from cdk.json, as `make local` synthesizes it: once for all the suite's
     workers (the first that needs it synthesizes it, the others wait for it and read the same cloud assembly)."""
-    base = tmp_path_factory.getbasetemp()
-    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-    outdir = shared / "local-cdk.out"
-    with (shared / "local-cdk.out.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the worker dies
-        written = outdir / "template-path"
-        if not written.is_file():
-            written.parent.mkdir(exist_ok=True)
-            written.write_text(str(_synth_local(outdir)))
-        return Path(written.read_text())
+
+    def synth(folder: Path) -> None:
+        (folder / "template-path").write_text(str(_synth_local(folder / "cdk.out")))
+
+    return Path((built_once(tmp_path_factory, "local-stage", synth) / "template-path").read_text())
 
 
 def _synth_local(outdir: Path) -> Path:

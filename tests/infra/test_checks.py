@@ -19,6 +19,7 @@ from infra.consumer_function import TARGET
 from infra.packaging import BOTOCORE_SERVICES, build_function_asset
 from tests.infra.test_production import FULL
 from tests.infra.test_sqs_consumer import TWO_CONSUMERS
+from tests.support.shared import built_once
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKOV = ROOT / ".cache" / "checkov" / "bin" / "checkov"
@@ -31,16 +32,33 @@ SCANNED = {
 }
 
 
-@pytest.fixture(scope="module")
-def synthesized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Path]]:
-    """Each scanned stage synthesized as `cdk synth` does it: its assembly folder and its template."""
-    out = {}
+def _synthesize_and_scan(folder: Path) -> None:
+    """Each scanned stage synthesized as `cdk synth` does it (a cdk-nag finding would raise ValidationFailed),
+    then cfn-lint and checkov each run once over all the templates: most of their time is their start."""
+    templates = {}
     for stage, settings in SCANNED.items():
-        app = App(outdir=str(tmp_path_factory.mktemp(stage)), context={"stage": stage, "stages": {stage: settings}})
+        app = App(outdir=str(folder / stage), context={"stage": stage, "stages": {stage: settings}})
         stack = build_app(app)
-        assembly = Path(app.synth().directory)  # a cdk-nag finding would raise ValidationFailed here
-        out[stage] = (assembly, assembly / f"{stack.stack_name}.template.json")
-    return out
+        templates[stage] = str(Path(app.synth().directory) / f"{stack.stack_name}.template.json")
+    (folder / "templates.json").write_text(json.dumps(templates))
+    lint = subprocess.run(
+        [str(Path(sys.executable).with_name("cfn-lint")), "--format", "parseable", *templates.values()],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    (folder / "cfn-lint.json").write_text(json.dumps({"returncode": lint.returncode, "stdout": lint.stdout}))
+    (folder / "checkov.json").write_text(json.dumps(checkov(*map(Path, templates.values()))))
+
+
+@pytest.fixture(scope="module")
+def scanned(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return built_once(tmp_path_factory, "scanned-stages", _synthesize_and_scan)
+
+
+@pytest.fixture(scope="module")
+def synthesized(scanned: Path) -> dict[str, tuple[Path, Path]]:
+    """Each scanned stage's assembly folder and template."""
+    templates = json.loads((scanned / "templates.json").read_text())
+    return {stage: (Path(path).parent, Path(path)) for stage, path in templates.items()}
 
 
 @pytest.mark.parametrize("stage", sorted(SCANNED))
@@ -65,22 +83,20 @@ def test_cdk_nag_is_active_on_such_an_app():
 
 
 @pytest.mark.parametrize("stage", sorted(SCANNED))
-def test_cfn_lint_finds_no_errors(synthesized, stage):
+def test_cfn_lint_finds_no_errors(scanned, synthesized, stage):
     _, template = synthesized[stage]
-    result = subprocess.run(
-        [str(Path(sys.executable).with_name("cfn-lint")), "--format", "parseable", str(template)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    errors = [line for line in result.stdout.splitlines() if ":E" in line]
-    assert errors == [], result.stdout
-    # 0: clean, 4: warnings only; errors set bit 2.
-    assert result.returncode in (0, 4), result.stdout + result.stderr
+    result = json.loads((scanned / "cfn-lint.json").read_text())
+    lines = [line for line in result["stdout"].splitlines() if line.startswith(f"{template}:")]
+    errors = [line for line in lines if ":E" in line]
+    assert errors == [], "\n".join(lines)
+    # 0: clean, 4: warnings only; errors set bit 2 (of any template: each stage's are listed above).
+    assert result["returncode"] in (0, 4), result["stdout"]
 
 
-def checkov(template: Path) -> dict[str, Any]:
+def checkov(*templates: Path) -> dict[str, Any]:
+    files = [argument for template in templates for argument in ("--file", str(template))]
     result = subprocess.run(
-        [str(CHECKOV), "--file", str(template), "--framework", "cloudformation", "--output", "json",
-         "--skip-download", "--compact"],
+        [str(CHECKOV), *files, "--framework", "cloudformation", "--output", "json", "--skip-download", "--compact"],
         capture_output=True, text=True, check=False, env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
     )  # fmt: skip
     assert result.stdout.strip(), f"checkov printed nothing (make setup installs it):\n{result.stderr[-2000:]}"
@@ -89,9 +105,12 @@ def checkov(template: Path) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("stage", sorted(SCANNED))
-def test_checkov_fails_no_check_and_every_skip_carries_its_reason(synthesized, stage):
+def test_checkov_fails_no_check_and_every_skip_carries_its_reason(scanned, synthesized, stage):
     _, template = synthesized[stage]
-    results = checkov(template)["results"]
+    every = json.loads((scanned / "checkov.json").read_text())["results"]
+    assert every["parsing_errors"] == []
+    kinds = ("passed_checks", "failed_checks", "skipped_checks")
+    results = {kind: [c for c in every[kind] if Path(c["file_abs_path"]) == template] for kind in kinds}
     failed = [(c["check_id"], c["resource"]) for c in results["failed_checks"]]
     assert failed == []
     assert results["passed_checks"]
