@@ -141,3 +141,56 @@ def test_a_record_over_the_rate_on_its_last_receive_is_sent_again():
 
     assert response == {"batchItemFailures": []}
     assert len(resender.sent) == 1 and dlq.sent == []
+
+
+def test_instances_waiting_for_the_same_block_wake_up_spread_over_a_tokens_time():
+    # GIVEN an empty bucket, and an instance whose random draw is 0.5
+    store, clock = InMemoryTokenStore(), SharedClock(1_000.0)
+    store.buckets["orders-api"] = Bucket(tokens=0.0, refilled_at=1_000.0, version=3)
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock.advance(seconds)
+
+    limits = RateLimiter({"orders-api": LIMIT}, lambda: store, clock=clock, sleep=sleep, jitter=lambda: 0.5)
+
+    # WHEN it waits for a token
+    assert limits.acquire(["orders-api"], budget_seconds=60) is None
+
+    # THEN it slept until a block (10 tokens at 20/s) had accrued, and half a token's time more: instances
+    # that all wait for that block do not all ask the store for it at one instant, nor the same one first
+    assert slept[0] == pytest.approx(0.5 + 0.5 / 20)
+
+
+class SlowStore(InMemoryTokenStore):
+    """A store whose answers take 40 ms, and whose first write loses to another instance's lease."""
+
+    def __init__(self, clock: SharedClock) -> None:
+        super().__init__()
+        self.clock = clock
+
+    def write(self, name: str, expected_version: int, bucket: Bucket) -> Bucket | None:
+        self.clock.advance(0.04)
+        if self.writes == 0:
+            self.writes += 1
+            self.buckets[name] = Bucket(tokens=0.0, refilled_at=self.clock.now - 0.02, version=expected_version + 1)
+            return self.buckets[name]
+        return super().write(name, expected_version, bucket)
+
+
+def test_after_losing_a_lease_the_wait_counts_from_the_stores_answer():
+    # GIVEN a bucket with tokens, and another instance's lease that wins the race for them
+    clock = SharedClock(1_000.0)
+    store = SlowStore(clock)
+    store.buckets["orders-api"] = Bucket(tokens=20.0, refilled_at=1_000.0, version=3)
+
+    # WHEN this instance cannot wait
+    over = RateLimiter({"orders-api": LIMIT}, lambda: store, clock=clock, sleep=clock.sleep).acquire(
+        ["orders-api"], budget_seconds=0
+    )
+
+    # THEN the token it waits for accrues 50 ms after the winner's lease, 20 ms of which had passed when the
+    # store answered: 30 ms from then, not 50 from before the round trip
+    assert over is not None
+    assert over[1] == pytest.approx(0.03)

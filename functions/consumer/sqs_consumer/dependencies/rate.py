@@ -14,6 +14,7 @@ never a failure, never counted against the dependency's breaker.
 from __future__ import annotations
 
 import math
+import random
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -141,8 +142,10 @@ class RateLimiter:
         store_factory: Callable[[], TokenStore],
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[], float] = random.random,
     ) -> None:
         self.limits = dict(limits)
+        self._jitter = jitter
         self._factory = store_factory
         self._store: TokenStore | None = None
         self._clock = clock
@@ -172,20 +175,24 @@ class RateLimiter:
                 if count > 0 and now - leased_at <= HELD_SECONDS:
                     self._held[name] = (count - 1, leased_at)
                     return None
-                wait = self._lease(name, limit, now, give_up_at)
+                wait = self._lease(name, limit, give_up_at)
                 if wait is None:
                     continue
-                if now + wait > give_up_at:
+                if self._clock() + wait > give_up_at:
                     return wait
-                self._sleep(wait)
+                # Instances waiting for the same block wake up to a token's time apart, not all at its instant.
+                self._sleep(wait + self._jitter() / limit.rate_per_second)
 
-    def _lease(self, name: str, limit: RateLimit, now: float, give_up_at: float) -> float | None:
+    def _lease(self, name: str, limit: RateLimit, give_up_at: float) -> float | None:
         """Take a block from the bucket (None: taken), or the seconds to wait: until a whole block has accrued
         if there is time for it (one write a block, not a token), else until one token has."""
         try:
             store = self._store = self._store or self._factory()
             bucket = self._seen.get(name) or store.read(name)
             for _ in range(WRITE_ATTEMPTS):
+                # The time after the store's answer: a wait counted from before it would come a round trip
+                # late, and the instance that won the last write would win every next one.
+                now = self._clock()
                 # A token's worth of time, less rounding: 0.05 s at 20/s accrues 0.9999... of a token.
                 available = bucket.available(now, limit) + _ROUNDING
                 block_wait = (limit.block - available) / limit.rate_per_second
