@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 
 import benchmarks.__main__ as bench
-from benchmarks import exactly_once, lambda_runtime, parse_cost, report
+from benchmarks import exactly_once, lambda_runtime, parse_cost, rate_limit, report
 from benchmarks import publisher as publisher_bench
 from benchmarks.lambda_runtime import ColdStart, PerRecord
 
 CASES = [(1.45, "<= 1.5", "met"), (1.5, "<= 1.5", "met"), (1.51, "<= 1.5", "missed"), (2.0, ">= 3", "missed"),
-         (0.3, "report", "reported")]  # fmt: skip
+         (0.3, "report", "reported"), (17.99, "18-22", "missed"), (18.0, "18-22", "met"), (22.0, "18-22", "met"),
+         (22.01, "18-22", "missed")]  # fmt: skip
 
 
 @pytest.mark.parametrize(("value", "target", "expected"), CASES)
@@ -37,6 +38,7 @@ def figures(monkeypatch, tmp_path):
                    for shape in parse_cost.SHAPES for way in parse_cost.WAYS]  # fmt: skip
     batch = parse_cost.BatchPeak(256, 2 * 1_048_576, 200.0, 10, ["msg-11"], 0, "CPython 3.14")
     monkeypatch.setattr(parse_cost, "run", lambda quick: parse_cost.Figures(multipliers, batch))
+    monkeypatch.setattr(rate_limit, "measure", lambda seconds: rate_figures(calls=1_220, store_calls=300))
     docs, output = tmp_path / "docs", tmp_path / "cache"
     docs.mkdir()
     monkeypatch.setattr(report, "DOCUMENT", docs / "performance.md")
@@ -99,3 +101,24 @@ def test_publisher_verdict_counts_an_offloaded_event_missing():
     run = publisher_bench.Run(5_000, 5_000, 1.0, 60.0, 55.0)
     figures = publisher_bench.Figures(run, run, 25.0, 16, offloaded=10, objects=9, missing=1)
     assert publisher_bench.verdicts(figures)[-1].outcome == "missed"
+
+
+def rate_figures(calls: int, store_calls: int, duplicates: int = 0) -> rate_limit.Figures:
+    """A minute at 20/s (burst 20) in which the stand-in received ``calls`` POSTs, one every 1/20 s from 0.5 s."""
+    arrivals = [0.5 + n / 20 for n in range(calls)]
+    return rate_limit.Figures(rate=20.0, burst=20, instances=4, seconds=60.0, calls=calls, arrivals=arrivals,
+                              duplicates=duplicates, records=calls, listed=0, store_calls=store_calls,
+                              python="CPython 3.14")  # fmt: skip
+
+
+@pytest.mark.parametrize(("calls", "store_calls", "duplicates", "outcomes"), [
+    (1_220, 300, 0, ["met", "met", "met"]),  # (1,220 - 20) / 60 = 20/s; 300 calls for 1,220 records
+    (1_100, 300, 0, ["missed", "met", "met"]),  # 18.0 - 0.33: under the rate's 90 %
+    (1_340, 300, 0, ["missed", "met", "met"]),  # 22.0 + 0.33: over its 110 %
+    (1_220, 500, 1, ["met", "missed", "missed"]),  # an event posted twice; 4.1 calls per 10 records
+])  # fmt: skip
+def test_rate_limit_verdicts_need_the_rate_within_10_percent_each_event_once_and_4_store_calls(
+    calls, store_calls, duplicates, outcomes
+):
+    figures = rate_figures(calls, store_calls, duplicates)
+    assert [item.outcome for item in rate_limit.verdicts(figures)] == outcomes
