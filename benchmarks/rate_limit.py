@@ -11,14 +11,15 @@ API held by several instances of the function together, as the orders API sees i
 - The emulated event source mapping (local/event_source.py) polls the queue with one worker per instance
   and settles each batch as Lambda does: what the response does not list is deleted. A record over the
   rate is listed with a delay by the consumer and comes back from the queue after it, as it would in AWS.
-  A producer thread sends ``order.placed`` events at twice the rate, so the instances never run dry.
+  A producer thread sends ``order.placed`` events at twice the rate while fewer than ``BACKLOG`` wait, so
+  the instances never run dry and moto's queue, whose receives slow down as it grows, stays small.
 
 The figure: the POSTs the stand-in received in the ``seconds`` after the first one, less the bucket's
 burst (which the first leases may take at once), divided by ``seconds``. Target: the rate ± 10 %.
 Also printed: the calls per second in each sixth of the window, the events POSTed more than once (0: the
-idempotency store held), the records listed, and the DynamoDB calls the instances made per 10 records
-that reached the orders API (claims, completions, breaker reads and token leases; an upper bound of
-the round trips, since calls made in parallel share one).
+idempotency store held), the records listed and each instance's share, and the DynamoDB calls the
+instances made per 10 records that reached the orders API, by what they were for (claims and
+completions, breaker reads, token leases and the leases that lost a race to another instance).
 """
 
 from __future__ import annotations
@@ -58,13 +59,13 @@ INSTANCES = 4
 SECONDS = 60.0
 TOLERANCE = 0.1  # the issue's ± 10 %
 SLICES = 6
-# The exactly-once cost, with the breaker closed: what benchmarks/exactly_once.py holds to 4 round trips per batch
-# of 10 (claims and completions), and the breakers' reads; the tokens' calls are the rate limit's, shown apart.
+# The exactly-once cost with the breaker closed: claims and completions (whose round trips benchmarks/exactly_once.py
+# holds to 4 per batch of 10), and the breakers' reads; the tokens' calls are the rate limit's own, shown apart.
 EXACTLY_ONCE_CALLS = ("idempotency", "breakers")
-EXACTLY_ONCE_TARGET = "<= 4"
 TABLE = "bench-idempotency"
 QUEUE = "bench-orders"
 WAIT_SECONDS = 1
+BACKLOG = 200
 # What each instance runs: the entry point on each event read from stdin, its answer and the DynamoDB calls
 # it made on the stdout it started with (the function's own output, logs and metrics, goes to stderr).
 CHILD = r"""
@@ -260,17 +261,22 @@ def order_bodies(count: int, start: int) -> list[str]:
 
 @contextmanager
 def producing(client: SQSClient, queue_url: str, per_second: float) -> Iterator[None]:
-    """Sends ``order.placed`` events in batches of 10 at ``per_second`` until the block ends."""
+    """Sends ``order.placed`` events in batches of 10 at ``per_second`` while fewer than ``BACKLOG`` are waiting,
+    until the block ends."""
     stopping = threading.Event()
 
+    def waiting() -> int:
+        attributes = client.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"])
+        return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
+
     def produce() -> None:
-        sent, began = 0, time.monotonic()
+        sent = 0
         while not stopping.is_set():
-            bodies = order_bodies(10, sent)
-            client.send_message_batch(QueueUrl=queue_url, Entries=[{"Id": str(i), "MessageBody": body}
-                                                                   for i, body in enumerate(bodies)])  # fmt: skip
-            sent += len(bodies)
-            stopping.wait(max(0.0, began + sent / per_second - time.monotonic()))
+            if waiting() < BACKLOG:
+                entries = [{"Id": str(i), "MessageBody": body} for i, body in enumerate(order_bodies(10, sent))]
+                client.send_message_batch(QueueUrl=queue_url, Entries=entries)  # type: ignore[arg-type]
+                sent += len(entries)
+            stopping.wait(10 / per_second)
 
     thread = threading.Thread(target=produce, name="producer", daemon=True)
     thread.start()
@@ -375,24 +381,24 @@ def render(figures: Figures) -> str:
         f"  per {figures.seconds / SLICES:.3g} s of the window (the first with the burst): {slices} /s",
         f"  records given {figures.records}, listed over the rate {figures.listed}, events POSTed twice "
         f"{figures.duplicates}; records handled by each instance: {', '.join(map(str, figures.shares))}",
-        f"  store calls per 10 records posted: {figures.exactly_once_per_10:.2f} for exactly-once with the breaker "
-        f"closed (claims, completions: {figures.per_10('idempotency'):.2f}; breaker reads: "
-        f"{figures.per_10('breakers'):.2f}), {figures.per_10('tokens'):.2f} for the tokens "
-        f"({figures.per_10('tokens refused'):.2f} of them lost races)",
+        f"  store calls per 10 records posted: exactly-once with the breaker closed {figures.exactly_once_per_10:.2f} "
+        f"(claims and completions {figures.per_10('idempotency'):.2f}, breaker reads "
+        f"{figures.per_10('breakers'):.2f}); token leases {figures.per_10('tokens'):.2f}, "
+        f"{figures.per_10('tokens refused'):.2f} of them lost races",
     ])  # fmt: skip
 
 
 def verdicts(figures: Figures) -> list[Verdict]:
-    from benchmarks.report import Verdict
+    from benchmarks.report import REPORTED, Verdict
 
     name = f"rate limit {figures.rate:g}/s, {figures.instances} instances: calls/s over {figures.seconds:g} s"
     return [
         Verdict(name, figures.per_second, target(figures.rate), f"{figures.calls} calls, less the burst"),
         Verdict("rate limit run: events POSTed more than once", float(figures.duplicates), "<= 0",
                 f"{len(figures.arrivals)} POSTs"),
-        Verdict("rate limit run: exactly-once store calls per 10 records", figures.exactly_once_per_10,
-                EXACTLY_ONCE_TARGET, "claims, completions, breaker reads (calls >= round trips)"),
-        Verdict("rate limit run: token store calls per 10 records", figures.per_10("tokens"), "report",
+        Verdict("rate limit run: exactly-once store calls per 10 records", figures.exactly_once_per_10, REPORTED,
+                "claims, completions, breaker reads"),
+        Verdict("rate limit run: token lease calls per 10 records", figures.per_10("tokens"), REPORTED,
                 f"{figures.per_10('tokens refused'):.2f} of them lost races"),
     ]  # fmt: skip
 
@@ -414,14 +420,18 @@ def markdown(figures: Figures) -> str:
         "", "| figure | measured | target | verdict |", "|---|---:|---|---|",
         f"| calls/s the orders API saw | {figures.per_second:.2f} | {rate} | {verdict(figures.per_second, rate)} |",
         f"| events POSTed more than once | {figures.duplicates} | <= 0 | {verdict(figures.duplicates, '<= 0')} |",
-        f"| exactly-once store calls per 10 records posted (breaker closed) | {figures.exactly_once_per_10:.2f} | "
-        f"{EXACTLY_ONCE_TARGET} | {verdict(figures.exactly_once_per_10, EXACTLY_ONCE_TARGET)} |",
-        f"| token store calls per 10 records posted | {figures.per_10('tokens'):.2f} | report | |",
+        f"| exactly-once store calls per 10 records (claims, completions, breaker reads) | "
+        f"{figures.exactly_once_per_10:.2f} | report | |",
+        f"| token lease calls per 10 records | {figures.per_10('tokens'):.2f} | report | |",
         "", f"Per {figures.seconds / SLICES:.3g} s of the window: {slices} calls/s (the first holds the burst). "
         f"{figures.listed} of {figures.records} records were listed over the rate and came back from the queue; "
-        f"the instances handled {', '.join(map(str, figures.shares))} records each. "
-        "Store calls count every DynamoDB call (claims, completions, breaker reads, token leases): calls made in "
-        "parallel share a round trip, so the round trips are fewer.", "",
+        f"the instances handled {', '.join(map(str, figures.shares))} records each. Each instance counts its "
+        f"DynamoDB calls by what they are for: claims and completions {figures.per_10('idempotency'):.2f} per 10 "
+        f"records, breaker reads {figures.per_10('breakers'):.2f}, token leases {figures.per_10('tokens'):.2f} "
+        f"({figures.per_10('tokens refused'):.2f} of them leases that lost a race to another instance). These are "
+        "calls, not round trips: the records of a batch finish as their tokens come, so the completions' group "
+        "commit writes more often than in the exactly-once section, where a batch's records finish together; "
+        "the round trips a batch waits for are measured there.", "",
     ])  # fmt: skip
 
 
