@@ -59,6 +59,7 @@ INSTANCES = 4
 SECONDS = 60.0
 TOLERANCE = 0.1  # the issue's ± 10 %
 SLICES = 6
+SECTION = "## A rate limit held by several instances"
 # The exactly-once cost with the breaker closed: claims and completions (whose round trips benchmarks/exactly_once.py
 # holds to 4 per batch of 10), and the breakers' reads; the tokens' calls are the rate limit's own, shown apart.
 EXACTLY_ONCE_CALLS = ("idempotency", "breakers")
@@ -389,16 +390,16 @@ def render(figures: Figures) -> str:
 
 
 def verdicts(figures: Figures) -> list[Verdict]:
-    from benchmarks.report import REPORTED, Verdict
+    from benchmarks.report import Verdict
 
     name = f"rate limit {figures.rate:g}/s, {figures.instances} instances: calls/s over {figures.seconds:g} s"
     return [
         Verdict(name, figures.per_second, target(figures.rate), f"{figures.calls} calls, less the burst"),
         Verdict("rate limit run: events POSTed more than once", float(figures.duplicates), "<= 0",
                 f"{len(figures.arrivals)} POSTs"),
-        Verdict("rate limit run: exactly-once store calls per 10 records", figures.exactly_once_per_10, REPORTED,
+        Verdict("rate limit run: exactly-once store calls per 10 records", figures.exactly_once_per_10, "report",
                 "claims, completions, breaker reads"),
-        Verdict("rate limit run: token lease calls per 10 records", figures.per_10("tokens"), REPORTED,
+        Verdict("rate limit run: token lease calls per 10 records", figures.per_10("tokens"), "report",
                 f"{figures.per_10('tokens refused'):.2f} of them lost races"),
     ]  # fmt: skip
 
@@ -410,7 +411,7 @@ def markdown(figures: Figures) -> str:
     rate = target(figures.rate)
     slices = ", ".join(f"{value:.1f}" for value in figures.slices)
     return "\n".join([
-        "", "## A rate limit held by several instances", "",
+        "", SECTION, "",
         f"`python -m benchmarks.rate_limit` ({figures.python}): {figures.instances} instances of the function, each "
         "its own process running the entry point with the environment the stack gives it (the `dev` stage, "
         f"`dependency_rate_limits` of {figures.rate:g}/s on `{DEPENDENCY}`, burst by default, breakers on), fed by "
@@ -435,19 +436,35 @@ def markdown(figures: Figures) -> str:
     ])  # fmt: skip
 
 
+def write_section(figures: Figures, document: Path) -> None:
+    """Replace this benchmark's section of ``document`` (docs/performance.md) with this run's, or append it."""
+    text = document.read_text()
+    heading = text.find("\n" + SECTION)
+    if heading >= 0:
+        following = text.find("\n## ", heading + 1)
+        text = text[:heading] + (text[following:] if following >= 0 else "")
+    document.write_text(text.rstrip("\n") + "\n" + markdown(figures))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.rate_limit", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--seconds", type=float, default=SECONDS, help="the window measured (default: %(default)s)")
     parser.add_argument("--rate", type=float, default=RATE, help="the limit, calls/s (default: %(default)s)")
     parser.add_argument("--instances", type=int, default=INSTANCES, help="processes (default: %(default)s)")
+    parser.add_argument("--docs", action="store_true", help="write this section of docs/performance.md")
     args = parser.parse_args(argv)
     if not (math.isfinite(args.seconds) and math.isfinite(args.rate) and args.seconds > 0 and args.rate > 0
             and args.instances >= 1):  # fmt: skip
         parser.error("--seconds and --rate must be > 0, --instances >= 1")
+    if args.docs and (args.seconds, args.rate, args.instances) != (SECONDS, RATE, INSTANCES):
+        parser.error("--docs writes the figures of the default run: leave out --seconds, --rate and --instances")
     figures = measure(args.rate, args.instances, args.seconds)
     print(render(figures))
-    from benchmarks.report import MISSED, render_verdicts
+    from benchmarks.report import DOCUMENT, MISSED, render_verdicts
+
+    if args.docs:
+        write_section(figures, DOCUMENT)
 
     judged = verdicts(figures)
     print(render_verdicts(judged))
