@@ -25,6 +25,7 @@ completions, breaker reads, token leases and the leases that lost a race to anot
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import math
 import os
@@ -67,6 +68,8 @@ TABLE = "bench-idempotency"
 QUEUE = "bench-orders"
 WAIT_SECONDS = 1
 BACKLOG = 200
+# How long the instances may take to make their first call (imports, clients) before the run ends without it.
+START_SECONDS = 60.0
 # What each instance runs: the entry point on each event read from stdin, its answer and the DynamoDB calls
 # it made on the stdout it started with (the function's own output, logs and metrics, goes to stderr).
 CHILD = r"""
@@ -144,7 +147,7 @@ class Figures:
     @property
     def slices(self) -> list[float]:
         """Calls per second in each sixth of the window (the burst in the first)."""
-        first, width = self.arrivals[0], self.seconds / SLICES
+        first, width = self.arrivals[0] if self.arrivals else 0.0, self.seconds / SLICES
         counts = Counter(int((at - first) // width) for at in self.arrivals if at - first < self.seconds)
         return [counts[index] / width for index in range(SLICES)]
 
@@ -310,7 +313,7 @@ def measure(
         started = time.time()
         fleet = [Instance(command, env, timeout_ms, log_dir / f"instance-{n}.log") for n in range(instances)]
         try:
-            _run(server.client(), queue, settings, fleet, lambda: _window_over(api, seconds))
+            _run(server.client(), queue, settings, fleet, lambda: _window_over(api, seconds, started))
         finally:
             for instance in fleet:
                 instance.stop()
@@ -337,9 +340,10 @@ def _run(client: SQSClient, queue: Queue, settings: StackSettings, fleet: list[I
             mapping.stop()
 
 
-def _window_over(api: OrdersApi, seconds: float) -> bool:
+def _window_over(api: OrdersApi, seconds: float, started: float) -> bool:
+    """The window has passed since the first POST; or no POST came within ``START_SECONDS`` (a broken run ends)."""
     posts = [call.at for call in api.calls if call.method == "POST"]
-    return bool(posts) and time.time() >= posts[0] + seconds
+    return time.time() >= (posts[0] if posts else started + START_SECONDS) + seconds
 
 
 def _figures(api: OrdersApi, settings: StackSettings, fleet: list[Instance], *, started: float, seconds: float,
@@ -417,7 +421,8 @@ def markdown(figures: Figures) -> str:
         f"`dependency_rate_limits` of {figures.rate:g}/s on `{DEPENDENCY}`, burst by default, breakers on), fed by "
         "the emulated event source mapping from a queue in moto's server, which also holds the idempotency table "
         "and its token bucket; the stand-in orders API on loopback counts the POSTs it receives. Calls per second "
-        f"= (POSTs in the {figures.seconds:g} s after the first - the burst of {figures.burst}) / {figures.seconds:g}.",
+        f"= (POSTs in the {figures.seconds:g} s after the first - the burst of {figures.burst}) / {figures.seconds:g}. "
+        f"Run on {dt.date.today().isoformat()}.",
         "", "| figure | measured | target | verdict |", "|---|---:|---|---|",
         f"| calls/s the orders API saw | {figures.per_second:.2f} | {rate} | {verdict(figures.per_second, rate)} |",
         f"| events POSTed more than once | {figures.duplicates} | <= 0 | {verdict(figures.duplicates, '<= 0')} |",
