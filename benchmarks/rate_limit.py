@@ -435,9 +435,10 @@ def markdown(figures: Figures) -> str:
         f"DynamoDB calls by what they are for: claims and completions {figures.per_10('idempotency'):.2f} per 10 "
         f"records, breaker reads {figures.per_10('breakers'):.2f}, token leases {figures.per_10('tokens'):.2f} "
         f"({figures.per_10('tokens refused'):.2f} of them leases that lost a race to another instance). These are "
-        "calls, not round trips: the records of a batch finish as their tokens come, so the completions' group "
-        "commit writes more often than in the exactly-once section, where a batch's records finish together; "
-        "the round trips a batch waits for are measured there.", "",
+        "calls, not round trips: a batch's records end spread out here (their tokens come in blocks, a batch may "
+        "wait for a second one, the calls to the orders API end at different times), so the group commit, one "
+        "write in flight at a time, writes more often than for the exactly-once section's batches, whose handlers "
+        "return together; the round trips a batch waits for are measured there.", "",
     ])  # fmt: skip
 
 
