@@ -14,7 +14,9 @@
 8. the publisher: messages per second from one process with 25 ms per SQS call, beside a plain boto3
    loop of SendMessageBatch calls, and the peak RSS of each (benchmarks.publisher);
 9. offloaded payloads: the parse cost per payload byte by shape, and the handler's peak RSS on a batch of
-   payloads at the dev stage's bound plus a poison one (benchmarks.parse_cost).
+   payloads at the dev stage's bound plus a poison one (benchmarks.parse_cost);
+10. a rate limit of 20/s on the orders API held by 4 instances (processes) together, as the stand-in orders
+   API counts the calls over a minute (benchmarks.rate_limit; about 70 s).
 
 Ends with each target's verdict (met or missed) and exits 1 when one is missed (a --quick run is
 not judged: too few repeats). The tables (performance.md, cost.md, results.json) go to
@@ -40,7 +42,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from benchmarks import cost, crash_sweep, exactly_once, lambda_runtime, parse_cost, report
+from benchmarks import cost, crash_sweep, exactly_once, lambda_runtime, parse_cost, rate_limit, report
 from benchmarks import publisher as publisher_bench
 from benchmarks.references import hello_batch
 from sqs_consumer.models import HelloEvent
@@ -54,6 +56,8 @@ from sqs_consumer.retry import NO_BACKOFF
 from sqs_consumer.testing.fakes import FakeClock, FakeContext, InMemoryDLQ
 
 ROOT = Path(__file__).resolve().parents[1]
+# A --quick run checks that the rate-limit benchmark runs, not the rate it holds.
+QUICK_RATE_SECONDS = 3.0
 
 
 def median_seconds(action: Callable[[], Any], repeats: int) -> float:
@@ -199,14 +203,19 @@ def main(argv: list[str] | None = None) -> int:
     parsing = parse_cost.run(quick)
     print(parse_cost.render(parsing))
     print()
+    limited = rate_limit.measure(seconds=QUICK_RATE_SECONDS if quick else rate_limit.SECONDS)
+    print(rate_limit.render(limited))
+    print()
     judged = report.verdicts(cold, per_record, rows, idempotency) + crash_sweep.verdicts(sweeps)
-    judged += publisher_bench.verdicts(published) + parse_cost.verdicts(parsing)
+    judged += publisher_bench.verdicts(published) + parse_cost.verdicts(parsing) + rate_limit.verdicts(limited)
     print(report.render_verdicts(judged))
     if quick:
         print("Quick run: too few repeats to judge; nothing written.")
         return 0
     documents = {
-        "performance.md": report.render(machine(), cold, per_record, rows, idempotency) + parse_cost.markdown(parsing),
+        "performance.md": report.render(machine(), cold, per_record, rows, idempotency)
+        + parse_cost.markdown(parsing)
+        + rate_limit.markdown(limited),
         "cost.md": cost.render_document(cpu_ms_per_record, machine()),
     }
     results = {"machine": machine(), "rows": rows, "cold_start": asdict(cold),

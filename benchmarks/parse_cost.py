@@ -142,7 +142,7 @@ class BatchPeak:
     python: str
 
 
-def _python() -> tuple[list[str], dict[str, str], str]:
+def interpreter() -> tuple[list[str], dict[str, str], str]:
     """The runtime's CPython 3.14 with the function's pinned dependencies, or this interpreter."""
     paths = [str(ROOT), str(ROOT / "functions" / "consumer")]
     try:
@@ -157,7 +157,7 @@ def _python() -> tuple[list[str], dict[str, str], str]:
 
 
 def multipliers(size: int) -> list[Multiplier]:
-    python, env, _ = _python()
+    python, env, _ = interpreter()
     found = []
     for shape in SHAPES:
         for way in WAYS:
@@ -185,7 +185,7 @@ def batch_peak(memory_mb: int | None = None, payload_bytes: int | None = None, s
     dev_memory, dev_payload = dev_bound()
     memory_mb = memory_mb or dev_memory
     payload_bytes = payload_bytes or dev_payload
-    python, env, version = _python()
+    python, env, version = interpreter()
     server = SqsServer()
     try:
         endpoint = server.endpoint_url

@@ -24,11 +24,23 @@ _COMPARISONS: dict[str, Callable[[float, float], bool]] = {"<=": operator.le, ">
 
 
 def verdict(value: float, target: str) -> str:
-    """``met`` or ``missed`` for a target such as ``<= 1.5`` (on the ratio or count it applies to)."""
+    """``met`` or ``missed`` for a target such as ``<= 1.5`` (on the ratio or count it applies to), or a range
+    such as ``18-22`` (both ends included)."""
+    low, dash, high = target.partition("-")
+    if dash and _number(low) and _number(high):
+        return MET if float(low) <= round(value, 2) <= float(high) else MISSED
     comparison, _, bound = target.partition(" ")
     if comparison not in _COMPARISONS:
         return REPORTED
     return MET if _COMPARISONS[comparison](round(value, 2), float(bound)) else MISSED
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 
 import benchmarks.__main__ as bench
-from benchmarks import exactly_once, lambda_runtime, parse_cost, report
+from benchmarks import exactly_once, lambda_runtime, parse_cost, rate_limit, report
 from benchmarks import publisher as publisher_bench
 from benchmarks.lambda_runtime import ColdStart, PerRecord
 
 CASES = [(1.45, "<= 1.5", "met"), (1.5, "<= 1.5", "met"), (1.51, "<= 1.5", "missed"), (2.0, ">= 3", "missed"),
-         (0.3, "report", "reported")]  # fmt: skip
+         (0.3, "report", "reported"), (17.99, "18-22", "missed"), (18.0, "18-22", "met"), (22.0, "18-22", "met"),
+         (22.01, "18-22", "missed")]  # fmt: skip
 
 
 @pytest.mark.parametrize(("value", "target", "expected"), CASES)
@@ -37,6 +38,7 @@ def figures(monkeypatch, tmp_path):
                    for shape in parse_cost.SHAPES for way in parse_cost.WAYS]  # fmt: skip
     batch = parse_cost.BatchPeak(256, 2 * 1_048_576, 200.0, 10, ["msg-11"], 0, "CPython 3.14")
     monkeypatch.setattr(parse_cost, "run", lambda quick: parse_cost.Figures(multipliers, batch))
+    monkeypatch.setattr(rate_limit, "measure", lambda seconds: rate_figures(calls=1_220, exactly_once=300))
     docs, output = tmp_path / "docs", tmp_path / "cache"
     docs.mkdir()
     monkeypatch.setattr(report, "DOCUMENT", docs / "performance.md")
@@ -99,3 +101,35 @@ def test_publisher_verdict_counts_an_offloaded_event_missing():
     run = publisher_bench.Run(5_000, 5_000, 1.0, 60.0, 55.0)
     figures = publisher_bench.Figures(run, run, 25.0, 16, offloaded=10, objects=9, missing=1)
     assert publisher_bench.verdicts(figures)[-1].outcome == "missed"
+
+
+def rate_figures(calls: int, exactly_once: int, duplicates: int = 0) -> rate_limit.Figures:
+    """A minute at 20/s (burst 20) in which the stand-in received ``calls`` POSTs, one every 1/20 s from 0.5 s,
+    and the instances made ``exactly_once`` calls for claims, completions and breaker reads (a third of them
+    reads), and 200 for tokens."""
+    arrivals = [0.5 + n / 20 for n in range(calls)]
+    calls_by_kind = {
+        "idempotency": exactly_once - exactly_once // 3,
+        "breakers": exactly_once // 3,
+        "tokens": 200,
+        "round trips": exactly_once,
+    }
+    return rate_limit.Figures(rate=20.0, burst=20, instances=4, seconds=60.0, calls=calls, arrivals=arrivals,
+                              duplicates=duplicates, records=calls, listed=0, shares=[calls], store_calls=calls_by_kind,
+                              python="CPython 3.14")  # fmt: skip
+
+
+@pytest.mark.parametrize(("calls", "exactly_once", "duplicates", "outcomes"), [
+    (1_220, 300, 0, ["met", "met"]),  # (1,220 - 20) / 60 = 20/s
+    (1_100, 300, 0, ["met", "met"]),  # 18.0/s: the rate's 90 %, within
+    (1_075, 300, 0, ["missed", "met"]),  # 17.58/s: under it
+    (1_360, 300, 0, ["missed", "met"]),  # 22.33/s: over its 110 %
+    (1_220, 500, 1, ["met", "missed"]),  # an event posted twice
+])  # fmt: skip
+def test_rate_limit_verdicts_need_the_rate_within_10_percent_and_each_event_once_and_show_store_calls(
+    calls, exactly_once, duplicates, outcomes
+):
+    figures = rate_figures(calls, exactly_once, duplicates)
+    judged = rate_limit.verdicts(figures)
+    assert [item.outcome for item in judged] == [*outcomes, "reported", "reported"]
+    assert judged[2].value == pytest.approx(10 * exactly_once / (calls - duplicates))  # shown, never judged
