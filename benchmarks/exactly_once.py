@@ -9,7 +9,9 @@ async handlers that each wait 50 ms, it reports the wall time with idempotency o
 store calls, and the difference in round trips of store latency. Two more rows: sync handlers on a
 consumer that declares a follow-up destination and emits nothing (they must cost what the others do),
 and sync handlers that each emit one follow-up, sent to a queue that answers after the same latency
-(the completion's write, the send, and the write that marks them sent).
+(the completion's write, the send, and the write that marks them sent). And sync handlers of a route that
+declares a dependency, its breaker closed and read from the store on every batch (no cached state: the
+most a batch pays for its breakers).
 
     python -m benchmarks.exactly_once [--latency-ms 25] [--repeats 5]
 """
@@ -25,7 +27,7 @@ import statistics
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
 from typing import Any, cast
@@ -33,18 +35,22 @@ from typing import Any, cast
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 
 from sqs_consumer.budget import Deadline
+from sqs_consumer.dependencies.board import BoardWiring, BreakerBoard
+from sqs_consumer.dependencies.store import DynamoDBBreakerStore
 from sqs_consumer.idempotency.dynamodb import DynamoDBIdempotency, DynamoDBStore
 from sqs_consumer.models import HelloEvent
 from sqs_consumer.models.followups import FollowUp
 from sqs_consumer.models.record import RecordInfo
 from sqs_consumer.observability import logger
 from sqs_consumer.pipeline import BatchConsumer
+from sqs_consumer.pipeline.breakers import BreakerStage
 from sqs_consumer.registry import EventRegistry, Route
 from sqs_consumer.testing import events as sqs
 from sqs_consumer.testing.fakes import FakeContext, InMemoryDLQ
 
 TABLE = "bench-idempotency"
 DESTINATION = "next"
+DEPENDENCY = "orders-api"
 ASYNC_WAIT_SECONDS = 0.05
 
 
@@ -86,7 +92,11 @@ class LatencyStore:
             self.calls += 1
         time.sleep(self.seconds)
         operation = str(request.headers.get("X-Amz-Target", b""))
-        body = b'{"UnprocessedItems": {}}' if "BatchWriteItem" in operation else b"{}"
+        body = b"{}"
+        if "BatchWriteItem" in operation:
+            body = b'{"UnprocessedItems": {}}'
+        elif "BatchGetItem" in operation:  # the breakers' items: none written, every breaker closed
+            body = b'{"Responses": {"%s": []}}' % TABLE.encode()
         return AWSResponse(request.url, 200, HTTPHeaders.from_pairs([("x-amzn-requestid", "bench")]), _Body(body))
 
 
@@ -136,7 +146,9 @@ def quiet() -> Iterator[None]:
         handler.setStream(previous)
 
 
-def measure(size: int, handler: Any, latency_ms: float, repeats: int, followups: int | None = None) -> Row:
+def measure(
+    size: int, handler: Any, latency_ms: float, repeats: int, followups: int | None = None, *, breaker: bool = False
+) -> Row:
     hook = LatencyStore(latency_ms / 1000)
     sender = LatencySender(latency_ms / 1000) if followups is not None else None
 
@@ -145,9 +157,10 @@ def measure(size: int, handler: Any, latency_ms: float, repeats: int, followups:
         layer.client.meta.events.register("before-send.dynamodb", cast(Any, hook))
         return layer
 
-    registry = EventRegistry([Route(HelloEvent, handler)])
+    registry = EventRegistry([Route(HelloEvent, handler, dependencies=[DEPENDENCY] if breaker else ())])
     on = BatchConsumer(registry, InMemoryDLQ(), max_concurrent_records=size,
-                       idempotency=DynamoDBIdempotency(persistence), followups=sender)  # fmt: skip
+                       idempotency=DynamoDBIdempotency(persistence), followups=sender,
+                       breakers=_breakers(persistence) if breaker else None)  # fmt: skip
     # Without a store a handler emits nothing (follow-ups are stored until sent): the same work, without emitting.
     plain = registry if followups is None else EventRegistry([Route(HelloEvent, sync_handler)])
     off = BatchConsumer(plain, InMemoryDLQ(), max_concurrent_records=size)
@@ -164,8 +177,15 @@ def measure(size: int, handler: Any, latency_ms: float, repeats: int, followups:
             assert response == {"batchItemFailures": []}, response
             if name == "on":
                 calls.append(hook.calls - before)
-    return Row(size, _kind(handler, followups), statistics.median(timings["on"]), statistics.median(timings["off"]),
+    kind = "sync, breaker closed (read every batch)" if breaker else _kind(handler, followups)
+    return Row(size, kind, statistics.median(timings["on"]), statistics.median(timings["off"]),
                max(calls), latency_ms, followups)  # fmt: skip
+
+
+def _breakers(persistence: Callable[[], Any]) -> BreakerStage:
+    """The route's breaker in the same table, through the same client; its state never cached."""
+    board = BreakerBoard(BoardWiring(lambda: DynamoDBBreakerStore(TABLE, persistence().client), cache_seconds=0))
+    return BreakerStage(board)
 
 
 def _kind(handler: Any, followups: int | None) -> str:
@@ -184,6 +204,7 @@ def run(latency_ms: float, repeats: int) -> list[Row]:
                 rows.append(measure(size, handler, latency_ms, repeats))
         rows.append(measure(10, sync_handler, latency_ms, repeats, followups=0))
         rows.append(measure(10, emitting_handler, latency_ms, repeats, followups=1))
+        rows.append(measure(10, sync_handler, latency_ms, repeats, breaker=True))
     return rows
 
 
