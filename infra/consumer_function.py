@@ -85,16 +85,11 @@ class ConsumerFunctionConstruct(Construct):
         self.runtime, self.architecture = runtime, architecture
         # The asset is built for the function's runtime and CPU, unless the caller brings its own code.
         self.asset_target = target_of(runtime, architecture) if code is None else None
-        self.log_group = logs.LogGroup(
-            self,
-            "LogGroup",
-            retention=logs.RetentionDays[_RETENTION[settings.log_retention_days]],
-            removal_policy=RemovalPolicy.RETAIN if settings.retain_data else RemovalPolicy.DESTROY,
-        )
+        self.log_group = _function_log_group(self, settings)
         self.network = network
-        self.role = self._role(queues, tracing=settings.tracing)
+        self.role = _execution_role(self, self.log_group, queues, network, tracing=settings.tracing)
         # Each grant on the role (the VPC's endpoints, if any, allow the account's principals: network.py).
-        self._grant_secrets(settings)
+        _grant_secrets(self, self.role, settings)
         payload_bucket.grant_read(self.role)
         table = idempotency.table if idempotency is not None else None
         if table is not None:
@@ -110,51 +105,30 @@ class ConsumerFunctionConstruct(Construct):
         )
         self.function = self._function(settings, environment, handler, code)
         if settings.tracing:
-            # With createNewPoliciesWithAddToRolePolicy, CDK writes active tracing's statement into a policy of
-            # the function's own (inlinePolicyAddedToExecutionRole-N), outside the role's acknowledgment.
-            reason = "X-Ray's PutTraceSegments and PutTelemetryRecords take no resource"
-            for child in self.function.node.children:
-                if isinstance(child, iam.Policy):
-                    Validations.of(child).acknowledge(Acknowledgment(id=f"AwsSolutions::{WILDCARD}", reason=reason))
-        # SnapStart restores published versions only, and a gradual deploy shifts an alias's weights between
-        # two versions: either way the mapping invokes an alias of the current one.
-        self.target: lambda_.IFunction = self.function
-        if settings.snap_start or settings.gradual_deploy != "off":
-            self.target = lambda_.Alias(
-                self, "Live", alias_name=LIVE_ALIAS, version=self.function.current_version,
-                description="The published version the queue's event source mapping invokes",
-            )  # fmt: skip
+            self._acknowledge_tracing_policy()
+        self.target = self._live_target(settings)
         self.event_source_mapping = self._event_source_mapping(settings, queues)
         if self.breakers is not None and table is not None:
             self.breakers.grant(self.role, self.function, self.target, queues.queue, table.table_arn)
-        self._skip_scanner_findings(settings)
+        _skip_scanner_findings(self.log_group, self.function, self.role, settings)
 
-    def _role(self, queues: QueuesConstruct, *, tracing: bool) -> iam.Role:
-        """An explicit role with what the function and its mapping call, and nothing else: its own
-        logs; on the queue, what the mapping polls and deletes with and the backoff's visibility
-        changes; on the DLQ, the quarantine's sends."""
-        role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
-        self.log_group.grant_write(role)
-        queues.queue.grant(role, *QUEUE_ACTIONS)
-        queues.dead_letter_queue.grant(role, *DLQ_ACTIONS)
-        network = self.network
-        if network is not None:
-            # CDK adds AWSLambdaVPCAccessExecutionRole only to a role it makes itself; this one needs
-            # the ENI actions written out, or CreateFunction fails. Network interfaces are made by
-            # Lambda at deploy and scale time with ids unknown here, and the Describe actions take no
-            # resource: the statement names "*".
-            role.add_to_policy(iam.PolicyStatement(actions=list(ENI_ACTIONS), resources=["*"]))
-        wildcards = []
-        if network is not None:
-            wildcards.append("Lambda creates and deletes the function's network interfaces with the role's "
-                             "permissions; their ids are unknown before Lambda makes them and the EC2 Describe "
-                             "actions take no resource")  # fmt: skip
-        if tracing:  # the statement CDK adds for active tracing
-            wildcards.append("X-Ray's PutTraceSegments and PutTelemetryRecords take no resource")
-        if wildcards:
-            acknowledged = Acknowledgment(id=f"AwsSolutions::{WILDCARD}", reason="; ".join(wildcards))
-            Validations.of(role).acknowledge(acknowledged)
-        return role
+    def _acknowledge_tracing_policy(self) -> None:
+        # With createNewPoliciesWithAddToRolePolicy, CDK writes active tracing's statement into a policy of
+        # the function's own (inlinePolicyAddedToExecutionRole-N), outside the role's acknowledgment.
+        reason = "X-Ray's PutTraceSegments and PutTelemetryRecords take no resource"
+        for child in self.function.node.children:
+            if isinstance(child, iam.Policy):
+                Validations.of(child).acknowledge(Acknowledgment(id=f"AwsSolutions::{WILDCARD}", reason=reason))
+
+    def _live_target(self, settings: StackSettings) -> lambda_.IFunction:
+        """What the mapping invokes. SnapStart restores published versions only, and a gradual deploy shifts
+        an alias's weights between two versions: either way the mapping invokes an alias of the current one."""
+        if not (settings.snap_start or settings.gradual_deploy != "off"):
+            return self.function
+        return lambda_.Alias(
+            self, "Live", alias_name=LIVE_ALIAS, version=self.function.current_version,
+            description="The published version the queue's event source mapping invokes",
+        )  # fmt: skip
 
     def send_followups_to(self, destinations: Mapping[str, Destination]) -> None:
         """The queues handlers may emit follow-up events to: their URLs in the function's settings
@@ -165,28 +139,6 @@ class ConsumerFunctionConstruct(Construct):
         self.function.add_environment(ConsumerSettings.env_name("followup_queues"), Stack.of(self).to_json_string(urls))
         arns = sorted({destination.arn for destination in destinations.values()})
         self.role.add_to_policy(iam.PolicyStatement(actions=list(FOLLOWUP_ACTIONS), resources=arns))
-
-    def _grant_secrets(self, settings: StackSettings) -> None:
-        """GetSecretValue on the stage's secrets, and Decrypt on their customer-managed key if any."""
-        # Secrets Manager ends a secret's ARN with six random characters: a name alone matches it as name-??????.
-        secret_arns = [
-            secretsmanager.Secret.from_secret_name_v2(self, f"Secret{pascal_case(handle)}", name).secret_arn + "-??????"
-            for handle, name in settings.secrets.items()
-        ]
-        if secret_arns:
-            self.role.add_to_policy(iam.PolicyStatement(actions=list(SECRET_ACTIONS), resources=secret_arns))
-        if settings.secrets_kms_key_arn is not None:
-            # Secrets under a customer-managed key: Secrets Manager decrypts with the caller's
-            # permission, and only its calls may use it.
-            self.role.add_to_policy(
-                iam.PolicyStatement(
-                    actions=["kms:Decrypt"],
-                    resources=[settings.secrets_kms_key_arn],
-                    conditions={
-                        "StringEquals": {"kms:ViaService": f"secretsmanager.{Stack.of(self).region}.amazonaws.com"}
-                    },
-                )
-            )
 
     def _function(
         self, settings: StackSettings, environment: dict[str, str], handler: str, code: lambda_.Code | None
@@ -253,16 +205,86 @@ class ConsumerFunctionConstruct(Construct):
             label=name,
         )
 
-    def _skip_scanner_findings(self, settings: StackSettings) -> None:
-        """checkov's findings on the log group, the function and the role that do not apply, with why."""
-        scanner_skips.skip(self.log_group, "CKV_AWS_158", scanner_skips.LOG_GROUP_KMS)
-        scanner_skips.skip(self.function, "CKV_AWS_116", scanner_skips.LAMBDA_DLQ)
-        scanner_skips.skip(self.function, "CKV_AWS_173", scanner_skips.LAMBDA_ENV_KMS)
-        if settings.vpc is None:
-            scanner_skips.skip(self.function, "CKV_AWS_117", scanner_skips.LAMBDA_VPC)
-        wildcard_writes = [reason for on, reason in ((settings.vpc is not None, scanner_skips.ENI_WRITE),
-                                                     (settings.tracing, scanner_skips.XRAY_WRITE)) if on]  # fmt: skip
-        if wildcard_writes:
-            scanner_skips.skip(self.role.node.find_child("DefaultPolicy"), "CKV_AWS_111", "; ".join(wildcard_writes))
-        if settings.reserved_concurrency is None:
-            scanner_skips.skip(self.function, "CKV_AWS_115", scanner_skips.unbounded_concurrency(settings))
+
+def _function_log_group(scope: Construct, settings: StackSettings) -> logs.LogGroup:
+    """The function's log group: the stage's retention, kept on the stack's deletion where data is retained."""
+    return logs.LogGroup(
+        scope,
+        "LogGroup",
+        retention=logs.RetentionDays[_RETENTION[settings.log_retention_days]],
+        removal_policy=RemovalPolicy.RETAIN if settings.retain_data else RemovalPolicy.DESTROY,
+    )
+
+
+def _execution_role(
+    scope: Construct,
+    log_group: logs.LogGroup,
+    queues: QueuesConstruct,
+    network: VpcPlacementConstruct | None,
+    *,
+    tracing: bool,
+) -> iam.Role:
+    """An explicit role with what the function and its mapping call, and nothing else: its own
+    logs; on the queue, what the mapping polls and deletes with and the backoff's visibility
+    changes; on the DLQ, the quarantine's sends."""
+    role = iam.Role(scope, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+    log_group.grant_write(role)
+    queues.queue.grant(role, *QUEUE_ACTIONS)
+    queues.dead_letter_queue.grant(role, *DLQ_ACTIONS)
+    if network is not None:
+        # CDK adds AWSLambdaVPCAccessExecutionRole only to a role it makes itself; this one needs
+        # the ENI actions written out, or CreateFunction fails. Network interfaces are made by
+        # Lambda at deploy and scale time with ids unknown here, and the Describe actions take no
+        # resource: the statement names "*".
+        role.add_to_policy(iam.PolicyStatement(actions=list(ENI_ACTIONS), resources=["*"]))
+    wildcards = []
+    if network is not None:
+        wildcards.append("Lambda creates and deletes the function's network interfaces with the role's "
+                         "permissions; their ids are unknown before Lambda makes them and the EC2 Describe "
+                         "actions take no resource")  # fmt: skip
+    if tracing:  # the statement CDK adds for active tracing
+        wildcards.append("X-Ray's PutTraceSegments and PutTelemetryRecords take no resource")
+    if wildcards:
+        acknowledged = Acknowledgment(id=f"AwsSolutions::{WILDCARD}", reason="; ".join(wildcards))
+        Validations.of(role).acknowledge(acknowledged)
+    return role
+
+
+def _grant_secrets(scope: Construct, role: iam.Role, settings: StackSettings) -> None:
+    """GetSecretValue on the stage's secrets, and Decrypt on their customer-managed key if any."""
+    # Secrets Manager ends a secret's ARN with six random characters: a name alone matches it as name-??????.
+    secret_arns = [
+        secretsmanager.Secret.from_secret_name_v2(scope, f"Secret{pascal_case(handle)}", name).secret_arn + "-??????"
+        for handle, name in settings.secrets.items()
+    ]
+    if secret_arns:
+        role.add_to_policy(iam.PolicyStatement(actions=list(SECRET_ACTIONS), resources=secret_arns))
+    if settings.secrets_kms_key_arn is not None:
+        # Secrets under a customer-managed key: Secrets Manager decrypts with the caller's
+        # permission, and only its calls may use it.
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["kms:Decrypt"],
+                resources=[settings.secrets_kms_key_arn],
+                conditions={
+                    "StringEquals": {"kms:ViaService": f"secretsmanager.{Stack.of(scope).region}.amazonaws.com"}
+                },
+            )
+        )
+
+
+def _skip_scanner_findings(
+    log_group: logs.LogGroup, function: lambda_.Function, role: iam.Role, settings: StackSettings
+) -> None:
+    """checkov's findings on the log group, the function and the role that do not apply, with why."""
+    scanner_skips.skip(log_group, "CKV_AWS_158", scanner_skips.LOG_GROUP_KMS)
+    scanner_skips.skip(function, "CKV_AWS_116", scanner_skips.LAMBDA_DLQ)
+    scanner_skips.skip(function, "CKV_AWS_173", scanner_skips.LAMBDA_ENV_KMS)
+    if settings.vpc is None:
+        scanner_skips.skip(function, "CKV_AWS_117", scanner_skips.LAMBDA_VPC)
+    wildcard_writes = [reason for on, reason in ((settings.vpc is not None, scanner_skips.ENI_WRITE),
+                                                 (settings.tracing, scanner_skips.XRAY_WRITE)) if on]  # fmt: skip
+    if wildcard_writes:
+        scanner_skips.skip(role.node.find_child("DefaultPolicy"), "CKV_AWS_111", "; ".join(wildcard_writes))
+    if settings.reserved_concurrency is None:
+        scanner_skips.skip(function, "CKV_AWS_115", scanner_skips.unbounded_concurrency(settings))

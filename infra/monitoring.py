@@ -274,7 +274,18 @@ def dashboard(
     """The seed's five metrics, numbered, then the mapping, concurrency and the alarms' states: a row each call."""
     board = cw.Dashboard(scope, "Dashboard", default_interval=Duration.hours(3))
     records, function = RecordMetrics(settings), consumer.function
-    board.add_widgets(
+    board.add_widgets(*messages_and_processing_time(records, function))
+    board.add_widgets(*queue_depth_and_error_rate(queues, records, function))
+    board.add_widgets(*worker_health(settings, function, max_memory_used))
+    if settings.breakers:
+        board.add_widgets(*breakers_row(settings))
+    board.add_widgets(*mapping_concurrency_and_alarms(queues, consumer, alarms))
+    return board
+
+
+def messages_and_processing_time(records: RecordMetrics, function: lambda_.Function) -> list[cw.IWidget]:
+    """The seed's first two metrics: records by outcome, and how long each event type's records take."""
+    return [
         cw.GraphWidget(
             title="1. Messages processed (per event type)",
             left=[records.per_event_type("RecordsProcessed")],
@@ -295,8 +306,14 @@ def dashboard(
             right=[function.metric_duration(statistic="p90", period=ONE_MINUTE)],
             width=12,
         ),
-    )
-    board.add_widgets(
+    ]
+
+
+def queue_depth_and_error_rate(
+    queues: QueuesConstruct, records: RecordMetrics, function: lambda_.Function
+) -> list[cw.IWidget]:
+    """The seed's third and fourth metrics: the queues' depth and age, and the records' error rate."""
+    return [
         cw.GraphWidget(
             title="3. Queue depth",
             left=[
@@ -318,12 +335,7 @@ def dashboard(
             right=[function.metric_errors(period=ONE_MINUTE)],
             width=12,
         ),
-    )
-    board.add_widgets(*worker_health(settings, function, max_memory_used))
-    if settings.breakers:
-        board.add_widgets(*breakers_row(settings))
-    board.add_widgets(*mapping_concurrency_and_alarms(queues, consumer, alarms))
-    return board
+    ]
 
 
 def worker_health(settings: StackSettings, function: lambda_.Function, max_memory_used: cw.IMetric) -> list[cw.IWidget]:

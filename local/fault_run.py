@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from local import demo, shapes
@@ -258,48 +258,70 @@ def run(
             report.crashed.update(result.message_ids)
 
     started = time.monotonic()
-    progress = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[detail]}"),
-        TimeElapsedColumn(), console=console, disable=console is None, transient=False,
-    )  # fmt: skip
+    display = RunProgress(console, ledger)
     with (
-        progress,
+        display.bar,
         running_pipeline(template, log_dir, on_batch=on_batch, log_level="DEBUG") as pipeline,
     ):
         injector = CrashInjector(pipeline.functions, crashes, seed)
-        task = progress.add_task("publishing", total=count, detail="")
-        lines = ProgressLines(console)
-
-        def show(states: dict[str, str], in_flight: int) -> None:
-            detail = f"in flight {in_flight}, invocations {sum(ledger.invocations.values())}"
-            progress.update(task, completed=len(states) - in_flight, detail=f"published {len(states)}, {detail}")
-            lines.show(f"settled {len(states) - in_flight}/{len(states)}, {detail}")
+        display.start(count)
 
         def settle_late(late: dict[str, Planned]) -> None:
-            progress.update(task, description="late records", total=len(late), completed=0)
-            lines.show(f"published {len(late)} late records first, alone", force=True)
-            _settle(pipeline, late, ledger, started + min(LATE_PHASE_SECONDS, timeout), show)
+            display.phase("late records", len(late), f"published {len(late)} late records first, alone", completed=0)
+            _settle(pipeline, late, ledger, started + min(LATE_PHASE_SECONDS, timeout), display.show)
             injector.start()  # while the rest is sent and taken: a short run has little left to crash after
 
         planned = _plan(pipeline, count, seed, late_records)
         if all(item.kind != "late" for item in planned):
             injector.start()  # no late phase to wait for: the crashes come while the mix is sent and taken
         report.published = publish_late_first(planned, lambda items: _send(pipeline, items), settle_late)
-        progress.update(task, description="settling", total=len(report.published))
-        lines.show(f"published {len(report.published)}", force=True)
-        states, dead = _settle(pipeline, report.published, ledger, started + timeout, show)
+        display.phase("settling", len(report.published), f"published {len(report.published)}")
+        report.states, report.dead = _settle(pipeline, report.published, ledger, started + timeout, display.show)
         max_receives = pipeline.plan.source_queue.max_receive_count
         injector.stop()
     report.kills = injector.kills
     report.seconds = time.monotonic() - started
-    report.states = states
-    report.dead = dead
     report.function_errors = ledger.invocations["function_error"]
+    _read_effects(report, log_dir)
+    _check(report, report.dead, ledger, max_receives)
+    return report
+
+
+def _read_effects(report: FaultReport, log_dir: Path) -> None:
+    """The handlers' effects, from the functions' logs, and the events a crash ran again."""
     report.effect_log = _effects(log_dir)
     report.effects = Counter(effect.event_id for effect in report.effect_log)
     report.repeated_by_crash = _repeated_by_crash(report.effect_log, report.kills, _confirmed(log_dir))
-    _check(report, dead, ledger, max_receives)
-    return report
+
+
+class RunProgress:
+    """The fault run's progress: a live bar of settled messages, and the same as plain lines where the output
+    is not a terminal (ProgressLines); both disabled without a console."""
+
+    def __init__(self, console: Console | None, ledger: demo.Ledger) -> None:
+        self.bar = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), console=console, disable=console is None,
+            transient=False,
+        )  # fmt: skip
+        self._console = console
+        self._ledger = ledger
+        self._task = TaskID(-1)
+        self._lines = ProgressLines(None)
+
+    def start(self, total: int) -> None:
+        """The bar's task, and the lines' clock, from the moment the pipeline is up."""
+        self._task = self.bar.add_task("publishing", total=total, detail="")
+        self._lines = ProgressLines(self._console)
+
+    def phase(self, description: str, total: int, line: str, *, completed: int | None = None) -> None:
+        self.bar.update(self._task, description=description, total=total, completed=completed)
+        self._lines.show(line, force=True)
+
+    def show(self, states: dict[str, str], in_flight: int) -> None:
+        detail = f"in flight {in_flight}, invocations {sum(self._ledger.invocations.values())}"
+        self.bar.update(self._task, completed=len(states) - in_flight, detail=f"published {len(states)}, {detail}")
+        self._lines.show(f"settled {len(states) - in_flight}/{len(states)}, {detail}")
 
 
 def publish_late_first(

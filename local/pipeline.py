@@ -119,9 +119,7 @@ def running_pipeline(
     ``orders_api`` (started here if it is not yet) or a stand-in started here.
     """
     plan = load_plan(template, consumer)
-    log_dir.mkdir(parents=True, exist_ok=True)
-    for old in log_dir.glob("*.log"):
-        old.unlink()
+    _fresh_logs(log_dir)
     server = SqsServer(log_path=log_dir / "moto.log")
     functions: list[FunctionEmulator] = []
     mapping: EventSourceMapping | None = None
@@ -129,18 +127,10 @@ def running_pipeline(
     orders_url, stand_in = _orders_api(orders_api)
     try:
         client = server.client()
-        queues = create_queues(client, plan)
-        tables = create_tables(server.endpoint_url, plan)
-        buckets = create_buckets(server.endpoint_url, plan)
+        queues, tables, buckets, mapping_id = _create_resources(server.endpoint_url, client, plan)
         queue = queues[plan.source_queue.logical_id]
-        lambda_api.create_function_record(server.endpoint_url, plan)
-        lambda_api.create_schedule_groups(server.endpoint_url, plan)
-        mapping_id = lambda_api.create_mapping(server.endpoint_url, plan, queue.arn)
         environment = resolve_environment(plan, queues, tables, server.endpoint_url, buckets)
-        environment[ORDERS_API_URL] = orders_url
-        if log_level is not None:
-            environment[ConsumerSettings.env_name("log_level")] = log_level
-        environment.update(environment_overrides or {})
+        _set_for_run(environment, orders_url, log_level, environment_overrides)
         name = lambda_api.function_name(plan)
         for index in range(instances or plan.mapping.max_concurrency):
             log_path = log_dir / f"function-{index}.log"
@@ -155,14 +145,58 @@ def running_pipeline(
             plan, server, client, queue, dlq, functions, mapping, bucket, mapping_id, name, scheduler, stand_in
         )
     finally:
-        for running in (scheduler, mapping):
-            if running is not None:
-                running.stop()
-        for function in functions:
-            function.stop()
-        server.stop()
-        if stand_in is not None and orders_api is None:
-            stand_in.stop()
+        _stop(scheduler, mapping, functions, server, stand_in if orders_api is None else None)
+
+
+def _fresh_logs(log_dir: Path) -> None:
+    """``log_dir``, made if missing, without the logs of a run before."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    for old in log_dir.glob("*.log"):
+        old.unlink()
+
+
+def _set_for_run(
+    environment: dict[str, str], orders_url: str, log_level: str | None, overrides: dict[str, str] | None
+) -> None:
+    """What this run sets in the function's environment: the orders API's URL, the log level if one is
+    asked for, and the caller's overrides over all."""
+    environment[ORDERS_API_URL] = orders_url
+    if log_level is not None:
+        environment[ConsumerSettings.env_name("log_level")] = log_level
+    environment.update(overrides or {})
+
+
+def _create_resources(
+    endpoint_url: str, client: SQSClient, plan: LocalPlan
+) -> tuple[dict[str, Queue], dict[str, str], dict[str, str], str]:
+    """The stack's queues, tables and buckets on moto, the function's record, its schedule groups and its
+    mapping in moto's Lambda API; the queues, tables and buckets by logical id, and the mapping's id."""
+    queues = create_queues(client, plan)
+    tables = create_tables(endpoint_url, plan)
+    buckets = create_buckets(endpoint_url, plan)
+    lambda_api.create_function_record(endpoint_url, plan)
+    lambda_api.create_schedule_groups(endpoint_url, plan)
+    mapping_id = lambda_api.create_mapping(endpoint_url, plan, queues[plan.source_queue.logical_id].arn)
+    return queues, tables, buckets, mapping_id
+
+
+def _stop(
+    scheduler: LocalScheduler | None,
+    mapping: EventSourceMapping | None,
+    functions: list[FunctionEmulator],
+    server: SqsServer,
+    stand_in: OrdersApi | None,
+) -> None:
+    """Stop what the pipeline started: its poller and scheduler first, then the instances and moto; the
+    orders API's stand-in when it was started here."""
+    for running in (scheduler, mapping):
+        if running is not None:
+            running.stop()
+    for function in functions:
+        function.stop()
+    server.stop()
+    if stand_in is not None:
+        stand_in.stop()
 
 
 def _start_mapping(  # noqa: PLR0917  # what the pipeline made, in the order it made them

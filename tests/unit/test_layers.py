@@ -1,12 +1,19 @@
 """Layers of the function's code, read from its imports: no circles, shapes below the logic, the
-pipeline behind the idempotency port."""
+pipeline behind the idempotency port; and no unit of the project's code grown too long to read."""
 
 from __future__ import annotations
 
-from tests.support.imports import circles, edges
+import ast
+from collections.abc import Iterable
+from pathlib import Path
+
+from tests.support.imports import ROOT, circles, edges, modules
 
 FUNCTION = ("functions",)
 PROJECT = ("functions", "infra", "local", "operations", "publisher", "planning", "benchmarks")
+# A class past ~200 lines or a function past ~60 does more than one thing: split it by responsibility.
+LONGEST_CLASS = 200
+LONGEST_FUNCTION = 60
 
 
 def test_the_function_has_no_import_circle_not_even_through_type_annotations():
@@ -51,3 +58,49 @@ def test_the_shapes_import_nothing_of_the_logic():
         and edge.target != "sqs_consumer.payloads"
     }
     assert not outside
+
+
+def long_units(paths: Iterable[Path]) -> list[str]:
+    """Each class over LONGEST_CLASS lines and function over LONGEST_FUNCTION, nested ones included, counted
+    from its ``class`` or ``def`` line to its last (decorators excluded)."""
+    found = []
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.ClassDef):
+                kind, limit = "class", LONGEST_CLASS
+            elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                kind, limit = "function", LONGEST_FUNCTION
+            else:
+                continue
+            lines = (node.end_lineno or node.lineno) - node.lineno + 1
+            if lines > limit:
+                where = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+                found.append(f"{where}:{node.lineno} {kind} {node.name}: {lines} lines, over {limit}")
+    return sorted(found)
+
+
+def test_long_units_names_each_class_and_function_over_its_limit(tmp_path: Path):
+    # GIVEN a module with a class and a nested function one line over their limits, and two units at theirs
+    body = "\n".join(f"        x{line} = {line}" for line in range(LONGEST_FUNCTION - 1))
+    at_limit = "\n".join(f"    y{line} = {line}" for line in range(LONGEST_FUNCTION - 1))
+    padding = "\n".join(f"    z{line} = {line}" for line in range(LONGEST_CLASS - LONGEST_FUNCTION - 2))
+    source = tmp_path / "units.py"
+    source.write_text(
+        f"class Long:\n    @staticmethod\n    def inner():\n{body}\n        return x0\n{padding}\n\n\n"
+        f"@decorated\ndef at_limit():\n{at_limit}\n\n\nclass Short:\n    pass\n"
+    )
+    # WHEN its units are measured
+    found = long_units([source])
+    # THEN the class and the function over their limits are named, with their lengths; the decorator of the
+    # function at its limit is not counted
+    assert found == [
+        f"{source}:1 class Long: {LONGEST_CLASS + 1} lines, over {LONGEST_CLASS}",
+        f"{source}:3 function inner: {LONGEST_FUNCTION + 1} lines, over {LONGEST_FUNCTION}",
+    ]
+
+
+def test_the_project_has_no_class_over_200_lines_nor_function_over_60():
+    # The function, the stack, the local pipeline, the CLIs, the planner, the benchmarks and the CDK app.
+    found = long_units([*modules(PROJECT).values(), ROOT / "app.py"])
+    # Every one named, not only the first a comparison of lists would show.
+    assert not found, "units to split:\n" + "\n".join(found)

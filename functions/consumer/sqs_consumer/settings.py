@@ -35,8 +35,13 @@ class RateLimitSetting(BaseModel):
     burst: int | None = Field(default=None, ge=1, le=1_000_000)
 
 
-class ConsumerSettings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+# The function's settings by concern, as the stack's are (infra/settings.py). ConsumerSettings composes them,
+# flat as the environment carries them; its fields keep this order (pydantic takes a base's fields before those
+# of the bases listed before it). The concerns are plain classes, whose fields pydantic collects as a model's:
+# as models, each collecting its fields again to be validated only as part of the whole, they would add about
+# 1.5 ms to the cold start under 3.14; as plain classes, about 0.3 ms (the bases' method resolution).
+class PowertoolsSettings:
+    """Powertools' own variables: the service's name, its metrics and its logs."""
 
     service_name: str = Field(
         default="sqs-consumer", min_length=1, validation_alias=AliasChoices("POWERTOOLS_SERVICE_NAME", "service_name")
@@ -47,6 +52,11 @@ class ConsumerSettings(BaseModel):
         validation_alias=AliasChoices("POWERTOOLS_METRICS_NAMESPACE", "metrics_namespace"),
     )
     log_level: LogLevel = Field(default="INFO", validation_alias=AliasChoices("POWERTOOLS_LOG_LEVEL", "log_level"))
+
+
+class RecordSettings:
+    """How a batch's records are run: where a quarantined one goes, the time kept in reserve, how many at once."""
+
     dlq_url: str = Field(
         pattern=r"^https?://\S+$",
         description="Where quarantined messages are sent.",
@@ -66,6 +76,11 @@ class ConsumerSettings(BaseModel):
         description="How many records of a standard-queue batch may run their async handlers at once.",
         validation_alias=AliasChoices("MAX_CONCURRENT_RECORDS", "max_concurrent_records"),
     )
+
+
+class RetrySettings:
+    """When a failed record is retried, and when it is quarantined instead (the DLQ's size bound)."""
+
     retry_backoff_base_seconds: float = Field(
         default=0,
         ge=0,
@@ -97,6 +112,18 @@ class ConsumerSettings(BaseModel):
         description="The DLQ's MaximumMessageSize: a quarantined copy's body and attributes fit within it.",
         validation_alias=AliasChoices("DLQ_MAX_MESSAGE_BYTES", "dlq_max_message_bytes"),
     )
+
+    def _backoff_cap_covers_base(self) -> None:
+        if self.retry_backoff_base_seconds > self.retry_backoff_cap_seconds:
+            raise ValueError(
+                f"RETRY_BACKOFF_BASE_SECONDS ({self.retry_backoff_base_seconds:g}) must be <= "
+                f"RETRY_BACKOFF_CAP_SECONDS ({self.retry_backoff_cap_seconds:g})"
+            )
+
+
+class IdempotencySettings:
+    """The table of processed event_ids (idempotency/)."""
+
     idempotency_table: str | None = Field(
         default=None,
         min_length=3,
@@ -109,6 +136,11 @@ class ConsumerSettings(BaseModel):
         description="How long a processed event_id is remembered.",
         validation_alias=AliasChoices("IDEMPOTENCY_TTL_SECONDS", "idempotency_ttl_seconds"),
     )
+
+
+class SecretSettings:
+    """The secrets handlers may read, and how long a read is cached (secrets.py)."""
+
     secret_names: dict[str, str] = Field(
         default_factory=dict,
         description="The secrets handlers may read (secrets.py): the name they use -> the Secrets Manager name.",
@@ -121,6 +153,11 @@ class ConsumerSettings(BaseModel):
         description="How long a secret read is cached before Secrets Manager is asked again.",
         validation_alias=AliasChoices("SECRETS_MAX_AGE_SECONDS", "secrets_max_age_seconds"),
     )
+
+
+class PayloadSettings:
+    """Offloaded payloads: the stage's bucket and the largest payload fetched (payloads.py)."""
+
     payload_bucket: str | None = Field(
         default=None,
         min_length=3,
@@ -141,11 +178,21 @@ class ConsumerSettings(BaseModel):
         description="The largest offloaded payload the function fetches; a larger one is quarantined.",
         validation_alias=AliasChoices("MAX_PAYLOAD_BYTES", "max_payload_bytes"),
     )
+
+
+class FollowUpSettings:
+    """Where handlers may emit follow-up events (followups.py)."""
+
     followup_queues: dict[str, str] = Field(
         default_factory=dict,
         description="The destinations handlers may emit follow-up events to (followups.py): name -> queue URL.",
         validation_alias=AliasChoices("FOLLOWUP_QUEUES", "followup_queues"),
     )
+
+
+class TracingSettings:
+    """X-Ray subsegments per handler call (tracing.py)."""
+
     tracing: bool = Field(
         default=False,
         description="One X-Ray subsegment per handler call under the invocation's segment, sent to the X-Ray "
@@ -157,6 +204,11 @@ class ConsumerSettings(BaseModel):
         description="Set by Lambda: where the X-Ray daemon listens (UDP).",
         validation_alias=AliasChoices("AWS_XRAY_DAEMON_ADDRESS", "xray_daemon_address"),
     )
+
+
+class DependencySettings:
+    """The dependencies' circuit breakers, their probes, and their rate limits (dependencies/)."""
+
     breakers_enabled: bool = Field(
         default=False,
         description="Circuit breakers on the dependencies routes declare (docs/design.md §6); off, a dependency's "
@@ -205,11 +257,40 @@ class ConsumerSettings(BaseModel):
         default=None, description="Lambda's own AWS_LAMBDA_FUNCTION_NAME: the breakers find the function's mapping.",
         validation_alias=AliasChoices("AWS_LAMBDA_FUNCTION_NAME", "function_name"),
     )  # fmt: skip
+
+    def _cool_down_cap_covers_base(self) -> None:
+        if self.breaker_cool_down_seconds > self.breaker_cool_down_cap_seconds:
+            raise ValueError(
+                f"BREAKER_COOL_DOWN_SECONDS ({self.breaker_cool_down_seconds:g}) must be <= "
+                f"BREAKER_COOL_DOWN_CAP_SECONDS ({self.breaker_cool_down_cap_seconds:g})"
+            )
+
+
+class EndpointSettings:
+    """Local runs only: where the emulated AWS services answer."""
+
     aws_endpoint_url: str | None = Field(
         default=None,
         description="Only for local runs: botocore's own variable, pointing every client at the emulated services.",
         validation_alias=AliasChoices("AWS_ENDPOINT_URL", "aws_endpoint_url"),
     )
+
+
+# The function's settings, each concern's fields from its own class (above), read as one.
+class ConsumerSettings(
+    EndpointSettings,
+    DependencySettings,
+    TracingSettings,
+    FollowUpSettings,
+    PayloadSettings,
+    SecretSettings,
+    IdempotencySettings,
+    RetrySettings,
+    RecordSettings,
+    PowertoolsSettings,
+    BaseModel,
+):
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
     @field_validator("secret_names", "followup_queues", "dependency_rate_limits", mode="before")
     @classmethod
@@ -218,21 +299,10 @@ class ConsumerSettings(BaseModel):
         return json.loads(value) if isinstance(value, str) else value
 
     @model_validator(mode="after")
-    def _cool_down_cap_covers_base(self) -> ConsumerSettings:
-        if self.breaker_cool_down_seconds > self.breaker_cool_down_cap_seconds:
-            raise ValueError(
-                f"BREAKER_COOL_DOWN_SECONDS ({self.breaker_cool_down_seconds:g}) must be <= "
-                f"BREAKER_COOL_DOWN_CAP_SECONDS ({self.breaker_cool_down_cap_seconds:g})"
-            )
-        return self
-
-    @model_validator(mode="after")
-    def _backoff_cap_covers_base(self) -> ConsumerSettings:
-        if self.retry_backoff_base_seconds > self.retry_backoff_cap_seconds:
-            raise ValueError(
-                f"RETRY_BACKOFF_BASE_SECONDS ({self.retry_backoff_base_seconds:g}) must be <= "
-                f"RETRY_BACKOFF_CAP_SECONDS ({self.retry_backoff_cap_seconds:g})"
-            )
+    def _rules_across_fields(self) -> ConsumerSettings:
+        # Each concern's rule, in this order: the first one broken is the error.
+        self._cool_down_cap_covers_base()
+        self._backoff_cap_covers_base()
         return self
 
     @classmethod
