@@ -1,0 +1,33 @@
+"""Where the cyclic garbage collector is paused: work that makes many objects a collection would only
+scan for nothing, because they live as long as the process or reference counting frees them.
+
+- The function's init (``init_pause``, imported first by handler.py): with the collector on, the
+  modules, classes, models and validators the init makes set off about forty collections, each scanning
+  what is already loaded: a tenth of the cold start. Paused while they load, then frozen (``gc.freeze``:
+  out of every later collection's scan, as they never become garbage) and the collector resumed.
+
+Only what the import itself left as cyclic garbage (a few hundred objects) is frozen with the rest
+(docs/decisions/080-cold-start-without-collections.md).
+"""
+
+from __future__ import annotations
+
+import gc
+
+# Whether the init paused the collector, and has not resumed it yet.
+_INIT = {"paused": False}
+
+
+def pause_for_init() -> None:
+    """Pause the collector until ``resume_after_init`` (nothing when it is off already)."""
+    if gc.isenabled():
+        gc.disable()
+        _INIT["paused"] = True
+
+
+def resume_after_init() -> None:
+    """Freeze what the init made and resume the collector, when ``pause_for_init`` paused it."""
+    if _INIT["paused"]:
+        _INIT["paused"] = False
+        gc.freeze()
+        gc.enable()

@@ -1,0 +1,75 @@
+"""The cyclic garbage collector during the function's init: paused while its modules load, then resumed
+with what they made frozen; left as it was found when something else had turned it off."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sqs_consumer import collector
+from sqs_consumer.settings import ConsumerSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Imports the handler as the runtime does at init, counting the collections made from its first import on.
+INIT = """
+import gc, json, sys
+if sys.argv[1] == "off":
+    gc.disable()
+collections = []
+def count(phase, info):
+    if phase == "start" and "sqs_consumer.init_pause" in sys.modules:
+        collections.append(info["generation"])
+gc.callbacks.append(count)
+frozen_before = gc.get_freeze_count()
+import sqs_consumer.handler
+print(json.dumps({"collections": len(collections), "enabled": gc.isenabled(),
+                  "frozen": gc.get_freeze_count() - frozen_before}))
+"""
+
+
+def _init(collector_state: str) -> dict[str, object]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            [os.environ.get("PYTHONPATH", ""), str(ROOT), str(ROOT / "functions" / "consumer")]
+        ),
+        "AWS_REGION": "us-east-1",
+        ConsumerSettings.env_name("dlq_url"): "https://sqs.us-east-1.amazonaws.com/123456789012/dlq",
+    }
+    command = [sys.executable, "-c", INIT, collector_state]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    report: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
+    return report
+
+
+def test_init_loads_the_modules_without_a_collection_then_freezes_them_and_resumes_the_collector():
+    # WHEN the handler's module is imported in a fresh process
+    report = _init("on")
+    # THEN no collection ran while it loaded (its modules set off dozens otherwise), what it made
+    # is frozen out of later collections, and the collector is on again
+    assert report["collections"] == 0
+    assert isinstance(report["frozen"], int) and report["frozen"] > 10_000
+    assert report["enabled"] is True
+
+
+def test_init_leaves_a_collector_that_was_off_off_and_freezes_nothing():
+    report = _init("off")
+    assert report == {"collections": 0, "enabled": False, "frozen": 0}
+
+
+def test_resume_after_init_resumes_only_what_the_init_paused(monkeypatch: pytest.MonkeyPatch):
+    # GIVEN a process whose init did not pause the collector (it was resumed already)
+    calls: list[str] = []
+    monkeypatch.setattr(collector.gc, "freeze", lambda: calls.append("freeze"))
+    monkeypatch.setattr(collector.gc, "enable", lambda: calls.append("enable"))
+    monkeypatch.setitem(collector._INIT, "paused", False)
+    # WHEN the handler's module is loaded again (a test's reload)
+    collector.resume_after_init()
+    # THEN nothing is frozen nor turned on
+    assert calls == []
