@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sqs_consumer import collector
+from sqs_consumer import clients, collector
 from sqs_consumer.settings import ConsumerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,3 +73,42 @@ def test_resume_after_init_resumes_only_what_the_init_paused(monkeypatch: pytest
     collector.resume_after_init()
     # THEN nothing is frozen nor turned on
     assert calls == []
+
+
+def test_paused_runs_its_block_without_collections_and_leaves_the_collector_as_it_was():
+    # GIVEN the collector on
+    assert collector.gc.isenabled()
+    # WHEN a block runs paused
+    with collector.paused():
+        inside = collector.gc.isenabled()
+    # THEN the collector was off inside it, and is on again after it
+    assert inside is False
+    assert collector.gc.isenabled()
+
+
+def test_paused_leaves_a_collector_that_was_off_off():
+    collector.gc.disable()
+    try:
+        with collector.paused():
+            pass
+        assert not collector.gc.isenabled()
+    finally:
+        collector.gc.enable()
+
+
+def test_a_clients_creation_runs_without_collections(monkeypatch: pytest.MonkeyPatch):
+    # GIVEN a session that notes whether the collector is on while it makes a client
+    seen: list[bool] = []
+
+    class Session:
+        def create_client(self, service: str, **_: object) -> str:
+            seen.append(collector.gc.isenabled())
+            return service
+
+    monkeypatch.setattr(clients, "_session", Session)
+    # WHEN the function makes its DynamoDB client
+    made = clients.dynamodb_client()
+    # THEN botocore made it with the collector paused, and the collector is on again
+    assert made == "dynamodb"
+    assert seen == [False]
+    assert collector.gc.isenabled()

@@ -5,6 +5,9 @@ scan for nothing, because they live as long as the process or reference counting
   modules, classes, models and validators the init makes set off about forty collections, each scanning
   what is already loaded: a tenth of the cold start. Paused while they load, then frozen (``gc.freeze``:
   out of every later collection's scan, as they never become garbage) and the collector resumed.
+- A client's creation (clients.py, on the first batch): botocore's modules, the session's handlers and
+  the service model; paused, not frozen: the batch's own objects are alive meanwhile.
+- The counting and the response past the commit floor (pipeline/settlement.py).
 
 Only what the import itself left as cyclic garbage (a few hundred objects) is frozen with the rest
 (docs/decisions/080-cold-start-without-collections.md).
@@ -13,6 +16,8 @@ Only what the import itself left as cyclic garbage (a few hundred objects) is fr
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 # Whether the init paused the collector, and has not resumed it yet.
 _INIT = {"paused": False}
@@ -30,4 +35,18 @@ def resume_after_init() -> None:
     if _INIT["paused"]:
         _INIT["paused"] = False
         gc.freeze()
+        gc.enable()
+
+
+@contextmanager
+def paused() -> Iterator[None]:
+    """The block without collections, and the collector as it was after it: what the block made that
+    became garbage goes in a later collection."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
         gc.enable()
