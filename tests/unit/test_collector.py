@@ -3,6 +3,7 @@ with what they made frozen; left as it was found when something else had turned 
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -66,8 +67,8 @@ def test_init_leaves_a_collector_that_was_off_off_and_freezes_nothing():
 def test_resume_after_init_resumes_only_what_the_init_paused(monkeypatch: pytest.MonkeyPatch):
     # GIVEN a process whose init did not pause the collector (it was resumed already)
     calls: list[str] = []
-    monkeypatch.setattr(collector.gc, "freeze", lambda: calls.append("freeze"))
-    monkeypatch.setattr(collector.gc, "enable", lambda: calls.append("enable"))
+    monkeypatch.setattr(gc, "freeze", lambda: calls.append("freeze"))
+    monkeypatch.setattr(gc, "enable", lambda: calls.append("enable"))
     monkeypatch.setitem(collector._INIT, "paused", False)
     # WHEN the handler's module is loaded again (a test's reload)
     collector.resume_after_init()
@@ -77,23 +78,23 @@ def test_resume_after_init_resumes_only_what_the_init_paused(monkeypatch: pytest
 
 def test_paused_runs_its_block_without_collections_and_leaves_the_collector_as_it_was():
     # GIVEN the collector on
-    assert collector.gc.isenabled()
+    assert gc.isenabled()
     # WHEN a block runs paused
     with collector.paused():
-        inside = collector.gc.isenabled()
+        inside = gc.isenabled()
     # THEN the collector was off inside it, and is on again after it
     assert inside is False
-    assert collector.gc.isenabled()
+    assert gc.isenabled()
 
 
 def test_paused_leaves_a_collector_that_was_off_off():
-    collector.gc.disable()
+    gc.disable()
     try:
         with collector.paused():
             pass
-        assert not collector.gc.isenabled()
+        assert not gc.isenabled()
     finally:
-        collector.gc.enable()
+        gc.enable()
 
 
 def test_a_clients_creation_runs_without_collections(monkeypatch: pytest.MonkeyPatch):
@@ -102,13 +103,13 @@ def test_a_clients_creation_runs_without_collections(monkeypatch: pytest.MonkeyP
 
     class Session:
         def create_client(self, service: str, **_: object) -> str:
-            seen.append(collector.gc.isenabled())
+            seen.append(gc.isenabled())
             return service
 
     monkeypatch.setattr(clients, "_session", Session)
     # WHEN the function makes its DynamoDB client
-    made = clients.dynamodb_client()
+    made: object = clients.dynamodb_client()
     # THEN botocore made it with the collector paused, and the collector is on again
     assert made == "dynamodb"
     assert seen == [False]
-    assert collector.gc.isenabled()
+    assert gc.isenabled()
