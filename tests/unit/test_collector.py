@@ -34,7 +34,18 @@ print(json.dumps({"collections": len(collections), "enabled": gc.isenabled(),
 """
 
 
-def _init(collector_state: str) -> dict[str, object]:
+# The first invocation's consumer, built after the init as lambda_handler builds it.
+FIRST = """
+import gc, json, sys
+import sqs_consumer.handler as handler
+frozen_before = gc.get_freeze_count()
+handler._consumer()
+print(json.dumps({"botocore": "botocore.session" in sys.modules, "enabled": gc.isenabled(),
+                  "frozen": gc.get_freeze_count() - frozen_before}))
+"""
+
+
+def _run(code: str, argument: str = "", **settings: str) -> dict[str, object]:
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(
@@ -42,8 +53,9 @@ def _init(collector_state: str) -> dict[str, object]:
         ),
         "AWS_REGION": "us-east-1",
         ConsumerSettings.env_name("dlq_url"): "https://sqs.us-east-1.amazonaws.com/123456789012/dlq",
+        **{ConsumerSettings.env_name(name): value for name, value in settings.items()},
     }
-    command = [sys.executable, "-c", INIT, collector_state]
+    command = [sys.executable, "-c", code, argument]
     result = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
     report: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
     return report
@@ -51,7 +63,7 @@ def _init(collector_state: str) -> dict[str, object]:
 
 def test_init_loads_the_modules_without_a_collection_then_freezes_them_and_resumes_the_collector():
     # WHEN the handler's module is imported in a fresh process
-    report = _init("on")
+    report = _run(INIT, "on")
     # THEN no collection ran while it loaded (its modules set off dozens otherwise), what it made
     # is frozen out of later collections, and the collector is on again
     assert report["collections"] == 0
@@ -60,8 +72,22 @@ def test_init_loads_the_modules_without_a_collection_then_freezes_them_and_resum
 
 
 def test_init_leaves_a_collector_that_was_off_off_and_freezes_nothing():
-    report = _init("off")
+    report = _run(INIT, "off")
     assert report == {"collections": 0, "enabled": False, "frozen": 0}
+
+
+def test_with_idempotency_the_first_consumer_loads_botocore_and_freezes_it_before_any_record():
+    # WHEN the first invocation builds the consumer of a stage whose batches claim their records
+    report = _run(FIRST, idempotency_table="idempotency")
+    # THEN botocore and the table's model are loaded then, and frozen with the rest; the collector is on
+    assert report["botocore"] is True
+    assert isinstance(report["frozen"], int) and report["frozen"] > 10_000
+    assert report["enabled"] is True
+
+
+def test_without_idempotency_the_first_consumer_loads_no_botocore_and_freezes_nothing():
+    report = _run(FIRST)
+    assert report == {"botocore": False, "enabled": True, "frozen": 0}
 
 
 def test_resume_after_init_resumes_only_what_the_init_paused(monkeypatch: pytest.MonkeyPatch):

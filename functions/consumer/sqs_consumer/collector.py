@@ -8,6 +8,9 @@ scan for nothing, because they live as long as the process or reference counting
 - A client's creation (clients.py, on the first batch): botocore's modules, the session's handlers and
   the service model; paused, not frozen: the batch's own objects are alive meanwhile.
 - The counting and the response past the commit floor (pipeline/settlement.py).
+- ``load_and_freeze``: what the first invocation loads before any record is parsed (botocore and the
+  DynamoDB model, when every batch claims its records), frozen like the init's: nothing of a batch is
+  alive yet that could become cyclic garbage, only the event (decoded JSON, without cycles).
 
 Only what the import itself left as cyclic garbage (a few hundred objects) is frozen with the rest
 (docs/decisions/080-cold-start-without-collections.md).
@@ -16,7 +19,7 @@ Only what the import itself left as cyclic garbage (a few hundred objects) is fr
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 # Whether the init paused the collector, and has not resumed it yet.
@@ -36,6 +39,13 @@ def resume_after_init() -> None:
         _INIT["paused"] = False
         gc.freeze()
         gc.enable()
+
+
+def load_and_freeze(load: Callable[[], object]) -> None:
+    """Run ``load`` without collections, then freeze what exists (call it only before a batch's objects)."""
+    with paused():
+        load()
+    gc.freeze()
 
 
 @contextmanager

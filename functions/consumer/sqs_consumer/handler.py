@@ -26,7 +26,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sqs_consumer import secrets
 from sqs_consumer.clients import dynamodb_client, preload_service_models
-from sqs_consumer.collector import resume_after_init
+from sqs_consumer.collector import load_and_freeze, resume_after_init
 from sqs_consumer.dependencies import PROBE_KEY
 from sqs_consumer.followups import SqsFollowUpSender
 from sqs_consumer.idempotency.dynamodb import DynamoDBIdempotency, DynamoDBStore
@@ -161,7 +161,12 @@ def _board() -> BreakerBoard | None:
 
 @cache
 def _consumer() -> BatchConsumer:
-    return build_consumer(get_settings(), board=_board())
+    consumer = build_consumer(get_settings(), board=_board())
+    if consumer.uses_idempotency:
+        # Every batch claims its records in DynamoDB: botocore and the table's service model are loaded now,
+        # before the first batch's records are parsed, and frozen out of later collections (collector.py).
+        load_and_freeze(lambda: preload_service_models(["dynamodb"]))
+    return consumer
 
 
 def handle_probe(
