@@ -13,7 +13,7 @@ scan for nothing, because they live as long as the process or reference counting
   alive yet that could become cyclic garbage, only the event (decoded JSON, without cycles).
 
 Only what the import itself left as cyclic garbage (a few hundred objects) is frozen with the rest
-(docs/decisions/080-cold-start-without-collections.md).
+(docs/decisions/079-cold-start-without-collections.md).
 """
 
 from __future__ import annotations
