@@ -76,27 +76,34 @@ lint-workflows: $(STAMP) ## actionlint on .github/workflows, zizmor (its stricte
 	$(BIN)/actionlint
 	$(BIN)/zizmor --offline --persona=auditor --quiet .github
 
-# The suite runs on every CPU; worksteal keeps them busy when a few long e2e tests land on one worker. More
-# workers than CPUs starve the tests that time a crash or a deadline (docs/decisions/074-suite-speed.md).
+# The suite runs as two pytest runs beside each other, each with one worker a CPU (worksteal keeps them busy
+# when a few long tests land on one worker): the end-to-end tests, which mostly wait (on the emulator's
+# runtimes, moto_server, a visibility timeout, a killed process's redelivery), and the others, which mostly
+# compute (synths, scans, builds). So no more than one worker a CPU computes at once: more starve the tests
+# that time a crash or a deadline (docs/decisions/074-suite-speed.md).
 SUITE_WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 PYTEST_PARALLEL := -n $(SUITE_WORKERS) --dist worksteal
 UNIT_PARALLEL := -n auto --dist worksteal
 # The tests start hundreds of Python processes that import the project's modules: they compile them once
 # into __pycache__ (ignored by git, by the asset's packaging and removed by make clean), whatever the shell's
 # PYTHONDONTWRITEBYTECODE says (docs/decisions/074-suite-speed.md).
-test unit suite checks: export PYTHONDONTWRITEBYTECODE :=
+test unit suite-e2e suite-others checks: export PYTHONDONTWRITEBYTECODE :=
 
-# The suite prints as it goes; beside it, the checks and the function's tests on 3.14 each print their output
-# whole when they end (--output-sync). Any failure fails make test, once all have run (--keep-going).
+# The end-to-end tests print as they go; beside them, the other tests, the checks and the function's tests on
+# 3.14 each print their output whole when they end (--output-sync). Any failure fails make test, once all have
+# run (--keep-going).
 test: setup ## The whole suite: lint, types, unit, infra, integration, e2e; the function's tests on 3.14, beside each other (about 8 min on 2 CPUs)
-	@$(MAKE) --no-print-directory --keep-going --jobs=6 suite checks
+	@$(MAKE) --no-print-directory --keep-going --jobs=7 suite-e2e checks
 
-.PHONY: suite checks
-suite: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_PARALLEL)
+.PHONY: suite-e2e suite-others checks
+suite-e2e: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) tests/e2e
+
+suite-others: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) tests --ignore=tests/e2e
 
 checks: $(STAMP)
-	@$(MAKE) --no-print-directory --keep-going --output-sync=target lint lint-workflows typecheck runtime-tests
+	@$(MAKE) --no-print-directory --keep-going --output-sync=target suite-others lint lint-workflows typecheck runtime-tests
 
 runtime-tests: $(STAMP)
 	$(BIN)/python -m tests.runtime
