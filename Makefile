@@ -31,27 +31,46 @@ SOURCES := app.py cdk.json requirements.txt $(wildcard infra/*.py) $(shell find 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-setup: $(STAMP) $(NODE_STAMP) ## Create .venv and node_modules with the pinned versions (idempotent)
+setup: ## Create .venv and node_modules with the pinned versions (idempotent; its parts beside each other)
+	@$(MAKE) --no-print-directory --jobs=4 --output-sync=target $(STAMP) $(NODE_STAMP)
 
 # uv installs the pinned set in seconds (pip takes minutes, mostly compiling aws-cdk-lib).
 UV_VERSION := 0.13.8
+UV_STAMP := $(VENV)/.uv
+DEV_STAMP := $(VENV)/.dev
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+RUNTIME_STAMP := .cache/.runtime-installed
 
-$(STAMP): requirements.txt requirements-dev.txt requirements-checkov.txt requirements-rehearse.txt pyproject.toml
+# Setup's parts: .venv with uv first, then the dev environment, checkov's and the runtime's Python, each
+# on its own (make setup builds them beside each other).
+$(STAMP): $(DEV_STAMP) $(CHECKOV_STAMP) $(RUNTIME_STAMP)
+	touch $@
+
+$(UV_STAMP):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	touch $@
+
+$(DEV_STAMP): requirements.txt requirements-dev.txt pyproject.toml | $(UV_STAMP)
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/uv pip install --quiet --compile-bytecode -r requirements-dev.txt
 	# The project itself, editable: the sqs-publish and sqs-dlq commands.
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/uv pip install --quiet --no-deps -e .
 	# The Lambda emulator, taken once from the pinned aws-sam-cli wheel into .cache/rie/.
 	$(BIN)/python -c "from local.emulator import rie_binary; rie_binary()"
-	# checkov in its own environment: its pins conflict with cfn-lint's (requirements-checkov.txt).
-	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	touch $@
+
+# checkov in its own environment: its pins conflict with cfn-lint's (requirements-checkov.txt).
+$(CHECKOV_STAMP): requirements-checkov.txt | $(UV_STAMP)
+	test -x $(CHECKOV_VENV)/bin/python || $(BIN)/uv venv --quiet --python $(PYTHON) $(CHECKOV_VENV)
 	VIRTUAL_ENV=$(CURDIR)/$(CHECKOV_VENV) $(BIN)/uv pip install --quiet --compile-bytecode -r requirements-checkov.txt
+	touch $@
+
+$(RUNTIME_STAMP): requirements-rehearse.txt | $(UV_STAMP)
 	# CPython 3.14, the runtime's Python, into .cache/python3.14/ when none is found (infra/runtime_python.py).
 	$(BIN)/python -m infra.runtime_python install > /dev/null
 	# LocalStack, the second CloudFormation engine of make rehearse, into .cache/localstack under that 3.14.
 	$(BIN)/python -m infra.localstack install
-	touch $@
+	mkdir -p $(@D) && touch $@
 
 # What setup, synth, the tests and the local runs make, wherever they make it (.gitignore lists the same).
 CLEANED := $(VENV) node_modules cdk.out dist .cache .mypy_cache .ruff_cache .pytest_cache .hypothesis __pycache__ *.egg-info
