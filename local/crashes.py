@@ -83,7 +83,17 @@ class CrashInjector:
                 # two a batch): draw from earlier in the next one.
                 low, high = low / 2, max(high / 2, 0.005)
                 continue
-            at = time.time()
-            if self._functions[index].kill_runtime():
+            function, at = self._functions[index], time.time()
+            exits = function.runtime_exits
+            if function.kill_runtime() and self._ended_by(function, exits):
                 self.kills.append(Kill(index, at))
                 return
+
+    def _ended_by(self, function: FunctionEmulator, exits: int) -> bool:
+        """Whether the kill ended an invocation: one that had already answered (its response on its way, still
+        ``invoking``) ends without an error, and the kill only cost the next one a new runtime. Another is
+        looked for then."""
+        deadline = time.monotonic() + BUSY_WAIT_SECONDS
+        while function.invoking and function.runtime_exits == exits and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return function.runtime_exits > exits

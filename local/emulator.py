@@ -238,6 +238,8 @@ class FunctionEmulator:
         # True while an invocation runs (an instance runs one at a time: the lock queues the others,
         # a scheduled invocation behind a batch).
         self.invoking = False
+        # Invocations whose runtime died under them (Runtime.ExitError): counted before ``invoking`` is False.
+        self.runtime_exits = 0
         self._one_at_a_time = threading.Lock()
         self._returned = 0  # invocations that returned: each has its REPORT line
         self._child = ChildProcess(command, env=env, capture=log_path is not None)
@@ -288,6 +290,7 @@ class FunctionEmulator:
                 raise
             # The runtime process died mid-invocation (a crash, an out-of-memory kill): Lambda reports
             # Runtime.ExitError and starts a new runtime for the next invocation, as the emulator does.
+            self.runtime_exits += 1
             return Invocation("Runtime.ExitError", function_error=True, duration_seconds=time.monotonic() - started)
         finally:
             self.invoking = False

@@ -12,7 +12,7 @@ class ShortInvocations:
     """An instance whose invocations last ``seconds``, one after another with a pause between."""
 
     def __init__(self, seconds: float, pause: float) -> None:
-        self.killed_while_invoking = 0
+        self.runtime_exits = 0  # invocations the kills ended
         self.kills = 0
         self._seconds, self._pause = seconds, pause
         self._started = time.monotonic()
@@ -23,7 +23,17 @@ class ShortInvocations:
 
     def kill_runtime(self) -> bool:
         self.kills += 1
-        self.killed_while_invoking += self.invoking
+        self.runtime_exits += self.invoking
+        return True
+
+
+class AnsweredBeforeTheKill(ShortInvocations):
+    """An instance whose first invocation killed had already answered: the kill ends nothing."""
+
+    def kill_runtime(self) -> bool:
+        self.kills += 1
+        if self.kills > 1:
+            self.runtime_exits += self.invoking
         return True
 
 
@@ -39,7 +49,23 @@ def test_crash_injector_makes_every_crash_asked_for_when_invocations_are_short()
         time.sleep(0.05)
     injector.stop()
 
-    # THEN it made the three crashes, each in an invocation
+    # THEN it made the three crashes, each ending an invocation
     assert len(injector.kills) == 3
-    assert sum(function.kills for function in functions) == 3
-    assert all(function.killed_while_invoking == function.kills for function in functions)
+    assert sum(function.runtime_exits for function in functions) == 3
+
+
+def test_a_kill_that_ended_no_invocation_is_not_a_crash_and_another_is_made():
+    # GIVEN an instance whose first kill comes after its invocation answered (its response on its way)
+    function = AnsweredBeforeTheKill(0.2, 0.02)
+    injector = CrashInjector(cast(Any, [function]), 1, seed=3, pause_seconds=(0.0, 0.01), moment_seconds=(0.0, 0.01))
+
+    # WHEN it runs
+    injector.start()
+    deadline = time.monotonic() + 20
+    while not injector.kills and time.monotonic() < deadline:
+        time.sleep(0.05)
+    injector.stop()
+
+    # THEN the kill that ended nothing is not counted, and the crash asked for was made by another
+    assert function.kills == 2
+    assert len(injector.kills) == function.runtime_exits == 1
