@@ -84,16 +84,18 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# make test runs the static checks at a lower priority (CHECKS_NICE): they time nothing, and the tests'
+# CPUs go to the tests first (docs/decisions/074-suite-speed.md).
 lint: $(STAMP) ## ruff lint and format check
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(CHECKS_NICE) $(BIN)/ruff check .
+	$(CHECKS_NICE) $(BIN)/ruff format --check .
 
 typecheck: $(STAMP) ## mypy (strict, pydantic plugin)
-	$(BIN)/mypy .
+	$(CHECKS_NICE) $(BIN)/mypy .
 
 lint-workflows: $(STAMP) ## actionlint on .github/workflows, zizmor (its strictest persona) on them and dependabot.yml: 0 findings
-	$(BIN)/actionlint
-	$(BIN)/zizmor --offline --persona=auditor --quiet .github
+	$(CHECKS_NICE) $(BIN)/actionlint
+	$(CHECKS_NICE) $(BIN)/zizmor --offline --persona=auditor --quiet .github
 
 # The suite runs as two pytest runs beside each other (worksteal keeps each busy when a few long tests land on
 # one worker): the end-to-end tests, which mostly wait (on the emulator's runtimes, moto_server, a visibility
@@ -123,7 +125,8 @@ suite-others: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_PARALLEL) tests --ignore=tests/e2e
 
 checks: $(STAMP)
-	@$(MAKE) --no-print-directory --keep-going --output-sync=target suite-others lint lint-workflows typecheck runtime-tests
+	@$(MAKE) --no-print-directory --keep-going --output-sync=target suite-others lint lint-workflows typecheck runtime-tests \
+		CHECKS_NICE="nice -n 10"
 
 runtime-tests: $(STAMP)
 	$(BIN)/python -m tests.runtime
