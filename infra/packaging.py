@@ -23,6 +23,7 @@ first line names the building machine's Python, are left out.
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 import hashlib
 import json
@@ -272,7 +273,16 @@ def compile_bytecode(compiler: list[str], folder: Path, task_root: str | None = 
 
 
 def build_function_asset(target: Target, source: Path = FUNCTION_SOURCE, cache_dir: Path = CACHE_DIR) -> Path:
-    """A folder holding the function's code and its dependencies for ``target``, compiled for it."""
+    """A folder holding the function's code and its dependencies for ``target``, compiled for it. Processes
+    that build one target in one cache take turns: the first builds it, the others find it built (several
+    synths at once, as the test suite's workers run them, would each build the same folder)."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with (cache_dir / f".{target.architecture}-py{target.python_version}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process dies
+        return _build_function_asset(target, source, cache_dir)
+
+
+def _build_function_asset(target: Target, source: Path, cache_dir: Path) -> Path:
     dependencies = build_dependencies(target, cache_dir=cache_dir)
     compiler = bytecode_compiler(target)
     key = _digest(dependencies.name.encode(), _tree_digest(source), _compiler_identity(compiler))
