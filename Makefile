@@ -97,10 +97,10 @@ lint-workflows: $(STAMP) ## actionlint on .github/workflows, zizmor (its stricte
 	$(CHECKS_NICE) $(BIN)/actionlint
 	$(CHECKS_NICE) $(BIN)/zizmor --offline --persona=auditor --quiet .github
 
-# The suite runs as two pytest runs beside each other (worksteal keeps each busy when a few long tests land on
-# one worker): the end-to-end tests, which mostly wait (on the emulator's runtimes, moto_server, a visibility
-# timeout, a killed process's redelivery), with one worker more than CPUs, and the others, which mostly compute
-# (synths, scans, builds), with one worker a CPU. So no more than one worker a CPU computes at once: more starve
+# The suite runs as two pytest runs beside each other: the end-to-end tests, which mostly wait (on the emulator's
+# runtimes, moto_server, a visibility timeout, a killed process's redelivery), with one worker more than CPUs,
+# handed out a file at a time, longest first (tests/e2e/conftest.py); and the others, which mostly compute
+# (synths, scans, builds), with one worker a CPU (worksteal keeps them busy when a few long tests land on one). So no more than one worker a CPU computes at once: more starve
 # the tests that time a crash or a deadline (docs/decisions/074-suite-speed.md).
 SUITE_WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 E2E_WORKERS ?= $(shell echo $$(( $(SUITE_WORKERS) + 1 )))
@@ -119,7 +119,7 @@ test: setup ## The whole suite: lint, types, unit, infra, integration, e2e; the 
 
 .PHONY: suite-e2e suite-others checks
 suite-e2e: $(STAMP)
-	$(BIN)/python -m pytest -n $(E2E_WORKERS) --dist worksteal tests/e2e
+	$(BIN)/python -m pytest -n $(E2E_WORKERS) --dist loadfile --no-loadscope-reorder tests/e2e
 
 suite-others: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_PARALLEL) tests --ignore=tests/e2e
