@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # the two fault runs and the crash tests queued on one worker (docs/decisions/074-suite-speed.md).
 LONGEST_FIRST = (
     "test_fault_run_crashes.py", "test_outage_run.py", "test_fault_run.py", "test_local_pipeline.py",
-    "test_crash.py", "test_benchmarks_run.py", "test_rehearse.py", "test_store_at_scale.py", "test_stopping.py", "test_local_mapping_control.py",
+    "test_crash.py", "test_benchmarks_run.py", "test_rehearse.py", "test_stopping.py", "test_local_mapping_control.py",
     "test_local_consumers.py", "test_runbook.py", "test_crash_followups.py", "test_readme.py",
 )  # fmt: skip
 
