@@ -21,7 +21,7 @@ from sqs_consumer.registry import EventRegistry, Route
 from sqs_consumer.testing import events as sqs
 from sqs_consumer.testing.fakes import FakeContext, InMemoryDLQ, InMemoryIdempotency, InMemorySender
 from sqs_consumer.tracing import SegmentEmitter
-from tests.conftest import failed_ids
+from tests.conftest import LogCapture, failed_ids
 
 TRACE = "Root=1-6942a1b0-5f3c7e0a9b1d2c3e4f506172;Parent=53995c3f42cd8ad8;Sampled=1"
 TRACE_ID = "1-6942a1b0-5f3c7e0a9b1d2c3e4f506172"
@@ -137,16 +137,8 @@ def test_an_internal_error_once_the_event_is_parsed_names_it_in_its_line(logs, m
         raise RuntimeError("bookkeeping bug")
 
     monkeypatch.setattr(Batch, "succeed", broken)
-    plain = BatchConsumer(EventRegistry([Route(HelloEvent, lambda event, record: None)]), InMemoryDLQ(),
-                          time_reserve_ms=1_000)  # fmt: skip
-
-    # WHEN a record runs
-    response = plain.handle(sqs.event(traced_record("evt_1")), FakeContext())
-
-    # THEN it is listed, never lost, and the line names its message, its event and its trace
-    assert failed_ids(response) == ["m-evt_1"]
-    [line] = [line for line in logs.lines if line["message"] == "Record listed after an internal error"]
-    assert (line["message_id"], line["event_id"], line["trace_id"]) == ("m-evt_1", "evt_1", TRACE_ID)
+    # WHEN a record runs, THEN it is listed, never lost, and the line names its message, its event and its trace
+    _assert_listed_with_its_event_and_trace(logs)
 
 
 def test_an_internal_error_while_parsing_a_valid_event_names_it_in_its_line(logs, monkeypatch: pytest.MonkeyPatch):
@@ -157,13 +149,14 @@ def test_an_internal_error_while_parsing_a_valid_event_names_it_in_its_line(logs
         raise RuntimeError("parsing bug")
 
     monkeypatch.setattr(records, "Job", broken)
+    # WHEN a record runs, THEN it is listed, never lost, and the line names its message, its event and its trace
+    _assert_listed_with_its_event_and_trace(logs)
+
+
+def _assert_listed_with_its_event_and_trace(logs: LogCapture) -> None:
     plain = BatchConsumer(EventRegistry([Route(HelloEvent, lambda event, record: None)]), InMemoryDLQ(),
                           time_reserve_ms=1_000)  # fmt: skip
-
-    # WHEN a record arrives
     response = plain.handle(sqs.event(traced_record("evt_1")), FakeContext())
-
-    # THEN it is listed, and the line names its event and trace beside its message id
     assert failed_ids(response) == ["m-evt_1"]
     [line] = [line for line in logs.lines if line["message"] == "Record listed after an internal error"]
     assert (line["message_id"], line["event_id"], line["trace_id"]) == ("m-evt_1", "evt_1", TRACE_ID)
