@@ -19,6 +19,11 @@ CDK_APP = $(if $(ASSEMBLY),--app "$(ASSEMBLY)")
 EVENT ?= events/hello.json
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 export PYTHONPATH := $(CURDIR):$(CURDIR)/functions/consumer
+# The tools, the tests and the local runs start hundreds of Python processes: each module is compiled the
+# first time one imports it, into __pycache__ (ignored by git, by the asset's packaging, removed by make
+# clean), whatever the shell's PYTHONDONTWRITEBYTECODE says; setup compiles nothing ahead, most of what it
+# installs is never imported (docs/decisions/074-suite-speed.md). The function's asset carries its own.
+export PYTHONDONTWRITEBYTECODE :=
 # jsii prints a banner on Node 20 unless its major version is listed here.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
@@ -52,7 +57,7 @@ $(UV_STAMP):
 	touch $@
 
 $(DEV_STAMP): requirements.txt requirements-dev.txt pyproject.toml | $(UV_STAMP)
-	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/uv pip install --quiet --compile-bytecode -r requirements-dev.txt
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/uv pip install --quiet -r requirements-dev.txt
 	# The project itself, editable: the sqs-publish and sqs-dlq commands.
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/uv pip install --quiet --no-deps -e .
 	# The Lambda emulator, taken once from the pinned aws-sam-cli wheel into .cache/rie/.
@@ -62,7 +67,7 @@ $(DEV_STAMP): requirements.txt requirements-dev.txt pyproject.toml | $(UV_STAMP)
 # checkov in its own environment: its pins conflict with cfn-lint's (requirements-checkov.txt).
 $(CHECKOV_STAMP): requirements-checkov.txt | $(UV_STAMP)
 	test -x $(CHECKOV_VENV)/bin/python || $(BIN)/uv venv --quiet --python $(PYTHON) $(CHECKOV_VENV)
-	VIRTUAL_ENV=$(CURDIR)/$(CHECKOV_VENV) $(BIN)/uv pip install --quiet --compile-bytecode -r requirements-checkov.txt
+	VIRTUAL_ENV=$(CURDIR)/$(CHECKOV_VENV) $(BIN)/uv pip install --quiet -r requirements-checkov.txt
 	touch $@
 
 $(RUNTIME_STAMP): requirements-rehearse.txt | $(UV_STAMP)
@@ -106,10 +111,6 @@ SUITE_WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 E2E_WORKERS ?= $(shell echo $$(( $(SUITE_WORKERS) + 1 )))
 PYTEST_PARALLEL := -n $(SUITE_WORKERS) --dist worksteal
 UNIT_PARALLEL := -n auto --dist worksteal
-# The tests start hundreds of Python processes that import the project's modules: they compile them once
-# into __pycache__ (ignored by git, by the asset's packaging and removed by make clean), whatever the shell's
-# PYTHONDONTWRITEBYTECODE says (docs/decisions/074-suite-speed.md).
-test unit suite-e2e suite-others checks: export PYTHONDONTWRITEBYTECODE :=
 
 # The end-to-end tests print as they go; beside them, the other tests, the checks and the function's tests on
 # 3.14 each print their output whole when they end (--output-sync). Any failure fails make test, once all have

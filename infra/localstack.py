@@ -71,7 +71,7 @@ def environment() -> Path:
     shutil.rmtree(VENV, ignore_errors=True)
     for step in (
         [uv, "venv", "--quiet", "--python", interpreter, str(VENV)],
-        [uv, "pip", "install", "--quiet", "--python", str(python), "--compile-bytecode", "-r", str(REQUIREMENTS)],
+        [uv, "pip", "install", "--quiet", "--python", str(python), "-r", str(REQUIREMENTS)],
     ):
         result = subprocess.run(step, capture_output=True, text=True, check=False)  # noqa: S603
         if result.returncode != 0:
