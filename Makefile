@@ -40,7 +40,7 @@ setup: ## Create .venv and node_modules with the pinned versions (idempotent; it
 	@$(MAKE) --no-print-directory --jobs=4 --output-sync=target $(STAMP) $(NODE_STAMP)
 
 # uv installs the pinned set in seconds (pip takes minutes, mostly compiling aws-cdk-lib).
-UV_VERSION := 0.13.8
+UV_VERSION := $(shell sed -n 's/^uv==//p' requirements-dev.txt)
 UV_STAMP := $(VENV)/.uv
 DEV_STAMP := $(VENV)/.dev
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed

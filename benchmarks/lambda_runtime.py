@@ -42,7 +42,7 @@ from typing import Any
 
 from infra import runtime_python
 from infra.function_environment import HANDLER, function_environment
-from infra.packaging import CACHE_DIR, Target, build_function_asset, pins, pip_install
+from infra.packaging import CACHE_DIR, Target, build_function_asset, install_wheels, pins
 from infra.settings import StackSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -159,14 +159,14 @@ def _pins(names: tuple[str, ...]) -> list[str]:
 def naive_deployment(python: list[str], target: Target) -> tuple[Path, Path]:
     """The naive reference's task folder (no bytecode) and the runtime's boto3 folder (compiled)."""
     bundled, provided = _pins(NAIVE_BUNDLED), _pins(RUNTIME_PROVIDED)
-    key = hashlib.sha256("\n".join([*bundled, *provided, target.pip_platform, NAIVE.read_text()]).encode())
+    key = hashlib.sha256("\n".join([*bundled, *provided, target.platform_tag, NAIVE.read_text()]).encode())
     folder = BENCH_CACHE / f"naive-{key.hexdigest()[:12]}"
     task, runtime = folder / "task", folder / "runtime"
     if not (folder / ".complete").is_file():
         shutil.rmtree(folder, ignore_errors=True)
-        pip_install(target, task, "--no-deps", *bundled)
+        install_wheels(target, task, "--no-deps", *bundled)
         shutil.copy(NAIVE, task / NAIVE.name)
-        pip_install(target, runtime, "--no-deps", *provided)
+        install_wheels(target, runtime, "--no-deps", *provided)
         subprocess.run([*python, "-m", "compileall", "-q", "-j", "0", str(runtime)], check=True,
                        capture_output=True)  # fmt: skip
         (folder / ".complete").write_text("ok\n")

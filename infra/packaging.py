@@ -1,9 +1,10 @@
 """Builds the consumer function's asset without Docker.
 
-The pinned runtime dependencies (requirements.txt) are installed with pip for
-the function's platform (``--platform``, ``--python-version``,
-``--only-binary``), never in a container. The dependency layer is cached under
-``.cache/`` keyed by the requirements, the target and pip's version, so a
+The pinned runtime dependencies (requirements.txt) are installed with ``uv pip install`` for
+the function's platform (``--python-platform``, ``--python-version``,
+``--only-binary``), never in a container: the wheels pip would choose, from uv's cache in a
+fraction of pip's time (docs/decisions/080-asset-installed-with-uv.md). The dependency layer is
+cached under ``.cache/`` keyed by the requirements, the target and uv's version, so a
 repeated synth is fast and works offline once the cache is warm. The code is
 copied beside the dependencies into a staging folder keyed by both.
 
@@ -17,7 +18,7 @@ without bytecode and one line says so.
 The same sources give the same asset wherever they are built: CDK names an asset by a hash of
 its files' relative paths and contents (not their timestamps, modes or order), so nothing
 in the folder may depend on where it was built. The bytecode records each module's path as
-Lambda sees it (``/var/task/...``), not the build folder's, and pip's console scripts, whose
+Lambda sees it (``/var/task/...``), not the build folder's, and the installer's console scripts, whose
 first line names the building machine's Python, are left out.
 """
 
@@ -56,7 +57,7 @@ _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", "tests"
 BOTOCORE_SERVICES = ("dynamodb", "s3", "secretsmanager", "sqs")
 # Where Lambda unpacks the asset: the path the bytecode records for each module (tracebacks, traces).
 TASK_ROOT = "/var/task"
-# How the dependency folder is laid out beyond pip's own work (in its cache key, so a change rebuilds it):
+# How the dependency folder is laid out beyond the installer's own work (in its cache key, so a change rebuilds it):
 # 2 leaves out the console scripts; 3 keeps the service models as plain JSON without their documentation.
 _DEPENDENCIES_LAYOUT = b"3"
 
@@ -79,8 +80,9 @@ class Target:
         return cls(python_version=runtime_python.VERSION, architecture="arm64" if arm else "x86_64")
 
     @property
-    def pip_platform(self) -> str:
-        return "manylinux2014_aarch64" if self.architecture == "arm64" else "manylinux2014_x86_64"
+    def platform_tag(self) -> str:
+        """uv's ``--python-platform``: Lambda's manylinux2014 (glibc 2.17 and later) on its CPU."""
+        return "aarch64-manylinux2014" if self.architecture == "arm64" else "x86_64-manylinux2014"
 
     @property
     def abi_tag(self) -> str:
@@ -106,10 +108,10 @@ def _tree_digest(root: Path) -> bytes:
     return _digest(*parts).encode()
 
 
-def _pip_version() -> bytes:
+def _installer_version() -> bytes:
     from importlib.metadata import version  # noqa: PLC0415
 
-    return version("pip").encode()
+    return version("uv").encode()
 
 
 def pins(*requirement_files: Path) -> dict[str, str]:
@@ -123,30 +125,34 @@ def pins(*requirement_files: Path) -> dict[str, str]:
     return pinned
 
 
-def pip_install(target: Target, folder: Path, *arguments: str, hint: str = "") -> None:
-    """``pip install arguments`` into ``folder`` for ``target``'s platform: wheels only, no bytecode."""
+def install_wheels(target: Target, folder: Path, *arguments: str, hint: str = "") -> None:
+    """``uv pip install arguments`` into ``folder`` for ``target``'s platform: wheels only, no bytecode."""
+    from uv import find_uv_bin  # noqa: PLC0415
+
     command = [
-        sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
-        "--target", str(folder), "--platform", target.pip_platform, "--implementation", "cp",
-        "--python-version", target.python_version, "--only-binary=:all:", *arguments,
+        find_uv_bin(), "pip", "install", "--quiet", "--python", sys.executable, "--target", str(folder),
+        "--python-platform", target.platform_tag, "--python-version", target.python_version,
+        "--only-binary", ":all:", *arguments,
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
     if result.returncode != 0:
         raise PackagingError(
-            f"pip could not install {' '.join(arguments)} for Python {target.python_version} on {target.architecture} "
+            f"uv could not install {' '.join(arguments)} for Python {target.python_version} on {target.architecture} "
             f"(needs network once{', ' + hint if hint else ''}):\n{result.stderr}"
         )
+    # uv's lock on the folder while it installs: not part of what it installed.
+    (folder / ".lock").unlink(missing_ok=True)
 
 
 def build_dependencies(target: Target, requirements: Path = REQUIREMENTS, cache_dir: Path = CACHE_DIR) -> Path:
     """Install the pinned requirements for ``target`` once; return the folder."""
     key = _digest(requirements.read_bytes(), target.python_version.encode(), target.architecture.encode(),
-                  _pip_version(), " ".join(BOTOCORE_SERVICES).encode(), _DEPENDENCIES_LAYOUT)  # fmt: skip
+                  _installer_version(), " ".join(BOTOCORE_SERVICES).encode(), _DEPENDENCIES_LAYOUT)  # fmt: skip
     folder = cache_dir / f"deps-{target.architecture}-py{target.python_version}-{key}"
     if (folder / ".complete").is_file():
         return folder
     partial = _partial(cache_dir)
-    pip_install(target, partial, "--requirement", str(requirements), hint=f"then the cache in {cache_dir} is used")
+    install_wheels(target, partial, "--requirement", str(requirements), hint=f"then the cache in {cache_dir} is used")
     _prune_botocore_models(partial)
     _drop_scripts(partial)
     return _publish(partial, folder)
@@ -221,9 +227,9 @@ def _without_documentation(node: Any) -> Any:
 
 
 def _drop_scripts(site: Path) -> None:
-    """Remove the console scripts pip wrote to ``bin/`` (jmespath's ``jp.py``) and their lines in RECORD.
+    """Remove the console scripts the installer wrote to ``bin/`` (jmespath's ``jp.py``) and their lines in RECORD.
 
-    Lambda never runs them, and pip rewrites their first line to the Python that ran it (this
+    Lambda never runs them, and the installer rewrites their first line to the Python that ran it (this
     machine's virtualenv): kept, they would make the asset differ between two folders or machines.
     """
     scripts = site / "bin"
@@ -232,7 +238,7 @@ def _drop_scripts(site: Path) -> None:
     shutil.rmtree(scripts)
     for record in site.glob("*.dist-info/RECORD"):
         lines = record.read_text().splitlines(keepends=True)
-        kept = [line for line in lines if not line.startswith("../../bin/")]
+        kept = [line for line in lines if not line.startswith(("bin/", "../../bin/"))]
         if kept != lines:
             record.write_text("".join(kept))
 

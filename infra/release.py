@@ -39,10 +39,9 @@ DIST = ROOT / "dist"
 PACKAGE = "sqs_consumer_cdk"
 DISTRIBUTION = "sqs-lambda-consumer"
 ENTRY_MODULES = ("infra.sqs_consumer", "infra.stack", "infra.app")
-# The construct's own dependencies (the pins of requirements-dev.txt); the runtime's are requirements.txt's.
-CONSTRUCT_DEPENDENCIES = ("aws-cdk-lib", "constructs", "cdk-nag", "pydantic")
-# The construct builds the asset with `python -m pip install --platform ...` (infra/packaging.py).
-PIP = "pip>=24"
+# The construct's own dependencies (the pins of requirements-dev.txt), the runtime's are requirements.txt's; uv
+# installs the asset's wheels for Lambda's platform (`uv pip install --python-platform ...`, infra/packaging.py).
+CONSTRUCT_DEPENDENCIES = ("aws-cdk-lib", "constructs", "cdk-nag", "pydantic", "uv")
 RUNTIME_DEPENDENCIES = ("aws-lambda-powertools", "pydantic", "boto3")
 ZIP_EPOCH_FLOOR = 315_532_800  # 1980-01-01, the earliest time a zip entry can hold
 _IMPORT = re.compile(r"^(\s*)(from|import) infra(?=[\s.])", flags=re.MULTILINE)
@@ -97,7 +96,7 @@ def dependencies(root: Path = ROOT) -> list[str]:
             raise ReleaseError(f"{name} is not pinned in requirements-dev.txt or requirements.txt")
         tested = pinned[name].split("==")[1]
         declared.append(f"{name}>={tested},<{int(tested.split('.')[0]) + 1}")
-    return [*declared, PIP]
+    return declared
 
 
 def stage(folder: Path, root: Path = ROOT) -> None:

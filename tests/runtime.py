@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from infra import runtime_python
-from infra.packaging import Target, compile_bytecode, pins, pip_install
+from infra.packaging import Target, compile_bytecode, install_wheels, pins
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE_ROOT = ROOT / ".cache" / "runtime-site"
@@ -56,12 +56,12 @@ def _pins() -> list[str]:
 
 def site() -> Path:
     pins_list, target = _pins(), Target.host()
-    key = hashlib.sha256("\n".join([*pins_list, target.pip_platform]).encode()).hexdigest()[:12]
+    key = hashlib.sha256("\n".join([*pins_list, target.platform_tag]).encode()).hexdigest()[:12]
     folder = SITE_ROOT / key
     if (folder / ".complete").is_file():
         return folder
     shutil.rmtree(SITE_ROOT, ignore_errors=True)
-    pip_install(target, folder, "--no-deps", *pins_list)
+    install_wheels(target, folder, "--no-deps", *pins_list)
     # Bytecode for 3.14 once, as the deployed asset has it: without it every test that starts
     # a process compiles pydantic and botocore again (the tests run with bytecode writing off).
     compile_bytecode(runtime_python.install(), folder)

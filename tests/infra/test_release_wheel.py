@@ -66,7 +66,10 @@ def test_the_wheel_installs_and_synthesizes_a_two_consumer_app_from_a_folder_out
     path = os.pathsep.join([str(Path(runtime[0]).parent)] if runtime else []) + os.pathsep + os.environ["PATH"]
 
     # WHEN the app is synthesized there, with nothing of the repository on its path
-    environment = {"PATH": path, "HOME": os.environ.get("HOME", str(tmp_path)), "CDK_OUTDIR": str(team / "cdk.out")}
+    # (this machine's certificates kept: the asset's wheels may come from the index, as on a team's machine)
+    certificates = {name: os.environ[name] for name in ("SSL_CERT_FILE", "SSL_CERT_DIR") if name in os.environ}
+    environment = {"PATH": path, "HOME": os.environ.get("HOME", str(tmp_path)), "CDK_OUTDIR": str(team / "cdk.out"),
+                   **certificates}  # fmt: skip
     result = subprocess.run([str(tmp_path / "venv" / "bin" / "python"), "app.py"], cwd=team, env=environment,
                             capture_output=True, text=True, check=False)  # fmt: skip
 

@@ -46,7 +46,7 @@ def test_two_builds_at_once_share_one_finished_folder_and_leave_no_partial_behin
         (folder / "module.py").write_text("VALUE = 1\n")
         time.sleep(0.2)
 
-    monkeypatch.setattr(packaging, "pip_install", slow_pip)
+    monkeypatch.setattr(packaging, "install_wheels", slow_pip)
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("pydantic==2.0\n")
     results: list[Path | BaseException] = []
