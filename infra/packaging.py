@@ -133,6 +133,9 @@ def install_wheels(target: Target, folder: Path, *arguments: str, hint: str = ""
         find_uv_bin(), "pip", "install", "--quiet", "--python", sys.executable, "--target", str(folder),
         "--python-platform", target.platform_tag, "--python-version", target.python_version,
         "--only-binary", ":all:", *arguments,
+        # Copies, not uv's default hard links into its cache: the build edits some files in place (botocore's
+        # endpoints.json), which would edit the cache and every environment linked to it.
+        "--link-mode", "copy",
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
     if result.returncode != 0:

@@ -79,3 +79,20 @@ def test_asset_bytecode_names_each_module_by_its_path_in_the_lambda_task_folder(
     assert expected in data
     assert str(asset.parent).encode() not in data, "the build folder (the cache the asset was built in)"
     assert not (asset / "bin").exists(), "console scripts name the building Python in their first line"
+
+
+def test_the_dependency_folder_owns_its_files_so_the_build_edits_no_installers_cache(two_builds):
+    # GIVEN each build's dependency folder, whose files the build edits in place (botocore's endpoints.json)
+    dependency_folders = [folder for asset in two_builds for folder in asset.parent.glob("deps-*")]
+    assert len(dependency_folders) == 2
+
+    # WHEN the links of each file are counted
+    linked = [
+        str(path)
+        for folder in dependency_folders
+        for path in folder.rglob("*")
+        if path.is_file() and path.stat().st_nlink > 1
+    ]
+
+    # THEN none is a hard link into uv's cache (an edit would change the cache and every environment linked to it)
+    assert not linked, f"{len(linked)} files are hard links, e.g. {linked[:3]}"
