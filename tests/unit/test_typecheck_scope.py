@@ -33,8 +33,9 @@ def imported_by_the_project() -> set[str]:
         subfolders[:] = [name for name in subfolders if name not in SKIPPED]
         for name in files:
             if name.endswith(".py"):
-                path = Path(folder, name)
-                found |= _aws_cdk_modules_imported(ast.parse(path.read_text(), str(path)))
+                text = Path(folder, name).read_text()
+                if "aws_cdk" in text:
+                    found |= _aws_cdk_modules_imported(ast.parse(text, name))
     return found
 
 
