@@ -8,6 +8,7 @@ edges, since they never run but still tie one module's shape to another's.
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,12 @@ def modules(folders: Iterable[str]) -> dict[str, Path]:
             if not SKIPPED.intersection(path.relative_to(ROOT).parts):
                 found[module_name(path)] = path
     return found
+
+
+@functools.cache
+def parsed(path: Path) -> ast.Module:
+    """The module's syntax tree, read once a run (the layer tests read the same files several times)."""
+    return ast.parse(path.read_text(), filename=str(path))
 
 
 def _type_checking(node: ast.If) -> bool:
@@ -85,7 +92,7 @@ def edges(folders: Iterable[str]) -> list[Edge]:
                             result.add(Edge(source, target, typing))
                 visit(child, typing)
 
-        visit(ast.parse(path.read_text(), filename=str(path)), False)
+        visit(parsed(path), False)
     return sorted(result, key=lambda edge: (edge.source, edge.target, edge.typing))
 
 

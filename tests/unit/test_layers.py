@@ -7,7 +7,7 @@ import ast
 from collections.abc import Iterable
 from pathlib import Path
 
-from tests.support.imports import ROOT, circles, edges, modules
+from tests.support.imports import ROOT, circles, edges, modules, parsed
 
 FUNCTION = ("functions",)
 PROJECT = ("functions", "infra", "local", "operations", "publisher", "planning", "benchmarks")
@@ -65,7 +65,7 @@ def long_units(paths: Iterable[Path]) -> list[str]:
     from its ``class`` or ``def`` line to its last (decorators excluded)."""
     found = []
     for path in paths:
-        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        for node in ast.walk(parsed(path)):
             if isinstance(node, ast.ClassDef):
                 kind, limit = "class", LONGEST_CLASS
             elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):

@@ -56,13 +56,19 @@ def stubbed_s3(event: dict[str, Any]) -> tuple[S3Payloads, Stubber]:
     return S3Payloads(32 * 1_048_576, client_factory=lambda _: client), stubber
 
 
-@pytest.fixture(autouse=True)
-def orders(monkeypatch: pytest.MonkeyPatch) -> Iterator[StandInOrdersApi]:
-    """The orders API the order.placed samples are POSTed to, up; the settings read again for it."""
+@pytest.fixture(scope="module")
+def orders_server() -> Iterator[StandInOrdersApi]:
+    """The orders API the order.placed samples are POSTed to, up for the module (its stop waits out a poll)."""
     with orders_api() as api:
-        monkeypatch.setenv("ORDERS_API_URL", api.url)
-        get_orders_api_settings.cache_clear()
         yield api
+
+
+@pytest.fixture(autouse=True)
+def orders(orders_server: StandInOrdersApi, monkeypatch: pytest.MonkeyPatch) -> Iterator[StandInOrdersApi]:
+    """The settings read again for the stand-in, each test."""
+    monkeypatch.setenv("ORDERS_API_URL", orders_server.url)
+    get_orders_api_settings.cache_clear()
+    yield orders_server
     get_orders_api_settings.cache_clear()
 
 
