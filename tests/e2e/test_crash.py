@@ -33,7 +33,7 @@ def test_an_effect_that_returned_before_the_last_round_trips_never_runs_again_af
     # THEN after the redelivery every event ran, and none that returned more than two store round
     # trips before the kill ran twice
     assert [trial.never_ran for trial in sweep.trials] == [[] for _ in sweep.trials]
-    assert {t.kill_after_s: t.ran_twice(sweep.window_s) for t in sweep.trials} == {t: [] for t in KILL_POINTS}
+    assert {t.kill_after_s: t.ran_twice(sweep.window_s(t)) for t in sweep.trials} == {t: [] for t in KILL_POINTS}
     # AND the sweep did kill batches with effects already done (it tests something)
     assert sweep.effects_before_kill() >= len(KILL_POINTS)
 

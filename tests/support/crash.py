@@ -23,6 +23,8 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -63,6 +65,8 @@ class Trial:
     returned_before_kill: dict[str, float]
     effects: Counter[str]
     event_ids: list[str]
+    # A store write's time (p90) while the killed invocation ran: on a busy machine, longer than when idle.
+    round_trip_s: float = 0.0
 
     def ran_twice(self, window_s: float) -> list[str]:
         """Events whose handler returned more than ``window_s`` before the kill and ran again."""
@@ -79,19 +83,21 @@ class Sweep:
     round_trip_s: float
     trials: list[Trial] = field(default_factory=list)
 
-    @property
-    def window_s(self) -> float:
-        """Two store round trips: what group commit may still have in flight when the process dies."""
-        return 2 * self.round_trip_s
+    def window_s(self, trial: Trial) -> float:
+        """Two store round trips: what group commit may still have in flight when the process dies (a round
+        trip as measured before the sweep, or during the trial if the machine was busier then)."""
+        return 2 * max(self.round_trip_s, trial.round_trip_s)
 
     def ran_twice(self) -> int:
-        return sum(len(trial.ran_twice(self.window_s)) for trial in self.trials)
+        return sum(len(trial.ran_twice(self.window_s(trial))) for trial in self.trials)
 
     def ran_twice_in_all(self) -> int:
         return sum(sum(1 for count in trial.effects.values() if count > 1) for trial in self.trials)
 
     def effects_before_kill(self) -> int:
-        return sum(sum(1 for before in t.returned_before_kill.values() if before > self.window_s) for t in self.trials)
+        return sum(
+            sum(1 for before in t.returned_before_kill.values() if before > self.window_s(t)) for t in self.trials
+        )
 
 
 class CrashRig:
@@ -156,13 +162,31 @@ class CrashRig:
     def round_trip_s(self, samples: int = 30) -> float:
         """One store write as the function sees it: the injected latency plus moto's own time (p90)."""
         client = dynamodb_client(self.server.endpoint_url)
-        times = []
-        for index in range(samples):
-            started = time.perf_counter()
-            items = [{"PutRequest": {"Item": {"id": {"S": f"probe-{uuid.uuid4()}-{index}-{n}"}}}} for n in range(10)]
-            client.batch_write_item(RequestItems={self.table: items})  # type: ignore[dict-item]
-            times.append(time.perf_counter() - started)
-        return self.latency_ms / 1000 + statistics.quantiles(times, n=10)[-1]
+        return self.latency_ms / 1000 + statistics.quantiles([self._write(client) for _ in range(samples)], n=10)[-1]
+
+    def _write(self, client: Any) -> float:
+        """The seconds one write of 10 items takes moto_server."""
+        started = time.perf_counter()
+        items = [{"PutRequest": {"Item": {"id": {"S": f"probe-{uuid.uuid4()}-{n}"}}}} for n in range(10)]
+        client.batch_write_item(RequestItems={self.table: items})
+        return time.perf_counter() - started
+
+    @contextmanager
+    def _round_trips_meanwhile(self, times: list[float]) -> Iterator[None]:
+        """Store writes timed every 50 ms for the block's length, into ``times``."""
+        client, stop = dynamodb_client(self.server.endpoint_url), threading.Event()
+
+        def sample() -> None:
+            while not stop.wait(0.05):
+                times.append(self._write(client))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            sampler.join()
 
     def batch(self, seed: int, receive_count: int) -> tuple[dict[str, Any], list[str]]:
         """Mixed fast (sync) and slow (async, 50-600 ms) handlers, new event ids each time."""
@@ -200,17 +224,20 @@ class CrashRig:
         # Both processes start together: the redelivery's imports overlap the first one's batch.
         killed = _Child(self, strategy, first, f"{seed}-1", REMAINING_MS)
         redelivered = _Child(self, strategy, again, f"{seed}-2", REDELIVERY_REMAINING_MS)
-        killed.go()
-        time.sleep(kill_after_s)
-        killed_at = time.time()
-        killed.kill()
+        busy: list[float] = []
+        with self._round_trips_meanwhile(busy):
+            killed.go()
+            time.sleep(kill_after_s)
+            killed_at = time.time()
+            killed.kill()
         # SQS redelivers only after the visibility timeout, by when every in-progress record has expired.
         time.sleep(max(0.0, killed.started_at + REMAINING_MS / 1000 + 0.2 - time.time()))
         redelivered.go()
         redelivered.finish()
         before_kill = {event_id: killed_at - at for event_id, at in killed.effects()}
         effects = Counter(event_id for event_id, _ in killed.effects() + redelivered.effects())
-        return Trial(kill_after_s, before_kill, effects, ids)
+        round_trip = self.latency_ms / 1000 + (statistics.quantiles(busy, n=10)[-1] if len(busy) >= 2 else 0.0)
+        return Trial(kill_after_s, before_kill, effects, ids, round_trip)
 
     def sweep(self, strategy: str, kill_points: list[float], round_trip_s: float) -> Sweep:
         result = Sweep(strategy, round_trip_s)
