@@ -115,7 +115,7 @@ UNIT_PARALLEL := -n auto --dist worksteal
 # The end-to-end tests print as they go; beside them, the other tests, the checks and the function's tests on
 # 3.14 each print their output whole when they end (--output-sync). Any failure fails make test, once all have
 # run (--keep-going).
-test: setup ## The whole suite: lint, types, unit, infra, integration, e2e; the function's tests on 3.14, beside each other (about 6 min on 2 CPUs from a fresh clone)
+test: setup ## The whole suite: lint, types, unit, infra, integration, e2e; the function's tests on 3.14, beside each other (about 5 min on 2 CPUs from a fresh clone, 4 once set up)
 	@$(MAKE) --no-print-directory --keep-going --jobs=7 suite-e2e checks
 
 .PHONY: suite-e2e suite-others checks
