@@ -88,14 +88,16 @@ def _pins(root: Path) -> dict[str, str]:
 
 
 def dependencies(root: Path = ROOT) -> list[str]:
-    """From the tested version up to the next major, for each dependency the wheel declares."""
+    """From the tested version up to the next major, for each dependency the wheel declares (before 1.0, up
+    to the next minor: a 0.x release may change what the previous one did, as uv's do)."""
     pinned = _pins(root)
     declared = []
     for name in sorted({*CONSTRUCT_DEPENDENCIES, *RUNTIME_DEPENDENCIES}):
         if name not in pinned:
             raise ReleaseError(f"{name} is not pinned in requirements-dev.txt or requirements.txt")
         tested = pinned[name].split("==")[1]
-        declared.append(f"{name}>={tested},<{int(tested.split('.')[0]) + 1}")
+        major, minor = (int(part) for part in tested.split(".")[:2])
+        declared.append(f"{name}>={tested},<{major + 1 if major else f'0.{minor + 1}'}")
     return declared
 
 

@@ -37,16 +37,16 @@ def test_a_target_of_another_python_gets_no_bytecode(version, capsys):
 
 
 def test_two_builds_at_once_share_one_finished_folder_and_leave_no_partial_behind(monkeypatch, tmp_path):
-    # GIVEN a pip that takes a while, so two builds of the same inputs overlap (parallel tests, two terminals)
+    # GIVEN an installer that takes a while, so two builds of the same inputs overlap (parallel tests, two terminals)
     started = threading.Barrier(2)
 
-    def slow_pip(target: Target, folder: Path, *arguments: str, hint: str = "") -> None:
+    def slow_install(target: Target, folder: Path, *arguments: str, hint: str = "") -> None:
         folder.mkdir(parents=True, exist_ok=True)
         started.wait(timeout=10)
         (folder / "module.py").write_text("VALUE = 1\n")
         time.sleep(0.2)
 
-    monkeypatch.setattr(packaging, "install_wheels", slow_pip)
+    monkeypatch.setattr(packaging, "install_wheels", slow_install)
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("pydantic==2.0\n")
     results: list[Path | BaseException] = []

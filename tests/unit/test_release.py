@@ -26,3 +26,16 @@ def test_release_tag_is_refused_on_a_dirty_tree_a_missing_changelog_section_or_a
     assert release.tag("v1.2.0", tmp_path) == "v1.2.0"
     with pytest.raises(release.ReleaseError, match=r"the tag v1\.2\.0 exists"):
         release.tag("v1.2.0", tmp_path)
+
+
+def test_a_dependency_is_declared_up_to_its_next_major_or_before_1_0_its_next_minor(tmp_path):
+    # GIVEN the pinned files, every declared dependency at 2.3.4 but uv, still at 0.x
+    names = sorted({*release.CONSTRUCT_DEPENDENCIES, *release.RUNTIME_DEPENDENCIES} - {"uv"})
+    (tmp_path / "requirements.txt").write_text("".join(f"{name}==2.3.4\n" for name in names))
+    (tmp_path / "requirements-dev.txt").write_text("-r requirements.txt\nuv==0.13.8\n")
+
+    # WHEN the wheel's dependencies are declared
+    declared = release.dependencies(tmp_path)
+
+    # THEN 2.x stops before 3, and 0.13 before 0.14 (a 0.x release may break what the previous one did)
+    assert declared == sorted([*(f"{name}>=2.3.4,<3" for name in names), "uv>=0.13.8,<0.14"])
