@@ -105,8 +105,9 @@ lint-workflows: $(STAMP) ## actionlint on .github/workflows, zizmor (its stricte
 # The suite runs as two pytest runs beside each other: the end-to-end tests, which mostly wait (on the emulator's
 # runtimes, moto_server, a visibility timeout, a killed process's redelivery), with one worker more than CPUs,
 # handed out a file at a time, longest first (tests/e2e/conftest.py); and the others, which mostly compute
-# (synths, scans, builds), with one worker a CPU (worksteal keeps them busy when a few long tests land on one). So no more than one worker a CPU computes at once: more starve
-# the tests that time a crash or a deadline (docs/decisions/074-suite-speed.md).
+# (synths, scans, builds), with one worker a CPU (worksteal keeps them busy when a few long tests land on
+# one). So no more than one worker a CPU computes at once: more starve the tests that time a crash or a
+# deadline (docs/decisions/074-suite-speed.md).
 SUITE_WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 E2E_WORKERS ?= $(shell echo $$(( $(SUITE_WORKERS) + 1 )))
 PYTEST_PARALLEL := -n $(SUITE_WORKERS) --dist worksteal

@@ -15,9 +15,9 @@ pytestmark = pytest.mark.e2e
 
 
 def test_fault_run_with_crashes_still_accounts_for_every_message_and_effect(local_template: Path, tmp_path: Path):
-    # GIVEN the same mix but the late records, with two invocations whose runtime is SIGKILLed mid-batch (the
+    # GIVEN the fault mix but the late records, with two invocations whose runtime is SIGKILLed mid-batch (the
     # crashes start once the late records have settled, so they add nothing here but their phase's minutes;
-    # the run above has them)
+    # the run of test_fault_run.py has them)
     report = run(local_template, count=120, seed=5, timeout=300, log_dir=tmp_path, crashes=2, late_records=False)
 
     # THEN the crashes happened, their batches came back, and nothing was lost or ran twice but an

@@ -8,7 +8,8 @@ import os
 import tomllib
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.imports import ROOT
+
 SKIPPED = frozenset({".venv", "node_modules", ".cache", "cdk.out", "__pycache__", ".git"})
 
 
